@@ -1,0 +1,165 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{AccountId, IamPath, Quoted, ValidationError};
+
+/// The ARN partition Rolegate speaks as (`aws` by default, configurable so that
+/// policies and SDKs written for another partition work unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Partition(String);
+
+impl Partition {
+    pub fn parse(value: impl Into<String>) -> Result<Self, ValidationError> {
+        let value = value.into();
+        let ok = (1..=32).contains(&value.len())
+            && value.starts_with(|c: char| c.is_ascii_lowercase())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(value))
+        } else {
+            Err(ValidationError::new(
+                "Partition",
+                format!(
+                    "partition {} must be 1 to 32 lower-case letters, digits or '-', starting with a letter (e.g. aws)",
+                    Quoted(&value)
+                ),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `arn:<partition>:iam::<account>:role<path><name>`
+    pub fn role_arn(&self, account: &AccountId, path: &IamPath, name: &str) -> Arn {
+        Arn::iam(self, account, &format!("role{path}{name}"))
+    }
+
+    /// `arn:<partition>:iam::<account>:policy<path><name>`, or the partition's global
+    /// `arn:<partition>:iam::aws:policy<path><name>` for AWS-style managed policies.
+    pub fn policy_arn(&self, account: Option<&AccountId>, path: &IamPath, name: &str) -> Arn {
+        let owner = account.map_or("aws", AccountId::as_str);
+        Arn {
+            partition: self.0.clone(),
+            service: "iam".into(),
+            region: String::new(),
+            account: owner.into(),
+            resource: format!("policy{path}{name}"),
+        }
+    }
+}
+
+impl Default for Partition {
+    fn default() -> Self {
+        Self("aws".to_owned())
+    }
+}
+
+impl fmt::Display for Partition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Partition {
+    type Error = ValidationError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(value)
+    }
+}
+
+impl From<Partition> for String {
+    fn from(value: Partition) -> String {
+        value.0
+    }
+}
+
+/// An Amazon Resource Name: `arn:partition:service:region:account:resource`.
+/// The resource part may itself contain `:` and `/`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Arn {
+    pub partition: String,
+    pub service: String,
+    pub region: String,
+    pub account: String,
+    pub resource: String,
+}
+
+impl Arn {
+    fn iam(partition: &Partition, account: &AccountId, resource: &str) -> Self {
+        Self {
+            partition: partition.0.clone(),
+            service: "iam".into(),
+            region: String::new(),
+            account: account.as_str().into(),
+            resource: resource.into(),
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        let invalid = |why: &str| {
+            ValidationError::new(
+                "Arn",
+                format!("{} is not a valid ARN: {why}", Quoted(value)),
+            )
+        };
+        let mut parts = value.splitn(6, ':');
+        if parts.next() != Some("arn") {
+            return Err(invalid("it must start with \"arn:\""));
+        }
+        let (Some(partition), Some(service), Some(region), Some(account), Some(resource)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(invalid(
+                "it needs six ':'-separated parts (arn:partition:service:region:account:resource)",
+            ));
+        };
+        Partition::parse(partition).map_err(|_| invalid("the partition is not valid"))?;
+        if service.is_empty()
+            || !service
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(invalid(
+                "the service must be lower-case letters, digits or '-'",
+            ));
+        }
+        if resource.is_empty() {
+            return Err(invalid("the resource part is empty"));
+        }
+        Ok(Self {
+            partition: partition.into(),
+            service: service.into(),
+            region: region.into(),
+            account: account.into(),
+            resource: resource.into(),
+        })
+    }
+}
+
+impl fmt::Display for Arn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "arn:{}:{}:{}:{}:{}",
+            self.partition, self.service, self.region, self.account, self.resource
+        )
+    }
+}
+
+impl FromStr for Arn {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}

@@ -1,0 +1,13 @@
+//! Rolegate: a self-hosted federated identity broker with its own AWS-compatible STS.
+//!
+//! The pure cores (`policy`, `iam`) do no I/O; `store` persists the IAM model;
+//! `web` translates HTTP to calls into the cores and back; `app` wires it all up.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod iam;
+pub mod policy;
+pub mod seed;
+pub mod store;
+pub mod web;

@@ -1,0 +1,227 @@
+//! The `rolegate` binary: `dev`, `serve`, `migrate` and `policy`.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use rolegate::app;
+use rolegate::cli::policy as policy_cli;
+use rolegate::config::{Config, LogFormat};
+use rolegate::policy::PolicyKind;
+
+#[derive(Parser)]
+#[command(
+    name = "rolegate",
+    version,
+    about = "Federated identity broker with its own AWS-compatible STS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run on an embedded SQLite database with demo data: no set-up needed.
+    Dev {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where the SQLite database and generated files live.
+        #[arg(long, default_value = ".rolegate-dev")]
+        data_dir: PathBuf,
+    },
+    /// Run in production from configuration (PostgreSQL, several replicas).
+    Serve {
+        /// TOML file layered over the defaults; ROLEGATE_* variables override both.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        /// TOML file layered over the defaults; ROLEGATE_* variables override both.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate and simulate IAM policies offline.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Check policy documents; prints one line per invalid file, exits 0 only if all are valid.
+    Validate {
+        /// What the documents are: identity (also boundaries), trust, resource or session.
+        #[arg(long = "type", default_value = "identity")]
+        kind: PolicyKind,
+        /// Also apply the 6,144-character limit of customer managed policies.
+        #[arg(long)]
+        customer: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Evaluate a request against policies; prints Allowed, ImplicitDeny or ExplicitDeny first.
+    Simulate {
+        /// Identity policy file (repeat for several).
+        #[arg(long = "policy", required = true)]
+        policies: Vec<PathBuf>,
+        /// Permissions boundary policy file.
+        #[arg(long)]
+        boundary: Option<PathBuf>,
+        /// Session policy file (repeat for several).
+        #[arg(long = "session-policy")]
+        session_policies: Vec<PathBuf>,
+        /// Resource-based policy file of the resource.
+        #[arg(long)]
+        resource_policy: Option<PathBuf>,
+        /// Account that owns the resource (default: the principal's account).
+        #[arg(long)]
+        resource_owner: Option<String>,
+        /// The calling principal's ARN.
+        #[arg(long, default_value = "arn:aws:iam::123456789012:user/simulator")]
+        principal: String,
+        #[arg(long)]
+        action: String,
+        #[arg(long)]
+        resource: String,
+        /// Context key and value, as key=value; repeat a key for a multi-valued key.
+        #[arg(long = "context")]
+        context: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Policy { command } => run_policy(command),
+        Command::Dev { listen, data_dir } => {
+            runtime().and_then(|rt| rt.block_on(dev(listen, data_dir)))
+        }
+        Command::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(config))),
+        Command::Migrate { config } => runtime().and_then(|rt| rt.block_on(migrate(config))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("rolegate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<actix_web::rt::Runtime, String> {
+    actix_web::rt::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn run_policy(command: PolicyCommand) -> Result<ExitCode, String> {
+    match command {
+        PolicyCommand::Validate {
+            kind,
+            customer,
+            files,
+        } => {
+            let (invalid, all_valid) = policy_cli::validate(&files, kind, customer);
+            for line in &invalid {
+                println!("{line}");
+            }
+            eprintln!(
+                "{} of {} {kind} policies valid",
+                files.len() - invalid.len(),
+                files.len()
+            );
+            Ok(if all_valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        PolicyCommand::Simulate {
+            policies,
+            boundary,
+            session_policies,
+            resource_policy,
+            resource_owner,
+            principal,
+            action,
+            resource,
+            context,
+        } => {
+            let output = policy_cli::simulate(&policy_cli::Simulation {
+                policies,
+                boundary,
+                session_policies,
+                resource_policy,
+                resource_owner,
+                principal,
+                action,
+                resource,
+                context,
+            })?;
+            print!("{output}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn bind(listen: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))
+}
+
+async fn dev(listen: SocketAddr, data_dir: PathBuf) -> Result<ExitCode, String> {
+    app::init_logging("info,sqlx=warn", LogFormat::Text);
+    let env = app::prepare_dev(&data_dir)
+        .await
+        .map_err(|e| format!("dev: {e}"))?;
+    let listener = bind(listen)?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    println!(
+        "Rolegate dev (embedded SQLite at {})",
+        env.database_path.display()
+    );
+    println!(
+        "Seed: {} created, {} already present",
+        env.seeded.created,
+        env.seeded.lines.len() - env.seeded.created
+    );
+    for line in &env.seeded.lines {
+        println!("  {line}");
+    }
+    let server = app::build_server(listener, env.store, 0).map_err(|e| e.to_string())?;
+    println!("Ready: http://{address}/  (health: http://{address}/healthz)");
+    server.await.map_err(|e| format!("server stopped: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_config(file: Option<PathBuf>) -> Result<Config, String> {
+    Config::load(file.as_deref(), std::env::vars()).map_err(|e| e.to_string())
+}
+
+async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
+    let config = load_config(file)?;
+    app::init_logging(&config.log.filter, config.log.format);
+    let store = app::open_configured_store(&config).await?;
+    let listener = bind(config.server.listen)?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(listen = %address, backend = ?store.backend(), "rolegate serving");
+    let server =
+        app::build_server(listener, store, config.server.workers).map_err(|e| e.to_string())?;
+    println!("Ready: http://{address}/");
+    server.await.map_err(|e| format!("server stopped: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(file: Option<PathBuf>) -> Result<ExitCode, String> {
+    let config = load_config(file)?;
+    let store = app::open_configured_store(&config).await?;
+    println!(
+        "migrations applied to {} ({:?})",
+        rolegate::store::redact_url(&config.database.url),
+        store.backend()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,294 @@
+//! The demo content `rolegate dev` starts with. Seeding is idempotent: anything that
+//! already exists is left as it is, so restarting `dev` never duplicates or resets.
+
+use serde_json::json;
+
+use crate::iam::{
+    AccountId, Description, GroupName, IamPath, MaxSessionDuration, PolicyName, RoleName, Tag,
+    Tags, UserName,
+};
+use crate::store::{
+    IdentitySourceKind, NewGroup, NewIdentitySource, NewManagedPolicy, NewRole, NewUser, Store,
+    StoreError, StoreResult,
+};
+
+pub const DEMO_ACCOUNT_ID: &str = "123456789012";
+pub const DEMO_ACCOUNT_NAME: &str = "demo";
+pub const DIRECTORY_SOURCE_ID: &str = "directory";
+
+/// What the seed holds, for `dev` to print.
+#[derive(Debug, Default)]
+pub struct SeedReport {
+    /// Human-readable lines: "created role ..." or "kept role ...".
+    pub lines: Vec<String>,
+    pub created: usize,
+}
+
+impl SeedReport {
+    fn note(&mut self, created: bool, what: String) {
+        if created {
+            self.created += 1;
+        }
+        let verb = if created { "created" } else { "kept   " };
+        self.lines.push(format!("{verb} {what}"));
+    }
+}
+
+/// Treats "already exists" as success; returns whether this call created it.
+fn created<T>(result: StoreResult<T>) -> StoreResult<bool> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(StoreError::AlreadyExists { .. }) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+fn trust_account(account: &str) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "TrustDemoAccount",
+            "Effect": "Allow",
+            "Principal": { "AWS": format!("arn:aws:iam::{account}:root") },
+            "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]
+        }]
+    })
+    .to_string()
+}
+
+struct DemoPolicy {
+    name: &'static str,
+    global: bool,
+    description: &'static str,
+    document: serde_json::Value,
+}
+
+fn demo_policies() -> Vec<DemoPolicy> {
+    vec![
+        DemoPolicy {
+            name: "AdministratorAccess",
+            global: true,
+            description: "Full access to every action and resource.",
+            document: json!({
+                "Version": "2012-10-17",
+                "Statement": [{ "Effect": "Allow", "Action": "*", "Resource": "*" }]
+            }),
+        },
+        DemoPolicy {
+            name: "PowerUserAccess",
+            global: true,
+            description: "Everything except managing identities and the organization.",
+            document: json!({
+                "Version": "2012-10-17",
+                "Statement": [
+                    { "Effect": "Allow", "NotAction": ["iam:*", "organizations:*", "account:*"], "Resource": "*" },
+                    { "Effect": "Allow", "Action": ["iam:ListRoles", "iam:GetRole", "organizations:DescribeOrganization", "account:ListRegions"], "Resource": "*" }
+                ]
+            }),
+        },
+        DemoPolicy {
+            name: "ViewOnlyAccess",
+            global: true,
+            description: "List and describe resources, never read data.",
+            document: json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Sid": "ViewOnly",
+                    "Effect": "Allow",
+                    "Action": ["ec2:Describe*", "s3:ListAllMyBuckets", "s3:ListBucket", "iam:List*", "iam:Get*", "sts:GetCallerIdentity"],
+                    "Resource": "*"
+                }]
+            }),
+        },
+        DemoPolicy {
+            name: "DeveloperBoundary",
+            global: false,
+            description: "Permissions boundary for developers: no IAM changes, EU regions only.",
+            document: json!({
+                "Version": "2012-10-17",
+                "Statement": [
+                    { "Sid": "AllowOutsideIam", "Effect": "Allow", "NotAction": "iam:*", "Resource": "*" },
+                    { "Sid": "DenyIamWrites", "Effect": "Deny", "Action": ["iam:Create*", "iam:Delete*", "iam:Put*", "iam:Attach*", "iam:Update*"], "Resource": "*" },
+                    { "Sid": "EuOnly", "Effect": "Deny", "NotAction": ["sts:*", "s3:ListAllMyBuckets"], "Resource": "*",
+                      "Condition": { "StringNotLikeIfExists": { "aws:RequestedRegion": ["eu-*"] } } }
+                ]
+            }),
+        },
+        DemoPolicy {
+            name: "DeveloperHomeBucket",
+            global: false,
+            description: "Each developer's own prefix in the shared demo bucket.",
+            document: json!({
+                "Version": "2012-10-17",
+                "Statement": [
+                    { "Sid": "OwnPrefix", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                      "Resource": "arn:aws:s3:::demo-home/${aws:username}/*" },
+                    { "Sid": "ListOwnPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::demo-home",
+                      "Condition": { "StringLike": { "s3:prefix": ["${aws:username}/*"] } } }
+                ]
+            }),
+        },
+    ]
+}
+
+struct DemoRole {
+    name: &'static str,
+    description: &'static str,
+    attached: &'static [&'static str],
+    boundary: Option<&'static str>,
+    max_hours: i64,
+    team: &'static str,
+}
+
+const DEMO_ROLES: &[DemoRole] = &[
+    DemoRole {
+        name: "Admin",
+        description: "Platform administrators: full access.",
+        attached: &["AdministratorAccess"],
+        boundary: None,
+        max_hours: 1,
+        team: "platform",
+    },
+    DemoRole {
+        name: "Developer",
+        description: "Application developers: power user inside the developer boundary.",
+        attached: &["PowerUserAccess", "DeveloperHomeBucket"],
+        boundary: Some("DeveloperBoundary"),
+        max_hours: 8,
+        team: "engineering",
+    },
+    DemoRole {
+        name: "ReadOnly",
+        description: "Auditors and on-call: view-only access.",
+        attached: &["ViewOnlyAccess"],
+        boundary: None,
+        max_hours: 12,
+        team: "audit",
+    },
+];
+
+const DEMO_GROUPS: &[(&str, &str)] = &[
+    ("admins", "Platform administrators"),
+    ("developers", "Application developers"),
+    ("auditors", "Read-only auditors"),
+];
+
+const DEMO_USERS: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "alice",
+        "Alice Admin",
+        "alice@example.com",
+        &["admins", "developers"],
+    ),
+    ("bob", "Bob Builder", "bob@example.com", &["developers"]),
+    ("carol", "Carol Checker", "carol@example.com", &["auditors"]),
+];
+
+/// Seeds the demo account, policies, roles, directory, groups and users.
+pub async fn seed_demo(store: &dyn Store) -> StoreResult<SeedReport> {
+    let mut report = SeedReport::default();
+    let account = AccountId::parse(DEMO_ACCOUNT_ID)?;
+    let partition = store.partition().clone();
+
+    let made = created(store.create_account(&account, DEMO_ACCOUNT_NAME).await)?;
+    report.note(
+        made,
+        format!("account {DEMO_ACCOUNT_ID} ({DEMO_ACCOUNT_NAME})"),
+    );
+
+    for policy in demo_policies() {
+        let owner = (!policy.global).then(|| account.clone());
+        let name = PolicyName::parse(policy.name)?;
+        let arn = partition.policy_arn(owner.as_ref(), &IamPath::root(), policy.name);
+        let made = created(
+            store
+                .create_policy(&NewManagedPolicy {
+                    account_id: owner,
+                    path: IamPath::root(),
+                    name,
+                    description: Description::parse(policy.description)?,
+                    document: policy.document.to_string(),
+                })
+                .await,
+        )?;
+        report.note(made, format!("policy {arn}"));
+    }
+
+    for role in DEMO_ROLES {
+        let policy_arn = |name: &str, global: bool| {
+            let owner = (!global).then(|| account.clone());
+            partition
+                .policy_arn(owner.as_ref(), &IamPath::root(), name)
+                .to_string()
+        };
+        let is_global = |name: &str| demo_policies().iter().any(|p| p.name == name && p.global);
+        let mut new = NewRole::new(
+            account.clone(),
+            RoleName::parse(role.name)?,
+            trust_account(DEMO_ACCOUNT_ID),
+        );
+        new.description = Description::parse(role.description)?;
+        new.max_session_duration = MaxSessionDuration::from_seconds(role.max_hours * 3600)?;
+        new.tags = Tags::new(vec![Tag::parse("team", role.team)?])?;
+        new.attached_policies = role
+            .attached
+            .iter()
+            .map(|name| policy_arn(name, is_global(name)))
+            .collect();
+        new.permissions_boundary = role.boundary.map(|name| policy_arn(name, false));
+        let arn = partition.role_arn(&account, &IamPath::root(), role.name);
+        let made = created(store.create_role(&new).await)?;
+        report.note(made, format!("role {arn}"));
+    }
+
+    let made = created(
+        store
+            .create_identity_source(&NewIdentitySource {
+                id: DIRECTORY_SOURCE_ID.into(),
+                kind: IdentitySourceKind::Directory,
+                display_name: "Rolegate directory".into(),
+                config: json!({}),
+                enabled: true,
+            })
+            .await,
+    )?;
+    report.note(
+        made,
+        format!("identity source {DIRECTORY_SOURCE_ID} (built-in directory)"),
+    );
+
+    for (name, description) in DEMO_GROUPS {
+        let made = created(
+            store
+                .create_group(&NewGroup {
+                    identity_source_id: DIRECTORY_SOURCE_ID.into(),
+                    name: GroupName::parse(*name)?,
+                    description: (*description).into(),
+                })
+                .await,
+        )?;
+        report.note(made, format!("group {name}"));
+    }
+
+    for (user, display, email, groups) in DEMO_USERS {
+        let user_name = UserName::parse(*user)?;
+        let made = created(
+            store
+                .create_user(&NewUser {
+                    identity_source_id: DIRECTORY_SOURCE_ID.into(),
+                    user_name: user_name.clone(),
+                    display_name: (*display).into(),
+                    email: Some((*email).into()),
+                    password_hash: None,
+                })
+                .await,
+        )?;
+        for group in *groups {
+            store
+                .add_user_to_group(DIRECTORY_SOURCE_ID, &GroupName::parse(*group)?, &user_name)
+                .await?;
+        }
+        report.note(made, format!("user {user} (groups: {})", groups.join(", ")));
+    }
+    Ok(report)
+}

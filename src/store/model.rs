@@ -1,0 +1,305 @@
+//! The IAM model's entities as the store reads and writes them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::iam::{
+    AccountId, Description, GroupName, IamPath, MaxSessionDuration, PolicyName, RoleName, Tags,
+    UserName,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Account {
+    #[sqlx(try_from = "String")]
+    pub id: AccountId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewManagedPolicy {
+    /// `None` for a global policy (ARN account `aws`).
+    pub account_id: Option<AccountId>,
+    pub path: IamPath,
+    pub name: PolicyName,
+    pub description: Description,
+    pub document: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManagedPolicy {
+    pub id: String,
+    pub arn: String,
+    pub account_id: Option<AccountId>,
+    pub path: IamPath,
+    pub name: PolicyName,
+    pub description: String,
+    pub default_version_id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct PolicyVersion {
+    pub version_id: String,
+    pub document: String,
+    /// Filled in from the policy's default version id, not a column.
+    #[sqlx(skip)]
+    pub is_default: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRole {
+    pub account_id: AccountId,
+    pub path: IamPath,
+    pub name: RoleName,
+    pub description: Description,
+    pub trust_policy: String,
+    pub max_session_duration: MaxSessionDuration,
+    /// ARN of a managed policy used as the permissions boundary.
+    pub permissions_boundary: Option<String>,
+    pub tags: Tags,
+    pub inline_policies: Vec<(PolicyName, String)>,
+    /// ARNs of managed policies to attach.
+    pub attached_policies: Vec<String>,
+}
+
+impl NewRole {
+    /// A role with no description, boundary, tags or policies and a one-hour maximum.
+    pub fn new(account_id: AccountId, name: RoleName, trust_policy: impl Into<String>) -> Self {
+        Self {
+            account_id,
+            path: IamPath::root(),
+            name,
+            description: Description::default(),
+            trust_policy: trust_policy.into(),
+            max_session_duration: MaxSessionDuration::DEFAULT,
+            permissions_boundary: None,
+            tags: Tags::default(),
+            inline_policies: Vec::new(),
+            attached_policies: Vec::new(),
+        }
+    }
+}
+
+/// Changes to a role; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct RoleUpdate {
+    pub description: Option<Description>,
+    pub trust_policy: Option<String>,
+    pub max_session_duration: Option<MaxSessionDuration>,
+    /// `Some(None)` removes the boundary.
+    pub permissions_boundary: Option<Option<String>>,
+    pub tags: Option<Tags>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Role {
+    pub id: String,
+    pub arn: String,
+    pub account_id: AccountId,
+    pub path: IamPath,
+    pub name: RoleName,
+    pub description: String,
+    pub trust_policy: String,
+    pub max_session_duration: MaxSessionDuration,
+    pub permissions_boundary_arn: Option<String>,
+    pub tags: Tags,
+    pub revoke_sessions_before: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct InlinePolicy {
+    #[sqlx(try_from = "String")]
+    pub name: PolicyName,
+    pub document: String,
+}
+
+/// A policy document together with where it came from, for explanations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamedDocument {
+    /// The inline policy's name or the managed policy's ARN.
+    pub source: String,
+    pub document: String,
+}
+
+/// Everything that decides what a role's sessions may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RolePermissions {
+    pub role: Role,
+    /// Inline policies, then the default versions of attached managed policies.
+    pub identity_policies: Vec<NamedDocument>,
+    pub permissions_boundary: Option<NamedDocument>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentitySourceKind {
+    Directory,
+    Oidc,
+    Saml,
+}
+
+impl IdentitySourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentitySourceKind::Directory => "directory",
+            IdentitySourceKind::Oidc => "oidc",
+            IdentitySourceKind::Saml => "saml",
+        }
+    }
+}
+
+impl TryFrom<String> for IdentitySourceKind {
+    type Error = crate::iam::ValidationError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "directory" => Ok(Self::Directory),
+            "oidc" => Ok(Self::Oidc),
+            "saml" => Ok(Self::Saml),
+            other => Err(crate::iam::ValidationError::new(
+                "kind",
+                format!("unknown identity source kind {other:?}; use directory, oidc or saml"),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewIdentitySource {
+    /// A short slug such as `directory` or `corp-okta`, used in URLs.
+    pub id: String,
+    pub kind: IdentitySourceKind,
+    pub display_name: String,
+    pub config: serde_json::Value,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct IdentitySource {
+    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub kind: IdentitySourceKind,
+    pub display_name: String,
+    #[sqlx(json)]
+    pub config: serde_json::Value,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub identity_source_id: String,
+    pub user_name: UserName,
+    pub display_name: String,
+    pub email: Option<String>,
+    /// An argon2id PHC string, for the built-in directory only.
+    pub password_hash: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub id: String,
+    pub identity_source_id: String,
+    #[sqlx(try_from = "String")]
+    pub user_name: UserName,
+    pub display_name: String,
+    pub email: Option<String>,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for User {
+    // The password hash stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("identity_source_id", &self.identity_source_id)
+            .field("user_name", &self.user_name)
+            .field("email", &self.email)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewGroup {
+    pub identity_source_id: String,
+    pub name: GroupName,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Group {
+    pub id: String,
+    pub identity_source_id: String,
+    #[sqlx(try_from = "String")]
+    pub name: GroupName,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+impl TryFrom<String> for Outcome {
+    type Error = crate::iam::ValidationError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "success" => Ok(Self::Success),
+            "failure" => Ok(Self::Failure),
+            "denied" => Ok(Self::Denied),
+            other => Err(crate::iam::ValidationError::new(
+                "outcome",
+                format!("unknown audit outcome {other:?}"),
+            )),
+        }
+    }
+}
+
+/// A security-relevant event. Never put secrets in `details`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: Outcome,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    #[sqlx(try_from = "String")]
+    pub outcome: Outcome,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    #[sqlx(json)]
+    pub details: serde_json::Value,
+}

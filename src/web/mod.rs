@@ -1,0 +1,21 @@
+//! HTTP surfaces. Handlers are thin: they translate HTTP to calls into the cores and
+//! the store, and results back to each surface's wire format.
+
+mod health;
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+}
+
+/// Registers every route; used by the server and by in-process tests alike.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::routes);
+}

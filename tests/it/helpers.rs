@@ -1,0 +1,235 @@
+//! Shared test fixtures: a fresh database per test on either backend, the real
+//! server on port 0, and the real `rolegate` binary as a child process.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rolegate::store::{self, Store, StoreOptions};
+
+/// Admin connection to the PostgreSQL server the tests create databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("ROLEGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A store on a fresh database, dropped with the value.
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    pub url: String,
+    _cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { name: String },
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { name } = self {
+            drop_postgres_database(name);
+        }
+    }
+}
+
+fn unique_name(prefix: &str) -> String {
+    let n: u64 = rand::random();
+    format!("{prefix}_{}_{n:016x}", std::process::id())
+}
+
+/// A fresh, empty SQLite database file in a temporary directory.
+pub async fn sqlite_store() -> TestStore {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("rolegate.db").display());
+    let store = store::open(&url, &StoreOptions::default())
+        .await
+        .expect("open sqlite store");
+    TestStore {
+        store,
+        url,
+        _cleanup: Cleanup::Sqlite(dir),
+    }
+}
+
+/// Creates a uniquely named PostgreSQL database and returns its URL. The PostgreSQL
+/// server is a hard requirement: these tests fail (never skip) when it is down.
+pub async fn create_postgres_database() -> (String, String) {
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let name = unique_name("rolegate_test");
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL at {admin} is required for these tests (set ROLEGATE_TEST_POSTGRES_URL): {e}")
+    });
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    (format!("{base}/{name}"), name)
+}
+
+fn drop_postgres_database(name: &str) {
+    let name = name.to_owned();
+    // Drop runs outside any runtime: use a private one on its own thread.
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            use sqlx::Connection;
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        });
+    })
+    .join();
+}
+
+/// A fresh PostgreSQL database with the migrations applied.
+pub async fn postgres_store() -> TestStore {
+    let (url, name) = create_postgres_database().await;
+    let cleanup = Cleanup::Postgres { name };
+    let store = store::open(&url, &StoreOptions::default())
+        .await
+        .expect("open postgres store");
+    TestStore {
+        store,
+        url,
+        _cleanup: cleanup,
+    }
+}
+
+/// Runs a test body once per backend: `both_backends!(name1, name2)` expects
+/// `async fn name1(db: TestStore)` and makes tests `name1::sqlite` and `name1::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::helpers::sqlite_store().await).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::helpers::postgres_store().await).await
+                }
+            }
+        )*
+    };
+}
+
+/// The real server on 127.0.0.1 port 0; returns its base URL.
+pub fn spawn_server(store: Arc<dyn Store>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("local addr");
+    let server = rolegate::app::build_server(listener, store, 1).expect("build server");
+    tokio::spawn(server);
+    format!("http://{address}")
+}
+
+/// Path of the compiled `rolegate` binary.
+pub fn rolegate_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rolegate")
+}
+
+/// A `rolegate` child process that is killed when dropped.
+pub struct RunningBinary {
+    pub child: Child,
+    pub base_url: String,
+    pub stdout: Vec<String>,
+}
+
+impl Drop for RunningBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `rolegate ARGS` and waits for its `Ready: http://ADDR/` line; panics with
+/// its output if it exits first or takes longer than `timeout`.
+pub fn start_binary(args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> RunningBinary {
+    let mut command = Command::new(rolegate_bin());
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("RUST_LOG");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("spawn rolegate");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(rest) = line.strip_prefix("Ready: ") {
+                    let url = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .trim_end_matches('/');
+                    let base_url = url.to_owned();
+                    lines.push(line);
+                    return RunningBinary {
+                        child,
+                        base_url,
+                        stdout: lines,
+                    };
+                }
+                lines.push(line);
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("output");
+                panic!(
+                    "rolegate {args:?} did not become ready; stdout: {lines:#?}; stderr: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+        }
+    }
+}
+
+/// Runs `rolegate ARGS` to completion: (exit code, stdout, stderr).
+pub fn run_binary(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = Command::new(rolegate_bin());
+    command.args(args).env_remove("RUST_LOG");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let output = command.output().expect("run rolegate");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Path of a file in the shared corpora beside the checkout.
+pub fn corpus(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpora")
+        .join(path)
+}

@@ -1,0 +1,9 @@
+//! One integration-test binary (each file under tests/ would be a slow separate link).
+
+mod cli;
+mod config;
+mod helpers;
+mod iam;
+mod policy;
+mod store;
+mod web;
