@@ -1,6 +1,6 @@
 //! Wiring: opens the store, builds the actix-web server, and the `dev` bootstrap.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,20 +8,19 @@ use actix_web::{App, HttpServer, dev::Server, middleware, web};
 
 use crate::config::{Config, LogFormat};
 use crate::iam::Partition;
+use crate::secrets::{Secret, Sealer};
 use crate::seed::{self, SeedReport};
 use crate::store::{self, Store, StoreOptions};
+use crate::sts::service::Sts;
 use crate::web::{AppState, configure};
 
 /// Builds the HTTP server on an already-bound listener (port 0 in tests).
-pub fn build_server(
-    listener: TcpListener,
-    store: Arc<dyn Store>,
-    workers: usize,
-) -> std::io::Result<Server> {
-    let state = web::Data::new(AppState { store });
+pub fn build_server(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(256 * 1024))
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").exclude("/healthz"))
             .wrap(middleware::NormalizePath::trim())
             .configure(configure)
@@ -33,26 +32,77 @@ pub fn build_server(
     Ok(server.run())
 }
 
+/// The application state: the store and the STS service on top of it.
+pub async fn app_state(store: Arc<dyn Store>, sealer: Sealer) -> Result<AppState, String> {
+    let sts = Arc::new(Sts::open(store.clone(), sealer).await?);
+    Ok(AppState { store, sts })
+}
+
 /// Everything `rolegate dev` prepared before serving.
 pub struct DevEnvironment {
-    pub store: Arc<dyn Store>,
+    pub state: AppState,
+    pub data_dir: PathBuf,
     pub database_path: PathBuf,
     pub seeded: SeedReport,
+    /// Set when this start generated the master key.
+    pub generated_master_key: Option<PathBuf>,
+    /// New keys of the demo IAM user, to be written to the credentials file.
+    pub new_workload_keys: Option<(String, String)>,
 }
 
 /// Why `rolegate dev` could not start; each says what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
     #[error("data directory {path} is not writable: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
+    #[error("{0}")]
+    MasterKey(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error("{0}")]
+    Sts(String),
 }
 
-/// Prepares the embedded environment: data dir, SQLite file, migrations, demo seed.
+const MASTER_KEY_FILE: &str = "master.key";
+const AWS_CONFIG_FILE: &str = "aws-config";
+const AWS_CREDENTIALS_FILE: &str = "aws-credentials";
+const DEV_PROFILE: &str = "rolegate-dev";
+const DEV_REGION: &str = "us-east-1";
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// Reads the dev master key, generating it on first start.
+fn dev_master_key(data_dir: &Path) -> Result<(Sealer, Option<PathBuf>), DevError> {
+    let path = data_dir.join(MASTER_KEY_FILE);
+    let unreadable = |e: std::io::Error| DevError::MasterKey(format!("cannot use {}: {e}", path.display()));
+    let (key, generated) = if path.exists() {
+        (Secret::new(std::fs::read_to_string(&path).map_err(unreadable)?), None)
+    } else {
+        let key = Sealer::generate_master_key(&mut rand::rng());
+        write_private(&path, key.expose()).map_err(unreadable)?;
+        (key, Some(path.clone()))
+    };
+    let sealer = Sealer::from_base64(&key).map_err(|e| DevError::MasterKey(format!("{}: {e}", path.display())))?;
+    Ok((sealer, generated))
+}
+
+/// The access key id of an existing dev credentials file, if any.
+fn existing_dev_key(data_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(data_dir.join(AWS_CREDENTIALS_FILE)).ok()?;
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("aws_access_key_id"))
+        .map(|rest| rest.trim_start_matches([' ', '=']).trim().to_owned())
+}
+
+/// Prepares the embedded environment: data dir, master key, SQLite file, migrations,
+/// demo seed and the demo workload's keys.
 pub async fn prepare_dev(data_dir: &Path) -> Result<DevEnvironment, DevError> {
     let data_dir_error = |source| DevError::DataDir {
         path: data_dir.display().to_string(),
@@ -63,6 +113,7 @@ pub async fn prepare_dev(data_dir: &Path) -> Result<DevEnvironment, DevError> {
     let probe = data_dir.join(".write-test");
     std::fs::write(&probe, b"ok").map_err(data_dir_error)?;
     let _ = std::fs::remove_file(&probe);
+    let (sealer, generated_master_key) = dev_master_key(data_dir)?;
 
     let database_path = data_dir.join("rolegate.db");
     let url = format!("sqlite://{}", database_path.display());
@@ -71,12 +122,57 @@ pub async fn prepare_dev(data_dir: &Path) -> Result<DevEnvironment, DevError> {
         ..StoreOptions::default()
     };
     let store = store::open(&url, &options).await?;
-    let seeded = seed::seed_demo(store.as_ref()).await?;
+    let mut seeded = seed::seed_demo(store.as_ref()).await?;
+    let state = app_state(store, sealer).await.map_err(DevError::Sts)?;
+    let kept = existing_dev_key(data_dir);
+    let new_workload_keys = seed::seed_workload(&state.sts, &mut seeded, kept.as_deref()).await?;
     Ok(DevEnvironment {
-        store,
+        state,
+        data_dir: data_dir.to_path_buf(),
         database_path,
         seeded,
+        generated_master_key,
+        new_workload_keys,
     })
+}
+
+impl DevEnvironment {
+    /// Writes `aws-config` (profiles and Rolegate's endpoints) and, with new keys,
+    /// `aws-credentials`; returns the two export lines to print.
+    pub fn write_aws_files(&self, address: SocketAddr) -> std::io::Result<[String; 2]> {
+        let config_path = self.data_dir.join(AWS_CONFIG_FILE);
+        let credentials_path = self.data_dir.join(AWS_CREDENTIALS_FILE);
+        let endpoint = format!("http://{address}");
+        let role_arn = self.state.store.partition().role_arn(
+            &crate::iam::AccountId::parse(seed::DEMO_ACCOUNT_ID).map_err(std::io::Error::other)?,
+            &crate::iam::IamPath::root(),
+            seed::WORKLOAD_ROLE,
+        );
+        let config = format!(
+            "# Written by `rolegate dev`: AWS CLI / SDK profiles for this Rolegate.\n\
+             [profile {DEV_PROFILE}]\nregion = {DEV_REGION}\nservices = {DEV_PROFILE}\ncli_follow_urlparam = false\n\n\
+             [profile {DEV_PROFILE}-role]\nregion = {DEV_REGION}\nrole_arn = {role_arn}\nsource_profile = {DEV_PROFILE}\n\
+             role_session_name = {DEV_PROFILE}\nservices = {DEV_PROFILE}\ncli_follow_urlparam = false\n\n\
+             [services {DEV_PROFILE}]\nsts =\n  endpoint_url = {endpoint}\nsso =\n  endpoint_url = {endpoint}\n\
+             sso_oidc =\n  endpoint_url = {endpoint}\n"
+        );
+        write_private(&config_path, &config)?;
+        if let Some((access_key_id, secret)) = &self.new_workload_keys {
+            let credentials = format!(
+                "# Written by `rolegate dev`: keys of IAM user {}.\n[{DEV_PROFILE}]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}\n",
+                seed::WORKLOAD_USER
+            );
+            write_private(&credentials_path, &credentials)?;
+        }
+        Ok([
+            format!("export AWS_CONFIG_FILE={}", absolute(&config_path).display()),
+            format!("export AWS_SHARED_CREDENTIALS_FILE={}", absolute(&credentials_path).display()),
+        ])
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Installs the global tracing subscriber as the config asks.
@@ -84,9 +180,7 @@ pub fn init_logging(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -97,10 +191,5 @@ pub fn init_logging(filter: &str, format: LogFormat) {
 pub async fn open_configured_store(config: &Config) -> Result<Arc<dyn Store>, String> {
     store::open(&config.database.url, &config.store_options())
         .await
-        .map_err(|error| {
-            format!(
-                "cannot use database {}: {error}",
-                store::redact_url(&config.database.url)
-            )
-        })
+        .map_err(|error| format!("cannot use database {}: {error}", store::redact_url(&config.database.url)))
 }

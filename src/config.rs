@@ -20,6 +20,14 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub iam: IamConfig,
     pub log: LogConfig,
+    pub secrets: SecretsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// Empty when not configured; `serve` refuses to start without it.
+    pub master_key: crate::secrets::Secret,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +142,17 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The master-key sealer; `serve` needs a configured key.
+    pub fn sealer(&self) -> Result<crate::secrets::Sealer, ConfigError> {
+        if self.secrets.master_key.expose().trim().is_empty() {
+            return Err(ConfigError(
+                "secrets.master_key is not set: generate one with `openssl rand -base64 32` and set ROLEGATE_SECRETS__MASTER_KEY (every replica needs the same key)".into(),
+            ));
+        }
+        crate::secrets::Sealer::from_base64(&self.secrets.master_key)
+            .map_err(|e| ConfigError(format!("secrets.master_key: {e}")))
     }
 
     pub fn store_options(&self) -> StoreOptions {

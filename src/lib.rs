@@ -8,6 +8,8 @@ pub mod cli;
 pub mod config;
 pub mod iam;
 pub mod policy;
+pub mod secrets;
 pub mod seed;
 pub mod store;
+pub mod sts;
 pub mod web;

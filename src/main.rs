@@ -183,6 +183,12 @@ async fn dev(listen: SocketAddr, data_dir: PathBuf) -> Result<ExitCode, String> 
         "Rolegate dev (embedded SQLite at {})",
         env.database_path.display()
     );
+    if let Some(path) = &env.generated_master_key {
+        println!(
+            "Generated a master key in {} (it seals this database's secrets; keep it with the database)",
+            path.display()
+        );
+    }
     println!(
         "Seed: {} created, {} already present",
         env.seeded.created,
@@ -191,7 +197,15 @@ async fn dev(listen: SocketAddr, data_dir: PathBuf) -> Result<ExitCode, String> 
     for line in &env.seeded.lines {
         println!("  {line}");
     }
-    let server = app::build_server(listener, env.store, 0).map_err(|e| e.to_string())?;
+    let exports = env
+        .write_aws_files(address)
+        .map_err(|e| format!("dev: cannot write the AWS config files: {e}"))?;
+    println!("AWS CLI and SDKs (profiles {p} and {p}-role):", p = "rolegate-dev");
+    for line in &exports {
+        println!("  {line}");
+    }
+    println!("  aws sts get-caller-identity --profile rolegate-dev-role");
+    let server = app::build_server(listener, env.state, 0).map_err(|e| e.to_string())?;
     println!("Ready: http://{address}/  (health: http://{address}/healthz)");
     server.await.map_err(|e| format!("server stopped: {e}"))?;
     Ok(ExitCode::SUCCESS)
@@ -204,12 +218,14 @@ fn load_config(file: Option<PathBuf>) -> Result<Config, String> {
 async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
     let config = load_config(file)?;
     app::init_logging(&config.log.filter, config.log.format);
+    let sealer = config.sealer().map_err(|e| e.to_string())?;
     let store = app::open_configured_store(&config).await?;
+    let state = app::app_state(store, sealer).await?;
     let listener = bind(config.server.listen)?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(listen = %address, backend = ?store.backend(), "rolegate serving");
+    tracing::info!(listen = %address, backend = ?state.store.backend(), "rolegate serving");
     let server =
-        app::build_server(listener, store, config.server.workers).map_err(|e| e.to_string())?;
+        app::build_server(listener, state, config.server.workers).map_err(|e| e.to_string())?;
     println!("Ready: http://{address}/");
     server.await.map_err(|e| format!("server stopped: {e}"))?;
     Ok(ExitCode::SUCCESS)

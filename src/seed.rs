@@ -292,3 +292,88 @@ pub async fn seed_demo(store: &dyn Store) -> StoreResult<SeedReport> {
     }
     Ok(report)
 }
+
+pub const WORKLOAD_USER: &str = "demo-app";
+pub const WORKLOAD_ROLE: &str = "DemoWorkload";
+
+/// Seeds the workload side: an IAM user `demo-app` that may assume role
+/// `DemoWorkload`. Returns new access keys when the user needs them: when `kept_key`
+/// (the key in an existing credentials file) is not one of its active keys, old keys
+/// are replaced, since a secret can only be shown once.
+pub async fn seed_workload(
+    sts: &crate::sts::service::Sts,
+    report: &mut SeedReport,
+    kept_key: Option<&str>,
+) -> StoreResult<Option<(String, String)>> {
+    let store = sts.store().as_ref();
+    let account = AccountId::parse(DEMO_ACCOUNT_ID)?;
+    let partition = store.partition().clone();
+    let user_name = UserName::parse(WORKLOAD_USER)?;
+    let user_arn = partition.user_arn(&account, &IamPath::root(), WORKLOAD_USER);
+    let role_arn = partition.role_arn(&account, &IamPath::root(), WORKLOAD_ROLE);
+
+    let made = created(
+        store
+            .create_iam_user(&crate::store::NewIamUser {
+                account_id: account.clone(),
+                path: IamPath::root(),
+                name: user_name.clone(),
+                tags: Tags::new(vec![Tag::parse("team", "apps")?])?,
+                inline_policies: vec![(
+                    PolicyName::parse("AssumeDemoRoles")?,
+                    json!({
+                        "Version": "2012-10-17",
+                        "Statement": [{
+                            "Sid": "AssumeDemoRoles",
+                            "Effect": "Allow",
+                            "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+                            "Resource": format!("arn:aws:iam::{DEMO_ACCOUNT_ID}:role/*")
+                        }]
+                    })
+                    .to_string(),
+                )],
+                attached_policies: Vec::new(),
+            })
+            .await,
+    )?;
+    report.note(made, format!("IAM user {user_arn}"));
+
+    let mut role = NewRole::new(
+        account.clone(),
+        RoleName::parse(WORKLOAD_ROLE)?,
+        json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "TrustDemoApp",
+                "Effect": "Allow",
+                "Principal": { "AWS": user_arn.to_string() },
+                "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]
+            }]
+        })
+        .to_string(),
+    );
+    role.description = Description::parse("What the demo-app workload runs as.")?;
+    role.attached_policies = vec![
+        partition
+            .policy_arn(None, &IamPath::root(), "ViewOnlyAccess")
+            .to_string(),
+    ];
+    let made = created(store.create_role(&role).await)?;
+    report.note(made, format!("role {role_arn} (trusts {user_arn})"));
+
+    let keys = store.list_access_keys(&account, &user_name).await?;
+    if let Some(kept) = kept_key
+        && keys.iter().any(|k| {
+            k.access_key_id == kept && k.status == crate::store::AccessKeyStatus::Active
+        })
+    {
+        report.note(false, format!("access key {kept} of {WORKLOAD_USER}"));
+        return Ok(None);
+    }
+    for key in keys {
+        store.delete_access_key(&key.access_key_id).await?;
+    }
+    let (access_key_id, secret) = sts.create_access_key(&account, &user_name).await?;
+    report.note(true, format!("access key {access_key_id} of {WORKLOAD_USER}"));
+    Ok(Some((access_key_id, secret)))
+}

@@ -41,6 +41,27 @@ impl Partition {
         Arn::iam(self, account, &format!("role{path}{name}"))
     }
 
+    /// `arn:<partition>:iam::<account>:user<path><name>`
+    pub fn user_arn(&self, account: &AccountId, path: &IamPath, name: &str) -> Arn {
+        Arn::iam(self, account, &format!("user{path}{name}"))
+    }
+
+    /// `arn:<partition>:iam::<account>:oidc-provider/<host/path>`
+    pub fn oidc_provider_arn(&self, account: &AccountId, url: &str) -> Arn {
+        Arn::iam(self, account, &format!("oidc-provider/{url}"))
+    }
+
+    /// `arn:<partition>:sts::<account>:assumed-role/<role name>/<session name>`
+    pub fn assumed_role_arn(&self, account: &str, role_name: &str, session_name: &str) -> Arn {
+        Arn {
+            partition: self.0.clone(),
+            service: "sts".into(),
+            region: String::new(),
+            account: account.into(),
+            resource: format!("assumed-role/{role_name}/{session_name}"),
+        }
+    }
+
     /// `arn:<partition>:iam::<account>:policy<path><name>`, or the partition's global
     /// `arn:<partition>:iam::aws:policy<path><name>` for AWS-style managed policies.
     pub fn policy_arn(&self, account: Option<&AccountId>, path: &IamPath, name: &str) -> Arn {

@@ -39,6 +39,7 @@ pub enum IdKind {
     Policy,
     User,
     Group,
+    Provider,
 }
 
 impl IdKind {
@@ -48,6 +49,7 @@ impl IdKind {
             IdKind::Policy => "ANPA",
             IdKind::User => "AIDA",
             IdKind::Group => "AGPA",
+            IdKind::Provider => "AOPA",
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use super::matcher::Glob;
+use super::matcher::{Glob, split_colon};
 
 /// Compares an already lower-cased `lower` with `other` ignoring ASCII case.
 #[inline]
@@ -37,6 +37,9 @@ pub(crate) struct ActionMatcher {
     globs: Box<[Glob]>,
 }
 
+/// (`service:*` seen, exact names, name patterns) while compiling.
+type Building = (bool, Vec<Box<[u8]>>, Vec<Glob>);
+
 fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?'])
 }
@@ -45,7 +48,7 @@ impl ActionMatcher {
     pub(crate) fn new<'a>(patterns: impl IntoIterator<Item = &'a str>) -> ActionMatcher {
         let mut any = false;
         let mut globs = Vec::new();
-        let mut by_service: BTreeMap<Vec<u8>, (bool, Vec<Box<[u8]>>, Vec<Glob>)> = BTreeMap::new();
+        let mut by_service: BTreeMap<Vec<u8>, Building> = BTreeMap::new();
         for p in patterns {
             if !p.is_empty() && p.bytes().all(|b| b == b'*') {
                 any = true;
@@ -61,7 +64,9 @@ impl ActionMatcher {
                     } else if has_wildcard(name) {
                         entry.2.push(Glob::new(name, true));
                     } else {
-                        entry.1.push(name.to_ascii_lowercase().into_bytes().into_boxed_slice());
+                        entry
+                            .1
+                            .push(name.to_ascii_lowercase().into_bytes().into_boxed_slice());
                     }
                 }
                 _ => globs.push(Glob::new(p, true)),
@@ -95,7 +100,7 @@ impl ActionMatcher {
         if self.any {
             return true;
         }
-        if let Some((service, name)) = action.split_once(':')
+        if let Some((service, name)) = split_colon(action)
             && let Ok(i) = self
                 .services
                 .binary_search_by(|(s, _)| cmp_ci(s, service.as_bytes()))

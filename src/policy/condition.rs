@@ -165,8 +165,17 @@ fn compile_vals<T>(
 impl Condition {
     /// Compiles one key of an operator block. `raw` holds the values as
     /// strings (JSON numbers and booleans already converted).
-    pub(crate) fn compile(op: Operator, key: &str, raw: &[String], vars: bool) -> Result<Condition, PolicyError> {
-        let bad = |what: &str, v: &str| PolicyError::legacy(format!("invalid {what} value {v:?} for condition key {key:?}"));
+    pub(crate) fn compile(
+        op: Operator,
+        key: &str,
+        raw: &[String],
+        vars: bool,
+    ) -> Result<Condition, PolicyError> {
+        let bad = |what: &str, v: &str| {
+            PolicyError::legacy(format!(
+                "invalid {what} value {v:?} for condition key {key:?}"
+            ))
+        };
         let values = match op.kind {
             OpKind::StringEquals | OpKind::StringEqualsIgnoreCase => {
                 Values::Str(compile_vals(raw, vars, |s| Ok(s.into()))?)
@@ -185,19 +194,31 @@ impl Condition {
             ),
             OpKind::Numeric(cmp) => Values::Num(
                 cmp,
-                compile_vals(raw, vars, |s| parse_number(s).ok_or_else(|| bad("numeric", s)))?,
+                compile_vals(raw, vars, |s| {
+                    parse_number(s).ok_or_else(|| bad("numeric", s))
+                })?,
             ),
             OpKind::Date(cmp) => Values::Date(
                 cmp,
                 compile_vals(raw, vars, |s| parse_date(s).ok_or_else(|| bad("date", s)))?,
             ),
-            OpKind::Bool => Values::Bool(raw.iter().map(|s| s.to_ascii_lowercase().into_boxed_str()).collect()),
+            OpKind::Bool => Values::Bool(
+                raw.iter()
+                    .map(|s| s.to_ascii_lowercase().into_boxed_str())
+                    .collect(),
+            ),
             OpKind::Binary => Values::Binary(
                 raw.iter()
-                    .map(|s| decode_base64(s).map(Vec::into_boxed_slice).ok_or_else(|| bad("base64", s)))
+                    .map(|s| {
+                        decode_base64(s)
+                            .map(Vec::into_boxed_slice)
+                            .ok_or_else(|| bad("base64", s))
+                    })
                     .collect::<Result<_, _>>()?,
             ),
-            OpKind::Ip => Values::Ip(compile_vals(raw, vars, |s| parse_cidr(s).ok_or_else(|| bad("IP address", s)))?),
+            OpKind::Ip => Values::Ip(compile_vals(raw, vars, |s| {
+                parse_cidr(s).ok_or_else(|| bad("IP address", s))
+            })?),
             OpKind::Arn => Values::Arn(
                 raw.iter()
                     .map(|s| {
@@ -254,7 +275,11 @@ impl Condition {
         // the condition fail rather than succeed.
         let value_ok = |c: &String| {
             let (matched, unresolved) = self.matches_any(c, ctx);
-            if negated { !matched && !unresolved } else { matched }
+            if negated {
+                !matched && !unresolved
+            } else {
+                matched
+            }
         };
         match self.op.set {
             SetOp::Single => {
@@ -366,7 +391,11 @@ impl Condition {
 /// Parses a decimal number (integer or fraction); rejects NaN and infinities.
 pub(crate) fn parse_number(s: &str) -> Option<f64> {
     let t = s.trim();
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E')) {
+    if t.is_empty()
+        || !t
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
+    {
         return None;
     }
     t.parse::<f64>().ok().filter(|n| n.is_finite())
@@ -414,7 +443,9 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 pub fn parse_date(s: &str) -> Option<i128> {
     if !s.bytes().any(|b| matches!(b, b't' | b'T' | b'-')) {
         let secs: i128 = s.trim().parse().ok()?;
-        return (0..=i128::from(i64::MAX)).contains(&secs).then(|| secs * NANOS);
+        return (0..=i128::from(i64::MAX))
+            .contains(&secs)
+            .then(|| secs * NANOS);
     }
     let (date, time) = match s.find(['t', 'T']) {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
@@ -453,6 +484,9 @@ pub fn parse_date(s: &str) -> Option<i128> {
                 } else {
                     let sign: i128 = if zone.starts_with('-') { -1 } else { 1 };
                     let z = &zone[1..];
+                    if !z.is_ascii() {
+                        return None;
+                    }
                     let (hh, mm) = match z.split_once(':') {
                         Some((h, m)) => (h, Some(m)),
                         None if z.len() == 4 => (&z[..2], Some(&z[2..])),
@@ -580,12 +614,19 @@ mod tests {
     fn dates() {
         assert_eq!(parse_date("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_date("86400"), Some(86_400 * NANOS));
-        assert_eq!(parse_date("1970-01-02T01:00:00+01:00"), Some(86_400 * NANOS));
-        assert_eq!(parse_date("2016-12-13T21:20:37.5+00:00").map(|n| n % NANOS), Some(500_000_000));
+        assert_eq!(
+            parse_date("1970-01-02T01:00:00+01:00"),
+            Some(86_400 * NANOS)
+        );
+        assert_eq!(
+            parse_date("2016-12-13T21:20:37.5+00:00").map(|n| n % NANOS),
+            Some(500_000_000)
+        );
         assert!(parse_date("2016-12-13t2:00:00.593194+23").is_some());
         assert!(parse_date("01T").is_some());
         assert!(parse_date("-292275054").is_some());
         for bad in [
+            "2020-01-01T10:00+aé1",
             "sdfdsf",
             "234-13",
             "2016-12-13t2:00:00.593194+1",

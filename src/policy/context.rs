@@ -26,7 +26,9 @@ impl ContextKeys {
 
     fn position(&self, key: &str) -> Option<usize> {
         if key.is_ascii() {
-            self.entries.iter().position(|(k, _)| k.eq_ignore_ascii_case(key))
+            self.entries
+                .iter()
+                .position(|(k, _)| k.eq_ignore_ascii_case(key))
         } else {
             let lower = key.to_lowercase();
             self.entries.iter().position(|(k, _)| **k == *lower)
@@ -81,7 +83,7 @@ impl ContextKeys {
     pub(crate) fn get_lowercase(&self, lower_key: &str) -> Option<&[String]> {
         self.entries
             .iter()
-            .find(|(k, _)| **k == *lower_key)
+            .find(|(k, _)| super::matcher::bytes_eq(k.as_bytes(), lower_key.as_bytes()))
             .map(|(_, v)| v.as_slice())
     }
 

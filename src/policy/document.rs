@@ -258,12 +258,21 @@ fn str_list<'a>(v: &'a Value, what: &str) -> Result<StrList<'a>, PolicyError> {
                 match item {
                     Value::String(s) => items.push(s.as_str()),
                     Value::Null => {}
-                    _ => return Err(PolicyError::syntax(format!("{what} must be a string or a list of strings"))),
+                    _ => {
+                        return Err(PolicyError::syntax(format!(
+                            "{what} must be a string or a list of strings"
+                        )));
+                    }
                 }
             }
-            Ok(StrList { items, was_list: true })
+            Ok(StrList {
+                items,
+                was_list: true,
+            })
         }
-        _ => Err(PolicyError::syntax(format!("{what} must be a string or a list of strings"))),
+        _ => Err(PolicyError::syntax(format!(
+            "{what} must be a string or a list of strings"
+        ))),
     }
 }
 
@@ -328,7 +337,8 @@ fn principal_syntax(v: &Value, element: &str) -> Result<PrincipalSpec, PolicyErr
     match v {
         Value::String(s) if s == "*" => Ok(PrincipalSpec::Everyone),
         Value::Object(map) if !map.is_empty() => {
-            let (mut aws, mut federated, mut service, mut canonical) = (vec![], vec![], vec![], vec![]);
+            let (mut aws, mut federated, mut service, mut canonical) =
+                (vec![], vec![], vec![], vec![]);
             for (k, val) in map {
                 let list = str_list(val, element)?;
                 let target = match k.as_str() {
@@ -336,7 +346,11 @@ fn principal_syntax(v: &Value, element: &str) -> Result<PrincipalSpec, PolicyErr
                     "Federated" => &mut federated,
                     "Service" => &mut service,
                     "CanonicalUser" => &mut canonical,
-                    _ => return Err(PolicyError::syntax(format!("unknown principal type {k:?} in {element}"))),
+                    _ => {
+                        return Err(PolicyError::syntax(format!(
+                            "unknown principal type {k:?} in {element}"
+                        )));
+                    }
                 };
                 target.extend(list.items.iter().map(|s| (*s).to_owned()));
             }
@@ -351,13 +365,19 @@ fn statement_syntax(v: &Value) -> Result<RawStatement<'_>, PolicyError> {
         .as_object()
         .ok_or_else(|| PolicyError::syntax("each statement must be a JSON object"))?;
     if let Some(k) = st.keys().find(|k| !STATEMENT_KEYS.contains(&k.as_str())) {
-        return Err(PolicyError::syntax(format!("unknown statement element {k:?}")));
+        return Err(PolicyError::syntax(format!(
+            "unknown statement element {k:?}"
+        )));
     }
     let resource = exclusive(st, "Resource", "NotResource")?;
     let action = exclusive(st, "Action", "NotAction")?;
     let principal = exclusive(st, "Principal", "NotPrincipal")?;
     let effect = match st.get("Effect") {
-        Some(Value::String(e)) if e.eq_ignore_ascii_case("allow") || e.eq_ignore_ascii_case("deny") => e.as_str(),
+        Some(Value::String(e))
+            if e.eq_ignore_ascii_case("allow") || e.eq_ignore_ascii_case("deny") =>
+        {
+            e.as_str()
+        }
         Some(_) => return Err(PolicyError::syntax("Effect must be \"Allow\" or \"Deny\"")),
         None => return Err(PolicyError::syntax("statement is missing Effect")),
     };
@@ -366,7 +386,10 @@ fn statement_syntax(v: &Value) -> Result<RawStatement<'_>, PolicyError> {
         None => None,
     };
     let resource = match resource {
-        Some((not, v)) => Some((not, str_list(v, if not { "NotResource" } else { "Resource" })?)),
+        Some((not, v)) => Some((
+            not,
+            str_list(v, if not { "NotResource" } else { "Resource" })?,
+        )),
         None => None,
     };
     let mut conditions = Vec::new();
@@ -376,12 +399,16 @@ fn statement_syntax(v: &Value) -> Result<RawStatement<'_>, PolicyError> {
             .ok_or_else(|| PolicyError::syntax("Condition must be a JSON object"))?;
         for (op_name, body) in block {
             let body = body.as_object().ok_or_else(|| {
-                PolicyError::syntax(format!("condition operator {op_name:?} must map to a JSON object"))
+                PolicyError::syntax(format!(
+                    "condition operator {op_name:?} must map to a JSON object"
+                ))
             })?;
             let mut entries = Vec::with_capacity(body.len());
             for (key, value) in body {
                 let values = match value {
-                    Value::Array(items) => items.iter().map(scalar_text).collect::<Option<Vec<_>>>(),
+                    Value::Array(items) => {
+                        items.iter().map(scalar_text).collect::<Option<Vec<_>>>()
+                    }
                     other => scalar_text(other).map(|s| vec![s]),
                 }
                 .ok_or_else(|| {
@@ -395,7 +422,9 @@ fn statement_syntax(v: &Value) -> Result<RawStatement<'_>, PolicyError> {
                 Some(operator) => conditions.push(RawCondition { operator, entries }),
                 None if entries.is_empty() => {}
                 None => {
-                    return Err(PolicyError::syntax(format!("unknown condition operator {op_name:?}")));
+                    return Err(PolicyError::syntax(format!(
+                        "unknown condition operator {op_name:?}"
+                    )));
                 }
             }
         }
@@ -434,7 +463,10 @@ fn valid_partition(p: &str) -> bool {
     p == "aws"
         || p == "*"
         || p.strip_prefix("aws-").is_some_and(|rest| {
-            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
 }
 
@@ -455,7 +487,10 @@ const IAM_PATH_PREFIXES: [&str; 13] = [
 ];
 
 fn iam_path_ok(path: &str) -> bool {
-    if path == "root" || path.starts_with("${") || IAM_PATH_PREFIXES.iter().any(|p| path.starts_with(p)) {
+    if path == "root"
+        || path.starts_with("${")
+        || IAM_PATH_PREFIXES.iter().any(|p| path.starts_with(p))
+    {
         return true;
     }
     // A wildcard before the type is complete (`*`, `ro*`, `user*`) may still
@@ -479,33 +514,51 @@ fn resource_format_error(resource: &str) -> Option<String> {
     }
     let (_, has_colon, rest) = partition(resource);
     if !has_colon {
-        return Some(format!("Resource {resource} must be in ARN format or \"*\"."));
+        return Some(format!(
+            "Resource {resource} must be in ARN format or \"*\"."
+        ));
     }
     let (part, has_sep, rest) = partition(rest);
     if !valid_partition(part) {
         let remaining: Vec<&str> = rest.split(':').collect();
         let n = remaining.len();
-        let arn1 = if !remaining[0].is_empty() || n > 1 { remaining[0] } else { "*" };
+        let arn1 = if !remaining[0].is_empty() || n > 1 {
+            remaining[0]
+        } else {
+            "*"
+        };
         let arn2 = if n > 1 { remaining[1] } else { "*" };
         let arn3 = if n > 2 { remaining[2] } else { "*" };
-        let arn4 = if n > 3 { remaining[3..].join(":") } else { "*".to_owned() };
+        let arn4 = if n > 3 {
+            remaining[3..].join(":")
+        } else {
+            "*".to_owned()
+        };
         return Some(format!(
             "Partition \"{part}\" is not valid for resource \"arn:{part}:{arn1}:{arn2}:{arn3}:{arn4}\"."
         ));
     }
     if !has_sep {
-        return Some("Resource vendor must be fully qualified and cannot contain regexes.".to_owned());
+        return Some(
+            "Resource vendor must be fully qualified and cannot contain regexes.".to_owned(),
+        );
     }
     let (service, _, after_service) = partition(rest);
     let has_region = !after_service.starts_with(':');
     let (_, _, after_region) = partition(after_service);
     let (account, _, path) = partition(after_region);
     match service {
-        "iam" if has_region => return Some(format!("IAM resource {resource} cannot contain region information.")),
+        "iam" if has_region => {
+            return Some(format!(
+                "IAM resource {resource} cannot contain region information."
+            ));
+        }
         // Bucket and object ARNs have neither region nor account; access
         // points and jobs (with an account) do have a region.
         "s3" if has_region && account.is_empty() => {
-            return Some(format!("Resource {resource} can not contain region information."));
+            return Some(format!(
+                "Resource {resource} can not contain region information."
+            ));
         }
         "iam" if !iam_path_ok(path) => {
             return Some(format!(
@@ -527,7 +580,11 @@ fn legacy_resources_ok(list: &StrList<'_>) -> bool {
             .all(|r| *r == "*" || (shape_ok(r) && r.chars().nth(2).is_some()))
     } else {
         list.items.iter().all(|r| {
-            *r == "*" || (shape_ok(r) && r.split(':').nth(2).is_some_and(|service| !service.is_empty()))
+            *r == "*"
+                || (shape_ok(r)
+                    && r.split(':')
+                        .nth(2)
+                        .is_some_and(|service| !service.is_empty()))
         })
     }
 }
@@ -556,23 +613,35 @@ fn non_whitespace_chars(text: &str) -> usize {
 }
 
 fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
-    if options.enforce_customer_size_limit && non_whitespace_chars(text) > CUSTOMER_POLICY_SIZE_LIMIT {
+    if options.enforce_customer_size_limit
+        && non_whitespace_chars(text) > CUSTOMER_POLICY_SIZE_LIMIT
+    {
         return Err(PolicyError::limit_exceeded(CUSTOMER_POLICY_SIZE_LIMIT));
     }
 
     // 1. Syntax and structure.
-    let doc: Value = serde_json::from_str(text).map_err(|e| PolicyError::syntax(format!("invalid JSON: {e}")))?;
+    let doc: Value = serde_json::from_str(text)
+        .map_err(|e| PolicyError::syntax(format!("invalid JSON: {e}")))?;
     let top = doc
         .as_object()
         .ok_or_else(|| PolicyError::syntax("the policy document must be a JSON object"))?;
-    if let Some(k) = top.keys().find(|k| !matches!(k.as_str(), "Version" | "Id" | "Statement")) {
-        return Err(PolicyError::syntax(format!("unknown top-level element {k:?}")));
+    if let Some(k) = top
+        .keys()
+        .find(|k| !matches!(k.as_str(), "Version" | "Id" | "Statement"))
+    {
+        return Err(PolicyError::syntax(format!(
+            "unknown top-level element {k:?}"
+        )));
     }
     let version = match top.get("Version") {
         None => PolicyVersion::Unspecified,
         Some(Value::String(v)) if v == "2012-10-17" => PolicyVersion::V2012_10_17,
         Some(Value::String(v)) if v == "2008-10-17" => PolicyVersion::V2008_10_17,
-        Some(_) => return Err(PolicyError::syntax("Version must be \"2012-10-17\" or \"2008-10-17\"")),
+        Some(_) => {
+            return Err(PolicyError::syntax(
+                "Version must be \"2012-10-17\" or \"2008-10-17\"",
+            ));
+        }
     };
     let id = match top.get("Id") {
         None => None,
@@ -582,7 +651,11 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
     let statement_values: Vec<&Value> = match top.get("Statement") {
         Some(v @ Value::Object(_)) => vec![v],
         Some(Value::Array(a)) if !a.is_empty() => a.iter().collect(),
-        Some(_) => return Err(PolicyError::syntax("Statement must be an object or a non-empty list")),
+        Some(_) => {
+            return Err(PolicyError::syntax(
+                "Statement must be an object or a non-empty list",
+            ));
+        }
         None => return Err(PolicyError::syntax("the policy document has no Statement")),
     };
     let raw: Vec<RawStatement<'_>> = statement_values
@@ -635,7 +708,9 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
     let mut resource_error: Option<String> = None;
     for negated in [false, true] {
         for st in &raw {
-            let Some((not, list)) = &st.resource else { continue };
+            let Some((not, list)) = &st.resource else {
+                continue;
+            };
             if *not != negated {
                 continue;
             }
@@ -656,7 +731,8 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
     let mut seen: Vec<&str> = Vec::new();
     for sid in raw.iter().filter_map(|st| st.sid).filter(|s| !s.is_empty()) {
         if seen.contains(&sid) {
-            return Err(PolicyError::malformed(error::SID_NOT_UNIQUE).with_detail(format!("duplicate Sid {sid:?}")));
+            return Err(PolicyError::malformed(error::SID_NOT_UNIQUE)
+                .with_detail(format!("duplicate Sid {sid:?}")));
         }
         seen.push(sid);
     }
@@ -707,13 +783,20 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
                 None => (false, ActionMatcher::default()),
             };
             let (not_resource, resources) = match st.resource {
-                Some((not, list)) => (not, Some(ResourceMatcher::new(list.items.iter().copied(), variables))),
+                Some((not, list)) => (
+                    not,
+                    Some(ResourceMatcher::new(list.items.iter().copied(), variables)),
+                ),
                 None => (false, None),
             };
             Statement {
                 index,
                 sid: st.sid.filter(|s| !s.is_empty()).map(Into::into),
-                effect: if st.effect == "Deny" { Effect::Deny } else { Effect::Allow },
+                effect: if st.effect == "Deny" {
+                    Effect::Deny
+                } else {
+                    Effect::Allow
+                },
                 principal: match st.principal {
                     None => PrincipalElement::None,
                     Some(RawPrincipal { not: false, spec }) => PrincipalElement::Principal(spec),

@@ -11,7 +11,8 @@ pub const LIMIT_EXCEEDED: &str = "LimitExceeded";
 /// Message used by IAM for any structural problem in the JSON.
 pub(crate) const SYNTAX_ERRORS: &str = "Syntax errors in policy.";
 pub(crate) const LEGACY_PARSING: &str = "The policy failed legacy parsing";
-pub(crate) const NEEDS_2012_VERSION: &str = "Policy document must be version 2012-10-17 or greater.";
+pub(crate) const NEEDS_2012_VERSION: &str =
+    "Policy document must be version 2012-10-17 or greater.";
 pub(crate) const MUST_CONTAIN_ACTIONS: &str = "Policy statement must contain actions.";
 pub(crate) const MUST_CONTAIN_RESOURCES: &str = "Policy statement must contain resources.";
 pub(crate) const SID_NOT_UNIQUE: &str = "Statement IDs (SID) in a single policy must be unique.";

@@ -30,6 +30,38 @@ fn utf8_width(b: u8) -> usize {
     }
 }
 
+/// Equality for short byte strings, eight bytes at a time. Calling `memcmp`
+/// for the handful of bytes in an ARN segment or a context key costs more than
+/// the comparison itself.
+#[inline]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut ac = a.chunks_exact(8);
+    let mut bc = b.chunks_exact(8);
+    for (x, y) in ac.by_ref().zip(bc.by_ref()) {
+        let (Ok(x), Ok(y)) = (<[u8; 8]>::try_from(x), <[u8; 8]>::try_from(y)) else {
+            return false;
+        };
+        if u64::from_ne_bytes(x) != u64::from_ne_bytes(y) {
+            return false;
+        }
+    }
+    ac.remainder()
+        .iter()
+        .zip(bc.remainder())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// `text` starts with `prefix` (see [`bytes_eq`]).
+#[inline]
+pub(crate) fn bytes_starts_with(text: &[u8], prefix: &[u8]) -> bool {
+    text.get(..prefix.len())
+        .is_some_and(|head| bytes_eq(head, prefix))
+}
+
 #[inline]
 fn byte_eq<const CI: bool>(pattern: u8, text: u8) -> bool {
     if CI {
@@ -158,18 +190,23 @@ impl Glob {
             Glob::Any => true,
             Glob::Exact(p) => {
                 if CI {
-                    p.len() == text.len() && p.iter().zip(text).all(|(a, b)| *a == b.to_ascii_lowercase())
+                    p.len() == text.len()
+                        && p.iter()
+                            .zip(text)
+                            .all(|(a, b)| *a == b.to_ascii_lowercase())
                 } else {
-                    **p == *text
+                    bytes_eq(p, text)
                 }
             }
             Glob::Prefix(p) => {
-                text.len() >= p.len()
-                    && if CI {
-                        p.iter().zip(text).all(|(a, b)| *a == b.to_ascii_lowercase())
-                    } else {
-                        text.starts_with(p)
-                    }
+                if CI {
+                    text.len() >= p.len()
+                        && p.iter()
+                            .zip(text)
+                            .all(|(a, b)| *a == b.to_ascii_lowercase())
+                } else {
+                    bytes_starts_with(text, p)
+                }
             }
             Glob::General(toks) => match_toks::<CI>(toks, text),
         }
@@ -195,12 +232,21 @@ pub fn split_arn(arn: &str) -> Option<[&str; 6]> {
     let mut parts = [""; 6];
     let mut rest = arn;
     for part in parts.iter_mut().take(5) {
-        let idx = rest.find(':')?;
-        *part = &rest[..idx];
-        rest = &rest[idx + 1..];
+        let (head, tail) = split_colon(rest)?;
+        *part = head;
+        rest = tail;
     }
     parts[5] = rest;
     Some(parts)
+}
+
+/// `s.split_once(':')` without the generic char searcher (which calls
+/// `memcmp` for every candidate and dominates short-string matching).
+#[inline]
+pub(crate) fn split_colon(s: &str) -> Option<(&str, &str)> {
+    let idx = s.bytes().position(|b| b == b':')?;
+    // ':' is ASCII, so both sides are on char boundaries.
+    Some((s.get(..idx)?, s.get(idx + 1..)?))
 }
 
 /// Splits a token sequence the way [`split_arn`] splits a string.
@@ -239,6 +285,9 @@ pub struct ArnPattern {
 enum ArnPatternKind {
     Any,
     Exact(Box<str>),
+    /// Literal first five segments and a literal resource prefix followed by
+    /// `*`: a plain prefix test on the whole ARN is equivalent.
+    Prefix(Box<[u8]>),
     Segments(Box<[Glob; 6]>),
     Whole(Glob),
 }
@@ -254,22 +303,30 @@ impl ArnPattern {
             ArnPatternKind::Any
         } else if let Some(segs) = split_arn_toks(toks) {
             let globs = segs.map(Glob::from_toks);
-            match globs
+            let head: Option<Vec<&[u8]>> = globs[..5]
                 .iter()
                 .map(|g| match g {
                     Glob::Exact(b) => Some(b.as_ref()),
                     _ => None,
                 })
-                .collect::<Option<Vec<&[u8]>>>()
-            {
-                Some(parts) => {
-                    let joined = parts.join(&b':');
+                .collect();
+            match (head, &globs[5]) {
+                (Some(head), Glob::Exact(last)) => {
+                    let mut joined = head.join(&b':');
+                    joined.push(b':');
+                    joined.extend_from_slice(last);
                     match String::from_utf8(joined) {
                         Ok(s) => ArnPatternKind::Exact(s.into()),
                         Err(_) => ArnPatternKind::Segments(Box::new(globs)),
                     }
                 }
-                None => ArnPatternKind::Segments(Box::new(globs)),
+                (Some(head), Glob::Prefix(last)) => {
+                    let mut joined = head.join(&b':');
+                    joined.push(b':');
+                    joined.extend_from_slice(last);
+                    ArnPatternKind::Prefix(joined.into_boxed_slice())
+                }
+                _ => ArnPatternKind::Segments(Box::new(globs)),
             }
         } else {
             ArnPatternKind::Whole(Glob::from_toks(toks))
@@ -281,7 +338,8 @@ impl ArnPattern {
     pub fn matches(&self, arn: &str) -> bool {
         match &self.kind {
             ArnPatternKind::Any => true,
-            ArnPatternKind::Exact(s) => **s == *arn,
+            ArnPatternKind::Exact(s) => bytes_eq(s.as_bytes(), arn.as_bytes()),
+            ArnPatternKind::Prefix(p) => bytes_starts_with(arn.as_bytes(), p),
             ArnPatternKind::Segments(globs) => match split_arn(arn) {
                 Some(parts) => globs.iter().zip(parts).all(|(g, p)| g.matches_cs(p)),
                 None => false,
@@ -295,7 +353,8 @@ impl ArnPattern {
     pub(crate) fn matches_split(&self, whole: &str, parts: Option<&[&str; 6]>) -> bool {
         match &self.kind {
             ArnPatternKind::Any => true,
-            ArnPatternKind::Exact(s) => **s == *whole,
+            ArnPatternKind::Exact(s) => bytes_eq(s.as_bytes(), whole.as_bytes()),
+            ArnPatternKind::Prefix(p) => bytes_starts_with(whole.as_bytes(), p),
             ArnPatternKind::Segments(globs) => match parts {
                 Some(parts) => globs.iter().zip(parts).all(|(g, p)| g.matches_cs(p)),
                 None => false,
@@ -348,6 +407,23 @@ mod tests {
         assert!(wildcard_match("*a*b", "xxaxxb"));
         assert!(!wildcard_match("*a*b", "xxaxxbc"));
         assert!(wildcard_match_ignore_case("s3:get*", "S3:GetObject"));
+        for (a, b) in [
+            ("", ""),
+            ("abcdefgh", "abcdefgh"),
+            ("abcdefghij", "abcdefghij"),
+        ] {
+            assert!(bytes_eq(a.as_bytes(), b.as_bytes()));
+        }
+        for (a, b) in [
+            ("a", ""),
+            ("abcdefgh", "abcdefgx"),
+            ("abcdefghij", "abcdefghix"),
+            ("xbcdefghij", "abcdefghij"),
+        ] {
+            assert!(!bytes_eq(a.as_bytes(), b.as_bytes()));
+        }
+        assert!(bytes_starts_with(b"abcdefghijk", b"abcdefghij"));
+        assert!(!bytes_starts_with(b"abc", b"abcd"));
         assert!(!wildcard_match("s3:get*", "S3:GetObject"));
     }
 
@@ -360,5 +436,13 @@ mod tests {
         assert!(p.matches("arn:aws:iam::123:role/x"));
         assert!(!p.matches("arn:aws:iam::123:extra:user/x"));
         assert!(ArnPattern::new("arn:aws:*").matches("arn:aws:s3:::b"));
+        let p = ArnPattern::new("arn:aws:s3:::b/in/*");
+        assert!(matches!(p.kind, ArnPatternKind::Prefix(_)));
+        assert!(p.matches("arn:aws:s3:::b/in/x:y"));
+        assert!(!p.matches("arn:aws:s3:::b/out/x"));
+        let p = ArnPattern::new("arn:aws:s3:::b/in");
+        assert!(matches!(p.kind, ArnPatternKind::Exact(_)));
+        assert!(p.matches("arn:aws:s3:::b/in"));
+        assert!(!p.matches("arn:aws:s3:::b/in/"));
     }
 }

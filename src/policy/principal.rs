@@ -17,7 +17,7 @@ pub(crate) enum MatchKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum AwsPrincipal {
+pub(crate) enum AwsPrincipal {
     Everyone,
     Account(Box<str>),
     /// `arn:P:iam::A:role/path/Name`: also matches `arn:P:sts::A:assumed-role/Name/*`.
@@ -106,7 +106,7 @@ impl PrincipalSpec {
     }
 
     fn everyone_in_aws(aws: &[AwsPrincipal]) -> bool {
-        aws.iter().any(|a| *a == AwsPrincipal::Everyone)
+        aws.contains(&AwsPrincipal::Everyone)
     }
 
     /// `Principal`: how (if at all) the caller is named.
@@ -127,7 +127,9 @@ impl PrincipalSpec {
                 for p in aws.iter() {
                     let kind = match p {
                         AwsPrincipal::Everyone => Some(MatchKind::Indirect),
-                        AwsPrincipal::Account(a) => (**a == **account).then_some(MatchKind::Account),
+                        AwsPrincipal::Account(a) => {
+                            (**a == **account).then_some(MatchKind::Account)
+                        }
                         AwsPrincipal::Exact(x) => (**x == **arn).then_some(MatchKind::Direct),
                         AwsPrincipal::Role {
                             arn: role_arn,
@@ -139,7 +141,9 @@ impl PrincipalSpec {
                                 Some(MatchKind::Direct)
                             } else {
                                 session
-                                    .filter(|(p, a, r)| **partition == **p && **role_account == **a && **name == **r)
+                                    .filter(|(p, a, r)| {
+                                        **partition == **p && **role_account == **a && **name == **r
+                                    })
                                     .map(|_| MatchKind::Indirect)
                             }
                         }

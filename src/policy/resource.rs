@@ -19,7 +19,10 @@ pub(crate) struct ResourceMatcher {
 }
 
 impl ResourceMatcher {
-    pub(crate) fn new<'a>(patterns: impl IntoIterator<Item = &'a str>, variables: bool) -> ResourceMatcher {
+    pub(crate) fn new<'a>(
+        patterns: impl IntoIterator<Item = &'a str>,
+        variables: bool,
+    ) -> ResourceMatcher {
         let mut any = false;
         let mut entries = Vec::new();
         for p in patterns {
@@ -42,7 +45,12 @@ impl ResourceMatcher {
 
     /// (some entry matches, some entry had a variable without a value).
     #[inline]
-    pub(crate) fn matches(&self, resource: &str, parts: Option<&[&str; 6]>, ctx: &ContextKeys) -> (bool, bool) {
+    pub(crate) fn matches(
+        &self,
+        resource: &str,
+        parts: Option<&[&str; 6]>,
+        ctx: &ContextKeys,
+    ) -> (bool, bool) {
         if self.any {
             return (true, false);
         }

@@ -16,7 +16,10 @@ pub(crate) enum Part {
     /// `${*}`, `${?}` or `${$}`: always a literal character.
     Escaped(u8),
     /// `${key}` or `${key, 'default'}`; key lower-cased.
-    Var { key: Box<str>, default: Option<Box<str>> },
+    Var {
+        key: Box<str>,
+        default: Option<Box<str>>,
+    },
 }
 
 /// A string from a policy, split into text and variables.
@@ -111,7 +114,12 @@ impl Template {
     }
 }
 
-fn push_part_toks(out: &mut Vec<Tok>, part: &Part, lowercase: bool, ctx: Option<&ContextKeys>) -> bool {
+fn push_part_toks(
+    out: &mut Vec<Tok>,
+    part: &Part,
+    lowercase: bool,
+    ctx: Option<&ContextKeys>,
+) -> bool {
     let lit = |b: u8| Tok::Lit(if lowercase { b.to_ascii_lowercase() } else { b });
     match part {
         Part::Text(t) => out.extend(tokenize(t, lowercase)),
@@ -172,12 +180,10 @@ fn parse_variable(after: &str) -> Option<(Part, usize)> {
                     let body = quoted.strip_prefix('\'')?.strip_suffix('\'')?;
                     // Inside the default, '' stands for one quote; a lone quote is malformed.
                     let mut value = String::with_capacity(body.len());
-                    let mut chars = body.chars().peekable();
+                    let mut chars = body.chars();
                     while let Some(c) = chars.next() {
-                        if c == '\'' {
-                            if chars.next() != Some('\'') {
-                                return None;
-                            }
+                        if c == '\'' && chars.next() != Some('\'') {
+                            return None;
                         }
                         value.push(c);
                     }
@@ -185,7 +191,10 @@ fn parse_variable(after: &str) -> Option<(Part, usize)> {
                 }
                 None => (inner, None),
             };
-            if key.is_empty() || key.chars().any(char::is_whitespace) || key.contains(['{', '$', '\'']) {
+            if key.is_empty()
+                || key.chars().any(char::is_whitespace)
+                || key.contains(['{', '$', '\''])
+            {
                 return None;
             }
             Part::Var {

@@ -199,6 +199,48 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn groups_for_user(&self, source: &str, user_name: &UserName) -> StoreResult<Vec<Group>>;
 
+    async fn create_iam_user(&self, new: &NewIamUser) -> StoreResult<IamUser>;
+    async fn get_iam_user(&self, account: &AccountId, name: &UserName) -> StoreResult<IamUser>;
+    async fn list_iam_users(&self, account: &AccountId) -> StoreResult<Vec<IamUser>>;
+    /// The user and its identity policies (inline, then attached default versions).
+    async fn user_permissions(
+        &self,
+        account: &AccountId,
+        name: &UserName,
+    ) -> StoreResult<UserPermissions>;
+    /// Stores a new access key (secret already sealed); at most two per user, as IAM.
+    async fn create_access_key(
+        &self,
+        account: &AccountId,
+        user: &UserName,
+        access_key_id: &str,
+        sealed_secret: &str,
+    ) -> StoreResult<AccessKeyRecord>;
+    async fn get_access_key(&self, access_key_id: &str) -> StoreResult<AccessKeyRecord>;
+    async fn list_access_keys(
+        &self,
+        account: &AccountId,
+        user: &UserName,
+    ) -> StoreResult<Vec<AccessKeyRecord>>;
+    async fn set_access_key_status(
+        &self,
+        access_key_id: &str,
+        status: AccessKeyStatus,
+    ) -> StoreResult<()>;
+    async fn delete_access_key(&self, access_key_id: &str) -> StoreResult<()>;
+    /// The default version's document of a managed policy.
+    async fn policy_document(&self, arn: &str) -> StoreResult<String>;
+
+    async fn list_token_keys(&self) -> StoreResult<Vec<TokenKeyRecord>>;
+    /// Adds a key; `AlreadyExists` when another replica added the same id first.
+    async fn add_token_key(&self, id: i64, sealed_key: &str) -> StoreResult<()>;
+
+    async fn create_oidc_provider(&self, new: &NewOidcProvider) -> StoreResult<OidcProvider>;
+    /// Looks a provider up by its issuer URL (with or without the scheme).
+    async fn find_oidc_provider(&self, account: &AccountId, url: &str)
+    -> StoreResult<OidcProvider>;
+    async fn list_oidc_providers(&self) -> StoreResult<Vec<OidcProvider>>;
+
     /// Appends to the audit log (which the database itself keeps append-only).
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64>;
     /// Newest first, at most `limit`, optionally only ids below `before_id` (paging).

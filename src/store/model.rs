@@ -303,3 +303,110 @@ pub struct AuditRecord {
     #[sqlx(json)]
     pub details: serde_json::Value,
 }
+
+#[derive(Debug, Clone)]
+pub struct NewIamUser {
+    pub account_id: AccountId,
+    pub path: IamPath,
+    pub name: UserName,
+    pub tags: Tags,
+    pub inline_policies: Vec<(PolicyName, String)>,
+    /// ARNs of managed policies to attach.
+    pub attached_policies: Vec<String>,
+}
+
+/// An IAM user: a long-lived workload identity with access keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IamUser {
+    pub id: String,
+    pub arn: String,
+    pub account_id: AccountId,
+    pub path: IamPath,
+    pub name: UserName,
+    pub tags: Tags,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Everything that decides what an IAM user may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserPermissions {
+    pub user: IamUser,
+    /// Inline policies, then the default versions of attached managed policies.
+    pub identity_policies: Vec<NamedDocument>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AccessKeyStatus {
+    Active,
+    Inactive,
+}
+
+impl AccessKeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessKeyStatus::Active => "Active",
+            AccessKeyStatus::Inactive => "Inactive",
+        }
+    }
+}
+
+impl TryFrom<String> for AccessKeyStatus {
+    type Error = crate::iam::ValidationError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "Active" => Ok(Self::Active),
+            "Inactive" => Ok(Self::Inactive),
+            other => Err(crate::iam::ValidationError::new(
+                "Status",
+                format!("access key status {other:?} must be Active or Inactive"),
+            )),
+        }
+    }
+}
+
+/// A long-term access key as stored: the secret stays sealed under the master key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessKeyRecord {
+    pub access_key_id: String,
+    pub user: IamUser,
+    pub sealed_secret: String,
+    pub status: AccessKeyStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for AccessKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeyRecord")
+            .field("access_key_id", &self.access_key_id)
+            .field("user", &self.user.arn)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session-token key, sealed under the master key.
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TokenKeyRecord {
+    pub id: i64,
+    pub sealed_key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOidcProvider {
+    pub account_id: AccountId,
+    /// The issuer URL (`https://host/path`); stored without the scheme as IAM does.
+    pub url: String,
+    pub client_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OidcProvider {
+    pub id: String,
+    pub arn: String,
+    pub account_id: AccountId,
+    /// Host and path, without the scheme: `idp.example.com/realms/x`.
+    pub url: String,
+    pub client_ids: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}

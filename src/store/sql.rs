@@ -10,6 +10,8 @@ use sqlx::types::Json;
 use sqlx::{Database, Pool};
 
 use super::{
+    AccessKeyRecord, AccessKeyStatus, IamUser, NewIamUser, NewOidcProvider, OidcProvider,
+    TokenKeyRecord, UserPermissions,
     Account, AuditEvent, AuditRecord, Backend, Group, IdentitySource, InlinePolicy, ManagedPolicy,
     NamedDocument, NewGroup, NewIdentitySource, NewManagedPolicy, NewRole, NewUser, PolicyScope,
     PolicyVersion, Role, RolePermissions, RoleUpdate, Store, StoreError, StoreResult, User,
@@ -223,6 +225,104 @@ const ROLE_SELECT: &str = "SELECT r.id, r.account_id, r.path, r.name, r.descript
 const POLICY_SELECT: &str = "SELECT id, account_id, path, name, description, \
      default_version_id, created_at, updated_at FROM managed_policies";
 
+#[derive(sqlx::FromRow)]
+struct IamUserRow {
+    id: String,
+    account_id: String,
+    path: String,
+    name: String,
+    #[sqlx(json)]
+    tags: Tags,
+    created_at: DateTime<Utc>,
+}
+
+impl IamUserRow {
+    fn into_user(self, partition: &Partition) -> StoreResult<IamUser> {
+        let account_id = AccountId::parse(self.account_id)?;
+        let path = IamPath::parse(self.path)?;
+        let name = UserName::parse(self.name)?;
+        Ok(IamUser {
+            arn: partition
+                .user_arn(&account_id, &path, name.as_str())
+                .to_string(),
+            id: self.id,
+            account_id,
+            path,
+            name,
+            tags: self.tags,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AccessKeyRow {
+    access_key_id: String,
+    sealed_secret: String,
+    #[sqlx(try_from = "String")]
+    status: AccessKeyStatus,
+    key_created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    user: IamUserRow,
+}
+
+impl AccessKeyRow {
+    fn into_record(self, partition: &Partition) -> StoreResult<AccessKeyRecord> {
+        Ok(AccessKeyRecord {
+            access_key_id: self.access_key_id,
+            sealed_secret: self.sealed_secret,
+            status: self.status,
+            created_at: self.key_created_at,
+            user: self.user.into_user(partition)?,
+        })
+    }
+}
+
+const ACCESS_KEY_SELECT: &str = "SELECT k.access_key_id, k.sealed_secret, k.status, \
+     k.created_at AS key_created_at, u.id, u.account_id, u.path, u.name, u.tags, u.created_at \
+     FROM access_keys k JOIN iam_users u ON u.id = k.user_id";
+
+const IAM_USER_SELECT: &str =
+    "SELECT id, account_id, path, name, tags, created_at FROM iam_users";
+
+#[derive(sqlx::FromRow)]
+struct OidcProviderRow {
+    id: String,
+    account_id: String,
+    url: String,
+    #[sqlx(json)]
+    client_ids: Vec<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl OidcProviderRow {
+    fn into_provider(self, partition: &Partition) -> StoreResult<OidcProvider> {
+        let account_id = AccountId::parse(self.account_id)?;
+        Ok(OidcProvider {
+            arn: partition.oidc_provider_arn(&account_id, &self.url).to_string(),
+            id: self.id,
+            account_id,
+            url: self.url,
+            client_ids: self.client_ids,
+            created_at: self.created_at,
+        })
+    }
+}
+
+const OIDC_PROVIDER_SELECT: &str =
+    "SELECT id, account_id, url, client_ids, created_at FROM oidc_providers";
+
+/// IAM names OIDC providers by issuer URL without the scheme or a trailing slash.
+fn provider_url(url: &str) -> String {
+    url.trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// IAM allows two access keys per user.
+const MAX_ACCESS_KEYS: i64 = 2;
+
 const USER_SELECT: &str = "SELECT id, identity_source_id, user_name, display_name, email, \
      password_hash, disabled, created_at FROM users";
 
@@ -300,6 +400,63 @@ macro_rules! impl_store {
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or_else(|| not_found("group", group.as_str()))
+            }
+
+            async fn iam_user_row(
+                &self,
+                conn: &mut <$db as Database>::Connection,
+                account: &AccountId,
+                name: &UserName,
+            ) -> StoreResult<IamUser> {
+                let sql = format!("{IAM_USER_SELECT} WHERE account_id = $1 AND lower(name) = lower($2)");
+                sqlx::query_as::<_, IamUserRow>(&sql)
+                    .bind(account.as_str())
+                    .bind(name.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or_else(|| not_found("user", name.as_str()))?
+                    .into_user(&self.partition)
+            }
+
+            /// Inline documents of an owner, then the default versions of its attached
+            /// managed policies: `owner` is "role" or "user" (the table-name stem).
+            async fn identity_documents(
+                &self,
+                conn: &mut <$db as Database>::Connection,
+                owner: &str,
+                owner_id: &str,
+            ) -> StoreResult<Vec<NamedDocument>> {
+                let (inline_table, attach_table, column) = match owner {
+                    "role" => ("role_inline_policies", "role_policy_attachments", "role_id"),
+                    _ => ("iam_user_inline_policies", "iam_user_policy_attachments", "user_id"),
+                };
+                let mut documents: Vec<NamedDocument> = sqlx::query_as::<_, (String, String)>(
+                    &format!("SELECT name, document FROM {inline_table} WHERE {column} = $1 ORDER BY name"),
+                )
+                .bind(owner_id)
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|(source, document)| NamedDocument { source, document })
+                .collect();
+                let attached = sqlx::query_as::<_, (Option<String>, String, String, String)>(&format!(
+                    "SELECT p.account_id, p.path, p.name, v.document FROM {attach_table} a \
+                     JOIN managed_policies p ON p.id = a.policy_id \
+                     JOIN policy_versions v ON v.policy_id = p.id AND v.version_id = p.default_version_id \
+                     WHERE a.{column} = $1 ORDER BY lower(p.name)"
+                ))
+                .bind(owner_id)
+                .fetch_all(&mut *conn)
+                .await?;
+                for (owner, path, name, document) in attached {
+                    let owner = owner.map(AccountId::parse).transpose()?;
+                    let path = IamPath::parse(path)?;
+                    documents.push(NamedDocument {
+                        source: self.partition.policy_arn(owner.as_ref(), &path, &name).to_string(),
+                        document,
+                    });
+                }
+                Ok(documents)
             }
 
             async fn attach(
@@ -922,35 +1079,7 @@ macro_rules! impl_store {
             ) -> StoreResult<RolePermissions> {
                 let mut tx = self.pool.begin().await?;
                 let role = self.role_row(&mut tx, account, role).await?;
-                let mut identity_policies: Vec<NamedDocument> =
-                    sqlx::query_as::<_, (String, String)>(
-                        "SELECT name, document FROM role_inline_policies WHERE role_id = $1 \
-                         ORDER BY name",
-                    )
-                    .bind(&role.id)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .map(|(source, document)| NamedDocument { source, document })
-                    .collect();
-                let attached = sqlx::query_as::<_, (Option<String>, String, String, String)>(
-                    "SELECT p.account_id, p.path, p.name, v.document \
-                     FROM role_policy_attachments a \
-                     JOIN managed_policies p ON p.id = a.policy_id \
-                     JOIN policy_versions v ON v.policy_id = p.id AND v.version_id = p.default_version_id \
-                     WHERE a.role_id = $1 ORDER BY lower(p.name)",
-                )
-                .bind(&role.id)
-                .fetch_all(&mut *tx)
-                .await?;
-                for (owner, path, name, document) in attached {
-                    let owner = owner.map(AccountId::parse).transpose()?;
-                    let path = IamPath::parse(path)?;
-                    identity_policies.push(NamedDocument {
-                        source: self.partition.policy_arn(owner.as_ref(), &path, &name).to_string(),
-                        document,
-                    });
-                }
+                let identity_policies = self.identity_documents(&mut tx, "role", &role.id).await?;
                 let permissions_boundary = match &role.permissions_boundary_arn {
                     Some(arn) => {
                         let policy = self.policy_row(&mut tx, arn).await?;
@@ -1176,6 +1305,243 @@ macro_rules! impl_store {
                 .bind(&user.id)
                 .fetch_all(&mut *conn)
                 .await?)
+            }
+
+            async fn create_iam_user(&self, new: &NewIamUser) -> StoreResult<IamUser> {
+                for (name, document) in &new.inline_policies {
+                    check_document(document, PolicyKind::Identity, true, &format!("inline policy {name}"))?;
+                }
+                let mut tx = self.pool.begin().await?;
+                let user_id = new_id(IdKind::User);
+                sqlx::query(
+                    "INSERT INTO iam_users (id, account_id, path, name, tags, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&user_id)
+                .bind(new.account_id.as_str())
+                .bind(new.path.as_str())
+                .bind(new.name.as_str())
+                .bind(Json(&new.tags))
+                .bind(now())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| write_error(e, "user", new.name.as_str(), &format!("account {}", new.account_id)))?;
+                for (name, document) in &new.inline_policies {
+                    sqlx::query("INSERT INTO iam_user_inline_policies (user_id, name, document) VALUES ($1, $2, $3)")
+                        .bind(&user_id)
+                        .bind(name.as_str())
+                        .bind(document)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for arn in &new.attached_policies {
+                    let policy = self.policy_row(&mut tx, arn).await?;
+                    sqlx::query(
+                        "INSERT INTO iam_user_policy_attachments (user_id, policy_id) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&user_id)
+                    .bind(&policy.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let user = self.iam_user_row(&mut tx, &new.account_id, &new.name).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn get_iam_user(&self, account: &AccountId, name: &UserName) -> StoreResult<IamUser> {
+                let mut conn = self.pool.acquire().await?;
+                self.iam_user_row(&mut conn, account, name).await
+            }
+
+            async fn list_iam_users(&self, account: &AccountId) -> StoreResult<Vec<IamUser>> {
+                let sql = format!("{IAM_USER_SELECT} WHERE account_id = $1 ORDER BY lower(name)");
+                sqlx::query_as::<_, IamUserRow>(&sql)
+                    .bind(account.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| row.into_user(&self.partition))
+                    .collect()
+            }
+
+            async fn user_permissions(
+                &self,
+                account: &AccountId,
+                name: &UserName,
+            ) -> StoreResult<UserPermissions> {
+                let mut tx = self.pool.begin().await?;
+                let user = self.iam_user_row(&mut tx, account, name).await?;
+                let identity_policies = self.identity_documents(&mut tx, "user", &user.id).await?;
+                tx.commit().await?;
+                Ok(UserPermissions { user, identity_policies })
+            }
+
+            async fn create_access_key(
+                &self,
+                account: &AccountId,
+                user: &UserName,
+                access_key_id: &str,
+                sealed_secret: &str,
+            ) -> StoreResult<AccessKeyRecord> {
+                let mut tx = self.pool.begin().await?;
+                let owner = self.iam_user_row(&mut tx, account, user).await?;
+                let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM access_keys WHERE user_id = $1")
+                    .bind(&owner.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if existing >= MAX_ACCESS_KEYS {
+                    return Err(StoreError::LimitExceeded(format!(
+                        "Cannot exceed quota for AccessKeysPerUser: {MAX_ACCESS_KEYS}"
+                    )));
+                }
+                let at = now();
+                sqlx::query(
+                    "INSERT INTO access_keys (access_key_id, user_id, sealed_secret, status, created_at) \
+                     VALUES ($1, $2, $3, 'Active', $4)",
+                )
+                .bind(access_key_id)
+                .bind(&owner.id)
+                .bind(sealed_secret)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| write_error(e, "access key", access_key_id, ""))?;
+                tx.commit().await?;
+                Ok(AccessKeyRecord {
+                    access_key_id: access_key_id.to_owned(),
+                    user: owner,
+                    sealed_secret: sealed_secret.to_owned(),
+                    status: AccessKeyStatus::Active,
+                    created_at: at,
+                })
+            }
+
+            async fn get_access_key(&self, access_key_id: &str) -> StoreResult<AccessKeyRecord> {
+                let sql = format!("{ACCESS_KEY_SELECT} WHERE k.access_key_id = $1");
+                sqlx::query_as::<_, AccessKeyRow>(&sql)
+                    .bind(access_key_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| not_found("access key", access_key_id))?
+                    .into_record(&self.partition)
+            }
+
+            async fn list_access_keys(
+                &self,
+                account: &AccountId,
+                user: &UserName,
+            ) -> StoreResult<Vec<AccessKeyRecord>> {
+                let mut conn = self.pool.acquire().await?;
+                let owner = self.iam_user_row(&mut conn, account, user).await?;
+                let sql = format!("{ACCESS_KEY_SELECT} WHERE k.user_id = $1 ORDER BY k.created_at");
+                sqlx::query_as::<_, AccessKeyRow>(&sql)
+                    .bind(&owner.id)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .into_iter()
+                    .map(|row| row.into_record(&self.partition))
+                    .collect()
+            }
+
+            async fn set_access_key_status(
+                &self,
+                access_key_id: &str,
+                status: AccessKeyStatus,
+            ) -> StoreResult<()> {
+                let updated = sqlx::query("UPDATE access_keys SET status = $1 WHERE access_key_id = $2")
+                    .bind(status.as_str())
+                    .bind(access_key_id)
+                    .execute(&self.pool)
+                    .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(not_found("access key", access_key_id));
+                }
+                Ok(())
+            }
+
+            async fn delete_access_key(&self, access_key_id: &str) -> StoreResult<()> {
+                let deleted = sqlx::query("DELETE FROM access_keys WHERE access_key_id = $1")
+                    .bind(access_key_id)
+                    .execute(&self.pool)
+                    .await?;
+                if deleted.rows_affected() == 0 {
+                    return Err(not_found("access key", access_key_id));
+                }
+                Ok(())
+            }
+
+            async fn policy_document(&self, arn: &str) -> StoreResult<String> {
+                let mut conn = self.pool.acquire().await?;
+                let policy = self.policy_row(&mut conn, arn).await?;
+                Ok(sqlx::query_scalar(
+                    "SELECT document FROM policy_versions WHERE policy_id = $1 AND version_id = $2",
+                )
+                .bind(&policy.id)
+                .bind(&policy.default_version_id)
+                .fetch_one(&mut *conn)
+                .await?)
+            }
+
+            async fn list_token_keys(&self) -> StoreResult<Vec<TokenKeyRecord>> {
+                Ok(sqlx::query_as::<_, TokenKeyRecord>(
+                    "SELECT id, sealed_key, created_at FROM token_keys ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn add_token_key(&self, id: i64, sealed_key: &str) -> StoreResult<()> {
+                sqlx::query("INSERT INTO token_keys (id, sealed_key, created_at) VALUES ($1, $2, $3)")
+                    .bind(id)
+                    .bind(sealed_key)
+                    .bind(now())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| write_error(e, "token key", &id.to_string(), ""))?;
+                Ok(())
+            }
+
+            async fn create_oidc_provider(&self, new: &NewOidcProvider) -> StoreResult<OidcProvider> {
+                if !new.url.starts_with("https://") && !new.url.starts_with("http://") {
+                    return Err(ValidationError::new("Url", format!("OIDC provider URL {:?} must start with https://", new.url)).into());
+                }
+                let url = provider_url(&new.url);
+                let sql = "INSERT INTO oidc_providers (id, account_id, url, client_ids, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id, account_id, url, client_ids, created_at";
+                sqlx::query_as::<_, OidcProviderRow>(sql)
+                    .bind(new_id(IdKind::Provider))
+                    .bind(new.account_id.as_str())
+                    .bind(&url)
+                    .bind(Json(&new.client_ids))
+                    .bind(now())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| write_error(e, "OIDC provider", &url, &format!("account {}", new.account_id)))?
+                    .into_provider(&self.partition)
+            }
+
+            async fn find_oidc_provider(&self, account: &AccountId, url: &str) -> StoreResult<OidcProvider> {
+                let url = provider_url(url);
+                let sql = format!("{OIDC_PROVIDER_SELECT} WHERE account_id = $1 AND url = $2");
+                sqlx::query_as::<_, OidcProviderRow>(&sql)
+                    .bind(account.as_str())
+                    .bind(&url)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| not_found("OIDC provider", url))?
+                    .into_provider(&self.partition)
+            }
+
+            async fn list_oidc_providers(&self) -> StoreResult<Vec<OidcProvider>> {
+                let sql = format!("{OIDC_PROVIDER_SELECT} ORDER BY account_id, url");
+                sqlx::query_as::<_, OidcProviderRow>(&sql)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| row.into_provider(&self.partition))
+                    .collect()
             }
 
             async fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64> {

@@ -2,20 +2,23 @@
 //! the store, and results back to each surface's wire format.
 
 mod health;
+mod sts_api;
 
 use std::sync::Arc;
 
 use actix_web::web;
 
 use crate::store::Store;
+use crate::sts::service::Sts;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub sts: Arc<Sts>,
 }
 
 /// Registers every route; used by the server and by in-process tests alike.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(health::routes);
+    cfg.configure(health::routes).configure(sts_api::routes);
 }

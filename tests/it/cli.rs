@@ -88,6 +88,7 @@ fn serve_with_unreachable_database_fails_fast() {
                 "postgres://rolegate:secret-pw@127.0.0.1:1/rolegate",
             ),
             ("ROLEGATE_DATABASE__CONNECT_TIMEOUT_SECONDS", "2"),
+            ("ROLEGATE_SECRETS__MASTER_KEY", crate::helpers::TEST_MASTER_KEY),
             ("ROLEGATE_SERVER__LISTEN", "127.0.0.1:0"),
         ],
     );
@@ -162,7 +163,10 @@ async fn migrate_then_serve_on_postgres_and_sqlite() {
         // The environment overrides the file.
         let server = start_binary(
             &["serve", "--config", &config],
-            &[("ROLEGATE_LOG__FORMAT", "json")],
+            &[
+                ("ROLEGATE_LOG__FORMAT", "json"),
+                ("ROLEGATE_SECRETS__MASTER_KEY", crate::helpers::TEST_MASTER_KEY),
+            ],
             Duration::from_secs(30),
         );
         let ready = reqwest::get(format!("{}/readyz", server.base_url))

@@ -115,11 +115,13 @@ macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
-                #[tokio::test]
+                // Multi-threaded: tests run blocking clients (aws, python) against the
+                // server spawned on this same runtime.
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
                     super::$name($crate::helpers::sqlite_store().await).await
                 }
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     super::$name($crate::helpers::postgres_store().await).await
                 }
@@ -128,11 +130,29 @@ macro_rules! both_backends {
     };
 }
 
+/// A fixed master key for tests (base64 of 32 bytes).
+pub const TEST_MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+pub fn test_sealer() -> rolegate::secrets::Sealer {
+    rolegate::secrets::Sealer::from_base64(&rolegate::secrets::Secret::new(TEST_MASTER_KEY))
+        .expect("test master key")
+}
+
+/// The application state over `store`, sealed with the test master key.
+pub async fn app_state(store: Arc<dyn Store>) -> rolegate::web::AppState {
+    rolegate::app::app_state(store, test_sealer()).await.expect("app state")
+}
+
 /// The real server on 127.0.0.1 port 0; returns its base URL.
-pub fn spawn_server(store: Arc<dyn Store>) -> String {
+pub async fn spawn_server(store: Arc<dyn Store>) -> String {
+    spawn_state(app_state(store).await)
+}
+
+/// The real server for a prepared state on 127.0.0.1 port 0; returns its base URL.
+pub fn spawn_state(state: rolegate::web::AppState) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("local addr");
-    let server = rolegate::app::build_server(listener, store, 1).expect("build server");
+    let server = rolegate::app::build_server(listener, state, 1).expect("build server");
     tokio::spawn(server);
     format!("http://{address}")
 }

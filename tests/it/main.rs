@@ -5,5 +5,8 @@ mod config;
 mod helpers;
 mod iam;
 mod policy;
+mod sigv4;
 mod store;
+mod sts_api;
 mod web;
+mod web_identity;

@@ -4,7 +4,7 @@ use crate::both_backends;
 use crate::helpers::{TestStore, spawn_server};
 
 async fn health_and_readiness(db: TestStore) {
-    let base = spawn_server(db.store.clone());
+    let base = spawn_server(db.store.clone()).await;
     let client = reqwest::Client::new();
     let health = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -37,7 +37,7 @@ async fn readiness_fails_when_postgres_database_is_gone() {
         ..Default::default()
     };
     let store = rolegate::store::open(&url, &options).await.unwrap();
-    let base = spawn_server(store);
+    let base = spawn_server(store).await;
     let client = reqwest::Client::new();
     assert_eq!(
         client

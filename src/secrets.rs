@@ -1,0 +1,119 @@
+//! Secrets at rest: values sealed with AES-256-GCM under the deployment's master key,
+//! and a `Secret` wrapper that never prints its contents.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+
+/// A string that must never reach logs: Debug and Display print `***`.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("the master key must be 32 bytes, base64-encoded (generate one with `openssl rand -base64 32`)")]
+    BadMasterKey,
+    #[error("sealed value is malformed")]
+    Malformed,
+    #[error("sealed value failed authentication (wrong master key or tampered data)")]
+    Tampered,
+}
+
+const SEALED_PREFIX: &str = "v1:";
+const NONCE_LEN: usize = 12;
+
+/// Seals and opens values under the master key. `context` binds a sealed value to
+/// its purpose (e.g. "iam-access-key:AKIA..."), so one cannot be swapped for another.
+#[derive(Clone)]
+pub struct Sealer {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(***)")
+    }
+}
+
+impl Sealer {
+    pub fn from_key_bytes(key: &[u8; 32]) -> Self {
+        Self {
+            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)),
+        }
+    }
+
+    /// From the base64 form used in configuration.
+    pub fn from_base64(master_key: &Secret) -> Result<Self, SealError> {
+        let bytes = STANDARD
+            .decode(master_key.expose().trim())
+            .map_err(|_| SealError::BadMasterKey)?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| SealError::BadMasterKey)?;
+        Ok(Self::from_key_bytes(&key))
+    }
+
+    /// A fresh random master key in its base64 configuration form.
+    pub fn generate_master_key(rng: &mut impl RngCore) -> Secret {
+        let mut key = [0u8; 32];
+        rng.fill_bytes(&mut key);
+        Secret(STANDARD.encode(key))
+    }
+
+    pub fn seal(&self, plaintext: &[u8], context: &str, rng: &mut impl RngCore) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
+            // AES-GCM encryption only fails for inputs over 64 GiB.
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        format!("{SEALED_PREFIX}{}", STANDARD.encode(out))
+    }
+
+    pub fn open(&self, sealed: &str, context: &str) -> Result<Vec<u8>, SealError> {
+        let body = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .ok_or(SealError::Malformed)?;
+        let bytes = STANDARD.decode(body).map_err(|_| SealError::Malformed)?;
+        if bytes.len() < NONCE_LEN + 16 {
+            return Err(SealError::Malformed);
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        self.cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .map_err(|_| SealError::Tampered)
+    }
+}

@@ -1,0 +1,579 @@
+//! The STS service: authenticates callers' keys and tokens, gathers their policies
+//! through the store, and issues sessions using the pure rules in `assume`.
+
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+
+use crate::iam::{AccountId, Partition, RoleName, UserName};
+use crate::policy::{ParseOptions, Policy, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy};
+use crate::secrets::Sealer;
+use crate::store::{AccessKeyStatus, Store, StoreError};
+
+use super::assume::{self, AssumeRoleParams, Caller, CallerKind};
+use super::credentials::{self, KeyKind};
+use super::error::StsError;
+use super::sigv4;
+use super::token::{SessionClaims, SessionKind, TokenKeyring};
+
+/// Credentials as STS returns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub expiration: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AssumedRole {
+    pub credentials: IssuedCredentials,
+    pub assumed_role_arn: String,
+    pub assumed_role_id: String,
+    /// Percentage of the packed-policy allowance used, as AWS reports it.
+    pub packed_policy_size: u32,
+    pub source_identity: Option<String>,
+}
+
+/// A caller's identity-side policies, parsed.
+pub struct CallerPolicies {
+    pub identity: Vec<Policy>,
+    pub boundary: Option<Policy>,
+    pub session: Vec<Policy>,
+}
+
+pub struct Sts {
+    store: Arc<dyn Store>,
+    sealer: Sealer,
+    keyring: RwLock<TokenKeyring>,
+    /// Validates web identity tokens (JWKS cache per provider).
+    pub(crate) web_identity: super::web_identity::WebIdentityVerifier,
+}
+
+fn sigv4_error(error: sigv4::SigV4Error) -> StsError {
+    StsError::new(error.code(), error.http_status(), error.message().to_owned())
+}
+
+pub(crate) fn store_failure(error: StoreError) -> StsError {
+    tracing::error!(%error, "store failure in STS");
+    StsError::internal()
+}
+
+pub(crate) fn parse_stored(document: &str, kind: PolicyKind, source: &str) -> Result<Policy, StsError> {
+    Policy::parse(document, ParseOptions::new(kind)).map_err(|error| {
+        // Stored documents were validated on write; failing here means data damage.
+        tracing::error!(%error, source, "stored policy no longer parses");
+        StsError::internal()
+    })
+}
+
+fn key_context(id: i64) -> String {
+    format!("token-key:{id}")
+}
+
+fn access_key_context(access_key_id: &str) -> String {
+    format!("access-key:{access_key_id}")
+}
+
+impl Sts {
+    /// Loads the session-token key ring, creating the first key on a new deployment.
+    pub async fn open(store: Arc<dyn Store>, sealer: Sealer) -> Result<Self, String> {
+        let keyring = load_keyring(store.as_ref(), &sealer, true).await?;
+        Ok(Self {
+            store,
+            sealer,
+            keyring: RwLock::new(keyring),
+            web_identity: super::web_identity::WebIdentityVerifier::new(),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn partition(&self) -> &Partition {
+        self.store.partition()
+    }
+
+    /// Adds a new current key; tokens sealed with older keys stay valid until they expire.
+    pub async fn rotate_token_key(&self) -> Result<u32, String> {
+        let next = i64::from(self.read_keyring().current_key_id()) + 1;
+        let sealed = new_sealed_key(&self.sealer, next);
+        self.store
+            .add_token_key(next, &sealed)
+            .await
+            .map_err(|e| format!("cannot add token key: {e}"))?;
+        self.reload_keys().await?;
+        Ok(self.read_keyring().current_key_id())
+    }
+
+    fn read_keyring(&self) -> TokenKeyring {
+        match self.keyring.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    async fn reload_keys(&self) -> Result<(), String> {
+        let fresh = load_keyring(self.store.as_ref(), &self.sealer, false).await?;
+        match self.keyring.write() {
+            Ok(mut guard) => *guard = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(())
+    }
+
+    fn seal(&self, claims: &SessionClaims) -> String {
+        let keyring = self.keyring.read();
+        match keyring {
+            Ok(k) => k.seal(claims, &mut rand::rng()),
+            Err(poisoned) => poisoned.into_inner().seal(claims, &mut rand::rng()),
+        }
+    }
+
+    /// Opens a session token; a key id this replica has not seen yet (another replica
+    /// rotated) triggers one reload of the key ring.
+    pub async fn open_token(&self, token: &str, now: i64) -> Result<SessionClaims, StsError> {
+        let known = |sts: &Self| {
+            TokenKeyring::key_id_of(token).is_some_and(|id| {
+                sts.keyring
+                    .read()
+                    .map(|k| k.knows(id))
+                    .unwrap_or(false)
+            })
+        };
+        if !known(self) && TokenKeyring::key_id_of(token).is_some() {
+            let _ = self.reload_keys().await;
+        }
+        let keyring = self.read_keyring();
+        keyring.open(token, now).map_err(|error| match error {
+            super::token::TokenError::Invalid => StsError::invalid_client_token_id(),
+            super::token::TokenError::Expired => StsError::expired_token(),
+        })
+    }
+
+    /// Resolves an access key (and session token for temporary keys) to the caller
+    /// and the secret the request must have been signed with.
+    pub async fn resolve_keys(
+        &self,
+        access_key_id: &str,
+        session_token: Option<&str>,
+        now: i64,
+    ) -> Result<(Caller, String), StsError> {
+        match (KeyKind::of(access_key_id), session_token) {
+            (Some(KeyKind::Temporary), Some(token)) => {
+                let claims = self.open_token(token, now).await?;
+                if claims.access_key_id != access_key_id {
+                    return Err(StsError::invalid_client_token_id());
+                }
+                let secret = claims.secret_access_key.clone();
+                Ok((caller_from_claims(claims), secret))
+            }
+            (Some(KeyKind::LongTerm), _) => {
+                let record = match self.store.get_access_key(access_key_id).await {
+                    Ok(record) => record,
+                    Err(StoreError::NotFound { .. }) => {
+                        return Err(StsError::invalid_client_token_id());
+                    }
+                    Err(error) => return Err(store_failure(error)),
+                };
+                if record.status != AccessKeyStatus::Active {
+                    return Err(StsError::invalid_client_token_id());
+                }
+                let secret = self
+                    .sealer
+                    .open(&record.sealed_secret, &access_key_context(access_key_id))
+                    .map_err(|error| {
+                        tracing::error!(%error, access_key_id, "cannot unseal access key secret");
+                        StsError::internal()
+                    })
+                    .and_then(|bytes| String::from_utf8(bytes).map_err(|_| StsError::internal()))?;
+                let user = record.user;
+                Ok((
+                    Caller {
+                        access_key_id: access_key_id.to_owned(),
+                        account: user.account_id.to_string(),
+                        arn: user.arn.clone(),
+                        user_id: user.id.clone(),
+                        kind: CallerKind::IamUser {
+                            user_name: user.name.to_string(),
+                        },
+                        principal_tags: user
+                            .tags
+                            .iter()
+                            .map(|t| (t.key.clone(), t.value.clone()))
+                            .collect(),
+                        session: None,
+                    },
+                    secret,
+                ))
+            }
+            _ => Err(StsError::invalid_client_token_id()),
+        }
+    }
+
+    /// Verifies a SigV4-signed request and resolves its credentials to the caller.
+    /// The secret is looked up before the signature is checked, as AWS does, so an
+    /// unknown key is `InvalidClientTokenId` and a wrong secret `SignatureDoesNotMatch`.
+    pub async fn authenticate(
+        &self,
+        request: &sigv4::SignedRequest<'_>,
+        now: DateTime<Utc>,
+        options: &sigv4::VerifyOptions,
+    ) -> Result<Caller, StsError> {
+        let info = sigv4::parse(request).map_err(sigv4_error)?;
+        // Reject stale or malformed requests before any lookup.
+        sigv4::validate(&info, now, options).map_err(sigv4_error)?;
+        let (caller, secret) = self
+            .resolve_keys(&info.access_key_id, info.session_token.as_deref(), now.timestamp())
+            .await?;
+        sigv4::verify(request, &info, &secret, now, options).map_err(sigv4_error)?;
+        Ok(caller)
+    }
+
+    /// The caller's identity policies, boundary and session policies. Role sessions
+    /// issued before the role's "revoke sessions before" time are refused here.
+    pub async fn caller_policies(&self, caller: &Caller) -> Result<CallerPolicies, StsError> {
+        let account = AccountId::parse(caller.account.clone()).map_err(|_| StsError::internal())?;
+        let parse_all = |documents: &[crate::store::NamedDocument]| {
+            documents
+                .iter()
+                .map(|d| parse_stored(&d.document, PolicyKind::Identity, &d.source))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        match &caller.kind {
+            CallerKind::IamUser { user_name } | CallerKind::UserSession { user_name } => {
+                let name = UserName::parse(user_name.clone()).map_err(|_| StsError::internal())?;
+                let permissions = self
+                    .store
+                    .user_permissions(&account, &name)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::NotFound { .. } => StsError::invalid_client_token_id(),
+                        other => store_failure(other),
+                    })?;
+                Ok(CallerPolicies {
+                    identity: parse_all(&permissions.identity_policies)?,
+                    boundary: None,
+                    session: Vec::new(),
+                })
+            }
+            CallerKind::AssumedRole { role_name, .. } => {
+                let name = RoleName::parse(role_name.clone()).map_err(|_| StsError::internal())?;
+                let permissions = self
+                    .store
+                    .role_permissions(&account, &name)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::NotFound { .. } => StsError::invalid_client_token_id(),
+                        other => store_failure(other),
+                    })?;
+                let issued_at = caller.session.as_ref().map_or(0, |s| s.issued_at);
+                if let Some(before) = permissions.role.revoke_sessions_before
+                    && issued_at < before.timestamp()
+                {
+                    return Err(StsError::access_denied(format!(
+                        "The session of {} was revoked: sessions of role {} issued before {} are no longer valid.",
+                        caller.arn,
+                        permissions.role.name,
+                        before.format("%Y-%m-%dT%H:%M:%SZ")
+                    )));
+                }
+                let mut session = Vec::new();
+                if let Some(claims) = &caller.session {
+                    if let Some(document) = &claims.session_policy {
+                        session.push(parse_stored(document, PolicyKind::Session, "session policy")?);
+                    }
+                    for arn in &claims.policy_arns {
+                        let document = self.store.policy_document(arn).await.map_err(store_failure)?;
+                        session.push(parse_stored(&document, PolicyKind::Session, arn)?);
+                    }
+                }
+                Ok(CallerPolicies {
+                    identity: parse_all(&permissions.identity_policies)?,
+                    boundary: permissions
+                        .permissions_boundary
+                        .as_ref()
+                        .map(|b| parse_stored(&b.document, PolicyKind::Identity, &b.source))
+                        .transpose()?,
+                    session,
+                })
+            }
+        }
+    }
+
+    /// AssumeRole: validates, checks the trust policy (and the caller's own policies
+    /// where AWS requires them), and issues a role session.
+    pub async fn assume_role(
+        &self,
+        caller: &Caller,
+        params: &AssumeRoleParams,
+        source_ip: Option<&str>,
+        now: i64,
+    ) -> Result<AssumedRole, StsError> {
+        let (role_account, role_name) = assume::validate_assume_role(params)?;
+        let denied = || StsError::not_authorized(&caller.arn, "sts:AssumeRole", &params.role_arn);
+        let session_policy = params
+            .policy
+            .as_deref()
+            .map(|p| {
+                Policy::parse(p, ParseOptions::new(PolicyKind::Session))
+                    .map_err(|e| StsError::malformed_policy(e.to_string()))
+            })
+            .transpose()?;
+        for arn in &params.policy_arns {
+            if let Err(error) = self.store.policy_document(arn).await {
+                return Err(match error {
+                    StoreError::NotFound { .. } | StoreError::Invalid(_) => StsError::new(
+                        "InvalidParameterValue",
+                        400,
+                        format!("Policy {arn} does not exist or is not attachable."),
+                    ),
+                    other => store_failure(other),
+                });
+            }
+        }
+        let (Ok(account), Ok(name)) = (AccountId::parse(role_account), RoleName::parse(role_name))
+        else {
+            return Err(denied());
+        };
+        let role = match self.store.get_role(&account, &name).await {
+            Ok(role) => role,
+            Err(StoreError::NotFound { .. }) => return Err(denied()),
+            Err(error) => return Err(store_failure(error)),
+        };
+        if role.arn != params.role_arn {
+            // Same name under another path, or another partition: not this role.
+            return Err(denied());
+        }
+        let chained = caller.is_role_session();
+        let duration =
+            assume::role_session_duration(params.duration_seconds, role.max_session_duration.seconds(), chained)?;
+        let tags = assume::session_tags(caller, &params.tags, &params.transitive_tag_keys)?;
+        let source_identity = assume::source_identity(caller, params.source_identity.as_deref())?;
+
+        let trust = parse_stored(&role.trust_policy, PolicyKind::Trust, &role.arn)?;
+        let policies = self.caller_policies(caller).await?;
+        let identity: Vec<&Policy> = policies.identity.iter().collect();
+        let session: Vec<&Policy> = policies.session.iter().collect();
+        let set = PolicySet {
+            identity: &identity,
+            boundary: policies.boundary.as_ref(),
+            session: &session,
+            resource: Some(ResourcePolicy {
+                policy: &trust,
+                owner_account: account.as_str(),
+            }),
+        };
+        let mut context = caller.context(now, source_ip);
+        assume::trust_context(&mut context, params, &tags.0, source_identity.as_deref());
+        let principal = PrincipalRef::Aws {
+            arn: caller.principal_arn(),
+            account: &caller.account,
+        };
+        let mut actions = vec!["sts:AssumeRole"];
+        if !params.tags.is_empty() {
+            actions.push("sts:TagSession");
+        }
+        if params.source_identity.is_some() {
+            actions.push("sts:SetSourceIdentity");
+        }
+        for action in actions {
+            let request = Request {
+                principal,
+                action,
+                resource: &role.arn,
+                context: &context,
+            };
+            let evaluation = crate::policy::evaluate(&set, &request);
+            if !evaluation.is_allowed() {
+                return Err(StsError::not_authorized(&caller.arn, action, &role.arn));
+            }
+        }
+
+        let keys = (
+            credentials::new_access_key_id(KeyKind::Temporary, account.as_str(), &mut rand::rng()),
+            credentials::new_secret_access_key(&mut rand::rng()),
+        );
+        let claims = assume::role_session_claims(
+            self.partition(),
+            account.as_str(),
+            &role.id,
+            &role.arn,
+            role.name.as_str(),
+            params,
+            keys,
+            now,
+            duration,
+            tags,
+            source_identity.clone(),
+            chained,
+        );
+        let packed_policy_size = packed_size_percent(params, session_policy.is_some());
+        let assumed_role_arn = claims.principal_arn.clone();
+        let assumed_role_id = claims.principal_id.clone();
+        Ok(AssumedRole {
+            credentials: self.credentials_for(&claims),
+            assumed_role_arn,
+            assumed_role_id,
+            packed_policy_size,
+            source_identity,
+        })
+    }
+
+    /// GetSessionToken: temporary keys for an IAM user's long-term keys.
+    pub async fn get_session_token(
+        &self,
+        caller: &Caller,
+        duration_seconds: Option<i64>,
+        now: i64,
+    ) -> Result<IssuedCredentials, StsError> {
+        let CallerKind::IamUser { user_name } = &caller.kind else {
+            return Err(StsError::access_denied(
+                "Cannot call GetSessionToken with session credentials",
+            ));
+        };
+        let duration = duration_seconds.unwrap_or(assume::SESSION_TOKEN_DEFAULT_DURATION);
+        if !(assume::MIN_DURATION..=assume::SESSION_TOKEN_MAX_DURATION).contains(&duration) {
+            return Err(StsError::constraint(
+                "durationSeconds",
+                &duration.to_string(),
+                "Member must have value greater than or equal to 900 and less than or equal to 129600",
+            ));
+        }
+        let claims = SessionClaims {
+            access_key_id: credentials::new_access_key_id(
+                KeyKind::Temporary,
+                &caller.account,
+                &mut rand::rng(),
+            ),
+            secret_access_key: credentials::new_secret_access_key(&mut rand::rng()),
+            kind: SessionKind::UserSession,
+            account: caller.account.clone(),
+            principal_arn: caller.arn.clone(),
+            principal_id: caller.user_id.clone(),
+            role_arn: None,
+            session_name: Some(user_name.clone()),
+            issued_at: now,
+            expires_at: now + duration,
+            session_policy: None,
+            policy_arns: Vec::new(),
+            tags: caller.principal_tags.clone(),
+            transitive_tag_keys: Vec::new(),
+            source_identity: None,
+            identity_subject: None,
+            chained: false,
+        };
+        Ok(self.credentials_for(&claims))
+    }
+
+    pub(crate) fn credentials_for(&self, claims: &SessionClaims) -> IssuedCredentials {
+        IssuedCredentials {
+            access_key_id: claims.access_key_id.clone(),
+            secret_access_key: claims.secret_access_key.clone(),
+            session_token: self.seal(claims),
+            expiration: DateTime::from_timestamp(claims.expires_at, 0).unwrap_or_default(),
+        }
+    }
+
+    /// Creates a long-term access key for an IAM user; the secret is returned once and
+    /// stored only sealed.
+    pub async fn create_access_key(
+        &self,
+        account: &AccountId,
+        user: &UserName,
+    ) -> Result<(String, String), StoreError> {
+        let access_key_id =
+            credentials::new_access_key_id(KeyKind::LongTerm, account.as_str(), &mut rand::rng());
+        let secret = credentials::new_secret_access_key(&mut rand::rng());
+        let sealed = self.sealer.seal(
+            secret.as_bytes(),
+            &access_key_context(&access_key_id),
+            &mut rand::rng(),
+        );
+        self.store
+            .create_access_key(account, user, &access_key_id, &sealed)
+            .await?;
+        Ok((access_key_id, secret))
+    }
+}
+
+/// AWS reports the packed size as a percentage of the allowance.
+pub(crate) fn packed_size_percent(params: &AssumeRoleParams, has_policy: bool) -> u32 {
+    let policy_chars = if has_policy {
+        params
+            .policy
+            .as_deref()
+            .map_or(0, |p| p.chars().filter(|c| !c.is_whitespace()).count())
+    } else {
+        0
+    };
+    let tag_chars: usize = params.tags.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let used = policy_chars + tag_chars + params.policy_arns.iter().map(String::len).sum::<usize>();
+    ((used * 100) / assume::MAX_SESSION_POLICY_CHARS) as u32
+}
+
+fn caller_from_claims(claims: SessionClaims) -> Caller {
+    let kind = match claims.kind {
+        SessionKind::AssumedRole => {
+            let role_arn = claims.role_arn.clone().unwrap_or_default();
+            let role_name = role_arn.rsplit('/').next().unwrap_or_default().to_owned();
+            CallerKind::AssumedRole {
+                role_arn,
+                role_name,
+                session_name: claims.session_name.clone().unwrap_or_default(),
+            }
+        }
+        SessionKind::UserSession => CallerKind::UserSession {
+            user_name: claims.session_name.clone().unwrap_or_default(),
+        },
+    };
+    Caller {
+        access_key_id: claims.access_key_id.clone(),
+        account: claims.account.clone(),
+        arn: claims.principal_arn.clone(),
+        user_id: claims.principal_id.clone(),
+        kind,
+        principal_tags: claims.tags.clone(),
+        session: Some(claims),
+    }
+}
+
+fn new_sealed_key(sealer: &Sealer, id: i64) -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    sealer.seal(&key, &key_context(id), &mut rand::rng())
+}
+
+async fn load_keyring(store: &dyn Store, sealer: &Sealer, create: bool) -> Result<TokenKeyring, String> {
+    let mut records = store
+        .list_token_keys()
+        .await
+        .map_err(|e| format!("cannot read session-token keys: {e}"))?;
+    if records.is_empty() && create {
+        match store.add_token_key(1, &new_sealed_key(sealer, 1)).await {
+            Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(format!("cannot create the first session-token key: {e}")),
+        }
+        records = store
+            .list_token_keys()
+            .await
+            .map_err(|e| format!("cannot read session-token keys: {e}"))?;
+    }
+    let mut keys = Vec::with_capacity(records.len());
+    for record in &records {
+        let bytes = sealer.open(&record.sealed_key, &key_context(record.id)).map_err(|e| {
+            format!(
+                "cannot unseal session-token key {}: {e}. Is the master key the one this database was set up with?",
+                record.id
+            )
+        })?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| format!("session-token key {} has the wrong length", record.id))?;
+        keys.push((record.id as u32, key));
+    }
+    let current = keys.iter().map(|(id, _)| *id).max().ok_or("no session-token keys")?;
+    TokenKeyring::new(current, &keys).ok_or_else(|| "inconsistent session-token keys".to_owned())
+}

@@ -1,0 +1,364 @@
+//! AssumeRoleWithWebIdentity: workloads (a Kubernetes service account, a CI job)
+//! trade an OpenID Connect ID token for role credentials.
+//!
+//! The token's `iss` selects an IAM OIDC provider of the role's account; the token is
+//! verified with the keys the issuer publishes (discovery document → `jwks_uri`,
+//! cached, see [`jwks`]) and checked by the pure rules in [`jwt`]; then the role's
+//! trust policy decides, with the provider's ARN as the `Federated` principal and the
+//! condition keys `<provider>:sub`, `:aud`, `:oaud`, `:azp` and `:amr`, where
+//! `<provider>` is the issuer without its scheme, as IAM names it.
+
+pub mod jwks;
+pub mod jwt;
+
+use crate::iam::{AccountId, RoleName};
+use crate::policy::{
+    ContextKeys, ParseOptions, Policy, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy,
+};
+use crate::store::StoreError;
+
+use super::assume::{self, AssumeRoleParams};
+use super::credentials::{self, KeyKind};
+use super::error::StsError;
+use super::service::{AssumedRole, Sts, packed_size_percent, parse_stored, store_failure};
+
+pub use jwks::VerifierSettings;
+use jwt::{SignatureError, UnverifiedToken, VerifiedClaims, invalid_token};
+
+/// The action trust policies must allow.
+pub const ACTION: &str = "sts:AssumeRoleWithWebIdentity";
+/// Model limits of `WebIdentityToken`.
+pub const MIN_TOKEN_LEN: usize = 4;
+pub const MAX_TOKEN_LEN: usize = 20_000;
+
+/// AssumeRoleWithWebIdentity's parameters as they arrive on the wire.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct WebIdentityParams {
+    pub role_arn: String,
+    pub role_session_name: String,
+    pub web_identity_token: String,
+    /// Only for OAuth 2.0 access tokens of Amazon and Facebook, which Rolegate does
+    /// not accept; must be absent for OpenID Connect ID tokens.
+    pub provider_id: Option<String>,
+    pub duration_seconds: Option<i64>,
+    pub policy: Option<String>,
+    pub policy_arns: Vec<String>,
+}
+
+impl std::fmt::Debug for WebIdentityParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a bearer credential: never printed.
+        f.debug_struct("WebIdentityParams")
+            .field("role_arn", &self.role_arn)
+            .field("role_session_name", &self.role_session_name)
+            .field(
+                "web_identity_token",
+                &format_args!("<{} chars>", self.web_identity_token.len()),
+            )
+            .field("provider_id", &self.provider_id)
+            .field("duration_seconds", &self.duration_seconds)
+            .field("policy", &self.policy.as_ref().map(|_| "<policy>"))
+            .field("policy_arns", &self.policy_arns)
+            .finish()
+    }
+}
+
+/// The result of AssumeRoleWithWebIdentity, as AWS returns it.
+#[derive(Debug, Clone)]
+pub struct AssumedRoleWithWebIdentity {
+    pub assumed: AssumedRole,
+    /// `SubjectFromWebIdentityToken`: the token's `sub`.
+    pub subject: String,
+    /// `Provider`: the token's issuer (`iss`), as in the captured AWS exchange.
+    pub provider: String,
+    /// `Audience`: the token audience that matched the provider's client ids.
+    pub audience: String,
+}
+
+/// Validates web identity tokens; holds the per-issuer JWKS cache.
+#[derive(Debug)]
+pub struct WebIdentityVerifier {
+    jwks: jwks::JwksCache,
+}
+
+impl Default for WebIdentityVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WebIdentityVerifier {
+    pub fn new() -> Self {
+        Self::with_settings(VerifierSettings::default())
+    }
+
+    pub fn with_settings(settings: VerifierSettings) -> Self {
+        Self {
+            jwks: jwks::JwksCache::new(settings),
+        }
+    }
+
+    pub fn settings(&self) -> &VerifierSettings {
+        self.jwks.settings()
+    }
+
+    /// Verifies the token's signature with the issuer's published keys, refetching
+    /// them once (rate limited) when the token names a key the cache does not have.
+    pub async fn verify_signature(
+        &self,
+        token: &UnverifiedToken<'_>,
+        now: i64,
+    ) -> Result<(), StsError> {
+        let issuer = token.issuer.as_str();
+        let keys = self.jwks.keys(issuer, now).await?;
+        let first = keys.verify(token);
+        let retry = match first {
+            Ok(()) => return Ok(()),
+            Err(SignatureError::NoMatchingKey) => true,
+            // Without a kid any key may have signed it: a rotation looks the same.
+            Err(SignatureError::Invalid) => token.key_id.is_none(),
+        };
+        let outcome = if retry {
+            match self
+                .jwks
+                .refresh_for_unknown_key(issuer, now, &keys)
+                .await?
+            {
+                Some(fresh) => fresh.verify(token),
+                None => first,
+            }
+        } else {
+            first
+        };
+        outcome.map_err(|error| {
+            tracing::info!(issuer, kid = ?token.key_id, ?error, "web identity token signature refused");
+            match error {
+                SignatureError::NoMatchingKey => invalid_token(format!(
+                    "The web identity token is signed with a key ({}) that the identity provider does not publish.",
+                    token.key_id.as_deref().unwrap_or("no kid")
+                )),
+                SignatureError::Invalid => invalid_token("The web identity token's signature is not valid."),
+            }
+        })
+    }
+}
+
+/// Checks the parameters that need no lookup. Returns the role's account and name,
+/// the trimmed token, and the parameters in AssumeRole's shape for the shared rules.
+fn validate(
+    params: &WebIdentityParams,
+) -> Result<(String, String, &str, AssumeRoleParams), StsError> {
+    let shape = AssumeRoleParams {
+        role_arn: params.role_arn.clone(),
+        role_session_name: params.role_session_name.clone(),
+        duration_seconds: params.duration_seconds,
+        policy: params.policy.clone(),
+        policy_arns: params.policy_arns.clone(),
+        ..AssumeRoleParams::default()
+    };
+    let (account, role_name) = assume::validate_assume_role(&shape)?;
+    // boto3 sends a token file's trailing newline along.
+    let token = params.web_identity_token.trim();
+    let len = token.chars().count();
+    if !(MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&len) {
+        return Err(StsError::constraint(
+            "webIdentityToken",
+            &format!("<{len} characters>"),
+            &format!("Member must have length between {MIN_TOKEN_LEN} and {MAX_TOKEN_LEN}"),
+        ));
+    }
+    if params.provider_id.is_some() {
+        return Err(StsError::new(
+            "InvalidParameterValue",
+            400,
+            "ProviderId is only for OAuth 2.0 access tokens of www.amazon.com and graph.facebook.com, which this STS does not accept; omit it for OpenID Connect ID tokens.",
+        ));
+    }
+    // The range check needs no role; the role's own maximum is checked later.
+    assume::role_session_duration(params.duration_seconds, 43_200, false)?;
+    Ok((account, role_name, token, shape))
+}
+
+/// The keys the trust policy sees for this request.
+fn trust_context(
+    provider_arn: &str,
+    provider_url: &str,
+    claims: &VerifiedClaims,
+    session_name: &str,
+    source_ip: Option<&str>,
+    now: i64,
+) -> ContextKeys {
+    let mut context = ContextKeys::new();
+    context.insert("aws:FederatedProvider", provider_arn);
+    context.insert("aws:PrincipalType", "WebIdentityUser");
+    context.insert("sts:RoleSessionName", session_name);
+    context.insert(&format!("{provider_url}:sub"), claims.subject.as_str());
+    context.insert(&format!("{provider_url}:aud"), claims.audience.as_str());
+    context.set(
+        &format!("{provider_url}:oaud"),
+        claims.audiences.iter().cloned(),
+    );
+    if let Some(azp) = &claims.authorized_party {
+        context.insert(&format!("{provider_url}:azp"), azp.as_str());
+    }
+    if !claims.amr.is_empty() {
+        context.set(&format!("{provider_url}:amr"), claims.amr.iter().cloned());
+    }
+    if let Some(ip) = source_ip {
+        context.insert("aws:SourceIp", ip);
+    }
+    context.insert("aws:EpochTime", now.to_string());
+    if let Some(time) = chrono::DateTime::from_timestamp(now, 0) {
+        context.insert(
+            "aws:CurrentTime",
+            time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        );
+    }
+    context
+}
+
+fn not_authorized() -> StsError {
+    StsError::access_denied(format!("Not authorized to perform {ACTION}"))
+}
+
+impl Sts {
+    /// AssumeRoleWithWebIdentity: verifies the ID token against the IAM OIDC provider
+    /// of the role's account, evaluates the role's trust policy and issues a role
+    /// session. Unsigned on the wire: the token is the only credential.
+    pub async fn assume_role_with_web_identity(
+        &self,
+        params: &WebIdentityParams,
+        source_ip: Option<&str>,
+        now: i64,
+    ) -> Result<AssumedRoleWithWebIdentity, StsError> {
+        let (role_account, role_name, raw_token, shape) = validate(params)?;
+        let session_policy = params
+            .policy
+            .as_deref()
+            .map(|p| {
+                Policy::parse(p, ParseOptions::new(PolicyKind::Session))
+                    .map_err(|e| StsError::malformed_policy(e.to_string()))
+            })
+            .transpose()?;
+        let account = AccountId::parse(role_account).map_err(|_| not_authorized())?;
+
+        // The token: structure and header first, nothing trusted yet.
+        let token = UnverifiedToken::parse(raw_token)?;
+        let provider = match self
+            .store()
+            .find_oidc_provider(&account, &token.issuer)
+            .await
+        {
+            Ok(provider) => provider,
+            Err(StoreError::NotFound { .. } | StoreError::Invalid(_)) => {
+                return Err(invalid_token(format!(
+                    "No OpenIDConnect provider found in your account for {}",
+                    token.issuer
+                )));
+            }
+            Err(error) => return Err(store_failure(error)),
+        };
+        jwks::check_provider_url(&token.issuer, "issuer")?;
+        self.web_identity.verify_signature(&token, now).await?;
+        let claims = jwt::validate_claims(&token.claims, &token.issuer, &provider.client_ids, now)
+            .inspect_err(|error| {
+                tracing::info!(issuer = %token.issuer, code = error.code, reason = %error.message, "web identity token refused");
+            })?;
+
+        // Session policy ARNs must exist (checked once the caller is authenticated).
+        for arn in &params.policy_arns {
+            if let Err(error) = self.store().policy_document(arn).await {
+                return Err(match error {
+                    StoreError::NotFound { .. } | StoreError::Invalid(_) => StsError::new(
+                        "InvalidParameterValue",
+                        400,
+                        format!("Policy {arn} does not exist or is not attachable."),
+                    ),
+                    other => store_failure(other),
+                });
+            }
+        }
+
+        let name = RoleName::parse(role_name).map_err(|_| not_authorized())?;
+        let role = match self.store().get_role(&account, &name).await {
+            Ok(role) => role,
+            Err(StoreError::NotFound { .. }) => return Err(not_authorized()),
+            Err(error) => return Err(store_failure(error)),
+        };
+        if role.arn != params.role_arn {
+            return Err(not_authorized());
+        }
+        let duration = assume::role_session_duration(
+            params.duration_seconds,
+            role.max_session_duration.seconds(),
+            false,
+        )?;
+
+        let trust = parse_stored(&role.trust_policy, PolicyKind::Trust, &role.arn)?;
+        let set = PolicySet {
+            identity: &[],
+            boundary: None,
+            session: &[],
+            resource: Some(ResourcePolicy {
+                policy: &trust,
+                owner_account: account.as_str(),
+            }),
+        };
+        let context = trust_context(
+            &provider.arn,
+            &provider.url,
+            &claims,
+            &params.role_session_name,
+            source_ip,
+            now,
+        );
+        let request = Request {
+            principal: PrincipalRef::Federated(&provider.arn),
+            action: ACTION,
+            resource: &role.arn,
+            context: &context,
+        };
+        if !crate::policy::evaluate(&set, &request).is_allowed() {
+            tracing::info!(
+                role = %role.arn,
+                provider = %provider.arn,
+                subject = %claims.subject,
+                "trust policy refused AssumeRoleWithWebIdentity"
+            );
+            return Err(not_authorized());
+        }
+
+        let keys = (
+            credentials::new_access_key_id(KeyKind::Temporary, account.as_str(), &mut rand::rng()),
+            credentials::new_secret_access_key(&mut rand::rng()),
+        );
+        let mut session = assume::role_session_claims(
+            self.partition(),
+            account.as_str(),
+            &role.id,
+            &role.arn,
+            role.name.as_str(),
+            &shape,
+            keys,
+            now,
+            duration,
+            (Vec::new(), Vec::new()),
+            None,
+            false,
+        );
+        session.identity_subject = Some(format!("{}|{}", claims.issuer, claims.subject));
+        let assumed = AssumedRole {
+            credentials: self.credentials_for(&session),
+            assumed_role_arn: session.principal_arn.clone(),
+            assumed_role_id: session.principal_id.clone(),
+            packed_policy_size: packed_size_percent(&shape, session_policy.is_some()),
+            source_identity: None,
+        };
+        Ok(AssumedRoleWithWebIdentity {
+            assumed,
+            subject: claims.subject,
+            provider: claims.issuer,
+            audience: claims.audience,
+        })
+    }
+}

@@ -1,0 +1,367 @@
+//! The STS query API (`POST /` or `/sts` with `Action=...&Version=2011-06-15`), with
+//! XML responses and AWS error XML exactly as AWS clients parse them.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use quick_xml::escape::escape;
+use serde_json::json;
+
+use super::AppState;
+use crate::store::{AuditEvent, Outcome};
+use crate::sts::assume::{AssumeRoleParams, Caller};
+use crate::sts::credentials::account_of_access_key_id;
+use crate::sts::error::StsError;
+use crate::sts::service::IssuedCredentials;
+use crate::sts::sigv4;
+
+const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+const VERSION: &str = "2011-06-15";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::post().to(handle))
+        .route("/sts", web::post().to(handle))
+        .route("/sts", web::get().to(handle));
+}
+
+/// Form parameters in wire order, with the query protocol's `.member.N` helpers.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn required(&self, name: &str) -> Result<&str, StsError> {
+        self.get(name)
+            .ok_or_else(|| StsError::missing_parameter(name))
+    }
+
+    fn integer(&self, name: &str) -> Result<Option<i64>, StsError> {
+        self.get(name)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    StsError::new(
+                        "InvalidParameterValue",
+                        400,
+                        format!("Value ({v}) for parameter {name} is invalid. It must be an integer."),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// `Name.member.1[.suffix]`, `Name.member.2[.suffix]`, ... until the first gap.
+    fn members(&self, name: &str, suffix: &str) -> Vec<String> {
+        (1..)
+            .map_while(|i| self.get(&format!("{name}.member.{i}{suffix}")).map(str::to_owned))
+            .collect()
+    }
+
+    fn tags(&self) -> Vec<(String, String)> {
+        let keys = self.members("Tags", ".Key");
+        keys.into_iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let value = self
+                    .get(&format!("Tags.member.{}.Value", i + 1))
+                    .unwrap_or_default()
+                    .to_owned();
+                (key, value)
+            })
+            .collect()
+    }
+}
+
+fn request_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn element(out: &mut String, name: &str, value: &str) {
+    let _ = write!(out, "<{name}>{}</{name}>", escape(value));
+}
+
+fn credentials_xml(out: &mut String, credentials: &IssuedCredentials) {
+    out.push_str("<Credentials>");
+    element(out, "AccessKeyId", &credentials.access_key_id);
+    element(out, "SecretAccessKey", &credentials.secret_access_key);
+    element(out, "SessionToken", &credentials.session_token);
+    element(out, "Expiration", &timestamp(credentials.expiration));
+    out.push_str("</Credentials>");
+}
+
+fn success(action: &str, result_body: &str, request_id: &str) -> HttpResponse {
+    let body = format!(
+        "<{action}Response xmlns=\"{NAMESPACE}\">\n  <{action}Result>{result_body}</{action}Result>\n  \
+         <ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>\n</{action}Response>\n"
+    );
+    HttpResponse::Ok()
+        .content_type("text/xml")
+        .insert_header(("x-amzn-RequestId", request_id))
+        .body(body)
+}
+
+fn failure(error: &StsError, request_id: &str) -> HttpResponse {
+    let mut body = format!("<ErrorResponse xmlns=\"{NAMESPACE}\">\n  <Error>");
+    element(&mut body, "Type", error.fault());
+    element(&mut body, "Code", error.code);
+    element(&mut body, "Message", &error.message);
+    let _ = write!(body, "</Error>\n  <RequestId>{request_id}</RequestId>\n</ErrorResponse>\n");
+    HttpResponse::build(StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST))
+        .content_type("text/xml")
+        .insert_header(("x-amzn-RequestId", request_id))
+        .body(body)
+}
+
+/// Who asked, for the audit log.
+struct Origin {
+    source_ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+async fn handle(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let request_id = request_id();
+    let now = Utc::now();
+    let origin = Origin {
+        source_ip: request.peer_addr().map(|a| a.ip().to_string()),
+        user_agent: request
+            .headers()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    // Parameters come from the form body (POST) and the query string (GET).
+    let mut pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
+    match serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) {
+        Ok(form) => pairs.extend(form),
+        Err(_) => {
+            let error = StsError::new(
+                "MalformedQueryString",
+                400,
+                "The request body is not a valid application/x-www-form-urlencoded form.",
+            );
+            return failure(&error, &request_id);
+        }
+    }
+    let params = Params(pairs);
+    let action = params.get("Action").unwrap_or_default().to_owned();
+    let mut audit = AuditNote::new(&action);
+    let result = dispatch(&state, &request, &body, &params, &action, now, &origin, &mut audit).await;
+    let outcome = match &result {
+        Ok(_) => Outcome::Success,
+        Err(e) if e.status == 403 => Outcome::Denied,
+        Err(_) => Outcome::Failure,
+    };
+    if audit.worth_recording(&result) {
+        let mut details = json!({ "request_id": request_id });
+        if let Err(error) = &result {
+            details["code"] = json!(error.code);
+            details["reason"] = json!(error.message);
+        }
+        if let Some(key) = &audit.access_key_id {
+            details["access_key_id"] = json!(key);
+        }
+        let event = AuditEvent {
+            at: now,
+            actor: audit.actor.clone().unwrap_or_else(|| "anonymous".into()),
+            action: format!("sts:{}", if action.is_empty() { "Unknown" } else { &action }),
+            target: audit.target.clone().unwrap_or_default(),
+            outcome,
+            source_ip: origin.source_ip.clone(),
+            user_agent: origin.user_agent.clone(),
+            details,
+        };
+        if let Err(error) = state.store.append_audit(&event).await {
+            tracing::error!(%error, "cannot write audit event");
+        }
+    }
+    match result {
+        Ok(result_body) => success(&action, &result_body, &request_id),
+        Err(error) => {
+            if error.status >= 500 {
+                tracing::error!(code = error.code, %request_id, "STS request failed");
+            }
+            failure(&error, &request_id)
+        }
+    }
+}
+
+/// What the audit event says about a request, filled in as the request is handled.
+struct AuditNote {
+    actor: Option<String>,
+    target: Option<String>,
+    access_key_id: Option<String>,
+    /// GetCallerIdentity successes are routine reads, not security events.
+    routine: bool,
+}
+
+impl AuditNote {
+    fn new(action: &str) -> Self {
+        Self {
+            actor: None,
+            target: None,
+            access_key_id: None,
+            routine: matches!(action, "GetCallerIdentity" | "GetAccessKeyInfo"),
+        }
+    }
+
+    fn worth_recording(&self, result: &Result<String, StsError>) -> bool {
+        result.is_err() || !self.routine
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dispatch(
+    state: &AppState,
+    request: &HttpRequest,
+    body: &[u8],
+    params: &Params,
+    action: &str,
+    now: DateTime<Utc>,
+    origin: &Origin,
+    audit: &mut AuditNote,
+) -> Result<String, StsError> {
+    if action.is_empty() {
+        return Err(StsError::new("MissingAction", 400, "Missing Action"));
+    }
+    let version = params.required("Version")?;
+    let known = matches!(
+        action,
+        "GetCallerIdentity" | "AssumeRole" | "GetSessionToken" | "GetAccessKeyInfo"
+    );
+    if version != VERSION || !known {
+        return Err(StsError::new(
+            "InvalidAction",
+            400,
+            format!("Could not find operation {action} for version {version}"),
+        ));
+    }
+    let caller = authenticate(state, request, body, now, audit).await?;
+    audit.actor = Some(caller.arn.clone());
+    let mut out = String::with_capacity(2048);
+    match action {
+        "GetCallerIdentity" => {
+            element(&mut out, "Arn", &caller.arn);
+            element(&mut out, "UserId", &caller.user_id);
+            element(&mut out, "Account", &caller.account);
+        }
+        "AssumeRole" => {
+            let assume = AssumeRoleParams {
+                role_arn: params.required("RoleArn")?.to_owned(),
+                role_session_name: params.required("RoleSessionName")?.to_owned(),
+                duration_seconds: params.integer("DurationSeconds")?,
+                policy: params.get("Policy").map(str::to_owned),
+                policy_arns: params.members("PolicyArns", ".arn"),
+                tags: params.tags(),
+                transitive_tag_keys: params.members("TransitiveTagKeys", ""),
+                external_id: params.get("ExternalId").map(str::to_owned),
+                source_identity: params.get("SourceIdentity").map(str::to_owned),
+            };
+            audit.target = Some(assume.role_arn.clone());
+            let assumed = state
+                .sts
+                .assume_role(&caller, &assume, origin.source_ip.as_deref(), now.timestamp())
+                .await?;
+            credentials_xml(&mut out, &assumed.credentials);
+            out.push_str("<AssumedRoleUser>");
+            element(&mut out, "AssumedRoleId", &assumed.assumed_role_id);
+            element(&mut out, "Arn", &assumed.assumed_role_arn);
+            out.push_str("</AssumedRoleUser>");
+            element(&mut out, "PackedPolicySize", &assumed.packed_policy_size.to_string());
+            if let Some(source_identity) = &assumed.source_identity {
+                element(&mut out, "SourceIdentity", source_identity);
+            }
+            audit.access_key_id = Some(assumed.credentials.access_key_id.clone());
+        }
+        "GetSessionToken" => {
+            let credentials = state
+                .sts
+                .get_session_token(&caller, params.integer("DurationSeconds")?, now.timestamp())
+                .await?;
+            credentials_xml(&mut out, &credentials);
+            audit.access_key_id = Some(credentials.access_key_id.clone());
+        }
+        "GetAccessKeyInfo" => {
+            let key = params.required("AccessKeyId")?;
+            let account = account_of_access_key_id(key).ok_or_else(|| {
+                StsError::constraint(
+                    "accessKeyId",
+                    key,
+                    "Member must be an access key id such as AKIAIOSFODNN7EXAMPLE",
+                )
+            })?;
+            element(&mut out, "Account", &account);
+        }
+        _ => unreachable!("checked above"),
+    }
+    Ok(out)
+}
+
+/// The request as SigV4 sees it: method, raw path and query, headers, body hash.
+pub(crate) fn signed_request<'a>(
+    request: &'a HttpRequest,
+    headers: &'a [(&'a str, &'a str)],
+    body: &[u8],
+) -> sigv4::SignedRequest<'a> {
+    sigv4::SignedRequest {
+        method: request.method().as_str(),
+        path: request.uri().path(),
+        query: request.query_string(),
+        headers,
+        payload_sha256: Cow::Owned(sigv4::hash_payload(body)),
+    }
+}
+
+/// Header pairs of a request (values that are not visible ASCII are left out; they
+/// cannot have been signed by a conforming client).
+pub(crate) fn header_pairs(request: &HttpRequest) -> Vec<(&str, &str)> {
+    request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str(), v)))
+        .collect()
+}
+
+/// Verifies the request's SigV4 signature (scoped to `sts`) and resolves the caller.
+async fn authenticate(
+    state: &AppState,
+    request: &HttpRequest,
+    body: &[u8],
+    now: DateTime<Utc>,
+    audit: &mut AuditNote,
+) -> Result<Caller, StsError> {
+    let headers = header_pairs(request);
+    let signed = signed_request(request, &headers, body);
+    if let Ok(info) = sigv4::parse(&signed) {
+        audit.actor = Some(info.access_key_id.clone());
+    }
+    let options = sigv4::VerifyOptions {
+        service: Some("sts".into()),
+        ..sigv4::VerifyOptions::default()
+    };
+    state.sts.authenticate(&signed, now, &options).await
+}

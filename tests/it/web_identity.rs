@@ -1,0 +1,941 @@
+//! AssumeRoleWithWebIdentity against a real OpenID Connect provider: npm
+//! `oidc-provider` (tests/peers/oidc) on 127.0.0.1, tokens from its authorization
+//! code flow with a password-checking login, driven over plain HTTP.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rolegate::iam::{AccountId, RoleName};
+use rolegate::store::{NewOidcProvider, NewRole, Store};
+use rolegate::sts::error::StsError;
+use rolegate::sts::service::Sts;
+use rolegate::sts::web_identity::{AssumedRoleWithWebIdentity, WebIdentityParams};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::both_backends;
+use crate::helpers::{TestStore, test_sealer};
+
+const ACCOUNT: &str = "123456789012";
+const OTHER_ACCOUNT: &str = "210987654321";
+const ROLE: &str = "CiDeploy";
+const CLIENT: &str = "rolegate-sts";
+const REDIRECT_URI: &str = "http://127.0.0.1/callback";
+
+fn peer_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/oidc")
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+// ---------------------------------------------------------------------------
+// The OIDC peer process
+// ---------------------------------------------------------------------------
+
+/// `node tests/peers/oidc/server.mjs`, in its own process group, stopped on drop.
+struct OidcPeer {
+    child: Option<Child>,
+    issuer: String,
+    port: u16,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl OidcPeer {
+    /// Starts the peer on a free port, signing with `keys` (e.g. "a" or "b,a").
+    /// `None` (the test is skipped) only outside CI when Node or the npm packages
+    /// are missing; in CI (`CI=true`) that is a failure.
+    fn start(keys: &str) -> Option<Self> {
+        let missing = if Command::new("node").arg("--version").output().is_err() {
+            Some("node is not installed".to_owned())
+        } else if !peer_dir().join("node_modules/oidc-provider").is_dir() {
+            Some(format!(
+                "the OIDC peer is not installed: run `npm ci --prefix {}`",
+                peer_dir().display()
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = missing {
+            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                panic!("{why} (required in CI)");
+            }
+            eprintln!("SKIPPED: {why}");
+            return None;
+        }
+        Some(Self::start_on(0, keys))
+    }
+
+    fn start_on(port: u16, keys: &str) -> Self {
+        use std::os::unix::process::CommandExt;
+        let mut child = Command::new("node")
+            .arg(peer_dir().join("server.mjs"))
+            .args(["--port", &port.to_string(), "--keys", keys])
+            .current_dir(peer_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn node");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let collected = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&collected);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep draining after the ready line: a closed pipe would kill the peer.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut peer = Self {
+            child: Some(child),
+            issuer: String::new(),
+            port: 0,
+            stderr: collected,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(issuer) = line.strip_prefix("oidc-peer ready: ") {
+                        peer.issuer = issuer.trim().to_owned();
+                        peer.port = issuer
+                            .trim()
+                            .rsplit(':')
+                            .next()
+                            .and_then(|p| p.parse().ok())
+                            .expect("port in issuer");
+                        return peer;
+                    }
+                }
+                Err(_) => {
+                    peer.stop();
+                    panic!(
+                        "the OIDC peer did not become ready; stderr:\n{}",
+                        peer.stderr.lock().unwrap()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Stops the whole process group and waits for it.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", "--", &format!("-{}", child.id())])
+                .stderr(Stdio::null())
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Restarts on the same port (same issuer) with another key list.
+    fn restart(&mut self, keys: &str) {
+        self.stop();
+        let fresh = Self::start_on(self.port, keys);
+        assert_eq!(fresh.issuer, self.issuer);
+        *self = fresh;
+    }
+
+    /// The IAM OIDC provider URL form: issuer without scheme (condition-key prefix).
+    fn host_path(&self) -> &str {
+        self.issuer.trim_start_matches("http://")
+    }
+
+    /// How often the discovery document and the JWKS were fetched since start.
+    async fn stats(&self) -> (u64, u64) {
+        let stats: Value = reqwest::get(format!("{}/_test/stats", self.issuer))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats json");
+        (
+            stats["discovery"].as_u64().unwrap(),
+            stats["jwks"].as_u64().unwrap(),
+        )
+    }
+
+    /// An ID token from the authorization code flow (PKCE), signing in as `user`.
+    async fn id_token(&self, client_id: &str, user: &str, password: &str) -> String {
+        self.try_id_token(client_id, user, password)
+            .await
+            .unwrap_or_else(|e| panic!("{e}; peer stderr:\n{}", self.stderr.lock().unwrap()))
+    }
+
+    async fn try_id_token(
+        &self,
+        client_id: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<String, String> {
+        let mut browser = Browser::new(&self.issuer);
+        let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
+        let auth = format!(
+            "{}/auth?{}",
+            self.issuer,
+            serde_urlencoded::to_string([
+                ("client_id", client_id),
+                ("response_type", "code"),
+                ("redirect_uri", REDIRECT_URI),
+                ("scope", "openid"),
+                ("nonce", &nonce),
+                ("state", "st"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ])
+            .unwrap()
+        );
+        // /auth → login interaction.
+        let login = browser.get(&auth).await?;
+        let uid = login.rsplit('/').next().unwrap_or_default().to_owned();
+        let resume = browser
+            .post(
+                &format!("{}/interaction/{uid}/login", self.issuer),
+                &[("login", user), ("password", password)],
+            )
+            .await?;
+        // Resume → consent interaction → confirm → resume → redirect with the code.
+        let consent = browser.get(&resume).await?;
+        let uid = consent.rsplit('/').next().unwrap_or_default().to_owned();
+        let resume = browser
+            .post(&format!("{}/interaction/{uid}/confirm", self.issuer), &[])
+            .await?;
+        let callback = browser.get(&resume).await?;
+        let callback = reqwest::Url::parse(&callback).map_err(|e| e.to_string())?;
+        let code = callback
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| format!("no code in {callback}"))?;
+        let response = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(client_id, Some(format!("{client_id}-secret")))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", &verifier),
+            ])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
+        body["id_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no id_token in {body}"))
+    }
+}
+
+impl Drop for OidcPeer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A minimal browser: no automatic redirects, a cookie jar keyed by name.
+struct Browser {
+    client: reqwest::Client,
+    origin: String,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new(origin: &str) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            origin: origin.to_owned(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Stores cookies and returns the absolute redirect target (303/302 expected).
+    fn absorb(&mut self, response: reqwest::Response) -> Result<String, String> {
+        for value in response.headers().get_all(reqwest::header::SET_COOKIE) {
+            let value = value.to_str().unwrap_or_default();
+            let pair = value.split(';').next().unwrap_or_default();
+            if let Some((name, val)) = pair.split_once('=') {
+                let expired = value
+                    .to_ascii_lowercase()
+                    .contains("expires=thu, 01 jan 1970");
+                if val.is_empty() || expired {
+                    self.cookies.remove(name.trim());
+                } else {
+                    self.cookies
+                        .insert(name.trim().to_owned(), val.trim().to_owned());
+                }
+            }
+        }
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("expected a redirect, got {status}"))?;
+        let base = reqwest::Url::parse(&self.origin).map_err(|e| e.to_string())?;
+        Ok(base.join(&location).map_err(|e| e.to_string())?.to_string())
+    }
+
+    async fn get(&mut self, url: &str) -> Result<String, String> {
+        let response = self
+            .client
+            .get(url)
+            .header(reqwest::header::COOKIE, self.cookie_header())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        self.absorb(response)
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Result<String, String> {
+        let response = self
+            .client
+            .post(url)
+            .header(reqwest::header::COOKIE, self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        self.absorb(response)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+fn account(id: &str) -> AccountId {
+    AccountId::parse(id).unwrap()
+}
+
+fn role_arn(name: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:role/{name}")
+}
+
+fn provider_arn(account: &str, peer: &OidcPeer) -> String {
+    format!("arn:aws:iam::{account}:oidc-provider/{}", peer.host_path())
+}
+
+/// A trust policy for the peer's provider requiring `aud`, `sub` and a password `amr`.
+fn trust_policy(peer: &OidcPeer, subject: &str) -> String {
+    let url = peer.host_path();
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": provider_arn(ACCOUNT, peer)},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {
+                    format!("{url}:aud"): CLIENT,
+                    format!("{url}:sub"): subject,
+                },
+                "ForAnyValue:StringEquals": {format!("{url}:amr"): "pwd"}
+            }
+        }]
+    })
+    .to_string()
+}
+
+async fn create_role(store: &dyn Store, name: &str, trust: String) {
+    store
+        .create_role(&NewRole::new(
+            account(ACCOUNT),
+            RoleName::parse(name).unwrap(),
+            trust,
+        ))
+        .await
+        .unwrap();
+}
+
+/// The account, an IAM OIDC provider for the peer (audience `rolegate-sts`) and the
+/// role `CiDeploy` that trusts subject `ci-runner`; returns a fresh STS.
+async fn setup(db: &TestStore, peer: &OidcPeer) -> Sts {
+    let store = db.store.as_ref();
+    store.create_account(&account(ACCOUNT), "ci").await.unwrap();
+    let provider = store
+        .create_oidc_provider(&NewOidcProvider {
+            account_id: account(ACCOUNT),
+            url: peer.issuer.clone(),
+            client_ids: vec![CLIENT.to_owned()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(provider.arn, provider_arn(ACCOUNT, peer));
+    create_role(store, ROLE, trust_policy(peer, "ci-runner")).await;
+    sts(db).await
+}
+
+async fn sts(db: &TestStore) -> Sts {
+    Sts::open(Arc::clone(&db.store), test_sealer())
+        .await
+        .expect("open sts")
+}
+
+fn params(token: &str) -> WebIdentityParams {
+    WebIdentityParams {
+        role_arn: role_arn(ROLE),
+        role_session_name: "ci-job-1".to_owned(),
+        web_identity_token: token.to_owned(),
+        ..WebIdentityParams::default()
+    }
+}
+
+async fn assume(sts: &Sts, token: &str, now: i64) -> Result<AssumedRoleWithWebIdentity, StsError> {
+    sts.assume_role_with_web_identity(&params(token), Some("127.0.0.1"), now)
+        .await
+}
+
+async fn refused(sts: &Sts, token: &str, now: i64) -> StsError {
+    match assume(sts, token, now).await {
+        Ok(ok) => panic!("expected a refusal, got {:?}", ok.assumed.assumed_role_arn),
+        Err(error) => error,
+    }
+}
+
+fn parts(token: &str) -> (Value, Value, String) {
+    let mut it = token.split('.');
+    let decode = |p: &str| serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap();
+    let header = decode(it.next().unwrap());
+    let claims = decode(it.next().unwrap());
+    (header, claims, it.next().unwrap().to_owned())
+}
+
+fn b64json(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+fn key(name: &str) -> Vec<u8> {
+    std::fs::read(peer_dir().join("keys").join(name)).unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+both_backends!(
+    token_from_real_provider_gets_role_credentials,
+    wrong_audience_is_refused,
+    trust_policy_conditions_decide,
+    issuer_without_iam_provider_is_refused,
+    expired_and_future_tokens_are_refused,
+    forged_tokens_are_refused,
+    rotated_keys_are_refetched_on_unknown_kid,
+    provider_outage_uses_cached_keys_else_idp_communication_error,
+);
+
+async fn token_from_real_provider_gets_role_credentials(db: TestStore) {
+    let Some(peer) = OidcPeer::start("a") else {
+        return;
+    };
+    let sts = setup(&db, &peer).await;
+    let token = peer.id_token(CLIENT, "ci-runner", "runner-password").await;
+    let t = now();
+    // As boto3 sends a token file: with its trailing newline.
+    let mut request = params(&format!("{token}\n"));
+    request.duration_seconds = Some(1800);
+    let result = sts
+        .assume_role_with_web_identity(&request, Some("127.0.0.1"), t)
+        .await
+        .unwrap();
+
+    let assumed_arn = format!("arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/ci-job-1");
+    assert_eq!(result.subject, "ci-runner");
+    assert_eq!(result.provider, peer.issuer);
+    assert_eq!(result.audience, CLIENT);
+    assert_eq!(result.assumed.assumed_role_arn, assumed_arn);
+    let role = db
+        .store
+        .get_role(&account(ACCOUNT), &RoleName::parse(ROLE).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        result.assumed.assumed_role_id,
+        format!("{}:ci-job-1", role.id)
+    );
+    let creds = &result.assumed.credentials;
+    assert!(
+        creds.access_key_id.starts_with("ASIA"),
+        "{}",
+        creds.access_key_id
+    );
+    assert_eq!(creds.expiration.timestamp(), t + 1800);
+
+    // The session token opens to the assumed role, with the web identity subject...
+    let claims = sts.open_token(&creds.session_token, t).await.unwrap();
+    assert_eq!(claims.principal_arn, assumed_arn);
+    assert_eq!(claims.role_arn.as_deref(), Some(role_arn(ROLE).as_str()));
+    assert_eq!(
+        claims.identity_subject.as_deref(),
+        Some(format!("{}|ci-runner", peer.issuer).as_str())
+    );
+    assert!(!claims.chained);
+    // ...and the keys authenticate requests as that session.
+    let (caller, secret) = sts
+        .resolve_keys(&creds.access_key_id, Some(&creds.session_token), t + 60)
+        .await
+        .unwrap();
+    assert_eq!(caller.arn, assumed_arn);
+    assert_eq!(secret, creds.secret_access_key);
+
+    // Longer than the role allows (one hour by default): refused.
+    let mut long = params(&token);
+    long.duration_seconds = Some(7200);
+    let error = sts
+        .assume_role_with_web_identity(&long, None, t)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, "ValidationError");
+    assert!(error.message.contains("MaxSessionDuration"), "{error}");
+}
+
+async fn wrong_audience_is_refused(db: TestStore) {
+    let Some(peer) = OidcPeer::start("a") else {
+        return;
+    };
+    let sts = setup(&db, &peer).await;
+    // Another application of the same issuer: a valid token, but not for Rolegate.
+    let token = peer
+        .id_token("other-app", "ci-runner", "runner-password")
+        .await;
+    assert_eq!(parts(&token).1["aud"], "other-app");
+    let error = refused(&sts, &token, now()).await;
+    assert_eq!((error.code, error.status), ("InvalidIdentityToken", 400));
+    assert_eq!(error.message, "Incorrect token audience");
+}
+
+async fn trust_policy_conditions_decide(db: TestStore) {
+    let Some(peer) = OidcPeer::start("a") else {
+        return;
+    };
+    let sts = setup(&db, &peer).await;
+    // The peer checks passwords: a wrong one yields no token at all.
+    assert!(
+        peer.try_id_token(CLIENT, "intruder", "runner-password")
+            .await
+            .is_err()
+    );
+    // A genuine token of another subject: the trust policy's :sub condition refuses.
+    let intruder = peer.id_token(CLIENT, "intruder", "intruder-password").await;
+    let error = refused(&sts, &intruder, now()).await;
+    assert_eq!((error.code, error.status), ("AccessDenied", 403));
+    assert_eq!(
+        error.message,
+        "Not authorized to perform sts:AssumeRoleWithWebIdentity"
+    );
+
+    let runner = peer.id_token(CLIENT, "ci-runner", "runner-password").await;
+    // A role that trusts another provider: denied, as is a role that does not exist.
+    let url = peer.host_path();
+    create_role(
+        db.store.as_ref(),
+        "OtherIdp",
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com")},
+            "Action": "sts:AssumeRoleWithWebIdentity"
+        }]})
+        .to_string(),
+    )
+    .await;
+    // A role whose trust reads the subject through a policy variable and requires
+    // every amr value to be pwd or mfa.
+    create_role(
+        db.store.as_ref(),
+        "NamedSessions",
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": provider_arn(ACCOUNT, &peer)},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {"sts:RoleSessionName": format!("${{{url}:sub}}")},
+                "ForAllValues:StringEquals": {format!("{url}:amr"): ["pwd", "mfa"]}
+            }
+        }]})
+        .to_string(),
+    )
+    .await;
+    // A role that requires multi-factor sign-in.
+    create_role(
+        db.store.as_ref(),
+        "MfaOnly",
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": provider_arn(ACCOUNT, &peer)},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"ForAnyValue:StringEquals": {format!("{url}:amr"): "mfa"}}
+        }]})
+        .to_string(),
+    )
+    .await;
+    for role in ["OtherIdp", "Missing", "MfaOnly"] {
+        let mut p = params(&runner);
+        p.role_arn = role_arn(role);
+        let error = sts
+            .assume_role_with_web_identity(&p, None, now())
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, "AccessDenied", "{role}");
+    }
+    let mut named = params(&runner);
+    named.role_arn = role_arn("NamedSessions");
+    // The session name must be the token's subject.
+    assert_eq!(
+        sts.assume_role_with_web_identity(&named, None, now())
+            .await
+            .unwrap_err()
+            .code,
+        "AccessDenied"
+    );
+    named.role_session_name = "ci-runner".to_owned();
+    let ok = sts
+        .assume_role_with_web_identity(&named, None, now())
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.assumed.assumed_role_arn,
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/NamedSessions/ci-runner")
+    );
+    // The subject itself, trusted by CiDeploy, succeeds.
+    assert!(assume(&sts, &runner, now()).await.is_ok());
+}
+
+async fn issuer_without_iam_provider_is_refused(db: TestStore) {
+    let Some(peer) = OidcPeer::start("a") else {
+        return;
+    };
+    let store = db.store.as_ref();
+    store.create_account(&account(ACCOUNT), "ci").await.unwrap();
+    store
+        .create_account(&account(OTHER_ACCOUNT), "other")
+        .await
+        .unwrap();
+    // The issuer is registered, but in another account than the role's.
+    store
+        .create_oidc_provider(&NewOidcProvider {
+            account_id: account(OTHER_ACCOUNT),
+            url: peer.issuer.clone(),
+            client_ids: vec![CLIENT.to_owned()],
+        })
+        .await
+        .unwrap();
+    create_role(store, ROLE, trust_policy(&peer, "ci-runner")).await;
+    let sts = sts(&db).await;
+    let token = peer.id_token(CLIENT, "ci-runner", "runner-password").await;
+    let error = refused(&sts, &token, now()).await;
+    assert_eq!((error.code, error.status), ("InvalidIdentityToken", 400));
+    assert_eq!(
+        error.message,
+        format!(
+            "No OpenIDConnect provider found in your account for {}",
+            peer.issuer
+        )
+    );
+    // Nothing was fetched from an issuer no account of the role's registered.
+    assert_eq!(peer.stats().await, (0, 0));
+}
+
+async fn expired_and_future_tokens_are_refused(db: TestStore) {
+    let Some(peer) = OidcPeer::start("a") else {
+        return;
+    };
+    let sts = setup(&db, &peer).await;
+    let token = peer.id_token(CLIENT, "ci-runner", "runner-password").await;
+    let claims = parts(&token).1;
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
+
+    // Within the 60 s skew after exp: still accepted.
+    assert!(assume(&sts, &token, exp + 30).await.is_ok());
+    let error = refused(&sts, &token, exp + 61).await;
+    assert_eq!((error.code, error.status), ("ExpiredTokenException", 400));
+    assert!(error.message.starts_with("Token expired"), "{error}");
+    // A verifier whose clock is two minutes behind the issuer's: issued in the future.
+    let error = refused(&sts, &token, iat - 120).await;
+    assert_eq!(error.code, "InvalidIdentityToken");
+    assert!(error.message.contains("future"), "{error}");
+    assert!(assume(&sts, &token, iat - 30).await.is_ok());
+}
+
+async fn forged_tokens_are_refused(db: TestStore) {
+    let Some(peer) = OidcPeer::start("a") else {
+        return;
+    };
+    let sts = setup(&db, &peer).await;
+    let token = peer.id_token(CLIENT, "ci-runner", "runner-password").await;
+    let t = now();
+    // The genuine token works, so each refusal below is about the forgery.
+    assert!(assume(&sts, &token, t).await.is_ok());
+    let (header, claims, signature) = parts(&token);
+    let (h, c) = (b64json(&header), b64json(&claims));
+    let mut admin_claims = claims.clone();
+    admin_claims["sub"] = json!("admin");
+
+    let mut forged: Vec<(&str, String)> = Vec::new();
+    // One bit of the signature flipped.
+    let mut sig = URL_SAFE_NO_PAD.decode(&signature).unwrap();
+    sig[100] ^= 0x01;
+    forged.push((
+        "flipped signature bit",
+        format!("{h}.{c}.{}", URL_SAFE_NO_PAD.encode(&sig)),
+    ));
+    // Claims changed under the original signature.
+    forged.push((
+        "edited claims",
+        format!("{h}.{}.{signature}", b64json(&admin_claims)),
+    ));
+    // alg "none", with and without a signature.
+    let none = b64json(&json!({"alg": "none", "typ": "JWT", "kid": header["kid"]}));
+    forged.push(("alg none", format!("{none}.{c}.")));
+    forged.push(("alg none with signature", format!("{none}.{c}.{signature}")));
+    // HS256 keyed with the provider's public key (the algorithm confusion attack).
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = header["kid"].as_str().map(str::to_owned);
+    let public_pem = key("idp-a.pub.pem");
+    forged.push((
+        "HS256 with the public key as secret",
+        jsonwebtoken::encode(&hs, &admin_claims, &EncodingKey::from_secret(&public_pem)).unwrap(),
+    ));
+    // Signed by an attacker's key, which the header carries as `jwk`.
+    let attacker = EncodingKey::from_rsa_pem(&key("attacker.pem")).unwrap();
+    let mut embedded = Header::new(Algorithm::RS256);
+    embedded.kid = hs.kid.clone();
+    embedded.jwk =
+        Some(jsonwebtoken::jwk::Jwk::from_encoding_key(&attacker, Algorithm::RS256).unwrap());
+    forged.push((
+        "embedded jwk",
+        jsonwebtoken::encode(&embedded, &admin_claims, &attacker).unwrap(),
+    ));
+    // ... or points to with `jku`.
+    let mut jku = Header::new(Algorithm::RS256);
+    jku.kid = hs.kid.clone();
+    jku.jku = Some("http://127.0.0.1:9/jwks".to_owned());
+    forged.push((
+        "jku",
+        jsonwebtoken::encode(&jku, &admin_claims, &attacker).unwrap(),
+    ));
+    // Signed by the attacker's key under the provider's kid.
+    let mut plain = Header::new(Algorithm::RS256);
+    plain.kid = hs.kid.clone();
+    forged.push((
+        "attacker key with the provider's kid",
+        jsonwebtoken::encode(&plain, &admin_claims, &attacker).unwrap(),
+    ));
+    // ... and without any kid.
+    forged.push((
+        "attacker key without kid",
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &admin_claims, &attacker).unwrap(),
+    ));
+    forged.push(("not a JWT", "not-a-jwt".to_owned()));
+
+    for (what, forgery) in &forged {
+        let error = refused(&sts, forgery, t).await;
+        assert_eq!(
+            (error.code, error.status),
+            ("InvalidIdentityToken", 400),
+            "{what}: {error}"
+        );
+    }
+    for (what, needle) in [
+        ("alg none", "unsigned"),
+        ("HS256 with the public key as secret", "HMAC"),
+        ("embedded jwk", "(jwk)"),
+        ("jku", "(jku)"),
+        ("flipped signature bit", "signature is not valid"),
+    ] {
+        let forgery = &forged.iter().find(|(w, _)| *w == what).unwrap().1;
+        let message = refused(&sts, forgery, t).await.message;
+        assert!(message.contains(needle), "{what}: {message}");
+    }
+}
+
+async fn rotated_keys_are_refetched_on_unknown_kid(db: TestStore) {
+    let Some(mut peer) = OidcPeer::start("a") else {
+        return;
+    };
+    let sts = setup(&db, &peer).await;
+    let t = now();
+    let old = peer.id_token(CLIENT, "ci-runner", "runner-password").await;
+    assert!(assume(&sts, &old, t).await.is_ok());
+    assert_eq!(peer.stats().await, (1, 1));
+
+    // The provider rotates: key b signs now, key a is still published.
+    peer.restart("b,a");
+    let new = peer.id_token(CLIENT, "ci-runner", "runner-password").await;
+    assert_eq!(parts(&new).0["kid"], "rolegate-test-b");
+    // Cached keys still verify old tokens without asking the provider.
+    assert!(assume(&sts, &old, t + 1).await.is_ok());
+    assert_eq!(peer.stats().await, (0, 0));
+    // The unknown kid triggers exactly one refetch.
+    let result = assume(&sts, &new, t + 2).await.unwrap();
+    assert_eq!(result.subject, "ci-runner");
+    assert_eq!(peer.stats().await, (1, 1));
+    assert!(assume(&sts, &new, t + 3).await.is_ok());
+    assert_eq!(peer.stats().await, (1, 1));
+
+    // Tokens naming keys nobody publishes cannot make Rolegate hammer the provider:
+    // within the refresh interval they are refused from the cache.
+    let attacker = EncodingKey::from_rsa_pem(&key("attacker.pem")).unwrap();
+    let claims = parts(&new).1;
+    for i in 0..5 {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(format!("forged-{i}"));
+        let forged = jsonwebtoken::encode(&header, &claims, &attacker).unwrap();
+        let error = refused(&sts, &forged, t + 4 + i).await;
+        assert_eq!(error.code, "InvalidIdentityToken");
+        assert!(error.message.contains("does not publish"), "{error}");
+    }
+    assert_eq!(peer.stats().await, (1, 1));
+    // After the interval one more refetch is allowed.
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("forged-late".to_owned());
+    let forged = jsonwebtoken::encode(&header, &claims, &attacker).unwrap();
+    refused(&sts, &forged, t + 60).await;
+    assert_eq!(peer.stats().await, (2, 2));
+}
+
+async fn provider_outage_uses_cached_keys_else_idp_communication_error(db: TestStore) {
+    let Some(mut peer) = OidcPeer::start("a") else {
+        return;
+    };
+    let warm = setup(&db, &peer).await;
+    let first = peer.id_token(CLIENT, "ci-runner", "runner-password").await;
+    let second = peer.id_token(CLIENT, "ci-runner", "runner-password").await;
+    let t = now();
+    assert!(assume(&warm, &first, t).await.is_ok());
+    peer.stop();
+
+    // Keys cached before the outage keep working.
+    assert!(assume(&warm, &second, t + 5).await.is_ok());
+    // A replica that never fetched them cannot verify: IDPCommunicationError, which
+    // botocore retries.
+    let cold = sts(&db).await;
+    let error = refused(&cold, &second, t + 5).await;
+    assert_eq!((error.code, error.status), ("IDPCommunicationError", 400));
+    // Once the provider is back, the same replica recovers (after its back-off).
+    peer.restart("a");
+    assert_eq!(
+        refused(&cold, &second, t + 6).await.code,
+        "IDPCommunicationError"
+    );
+    assert!(assume(&cold, &second, t + 11).await.is_ok());
+}
+
+#[tokio::test]
+async fn parameters_are_validated_before_any_lookup() {
+    let db = crate::helpers::sqlite_store().await;
+    let sts = sts(&db).await;
+    let token = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlLnRlc3QifQ.c2ln";
+    let cases: Vec<(WebIdentityParams, &str, &str)> = vec![
+        (
+            WebIdentityParams {
+                role_session_name: "a".into(),
+                ..params(token)
+            },
+            "ValidationError",
+            "roleSessionName",
+        ),
+        (
+            WebIdentityParams {
+                role_session_name: "has space".into(),
+                ..params(token)
+            },
+            "ValidationError",
+            "roleSessionName",
+        ),
+        (params("abc"), "ValidationError", "webIdentityToken"),
+        (
+            params(&"a".repeat(20_001)),
+            "ValidationError",
+            "webIdentityToken",
+        ),
+        (
+            WebIdentityParams {
+                duration_seconds: Some(600),
+                ..params(token)
+            },
+            "ValidationError",
+            "durationSeconds",
+        ),
+        (
+            WebIdentityParams {
+                role_arn: "arn:aws:iam::123456789012:user/bob".into(),
+                ..params(token)
+            },
+            "ValidationError",
+            "roleArn",
+        ),
+        (
+            WebIdentityParams {
+                provider_id: Some("www.amazon.com".into()),
+                ..params(token)
+            },
+            "InvalidParameterValue",
+            "ProviderId",
+        ),
+        (
+            WebIdentityParams {
+                policy: Some("{not json".into()),
+                ..params(token)
+            },
+            "MalformedPolicyDocument",
+            "",
+        ),
+    ];
+    for (p, code, needle) in cases {
+        let error = sts
+            .assume_role_with_web_identity(&p, None, now())
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, code, "{p:?}: {error}");
+        assert!(error.message.contains(needle), "{p:?}: {error}");
+    }
+    // The token is never echoed in errors or debug output.
+    let secretish = format!("{token}SECRETPART");
+    let p = params(&secretish);
+    assert!(!format!("{p:?}").contains("SECRETPART"));
+}
