@@ -34,9 +34,37 @@ ensure_nextest() {
   cargo install cargo-nextest --locked
 }
 
+ensure_python_peers() {
+  # The real AWS clients (awscli, boto3) in a project-local virtualenv.
+  if [ ! -x .venv/bin/python ]; then
+    log "creating .venv"
+    python3 -m venv .venv || {
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv .venv
+    }
+  fi
+  if ! .venv/bin/python -c 'import sys, importlib.metadata as m; reqs=[l.strip().split("==") for l in open("tests/peers/requirements.txt") if "==" in l]; sys.exit(0 if all(m.version(n)==v for n,v in reqs) else 1)' 2>/dev/null; then
+    log "installing awscli and boto3 into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check -r tests/peers/requirements.txt
+  fi
+}
+
+ensure_node_peers() {
+  # The real OIDC provider (npm oidc-provider) in tests/peers/oidc/node_modules.
+  if ! command -v npm >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if [ ! -d tests/peers/oidc/node_modules/oidc-provider ]; then
+    log "installing the OIDC provider peer (npm ci)"
+    npm ci --prefix tests/peers/oidc --no-audit --no-fund --loglevel=error
+  fi
+}
+
 ensure_postgres
 ensure_redis
 ensure_nextest
+ensure_python_peers
+ensure_node_peers
 if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then rustup component add clippy rustfmt; fi
 
 log "cargo fmt --check"

@@ -1,6 +1,7 @@
 //! HTTP surfaces. Handlers are thin: they translate HTTP to calls into the cores and
 //! the store, and results back to each surface's wire format.
 
+mod authorize;
 mod health;
 mod sts_api;
 
@@ -20,5 +21,7 @@ pub struct AppState {
 
 /// Registers every route; used by the server and by in-process tests alike.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(health::routes).configure(sts_api::routes);
+    cfg.configure(health::routes)
+        .configure(sts_api::routes)
+        .configure(authorize::routes);
 }

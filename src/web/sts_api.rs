@@ -15,7 +15,8 @@ use crate::store::{AuditEvent, Outcome};
 use crate::sts::assume::{AssumeRoleParams, Caller};
 use crate::sts::credentials::account_of_access_key_id;
 use crate::sts::error::StsError;
-use crate::sts::service::IssuedCredentials;
+use crate::sts::service::{AssumedRole, IssuedCredentials};
+use crate::sts::web_identity::WebIdentityParams;
 use crate::sts::sigv4;
 
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -251,7 +252,11 @@ async fn dispatch(
     let version = params.required("Version")?;
     let known = matches!(
         action,
-        "GetCallerIdentity" | "AssumeRole" | "GetSessionToken" | "GetAccessKeyInfo"
+        "GetCallerIdentity"
+            | "AssumeRole"
+            | "GetSessionToken"
+            | "GetAccessKeyInfo"
+            | "AssumeRoleWithWebIdentity"
     );
     if version != VERSION || !known {
         return Err(StsError::new(
@@ -260,9 +265,14 @@ async fn dispatch(
             format!("Could not find operation {action} for version {version}"),
         ));
     }
+    let mut out = String::with_capacity(2048);
+    if action == "AssumeRoleWithWebIdentity" {
+        // Unsigned by design: the web identity token is the credential.
+        web_identity(state, params, now, origin, audit, &mut out).await?;
+        return Ok(out);
+    }
     let caller = authenticate(state, request, body, now, audit).await?;
     audit.actor = Some(caller.arn.clone());
-    let mut out = String::with_capacity(2048);
     match action {
         "GetCallerIdentity" => {
             element(&mut out, "Arn", &caller.arn);
@@ -287,10 +297,7 @@ async fn dispatch(
                 .assume_role(&caller, &assume, origin.source_ip.as_deref(), now.timestamp())
                 .await?;
             credentials_xml(&mut out, &assumed.credentials);
-            out.push_str("<AssumedRoleUser>");
-            element(&mut out, "AssumedRoleId", &assumed.assumed_role_id);
-            element(&mut out, "Arn", &assumed.assumed_role_arn);
-            out.push_str("</AssumedRoleUser>");
+            assumed_role_user_xml(&mut out, &assumed);
             element(&mut out, "PackedPolicySize", &assumed.packed_policy_size.to_string());
             if let Some(source_identity) = &assumed.source_identity {
                 element(&mut out, "SourceIdentity", source_identity);
@@ -319,6 +326,50 @@ async fn dispatch(
         _ => unreachable!("checked above"),
     }
     Ok(out)
+}
+
+async fn web_identity(
+    state: &AppState,
+    params: &Params,
+    now: DateTime<Utc>,
+    origin: &Origin,
+    audit: &mut AuditNote,
+    out: &mut String,
+) -> Result<(), StsError> {
+    let request = WebIdentityParams {
+        role_arn: params.required("RoleArn")?.to_owned(),
+        role_session_name: params.required("RoleSessionName")?.to_owned(),
+        web_identity_token: params.required("WebIdentityToken")?.to_owned(),
+        provider_id: params.get("ProviderId").map(str::to_owned),
+        duration_seconds: params.integer("DurationSeconds")?,
+        policy: params.get("Policy").map(str::to_owned),
+        policy_arns: params.members("PolicyArns", ".arn"),
+    };
+    audit.actor = Some("web-identity".into());
+    audit.target = Some(request.role_arn.clone());
+    let result = state
+        .sts
+        .assume_role_with_web_identity(&request, origin.source_ip.as_deref(), now.timestamp())
+        .await?;
+    audit.actor = Some(format!("{}|{}", result.provider, result.subject));
+    audit.access_key_id = Some(result.assumed.credentials.access_key_id.clone());
+    credentials_xml(out, &result.assumed.credentials);
+    element(out, "SubjectFromWebIdentityToken", &result.subject);
+    assumed_role_user_xml(out, &result.assumed);
+    element(out, "Provider", &result.provider);
+    element(out, "Audience", &result.audience);
+    element(out, "PackedPolicySize", &result.assumed.packed_policy_size.to_string());
+    if let Some(source_identity) = &result.assumed.source_identity {
+        element(out, "SourceIdentity", source_identity);
+    }
+    Ok(())
+}
+
+fn assumed_role_user_xml(out: &mut String, assumed: &AssumedRole) {
+    out.push_str("<AssumedRoleUser>");
+    element(out, "AssumedRoleId", &assumed.assumed_role_id);
+    element(out, "Arn", &assumed.assumed_role_arn);
+    out.push_str("</AssumedRoleUser>");
 }
 
 /// The request as SigV4 sees it: method, raw path and query, headers, body hash.

@@ -253,3 +253,50 @@ pub fn corpus(path: &str) -> std::path::PathBuf {
         .join("../shared/corpora")
         .join(path)
 }
+
+/// Access key id, secret and optional session token.
+pub type Keys<'a> = (&'a str, &'a str, Option<&'a str>);
+
+/// SigV4 headers for a request, computed by AWS's own `aws-sigv4` crate (an
+/// independent signer, so Rolegate's verifier is not checked against itself).
+pub fn sigv4_headers(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    (akid, secret, token): Keys<'_>,
+    service: &str,
+    time: std::time::SystemTime,
+) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let identity =
+        aws_credential_types::Credentials::new(akid, secret, token.map(str::to_owned), None, "test")
+            .into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name(service)
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing params")
+        .into();
+    let signable = SignableRequest::new(
+        method,
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable request");
+    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+    instructions
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// `host` as a client sends it for `base` (`http://127.0.0.1:PORT`).
+pub fn host_of(base: &str) -> &str {
+    base.trim_start_matches("http://")
+}

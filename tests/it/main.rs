@@ -1,5 +1,6 @@
 //! One integration-test binary (each file under tests/ would be a slow separate link).
 
+mod authorize;
 mod cli;
 mod config;
 mod helpers;

@@ -10,7 +10,7 @@ use rolegate::seed;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{TestStore, app_state, spawn_state};
+use crate::helpers::{Keys, TestStore, app_state, host_of, sigv4_headers, spawn_state};
 
 const ACCOUNT: &str = seed::DEMO_ACCOUNT_ID;
 
@@ -133,43 +133,20 @@ impl Fixture {
 
 async fn signed_call(
     base: &str,
-    (akid, secret, token): (&str, &str, Option<&str>),
+    keys: Keys<'_>,
     params: &[(&str, &str)],
     time: SystemTime,
 ) -> (u16, String) {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-    use aws_sigv4::sign::v4;
     let body = serde_urlencoded::to_string(params).unwrap();
     let url = format!("{base}/");
-    let host = base.trim_start_matches("http://").to_owned();
-    let identity = aws_credential_types::Credentials::new(akid, secret, token.map(str::to_owned), None, "test").into();
-    let signing_params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("sts")
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let headers = [
-        ("content-type", "application/x-www-form-urlencoded; charset=utf-8"),
-        ("host", host.as_str()),
-    ];
-    let signable = SignableRequest::new(
-        "POST",
-        &url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body.as_bytes()),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &signing_params).unwrap().into_parts();
-    let client = reqwest::Client::new();
-    let mut request = client
+    let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+    let headers = [("content-type", content_type), ("host", host_of(base))];
+    let signature = sigv4_headers("POST", &url, &headers, body.as_bytes(), keys, "sts", time);
+    let mut request = reqwest::Client::new()
         .post(&url)
-        .header("content-type", headers[0].1)
-        .body(body.clone());
-    for (name, value) in instructions.headers() {
+        .header("content-type", content_type)
+        .body(body);
+    for (name, value) in signature {
         request = request.header(name, value);
     }
     let response = request.send().await.unwrap();

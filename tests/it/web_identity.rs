@@ -464,6 +464,7 @@ both_backends!(
     forged_tokens_are_refused,
     rotated_keys_are_refetched_on_unknown_kid,
     provider_outage_uses_cached_keys_else_idp_communication_error,
+    unsigned_query_api_call_returns_aws_xml,
 );
 
 async fn token_from_real_provider_gets_role_credentials(db: TestStore) {
@@ -863,6 +864,87 @@ async fn provider_outage_uses_cached_keys_else_idp_communication_error(db: TestS
         "IDPCommunicationError"
     );
     assert!(assume(&cold, &second, t + 11).await.is_ok());
+}
+
+/// The text of the first `<name>` element.
+fn xml_value<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(&xml[start..end])
+}
+
+async fn unsigned_query_api_call_returns_aws_xml(db: TestStore) {
+    let Some(peer) = OidcPeer::start("a") else {
+        return;
+    };
+    setup(&db, &peer).await;
+    let base = crate::helpers::spawn_server(Arc::clone(&db.store)).await;
+    let token = peer.id_token(CLIENT, "ci-runner", "runner-password").await;
+    let post = |token: String| {
+        let base = base.clone();
+        async move {
+            // As the AWS CLI sends it: unsigned, form-encoded, no Authorization header.
+            let body = serde_urlencoded::to_string([
+                ("Action", "AssumeRoleWithWebIdentity"),
+                ("Version", "2011-06-15"),
+                ("RoleArn", role_arn(ROLE).as_str()),
+                ("RoleSessionName", "w1"),
+                ("WebIdentityToken", token.as_str()),
+                ("DurationSeconds", "3600"),
+            ])
+            .unwrap();
+            let response = reqwest::Client::new()
+                .post(format!("{base}/"))
+                .header(
+                    "content-type",
+                    "application/x-www-form-urlencoded; charset=utf-8",
+                )
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+
+    let (status, xml) = post(token.clone()).await;
+    assert_eq!(status, 200, "{xml}");
+    assert!(xml.contains(
+        "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+    ));
+    assert!(xml.contains("<AssumeRoleWithWebIdentityResult>"), "{xml}");
+    assert_eq!(
+        xml_value(&xml, "SubjectFromWebIdentityToken"),
+        Some("ci-runner")
+    );
+    assert_eq!(xml_value(&xml, "Provider"), Some(peer.issuer.as_str()));
+    assert_eq!(xml_value(&xml, "Audience"), Some(CLIENT));
+    let user = xml_value(&xml, "AssumedRoleUser").expect("AssumedRoleUser");
+    let assumed_arn = format!("arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/w1");
+    assert_eq!(xml_value(user, "Arn"), Some(assumed_arn.as_str()));
+    assert!(xml_value(user, "AssumedRoleId").unwrap().ends_with(":w1"));
+    // The returned session token is one this STS issued for that session.
+    let session_token = xml_value(&xml, "SessionToken").expect("SessionToken");
+    let claims = sts(&db)
+        .await
+        .open_token(session_token, now())
+        .await
+        .unwrap();
+    assert_eq!(claims.principal_arn, assumed_arn);
+    assert_eq!(
+        Some(claims.access_key_id.as_str()),
+        xml_value(&xml, "AccessKeyId")
+    );
+
+    // A token for another audience: AWS error XML with the right code and status.
+    let other = peer
+        .id_token("other-app", "ci-runner", "runner-password")
+        .await;
+    let (status, xml) = post(other).await;
+    assert_eq!(status, 400, "{xml}");
+    assert_eq!(xml_value(&xml, "Code"), Some("InvalidIdentityToken"));
+    assert_eq!(xml_value(&xml, "Message"), Some("Incorrect token audience"));
 }
 
 #[tokio::test]

@@ -1,0 +1,329 @@
+//! `POST /v1/authorize`: internal services hand Rolegate the pieces of a SigV4-signed
+//! request they received plus the action, resource and context they map it to;
+//! Rolegate verifies the signature and session and evaluates the caller's policies.
+//!
+//! The calling service authenticates too: it signs its own call with SigV4 (service
+//! name `rolegate`) using an IAM user's or role session's keys, and its policies must
+//! allow `rolegate:Authorize` on the resource it asks about. So a storage service can
+//! be limited to asking about `arn:aws:s3:::*`, with no new kind of credential.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::AppState;
+use super::sts_api::{header_pairs, signed_request};
+use crate::policy::{
+    Decision, PolicySet, PolicySource, PrincipalRef, Request as PolicyRequest, evaluate,
+};
+use crate::store::{AuditEvent, Outcome};
+use crate::sts::assume::Caller;
+use crate::sts::error::StsError;
+use crate::sts::sigv4;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/authorize", web::post().to(authorize));
+}
+
+/// The action a service's credentials need to use this endpoint.
+pub const AUTHORIZE_ACTION: &str = "rolegate:Authorize";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeRequest {
+    /// The request the service received, as it arrived.
+    pub request: ReceivedRequest,
+    /// The SigV4 signing name the service expects in the credential scope (e.g. `s3`).
+    pub service: String,
+    /// If set, the credential scope's region must equal it.
+    #[serde(default)]
+    pub region: Option<String>,
+    pub action: String,
+    pub resource: String,
+    /// Extra condition keys (`aws:SourceIp`, `s3:prefix`, ...): a string or a list.
+    #[serde(default)]
+    pub context: BTreeMap<String, ContextValue>,
+    /// S3-style services sign the path as sent; all others normalise it.
+    #[serde(default = "default_true")]
+    pub normalize_path: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceivedRequest {
+    pub method: String,
+    /// Path as sent on the wire (percent-encoded), without the query.
+    pub path: String,
+    #[serde(default)]
+    pub query: String,
+    /// Header name/value pairs in the order received.
+    pub headers: Vec<(String, String)>,
+    /// Hex SHA-256 of the body, or `UNSIGNED-PAYLOAD`; default: the empty body's hash.
+    #[serde(default)]
+    pub payload_sha256: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ContextValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuthorizeResponse {
+    /// `Allowed`, `ImplicitDeny`, `ExplicitDeny`, or `Unauthenticated` when the
+    /// request's signature or credentials are not valid.
+    pub decision: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    pub session_tags: BTreeMap<String, String>,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deciding_statement: Option<serde_json::Value>,
+    /// For `Unauthenticated`: the AWS error the service should return to its client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+}
+
+/// Context keys Rolegate sets from the verified session; callers may not supply them.
+const RESERVED_PREFIXES: &[&str] = &[
+    "aws:principal",
+    "aws:userid",
+    "aws:username",
+    "aws:sourceidentity",
+    "aws:tokenissuetime",
+    "aws:federatedprovider",
+];
+
+fn json_error(status: u16, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
+    )
+    .json(json!({ "error": code, "message": message }))
+}
+
+fn sts_json_error(error: &StsError) -> HttpResponse {
+    json_error(error.status, error.code, &error.message)
+}
+
+async fn authorize(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let now = Utc::now();
+    // 1. The calling service.
+    let headers = header_pairs(&http);
+    let signed = signed_request(&http, &headers, &body);
+    let options = sigv4::VerifyOptions {
+        service: Some("rolegate".into()),
+        ..sigv4::VerifyOptions::default()
+    };
+    let service = match state.sts.authenticate(&signed, now, &options).await {
+        Ok(caller) => caller,
+        Err(error) => return sts_json_error(&error),
+    };
+    let input: AuthorizeRequest = match serde_json::from_slice(&body) {
+        Ok(input) => input,
+        Err(error) => {
+            return json_error(400, "InvalidRequest", &format!("invalid authorize request: {error}"));
+        }
+    };
+    if let Some(key) = input.context.keys().find(|k| {
+        let lower = k.to_ascii_lowercase();
+        RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
+    }) {
+        return json_error(
+            400,
+            "InvalidRequest",
+            &format!("context key {key} is set by Rolegate from the verified session and cannot be supplied"),
+        );
+    }
+    if let Err(error) = may_authorize(&state, &service, &input.resource, now.timestamp()).await {
+        audit(&state, &service.arn, &input, Outcome::Denied, json!({ "code": error.code, "reason": error.message, "caller": "service" })).await;
+        return sts_json_error(&error);
+    }
+
+    // 2. The request the service received.
+    let received: Vec<(&str, &str)> = input
+        .request
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let payload = input
+        .request
+        .payload_sha256
+        .clone()
+        .unwrap_or_else(|| sigv4::hash_payload(b""));
+    let end_user_request = sigv4::SignedRequest {
+        method: &input.request.method,
+        path: &input.request.path,
+        query: &input.request.query,
+        headers: &received,
+        payload_sha256: Cow::Owned(payload),
+    };
+    let options = sigv4::VerifyOptions {
+        service: Some(input.service.clone()),
+        region: input.region.clone(),
+        normalize_path: input.normalize_path,
+        double_encode_path: input.normalize_path,
+        ..sigv4::VerifyOptions::default()
+    };
+    let caller = match state.sts.authenticate(&end_user_request, now, &options).await {
+        Ok(caller) => caller,
+        Err(error) => {
+            audit(&state, &service.arn, &input, Outcome::Denied, json!({ "code": error.code, "reason": error.message })).await;
+            return HttpResponse::Ok().json(AuthorizeResponse {
+                decision: "Unauthenticated".into(),
+                principal_arn: None,
+                account: None,
+                user_id: None,
+                session_tags: BTreeMap::new(),
+                reason: error.message.clone(),
+                deciding_statement: None,
+                error: Some(json!({ "code": error.code, "message": error.message, "http_status": error.status })),
+            });
+        }
+    };
+
+    // 3. The decision.
+    let response = match decide(&state, &caller, &input, now.timestamp()).await {
+        Ok(response) => response,
+        Err(error) if error.status >= 500 => return sts_json_error(&error),
+        Err(error) => deny_response(&caller, &error),
+    };
+    if response.decision != Decision::Allowed.as_str() {
+        audit(&state, &caller.arn, &input, Outcome::Denied, json!({ "decision": response.decision, "reason": response.reason, "service": service.arn })).await;
+    }
+    HttpResponse::Ok().json(response)
+}
+
+/// Whether the calling service may ask about `resource`.
+async fn may_authorize(state: &AppState, service: &Caller, resource: &str, now: i64) -> Result<(), StsError> {
+    let policies = state.sts.caller_policies(service).await?;
+    let identity: Vec<_> = policies.identity.iter().collect();
+    let session: Vec<_> = policies.session.iter().collect();
+    let set = PolicySet {
+        identity: &identity,
+        boundary: policies.boundary.as_ref(),
+        session: &session,
+        resource: None,
+    };
+    let context = service.context(now, None);
+    let request = PolicyRequest {
+        principal: PrincipalRef::Aws { arn: &service.arn, account: &service.account },
+        action: AUTHORIZE_ACTION,
+        resource,
+        context: &context,
+    };
+    if evaluate(&set, &request).is_allowed() {
+        Ok(())
+    } else {
+        Err(StsError::not_authorized(&service.arn, AUTHORIZE_ACTION, resource))
+    }
+}
+
+async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    input: &AuthorizeRequest,
+    now: i64,
+) -> Result<AuthorizeResponse, StsError> {
+    let policies = state.sts.caller_policies(caller).await?;
+    let identity: Vec<_> = policies.identity.iter().collect();
+    let session: Vec<_> = policies.session.iter().collect();
+    let set = PolicySet {
+        identity: &identity,
+        boundary: policies.boundary.as_ref(),
+        session: &session,
+        resource: None,
+    };
+    let mut context = caller.context(now, None);
+    for (key, value) in &input.context {
+        match value {
+            ContextValue::One(v) => {
+                context.insert(key, v.as_str());
+            }
+            ContextValue::Many(vs) => {
+                context.set(key, vs.iter().cloned());
+            }
+        }
+    }
+    let request = PolicyRequest {
+        principal: PrincipalRef::Aws { arn: &caller.arn, account: &caller.account },
+        action: &input.action,
+        resource: &input.resource,
+        context: &context,
+    };
+    let evaluation = evaluate(&set, &request);
+    let reason = match (&evaluation.deciding, evaluation.implicit_deny) {
+        (Some(_), _) if evaluation.decision == Decision::Allowed => format!("allowed by a statement of {}", caller.arn),
+        (Some(_), _) => format!("explicitly denied: {} on {}", input.action, input.resource),
+        (None, Some(reason)) => reason.to_string(),
+        (None, None) => "no statement allows the action".into(),
+    };
+    let deciding_statement = evaluation.deciding.as_ref().map(|d| {
+        let source = match d.source {
+            PolicySource::Identity(i) => format!("identity policy {}", i + 1),
+            PolicySource::Boundary => "permissions boundary".into(),
+            PolicySource::Session(i) => format!("session policy {}", i + 1),
+            PolicySource::Resource => "resource policy".into(),
+        };
+        json!({ "source": source, "statement": d.statement_index + 1, "sid": d.sid })
+    });
+    Ok(AuthorizeResponse {
+        decision: evaluation.decision.as_str().to_owned(),
+        principal_arn: Some(caller.arn.clone()),
+        account: Some(caller.account.clone()),
+        user_id: Some(caller.user_id.clone()),
+        session_tags: caller.principal_tags.iter().cloned().collect(),
+        reason,
+        deciding_statement,
+        error: None,
+    })
+}
+
+/// A verified caller whose session cannot be used (e.g. revoked): an explicit deny.
+fn deny_response(caller: &Caller, error: &StsError) -> AuthorizeResponse {
+    AuthorizeResponse {
+        decision: Decision::ExplicitDeny.as_str().to_owned(),
+        principal_arn: Some(caller.arn.clone()),
+        account: Some(caller.account.clone()),
+        user_id: Some(caller.user_id.clone()),
+        session_tags: caller.principal_tags.iter().cloned().collect(),
+        reason: error.message.clone(),
+        deciding_statement: None,
+        error: Some(json!({ "code": error.code, "message": error.message, "http_status": error.status })),
+    }
+}
+
+async fn audit(state: &AppState, actor: &str, input: &AuthorizeRequest, outcome: Outcome, details: serde_json::Value) {
+    let event = AuditEvent {
+        at: Utc::now(),
+        actor: actor.to_owned(),
+        action: format!("authorize:{}", input.action),
+        target: input.resource.clone(),
+        outcome,
+        source_ip: None,
+        user_agent: None,
+        details,
+    };
+    if let Err(error) = state.store.append_audit(&event).await {
+        tracing::error!(%error, "cannot write audit event");
+    }
+}

@@ -1,0 +1,189 @@
+//! `POST /v1/authorize`: a service asks whether a SigV4-signed request it received may
+//! perform an action; the service itself authenticates with SigV4 (`rolegate`).
+
+use std::time::SystemTime;
+
+use rolegate::iam::{AccountId, IamPath, PolicyName, RoleName, Tags, UserName};
+use rolegate::seed;
+use rolegate::store::NewIamUser;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Keys, TestStore, app_state, host_of, sigv4_headers, spawn_state};
+
+struct Fixture {
+    _db: TestStore,
+    base: String,
+    service_keys: (String, String),
+    /// demo-app's role session (DemoWorkload: ViewOnlyAccess).
+    session: (String, String, String),
+    store: std::sync::Arc<dyn rolegate::store::Store>,
+}
+
+async fn fixture(db: TestStore) -> Fixture {
+    let state = app_state(db.store.clone()).await;
+    let mut report = seed::seed_demo(state.store.as_ref()).await.unwrap();
+    seed::seed_workload(&state.sts, &mut report, None).await.unwrap();
+    let account = AccountId::parse(seed::DEMO_ACCOUNT_ID).unwrap();
+    // A storage service that may ask about S3 resources only.
+    state
+        .store
+        .create_iam_user(&NewIamUser {
+            account_id: account.clone(),
+            path: IamPath::root(),
+            name: UserName::parse("storage-svc").unwrap(),
+            tags: Tags::default(),
+            inline_policies: vec![(
+                PolicyName::parse("AuthorizeS3").unwrap(),
+                json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rolegate:Authorize", "Resource": "arn:aws:s3:::*"}]}).to_string(),
+            )],
+            attached_policies: vec![],
+        })
+        .await
+        .unwrap();
+    let service_keys = state
+        .sts
+        .create_access_key(&account, &UserName::parse("storage-svc").unwrap())
+        .await
+        .unwrap();
+    let (user_key, user_secret) = {
+        let keys = state.store.list_access_keys(&account, &UserName::parse(seed::WORKLOAD_USER).unwrap()).await.unwrap();
+        assert_eq!(keys.len(), 1);
+        // Issue a fresh key we know the secret of.
+        state.store.delete_access_key(&keys[0].access_key_id).await.unwrap();
+        state.sts.create_access_key(&account, &UserName::parse(seed::WORKLOAD_USER).unwrap()).await.unwrap()
+    };
+    let (caller, _) = state.sts.resolve_keys(&user_key, None, chrono::Utc::now().timestamp()).await.unwrap();
+    let assumed = state
+        .sts
+        .assume_role(
+            &caller,
+            &rolegate::sts::assume::AssumeRoleParams {
+                role_arn: format!("arn:aws:iam::{}:role/{}", seed::DEMO_ACCOUNT_ID, seed::WORKLOAD_ROLE),
+                role_session_name: "reader".into(),
+                tags: vec![("project".into(), "atlas".into())],
+                ..Default::default()
+            },
+            None,
+            chrono::Utc::now().timestamp(),
+        )
+        .await
+        .unwrap();
+    let _ = user_secret;
+    let creds = assumed.credentials;
+    let store = state.store.clone();
+    Fixture {
+        _db: db,
+        base: spawn_state(state),
+        service_keys,
+        session: (creds.access_key_id, creds.secret_access_key, creds.session_token),
+        store,
+    }
+}
+
+impl Fixture {
+    fn session_keys(&self) -> Keys<'_> {
+        (&self.session.0, &self.session.1, Some(&self.session.2))
+    }
+
+    /// What a storage service at storage.internal received from the session holder.
+    fn received(&self, method: &str, path: &str, keys: Keys<'_>) -> Value {
+        let url = format!("http://storage.internal{path}");
+        let headers = [("host", "storage.internal")];
+        let mut all: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        all.extend(sigv4_headers(method, &url, &headers, b"", keys, "storage", SystemTime::now()));
+        json!({ "method": method, "path": path, "query": "", "headers": all })
+    }
+
+    async fn authorize(&self, body: &Value, keys: Option<Keys<'_>>) -> (u16, Value) {
+        let url = format!("{}/v1/authorize", self.base);
+        let bytes = serde_json::to_vec(body).unwrap();
+        let headers = [("content-type", "application/json"), ("host", host_of(&self.base))];
+        let mut request = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(bytes.clone());
+        if let Some(keys) = keys {
+            for (k, v) in sigv4_headers("POST", &url, &headers, &bytes, keys, "rolegate", SystemTime::now()) {
+                request = request.header(k, v);
+            }
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    fn service(&self) -> Keys<'_> {
+        (&self.service_keys.0, &self.service_keys.1, None)
+    }
+}
+
+async fn authorize_decisions(db: TestStore) {
+    let fx = fixture(db).await;
+    let ask = |request: Value, action: &str, resource: &str| {
+        json!({ "request": request, "service": "storage", "action": action, "resource": resource,
+                "context": { "aws:SourceIp": "10.1.2.3" } })
+    };
+    let session_arn = format!("arn:aws:sts::{}:assumed-role/{}/reader", seed::DEMO_ACCOUNT_ID, seed::WORKLOAD_ROLE);
+
+    // ViewOnlyAccess allows listing a bucket...
+    let body = ask(fx.received("GET", "/reports", fx.session_keys()), "s3:ListBucket", "arn:aws:s3:::reports");
+    let (status, answer) = fx.authorize(&body, Some(fx.service())).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["decision"], "Allowed", "{answer}");
+    assert_eq!(answer["principal_arn"], session_arn);
+    assert_eq!(answer["account"], seed::DEMO_ACCOUNT_ID);
+    assert_eq!(answer["session_tags"]["project"], "atlas");
+    assert_eq!(answer["deciding_statement"]["sid"], "ViewOnly");
+
+    // ...but not reading objects.
+    let body = ask(fx.received("GET", "/reports/q3.csv", fx.session_keys()), "s3:GetObject", "arn:aws:s3:::reports/q3.csv");
+    let (status, answer) = fx.authorize(&body, Some(fx.service())).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["decision"], "ImplicitDeny", "{answer}");
+
+    // A request signed with the wrong secret is not authenticated.
+    let wrong = (fx.session.0.as_str(), "0000000000000000000000000000000000000000", Some(fx.session.2.as_str()));
+    let body = ask(fx.received("GET", "/reports", wrong), "s3:ListBucket", "arn:aws:s3:::reports");
+    let (status, answer) = fx.authorize(&body, Some(fx.service())).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["decision"], "Unauthenticated", "{answer}");
+    assert_eq!(answer["error"]["code"], "SignatureDoesNotMatch");
+    assert_eq!(answer["error"]["http_status"], 403);
+
+    // The service may only ask about S3 resources.
+    let body = ask(fx.received("GET", "/x", fx.session_keys()), "dynamodb:GetItem", "arn:aws:dynamodb:us-east-1:123456789012:table/t");
+    let (status, answer) = fx.authorize(&body, Some(fx.service())).await;
+    assert_eq!((status, answer["error"].as_str()), (403, Some("AccessDenied")), "{answer}");
+
+    // Callers must sign their call.
+    let body = ask(fx.received("GET", "/reports", fx.session_keys()), "s3:ListBucket", "arn:aws:s3:::reports");
+    let (status, answer) = fx.authorize(&body, None).await;
+    assert_eq!((status, answer["error"].as_str()), (403, Some("MissingAuthenticationToken")), "{answer}");
+
+    // Identity keys come from the verified session, not from the caller.
+    let mut spoof = ask(fx.received("GET", "/reports", fx.session_keys()), "s3:ListBucket", "arn:aws:s3:::reports");
+    spoof["context"]["aws:PrincipalArn"] = json!("arn:aws:iam::123456789012:role/Admin");
+    let (status, answer) = fx.authorize(&spoof, Some(fx.service())).await;
+    assert_eq!((status, answer["error"].as_str()), (400, Some("InvalidRequest")), "{answer}");
+
+    // Revoking the role's sessions turns the answer into an explicit deny.
+    fx.store
+        .revoke_role_sessions(
+            &AccountId::parse(seed::DEMO_ACCOUNT_ID).unwrap(),
+            &RoleName::parse(seed::WORKLOAD_ROLE).unwrap(),
+            chrono::Utc::now() + chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    let body = ask(fx.received("GET", "/reports", fx.session_keys()), "s3:ListBucket", "arn:aws:s3:::reports");
+    let (status, answer) = fx.authorize(&body, Some(fx.service())).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["decision"], "ExplicitDeny", "{answer}");
+    assert!(answer["reason"].as_str().unwrap().contains("revoked"), "{answer}");
+
+    // Denials are audited.
+    let audit = fx.store.list_audit(20, None).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "authorize:s3:GetObject" && e.outcome == rolegate::store::Outcome::Denied));
+}
+
+both_backends!(authorize_decisions);
