@@ -168,6 +168,8 @@ impl IamPath {
     }
 }
 
+// Written out: the newtype macro must not derive Default for names, where "" is invalid.
+#[allow(clippy::derivable_impls)]
 impl Default for Description {
     fn default() -> Self {
         Self(String::new())

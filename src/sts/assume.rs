@@ -232,7 +232,7 @@ pub fn role_session_duration(
     chained: bool,
 ) -> Result<i64, StsError> {
     let duration = requested.unwrap_or(DEFAULT_DURATION.min(role_max));
-    if duration < MIN_DURATION || duration > 43_200 {
+    if !(MIN_DURATION..=43_200).contains(&duration) {
         return Err(StsError::constraint(
             "durationSeconds",
             &duration.to_string(),

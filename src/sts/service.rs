@@ -38,9 +38,57 @@ pub struct AssumedRole {
 
 /// A caller's identity-side policies, parsed.
 pub struct CallerPolicies {
-    pub identity: Vec<Policy>,
-    pub boundary: Option<Policy>,
-    pub session: Vec<Policy>,
+    pub identity: Vec<Arc<Policy>>,
+    pub boundary: Option<Arc<Policy>>,
+    pub session: Vec<Arc<Policy>>,
+}
+
+impl CallerPolicies {
+    /// Borrowed views in the shape `PolicySet` wants: (identity, session).
+    pub fn refs(&self) -> (Vec<&Policy>, Vec<&Policy>) {
+        (
+            self.identity.iter().map(Arc::as_ref).collect(),
+            self.session.iter().map(Arc::as_ref).collect(),
+        )
+    }
+}
+
+/// Parsed policies by the SHA-256 of (kind, document). Stored documents change
+/// rarely and parsing costs far more than evaluating, so every request after the
+/// first reuses the compiled form. Bounded: cleared when it outgrows `CAPACITY`.
+#[derive(Default)]
+struct PolicyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<Policy>>>,
+}
+
+impl PolicyCache {
+    const CAPACITY: usize = 4_096;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], Arc<Policy>>> {
+        match self.entries.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn get_or_parse(&self, document: &str, kind: PolicyKind, source: &str) -> Result<Arc<Policy>, StsError> {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(kind.to_string().as_bytes());
+        hasher.update([0]);
+        hasher.update(document.as_bytes());
+        let key: [u8; 32] = hasher.finalize().into();
+        if let Some(policy) = self.lock().get(&key) {
+            return Ok(policy.clone());
+        }
+        let policy = Arc::new(parse_stored(document, kind, source)?);
+        let mut entries = self.lock();
+        if entries.len() >= Self::CAPACITY {
+            entries.clear();
+        }
+        entries.insert(key, policy.clone());
+        Ok(policy)
+    }
 }
 
 pub struct Sts {
@@ -49,6 +97,7 @@ pub struct Sts {
     keyring: RwLock<TokenKeyring>,
     /// Validates web identity tokens (JWKS cache per provider).
     pub(crate) web_identity: super::web_identity::WebIdentityVerifier,
+    policies: PolicyCache,
 }
 
 fn sigv4_error(error: sigv4::SigV4Error) -> StsError {
@@ -85,6 +134,7 @@ impl Sts {
             sealer,
             keyring: RwLock::new(keyring),
             web_identity: super::web_identity::WebIdentityVerifier::new(),
+            policies: PolicyCache::default(),
         })
     }
 
@@ -239,7 +289,7 @@ impl Sts {
         let parse_all = |documents: &[crate::store::NamedDocument]| {
             documents
                 .iter()
-                .map(|d| parse_stored(&d.document, PolicyKind::Identity, &d.source))
+                .map(|d| self.policies.get_or_parse(&d.document, PolicyKind::Identity, &d.source))
                 .collect::<Result<Vec<_>, _>>()
         };
         match &caller.kind {
@@ -283,11 +333,11 @@ impl Sts {
                 let mut session = Vec::new();
                 if let Some(claims) = &caller.session {
                     if let Some(document) = &claims.session_policy {
-                        session.push(parse_stored(document, PolicyKind::Session, "session policy")?);
+                        session.push(self.policies.get_or_parse(document, PolicyKind::Session, "session policy")?);
                     }
                     for arn in &claims.policy_arns {
                         let document = self.store.policy_document(arn).await.map_err(store_failure)?;
-                        session.push(parse_stored(&document, PolicyKind::Session, arn)?);
+                        session.push(self.policies.get_or_parse(&document, PolicyKind::Session, arn)?);
                     }
                 }
                 Ok(CallerPolicies {
@@ -295,12 +345,17 @@ impl Sts {
                     boundary: permissions
                         .permissions_boundary
                         .as_ref()
-                        .map(|b| parse_stored(&b.document, PolicyKind::Identity, &b.source))
+                        .map(|b| self.policies.get_or_parse(&b.document, PolicyKind::Identity, &b.source))
                         .transpose()?,
                     session,
                 })
             }
         }
+    }
+
+    /// A stored document, parsed once and then served from the cache.
+    pub(crate) fn parsed(&self, document: &str, kind: PolicyKind, source: &str) -> Result<Arc<Policy>, StsError> {
+        self.policies.get_or_parse(document, kind, source)
     }
 
     /// AssumeRole: validates, checks the trust policy (and the caller's own policies
@@ -353,13 +408,12 @@ impl Sts {
         let tags = assume::session_tags(caller, &params.tags, &params.transitive_tag_keys)?;
         let source_identity = assume::source_identity(caller, params.source_identity.as_deref())?;
 
-        let trust = parse_stored(&role.trust_policy, PolicyKind::Trust, &role.arn)?;
+        let trust = self.parsed(&role.trust_policy, PolicyKind::Trust, &role.arn)?;
         let policies = self.caller_policies(caller).await?;
-        let identity: Vec<&Policy> = policies.identity.iter().collect();
-        let session: Vec<&Policy> = policies.session.iter().collect();
+        let (identity, session) = policies.refs();
         let set = PolicySet {
             identity: &identity,
-            boundary: policies.boundary.as_ref(),
+            boundary: policies.boundary.as_deref(),
             session: &session,
             resource: Some(ResourcePolicy {
                 policy: &trust,

@@ -216,11 +216,10 @@ async fn authorize(
 /// Whether the calling service may ask about `resource`.
 async fn may_authorize(state: &AppState, service: &Caller, resource: &str, now: i64) -> Result<(), StsError> {
     let policies = state.sts.caller_policies(service).await?;
-    let identity: Vec<_> = policies.identity.iter().collect();
-    let session: Vec<_> = policies.session.iter().collect();
+    let (identity, session) = policies.refs();
     let set = PolicySet {
         identity: &identity,
-        boundary: policies.boundary.as_ref(),
+        boundary: policies.boundary.as_deref(),
         session: &session,
         resource: None,
     };
@@ -245,11 +244,10 @@ async fn decide(
     now: i64,
 ) -> Result<AuthorizeResponse, StsError> {
     let policies = state.sts.caller_policies(caller).await?;
-    let identity: Vec<_> = policies.identity.iter().collect();
-    let session: Vec<_> = policies.session.iter().collect();
+    let (identity, session) = policies.refs();
     let set = PolicySet {
         identity: &identity,
-        boundary: policies.boundary.as_ref(),
+        boundary: policies.boundary.as_deref(),
         session: &session,
         resource: None,
     };

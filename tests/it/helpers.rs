@@ -300,3 +300,16 @@ pub fn sigv4_headers(
 pub fn host_of(base: &str) -> &str {
     base.trim_start_matches("http://")
 }
+
+/// A program of the project's .venv (awscli, boto3), which scripts/test.sh installs.
+pub fn venv_bin(name: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv/bin")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test.sh, which installs awscli and boto3 into .venv",
+        path.display()
+    );
+    path
+}

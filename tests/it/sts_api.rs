@@ -1,7 +1,7 @@
 //! The STS query API driven by the real AWS CLI and boto3 (from the project's .venv),
 //! and by an independent SigV4 signer (the `aws-sigv4` crate) for exact error cases.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
@@ -10,7 +10,9 @@ use rolegate::seed;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{Keys, TestStore, app_state, host_of, sigv4_headers, spawn_state};
+use crate::helpers::{
+    Keys, TestStore, app_state, host_of, sigv4_headers, spawn_state, venv_bin,
+};
 
 const ACCOUNT: &str = seed::DEMO_ACCOUNT_ID;
 
@@ -22,16 +24,6 @@ struct Fixture {
     access_key_id: String,
     secret: String,
     dir: tempfile::TempDir,
-}
-
-fn venv_bin(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/test.sh, which installs awscli and boto3 into .venv",
-        path.display()
-    );
-    path
 }
 
 async fn fixture(db: TestStore) -> Fixture {

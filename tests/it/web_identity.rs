@@ -465,6 +465,7 @@ both_backends!(
     rotated_keys_are_refetched_on_unknown_kid,
     provider_outage_uses_cached_keys_else_idp_communication_error,
     unsigned_query_api_call_returns_aws_xml,
+    boto3_web_identity_token_file_profile,
 );
 
 async fn token_from_real_provider_gets_role_credentials(db: TestStore) {
@@ -945,6 +946,54 @@ async fn unsigned_query_api_call_returns_aws_xml(db: TestStore) {
     assert_eq!(status, 400, "{xml}");
     assert_eq!(xml_value(&xml, "Code"), Some("InvalidIdentityToken"));
     assert_eq!(xml_value(&xml, "Message"), Some("Incorrect token audience"));
+}
+
+/// boto3 with a `web_identity_token_file` profile (how EKS pods and CI jobs run):
+/// botocore reads the token file, calls AssumeRoleWithWebIdentity unsigned, then
+/// signs GetCallerIdentity with the session it got.
+async fn boto3_web_identity_token_file_profile(db: TestStore) {
+    let Some(peer) = OidcPeer::start("a") else {
+        return;
+    };
+    setup(&db, &peer).await;
+    let base = crate::helpers::spawn_server(Arc::clone(&db.store)).await;
+    let token = peer.id_token(CLIENT, "ci-runner", "runner-password").await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile ci]\nregion = eu-west-1\nrole_arn = {}\nweb_identity_token_file = {}\n\
+             role_session_name = pipeline-7\nservices = local\n\n[services local]\nsts =\n  endpoint_url = {base}\n",
+            role_arn(ROLE),
+            token_file.display()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(crate::helpers::venv_bin("python"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    let out = command
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .arg("-c")
+        .arg("import boto3, json; print(json.dumps(boto3.Session(profile_name='ci').client('sts').get_caller_identity()))")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let identity: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        identity["Arn"],
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/pipeline-7")
+    );
+    assert_eq!(identity["Account"], ACCOUNT);
 }
 
 #[tokio::test]
