@@ -4,6 +4,7 @@
 //! `web` translates HTTP to calls into the cores and back; `app` wires it all up.
 
 pub mod app;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod iam;

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 
+use crate::cache::{Cache, MemoryCache};
 use crate::iam::{AccountId, Partition, RoleName, UserName};
 use crate::policy::{ParseOptions, Policy, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy};
 use crate::secrets::Sealer;
@@ -98,6 +99,8 @@ pub struct Sts {
     /// Validates web identity tokens (JWKS cache per provider).
     pub(crate) web_identity: super::web_identity::WebIdentityVerifier,
     policies: PolicyCache,
+    /// Ephemeral state: the per-access-key denylist.
+    cache: Arc<dyn Cache>,
 }
 
 fn sigv4_error(error: sigv4::SigV4Error) -> StsError {
@@ -115,6 +118,12 @@ pub(crate) fn parse_stored(document: &str, kind: PolicyKind, source: &str) -> Re
         tracing::error!(%error, source, "stored policy no longer parses");
         StsError::internal()
     })
+}
+
+const AUTHORIZATION_MESSAGE_CONTEXT: &str = "authorization-message";
+
+fn deny_key(access_key_id: &str) -> String {
+    format!("deny:access-key:{access_key_id}")
 }
 
 fn key_context(id: i64) -> String {
@@ -135,7 +144,100 @@ impl Sts {
             keyring: RwLock::new(keyring),
             web_identity: super::web_identity::WebIdentityVerifier::new(),
             policies: PolicyCache::default(),
+            cache: Arc::new(MemoryCache::new()),
         })
+    }
+
+    /// Uses a shared cache (e.g. Redis across replicas) instead of the in-process one.
+    pub fn with_cache(mut self, cache: Arc<dyn Cache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Denies an access key (long-term or temporary) until `until`: every request
+    /// signed with it fails as an invalid token. For a leaked session key, `until` is
+    /// the session's expiry; nothing needs remembering after that.
+    pub async fn deny_access_key(
+        &self,
+        access_key_id: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StsError> {
+        let ttl = (until - now).to_std().unwrap_or_default();
+        if ttl.is_zero() {
+            return Ok(());
+        }
+        self.cache
+            .put(&deny_key(access_key_id), b"1", ttl)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "cannot record a denied access key");
+                StsError::internal()
+            })
+    }
+
+    async fn is_denied(&self, access_key_id: &str) -> Result<bool, StsError> {
+        // Fail closed: if the denylist cannot be read, nothing is trusted.
+        self.cache
+            .get(&deny_key(access_key_id))
+            .await
+            .map(|hit| hit.is_some())
+            .map_err(|error| {
+                tracing::error!(%error, "cannot read the access-key denylist");
+                StsError::internal()
+            })
+    }
+
+    /// Seals the details of a denial so that only principals allowed
+    /// `sts:DecodeAuthorizationMessage` can read them (AWS's encoded messages).
+    pub fn encode_authorization_message(&self, message: &serde_json::Value) -> String {
+        self.sealer.seal(
+            message.to_string().as_bytes(),
+            AUTHORIZATION_MESSAGE_CONTEXT,
+            &mut rand::rng(),
+        )
+    }
+
+    /// DecodeAuthorizationMessage: the caller's policies must allow it.
+    pub async fn decode_authorization_message(
+        &self,
+        caller: &Caller,
+        encoded: &str,
+        now: i64,
+    ) -> Result<String, StsError> {
+        let action = "sts:DecodeAuthorizationMessage";
+        let policies = self.caller_policies(caller).await?;
+        let (identity, session) = policies.refs();
+        let set = PolicySet {
+            identity: &identity,
+            boundary: policies.boundary.as_deref(),
+            session: &session,
+            resource: None,
+        };
+        let context = caller.context(now, None);
+        let request = Request {
+            principal: PrincipalRef::Aws {
+                arn: &caller.arn,
+                account: &caller.account,
+            },
+            action,
+            resource: "*",
+            context: &context,
+        };
+        if !crate::policy::evaluate(&set, &request).is_allowed() {
+            return Err(StsError::not_authorized(&caller.arn, action, "*"));
+        }
+        self.sealer
+            .open(encoded.trim(), AUTHORIZATION_MESSAGE_CONTEXT)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| {
+                StsError::new(
+                    "InvalidAuthorizationMessageException",
+                    400,
+                    "The encoded authorization message is invalid.",
+                )
+            })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -211,6 +313,9 @@ impl Sts {
         session_token: Option<&str>,
         now: i64,
     ) -> Result<(Caller, String), StsError> {
+        if self.is_denied(access_key_id).await? {
+            return Err(StsError::invalid_client_token_id());
+        }
         match (KeyKind::of(access_key_id), session_token) {
             (Some(KeyKind::Temporary), Some(token)) => {
                 let claims = self.open_token(token, now).await?;

@@ -96,6 +96,10 @@ pub struct AuthorizeResponse {
     /// For `Unauthenticated`: the AWS error the service should return to its client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<serde_json::Value>,
+    /// For denials: the details, sealed, for the service to pass to its client, who
+    /// reads them with STS DecodeAuthorizationMessage (if allowed to), as with AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoded_message: Option<String>,
 }
 
 /// Context keys Rolegate sets from the verified session; callers may not supply them.
@@ -197,6 +201,7 @@ async fn authorize(
                 reason: error.message.clone(),
                 deciding_statement: None,
                 error: Some(json!({ "code": error.code, "message": error.message, "http_status": error.status })),
+                encoded_message: None,
             });
         }
     };
@@ -207,7 +212,19 @@ async fn authorize(
         Err(error) if error.status >= 500 => return sts_json_error(&error),
         Err(error) => deny_response(&caller, &error),
     };
+    let mut response = response;
     if response.decision != Decision::Allowed.as_str() {
+        response.encoded_message = Some(state.sts.encode_authorization_message(&json!({
+            "allowed": false,
+            "explicitDeny": response.decision == Decision::ExplicitDeny.as_str(),
+            "reason": response.reason,
+            "matchedStatement": response.deciding_statement,
+            "context": {
+                "principal": { "arn": response.principal_arn, "id": response.user_id },
+                "action": input.action,
+                "resource": input.resource,
+            },
+        })));
         audit(&state, &caller.arn, &input, Outcome::Denied, json!({ "decision": response.decision, "reason": response.reason, "service": service.arn })).await;
     }
     HttpResponse::Ok().json(response)
@@ -293,6 +310,7 @@ async fn decide(
         reason,
         deciding_statement,
         error: None,
+        encoded_message: None,
     })
 }
 
@@ -307,6 +325,7 @@ fn deny_response(caller: &Caller, error: &StsError) -> AuthorizeResponse {
         reason: error.message.clone(),
         deciding_statement: None,
         error: Some(json!({ "code": error.code, "message": error.message, "http_status": error.status })),
+        encoded_message: None,
     }
 }
 

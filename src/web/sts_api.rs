@@ -257,6 +257,7 @@ async fn dispatch(
             | "GetSessionToken"
             | "GetAccessKeyInfo"
             | "AssumeRoleWithWebIdentity"
+            | "DecodeAuthorizationMessage"
     );
     if version != VERSION || !known {
         return Err(StsError::new(
@@ -322,6 +323,14 @@ async fn dispatch(
                 )
             })?;
             element(&mut out, "Account", &account);
+        }
+        "DecodeAuthorizationMessage" => {
+            let encoded = params.required("EncodedMessage")?;
+            let decoded = state
+                .sts
+                .decode_authorization_message(&caller, encoded, now.timestamp())
+                .await?;
+            element(&mut out, "DecodedMessage", &decoded);
         }
         _ => unreachable!("checked above"),
     }

@@ -35,7 +35,10 @@ async fn fixture(db: TestStore) -> Fixture {
             tags: Tags::default(),
             inline_policies: vec![(
                 PolicyName::parse("AuthorizeS3").unwrap(),
-                json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rolegate:Authorize", "Resource": "arn:aws:s3:::*"}]}).to_string(),
+                json!({"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": "rolegate:Authorize", "Resource": "arn:aws:s3:::*"},
+                    {"Effect": "Allow", "Action": "sts:DecodeAuthorizationMessage", "Resource": "*"}
+                ]}).to_string(),
             )],
             attached_policies: vec![],
         })
@@ -140,6 +143,26 @@ async fn authorize_decisions(db: TestStore) {
     let (status, answer) = fx.authorize(&body, Some(fx.service())).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["decision"], "ImplicitDeny", "{answer}");
+
+    // The denial's details travel sealed; STS decodes them for principals allowed to.
+    let encoded = answer["encoded_message"].as_str().expect("encoded message").to_owned();
+    assert!(!encoded.contains("GetObject"), "the message is opaque");
+    let decode = [("Action", "DecodeAuthorizationMessage"), ("Version", "2011-06-15"), ("EncodedMessage", encoded.as_str())];
+    let (status, xml) = crate::helpers::signed_sts_call(&fx.base, fx.service(), &decode).await;
+    assert_eq!(status, 200, "{xml}");
+    let decoded = xml.split("<DecodedMessage>").nth(1).and_then(|r| r.split("</DecodedMessage>").next()).unwrap();
+    let decoded: Value = serde_json::from_str(&decoded.replace("&quot;", "\"")).unwrap();
+    assert_eq!(decoded["allowed"], false);
+    assert_eq!(decoded["context"]["action"], "s3:GetObject");
+    assert_eq!(decoded["context"]["principal"]["arn"], format!("arn:aws:sts::{}:assumed-role/{}/reader", seed::DEMO_ACCOUNT_ID, seed::WORKLOAD_ROLE));
+    // The role session itself may not decode (ViewOnlyAccess has no such permission).
+    let (status, xml) = crate::helpers::signed_sts_call(&fx.base, fx.session_keys(), &decode).await;
+    assert_eq!(status, 403, "{xml}");
+    assert!(xml.contains("<Code>AccessDenied</Code>"), "{xml}");
+    let garbage = [("Action", "DecodeAuthorizationMessage"), ("Version", "2011-06-15"), ("EncodedMessage", "v1:AAAA")];
+    let (status, xml) = crate::helpers::signed_sts_call(&fx.base, fx.service(), &garbage).await;
+    assert_eq!(status, 400, "{xml}");
+    assert!(xml.contains("<Code>InvalidAuthorizationMessageException</Code>"), "{xml}");
 
     // A request signed with the wrong secret is not authenticated.
     let wrong = (fx.session.0.as_str(), "0000000000000000000000000000000000000000", Some(fx.session.2.as_str()));

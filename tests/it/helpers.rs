@@ -313,3 +313,32 @@ pub fn venv_bin(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// A SigV4-signed STS query call (form POST to `/`), signed now.
+pub async fn signed_sts_call(base: &str, keys: Keys<'_>, params: &[(&str, &str)]) -> (u16, String) {
+    signed_sts_call_at(base, keys, params, std::time::SystemTime::now()).await
+}
+
+/// A SigV4-signed STS query call signed at `time`: (HTTP status, body).
+pub async fn signed_sts_call_at(
+    base: &str,
+    keys: Keys<'_>,
+    params: &[(&str, &str)],
+    time: std::time::SystemTime,
+) -> (u16, String) {
+    let body = serde_urlencoded::to_string(params).expect("form");
+    let url = format!("{base}/");
+    let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+    let headers = [("content-type", content_type), ("host", host_of(base))];
+    let signature = sigv4_headers("POST", &url, &headers, body.as_bytes(), keys, "sts", time);
+    let mut request = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", content_type)
+        .body(body);
+    for (name, value) in signature {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}

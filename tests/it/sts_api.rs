@@ -10,9 +10,7 @@ use rolegate::seed;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{
-    Keys, TestStore, app_state, host_of, sigv4_headers, spawn_state, venv_bin,
-};
+use crate::helpers::{Keys, TestStore, app_state, spawn_state, venv_bin};
 
 const ACCOUNT: &str = seed::DEMO_ACCOUNT_ID;
 
@@ -129,21 +127,7 @@ async fn signed_call(
     params: &[(&str, &str)],
     time: SystemTime,
 ) -> (u16, String) {
-    let body = serde_urlencoded::to_string(params).unwrap();
-    let url = format!("{base}/");
-    let content_type = "application/x-www-form-urlencoded; charset=utf-8";
-    let headers = [("content-type", content_type), ("host", host_of(base))];
-    let signature = sigv4_headers("POST", &url, &headers, body.as_bytes(), keys, "sts", time);
-    let mut request = reqwest::Client::new()
-        .post(&url)
-        .header("content-type", content_type)
-        .body(body);
-    for (name, value) in signature {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
+    crate::helpers::signed_sts_call_at(base, keys, params, time).await
 }
 
 /// The text of the first `<name>` element.
@@ -325,6 +309,27 @@ async fn signature_and_token_errors(db: TestStore) {
     };
     let (status, body) = fx.call((&key, &secret, Some(&foreign)), &identity, now).await;
     assert_eq!((status, error_code(&body)), (403, "InvalidClientTokenId"), "{body}");
+
+    // A leaked session key can be denied until it expires: it stops working at once.
+    let expires = chrono::Utc::now() + chrono::Duration::minutes(15);
+    fx.sts.deny_access_key(&key, expires, chrono::Utc::now()).await.unwrap();
+    let (status, body) = fx.call((&key, &secret, Some(&token)), &identity, now).await;
+    assert_eq!((status, error_code(&body)), (403, "InvalidClientTokenId"), "{body}");
+
+    // Malformed Authorization headers are IncompleteSignature.
+    let response = reqwest::Client::new()
+        .post(format!("{}/", fx.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-amz-date", chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string())
+        .header("authorization", format!("AWS4-HMAC-SHA256 Credential={}/20261123/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date", fx.access_key_id))
+        .body("Action=GetCallerIdentity&Version=2011-06-15")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    assert_eq!((status, error_code(&body)), (400, "IncompleteSignature"), "{body}");
+    assert!(body.contains("Signature"), "{body}");
 
     // A session key used without its token is unknown.
     let (status, body) = fx.call((&key, &secret, None), &identity, now).await;

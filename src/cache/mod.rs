@@ -1,0 +1,90 @@
+//! Ephemeral state behind one trait: short-lived values with a time to live (denied
+//! access keys today; web sessions, device codes and replay caches as they arrive).
+//! The in-memory implementation is the default for one process; a shared store
+//! (Redis) serves several replicas.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cache unavailable: {0}")]
+pub struct CacheError(pub String);
+
+#[async_trait]
+pub trait Cache: Send + Sync + 'static {
+    /// Stores `value` under `key` for `ttl`, replacing any previous value.
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError>;
+    /// The live value under `key`, if any.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
+    /// Stores only when `key` is absent (or expired); true when this call stored it.
+    /// Replay caches use it: the first presenter wins.
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError>;
+    async fn delete(&self, key: &str) -> Result<(), CacheError>;
+}
+
+/// One process's cache. Expired entries are dropped on access and swept when the map
+/// grows, so memory stays bounded by what is live.
+#[derive(Default)]
+pub struct MemoryCache {
+    entries: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+}
+
+impl MemoryCache {
+    const SWEEP_AT: usize = 10_000;
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Vec<u8>, Instant)>> {
+        match self.entries.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn insert(entries: &mut HashMap<String, (Vec<u8>, Instant)>, key: &str, value: &[u8], ttl: Duration) {
+        let now = Instant::now();
+        if entries.len() >= Self::SWEEP_AT {
+            entries.retain(|_, (_, expires)| *expires > now);
+        }
+        entries.insert(key.to_owned(), (value.to_vec(), now + ttl));
+    }
+}
+
+#[async_trait]
+impl Cache for MemoryCache {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        Self::insert(&mut self.lock(), key, value, ttl);
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let mut entries = self.lock();
+        match entries.get(key) {
+            Some((value, expires)) if *expires > Instant::now() => Ok(Some(value.clone())),
+            Some(_) => {
+                entries.remove(key);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+        let mut entries = self.lock();
+        if entries.get(key).is_some_and(|(_, expires)| *expires > Instant::now()) {
+            return Ok(false);
+        }
+        Self::insert(&mut entries, key, value, ttl);
+        Ok(true)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        self.lock().remove(key);
+        Ok(())
+    }
+}
