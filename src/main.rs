@@ -45,6 +45,13 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Add a new session-token key; tokens sealed with older keys stay valid until
+    /// they expire. Replicas pick the new key up when they meet a token sealed with it.
+    RotateTokenKey {
+        /// TOML file layered over the defaults; ROLEGATE_* variables override both.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Validate and simulate IAM policies offline.
     Policy {
         #[command(subcommand)]
@@ -104,6 +111,9 @@ fn main() -> ExitCode {
         }
         Command::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(config))),
         Command::Migrate { config } => runtime().and_then(|rt| rt.block_on(migrate(config))),
+        Command::RotateTokenKey { config } => {
+            runtime().and_then(|rt| rt.block_on(rotate_token_key(config)))
+        }
     };
     match result {
         Ok(code) => code,
@@ -239,5 +249,15 @@ async fn migrate(file: Option<PathBuf>) -> Result<ExitCode, String> {
         rolegate::store::redact_url(&config.database.url),
         store.backend()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rotate_token_key(file: Option<PathBuf>) -> Result<ExitCode, String> {
+    let config = load_config(file)?;
+    let sealer = config.sealer().map_err(|e| e.to_string())?;
+    let store = app::open_configured_store(&config).await?;
+    let state = app::app_state(store, sealer).await?;
+    let key_id = state.sts.rotate_token_key().await?;
+    println!("session-token key {key_id} is now current");
     Ok(ExitCode::SUCCESS)
 }

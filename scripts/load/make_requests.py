@@ -40,7 +40,7 @@ def wrk_script(method: str, path: str, host: str, headers: dict, body: str) -> s
     ]
     for name, value in headers.items():
         if name.lower() not in SKIP_HEADERS:
-            lines.append(f"wrk.headers[{lua_string(name)}] = {lua_string(value)}")
+            lines.append(f"wrk.headers[ {lua_string(name)} ] = {lua_string(value)}")
     lines.append(
         """
 function done(summary, latency, requests)

@@ -160,6 +160,16 @@ async fn migrate_then_serve_on_postgres_and_sqlite() {
         // Running it again is a no-op, not an error.
         assert_eq!(run_binary(&["migrate", "--config", &config], &[]).0, 0);
 
+        // The first start creates session-token key 1; rotating adds key 2.
+        let key = [("ROLEGATE_SECRETS__MASTER_KEY", crate::helpers::TEST_MASTER_KEY)];
+        let (code, stdout, stderr) = run_binary(&["rotate-token-key", "--config", &config], &key);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(stdout.trim(), "session-token key 2 is now current");
+        let other = [("ROLEGATE_SECRETS__MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")];
+        let (code, _, stderr) = run_binary(&["rotate-token-key", "--config", &config], &other);
+        assert_ne!(code, 0, "a different master key cannot open the key ring");
+        assert!(stderr.contains("master key"), "{stderr}");
+
         // The environment overrides the file.
         let server = start_binary(
             &["serve", "--config", &config],

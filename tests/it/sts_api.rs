@@ -463,3 +463,39 @@ both_backends!(
     signature_and_token_errors,
     assume_role_parameter_rules,
 );
+
+/// Rotation: new sessions are sealed with the new key, old sessions keep working, and
+/// a second replica sharing the database learns the new key when it meets it.
+async fn token_key_rotation(db: TestStore) {
+    let fx = fixture(db).await;
+    let now = SystemTime::now();
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/{}", seed::WORKLOAD_ROLE);
+    let assume = [("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", role_arn.as_str()), ("RoleSessionName", "before")];
+    let identity = [("Action", "GetCallerIdentity"), ("Version", "2011-06-15")];
+    let session = |body: &str| {
+        (
+            xml_value(body, "AccessKeyId").unwrap().to_owned(),
+            xml_value(body, "SecretAccessKey").unwrap().to_owned(),
+            xml_value(body, "SessionToken").unwrap().to_owned(),
+        )
+    };
+    let (_, body) = fx.call(fx.user_keys(), &assume, now).await;
+    let old = session(&body);
+    assert_eq!(rolegate::sts::token::TokenKeyring::key_id_of(&old.2), Some(1));
+
+    // Another replica over the same database rotates.
+    let replica = app_state(fx.store.clone()).await;
+    assert_eq!(replica.sts.rotate_token_key().await.unwrap(), 2);
+    let (status, body) = signed_call(&spawn_state(replica), fx.user_keys(), &assume, now).await;
+    assert_eq!(status, 200, "{body}");
+    let new = session(&body);
+    assert_eq!(rolegate::sts::token::TokenKeyring::key_id_of(&new.2), Some(2));
+
+    // The first replica accepts both: the new key is loaded on first sight.
+    for (key, secret, token) in [&old, &new] {
+        let (status, body) = fx.call((key, secret, Some(token)), &identity, now).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+both_backends!(token_key_rotation);
