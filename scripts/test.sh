@@ -4,6 +4,8 @@
 #   scripts/test.sh store::    # extra arguments filter the nextest run
 # Needs: a Rust toolchain. Starts the local PostgreSQL and Redis if they are down.
 set -euo pipefail
+# Every peer is installed below, so a missing one is a failure, never a skip.
+export CI="${CI:-true}"
 cd "$(dirname "$0")/.."
 
 log() { printf '\n==> %s\n' "$*"; }

@@ -21,8 +21,10 @@ pub fn build_server(listener: TcpListener, state: AppState, workers: usize) -> s
         App::new()
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(256 * 1024))
-            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").exclude("/healthz"))
-            .wrap(middleware::NormalizePath::trim())
+            // Path only: query strings can carry bearer material (presigned
+            // signatures, web identity tokens) that must never reach logs. No path
+            // rewriting either: SigV4 signs the path exactly as sent.
+            .wrap(middleware::Logger::new("%a %U %s %b %Dms").exclude("/healthz"))
             .configure(configure)
     })
     .listen(listener)?;
@@ -32,10 +34,25 @@ pub fn build_server(listener: TcpListener, state: AppState, workers: usize) -> s
     Ok(server.run())
 }
 
-/// The application state: the store and the STS service on top of it.
+/// The application state: the store and the STS service on top of it, with the
+/// default settings (those of `config/default.toml`).
 pub async fn app_state(store: Arc<dyn Store>, sealer: Sealer) -> Result<AppState, String> {
-    let sts = Arc::new(Sts::open(store.clone(), sealer).await?);
-    Ok(AppState { store, sts })
+    app_state_with(store, sealer, chrono::Duration::minutes(5)).await
+}
+
+/// The application state with an explicit SigV4 clock-skew window.
+pub async fn app_state_with(
+    store: Arc<dyn Store>,
+    sealer: Sealer,
+    max_clock_skew: chrono::Duration,
+) -> Result<AppState, String> {
+    let sts = Sts::open(store.clone(), sealer)
+        .await?
+        .with_max_clock_skew(max_clock_skew);
+    Ok(AppState {
+        store,
+        sts: Arc::new(sts),
+    })
 }
 
 /// Everything `rolegate dev` prepared before serving.

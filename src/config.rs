@@ -21,6 +21,13 @@ pub struct Config {
     pub iam: IamConfig,
     pub log: LogConfig,
     pub secrets: SecretsConfig,
+    pub sts: StsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StsConfig {
+    pub max_clock_skew_seconds: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +137,11 @@ impl Config {
                 "database.url {:?} must start with sqlite: or postgres:",
                 crate::store::redact_url(url)
             )));
+        }
+        if !(1..=3600).contains(&self.sts.max_clock_skew_seconds) {
+            return Err(ConfigError(
+                "sts.max_clock_skew_seconds must be between 1 and 3600".into(),
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError(

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod iam;
+pub mod idp;
 pub mod policy;
 pub mod secrets;
 pub mod seed;

@@ -230,7 +230,8 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
     app::init_logging(&config.log.filter, config.log.format);
     let sealer = config.sealer().map_err(|e| e.to_string())?;
     let store = app::open_configured_store(&config).await?;
-    let state = app::app_state(store, sealer).await?;
+    let skew = chrono::Duration::seconds(i64::from(config.sts.max_clock_skew_seconds));
+    let state = app::app_state_with(store, sealer, skew).await?;
     let listener = bind(config.server.listen)?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(listen = %address, backend = ?state.store.backend(), "rolegate serving");

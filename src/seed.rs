@@ -1,12 +1,15 @@
 //! The demo content `rolegate dev` starts with. Seeding is idempotent: anything that
 //! already exists is left as it is, so restarting `dev` never duplicates or resets.
 
+use std::collections::HashMap;
+
 use serde_json::json;
 
 use crate::iam::{
     AccountId, Description, GroupName, IamPath, MaxSessionDuration, PolicyName, RoleName, Tag,
-    Tags, UserName,
+    Tags, UserName, ValidationError,
 };
+use crate::idp::directory::hash_password;
 use crate::store::{
     IdentitySourceKind, NewGroup, NewIdentitySource, NewManagedPolicy, NewRole, NewUser, Store,
     StoreError, StoreResult,
@@ -184,6 +187,45 @@ const DEMO_USERS: &[(&str, &str, &str, &[&str])] = &[
     ("carol", "Carol Checker", "carol@example.com", &["auditors"]),
 ];
 
+/// The demo directory's sign-ins (user name, password), for `dev` to print. The
+/// passwords are set only when [`seed_demo`] creates the users.
+pub const DEMO_SIGN_INS: &[(&str, &str)] = &[
+    ("alice", "alice-demo-password"),
+    ("bob", "bob-demo-password"),
+    ("carol", "carol-demo-password"),
+];
+
+/// argon2id hashes of the demo passwords of the users that do not exist yet, hashed in
+/// parallel on the blocking pool (argon2 is slow on purpose); a restart hashes nothing.
+async fn hashes_for_new_demo_users(
+    store: &dyn Store,
+) -> StoreResult<HashMap<&'static str, String>> {
+    let mut pending = Vec::new();
+    for (user, password) in DEMO_SIGN_INS {
+        match store
+            .get_user(DIRECTORY_SOURCE_ID, &UserName::parse(*user)?)
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => pending.push((
+                *user,
+                tokio::task::spawn_blocking(move || hash_password(password)),
+            )),
+            Err(error) => return Err(error),
+        }
+    }
+    let mut hashes = HashMap::new();
+    for (user, task) in pending {
+        let hash = task
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|hashed| hashed.map_err(|e| e.to_string()))
+            .map_err(|message| ValidationError::new("password", message))?;
+        hashes.insert(user, hash);
+    }
+    Ok(hashes)
+}
+
 /// Seeds the demo account, policies, roles, directory, groups and users.
 pub async fn seed_demo(store: &dyn Store) -> StoreResult<SeedReport> {
     let mut report = SeedReport::default();
@@ -270,6 +312,7 @@ pub async fn seed_demo(store: &dyn Store) -> StoreResult<SeedReport> {
         report.note(made, format!("group {name}"));
     }
 
+    let mut password_hashes = hashes_for_new_demo_users(store).await?;
     for (user, display, email, groups) in DEMO_USERS {
         let user_name = UserName::parse(*user)?;
         let made = created(
@@ -279,7 +322,7 @@ pub async fn seed_demo(store: &dyn Store) -> StoreResult<SeedReport> {
                     user_name: user_name.clone(),
                     display_name: (*display).into(),
                     email: Some((*email).into()),
-                    password_hash: None,
+                    password_hash: password_hashes.remove(user),
                 })
                 .await,
         )?;
@@ -363,9 +406,9 @@ pub async fn seed_workload(
 
     let keys = store.list_access_keys(&account, &user_name).await?;
     if let Some(kept) = kept_key
-        && keys.iter().any(|k| {
-            k.access_key_id == kept && k.status == crate::store::AccessKeyStatus::Active
-        })
+        && keys
+            .iter()
+            .any(|k| k.access_key_id == kept && k.status == crate::store::AccessKeyStatus::Active)
     {
         report.note(false, format!("access key {kept} of {WORKLOAD_USER}"));
         return Ok(None);
@@ -374,6 +417,9 @@ pub async fn seed_workload(
         store.delete_access_key(&key.access_key_id).await?;
     }
     let (access_key_id, secret) = sts.create_access_key(&account, &user_name).await?;
-    report.note(true, format!("access key {access_key_id} of {WORKLOAD_USER}"));
+    report.note(
+        true,
+        format!("access key {access_key_id} of {WORKLOAD_USER}"),
+    );
     Ok(Some((access_key_id, secret)))
 }

@@ -3,8 +3,10 @@
 //! The in-memory implementation is the default for one process; a shared store
 //! (Redis) serves several replicas.
 
+pub mod redis_cache;
+
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -21,7 +23,12 @@ pub trait Cache: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
     /// Stores only when `key` is absent (or expired); true when this call stored it.
     /// Replay caches use it: the first presenter wins.
-    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError>;
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CacheError>;
     async fn delete(&self, key: &str) -> Result<(), CacheError>;
 }
 
@@ -46,7 +53,12 @@ impl MemoryCache {
         }
     }
 
-    fn insert(entries: &mut HashMap<String, (Vec<u8>, Instant)>, key: &str, value: &[u8], ttl: Duration) {
+    fn insert(
+        entries: &mut HashMap<String, (Vec<u8>, Instant)>,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) {
         let now = Instant::now();
         if entries.len() >= Self::SWEEP_AT {
             entries.retain(|_, (_, expires)| *expires > now);
@@ -74,9 +86,17 @@ impl Cache for MemoryCache {
         }
     }
 
-    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
         let mut entries = self.lock();
-        if entries.get(key).is_some_and(|(_, expires)| *expires > Instant::now()) {
+        if entries
+            .get(key)
+            .is_some_and(|(_, expires)| *expires > Instant::now())
+        {
             return Ok(false);
         }
         Self::insert(&mut entries, key, value, ttl);
@@ -86,5 +106,24 @@ impl Cache for MemoryCache {
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         self.lock().remove(key);
         Ok(())
+    }
+}
+
+/// How long [`open_cache`] waits for Redis to answer at start-up (and each command).
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens the cache the configuration names: none means this process's
+/// [`MemoryCache`] (one replica, `dev`), a `redis://` URL a [`redis_cache::RedisCache`]
+/// shared by every replica that uses the same URL and `prefix`.
+pub async fn open_cache(url: Option<&str>, prefix: &str) -> Result<Arc<dyn Cache>, CacheError> {
+    match url.map(str::trim).filter(|url| !url.is_empty()) {
+        None => Ok(Arc::new(MemoryCache::new())),
+        Some(url) if url.starts_with("redis://") => Ok(Arc::new(
+            redis_cache::RedisCache::connect(url, prefix, REDIS_TIMEOUT).await?,
+        )),
+        Some(url) => Err(CacheError(format!(
+            "unsupported cache URL {}: use redis://host:port (or no URL for the in-memory cache)",
+            crate::store::redact_url(url)
+        ))),
     }
 }

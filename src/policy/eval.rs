@@ -23,7 +23,7 @@
 use std::fmt;
 
 use super::context::ContextKeys;
-use super::document::{Effect, Policy, PrincipalElement, Statement};
+use super::document::{Effect, Policy, PolicyKind, PrincipalElement, Statement};
 use super::matcher::split_arn;
 use super::principal::MatchKind;
 
@@ -375,6 +375,11 @@ pub fn evaluate<'a>(set: &PolicySet<'a>, request: &Request<'_>) -> Evaluation<'a
                 Err(_) if !session_ok => implicit(ImplicitDenyReason::SessionPolicyDoesNotAllow),
                 Err(_) => allowed(d),
             },
+            // A role's trust policy must itself admit the caller: unlike other
+            // resource policies, identity permissions alone never suffice.
+            None if set.resource.is_some_and(|rp| rp.policy.kind() == PolicyKind::Trust) => {
+                implicit(ImplicitDenyReason::ResourcePolicyDoesNotAllow)
+            }
             Some((MatchKind::Account, _)) | None => match identity_path {
                 Ok(d) => allowed(d),
                 Err(r) => implicit(r),

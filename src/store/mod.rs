@@ -182,6 +182,13 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, new: &NewUser) -> StoreResult<User>;
     async fn get_user(&self, source: &str, user_name: &UserName) -> StoreResult<User>;
     async fn list_users(&self, source: &str) -> StoreResult<Vec<User>>;
+    /// Sets (or with `None` clears) a directory user's argon2id PHC string.
+    async fn set_password_hash(
+        &self,
+        source: &str,
+        user_name: &UserName,
+        password_hash: Option<&str>,
+    ) -> StoreResult<()>;
     async fn delete_user(&self, source: &str, user_name: &UserName) -> StoreResult<()>;
     async fn create_group(&self, new: &NewGroup) -> StoreResult<Group>;
     async fn list_groups(&self, source: &str) -> StoreResult<Vec<Group>>;

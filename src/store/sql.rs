@@ -1200,6 +1200,27 @@ macro_rules! impl_store {
                     .await?)
             }
 
+            async fn set_password_hash(
+                &self,
+                source: &str,
+                user_name: &UserName,
+                password_hash: Option<&str>,
+            ) -> StoreResult<()> {
+                let updated = sqlx::query(
+                    "UPDATE users SET password_hash = $1 \
+                     WHERE identity_source_id = $2 AND lower(user_name) = lower($3)",
+                )
+                .bind(password_hash)
+                .bind(source)
+                .bind(user_name.as_str())
+                .execute(&self.pool)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(not_found("user", user_name.as_str()));
+                }
+                Ok(())
+            }
+
             async fn delete_user(&self, source: &str, user_name: &UserName) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
                 let user = self.user_row(&mut tx, source, user_name).await?;
@@ -1387,6 +1408,12 @@ macro_rules! impl_store {
             ) -> StoreResult<AccessKeyRecord> {
                 let mut tx = self.pool.begin().await?;
                 let owner = self.iam_user_row(&mut tx, account, user).await?;
+                // Serialise concurrent key creation for this user (a row lock on
+                // PostgreSQL; SQLite holds the database write lock) before counting.
+                sqlx::query("UPDATE iam_users SET id = id WHERE id = $1")
+                    .bind(&owner.id)
+                    .execute(&mut *tx)
+                    .await?;
                 let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM access_keys WHERE user_id = $1")
                     .bind(&owner.id)
                     .fetch_one(&mut *tx)

@@ -92,10 +92,6 @@ impl Caller {
         if let Some(time) = chrono::DateTime::from_timestamp(now, 0) {
             context.insert("aws:CurrentTime", time.format("%Y-%m-%dT%H:%M:%SZ").to_string());
         }
-        context.insert(
-            "aws:SecureTransport",
-            "false",
-        );
         context.insert("aws:TokenIssueTime", self.session.as_ref().map_or(now, |s| s.issued_at).to_string());
         context
     }
@@ -192,10 +188,14 @@ pub fn validate_assume_role(params: &AssumeRoleParams) -> Result<(String, String
             "Member must have length less than or equal to 50",
         ));
     }
-    for (key, value) in &params.tags {
-        crate::iam::Tag::parse(key.clone(), value.clone())
-            .map_err(|e| StsError::validation(e.to_string()))?;
-    }
+    let tags = params
+        .tags
+        .iter()
+        .map(|(key, value)| crate::iam::Tag::parse(key.clone(), value.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StsError::validation(e.to_string()))?;
+    // Keys must be unique ignoring case, as IAM treats them.
+    crate::iam::Tags::new(tags).map_err(|e| StsError::validation(e.to_string()))?;
     for key in &params.transitive_tag_keys {
         if !params.tags.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)) {
             return Err(StsError::validation(format!(

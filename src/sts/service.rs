@@ -19,12 +19,22 @@ use super::sigv4;
 use super::token::{SessionClaims, SessionKind, TokenKeyring};
 
 /// Credentials as STS returns them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct IssuedCredentials {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub session_token: String,
     pub expiration: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for IssuedCredentials {
+    // The secret and the token are bearer credentials: never in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +111,11 @@ pub struct Sts {
     policies: PolicyCache,
     /// Ephemeral state: the per-access-key denylist.
     cache: Arc<dyn Cache>,
+    /// When the key ring was last reloaded for an unknown key id: unauthenticated
+    /// tokens must not be able to make every request a database query.
+    last_reload: std::sync::Mutex<Option<std::time::Instant>>,
+    /// How far a request's signing time may be from the server's clock.
+    max_clock_skew: chrono::Duration,
 }
 
 fn sigv4_error(error: sigv4::SigV4Error) -> StsError {
@@ -145,7 +160,24 @@ impl Sts {
             web_identity: super::web_identity::WebIdentityVerifier::new(),
             policies: PolicyCache::default(),
             cache: Arc::new(MemoryCache::new()),
+            last_reload: std::sync::Mutex::new(None),
+            max_clock_skew: chrono::Duration::minutes(5),
         })
+    }
+
+    /// Sets the SigV4 clock-skew window (default five minutes).
+    pub fn with_max_clock_skew(mut self, skew: chrono::Duration) -> Self {
+        self.max_clock_skew = skew;
+        self
+    }
+
+    /// SigV4 verification settings for a surface whose signing name is `service`.
+    pub fn verify_options(&self, service: &str) -> sigv4::VerifyOptions {
+        sigv4::VerifyOptions {
+            max_clock_skew: self.max_clock_skew,
+            service: Some(service.to_owned()),
+            ..sigv4::VerifyOptions::default()
+        }
     }
 
     /// Uses a shared cache (e.g. Redis across replicas) instead of the in-process one.
@@ -295,7 +327,7 @@ impl Sts {
                     .unwrap_or(false)
             })
         };
-        if !known(self) && TokenKeyring::key_id_of(token).is_some() {
+        if !known(self) && TokenKeyring::key_id_of(token).is_some() && self.may_reload() {
             let _ = self.reload_keys().await;
         }
         let keyring = self.read_keyring();
@@ -303,6 +335,21 @@ impl Sts {
             super::token::TokenError::Invalid => StsError::invalid_client_token_id(),
             super::token::TokenError::Expired => StsError::expired_token(),
         })
+    }
+
+    /// At most one key-ring reload per ten seconds per replica.
+    fn may_reload(&self) -> bool {
+        const INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+        let mut last = match self.last_reload.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = std::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     /// Resolves an access key (and session token for temporary keys) to the caller
@@ -527,15 +574,19 @@ impl Sts {
         };
         let mut context = caller.context(now, source_ip);
         assume::trust_context(&mut context, params, &tags.0, source_identity.as_deref());
+        // The session ARN for role sessions: a trust policy naming the role matches its
+        // sessions indirectly, so the session's boundary and policies still apply.
         let principal = PrincipalRef::Aws {
-            arn: caller.principal_arn(),
+            arn: &caller.arn,
             account: &caller.account,
         };
+        // Inherited (transitive) tags and source identity need the trust policy's
+        // consent as much as requested ones.
         let mut actions = vec!["sts:AssumeRole"];
-        if !params.tags.is_empty() {
+        if !tags.0.is_empty() {
             actions.push("sts:TagSession");
         }
-        if params.source_identity.is_some() {
+        if source_identity.is_some() {
             actions.push("sts:SetSourceIdentity");
         }
         for action in actions {

@@ -30,7 +30,7 @@ pub enum SessionKind {
 }
 
 /// Everything a session token carries. Short serde names keep tokens small.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClaims {
     #[serde(rename = "ak")]
     pub access_key_id: String,
@@ -72,6 +72,20 @@ pub struct SessionClaims {
     /// Issued by role chaining (assumed with role credentials): capped at one hour.
     #[serde(rename = "ch", default, skip_serializing_if = "std::ops::Not::not")]
     pub chained: bool,
+}
+
+impl std::fmt::Debug for SessionClaims {
+    // The secret access key stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionClaims")
+            .field("access_key_id", &self.access_key_id)
+            .field("principal_arn", &self.principal_arn)
+            .field("issued_at", &self.issued_at)
+            .field("expires_at", &self.expires_at)
+            .field("tags", &self.tags)
+            .field("source_identity", &self.source_identity)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a token was refused. Both map to AWS errors: `InvalidClientTokenId` and

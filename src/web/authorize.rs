@@ -110,6 +110,11 @@ const RESERVED_PREFIXES: &[&str] = &[
     "aws:sourceidentity",
     "aws:tokenissuetime",
     "aws:federatedprovider",
+    "aws:currenttime",
+    "aws:epochtime",
+    "aws:multifactorauth",
+    "aws:principaltag",
+    "aws:requesttag",
 ];
 
 fn json_error(status: u16, code: &str, message: &str) -> HttpResponse {
@@ -133,10 +138,7 @@ async fn authorize(
     // 1. The calling service.
     let headers = header_pairs(&http);
     let signed = signed_request(&http, &headers, &body);
-    let options = sigv4::VerifyOptions {
-        service: Some("rolegate".into()),
-        ..sigv4::VerifyOptions::default()
-    };
+    let options = state.sts.verify_options("rolegate");
     let service = match state.sts.authenticate(&signed, now, &options).await {
         Ok(caller) => caller,
         Err(error) => return sts_json_error(&error),
@@ -182,11 +184,10 @@ async fn authorize(
         payload_sha256: Cow::Owned(payload),
     };
     let options = sigv4::VerifyOptions {
-        service: Some(input.service.clone()),
         region: input.region.clone(),
         normalize_path: input.normalize_path,
         double_encode_path: input.normalize_path,
-        ..sigv4::VerifyOptions::default()
+        ..state.sts.verify_options(&input.service)
     };
     let caller = match state.sts.authenticate(&end_user_request, now, &options).await {
         Ok(caller) => caller,

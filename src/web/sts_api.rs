@@ -25,7 +25,9 @@ const VERSION: &str = "2011-06-15";
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::post().to(handle))
         .route("/sts", web::post().to(handle))
-        .route("/sts", web::get().to(handle));
+        .route("/sts/", web::post().to(handle))
+        .route("/sts", web::get().to(handle))
+        .route("/sts/", web::get().to(handle));
 }
 
 /// Form parameters in wire order, with the query protocol's `.member.N` helpers.
@@ -419,9 +421,6 @@ async fn authenticate(
     if let Ok(info) = sigv4::parse(&signed) {
         audit.actor = Some(info.access_key_id.clone());
     }
-    let options = sigv4::VerifyOptions {
-        service: Some("sts".into()),
-        ..sigv4::VerifyOptions::default()
-    };
+    let options = state.sts.verify_options("sts");
     state.sts.authenticate(&signed, now, &options).await
 }

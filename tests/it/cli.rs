@@ -35,9 +35,35 @@ async fn dev_seeds_serves_and_reseeds_idempotently() {
         .await
         .unwrap();
     assert_eq!(body["status"], "ready");
-    drop(first);
     assert!(std::path::Path::new(data).join("rolegate.db").exists());
     eprintln!("dev cold start took {startup:?}");
+
+    // The newcomer's path: the AWS CLI with the files dev wrote.
+    let data_path = std::path::Path::new(data);
+    for (profile, arn) in [
+        ("rolegate-dev", "arn:aws:iam::123456789012:user/demo-app".to_owned()),
+        ("rolegate-dev-role", "arn:aws:sts::123456789012:assumed-role/DemoWorkload/rolegate-dev".to_owned()),
+    ] {
+        let mut aws = std::process::Command::new(crate::helpers::venv_bin("aws"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("AWS_") {
+                aws.env_remove(key);
+            }
+        }
+        let out = aws
+            .args(["sts", "get-caller-identity", "--profile", profile, "--output", "json"])
+            .env("AWS_CONFIG_FILE", data_path.join("aws-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", data_path.join("aws-credentials"))
+            // The CLI caches assumed-role credentials under ~/.aws/cli/cache.
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{profile}: {}", String::from_utf8_lossy(&out.stderr));
+        let identity: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(identity["Arn"], arn);
+    }
+    assert!(out.contains("Generated a master key in"), "{out}");
+    drop(first);
 
     let second = start_binary(
         &["dev", "--listen", "127.0.0.1:0", "--data-dir", data],
@@ -46,6 +72,7 @@ async fn dev_seeds_serves_and_reseeds_idempotently() {
     );
     let out = second.stdout.join("\n");
     assert!(out.contains("Seed: 0 created"), "{out}");
+    assert!(!out.contains("Generated a master key"), "the key is kept: {out}");
     assert!(
         out.contains("kept    role arn:aws:iam::123456789012:role/Admin"),
         "{out}"

@@ -1,8 +1,10 @@
 //! One integration-test binary (each file under tests/ would be a slow separate link).
 
 mod authorize;
+mod cache;
 mod cli;
 mod config;
+mod directory;
 mod helpers;
 mod iam;
 mod policy;

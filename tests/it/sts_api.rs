@@ -74,7 +74,9 @@ impl Fixture {
         command
             .env("AWS_CONFIG_FILE", self.dir.path().join("config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.path().join("credentials"))
-            .env("AWS_EC2_METADATA_DISABLED", "true");
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            // Private HOME: the CLI caches assumed-role credentials in ~/.aws/cli/cache.
+            .env("HOME", self.dir.path());
         command
     }
 
@@ -310,6 +312,10 @@ async fn signature_and_token_errors(db: TestStore) {
     let (status, body) = fx.call((&key, &secret, Some(&foreign)), &identity, now).await;
     assert_eq!((status, error_code(&body)), (403, "InvalidClientTokenId"), "{body}");
 
+    // A session key used without its token is unknown.
+    let (status, body) = fx.call((&key, &secret, None), &identity, now).await;
+    assert_eq!((status, error_code(&body)), (403, "InvalidClientTokenId"), "{body}");
+
     // A leaked session key can be denied until it expires: it stops working at once.
     let expires = chrono::Utc::now() + chrono::Duration::minutes(15);
     fx.sts.deny_access_key(&key, expires, chrono::Utc::now()).await.unwrap();
@@ -330,11 +336,8 @@ async fn signature_and_token_errors(db: TestStore) {
     let body = response.text().await.unwrap();
     assert_eq!((status, error_code(&body)), (400, "IncompleteSignature"), "{body}");
     assert!(body.contains("Signature"), "{body}");
-
-    // A session key used without its token is unknown.
-    let (status, body) = fx.call((&key, &secret, None), &identity, now).await;
-    assert_eq!((status, error_code(&body)), (403, "InvalidClientTokenId"), "{body}");
 }
+
 
 fn fx_claims(key: &str, secret: &str) -> rolegate::sts::token::SessionClaims {
     rolegate::sts::token::SessionClaims {
@@ -499,3 +502,108 @@ async fn token_key_rotation(db: TestStore) {
 }
 
 both_backends!(token_key_rotation);
+
+/// The trust policy must admit the caller: identity permissions alone never let a
+/// principal assume a role, even in its own account. Also ExternalId conditions,
+/// session policies narrowing chained sessions, and inactive keys.
+async fn trust_policies_gate_every_assume_role(db: TestStore) {
+    let fx = fixture(db).await;
+    let now = SystemTime::now();
+    let account = AccountId::parse(ACCOUNT).unwrap();
+    // demo-app may assume role/* and Admin trusts the account: an Admin session.
+    let admin_arn = format!("arn:aws:iam::{ACCOUNT}:role/Admin");
+    let (status, body) = fx
+        .call(fx.user_keys(), &[("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", admin_arn.as_str()), ("RoleSessionName", "ops")], now)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let admin = (
+        xml_value(&body, "AccessKeyId").unwrap().to_owned(),
+        xml_value(&body, "SecretAccessKey").unwrap().to_owned(),
+        xml_value(&body, "SessionToken").unwrap().to_owned(),
+    );
+    let admin_keys = (admin.0.as_str(), admin.1.as_str(), Some(admin.2.as_str()));
+    // Admin may do anything (Action *), but DemoWorkload trusts only demo-app.
+    let workload = format!("arn:aws:iam::{ACCOUNT}:role/{}", seed::WORKLOAD_ROLE);
+    let (status, body) = fx
+        .call(admin_keys, &[("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", workload.as_str()), ("RoleSessionName", "hop")], now)
+        .await;
+    assert_eq!((status, error_code(&body)), (403, "AccessDenied"), "{body}");
+
+    // A role that demands an ExternalId.
+    let mut vendor = rolegate::store::NewRole::new(
+        account.clone(),
+        RoleName::parse("VendorAudit").unwrap(),
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:user/{}", seed::WORKLOAD_USER)},
+            "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": "vendor-7731"}}}]})
+        .to_string(),
+    );
+    vendor.description = rolegate::iam::Description::parse("external auditor").unwrap();
+    fx.store.create_role(&vendor).await.unwrap();
+    let vendor_arn = format!("arn:aws:iam::{ACCOUNT}:role/VendorAudit");
+    let assume_vendor = |external: Option<&'static str>| {
+        let mut p = vec![("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", vendor_arn.as_str()), ("RoleSessionName", "audit")];
+        if let Some(e) = external {
+            p.push(("ExternalId", e));
+        }
+        p
+    };
+    let (status, body) = fx.call(fx.user_keys(), &assume_vendor(None), now).await;
+    assert_eq!((status, error_code(&body)), (403, "AccessDenied"), "{body}");
+    let (status, body) = fx.call(fx.user_keys(), &assume_vendor(Some("wrong-id")), now).await;
+    assert_eq!((status, error_code(&body)), (403, "AccessDenied"), "{body}");
+    let (status, body) = fx.call(fx.user_keys(), &assume_vendor(Some("vendor-7731")), now).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A session policy narrows the session: this Admin session may not chain on.
+    let narrow = "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:GetObject\",\"Resource\":\"*\"}]}";
+    let (status, body) = fx
+        .call(fx.user_keys(), &[("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", admin_arn.as_str()), ("RoleSessionName", "narrow"), ("Policy", narrow)], now)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let narrowed = (
+        xml_value(&body, "AccessKeyId").unwrap().to_owned(),
+        xml_value(&body, "SecretAccessKey").unwrap().to_owned(),
+        xml_value(&body, "SessionToken").unwrap().to_owned(),
+    );
+    let readonly = format!("arn:aws:iam::{ACCOUNT}:role/ReadOnly");
+    let chain = [("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", readonly.as_str()), ("RoleSessionName", "chain")];
+    let (status, body) = fx.call((&narrowed.0, &narrowed.1, Some(&narrowed.2)), &chain, now).await;
+    assert_eq!((status, error_code(&body)), (403, "AccessDenied"), "{body}");
+    let (status, body) = fx.call(admin_keys, &chain, now).await;
+    assert_eq!(status, 200, "the unrestricted Admin session may chain: {body}");
+
+    // Deactivated long-term keys stop working; IAM's two-key quota holds.
+    let user = rolegate::iam::UserName::parse(seed::WORKLOAD_USER).unwrap();
+    fx.sts.create_access_key(&account, &user).await.unwrap();
+    let third = fx.sts.create_access_key(&account, &user).await.unwrap_err();
+    assert_eq!(third.code(), "LimitExceeded");
+    fx.store
+        .set_access_key_status(&fx.access_key_id, rolegate::store::AccessKeyStatus::Inactive)
+        .await
+        .unwrap();
+    let identity = [("Action", "GetCallerIdentity"), ("Version", "2011-06-15")];
+    let (status, body) = fx.call(fx.user_keys(), &identity, now).await;
+    assert_eq!((status, error_code(&body)), (403, "InvalidClientTokenId"), "{body}");
+}
+
+/// `AWS_ENDPOINT_URL_STS` with a path prefix (`/sts/`): the path is signed as sent.
+async fn sts_under_a_path_prefix(db: TestStore) {
+    let fx = fixture(db).await;
+    for prefix in ["/sts", "/sts/"] {
+        let endpoint = format!("{}{prefix}", fx.base);
+        let (code, out, err) = fx.aws(
+            &["sts", "get-caller-identity"],
+            &[
+                ("AWS_ACCESS_KEY_ID", fx.access_key_id.as_str()),
+                ("AWS_SECRET_ACCESS_KEY", fx.secret.as_str()),
+                ("AWS_ENDPOINT_URL_STS", endpoint.as_str()),
+                ("AWS_DEFAULT_REGION", "us-east-1"),
+            ],
+        );
+        assert_eq!(code, 0, "{prefix}: {err}");
+        assert!(out.contains(seed::WORKLOAD_USER), "{out}");
+    }
+}
+
+both_backends!(trust_policies_gate_every_assume_role, sts_under_a_path_prefix);

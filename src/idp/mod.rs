@@ -1,0 +1,4 @@
+//! Identity sources: where people sign in. `directory` is Rolegate's own users and
+//! groups; the federated sources (OIDC, SAML) arrive alongside it.
+
+pub mod directory;
