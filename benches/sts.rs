@@ -60,7 +60,9 @@ const CLIENT_ID: &str = "rolegate-sts";
 const WEB_TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/oidc.example.test"},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"oidc.example.test:aud":"rolegate-sts"},"StringLike":{"oidc.example.test:sub":"system:serviceaccount:ci:*"}}}]}"#;
 
 fn signing_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 12, 0, 0).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(2026, 3, 2, 12, 0, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 fn now() -> DateTime<Utc> {
@@ -72,7 +74,10 @@ fn parse(document: &str, kind: PolicyKind) -> Policy {
         .unwrap_or_else(|e| panic!("{kind} policy: {e:#}"))
 }
 
-fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, criterion::measurement::WallTime> {
+fn group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> BenchmarkGroup<'a, criterion::measurement::WallTime> {
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(1));
     group
@@ -180,7 +185,11 @@ fn sts_options() -> VerifyOptions {
 
 /// What the handler does per signed request before any lookup and after it: hash the
 /// body, parse the signature, validate, then verify with the secret.
-fn verify_wire(request: &WireRequest, secret: &str, options: &VerifyOptions) -> sigv4::SignatureInfo {
+fn verify_wire(
+    request: &WireRequest,
+    secret: &str,
+    options: &VerifyOptions,
+) -> sigv4::SignatureInfo {
     let headers = request.header_pairs();
     let signed = SignedRequest {
         method: "POST",
@@ -191,7 +200,8 @@ fn verify_wire(request: &WireRequest, secret: &str, options: &VerifyOptions) -> 
     };
     let info = sigv4::parse(&signed).unwrap_or_else(|e| panic!("parse: {e:?}"));
     sigv4::validate(&info, now(), options).unwrap_or_else(|e| panic!("validate: {e:?}"));
-    sigv4::verify(&signed, &info, secret, now(), options).unwrap_or_else(|e| panic!("verify: {e:?}"));
+    sigv4::verify(&signed, &info, secret, now(), options)
+        .unwrap_or_else(|e| panic!("verify: {e:?}"));
     info
 }
 
@@ -239,7 +249,12 @@ fn bench_sigv4(c: &mut Criterion) {
         payload_sha256: Cow::Owned(sigv4::hash_payload(long_term.body.as_bytes())),
     };
     let info = sigv4::parse(&signed).unwrap_or_else(|e| panic!("parse: {e:?}"));
-    let key = sigv4::signing_key(SECRET, &info.scope.date, &info.scope.region, &info.scope.service);
+    let key = sigv4::signing_key(
+        SECRET,
+        &info.scope.date,
+        &info.scope.region,
+        &info.scope.service,
+    );
 
     let mut g = group(c, "sigv4");
     g.bench_function("request_long_term_key", |b| {
@@ -339,10 +354,12 @@ fn bench_policy(c: &mut Criterion) {
 
 fn bench_web_identity(c: &mut Criterion) {
     // A throw-away test key of the OIDC peer (tests/peers/oidc/keys): protects nothing.
-    let pem_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/oidc/keys/idp-a.pem");
+    let pem_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/oidc/keys/idp-a.pem");
     let pem = std::fs::read(&pem_path).unwrap_or_else(|e| panic!("{}: {e}", pem_path.display()));
     let encoding = EncodingKey::from_rsa_pem(&pem).unwrap_or_else(|e| panic!("RSA key: {e}"));
-    let jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256).unwrap_or_else(|e| panic!("JWK: {e}"));
+    let jwk =
+        Jwk::from_encoding_key(&encoding, Algorithm::RS256).unwrap_or_else(|e| panic!("JWK: {e}"));
     let mut jwk = serde_json::to_value(&jwk).unwrap_or_else(|e| panic!("JWK: {e}"));
     jwk["kid"] = json!("bench-a");
     jwk["use"] = json!("sig");
@@ -360,14 +377,17 @@ fn bench_web_identity(c: &mut Criterion) {
         "nbf": t - 10,
         "exp": t + 3_600,
     });
-    let jwt = jsonwebtoken::encode(&header, &claims, &encoding).unwrap_or_else(|e| panic!("JWT: {e}"));
+    let jwt =
+        jsonwebtoken::encode(&header, &claims, &encoding).unwrap_or_else(|e| panic!("JWT: {e}"));
     let client_ids = vec![CLIENT_ID.to_owned()];
     let trust = parse(WEB_TRUST_POLICY, PolicyKind::Trust);
 
     let check = |jwt: &str| {
         let token = UnverifiedToken::parse(jwt).unwrap_or_else(|e| panic!("JWT: {e:?}"));
-        keys.verify(&token).unwrap_or_else(|e| panic!("signature: {e:?}"));
-        validate_claims(&token.claims, &token.issuer, &client_ids, t).unwrap_or_else(|e| panic!("claims: {e:?}"))
+        keys.verify(&token)
+            .unwrap_or_else(|e| panic!("signature: {e:?}"));
+        validate_claims(&token.claims, &token.issuer, &client_ids, t)
+            .unwrap_or_else(|e| panic!("claims: {e:?}"))
     };
     let decide_web = |verified: &rolegate::sts::web_identity::jwt::VerifiedClaims| {
         let provider = "oidc.example.test";
@@ -377,7 +397,10 @@ fn bench_web_identity(c: &mut Criterion) {
         context.insert("sts:RoleSessionName", "bench-session");
         context.insert(&format!("{provider}:sub"), verified.subject.as_str());
         context.insert(&format!("{provider}:aud"), verified.audience.as_str());
-        context.set(&format!("{provider}:oaud"), verified.audiences.iter().cloned());
+        context.set(
+            &format!("{provider}:oaud"),
+            verified.audiences.iter().cloned(),
+        );
         context.insert("aws:SourceIp", "127.0.0.1");
         context.insert("aws:EpochTime", t.to_string());
         let set = PolicySet {

@@ -300,7 +300,7 @@ async fn lock_expires_and_success_resets_the_count(db: TestStore) {
     let policy = LockoutPolicy {
         max_failures: 3,
         window: Duration::from_secs(60),
-        lockout: Duration::from_millis(700),
+        lockout: Duration::from_millis(1500),
     };
     let auth = DirectoryAuth::with_policy(db.store.clone(), memory(), policy);
     let now = Utc::now();
@@ -321,7 +321,7 @@ async fn lock_expires_and_success_resets_the_count(db: TestStore) {
         auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, now)
             .await,
     );
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, Utc::now())
         .await
         .unwrap();

@@ -714,3 +714,116 @@ both_backends!(
     audit_log_is_append_only,
     demo_seed_is_idempotent,
 );
+
+async fn iam_users_access_keys_and_oidc_providers(db: TestStore) {
+    use rolegate::store::{AccessKeyStatus, NewIamUser, NewOidcProvider};
+    with_account(&db).await;
+    let store = &db.store;
+    let user = |name: &str| NewIamUser {
+        account_id: account(),
+        path: IamPath::parse("/apps/").unwrap(),
+        name: UserName::parse(name).unwrap(),
+        tags: Tags::new(vec![Tag::parse("team", "apps").unwrap()]).unwrap(),
+        inline_policies: vec![(PolicyName::parse("Read").unwrap(), allow("s3:GetObject"))],
+        attached_policies: vec![],
+    };
+    let app = store.create_iam_user(&user("ci-bot")).await.unwrap();
+    assert_eq!(app.arn, format!("arn:aws:iam::{ACCOUNT}:user/apps/ci-bot"));
+    assert!(app.id.starts_with("AIDA"));
+    let dup = store.create_iam_user(&user("CI-BOT")).await.unwrap_err();
+    assert!(matches!(dup, StoreError::AlreadyExists { .. }), "{dup:?}");
+    let mut bad = user("bad");
+    bad.inline_policies = vec![(PolicyName::parse("Broken").unwrap(), "{}".into())];
+    assert_eq!(store.create_iam_user(&bad).await.unwrap_err().code(), "MalformedPolicyDocument");
+    let mut dangling = user("dangling");
+    dangling.attached_policies = vec![format!("arn:aws:iam::{ACCOUNT}:policy/Nope")];
+    assert!(matches!(store.create_iam_user(&dangling).await.unwrap_err(), StoreError::NotFound { .. }));
+    let names: Vec<_> = store.list_iam_users(&account()).await.unwrap().into_iter().map(|u| u.name.to_string()).collect();
+    assert_eq!(names, ["ci-bot"], "failed creations leave nothing behind");
+    let permissions = store.user_permissions(&account(), &UserName::parse("ci-bot").unwrap()).await.unwrap();
+    assert_eq!(permissions.identity_policies.len(), 1);
+
+    let bot = UserName::parse("ci-bot").unwrap();
+    store.create_access_key(&account(), &bot, "AKIAAAAAAAAAAAAAAAA1", "v1:sealed1").await.unwrap();
+    store.create_access_key(&account(), &bot, "AKIAAAAAAAAAAAAAAAA2", "v1:sealed2").await.unwrap();
+    let third = store.create_access_key(&account(), &bot, "AKIAAAAAAAAAAAAAAAA3", "v1:sealed3").await.unwrap_err();
+    assert!(matches!(third, StoreError::LimitExceeded(_)), "{third:?}");
+    let record = store.get_access_key("AKIAAAAAAAAAAAAAAAA1").await.unwrap();
+    assert_eq!(record.user.arn, app.arn);
+    assert_eq!(record.status, AccessKeyStatus::Active);
+    assert!(!format!("{record:?}").contains("sealed1"), "sealed secrets stay out of Debug");
+    store.set_access_key_status("AKIAAAAAAAAAAAAAAAA1", AccessKeyStatus::Inactive).await.unwrap();
+    assert_eq!(store.get_access_key("AKIAAAAAAAAAAAAAAAA1").await.unwrap().status, AccessKeyStatus::Inactive);
+    store.delete_access_key("AKIAAAAAAAAAAAAAAAA2").await.unwrap();
+    assert!(matches!(store.get_access_key("AKIAAAAAAAAAAAAAAAA2").await.unwrap_err(), StoreError::NotFound { .. }));
+    assert_eq!(store.list_access_keys(&account(), &bot).await.unwrap().len(), 1);
+
+    store.add_token_key(1, "v1:k1").await.unwrap();
+    assert!(matches!(store.add_token_key(1, "v1:other").await.unwrap_err(), StoreError::AlreadyExists { .. }));
+    assert_eq!(store.list_token_keys().await.unwrap().len(), 1);
+
+    let provider = store
+        .create_oidc_provider(&NewOidcProvider {
+            account_id: account(),
+            url: "https://token.actions.example.com/".into(),
+            client_ids: vec!["sts.amazonaws.com".into()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(provider.arn, format!("arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.example.com"));
+    let found = store.find_oidc_provider(&account(), "https://token.actions.example.com").await.unwrap();
+    assert_eq!(found.client_ids, ["sts.amazonaws.com"]);
+    let again = store
+        .create_oidc_provider(&NewOidcProvider { account_id: account(), url: "https://token.actions.example.com".into(), client_ids: vec![] })
+        .await
+        .unwrap_err();
+    assert!(matches!(again, StoreError::AlreadyExists { .. }), "{again:?}");
+    let no_scheme = store
+        .create_oidc_provider(&NewOidcProvider { account_id: account(), url: "idp.example.com".into(), client_ids: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(no_scheme.code(), "ValidationError");
+}
+
+both_backends!(iam_users_access_keys_and_oidc_providers);
+
+/// The two migration trees must define the same tables and columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_and_postgres_schemas_match() {
+    use sqlx::Connection;
+    let sqlite = crate::helpers::sqlite_store().await;
+    let postgres = crate::helpers::postgres_store().await;
+    let mut lite = sqlx::SqliteConnection::connect(&sqlite.url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' ORDER BY name",
+    )
+    .fetch_all(&mut lite)
+    .await
+    .unwrap();
+    let mut lite_columns = Vec::new();
+    for table in &tables {
+        let mut columns: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            .fetch_all(&mut lite)
+            .await
+            .unwrap();
+        columns.sort();
+        lite_columns.push((table.clone(), columns));
+    }
+    let mut pg = sqlx::PgConnection::connect(&postgres.url).await.unwrap();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name NOT LIKE '_sqlx%' ORDER BY table_name, column_name",
+    )
+    .fetch_all(&mut pg)
+    .await
+    .unwrap();
+    let mut pg_columns: Vec<(String, Vec<String>)> = Vec::new();
+    for (table, column) in rows {
+        match pg_columns.last_mut() {
+            Some((t, cols)) if *t == table => cols.push(column),
+            _ => pg_columns.push((table, vec![column])),
+        }
+    }
+    assert!(lite_columns.len() >= 15, "{lite_columns:?}");
+    assert_eq!(lite_columns, pg_columns);
+}
