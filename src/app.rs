@@ -25,6 +25,17 @@ pub fn build_server(listener: TcpListener, state: AppState, workers: usize) -> s
             // signatures, web identity tokens) that must never reach logs. No path
             // rewriting either: SigV4 signs the path exactly as sent.
             .wrap(middleware::Logger::new("%a %U %s %b %Dms").exclude("/healthz"))
+            .wrap(
+                middleware::DefaultHeaders::new()
+                    .add((
+                        "Content-Security-Policy",
+                        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                         frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+                    ))
+                    .add(("X-Frame-Options", "DENY"))
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Referrer-Policy", "no-referrer")),
+            )
             .configure(configure)
     })
     .listen(listener)?;
@@ -46,12 +57,30 @@ pub async fn app_state_with(
     sealer: Sealer,
     max_clock_skew: chrono::Duration,
 ) -> Result<AppState, String> {
+    let cache: Arc<dyn crate::cache::Cache> = Arc::new(crate::cache::MemoryCache::new());
+    state_with_cache(store, sealer, max_clock_skew, cache).await
+}
+
+/// The application state over a given cache (Redis when several replicas serve).
+pub async fn state_with_cache(
+    store: Arc<dyn Store>,
+    sealer: Sealer,
+    max_clock_skew: chrono::Duration,
+    cache: Arc<dyn crate::cache::Cache>,
+) -> Result<AppState, String> {
     let sts = Sts::open(store.clone(), sealer)
         .await?
-        .with_max_clock_skew(max_clock_skew);
+        .with_max_clock_skew(max_clock_skew)
+        .with_cache(cache.clone());
+    let directory = Arc::new(crate::idp::directory::DirectoryAuth::new(
+        store.clone(),
+        cache.clone(),
+    ));
     Ok(AppState {
         store,
         sts: Arc::new(sts),
+        cache,
+        directory,
     })
 }
 

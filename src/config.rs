@@ -22,6 +22,24 @@ pub struct Config {
     pub log: LogConfig,
     pub secrets: SecretsConfig,
     pub sts: StsConfig,
+    pub cache: CacheConfig,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for CacheConfig {
+    // The URL may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheConfig")
+            .field("url", &crate::store::redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -215,6 +215,10 @@ async fn dev(listen: SocketAddr, data_dir: PathBuf) -> Result<ExitCode, String> 
         println!("  {line}");
     }
     println!("  aws sts get-caller-identity --profile rolegate-dev-role");
+    println!("Portal: http://{address}/start  (directory sign-ins below)");
+    for (user, password) in rolegate::seed::DEMO_SIGN_INS {
+        println!("  {user} / {password}");
+    }
     let server = app::build_server(listener, env.state, 0).map_err(|e| e.to_string())?;
     println!("Ready: http://{address}/  (health: http://{address}/healthz)");
     server.await.map_err(|e| format!("server stopped: {e}"))?;
@@ -231,7 +235,11 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
     let sealer = config.sealer().map_err(|e| e.to_string())?;
     let store = app::open_configured_store(&config).await?;
     let skew = chrono::Duration::seconds(i64::from(config.sts.max_clock_skew_seconds));
-    let state = app::app_state_with(store, sealer, skew).await?;
+    let cache_url = Some(config.cache.url.as_str()).filter(|u| !u.trim().is_empty());
+    let cache = rolegate::cache::open_cache(cache_url, &config.cache.prefix)
+        .await
+        .map_err(|e| e.to_string())?;
+    let state = app::state_with_cache(store, sealer, skew, cache).await?;
     let listener = bind(config.server.listen)?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(listen = %address, backend = ?state.store.backend(), "rolegate serving");

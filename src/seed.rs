@@ -141,6 +141,7 @@ struct DemoRole {
     boundary: Option<&'static str>,
     max_hours: i64,
     team: &'static str,
+    groups: &'static str,
 }
 
 const DEMO_ROLES: &[DemoRole] = &[
@@ -151,6 +152,7 @@ const DEMO_ROLES: &[DemoRole] = &[
         boundary: None,
         max_hours: 1,
         team: "platform",
+        groups: "admins",
     },
     DemoRole {
         name: "Developer",
@@ -159,6 +161,7 @@ const DEMO_ROLES: &[DemoRole] = &[
         boundary: Some("DeveloperBoundary"),
         max_hours: 8,
         team: "engineering",
+        groups: "developers",
     },
     DemoRole {
         name: "ReadOnly",
@@ -167,6 +170,7 @@ const DEMO_ROLES: &[DemoRole] = &[
         boundary: None,
         max_hours: 12,
         team: "audit",
+        groups: "auditors admins",
     },
 ];
 
@@ -271,7 +275,11 @@ pub async fn seed_demo(store: &dyn Store) -> StoreResult<SeedReport> {
         );
         new.description = Description::parse(role.description)?;
         new.max_session_duration = MaxSessionDuration::from_seconds(role.max_hours * 3600)?;
-        new.tags = Tags::new(vec![Tag::parse("team", role.team)?])?;
+        new.tags = Tags::new(vec![
+            Tag::parse("team", role.team)?,
+            // Until mapping rules exist, a role names the groups it is granted to.
+            Tag::parse(crate::sts::portal::GROUPS_TAG, role.groups)?,
+        ])?;
         new.attached_policies = role
             .attached
             .iter()

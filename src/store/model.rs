@@ -189,7 +189,7 @@ pub struct IdentitySource {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewUser {
     pub identity_source_id: String,
     pub user_name: UserName,
@@ -197,6 +197,17 @@ pub struct NewUser {
     pub email: Option<String>,
     /// An argon2id PHC string, for the built-in directory only.
     pub password_hash: Option<String>,
+}
+
+impl std::fmt::Debug for NewUser {
+    // The password hash stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("identity_source_id", &self.identity_source_id)
+            .field("user_name", &self.user_name)
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]

@@ -4,6 +4,7 @@
 pub mod assume;
 pub mod credentials;
 pub mod error;
+pub mod portal;
 pub mod service;
 pub mod sigv4;
 pub mod token;

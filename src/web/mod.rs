@@ -3,12 +3,15 @@
 
 mod authorize;
 mod health;
+mod portal;
 mod sts_api;
 
 use std::sync::Arc;
 
 use actix_web::web;
 
+use crate::cache::Cache;
+use crate::idp::directory::DirectoryAuth;
 use crate::store::Store;
 use crate::sts::service::Sts;
 
@@ -17,11 +20,15 @@ use crate::sts::service::Sts;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub sts: Arc<Sts>,
+    /// Ephemeral state shared by replicas: portal sessions, sign-in tokens, lock-outs.
+    pub cache: Arc<dyn Cache>,
+    pub directory: Arc<DirectoryAuth>,
 }
 
 /// Registers every route; used by the server and by in-process tests alike.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::routes)
         .configure(sts_api::routes)
-        .configure(authorize::routes);
+        .configure(authorize::routes)
+        .configure(portal::routes);
 }

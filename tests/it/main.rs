@@ -8,6 +8,7 @@ mod directory;
 mod helpers;
 mod iam;
 mod policy;
+mod portal;
 mod sigv4;
 mod store;
 mod sts_api;

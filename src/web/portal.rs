@@ -1,0 +1,377 @@
+//! The login portal: sign in at the built-in directory, see the accounts and roles
+//! your groups grant, get access keys for a role. Sessions live in the cache (shared
+//! by replicas); the cookie holds only an opaque random id.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::idp::directory::SignInError;
+use crate::seed::DIRECTORY_SOURCE_ID;
+use crate::store::{AuditEvent, Outcome};
+use crate::sts::portal::PortalIdentity;
+
+const SESSION_COOKIE: &str = "rg_session";
+/// Double-submit CSRF token for the sign-in form, before any session exists.
+const CSRF_COOKIE: &str = "rg_csrf";
+const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(8 * 3600);
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(root))
+        .route("/signin", web::get().to(signin_page))
+        .route("/signin/directory", web::post().to(signin_directory))
+        .route("/start", web::get().to(start))
+        .route("/start/credentials", web::post().to(credentials))
+        .route("/logout", web::post().to(logout))
+        .route("/static/portal.css", web::get().to(css))
+        .route("/static/portal.js", web::get().to(js));
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PortalSession {
+    identity: PortalIdentity,
+    csrf: String,
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Sessions are stored under a hash of the cookie value, so whoever can read the
+/// cache cannot use what it finds there.
+fn session_key(id: &str) -> String {
+    format!("portal-session:{}", hex::encode(Sha256::digest(id.as_bytes())))
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Only local paths: never an absolute URL or a scheme-relative `//host`.
+fn safe_return_to(candidate: &str) -> &str {
+    let ok = candidate.starts_with('/')
+        && !candidate.starts_with("//")
+        && !candidate.contains('\\')
+        && !candidate.chars().any(char::is_control);
+    if ok { candidate } else { "/start" }
+}
+
+fn cookie<'c>(request: &HttpRequest, name: &'c str, value: String) -> Cookie<'c> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(request.connection_info().scheme() == "https")
+        .finish()
+}
+
+fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+    next_href: &'a str,
+    next_label: &'a str,
+}
+
+fn error_page(status: StatusCode, title: &str, message: &str, next_href: &str, next_label: &str) -> HttpResponse {
+    let page = ErrorPage {
+        title,
+        message,
+        next_href,
+        next_label,
+    };
+    html(status, page.render().unwrap_or_else(|_| message.to_owned()))
+}
+
+fn origin(request: &HttpRequest) -> (Option<String>, Option<String>) {
+    (
+        request.peer_addr().map(|a| a.ip().to_string()),
+        request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    )
+}
+
+async fn audit(state: &AppState, request: &HttpRequest, actor: &str, action: &str, target: &str, outcome: Outcome, details: serde_json::Value) {
+    let (source_ip, user_agent) = origin(request);
+    let event = AuditEvent {
+        at: Utc::now(),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        outcome,
+        source_ip,
+        user_agent,
+        details,
+    };
+    if let Err(error) = state.store.append_audit(&event).await {
+        tracing::error!(%error, "cannot write audit event");
+    }
+}
+
+/// The signed-in session, if the cookie names a live one.
+async fn session(state: &AppState, request: &HttpRequest) -> Option<(String, PortalSession)> {
+    let id = request.cookie(SESSION_COOKIE)?.value().to_owned();
+    let stored = state.cache.get(&session_key(&id)).await.ok()??;
+    let session = serde_json::from_slice(&stored).ok()?;
+    Some((id, session))
+}
+
+async fn root() -> HttpResponse {
+    redirect("/start")
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage<'a> {
+    csrf: &'a str,
+    return_to: &'a str,
+    directory_name: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct ReturnTo {
+    return_to: Option<String>,
+}
+
+fn render_signin(request: &HttpRequest, status: StatusCode, return_to: &str, error: Option<&str>) -> HttpResponse {
+    let csrf = request
+        .cookie(CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() >= 32)
+        .unwrap_or_else(random_token);
+    let page = SignInPage {
+        csrf: &csrf,
+        return_to: safe_return_to(return_to),
+        directory_name: "Rolegate directory",
+        error,
+    };
+    let mut response = html(status, page.render().unwrap_or_default());
+    let _ = response.add_cookie(&cookie(request, CSRF_COOKIE, csrf));
+    response
+}
+
+async fn signin_page(request: HttpRequest, query: web::Query<ReturnTo>) -> HttpResponse {
+    render_signin(&request, StatusCode::OK, query.return_to.as_deref().unwrap_or("/start"), None)
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    csrf: String,
+    username: String,
+    password: String,
+    #[serde(default)]
+    return_to: String,
+}
+
+async fn signin_directory(state: web::Data<AppState>, request: HttpRequest, form: web::Form<SignInForm>) -> HttpResponse {
+    let form = form.into_inner();
+    let expected = request.cookie(CSRF_COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
+    if expected.is_empty() || !same(&expected, &form.csrf) {
+        audit(&state, &request, &form.username, "portal:SignIn", DIRECTORY_SOURCE_ID, Outcome::Denied, json!({ "reason": "missing or wrong CSRF token" })).await;
+        return error_page(StatusCode::FORBIDDEN, "Sign-in form expired", "The sign-in form was not accepted (it may have expired, or came from another site). Please sign in again.", "/signin", "Sign in");
+    }
+    let result = state.directory.authenticate(DIRECTORY_SOURCE_ID, &form.username, &form.password, Utc::now()).await;
+    let signed_in = match result {
+        Ok(user) => user,
+        Err(error) => {
+            let (status, message) = match &error {
+                SignInError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "The user name or password is incorrect.".to_owned()),
+                SignInError::Locked { until } => (StatusCode::TOO_MANY_REQUESTS, format!("Too many failed sign-ins. Try again after {}.", until.format("%H:%M UTC"))),
+                SignInError::UnknownSource(_) => (StatusCode::NOT_FOUND, "The built-in directory is not enabled.".to_owned()),
+                SignInError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Sign-in is unavailable right now. Please try again shortly.".to_owned()),
+            };
+            if let SignInError::Unavailable(reason) = &error {
+                tracing::error!(%reason, "directory sign-in unavailable");
+            }
+            audit(&state, &request, form.username.trim(), "portal:SignIn", DIRECTORY_SOURCE_ID, Outcome::Failure, json!({ "reason": error.to_string() })).await;
+            return render_signin(&request, status, &form.return_to, Some(&message));
+        }
+    };
+    let identity = PortalIdentity {
+        source_id: DIRECTORY_SOURCE_ID.to_owned(),
+        user_name: signed_in.user.user_name.to_string(),
+        display_name: if signed_in.user.display_name.is_empty() { signed_in.user.user_name.to_string() } else { signed_in.user.display_name.clone() },
+        email: signed_in.user.email.clone(),
+        groups: signed_in.groups.clone(),
+    };
+    let id = random_token();
+    let session = PortalSession { identity, csrf: random_token() };
+    let stored = serde_json::to_vec(&session).unwrap_or_default();
+    if let Err(error) = state.cache.put(&session_key(&id), &stored, SESSION_TTL).await {
+        tracing::error!(%error, "cannot store portal session");
+        return error_page(StatusCode::SERVICE_UNAVAILABLE, "Sign-in unavailable", "Your sign-in could not be completed. Please try again shortly.", "/signin", "Sign in");
+    }
+    audit(&state, &request, &session.identity.user_name, "portal:SignIn", DIRECTORY_SOURCE_ID, Outcome::Success, json!({ "groups": session.identity.groups })).await;
+    let mut response = redirect(safe_return_to(&form.return_to));
+    let _ = response.add_cookie(&cookie(&request, SESSION_COOKIE, id));
+    response
+}
+
+struct AccountView {
+    id: String,
+    name: String,
+    search: String,
+    roles: Vec<RoleView>,
+}
+
+struct RoleView {
+    name: String,
+    description: String,
+    search: String,
+}
+
+#[derive(Template)]
+#[template(path = "start.html")]
+struct StartPage<'a> {
+    display_name: &'a str,
+    csrf: &'a str,
+    groups: String,
+    accounts: Vec<AccountView>,
+}
+
+async fn start(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    let Some((_, session)) = session(&state, &request).await else {
+        return redirect("/signin?return_to=/start");
+    };
+    // Entitlements come from the identity's groups at every view, never a stale copy.
+    let roles = match state.sts.entitlements(&session.identity).await {
+        Ok(roles) => roles,
+        Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "Your accounts could not be listed right now.", "/start", "Try again"),
+    };
+    let names = state.store.list_accounts().await.unwrap_or_default();
+    let mut accounts: Vec<AccountView> = Vec::new();
+    for role in roles {
+        let id = role.account_id.to_string();
+        if accounts.last().is_none_or(|a| a.id != id) {
+            let name = names.iter().find(|a| a.id == role.account_id).map(|a| a.name.clone()).unwrap_or_default();
+            accounts.push(AccountView { search: format!("{id} {name}").to_lowercase(), id, name, roles: Vec::new() });
+        }
+        if let Some(account) = accounts.last_mut() {
+            account.roles.push(RoleView {
+                search: format!("{} {}", role.name, role.description).to_lowercase(),
+                name: role.name.to_string(),
+                description: role.description.clone(),
+            });
+        }
+    }
+    let page = StartPage {
+        display_name: &session.identity.display_name,
+        csrf: &session.csrf,
+        groups: if session.identity.groups.is_empty() { "you are in no groups".into() } else { format!("your groups: {}", session.identity.groups.join(", ")) },
+        accounts,
+    };
+    html(StatusCode::OK, page.render().unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+struct CredentialsForm {
+    csrf: String,
+    account: String,
+    role: String,
+}
+
+#[derive(Template)]
+#[template(path = "credentials.html")]
+struct CredentialsPage<'a> {
+    account: &'a str,
+    role_name: &'a str,
+    arn: &'a str,
+    expiration: String,
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    session_token: &'a str,
+}
+
+async fn credentials(state: web::Data<AppState>, request: HttpRequest, form: web::Form<CredentialsForm>) -> HttpResponse {
+    let Some((_, session)) = session(&state, &request).await else {
+        return redirect("/signin?return_to=/start");
+    };
+    let user = session.identity.user_name.clone();
+    let target = format!("{}/{}", form.account, form.role);
+    if !same(&session.csrf, &form.csrf) {
+        audit(&state, &request, &user, "portal:GetRoleCredentials", &target, Outcome::Denied, json!({ "reason": "missing or wrong CSRF token" })).await;
+        return error_page(StatusCode::FORBIDDEN, "Request not accepted", "This request did not come from your Rolegate page. Go back to your accounts and try again.", "/start", "Accounts");
+    }
+    match state.sts.issue_for_identity(&session.identity, &form.account, &form.role, Utc::now().timestamp()).await {
+        Ok(assumed) => {
+            audit(&state, &request, &user, "portal:GetRoleCredentials", &assumed.assumed_role_arn, Outcome::Success, json!({ "access_key_id": assumed.credentials.access_key_id })).await;
+            let creds = &assumed.credentials;
+            let page = CredentialsPage {
+                account: &form.account,
+                role_name: &form.role,
+                arn: &assumed.assumed_role_arn,
+                expiration: creds.expiration.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                access_key_id: &creds.access_key_id,
+                secret_access_key: &creds.secret_access_key,
+                session_token: &creds.session_token,
+            };
+            html(StatusCode::OK, page.render().unwrap_or_default())
+        }
+        Err(error) => {
+            let outcome = if error.status == 403 { Outcome::Denied } else { Outcome::Failure };
+            audit(&state, &request, &user, "portal:GetRoleCredentials", &target, outcome, json!({ "code": error.code, "reason": error.message })).await;
+            let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::FORBIDDEN);
+            error_page(status, "No access to this role", &error.message, "/start", "Accounts")
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    csrf: String,
+}
+
+async fn logout(state: web::Data<AppState>, request: HttpRequest, form: web::Form<LogoutForm>) -> HttpResponse {
+    if let Some((id, session)) = session(&state, &request).await {
+        if !same(&session.csrf, &form.csrf) {
+            return error_page(StatusCode::FORBIDDEN, "Request not accepted", "This sign-out did not come from your Rolegate page.", "/start", "Accounts");
+        }
+        let _ = state.cache.delete(&session_key(&id)).await;
+        audit(&state, &request, &session.identity.user_name, "portal:SignOut", &session.identity.source_id, Outcome::Success, json!({})).await;
+    }
+    let mut response = redirect("/signin");
+    let mut gone = cookie(&request, SESSION_COOKIE, String::new());
+    gone.make_removal();
+    let _ = response.add_cookie(&gone);
+    response
+}
+
+async fn css() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .body(include_str!("../../static/portal.css"))
+}
+
+async fn js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .body(include_str!("../../static/portal.js"))
+}

@@ -1,0 +1,292 @@
+//! The login portal over real HTTP: directory sign-in, entitlements from groups,
+//! access keys that work with boto3, CSRF, redirects, sessions shared by replicas.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rolegate::seed;
+
+use crate::both_backends;
+use crate::helpers::{TestStore, spawn_state, test_sealer, venv_bin};
+
+/// A browser-like client: keeps cookies by name, never follows redirects.
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+    set_cookies: Vec<String>,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Browser {
+    fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn finish(&mut self, response: reqwest::Response) -> Page {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let set_cookies: Vec<String> = headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        for raw in &set_cookies {
+            let pair = raw.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || raw.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let location = headers.get("location").map(|v| v.to_str().unwrap().to_owned());
+        Page { status, location, body: response.text().await.unwrap(), set_cookies, headers }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.finish(response).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.finish(response).await
+    }
+
+    /// Signs in through the form; returns the response to the form post.
+    async fn sign_in(&mut self, user: &str, password: &str, return_to: &str) -> Page {
+        let form = self.get(&format!("/signin?return_to={return_to}")).await;
+        assert_eq!(form.status, 200);
+        let csrf = hidden(&form.body, "csrf");
+        self.post(
+            "/signin/directory",
+            &[("csrf", &csrf), ("username", user), ("password", password), ("return_to", return_to)],
+        )
+        .await
+    }
+}
+
+/// The value of a hidden form field.
+fn hidden(body: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body.find(&marker).unwrap_or_else(|| panic!("no {name} field in {body}")) + marker.len();
+    body[start..start + body[start..].find('"').unwrap()].to_owned()
+}
+
+fn password_of(user: &str) -> &'static str {
+    seed::DEMO_SIGN_INS.iter().find(|(u, _)| *u == user).unwrap().1
+}
+
+async fn seeded(db: &TestStore) -> rolegate::web::AppState {
+    let state = crate::helpers::app_state(db.store.clone()).await;
+    seed::seed_demo(state.store.as_ref()).await.unwrap();
+    state
+}
+
+/// The export lines of the credentials page, as (key id, secret, token).
+fn exported(body: &str) -> (String, String, String) {
+    let value = |name: &str| {
+        let marker = format!("export {name}=\"");
+        let start = body.find(&marker).unwrap_or_else(|| panic!("no {name} in {body}")) + marker.len();
+        body[start..start + body[start..].find('"').unwrap()].to_owned()
+    };
+    (value("AWS_ACCESS_KEY_ID"), value("AWS_SECRET_ACCESS_KEY"), value("AWS_SESSION_TOKEN"))
+}
+
+async fn sign_in_see_roles_and_use_access_keys(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let mut alice = Browser::new(&base);
+
+    let signin = alice.get("/signin").await;
+    assert_eq!(signin.headers["x-frame-options"], "DENY");
+    assert!(signin.headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert!(!signin.body.contains("<script>"), "no inline script");
+
+    let signed_in = alice.sign_in("alice", password_of("alice"), "/start").await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    assert_eq!(signed_in.location.as_deref(), Some("/start"));
+    let session_cookie = signed_in.set_cookies.iter().find(|c| c.starts_with("rg_session=")).unwrap();
+    assert!(session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Lax"), "{session_cookie}");
+
+    let start = alice.get("/start").await;
+    assert_eq!(start.status, 200);
+    for role in ["Admin", "Developer", "ReadOnly"] {
+        assert!(start.body.contains(&format!("id=\"role-{}-{role}\"", seed::DEMO_ACCOUNT_ID)), "{role} missing");
+    }
+    assert!(!start.body.contains("DemoWorkload"), "roles without alice's groups are not shown");
+
+    let csrf = hidden(&start.body, "csrf");
+    let keys = alice
+        .post("/start/credentials", &[("csrf", &csrf), ("account", seed::DEMO_ACCOUNT_ID), ("role", "Developer")])
+        .await;
+    assert_eq!(keys.status, 200, "{}", keys.body);
+    assert_eq!(keys.headers["cache-control"], "no-store");
+    let (key, secret, token) = exported(&keys.body);
+    assert!(key.starts_with("ASIA"));
+
+    // The keys work with boto3 against Rolegate's STS.
+    let out = std::process::Command::new(venv_bin("python"))
+        .env_clear()
+        .env("HOME", std::env::temp_dir())
+        .env("AWS_ACCESS_KEY_ID", &key)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .env("AWS_SESSION_TOKEN", &token)
+        .env("AWS_ENDPOINT_URL_STS", &base)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .arg("-c")
+        .arg("import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("arn:aws:sts::{}:assumed-role/Developer/alice@example.com", seed::DEMO_ACCOUNT_ID)
+    );
+
+    // A role alice's groups do not grant, and a form without the session's token.
+    let other = alice
+        .post("/start/credentials", &[("csrf", &csrf), ("account", seed::DEMO_ACCOUNT_ID), ("role", "DemoWorkload")])
+        .await;
+    assert_eq!(other.status, 403);
+    assert!(other.body.contains("not entitled"), "{}", other.body);
+    let forged = alice
+        .post("/start/credentials", &[("csrf", "forged"), ("account", seed::DEMO_ACCOUNT_ID), ("role", "Developer")])
+        .await;
+    assert_eq!(forged.status, 403);
+
+    // Sign-out ends the session everywhere it is presented.
+    let stolen = alice.cookies["rg_session"].clone();
+    let out = alice.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.location.as_deref(), Some("/signin"));
+    let mut thief = Browser::new(&base);
+    thief.cookies.insert("rg_session".into(), stolen);
+    assert_eq!(thief.get("/start").await.location.as_deref(), Some("/signin?return_to=/start"));
+
+    // Everything above is in the audit log, with no secrets.
+    let audit = db.store.list_audit(50, None).await.unwrap();
+    let actions: Vec<_> = audit.iter().map(|e| (e.action.as_str(), e.outcome)).collect();
+    use rolegate::store::Outcome::*;
+    for expected in [("portal:SignIn", Success), ("portal:GetRoleCredentials", Success), ("portal:GetRoleCredentials", Denied), ("portal:SignOut", Success)] {
+        assert!(actions.contains(&expected), "{expected:?} not in {actions:?}");
+    }
+    let rendered = serde_json::to_string(&audit).unwrap();
+    assert!(!rendered.contains(&secret) && !rendered.contains(password_of("alice")));
+}
+
+async fn bad_sign_ins_and_redirects(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+
+    let mut mallory = Browser::new(&base);
+    let wrong = mallory.sign_in("alice", "not-the-password", "/start").await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("incorrect"), "{}", wrong.body);
+    assert!(!mallory.cookies.contains_key("rg_session"));
+    let unknown = mallory.sign_in("nobody", "whatever-password", "/start").await;
+    assert_eq!(unknown.status, 401, "unknown users look the same as wrong passwords");
+
+    // A form posted without the sign-in page's CSRF cookie (cross-site) is refused.
+    let mut cross_site = Browser::new(&base);
+    let refused = cross_site
+        .post("/signin/directory", &[("csrf", "x"), ("username", "alice"), ("password", password_of("alice"))])
+        .await;
+    assert_eq!(refused.status, 403);
+
+    // Only local return paths are followed.
+    for (return_to, expected) in [
+        ("/start", "/start"),
+        ("https://evil.example/phish", "/start"),
+        ("//evil.example", "/start"),
+    ] {
+        let mut user = Browser::new(&base);
+        let page = user.sign_in("carol", password_of("carol"), return_to).await;
+        assert_eq!(page.location.as_deref(), Some(expected), "{return_to}");
+    }
+
+    // carol (auditors) sees ReadOnly only.
+    let mut carol = Browser::new(&base);
+    carol.sign_in("carol", password_of("carol"), "/start").await;
+    let start = carol.get("/start").await;
+    assert!(start.body.contains("role-123456789012-ReadOnly"));
+    assert!(!start.body.contains("role-123456789012-Admin"));
+
+    // A tampered session cookie is no session.
+    let mut forged = Browser::new(&base);
+    forged.cookies.insert("rg_session".into(), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into());
+    assert_eq!(forged.get("/start").await.status, 303);
+
+    let audit = db.store.list_audit(50, None).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "portal:SignIn" && e.outcome == rolegate::store::Outcome::Failure && e.actor == "alice"));
+}
+
+/// Two Rolegate replicas sharing the database and Redis serve one user seamlessly:
+/// sign in on one, continue on the other.
+async fn replicas_share_sessions_through_redis(db: TestStore) {
+    let prefix = format!("rolegate-test-{:016x}", rand::random::<u64>());
+    let cache = |prefix: String| async move {
+        let cache: Arc<dyn rolegate::cache::Cache> =
+            rolegate::cache::open_cache(Some("redis://127.0.0.1:6379/0"), &prefix).await.unwrap();
+        cache
+    };
+    let skew = chrono::Duration::minutes(5);
+    let first = rolegate::app::state_with_cache(db.store.clone(), test_sealer(), skew, cache(prefix.clone()).await).await.unwrap();
+    seed::seed_demo(first.store.as_ref()).await.unwrap();
+    let second = rolegate::app::state_with_cache(db.store.clone(), test_sealer(), skew, cache(prefix.clone()).await).await.unwrap();
+    let (a, b) = (spawn_state(first), spawn_state(second));
+
+    let mut bob = Browser::new(&a);
+    assert_eq!(bob.sign_in("bob", password_of("bob"), "/start").await.status, 303);
+    let cookies = bob.cookies.clone();
+    let mut on_b = Browser::new(&b);
+    on_b.cookies = cookies;
+    let start = on_b.get("/start").await;
+    assert_eq!(start.status, 200, "the session made on A is valid on B");
+    assert!(start.body.contains("role-123456789012-Developer"));
+    let csrf = hidden(&start.body, "csrf");
+    let keys = on_b.post("/start/credentials", &[("csrf", &csrf), ("account", "123456789012"), ("role", "Developer")]).await;
+    assert_eq!(keys.status, 200);
+    // Sign out on B: A no longer accepts the session.
+    on_b.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(bob.get("/start").await.status, 303);
+
+    let mut redis = redis::Client::open("redis://127.0.0.1:6379/0").unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut redis).await.unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut redis).await.unwrap();
+    }
+}
+
+both_backends!(sign_in_see_roles_and_use_access_keys, bad_sign_ins_and_redirects, replicas_share_sessions_through_redis);
