@@ -37,12 +37,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct PortalSession {
-    identity: PortalIdentity,
-    csrf: String,
+pub(crate) struct PortalSession {
+    pub(crate) identity: PortalIdentity,
+    pub(crate) csrf: String,
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -53,12 +53,12 @@ fn session_key(id: &str) -> String {
     format!("portal-session:{}", hex::encode(Sha256::digest(id.as_bytes())))
 }
 
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// Only local paths: never an absolute URL or a scheme-relative `//host`.
-fn safe_return_to(candidate: &str) -> &str {
+pub(crate) fn safe_return_to(candidate: &str) -> &str {
     let ok = candidate.starts_with('/')
         && !candidate.starts_with("//")
         && !candidate.contains('\\')
@@ -66,7 +66,7 @@ fn safe_return_to(candidate: &str) -> &str {
     if ok { candidate } else { "/start" }
 }
 
-fn cookie<'c>(request: &HttpRequest, name: &'c str, value: String) -> Cookie<'c> {
+pub(crate) fn cookie<'c>(request: &HttpRequest, name: &'c str, value: String) -> Cookie<'c> {
     Cookie::build(name, value)
         .path("/")
         .http_only(true)
@@ -75,14 +75,14 @@ fn cookie<'c>(request: &HttpRequest, name: &'c str, value: String) -> Cookie<'c>
         .finish()
 }
 
-fn html(status: StatusCode, body: String) -> HttpResponse {
+pub(crate) fn html(status: StatusCode, body: String) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(body)
 }
 
-fn redirect(to: &str) -> HttpResponse {
+pub(crate) fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
         .finish()
@@ -97,7 +97,7 @@ struct ErrorPage<'a> {
     next_label: &'a str,
 }
 
-fn error_page(status: StatusCode, title: &str, message: &str, next_href: &str, next_label: &str) -> HttpResponse {
+pub(crate) fn error_page(status: StatusCode, title: &str, message: &str, next_href: &str, next_label: &str) -> HttpResponse {
     let page = ErrorPage {
         title,
         message,
@@ -118,7 +118,7 @@ fn origin(request: &HttpRequest) -> (Option<String>, Option<String>) {
     )
 }
 
-async fn audit(state: &AppState, request: &HttpRequest, actor: &str, action: &str, target: &str, outcome: Outcome, details: serde_json::Value) {
+pub(crate) async fn audit(state: &AppState, request: &HttpRequest, actor: &str, action: &str, target: &str, outcome: Outcome, details: serde_json::Value) {
     let (source_ip, user_agent) = origin(request);
     let event = AuditEvent {
         at: Utc::now(),
@@ -136,7 +136,7 @@ async fn audit(state: &AppState, request: &HttpRequest, actor: &str, action: &st
 }
 
 /// The signed-in session, if the cookie names a live one.
-async fn session(state: &AppState, request: &HttpRequest) -> Option<(String, PortalSession)> {
+pub(crate) async fn session(state: &AppState, request: &HttpRequest) -> Option<(String, PortalSession)> {
     let id = request.cookie(SESSION_COOKIE)?.value().to_owned();
     let stored = state.cache.get(&session_key(&id)).await.ok()??;
     let session = serde_json::from_slice(&stored).ok()?;
@@ -222,6 +222,12 @@ async fn signin_directory(state: web::Data<AppState>, request: HttpRequest, form
         email: signed_in.user.email.clone(),
         groups: signed_in.groups.clone(),
     };
+    start_session(&state, &request, identity, &form.return_to).await
+}
+
+/// Creates a portal session for a signed-in identity (any identity source), audits
+/// the sign-in, sets the session cookie and redirects to `return_to` (local only).
+pub(crate) async fn start_session(state: &AppState, request: &HttpRequest, identity: PortalIdentity, return_to: &str) -> HttpResponse {
     let id = random_token();
     let session = PortalSession { identity, csrf: random_token() };
     let stored = serde_json::to_vec(&session).unwrap_or_default();
@@ -229,9 +235,10 @@ async fn signin_directory(state: web::Data<AppState>, request: HttpRequest, form
         tracing::error!(%error, "cannot store portal session");
         return error_page(StatusCode::SERVICE_UNAVAILABLE, "Sign-in unavailable", "Your sign-in could not be completed. Please try again shortly.", "/signin", "Sign in");
     }
-    audit(&state, &request, &session.identity.user_name, "portal:SignIn", DIRECTORY_SOURCE_ID, Outcome::Success, json!({ "groups": session.identity.groups })).await;
-    let mut response = redirect(safe_return_to(&form.return_to));
-    let _ = response.add_cookie(&cookie(&request, SESSION_COOKIE, id));
+    let source = session.identity.source_id.clone();
+    audit(state, request, &session.identity.user_name, "portal:SignIn", &source, Outcome::Success, json!({ "groups": session.identity.groups })).await;
+    let mut response = redirect(safe_return_to(return_to));
+    let _ = response.add_cookie(&cookie(request, SESSION_COOKIE, id));
     response
 }
 
