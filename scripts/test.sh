@@ -62,11 +62,19 @@ ensure_node_peers() {
   fi
 }
 
+ensure_browser() {
+  # Headless Chromium and its WebDriver for the browser tests (tests/it/browser.rs).
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
+  log "installing chromium and chromium-driver"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+}
+
 ensure_postgres
 ensure_redis
 ensure_nextest
 ensure_python_peers
 ensure_node_peers
+ensure_browser
 if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then rustup component add clippy rustfmt; fi
 
 log "cargo fmt --check"

@@ -23,3 +23,29 @@ for (const button of document.querySelectorAll("button.copy")) {
     button.textContent = "Copied";
   });
 }
+// Deep links: /start#/account/<id>/role/<name>/console opens that role's console.
+// The fragment never reaches the server, so the sign-in form carries it in
+// return_to, and /start submits the matching Console form (which has the CSRF token).
+const deepLinkHash = /^#\/account\/\d{12}\/role\/[^/]+\/console\/?$/;
+for (const returnTo of document.querySelectorAll('form input[name="return_to"]')) {
+  if (deepLinkHash.test(location.hash) && !returnTo.value.includes("#")) {
+    returnTo.value += location.hash;
+  }
+}
+function openDeepLink() {
+  if (location.pathname !== "/start" || !deepLinkHash.test(location.hash)) return;
+  const [, , account, , encodedRole] = location.hash.split("/");
+  let role = null;
+  try { role = decodeURIComponent(encodedRole); } catch (_) { role = null; }
+  history.replaceState(null, "", location.pathname + location.search);
+  const form = Array.from(document.querySelectorAll("form.console"))
+    .find((f) => f.dataset.account === account && f.dataset.role === role);
+  const missing = document.getElementById("deep-link-missing");
+  if (form) {
+    form.submit();
+  } else if (missing) {
+    missing.hidden = false;
+  }
+}
+openDeepLink();
+window.addEventListener("hashchange", openDeepLink);

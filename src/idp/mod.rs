@@ -2,3 +2,4 @@
 //! groups; the federated sources (OIDC, SAML) arrive alongside it.
 
 pub mod directory;
+pub mod oidc;

@@ -272,6 +272,20 @@ impl Sts {
             })
     }
 
+    /// Seals a secret for storage at rest (e.g. an identity source's client secret)
+    /// under the master key; `context` binds it to its purpose and owner.
+    pub fn seal_secret(&self, value: &str, context: &str) -> String {
+        self.sealer.seal(value.as_bytes(), context, &mut rand::rng())
+    }
+
+    /// Opens a value sealed by [`Sts::seal_secret`] with the same `context`.
+    pub fn open_secret(&self, sealed: &str, context: &str) -> Result<crate::secrets::Secret, crate::secrets::SealError> {
+        let bytes = self.sealer.open(sealed, context)?;
+        String::from_utf8(bytes)
+            .map(crate::secrets::Secret::new)
+            .map_err(|_| crate::secrets::SealError::Malformed)
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

@@ -2,7 +2,9 @@
 //! the store, and results back to each surface's wire format.
 
 mod authorize;
+mod federation;
 mod health;
+mod oidc_login;
 mod portal;
 mod sts_api;
 
@@ -30,5 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::routes)
         .configure(sts_api::routes)
         .configure(authorize::routes)
-        .configure(portal::routes);
+        .configure(portal::routes)
+        .configure(oidc_login::routes)
+        .configure(federation::routes);
 }

@@ -40,6 +40,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub(crate) struct PortalSession {
     pub(crate) identity: PortalIdentity,
     pub(crate) csrf: String,
+    /// The ID token of an OIDC sign-in, for `id_token_hint` at RP-initiated logout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) id_token: Option<String>,
 }
 
 pub(crate) fn random_token() -> String {
@@ -147,6 +150,14 @@ async fn root() -> HttpResponse {
     redirect("/start")
 }
 
+/// A federated way to sign in, shown as a link on the sign-in page. A link, not a
+/// form: the CSP's `form-action 'self'` would block a form's redirect to the provider.
+pub(crate) struct SignInSource {
+    /// The local path that starts the sign-in (`return_to` is appended).
+    pub(crate) action: String,
+    pub(crate) name: String,
+}
+
 #[derive(Template)]
 #[template(path = "signin.html")]
 struct SignInPage<'a> {
@@ -154,6 +165,8 @@ struct SignInPage<'a> {
     return_to: &'a str,
     directory_name: &'a str,
     error: Option<&'a str>,
+    /// (href, name) of each federated source.
+    sources: Vec<(String, &'a str)>,
 }
 
 #[derive(Deserialize)]
@@ -161,7 +174,7 @@ struct ReturnTo {
     return_to: Option<String>,
 }
 
-fn render_signin(request: &HttpRequest, status: StatusCode, return_to: &str, error: Option<&str>) -> HttpResponse {
+fn render_signin(request: &HttpRequest, status: StatusCode, return_to: &str, error: Option<&str>, sources: &[SignInSource]) -> HttpResponse {
     let csrf = request
         .cookie(CSRF_COOKIE)
         .map(|c| c.value().to_owned())
@@ -172,14 +185,19 @@ fn render_signin(request: &HttpRequest, status: StatusCode, return_to: &str, err
         return_to: safe_return_to(return_to),
         directory_name: "Rolegate directory",
         error,
+        sources: sources
+            .iter()
+            .map(|s| (format!("{}?return_to={}", s.action, percent_encoding::utf8_percent_encode(safe_return_to(return_to), percent_encoding::NON_ALPHANUMERIC)), s.name.as_str()))
+            .collect(),
     };
     let mut response = html(status, page.render().unwrap_or_default());
     let _ = response.add_cookie(&cookie(request, CSRF_COOKIE, csrf));
     response
 }
 
-async fn signin_page(request: HttpRequest, query: web::Query<ReturnTo>) -> HttpResponse {
-    render_signin(&request, StatusCode::OK, query.return_to.as_deref().unwrap_or("/start"), None)
+async fn signin_page(state: web::Data<AppState>, request: HttpRequest, query: web::Query<ReturnTo>) -> HttpResponse {
+    let sources = super::oidc_login::signin_sources(&state).await;
+    render_signin(&request, StatusCode::OK, query.return_to.as_deref().unwrap_or("/start"), None, &sources)
 }
 
 #[derive(Deserialize)]
@@ -212,7 +230,8 @@ async fn signin_directory(state: web::Data<AppState>, request: HttpRequest, form
                 tracing::error!(%reason, "directory sign-in unavailable");
             }
             audit(&state, &request, form.username.trim(), "portal:SignIn", DIRECTORY_SOURCE_ID, Outcome::Failure, json!({ "reason": error.to_string() })).await;
-            return render_signin(&request, status, &form.return_to, Some(&message));
+            let sources = super::oidc_login::signin_sources(&state).await;
+            return render_signin(&request, status, &form.return_to, Some(&message), &sources);
         }
     };
     let identity = PortalIdentity {
@@ -228,8 +247,13 @@ async fn signin_directory(state: web::Data<AppState>, request: HttpRequest, form
 /// Creates a portal session for a signed-in identity (any identity source), audits
 /// the sign-in, sets the session cookie and redirects to `return_to` (local only).
 pub(crate) async fn start_session(state: &AppState, request: &HttpRequest, identity: PortalIdentity, return_to: &str) -> HttpResponse {
+    start_session_with(state, request, identity, return_to, None).await
+}
+
+/// [`start_session`], keeping the OIDC ID token for RP-initiated logout.
+pub(crate) async fn start_session_with(state: &AppState, request: &HttpRequest, identity: PortalIdentity, return_to: &str, id_token: Option<String>) -> HttpResponse {
     let id = random_token();
-    let session = PortalSession { identity, csrf: random_token() };
+    let session = PortalSession { identity, csrf: random_token(), id_token };
     let stored = serde_json::to_vec(&session).unwrap_or_default();
     if let Err(error) = state.cache.put(&session_key(&id), &stored, SESSION_TTL).await {
         tracing::error!(%error, "cannot store portal session");
@@ -357,14 +381,30 @@ struct LogoutForm {
 }
 
 async fn logout(state: web::Data<AppState>, request: HttpRequest, form: web::Form<LogoutForm>) -> HttpResponse {
+    let mut provider_logout = None;
     if let Some((id, session)) = session(&state, &request).await {
         if !same(&session.csrf, &form.csrf) {
             return error_page(StatusCode::FORBIDDEN, "Request not accepted", "This sign-out did not come from your Rolegate page.", "/start", "Accounts");
         }
         let _ = state.cache.delete(&session_key(&id)).await;
-        audit(&state, &request, &session.identity.user_name, "portal:SignOut", &session.identity.source_id, Outcome::Success, json!({})).await;
+        // After an OIDC sign-in, offer RP-initiated logout at the provider when it
+        // supports it. A link, not a redirect: the CSP's `form-action 'self'` stops
+        // browsers from following this form's redirect to another origin.
+        if let Some(id_token) = session.id_token.as_deref() {
+            provider_logout = super::oidc_login::provider_logout_url(&state, &request, &session.identity.source_id, id_token).await;
+        }
+        audit(&state, &request, &session.identity.user_name, "portal:SignOut", &session.identity.source_id, Outcome::Success, json!({ "provider_logout_offered": provider_logout.is_some() })).await;
     }
-    let mut response = redirect("/signin");
+    let mut response = match provider_logout {
+        Some((url, provider)) => error_page(
+            StatusCode::OK,
+            "Signed out of Rolegate",
+            &format!("You are signed out of Rolegate, but may still be signed in at {provider}. Continue to sign out there too."),
+            &url,
+            &format!("Sign out of {provider}"),
+        ),
+        None => redirect("/signin"),
+    };
     let mut gone = cookie(&request, SESSION_COOKIE, String::new());
     gone.make_removal();
     let _ = response.add_cookie(&gone);

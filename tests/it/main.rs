@@ -1,12 +1,16 @@
 //! One integration-test binary (each file under tests/ would be a slow separate link).
 
 mod authorize;
+mod browser;
 mod cache;
 mod cli;
 mod config;
 mod directory;
+mod federation;
 mod helpers;
 mod iam;
+mod oidc_login;
+mod oidc_peer;
 mod policy;
 mod portal;
 mod sigv4;

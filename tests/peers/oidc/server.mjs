@@ -1,6 +1,6 @@
 // A real OpenID Connect provider (npm `oidc-provider`) for Rolegate's tests.
 //
-//   node server.mjs [--port N] [--keys a,b]
+//   node server.mjs [--port N] [--keys a,b] [--redirect-uris u1,u2] [--post-logout-uris u1,u2]
 //
 // Listens on 127.0.0.1:N (0 = any free port), issuer http://127.0.0.1:N, and prints
 // `oidc-peer ready: <issuer>` on stdout once it accepts connections. `--keys` lists the
@@ -11,12 +11,23 @@
 // replaced by a small interaction that checks passwords:
 //   POST /interaction/<uid>/login   (form: login, password)
 //   POST /interaction/<uid>/confirm (grants the requested scopes and claims)
+//   POST /interaction/<uid>/abort   (the user cancels: access_denied to the client)
 // ID tokens carry `amr: ["pwd"]`. GET /_test/stats reports how often the discovery
 // document and the JWKS were fetched. Everything here (keys, passwords, client
 // secrets) exists only for tests.
+//
+// Portal sign-in (Rolegate as a relying party): clients `rolegate-portal` and
+// `other-portal` also accept the `--redirect-uris` and `--post-logout-uris` given
+// (Rolegate's callback on the test server's port); the `profile`, `email` and
+// `groups` scopes put `name`/`preferred_username`, `email` and `groups` (an array)
+// plus `groups_csv` (the same, one ";"-separated string) into the ID token.
+// A misbehaving provider on demand: POST /_test/tamper with JSON
+// `{"claims": {...}, "alg": "none", "key": "attacker"}` rewrites the ID token of the
+// next token response (claims set, or removed when null; then unsigned, or re-signed
+// with keys/<key>.pem, or with the signing key).
 
 import { readFileSync } from 'node:fs';
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, sign } from 'node:crypto';
 import http from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +43,8 @@ function arg(name, fallback) {
 
 const port = Number(arg('port', process.env.OIDC_PEER_PORT ?? '0'));
 const keyNames = arg('keys', process.env.OIDC_PEER_KEYS ?? 'a').split(',').filter(Boolean);
+const extraRedirects = arg('redirect-uris', process.env.OIDC_PEER_REDIRECT_URIS ?? '').split(',').filter(Boolean);
+const postLogoutUris = arg('post-logout-uris', process.env.OIDC_PEER_POST_LOGOUT_URIS ?? '').split(',').filter(Boolean);
 
 const jwks = {
   keys: keyNames.map((name) => ({
@@ -46,7 +59,29 @@ const jwks = {
 const ACCOUNTS = new Map([
   ['ci-runner', { password: 'runner-password' }],
   ['intruder', { password: 'intruder-password' }],
+  ['alice', {
+    password: 'alice-password',
+    profile: { name: 'Alice Example', preferred_username: 'alice' },
+    email: 'alice@example.com',
+    groups: ['Engineering', 'developers'],
+  }],
+  // Someone in very many groups (large ID tokens), one of which grants a role.
+  ['bob', {
+    password: 'bob-password',
+    profile: { name: 'Bob Many-Groups' },
+    email: 'bob@example.com',
+    groups: [...Array.from({ length: 1500 }, (_, i) => `team-${String(i).padStart(4, '0')}-with-a-long-directory-group-name`), 'developers'],
+  }],
 ]);
+
+function accountClaims(id) {
+  const account = ACCOUNTS.get(id);
+  const claims = { sub: id };
+  if (account.profile) Object.assign(claims, account.profile);
+  if (account.email) Object.assign(claims, { email: account.email, email_verified: true });
+  if (account.groups) Object.assign(claims, { groups: account.groups, groups_csv: account.groups.join(';') });
+  return claims;
+}
 
 const REDIRECT_URI = 'http://127.0.0.1/callback';
 const CLIENTS = [
@@ -59,7 +94,43 @@ const CLIENTS = [
   redirect_uris: [REDIRECT_URI],
   grant_types: ['authorization_code'],
   response_types: ['code'],
-}));
+})).concat([
+  // Rolegate's portal sign-in, and another application of the same issuer.
+  { client_id: 'rolegate-portal', client_secret: 'rolegate-portal-secret' },
+  { client_id: 'other-portal', client_secret: 'other-portal-secret' },
+].map((c) => ({
+  ...c,
+  redirect_uris: [REDIRECT_URI, ...extraRedirects],
+  post_logout_redirect_uris: postLogoutUris,
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+})));
+
+const signingKey = createPrivateKey(readFileSync(join(here, 'keys', `idp-${keyNames[0]}.pem`)));
+let tamper = null;
+
+function b64json(value) {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+// Rewrites an ID token as the pending /_test/tamper request says.
+function retoken(jwt, spec) {
+  const [h, p] = jwt.split('.');
+  const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+  const payload = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+  for (const [name, value] of Object.entries(spec.claims ?? {})) {
+    if (value === null) delete payload[name];
+    else payload[name] = value;
+  }
+  if (spec.alg === 'none') {
+    return `${b64json({ alg: 'none', typ: header.typ })}.${b64json(payload)}.`;
+  }
+  const key = spec.key
+    ? createPrivateKey(readFileSync(join(here, 'keys', `${String(spec.key).replace(/[^a-z0-9-]/gi, '')}.pem`)))
+    : signingKey;
+  const input = `${b64json(header)}.${b64json(payload)}`;
+  return `${input}.${sign('sha256', Buffer.from(input), key).toString('base64url')}`;
+}
 
 const stats = { discovery: 0, jwks: 0 };
 
@@ -119,6 +190,10 @@ async function interaction(provider, req, res, path) {
     await provider.interactionFinished(req, res, { login: { accountId: login, amr: ['pwd'] } }, { mergeWithLastSubmission: false });
     return;
   }
+  if (req.method === 'POST' && action === 'abort') {
+    await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'End-User aborted interaction' }, { mergeWithLastSubmission: false });
+    return;
+  }
   if (req.method === 'POST' && action === 'confirm' && details.prompt.name === 'consent') {
     const { prompt: { details: missing }, params, session: { accountId } } = details;
     const grant = details.grantId
@@ -145,18 +220,50 @@ server.listen(port, '127.0.0.1', () => {
     clients: CLIENTS,
     jwks,
     cookies: { keys: ['rolegate-test-cookie-key-1'] },
-    findAccount: async (_ctx, id) => (ACCOUNTS.has(id) ? { accountId: id, claims: async () => ({ sub: id }) } : undefined),
+    findAccount: async (_ctx, id) => (ACCOUNTS.has(id) ? { accountId: id, claims: async () => accountClaims(id) } : undefined),
     interactions: { url: (_ctx, i) => `/interaction/${i.uid}` },
     features: { devInteractions: { enabled: false } },
     pkce: { required: () => true },
     // `amr` is not in the default claim set: map it to the openid scope so ID tokens carry it.
-    claims: { acr: null, auth_time: null, iss: null, sid: null, openid: ['sub', 'amr'] },
+    // The profile, email and groups claims are granted by their scopes and, with
+    // conformIdTokenClaims off, appear in the ID token (not only at userinfo).
+    claims: {
+      acr: null,
+      auth_time: null,
+      iss: null,
+      sid: null,
+      openid: ['sub', 'amr'],
+      profile: ['name', 'preferred_username'],
+      email: ['email', 'email_verified'],
+      groups: ['groups', 'groups_csv'],
+    },
+    conformIdTokenClaims: false,
+  });
+  provider.use(async (ctx, next) => {
+    await next();
+    if (tamper && ctx.path === '/token' && ctx.body && typeof ctx.body.id_token === 'string') {
+      ctx.body = { ...ctx.body, id_token: retoken(ctx.body.id_token, tamper) };
+      tamper = null;
+    }
   });
   const callback = provider.callback();
   server.on('request', (req, res) => {
     const path = new URL(req.url, issuer).pathname;
     if (path === '/.well-known/openid-configuration') stats.discovery += 1;
     if (path === '/jwks') stats.jwks += 1;
+    if (path === '/_test/tamper' && req.method === 'POST') {
+      (async () => {
+        const chunks = [];
+        for await (const chunk of req) chunks.push(chunk);
+        tamper = JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
+        res.setHeader('content-type', 'application/json');
+        res.end('{"ok":true}');
+      })().catch((err) => {
+        res.statusCode = 400;
+        res.end(String(err.message));
+      });
+      return;
+    }
     if (path === '/_test/stats') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(stats));

@@ -1,0 +1,1632 @@
+//! Console sessions: the AWS-shaped federation endpoint (`getSigninToken` / `login`),
+//! the "Console" button of the portal, deep links to a role's console, and the
+//! console page itself (who you are, what the role may do, "can I?").
+//!
+//! A sign-in token is a random single-use bearer value, valid 15 minutes, stored in
+//! the cache under its hash together with the role session it was minted for. A
+//! console session is a random id in the cache (under its hash) that lives as long as
+//! the role session; its cookie is scoped to `/console/<short id>`, so several
+//! consoles for different roles can be open in different tabs.
+//!
+//! Destination allow-list: Rolegate's own console only, i.e. `/console` (optionally
+//! with a query, which pre-fills the "can I?" form) as a relative path or as an
+//! absolute URL on the request's own origin. The redirect after login is always the
+//! relative `/console/<short id>`, never the Destination as given; a missing
+//! Destination means `/console`. `Issuer`, if a local path, is where the console's
+//! "Back" link and "Close console" go. Per-account destination lists come with the
+//! admin UI.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::portal::{
+    audit, error_page, html, random_token, redirect, safe_return_to, same, session,
+};
+use crate::iam::{AccountId, RoleName};
+use crate::policy::{
+    Decision, PolicySet, PolicySource, PrincipalRef, Request as PolicyRequest, evaluate,
+};
+use crate::store::Outcome;
+use crate::sts::assume::{Caller, CallerKind};
+use crate::sts::credentials::KeyKind;
+use crate::sts::service::CallerPolicies;
+
+/// AWS: a sign-in URL is valid for 15 minutes after the token was issued.
+const SIGNIN_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+const SIGNIN_PREFIX: &str = "federation-signin:";
+const SIGNIN_USED_PREFIX: &str = "federation-signin-used:";
+const CONSOLE_PREFIX: &str = "console-session:";
+const CONSOLE_COOKIE_PREFIX: &str = "rgc_";
+/// The console id's prefix that names the console in URLs and its cookie.
+const SHORT_ID_LEN: usize = 12;
+const CONSOLE_ID_LEN: usize = 64;
+/// AWS's bounds for `SessionDuration`.
+const MIN_SESSION_DURATION: i64 = 900;
+const MAX_SESSION_DURATION: i64 = 43_200;
+const MAX_CHECK_FIELD: usize = 2_048;
+const MAX_CONTEXT_LINES: usize = 50;
+const ANONYMOUS: &str = "anonymous";
+
+/// Context keys Rolegate sets from the verified session; as in `/v1/authorize`, the
+/// "can I?" form may not supply them.
+const RESERVED_PREFIXES: &[&str] = &[
+    "aws:principal",
+    "aws:userid",
+    "aws:username",
+    "aws:sourceidentity",
+    "aws:tokenissuetime",
+    "aws:federatedprovider",
+    "aws:currenttime",
+    "aws:epochtime",
+    "aws:multifactorauth",
+    "aws:principaltag",
+    "aws:requesttag",
+];
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/federation", web::get().to(federation_get))
+        .route("/federation", web::post().to(federation_post))
+        .route("/start/console", web::post().to(start_console))
+        .route(
+            "/start/account/{account}/role/{role}/console",
+            web::get().to(confirm_console),
+        )
+        .route("/console", web::get().to(console_index))
+        .route("/console/", web::get().to(console_index))
+        .route("/console/{short}", web::get().to(console_view))
+        .route("/console/{short}/check", web::post().to(console_check))
+        .route("/console/{short}/logout", web::post().to(console_logout))
+        .route("/static/console.css", web::get().to(css));
+}
+
+fn hashed(prefix: &str, value: &str) -> String {
+    format!("{prefix}{}", hex::encode(Sha256::digest(value.as_bytes())))
+}
+
+fn no_store(mut response: HttpResponse) -> HttpResponse {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn is_https(request: &HttpRequest) -> bool {
+    request.connection_info().scheme() == "https"
+}
+
+fn own_origin(request: &HttpRequest) -> String {
+    let info = request.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
+fn format_time(at: i64) -> String {
+    DateTime::<Utc>::from_timestamp(at, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+fn format_remaining(seconds: i64) -> String {
+    let minutes = (seconds.max(0) + 59) / 60;
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
+fn truncated(value: &str) -> String {
+    value.chars().take(200).collect()
+}
+
+// ---------------------------------------------------------------------------------
+// The allow-list.
+
+/// Whether `destination` is Rolegate's own console on `own_origin` (e.g.
+/// `http://127.0.0.1:8080`): `/console` or `/console/`, relative or absolute on this
+/// origin, with an optional query. Returns the query to carry over (`""` or `?...`).
+pub(crate) fn allowed_destination(destination: &str, own_origin: &str) -> Option<String> {
+    let destination = destination.trim();
+    if destination.is_empty()
+        || !destination.is_ascii()
+        || destination
+            .chars()
+            .any(|c| c.is_ascii_control() || c == '\\' || c == ' ')
+    {
+        return None;
+    }
+    let local = if destination.starts_with('/') {
+        if destination.starts_with("//") {
+            return None;
+        }
+        destination
+    } else {
+        let head = destination.get(..own_origin.len())?;
+        if !head.eq_ignore_ascii_case(own_origin) {
+            return None;
+        }
+        let rest = destination.get(own_origin.len()..)?;
+        if !rest.starts_with('/') {
+            return None;
+        }
+        rest
+    };
+    let without_fragment = local.split('#').next().unwrap_or_default();
+    let (path, query) = match without_fragment.split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (without_fragment, ""),
+    };
+    if path != "/console" && path != "/console/" {
+        return None;
+    }
+    Some(if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// The federation endpoint.
+
+#[derive(Debug, Default, Deserialize)]
+struct FederationParams {
+    #[serde(rename = "Action")]
+    action: Option<String>,
+    #[serde(rename = "Session")]
+    session: Option<String>,
+    #[serde(rename = "SessionDuration")]
+    session_duration: Option<String>,
+    #[serde(rename = "SigninToken")]
+    signin_token: Option<String>,
+    #[serde(rename = "Destination")]
+    destination: Option<String>,
+    #[serde(rename = "Issuer")]
+    issuer: Option<String>,
+}
+
+/// The `Session` parameter. No `Debug`: it holds the secret key.
+#[derive(Deserialize)]
+struct SessionParam {
+    #[serde(rename = "sessionId")]
+    session_id: String,
+    #[serde(rename = "sessionKey")]
+    session_key: String,
+    #[serde(rename = "sessionToken")]
+    session_token: String,
+}
+
+/// What a sign-in token stands for, in the cache under the token's hash.
+#[derive(Serialize, Deserialize)]
+struct SigninGrant {
+    access_key_id: String,
+    session_token: String,
+    /// The console session length asked for with `SessionDuration`.
+    duration: Option<i64>,
+    issued_at: i64,
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    no_store(HttpResponse::build(status).json(json!({ "error": code, "message": message })))
+}
+
+async fn federation_get(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    match serde_urlencoded::from_str::<FederationParams>(request.query_string()) {
+        Ok(params) => federation(&state, &request, params).await,
+        Err(_) => json_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            "The query string could not be read.",
+        ),
+    }
+}
+
+/// AWS accepts the same fields form-encoded in a POST body.
+async fn federation_post(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let parsed = if body.is_empty() {
+        serde_urlencoded::from_str::<FederationParams>(request.query_string())
+    } else {
+        serde_urlencoded::from_bytes::<FederationParams>(&body)
+    };
+    match parsed {
+        Ok(params) => federation(&state, &request, params).await,
+        Err(_) => json_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            "The form could not be read.",
+        ),
+    }
+}
+
+async fn federation(
+    state: &AppState,
+    request: &HttpRequest,
+    params: FederationParams,
+) -> HttpResponse {
+    match params.action.as_deref() {
+        Some("getSigninToken") => get_signin_token(state, request, params).await,
+        Some("login") => login(state, request, params).await,
+        Some(_) => json_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidAction",
+            "Action must be getSigninToken or login.",
+        ),
+        None => json_error(
+            StatusCode::BAD_REQUEST,
+            "MissingAction",
+            "The Action parameter is required: getSigninToken or login.",
+        ),
+    }
+}
+
+fn parse_duration(raw: Option<&str>) -> Result<Option<i64>, String> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    match raw.parse::<i64>() {
+        Ok(seconds) if (MIN_SESSION_DURATION..=MAX_SESSION_DURATION).contains(&seconds) => {
+            Ok(Some(seconds))
+        }
+        _ => Err(format!(
+            "SessionDuration must be a number of seconds from {MIN_SESSION_DURATION} to {MAX_SESSION_DURATION}."
+        )),
+    }
+}
+
+async fn get_signin_token(
+    state: &AppState,
+    request: &HttpRequest,
+    params: FederationParams,
+) -> HttpResponse {
+    const ACTION: &str = "federation:GetSigninToken";
+    let now = Utc::now().timestamp();
+    let Some(raw) = params.session.as_deref().filter(|s| !s.trim().is_empty()) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "MissingParameter",
+            "The Session parameter is required: url-encoded JSON with sessionId, sessionKey and sessionToken.",
+        );
+    };
+    let Ok(given) = serde_json::from_str::<SessionParam>(raw) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "MalformedSession",
+            "Session must be JSON with the string fields sessionId, sessionKey and sessionToken.",
+        );
+    };
+    let duration = match parse_duration(params.session_duration.as_deref()) {
+        Ok(duration) => duration,
+        Err(message) => {
+            return json_error(StatusCode::BAD_REQUEST, "InvalidParameterValue", &message);
+        }
+    };
+    let key_id = truncated(&given.session_id);
+    let key_id = key_id.as_str();
+    let refuse = move |code: &'static str, message: &'static str| async move {
+        audit(
+            state,
+            request,
+            ANONYMOUS,
+            ACTION,
+            key_id,
+            Outcome::Denied,
+            json!({ "code": code, "reason": message }),
+        )
+        .await;
+        json_error(StatusCode::FORBIDDEN, code, message)
+    };
+    if KeyKind::of(&given.session_id) != Some(KeyKind::Temporary) {
+        return refuse(
+            "InvalidClientTokenId",
+            "sessionId must be the access key id of temporary role credentials (ASIA...).",
+        )
+        .await;
+    }
+    let caller = match state
+        .sts
+        .resolve_keys(&given.session_id, Some(&given.session_token), now)
+        .await
+    {
+        Ok((caller, secret)) if same(&secret, &given.session_key) => caller,
+        Ok(_) => {
+            return refuse(
+                "SignatureDoesNotMatch",
+                "sessionKey does not match the credentials.",
+            )
+            .await;
+        }
+        Err(error) if error.status >= 500 => {
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                error.code,
+                &error.message,
+            );
+        }
+        Err(error) if error.code == "ExpiredToken" => {
+            return refuse("ExpiredToken", "The session token has expired.").await;
+        }
+        Err(_) => {
+            return refuse(
+                "InvalidClientTokenId",
+                "The session token is not valid for sessionId.",
+            )
+            .await;
+        }
+    };
+    if !caller.is_role_session() || caller.session.is_none() {
+        return refuse(
+            "AccessDenied",
+            "Console sessions are only for assumed-role credentials.",
+        )
+        .await;
+    }
+    let token = random_token();
+    let grant = SigninGrant {
+        access_key_id: given.session_id.clone(),
+        session_token: given.session_token.clone(),
+        duration,
+        issued_at: now,
+    };
+    let stored = match serde_json::to_vec(&grant) {
+        Ok(stored) => stored,
+        Err(_) => {
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalFailure",
+                "The sign-in token could not be issued.",
+            );
+        }
+    };
+    if let Err(error) = state
+        .cache
+        .put(&hashed(SIGNIN_PREFIX, &token), &stored, SIGNIN_TOKEN_TTL)
+        .await
+    {
+        tracing::error!(%error, "cannot store a sign-in token");
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The sign-in token could not be issued. Try again shortly.",
+        );
+    }
+    let role_arn = role_arn_of(&caller);
+    audit(
+        state,
+        request,
+        &caller.arn,
+        ACTION,
+        &role_arn,
+        Outcome::Success,
+        json!({ "access_key_id": caller.access_key_id, "session_duration": duration }),
+    )
+    .await;
+    no_store(HttpResponse::Ok().json(json!({ "SigninToken": token })))
+}
+
+fn role_arn_of(caller: &Caller) -> String {
+    match &caller.kind {
+        CallerKind::AssumedRole { role_arn, .. } => role_arn.clone(),
+        _ => caller.arn.clone(),
+    }
+}
+
+enum Consumed {
+    Grant(SigninGrant),
+    Used,
+    Unknown,
+}
+
+/// Takes a sign-in token exactly once: the first presenter stores the used-marker.
+async fn consume(
+    state: &AppState,
+    token: &str,
+    now: i64,
+) -> Result<Consumed, crate::cache::CacheError> {
+    let key = hashed(SIGNIN_PREFIX, token);
+    let used_key = hashed(SIGNIN_USED_PREFIX, token);
+    let Some(stored) = state.cache.get(&key).await? else {
+        return Ok(if state.cache.get(&used_key).await?.is_some() {
+            Consumed::Used
+        } else {
+            Consumed::Unknown
+        });
+    };
+    if !state
+        .cache
+        .put_if_absent(&used_key, b"1", SIGNIN_TOKEN_TTL)
+        .await?
+    {
+        return Ok(Consumed::Used);
+    }
+    if let Err(error) = state.cache.delete(&key).await {
+        // The used-marker already refuses any second use.
+        tracing::warn!(%error, "cannot delete a used sign-in token");
+    }
+    match serde_json::from_slice::<SigninGrant>(&stored) {
+        Ok(grant) if now - grant.issued_at <= SIGNIN_TOKEN_TTL.as_secs() as i64 => {
+            Ok(Consumed::Grant(grant))
+        }
+        _ => Ok(Consumed::Unknown),
+    }
+}
+
+async fn login(state: &AppState, request: &HttpRequest, params: FederationParams) -> HttpResponse {
+    const ACTION: &str = "federation:Login";
+    let now = Utc::now().timestamp();
+    let destination = params.destination.as_deref().unwrap_or("/console");
+    let Some(query) = allowed_destination(destination, &own_origin(request)) else {
+        audit(
+            state,
+            request,
+            ANONYMOUS,
+            ACTION,
+            &truncated(destination),
+            Outcome::Denied,
+            json!({ "reason": "Destination is not on the allow-list" }),
+        )
+        .await;
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Destination not allowed",
+            "This sign-in link asks to continue to an address that Rolegate does not send console sessions to: only this Rolegate's own console (/console) is allowed. No session was created. Open the console from your accounts instead.",
+            "/start",
+            "Your accounts",
+        );
+    };
+    let Some(token) = params
+        .signin_token
+        .as_deref()
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+    else {
+        audit(
+            state,
+            request,
+            ANONYMOUS,
+            ACTION,
+            "-",
+            Outcome::Denied,
+            json!({ "reason": "no SigninToken" }),
+        )
+        .await;
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in link incomplete",
+            "This sign-in link has no sign-in token. Get a new link, or open the console from your accounts.",
+            "/start",
+            "Your accounts",
+        );
+    };
+    let grant = match consume(state, token, now).await {
+        Ok(Consumed::Grant(grant)) => grant,
+        Ok(Consumed::Used) => {
+            audit(
+                state,
+                request,
+                ANONYMOUS,
+                ACTION,
+                "-",
+                Outcome::Denied,
+                json!({ "reason": "sign-in token already used" }),
+            )
+            .await;
+            return error_page(
+                StatusCode::FORBIDDEN,
+                "Sign-in link already used",
+                "Each sign-in link works once, and this one has been used. No session was created. Get a new link, or open the console from your accounts.",
+                "/start",
+                "Your accounts",
+            );
+        }
+        Ok(Consumed::Unknown) => {
+            audit(
+                state,
+                request,
+                ANONYMOUS,
+                ACTION,
+                "-",
+                Outcome::Denied,
+                json!({ "reason": "sign-in token expired or unknown" }),
+            )
+            .await;
+            return error_page(
+                StatusCode::FORBIDDEN,
+                "Sign-in link expired",
+                "This sign-in link has expired (links are valid for 15 minutes) or was not issued by this Rolegate. No session was created. Get a new link, or open the console from your accounts.",
+                "/start",
+                "Your accounts",
+            );
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot read sign-in tokens");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in unavailable",
+                "The console could not be opened right now. Please try again shortly.",
+                "/start",
+                "Your accounts",
+            );
+        }
+    };
+    let caller = match state
+        .sts
+        .resolve_keys(&grant.access_key_id, Some(&grant.session_token), now)
+        .await
+    {
+        Ok((caller, _)) => caller,
+        Err(error) => {
+            audit(
+                state,
+                request,
+                ANONYMOUS,
+                ACTION,
+                &grant.access_key_id,
+                Outcome::Denied,
+                json!({ "code": error.code, "reason": "the role session ended" }),
+            )
+            .await;
+            return error_page(
+                StatusCode::FORBIDDEN,
+                "Role session ended",
+                "The role session behind this sign-in link has expired or was revoked. No console session was created. Open the console again from your accounts.",
+                "/start",
+                "Your accounts",
+            );
+        }
+    };
+    let back = params.issuer.as_deref().map_or("/start", safe_return_to);
+    let opened = open_console(
+        state,
+        request,
+        &caller,
+        &grant.session_token,
+        grant.duration,
+        back,
+        &query,
+        StatusCode::FOUND,
+        now,
+    )
+    .await;
+    match opened {
+        Ok((response, short)) => {
+            audit(
+                state,
+                request,
+                &caller.arn,
+                ACTION,
+                &role_arn_of(&caller),
+                Outcome::Success,
+                json!({ "access_key_id": caller.access_key_id, "console": short }),
+            )
+            .await;
+            response
+        }
+        Err(response) => response,
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Console sessions.
+
+#[derive(Serialize, Deserialize)]
+struct ConsoleSession {
+    access_key_id: String,
+    session_token: String,
+    csrf: String,
+    /// Where "Back" goes: a local path (the login's `Issuer`, or `/start`).
+    back: String,
+    expires_at: i64,
+}
+
+fn console_cookie_name(short: &str) -> String {
+    format!("{CONSOLE_COOKIE_PREFIX}{short}")
+}
+
+fn console_cookie(request: &HttpRequest, short: &str, value: String, ttl: i64) -> Cookie<'static> {
+    Cookie::build(console_cookie_name(short), value)
+        .path(format!("/console/{short}"))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(is_https(request))
+        .max_age(actix_web::cookie::time::Duration::seconds(ttl))
+        .finish()
+}
+
+/// Creates a console session for a verified role session and redirects into it.
+/// Returns the response and the console's short id.
+#[allow(clippy::too_many_arguments)]
+async fn open_console(
+    state: &AppState,
+    request: &HttpRequest,
+    caller: &Caller,
+    session_token: &str,
+    duration: Option<i64>,
+    back: &str,
+    query: &str,
+    status: StatusCode,
+    now: i64,
+) -> Result<(HttpResponse, String), HttpResponse> {
+    let Some(claims) = caller.session.as_ref().filter(|_| caller.is_role_session()) else {
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            "No console for these credentials",
+            "Console sessions are only for role sessions.",
+            "/start",
+            "Your accounts",
+        ));
+    };
+    let remaining = claims.expires_at - now;
+    if remaining <= 0 {
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            "Role session ended",
+            "The role session has expired. Open the console again from your accounts.",
+            "/start",
+            "Your accounts",
+        ));
+    }
+    let ttl = duration.map_or(remaining, |d| d.min(remaining));
+    let id = hex::encode(rand::random::<[u8; 32]>());
+    let short = id.get(..SHORT_ID_LEN).unwrap_or_default().to_owned();
+    let session = ConsoleSession {
+        access_key_id: caller.access_key_id.clone(),
+        session_token: session_token.to_owned(),
+        csrf: random_token(),
+        back: back.to_owned(),
+        expires_at: now + ttl,
+    };
+    let unavailable = || {
+        error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Console unavailable",
+            "The console could not be opened right now. Please try again shortly.",
+            "/start",
+            "Your accounts",
+        )
+    };
+    let Ok(stored) = serde_json::to_vec(&session) else {
+        return Err(unavailable());
+    };
+    if let Err(error) = state
+        .cache
+        .put(
+            &hashed(CONSOLE_PREFIX, &id),
+            &stored,
+            Duration::from_secs(ttl.unsigned_abs()),
+        )
+        .await
+    {
+        tracing::error!(%error, "cannot store a console session");
+        return Err(unavailable());
+    }
+    let mut response = no_store(
+        HttpResponse::build(status)
+            .insert_header((header::LOCATION, format!("/console/{short}{query}")))
+            .finish(),
+    );
+    let _ = response.add_cookie(&console_cookie(request, &short, id, ttl));
+    Ok((response, short))
+}
+
+/// A console whose cookie checked out, with the role session behind it.
+struct OpenConsole {
+    id: String,
+    short: String,
+    session: ConsoleSession,
+    caller: Caller,
+}
+
+fn is_short_id(short: &str) -> bool {
+    short.len() == SHORT_ID_LEN
+        && short
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn removal(request: &HttpRequest, short: &str) -> Cookie<'static> {
+    let mut gone = console_cookie(request, short, String::new(), 0);
+    gone.make_removal();
+    gone
+}
+
+/// Refuses a console request: a page, an audit event, and the cookie removed.
+async fn refuse_console(
+    state: &AppState,
+    request: &HttpRequest,
+    short: &str,
+    actor: &str,
+    reason: &str,
+    title: &str,
+    message: &str,
+) -> HttpResponse {
+    audit(
+        state,
+        request,
+        actor,
+        "console:Open",
+        &format!("/console/{short}"),
+        Outcome::Denied,
+        json!({ "reason": reason }),
+    )
+    .await;
+    let mut response = error_page(
+        StatusCode::FORBIDDEN,
+        title,
+        message,
+        "/start",
+        "Your accounts",
+    );
+    let _ = response.add_cookie(&removal(request, short));
+    response
+}
+
+async fn load_console(
+    state: &AppState,
+    request: &HttpRequest,
+    short: &str,
+) -> Result<OpenConsole, HttpResponse> {
+    if !is_short_id(short) {
+        return Err(error_page(
+            StatusCode::NOT_FOUND,
+            "No such console",
+            "There is no console at this address. Open one from your accounts.",
+            "/start",
+            "Your accounts",
+        ));
+    }
+    let Some(id) = request
+        .cookie(&console_cookie_name(short))
+        .map(|c| c.value().to_owned())
+    else {
+        return Err(refuse_console(state, request, short, ANONYMOUS, "no console cookie", "Console not open in this browser", "This console session is not open in this browser (or it ended). Open the console again from your accounts.").await);
+    };
+    let well_formed = id.len() == CONSOLE_ID_LEN
+        && id.starts_with(short)
+        && id.bytes().all(|b| b.is_ascii_hexdigit());
+    let stored = if well_formed {
+        match state.cache.get(&hashed(CONSOLE_PREFIX, &id)).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::error!(%error, "cannot read console sessions");
+                return Err(error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Console unavailable",
+                    "The console could not be shown right now. Please try again shortly.",
+                    "/start",
+                    "Your accounts",
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let Some(session) = stored.and_then(|s| serde_json::from_slice::<ConsoleSession>(&s).ok())
+    else {
+        return Err(refuse_console(state, request, short, ANONYMOUS, "unknown or tampered console cookie", "Console session not valid", "This console session is not valid: it has ended, was signed out, or its cookie was changed. No session was opened. Open the console again from your accounts.").await);
+    };
+    let now = Utc::now().timestamp();
+    match state
+        .sts
+        .resolve_keys(&session.access_key_id, Some(&session.session_token), now)
+        .await
+    {
+        Ok((caller, _)) if caller.is_role_session() => Ok(OpenConsole {
+            id,
+            short: short.to_owned(),
+            session,
+            caller,
+        }),
+        Ok(_) | Err(_) => {
+            let _ = state.cache.delete(&hashed(CONSOLE_PREFIX, &id)).await;
+            Err(refuse_console(state, request, short, &session.access_key_id, "role session ended", "Role session ended", "The role session behind this console has expired or was revoked. Open the console again from your accounts.").await)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The console page.
+
+struct PolicyView {
+    kind: &'static str,
+    name: String,
+    document: String,
+}
+
+struct TagView {
+    key: String,
+    value: String,
+}
+
+struct CheckResult {
+    decision: &'static str,
+    reason: String,
+    /// The deciding statement: where it is, and its JSON.
+    source: Option<String>,
+    statement: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console.html")]
+struct ConsolePage<'a> {
+    short: &'a str,
+    csrf: &'a str,
+    back: &'a str,
+    arn: &'a str,
+    account: &'a str,
+    role_name: &'a str,
+    role_arn: &'a str,
+    session_name: &'a str,
+    source_identity: &'a str,
+    access_key_id: &'a str,
+    expires: String,
+    remaining: String,
+    tags: Vec<TagView>,
+    policies: Vec<PolicyView>,
+    action: &'a str,
+    resource: &'a str,
+    context: &'a str,
+    result: Option<CheckResult>,
+}
+
+fn pretty(document: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(document)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| document.to_owned())
+}
+
+/// The JSON of statement `index` of a policy document.
+fn statement_json(document: &str, index: usize) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(document).ok()?;
+    let statement = match value.get("Statement")? {
+        serde_json::Value::Array(list) => list.get(index)?.clone(),
+        single if index == 0 => single.clone(),
+        _ => return None,
+    };
+    serde_json::to_string_pretty(&statement).ok()
+}
+
+/// The documents behind a session's policies, in the order the evaluation indexes them.
+struct Documents {
+    identity: Vec<(String, String)>,
+    boundary: Option<(String, String)>,
+    session: Vec<(String, String)>,
+}
+
+impl Documents {
+    fn views(&self) -> Vec<PolicyView> {
+        let identity = self.identity.iter().map(|(name, doc)| PolicyView {
+            kind: if name.starts_with("arn:") {
+                "Managed policy"
+            } else {
+                "Inline policy"
+            },
+            name: name.clone(),
+            document: pretty(doc),
+        });
+        let boundary = self.boundary.iter().map(|(name, doc)| PolicyView {
+            kind: "Permissions boundary",
+            name: name.clone(),
+            document: pretty(doc),
+        });
+        let session = self.session.iter().map(|(name, doc)| PolicyView {
+            kind: "Session policy",
+            name: name.clone(),
+            document: pretty(doc),
+        });
+        identity.chain(boundary).chain(session).collect()
+    }
+
+    fn get(&self, source: PolicySource) -> Option<&(String, String)> {
+        match source {
+            PolicySource::Identity(i) => self.identity.get(i),
+            PolicySource::Boundary => self.boundary.as_ref(),
+            PolicySource::Session(i) => self.session.get(i),
+            PolicySource::Resource => None,
+        }
+    }
+}
+
+async fn documents(state: &AppState, caller: &Caller) -> Result<Documents, String> {
+    let CallerKind::AssumedRole { role_name, .. } = &caller.kind else {
+        return Err("not a role session".into());
+    };
+    let account = AccountId::parse(caller.account.clone()).map_err(|e| e.to_string())?;
+    let name = RoleName::parse(role_name.clone()).map_err(|e| e.to_string())?;
+    let permissions = state
+        .store
+        .role_permissions(&account, &name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut session = Vec::new();
+    if let Some(claims) = &caller.session {
+        if let Some(document) = &claims.session_policy {
+            session.push(("inline session policy".to_owned(), document.clone()));
+        }
+        for arn in &claims.policy_arns {
+            let document = state
+                .store
+                .policy_document(arn)
+                .await
+                .map_err(|e| e.to_string())?;
+            session.push((arn.clone(), document));
+        }
+    }
+    Ok(Documents {
+        identity: permissions
+            .identity_policies
+            .into_iter()
+            .map(|d| (d.source, d.document))
+            .collect(),
+        boundary: permissions
+            .permissions_boundary
+            .map(|d| (d.source, d.document)),
+        session,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CheckForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    resource: String,
+    #[serde(default)]
+    context: String,
+}
+
+/// `key=value` lines; a key given on several lines is multi-valued.
+fn parse_context(text: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let mut context: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.len() > MAX_CONTEXT_LINES {
+        return Err(format!("At most {MAX_CONTEXT_LINES} context lines."));
+    }
+    for line in lines {
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("Context line \"{line}\" is not key=value."));
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(format!("Context line \"{line}\" has no key."));
+        }
+        let lower = key.to_ascii_lowercase();
+        if RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+            return Err(format!(
+                "{key} is set by Rolegate from the verified session and cannot be supplied."
+            ));
+        }
+        context
+            .entry(key.to_owned())
+            .or_default()
+            .push(value.trim().to_owned());
+    }
+    Ok(context)
+}
+
+/// Evaluates an action and resource against the session's policies exactly as
+/// `/v1/authorize` does: identity policies, permissions boundary, session policies.
+fn check(
+    caller: &Caller,
+    policies: &CallerPolicies,
+    documents: &Documents,
+    form: &CheckForm,
+    now: i64,
+) -> CheckResult {
+    let failed = |message: String| CheckResult {
+        decision: "Error",
+        reason: String::new(),
+        source: None,
+        statement: None,
+        error: Some(message),
+    };
+    let (action, resource) = (form.action.trim(), form.resource.trim());
+    if action.is_empty() || resource.is_empty() {
+        return failed("Enter an action (e.g. s3:GetObject) and a resource ARN (or *).".into());
+    }
+    if action.len() > MAX_CHECK_FIELD
+        || resource.len() > MAX_CHECK_FIELD
+        || form.context.len() > 8 * MAX_CHECK_FIELD
+    {
+        return failed("The action, resource or context is too long.".into());
+    }
+    let extra = match parse_context(&form.context) {
+        Ok(extra) => extra,
+        Err(message) => return failed(message),
+    };
+    let (identity, session) = policies.refs();
+    let set = PolicySet {
+        identity: &identity,
+        boundary: policies.boundary.as_deref(),
+        session: &session,
+        resource: None,
+    };
+    let mut context = caller.context(now, None);
+    for (key, values) in &extra {
+        match values.as_slice() {
+            [one] => {
+                context.insert(key, one.as_str());
+            }
+            many => {
+                context.set(key, many.iter().cloned());
+            }
+        }
+    }
+    let request = PolicyRequest {
+        principal: PrincipalRef::Aws {
+            arn: &caller.arn,
+            account: &caller.account,
+        },
+        action,
+        resource,
+        context: &context,
+    };
+    let evaluation = evaluate(&set, &request);
+    let reason = match (&evaluation.deciding, evaluation.implicit_deny) {
+        (Some(_), _) if evaluation.decision == Decision::Allowed => {
+            "allowed by the statement below".to_owned()
+        }
+        (Some(_), _) => format!("explicitly denied: {action} on {resource}"),
+        (None, Some(reason)) => reason.to_string(),
+        (None, None) => "no statement allows the action".to_owned(),
+    };
+    let (source, statement) = match evaluation.deciding {
+        Some(deciding) => {
+            let document = documents.get(deciding.source);
+            let name = document.map_or_else(
+                || match deciding.source {
+                    PolicySource::Identity(i) => format!("identity policy {}", i + 1),
+                    PolicySource::Boundary => "permissions boundary".into(),
+                    PolicySource::Session(i) => format!("session policy {}", i + 1),
+                    PolicySource::Resource => "resource policy".into(),
+                },
+                |(name, _)| name.clone(),
+            );
+            let sid = deciding
+                .sid
+                .map(|s| format!(" (Sid {s})"))
+                .unwrap_or_default();
+            (
+                Some(format!(
+                    "statement {} of {name}{sid}",
+                    deciding.statement_index + 1
+                )),
+                document.and_then(|(_, doc)| statement_json(doc, deciding.statement_index)),
+            )
+        }
+        None => (None, None),
+    };
+    CheckResult {
+        decision: evaluation.decision.as_str(),
+        reason,
+        source,
+        statement,
+        error: None,
+    }
+}
+
+async fn render_console(
+    state: &AppState,
+    request: &HttpRequest,
+    open: &OpenConsole,
+    form: &CheckForm,
+    run_check: bool,
+) -> HttpResponse {
+    let now = Utc::now().timestamp();
+    let caller = &open.caller;
+    let policies = match state.sts.caller_policies(caller).await {
+        Ok(policies) => policies,
+        Err(error) if error.status >= 500 => {
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Console unavailable",
+                "The role's policies could not be read right now. Please try again shortly.",
+                "/start",
+                "Your accounts",
+            );
+        }
+        Err(error) => {
+            let _ = state.cache.delete(&hashed(CONSOLE_PREFIX, &open.id)).await;
+            return refuse_console(state, request, &open.short, &caller.arn, &error.message, "Role session ended", "The role session behind this console was revoked or its role no longer exists. Open the console again from your accounts.").await;
+        }
+    };
+    let documents = match documents(state, caller).await {
+        Ok(documents) => documents,
+        Err(error) => {
+            tracing::error!(%error, "cannot read role policies for the console");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Console unavailable",
+                "The role's policies could not be read right now. Please try again shortly.",
+                "/start",
+                "Your accounts",
+            );
+        }
+    };
+    let result = run_check.then(|| check(caller, &policies, &documents, form, now));
+    let (role_arn, role_name, session_name) = match &caller.kind {
+        CallerKind::AssumedRole {
+            role_arn,
+            role_name,
+            session_name,
+        } => (role_arn.as_str(), role_name.as_str(), session_name.as_str()),
+        _ => ("", "", ""),
+    };
+    let claims = caller.session.as_ref();
+    let expires_at = claims
+        .map_or(now, |c| c.expires_at)
+        .min(open.session.expires_at);
+    let page = ConsolePage {
+        short: &open.short,
+        csrf: &open.session.csrf,
+        back: safe_return_to(&open.session.back),
+        arn: &caller.arn,
+        account: &caller.account,
+        role_name,
+        role_arn,
+        session_name,
+        source_identity: claims
+            .and_then(|c| c.source_identity.as_deref())
+            .unwrap_or(""),
+        access_key_id: &caller.access_key_id,
+        expires: format_time(expires_at),
+        remaining: format_remaining(expires_at - now),
+        tags: caller
+            .principal_tags
+            .iter()
+            .map(|(key, value)| TagView {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        policies: documents.views(),
+        action: &form.action,
+        resource: &form.resource,
+        context: &form.context,
+        result,
+    };
+    match page.render() {
+        Ok(body) => html(StatusCode::OK, body),
+        Err(error) => {
+            tracing::error!(%error, "cannot render the console page");
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Console unavailable",
+                "The console page could not be shown.",
+                "/start",
+                "Your accounts",
+            )
+        }
+    }
+}
+
+async fn console_index() -> HttpResponse {
+    // Each console lives at its own /console/<id>; the list of roles is the portal.
+    redirect("/start")
+}
+
+/// `?action=...&resource=...` (e.g. from the login's Destination) pre-fills "can I?".
+#[derive(Debug, Default, Deserialize)]
+struct Prefill {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    resource: String,
+}
+
+async fn console_view(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let open = match load_console(&state, &request, &path).await {
+        Ok(open) => open,
+        Err(response) => return response,
+    };
+    let prefill = serde_urlencoded::from_str::<Prefill>(request.query_string()).unwrap_or_default();
+    let form = CheckForm {
+        action: prefill.action.chars().take(MAX_CHECK_FIELD).collect(),
+        resource: prefill.resource.chars().take(MAX_CHECK_FIELD).collect(),
+        ..CheckForm::default()
+    };
+    render_console(&state, &request, &open, &form, false).await
+}
+
+async fn console_check(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let open = match load_console(&state, &request, &path).await {
+        Ok(open) => open,
+        Err(response) => return response,
+    };
+    let form = serde_urlencoded::from_bytes::<CheckForm>(&body).unwrap_or_default();
+    if !same(&open.session.csrf, &form.csrf) {
+        audit(
+            &state,
+            &request,
+            &open.caller.arn,
+            "console:Check",
+            &format!("/console/{}", open.short),
+            Outcome::Denied,
+            json!({ "reason": "missing or wrong CSRF token" }),
+        )
+        .await;
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Request not accepted",
+            "This request did not come from your console page. Go back to the console and try again.",
+            &format!("/console/{}", open.short),
+            "Console",
+        );
+    }
+    render_console(&state, &request, &open, &form, true).await
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn console_logout(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    let open = match load_console(&state, &request, &path).await {
+        Ok(open) => open,
+        Err(response) => return response,
+    };
+    if !same(&open.session.csrf, &form.csrf) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Request not accepted",
+            "This sign-out did not come from your console page.",
+            &format!("/console/{}", open.short),
+            "Console",
+        );
+    }
+    let _ = state.cache.delete(&hashed(CONSOLE_PREFIX, &open.id)).await;
+    audit(
+        &state,
+        &request,
+        &open.caller.arn,
+        "console:SignOut",
+        &role_arn_of(&open.caller),
+        Outcome::Success,
+        json!({ "console": open.short }),
+    )
+    .await;
+    let mut response = redirect(safe_return_to(&open.session.back));
+    let _ = response.add_cookie(&removal(&request, &open.short));
+    response
+}
+
+// ---------------------------------------------------------------------------------
+// The portal's "Console" button and deep links.
+
+#[derive(Deserialize)]
+struct ConsoleForm {
+    #[serde(default)]
+    csrf: String,
+    account: String,
+    role: String,
+}
+
+async fn start_console(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<ConsoleForm>,
+) -> HttpResponse {
+    const ACTION: &str = "portal:OpenConsole";
+    let Some((_, portal)) = session(&state, &request).await else {
+        return redirect("/signin?return_to=/start");
+    };
+    let user = portal.identity.user_name.clone();
+    let target = format!("{}/{}", form.account, form.role);
+    if !same(&portal.csrf, &form.csrf) {
+        audit(
+            &state,
+            &request,
+            &user,
+            ACTION,
+            &target,
+            Outcome::Denied,
+            json!({ "reason": "missing or wrong CSRF token" }),
+        )
+        .await;
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Request not accepted",
+            "This request did not come from your Rolegate page. Go back to your accounts and try again.",
+            "/start",
+            "Your accounts",
+        );
+    }
+    let now = Utc::now().timestamp();
+    let assumed = match state
+        .sts
+        .issue_for_identity(&portal.identity, &form.account, &form.role, now)
+        .await
+    {
+        Ok(assumed) => assumed,
+        Err(error) => {
+            let outcome = if error.status == 403 {
+                Outcome::Denied
+            } else {
+                Outcome::Failure
+            };
+            audit(
+                &state,
+                &request,
+                &user,
+                ACTION,
+                &target,
+                outcome,
+                json!({ "code": error.code, "reason": error.message }),
+            )
+            .await;
+            let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::FORBIDDEN);
+            return error_page(
+                status,
+                "No access to this role",
+                &format!("{} No console session was created.", error.message),
+                "/start",
+                "Your accounts",
+            );
+        }
+    };
+    let token = &assumed.credentials.session_token;
+    let caller = match state
+        .sts
+        .resolve_keys(&assumed.credentials.access_key_id, Some(token), now)
+        .await
+    {
+        Ok((caller, _)) => caller,
+        Err(error) => {
+            audit(
+                &state,
+                &request,
+                &user,
+                ACTION,
+                &target,
+                Outcome::Failure,
+                json!({ "code": error.code, "reason": error.message }),
+            )
+            .await;
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Console unavailable",
+                "The console could not be opened right now. Please try again shortly.",
+                "/start",
+                "Your accounts",
+            );
+        }
+    };
+    match open_console(
+        &state,
+        &request,
+        &caller,
+        token,
+        None,
+        "/start",
+        "",
+        StatusCode::SEE_OTHER,
+        now,
+    )
+    .await
+    {
+        Ok((response, short)) => {
+            audit(
+                &state,
+                &request,
+                &user,
+                ACTION,
+                &assumed.assumed_role_arn,
+                Outcome::Success,
+                json!({ "access_key_id": assumed.credentials.access_key_id, "console": short }),
+            )
+            .await;
+            response
+        }
+        Err(response) => {
+            audit(
+                &state,
+                &request,
+                &user,
+                ACTION,
+                &target,
+                Outcome::Failure,
+                json!({ "reason": "console session not stored" }),
+            )
+            .await;
+            response
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console_open.html")]
+struct ConfirmPage<'a> {
+    csrf: &'a str,
+    account: &'a str,
+    account_name: &'a str,
+    role: &'a str,
+    description: &'a str,
+}
+
+/// `GET /start/account/<id>/role/<name>/console`: a deep link that works without
+/// script. GET mints nothing; it shows a button that posts the Console form.
+async fn confirm_console(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let (account, role) = path.into_inner();
+    let Some((_, portal)) = session(&state, &request).await else {
+        let here = format!("/start/account/{account}/role/{role}/console");
+        let encoded =
+            percent_encoding::utf8_percent_encode(&here, percent_encoding::NON_ALPHANUMERIC);
+        return redirect(&format!("/signin?return_to={encoded}"));
+    };
+    let roles = match state.sts.entitlements(&portal.identity).await {
+        Ok(roles) => roles,
+        Err(_) => {
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                "Your roles could not be checked right now.",
+                "/start",
+                "Try again",
+            );
+        }
+    };
+    let Some(granted) = roles
+        .iter()
+        .find(|r| r.account_id.as_str() == account && r.name.as_str() == role)
+    else {
+        audit(
+            &state,
+            &request,
+            &portal.identity.user_name,
+            "portal:OpenConsole",
+            &truncated(&format!("{account}/{role}")),
+            Outcome::Denied,
+            json!({ "reason": "not entitled (deep link)" }),
+        )
+        .await;
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "No access to this role",
+            &format!(
+                "Your groups do not grant you role {role} in account {account}, so no console was opened. Choose one of your roles instead, or ask an administrator for access."
+            ),
+            "/start",
+            "Your accounts",
+        );
+    };
+    let account_name = state
+        .store
+        .list_accounts()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .find(|a| a.id == granted.account_id)
+        .map(|a| a.name)
+        .unwrap_or_default();
+    let page = ConfirmPage {
+        csrf: &portal.csrf,
+        account: &account,
+        account_name: &account_name,
+        role: &role,
+        description: &granted.description,
+    };
+    html(StatusCode::OK, page.render().unwrap_or_default())
+}
+
+async fn css() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .body(include_str!("../../static/console.css"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGIN: &str = "http://127.0.0.1:8080";
+
+    #[test]
+    fn only_the_own_console_is_an_allowed_destination() {
+        for (destination, query) in [
+            ("/console", ""),
+            ("/console/", ""),
+            ("/console?action=s3:GetObject", "?action=s3:GetObject"),
+            ("http://127.0.0.1:8080/console", ""),
+            ("HTTP://127.0.0.1:8080/console#x", ""),
+        ] {
+            assert_eq!(
+                allowed_destination(destination, ORIGIN).as_deref(),
+                Some(query),
+                "{destination}"
+            );
+        }
+        for destination in [
+            "https://evil.example/console",
+            "//evil.example/console",
+            "http://127.0.0.1:8080.evil.example/console",
+            "http://127.0.0.1:8080@evil.example/console",
+            "https://127.0.0.1:8080/console",
+            "/start",
+            "/console/../start",
+            "/consolex",
+            "/console/abc",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "/console\r\nSet-Cookie: x=y",
+            "",
+        ] {
+            assert_eq!(
+                allowed_destination(destination, ORIGIN),
+                None,
+                "{destination}"
+            );
+        }
+    }
+
+    #[test]
+    fn context_lines() {
+        let parsed =
+            parse_context("aws:RequestedRegion = eu-west-1\n\ns3:prefix=a/\ns3:prefix=b/").unwrap();
+        assert_eq!(parsed["aws:RequestedRegion"], vec!["eu-west-1"]);
+        assert_eq!(parsed["s3:prefix"], vec!["a/", "b/"]);
+        assert!(parse_context("no equals sign").is_err());
+        assert!(parse_context("aws:PrincipalTag/team=x").is_err());
+        assert!(parse_context("aws:username=root").is_err());
+    }
+
+    #[test]
+    fn statements_by_index() {
+        let doc = r#"{"Version":"2012-10-17","Statement":[{"Sid":"A","Effect":"Allow"},{"Sid":"B","Effect":"Deny"}]}"#;
+        assert!(statement_json(doc, 1).unwrap().contains("\"B\""));
+        assert!(statement_json(doc, 2).is_none());
+        let single = r#"{"Statement":{"Sid":"S","Effect":"Allow"}}"#;
+        assert!(statement_json(single, 0).unwrap().contains("\"S\""));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration(None), Ok(None));
+        assert_eq!(parse_duration(Some("900")), Ok(Some(900)));
+        assert!(parse_duration(Some("899")).is_err());
+        assert!(parse_duration(Some("43201")).is_err());
+        assert!(parse_duration(Some("x")).is_err());
+        assert_eq!(format_remaining(3600), "1 h");
+        assert_eq!(format_remaining(3660), "1 h 1 min");
+        assert_eq!(format_remaining(30), "1 min");
+    }
+}

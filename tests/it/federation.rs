@@ -1,0 +1,959 @@
+//! Console sessions over real HTTP: the AWS-shaped federation endpoint
+//! (getSigninToken / login), the portal's Console button, deep links, the console
+//! page with "can I?", several consoles at once, and every bad input.
+
+use rolegate::seed::{self, DEMO_ACCOUNT_ID};
+use rolegate::store::Outcome;
+use rolegate::sts::portal::PortalIdentity;
+
+use crate::both_backends;
+use crate::helpers::{TestStore, spawn_state, test_sealer};
+
+/// A browser-like client that keeps cookies with their paths (console cookies are
+/// scoped to `/console/<id>`) and never follows redirects.
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    /// (name, path, value)
+    cookies: Vec<(String, String, String)>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+    set_cookies: Vec<String>,
+}
+
+fn path_matches(cookie_path: &str, request_path: &str) -> bool {
+    request_path == cookie_path
+        || (request_path.starts_with(cookie_path)
+            && (cookie_path.ends_with('/') || request_path[cookie_path.len()..].starts_with('/')))
+}
+
+impl Browser {
+    fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self, path: &str) -> String {
+        let path = path.split('?').next().unwrap();
+        self.cookies
+            .iter()
+            .filter(|(_, p, _)| path_matches(p, path))
+            .map(|(k, _, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, v)| v.as_str())
+    }
+
+    fn set_cookie(&mut self, name: &str, path: &str, value: &str) {
+        self.cookies.retain(|(n, p, _)| !(n == name && p == path));
+        self.cookies
+            .push((name.to_owned(), path.to_owned(), value.to_owned()));
+    }
+
+    async fn finish(&mut self, response: reqwest::Response) -> Page {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let set_cookies: Vec<String> = headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        for raw in &set_cookies {
+            let mut parts = raw.split(';').map(str::trim);
+            let (name, value) = parts.next().unwrap().split_once('=').unwrap();
+            let path = parts
+                .find_map(|p| p.strip_prefix("Path="))
+                .unwrap_or("/")
+                .to_owned();
+            self.cookies.retain(|(n, p, _)| !(n == name && *p == path));
+            if !value.is_empty() && !raw.contains("Max-Age=0") {
+                self.cookies.push((name.to_owned(), path, value.to_owned()));
+            }
+        }
+        let location = headers
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        Page {
+            status,
+            location,
+            body: response.text().await.unwrap(),
+            set_cookies,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header(path))
+            .send()
+            .await
+            .unwrap();
+        self.finish(response).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.finish(response).await
+    }
+
+    async fn sign_in(&mut self, user: &str, return_to: &str) -> Page {
+        let encoded: String = url_encode(return_to);
+        let form = self.get(&format!("/signin?return_to={encoded}")).await;
+        assert_eq!(form.status, 200);
+        let csrf = hidden(&form.body, "csrf");
+        let password = seed::DEMO_SIGN_INS
+            .iter()
+            .find(|(u, _)| *u == user)
+            .unwrap()
+            .1;
+        self.post(
+            "/signin/directory",
+            &[
+                ("csrf", &csrf),
+                ("username", user),
+                ("password", password),
+                ("return_to", return_to),
+            ],
+        )
+        .await
+    }
+
+    /// Opens a role's console from /start; returns the console's path.
+    async fn open_console(&mut self, role: &str) -> String {
+        let start = self.get("/start").await;
+        assert_eq!(start.status, 200);
+        let csrf = hidden(&start.body, "csrf");
+        let opened = self
+            .post(
+                "/start/console",
+                &[
+                    ("csrf", &csrf),
+                    ("account", DEMO_ACCOUNT_ID),
+                    ("role", role),
+                ],
+            )
+            .await;
+        assert_eq!(opened.status, 303, "{}", opened.body);
+        opened.location.unwrap()
+    }
+
+    /// Runs "can I?" on a console; returns the page.
+    async fn check(&mut self, console: &str, action: &str, resource: &str, context: &str) -> Page {
+        let page = self.get(console).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = hidden(&page.body, "csrf");
+        let check = format!("{console}/check");
+        self.post(
+            &check,
+            &[
+                ("csrf", &csrf),
+                ("action", action),
+                ("resource", resource),
+                ("context", context),
+            ],
+        )
+        .await
+    }
+}
+
+fn url_encode(value: &str) -> String {
+    serde_urlencoded::to_string([("v", value)]).unwrap()[2..].to_owned()
+}
+
+/// The value of a hidden form field.
+fn hidden(body: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {body}"))
+        + marker.len();
+    body[start..start + body[start..].find('"').unwrap()].to_owned()
+}
+
+fn decision(page: &Page) -> &str {
+    let marker = "data-decision=\"";
+    let start = page
+        .body
+        .find(marker)
+        .unwrap_or_else(|| panic!("no decision in {}", page.body))
+        + marker.len();
+    &page.body[start..start + page.body[start..].find('"').unwrap()]
+}
+
+fn deciding(page: &Page) -> &str {
+    let marker = "<span id=\"deciding\">";
+    let start = page
+        .body
+        .find(marker)
+        .unwrap_or_else(|| panic!("no deciding statement in {}", page.body))
+        + marker.len();
+    &page.body[start..start + page.body[start..].find('<').unwrap()]
+}
+
+async fn seeded(db: &TestStore) -> rolegate::web::AppState {
+    let state = crate::helpers::app_state(db.store.clone()).await;
+    seed::seed_demo(state.store.as_ref()).await.unwrap();
+    state
+}
+
+fn bob() -> PortalIdentity {
+    PortalIdentity {
+        source_id: seed::DIRECTORY_SOURCE_ID.into(),
+        user_name: "bob".into(),
+        display_name: "Bob Builder".into(),
+        email: Some("bob@example.com".into()),
+        groups: vec!["developers".into()],
+    }
+}
+
+const DEVELOPER_ARN: &str = "arn:aws:sts::123456789012:assumed-role/Developer/bob@example.com";
+
+/// The `Session` parameter for credentials.
+fn session_json(key: &str, secret: &str, token: &str) -> String {
+    serde_json::json!({ "sessionId": key, "sessionKey": secret, "sessionToken": token }).to_string()
+}
+
+async fn get_signin_token(
+    client: &reqwest::Client,
+    base: &str,
+    session: &str,
+) -> (u16, serde_json::Value) {
+    let response = client
+        .get(format!("{base}/federation"))
+        .query(&[("Action", "getSigninToken"), ("Session", session)])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+fn login_path(token: &str, destination: &str) -> String {
+    format!(
+        "/federation?Action=login&SigninToken={}&Destination={}",
+        url_encode(token),
+        url_encode(destination)
+    )
+}
+
+fn console_cookie_of(location: &str) -> (String, String) {
+    let short = location
+        .trim_start_matches("/console/")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    (format!("rgc_{short}"), format!("/console/{short}"))
+}
+
+async fn portal_console_and_can_i(db: TestStore) {
+    let base = spawn_state(seeded(&db).await);
+    let mut alice = Browser::new(&base);
+    assert_eq!(alice.sign_in("alice", "/start").await.status, 303);
+    let start = alice.get("/start").await;
+    assert!(
+        start.body.contains("action=\"/start/console\""),
+        "Console button on /start"
+    );
+
+    // Two consoles for two roles, open at once.
+    let developer = alice.open_console("Developer").await;
+    let read_only = alice.open_console("ReadOnly").await;
+    assert!(
+        developer.starts_with("/console/")
+            && read_only.starts_with("/console/")
+            && developer != read_only
+    );
+    for console in [&developer, &read_only] {
+        let (name, path) = console_cookie_of(console);
+        assert!(
+            alice
+                .cookies
+                .iter()
+                .any(|(n, p, _)| *n == name && *p == path),
+            "{name} with Path={path}"
+        );
+    }
+    let opened = alice
+        .post(
+            "/start/console",
+            &[
+                ("csrf", &hidden(&start.body, "csrf")),
+                ("account", DEMO_ACCOUNT_ID),
+                ("role", "Admin"),
+            ],
+        )
+        .await;
+    let cookie = opened
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("rgc_"))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+            && cookie.contains("Path=/console/"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain http here");
+
+    let page = alice.get(&developer).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("arn:aws:sts::123456789012:assumed-role/Developer/alice@example.com")
+    );
+    assert!(page.body.contains("alice@example.com"), "source identity");
+    assert!(
+        page.body.contains("DeveloperBoundary") && page.body.contains("Permissions boundary"),
+        "the role's policies"
+    );
+    assert!(
+        page.body.contains("&#34;Sid&#34;: &#34;DenyIamWrites&#34;"),
+        "documents pretty-printed: {}",
+        page.body
+    );
+    let page = alice.get(&read_only).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("assumed-role/ReadOnly/alice@example.com")
+    );
+
+    // "can I?" on the Developer console: allowed, explicit deny by the boundary (the
+    // EU-only rule and the IAM-writes rule), allowed once the region is eu-*.
+    let allowed = alice
+        .check(&developer, "s3:ListAllMyBuckets", "*", "")
+        .await;
+    assert_eq!(decision(&allowed), "Allowed", "{}", allowed.body);
+    assert!(
+        deciding(&allowed).contains("PowerUserAccess"),
+        "{}",
+        deciding(&allowed)
+    );
+    let denied = alice.check(&developer, "iam:CreateUser", "*", "").await;
+    assert_eq!(decision(&denied), "ExplicitDeny");
+    assert!(
+        deciding(&denied).contains("DeveloperBoundary")
+            && deciding(&denied).contains("Sid DenyIamWrites"),
+        "{}",
+        deciding(&denied)
+    );
+    assert!(
+        denied.body.contains("iam:Create*"),
+        "the deciding statement is shown"
+    );
+    let outside_eu = alice
+        .check(&developer, "ec2:DescribeInstances", "*", "")
+        .await;
+    assert_eq!(decision(&outside_eu), "ExplicitDeny");
+    assert!(deciding(&outside_eu).contains("Sid EuOnly"));
+    let in_eu = alice
+        .check(
+            &developer,
+            "ec2:DescribeInstances",
+            "*",
+            "aws:RequestedRegion=eu-west-1",
+        )
+        .await;
+    assert_eq!(decision(&in_eu), "Allowed", "{}", in_eu.body);
+    let reserved = alice
+        .check(&developer, "s3:GetObject", "*", "aws:PrincipalTag/team=x")
+        .await;
+    assert_eq!(decision(&reserved), "Error");
+    assert!(reserved.body.contains("cannot be supplied"));
+    // ... and on the ReadOnly console, in the same browser.
+    let implicit = alice
+        .check(&read_only, "s3:PutObject", "arn:aws:s3:::demo/x", "")
+        .await;
+    assert_eq!(decision(&implicit), "ImplicitDeny", "{}", implicit.body);
+    let view = alice
+        .check(&read_only, "ec2:DescribeInstances", "*", "")
+        .await;
+    assert_eq!(decision(&view), "Allowed");
+    assert!(deciding(&view).contains("ViewOnlyAccess") && deciding(&view).contains("Sid ViewOnly"));
+
+    // The check form needs the console's CSRF token.
+    let forged = alice
+        .post(
+            &format!("{developer}/check"),
+            &[
+                ("csrf", "forged"),
+                ("action", "s3:GetObject"),
+                ("resource", "*"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+
+    // A tampered console cookie, a cookie moved to another console, no cookie at all.
+    let (dev_cookie, dev_path) = console_cookie_of(&developer);
+    let original = alice.cookie(&dev_cookie).unwrap().to_owned();
+    let mut tampered = original.clone();
+    let last = if tampered.ends_with('0') { "1" } else { "0" };
+    tampered.replace_range(63.., last);
+    let mut mallory = Browser::new(&base);
+    mallory.set_cookie(&dev_cookie, &dev_path, &tampered);
+    let refused = mallory.get(&developer).await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("not valid"), "{}", refused.body);
+    assert!(
+        refused
+            .set_cookies
+            .iter()
+            .any(|c| c.starts_with(&format!("{dev_cookie}=;")) || c.contains("Max-Age=0")),
+        "bad cookie removed"
+    );
+    let (ro_cookie, _) = console_cookie_of(&read_only);
+    let mut swapped = Browser::new(&base);
+    swapped.set_cookie(&dev_cookie, &dev_path, alice.cookie(&ro_cookie).unwrap());
+    assert_eq!(
+        swapped.get(&developer).await.status,
+        403,
+        "another console's id is not this console"
+    );
+    assert_eq!(Browser::new(&base).get(&developer).await.status, 403);
+    assert_eq!(
+        Browser::new(&base).get("/console/not-an-id").await.status,
+        404
+    );
+    assert_eq!(
+        alice.get(&developer).await.status,
+        200,
+        "the real console still works"
+    );
+
+    // A role alice is not entitled to: no credentials, no console.
+    let csrf = hidden(&alice.get("/start").await.body, "csrf");
+    let before = alice.cookies.len();
+    let other = alice
+        .post(
+            "/start/console",
+            &[
+                ("csrf", &csrf),
+                ("account", DEMO_ACCOUNT_ID),
+                ("role", "DemoWorkload"),
+            ],
+        )
+        .await;
+    assert_eq!(other.status, 403);
+    assert!(
+        other.body.contains("not entitled")
+            && other.body.contains("No console session was created"),
+        "{}",
+        other.body
+    );
+    assert_eq!(alice.cookies.len(), before);
+    let forged = alice
+        .post(
+            "/start/console",
+            &[
+                ("csrf", "forged"),
+                ("account", DEMO_ACCOUNT_ID),
+                ("role", "Developer"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+
+    // Closing a console ends it; the other stays open.
+    let page = alice.get(&developer).await;
+    let closed = alice
+        .post(
+            &format!("{developer}/logout"),
+            &[("csrf", &hidden(&page.body, "csrf"))],
+        )
+        .await;
+    assert_eq!(closed.location.as_deref(), Some("/start"));
+    let mut replay = Browser::new(&base);
+    replay.set_cookie(&dev_cookie, &dev_path, &original);
+    assert_eq!(
+        replay.get(&developer).await.status,
+        403,
+        "a closed console's cookie is dead"
+    );
+    assert_eq!(alice.get(&read_only).await.status, 200);
+
+    // Revoking the role's sessions closes its consoles.
+    let account = rolegate::iam::AccountId::parse(DEMO_ACCOUNT_ID).unwrap();
+    let role = rolegate::iam::RoleName::parse("ReadOnly").unwrap();
+    db.store
+        .revoke_role_sessions(
+            &account,
+            &role,
+            chrono::Utc::now() + chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    let revoked = alice.get(&read_only).await;
+    assert_eq!(revoked.status, 403);
+    assert!(revoked.body.contains("revoked"), "{}", revoked.body);
+
+    let audit = db.store.list_audit(100, None).await.unwrap();
+    let events: Vec<_> = audit
+        .iter()
+        .map(|e| (e.action.as_str(), e.outcome))
+        .collect();
+    for expected in [
+        ("portal:OpenConsole", Outcome::Success),
+        ("portal:OpenConsole", Outcome::Denied),
+        ("console:Open", Outcome::Denied),
+        ("console:Check", Outcome::Denied),
+        ("console:SignOut", Outcome::Success),
+    ] {
+        assert!(events.contains(&expected), "{expected:?} not in {events:?}");
+    }
+    let rendered = serde_json::to_string(&audit).unwrap();
+    assert!(
+        !rendered.contains(&original),
+        "console ids stay out of the audit log"
+    );
+}
+
+async fn federation_endpoint(db: TestStore) {
+    let state = seeded(&db).await;
+    let now = chrono::Utc::now().timestamp();
+    let assumed = state
+        .sts
+        .issue_for_identity(&bob(), DEMO_ACCOUNT_ID, "Developer", now)
+        .await
+        .unwrap();
+    let creds = assumed.credentials.clone();
+    let base = spawn_state(state.clone());
+    let client = reqwest::Client::new();
+
+    // Bad Session parameters.
+    let wrong_secret = session_json(
+        &creds.access_key_id,
+        "not-the-secret-key-at-all-0000000000000000",
+        &creds.session_token,
+    );
+    let (status, body) = get_signin_token(&client, &base, &wrong_secret).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "SignatureDoesNotMatch");
+    let other_key = session_json(
+        "ASIAAAAAAAAAAAAAAAAA",
+        &creds.secret_access_key,
+        &creds.session_token,
+    );
+    assert_eq!(
+        get_signin_token(&client, &base, &other_key).await.0,
+        403,
+        "the token belongs to another key"
+    );
+    let forged_token = session_json(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        "forged-token",
+    );
+    assert_eq!(get_signin_token(&client, &base, &forged_token).await.0, 403);
+    let long_term = session_json("AKIAAAAAAAAAAAAAAAAA", "x", "y");
+    assert_eq!(get_signin_token(&client, &base, &long_term).await.0, 403);
+    let (status, body) = get_signin_token(&client, &base, "{not json").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("MalformedSession"))
+    );
+    let missing = client
+        .get(format!("{base}/federation?Action=getSigninToken"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 400);
+    let too_long = client
+        .get(format!("{base}/federation"))
+        .query(&[
+            ("Action", "getSigninToken"),
+            ("SessionDuration", "86400"),
+            (
+                "Session",
+                &session_json(
+                    &creds.access_key_id,
+                    &creds.secret_access_key,
+                    &creds.session_token,
+                ),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_long.status().as_u16(), 400);
+
+    // A good one.
+    let good = session_json(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        &creds.session_token,
+    );
+    let (status, body) = get_signin_token(&client, &base, &good).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["SigninToken"].as_str().unwrap().to_owned();
+    assert!(token.len() >= 40);
+
+    // A Destination off the allow-list is refused, creates no session and does not
+    // use up the token.
+    let mut browser = Browser::new(&base);
+    for evil in [
+        "https://evil.example/console",
+        "//evil.example/console",
+        "/start",
+        &format!("{base}.evil.example/console"),
+    ] {
+        let refused = browser.get(&login_path(&token, evil)).await;
+        assert_eq!(refused.status, 400, "{evil}");
+        assert!(
+            refused.body.contains("Destination not allowed"),
+            "{}",
+            refused.body
+        );
+        assert!(refused.location.is_none() && browser.cookies.is_empty());
+    }
+
+    // Login: a relative destination with a query that pre-fills "can I?".
+    let logged_in = browser
+        .get(&login_path(
+            &token,
+            "/console?action=s3:ListAllMyBuckets&resource=*",
+        ))
+        .await;
+    assert_eq!(logged_in.status, 302, "{}", logged_in.body);
+    let console = logged_in.location.clone().unwrap();
+    assert!(
+        console.starts_with("/console/")
+            && console.ends_with("?action=s3:ListAllMyBuckets&resource=*"),
+        "{console}"
+    );
+    let page = browser.get(&console).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(DEVELOPER_ARN));
+    assert!(
+        page.body
+            .contains("name=\"action\" value=\"s3:ListAllMyBuckets\"")
+    );
+    let console = console.split('?').next().unwrap().to_owned();
+    let allowed = browser
+        .check(&console, "s3:ListAllMyBuckets", "*", "")
+        .await;
+    assert_eq!(decision(&allowed), "Allowed");
+
+    // Single use: the same link again, in this browser or another.
+    let mut second = Browser::new(&base);
+    let again = second.get(&login_path(&token, "/console")).await;
+    assert_eq!(again.status, 403);
+    assert!(again.body.contains("already used"), "{}", again.body);
+    assert!(second.cookies.is_empty());
+    let unknown = second
+        .get(&login_path(
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "/console",
+        ))
+        .await;
+    assert_eq!(unknown.status, 403);
+    assert!(unknown.body.contains("expired"), "{}", unknown.body);
+    assert!(second.cookies.is_empty());
+
+    // An absolute Destination on Rolegate's own origin, by POST, with SessionDuration.
+    let response = client
+        .post(format!("{base}/federation"))
+        .form(&[
+            ("Action", "getSigninToken"),
+            ("SessionDuration", "900"),
+            ("Session", &good),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let token: serde_json::Value = response.json().await.unwrap();
+    let token = token["SigninToken"].as_str().unwrap();
+    let mut third = Browser::new(&base);
+    let logged_in = third
+        .get(&login_path(token, &format!("{base}/console")))
+        .await;
+    assert_eq!(logged_in.status, 302, "{}", logged_in.body);
+    let cookie = logged_in
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("rgc_"))
+        .unwrap();
+    let max_age: i64 = cookie
+        .split("Max-Age=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (890..=900).contains(&max_age),
+        "console session limited to SessionDuration: {cookie}"
+    );
+    assert_eq!(
+        third
+            .get(logged_in.location.as_deref().unwrap())
+            .await
+            .status,
+        200
+    );
+
+    // A sign-in token for credentials that were revoked since: no console.
+    let (status, body) = get_signin_token(&client, &base, &good).await;
+    assert_eq!(status, 200);
+    let token = body["SigninToken"].as_str().unwrap();
+    let now = chrono::Utc::now();
+    state
+        .sts
+        .deny_access_key(&creds.access_key_id, now + chrono::Duration::hours(1), now)
+        .await
+        .unwrap();
+    let mut fourth = Browser::new(&base);
+    let refused = fourth.get(&login_path(token, "/console")).await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.body.contains("expired or was revoked"),
+        "{}",
+        refused.body
+    );
+    assert!(fourth.cookies.is_empty());
+    assert_eq!(
+        browser.get(&console).await.status,
+        403,
+        "open consoles of a denied key end too"
+    );
+    assert_eq!(get_signin_token(&client, &base, &good).await.0, 403);
+
+    let audit = db.store.list_audit(100, None).await.unwrap();
+    let events: Vec<_> = audit
+        .iter()
+        .map(|e| (e.action.as_str(), e.outcome))
+        .collect();
+    for expected in [
+        ("federation:GetSigninToken", Outcome::Success),
+        ("federation:GetSigninToken", Outcome::Denied),
+        ("federation:Login", Outcome::Success),
+        ("federation:Login", Outcome::Denied),
+    ] {
+        assert!(events.contains(&expected), "{expected:?} not in {events:?}");
+    }
+    let rendered = serde_json::to_string(&audit).unwrap();
+    assert!(
+        !rendered.contains(&creds.secret_access_key) && !rendered.contains(&creds.session_token),
+        "no secrets in the audit log"
+    );
+    assert!(
+        !rendered.contains(token),
+        "no sign-in tokens in the audit log"
+    );
+}
+
+async fn deep_links(db: TestStore) {
+    let base = spawn_state(seeded(&db).await);
+    let link = format!("/start/account/{DEMO_ACCOUNT_ID}/role/Developer/console");
+
+    // Signed out: to the sign-in page and back to the link.
+    let mut bob = Browser::new(&base);
+    let first = bob.get(&link).await;
+    assert_eq!(first.status, 303);
+    let to_signin = first.location.unwrap();
+    assert_eq!(
+        to_signin,
+        format!(
+            "/signin?return_to={}",
+            url_encode(&link).replace('+', "%20")
+        )
+    );
+    let signed_in = bob.sign_in("bob", &link).await;
+    assert_eq!(signed_in.location.as_deref(), Some(link.as_str()));
+
+    // GET shows a confirm button (GET mints nothing); the button opens the console.
+    let confirm = bob.get(&link).await;
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    assert!(
+        confirm.body.contains("action=\"/start/console\"")
+            && confirm.body.contains("value=\"Developer\"")
+    );
+    assert!(!bob.cookies.iter().any(|(n, _, _)| n.starts_with("rgc_")));
+    let csrf = hidden(&confirm.body, "csrf");
+    let opened = bob
+        .post(
+            "/start/console",
+            &[
+                ("csrf", &csrf),
+                ("account", DEMO_ACCOUNT_ID),
+                ("role", "Developer"),
+            ],
+        )
+        .await;
+    let page = bob.get(opened.location.as_deref().unwrap()).await;
+    assert!(page.body.contains(DEVELOPER_ARN));
+
+    // A role bob is not entitled to.
+    let refused = bob
+        .get(&format!(
+            "/start/account/{DEMO_ACCOUNT_ID}/role/Admin/console"
+        ))
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.body.contains("do not grant you role Admin"),
+        "{}",
+        refused.body
+    );
+    let audit = db.store.list_audit(50, None).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "portal:OpenConsole"
+        && e.outcome == Outcome::Denied
+        && e.actor == "bob"));
+
+    // The fragment form is handled by /start's script, which the page loads.
+    let start = bob.get("/start").await;
+    assert!(
+        start
+            .body
+            .contains("<script src=\"/static/portal.js\"></script>")
+            && start.body.contains("data-role=\"Developer\"")
+    );
+    let script = bob.get("/static/portal.js").await;
+    assert!(script.body.contains("form.console") && script.body.contains("return_to"));
+}
+
+/// Replicas sharing Redis: a sign-in token minted on one works once on the other,
+/// and the cache holds it for at most 15 minutes.
+async fn federation_across_replicas(db: TestStore) {
+    let prefix = format!("rolegate-test-{:016x}", rand::random::<u64>());
+    let url = "redis://127.0.0.1:6379/0";
+    let skew = chrono::Duration::minutes(5);
+    let cache = || async {
+        rolegate::cache::open_cache(Some(url), &prefix)
+            .await
+            .unwrap()
+    };
+    let first =
+        rolegate::app::state_with_cache(db.store.clone(), test_sealer(), skew, cache().await)
+            .await
+            .unwrap();
+    seed::seed_demo(first.store.as_ref()).await.unwrap();
+    let second =
+        rolegate::app::state_with_cache(db.store.clone(), test_sealer(), skew, cache().await)
+            .await
+            .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let creds = first
+        .sts
+        .issue_for_identity(&bob(), DEMO_ACCOUNT_ID, "Developer", now)
+        .await
+        .unwrap()
+        .credentials;
+    let (a, b) = (spawn_state(first), spawn_state(second));
+
+    let good = session_json(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        &creds.session_token,
+    );
+    let client = reqwest::Client::new();
+    let (status, body) = get_signin_token(&client, &a, &good).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["SigninToken"].as_str().unwrap();
+
+    let mut redis = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    use sha2::Digest;
+    let key = format!(
+        "{prefix}:federation-signin:{}",
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(
+        (1..=900).contains(&ttl),
+        "sign-in tokens live at most 15 minutes: TTL {ttl}"
+    );
+    let stored: String = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(
+        !stored.contains(&creds.secret_access_key),
+        "the secret key is not stored in the clear"
+    );
+
+    let mut on_b = Browser::new(&b);
+    let logged_in = on_b.get(&login_path(token, "/console")).await;
+    assert_eq!(logged_in.status, 302, "{}", logged_in.body);
+    let console = logged_in.location.unwrap();
+    let mut on_a = Browser::new(&a);
+    on_a.cookies = on_b.cookies.clone();
+    let page = on_a.get(&console).await;
+    assert_eq!(page.status, 200, "a console opened on B works on A");
+    assert!(page.body.contains(DEVELOPER_ARN));
+    let again = Browser::new(&a).get(&login_path(token, "/console")).await;
+    assert_eq!(again.status, 403, "used on B, refused on A");
+
+    let (name, _) = console_cookie_of(&console);
+    let id = on_b.cookie(&name).unwrap().to_owned();
+    let session_key = format!(
+        "{prefix}:console-session:{}",
+        hex::encode(sha2::Sha256::digest(id.as_bytes()))
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&session_key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(
+        ttl > 0 && ttl <= creds.expiration.timestamp() - now,
+        "console sessions end with the role session: TTL {ttl}"
+    );
+
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+}
+
+both_backends!(
+    portal_console_and_can_i,
+    federation_endpoint,
+    deep_links,
+    federation_across_replicas
+);
