@@ -290,3 +290,55 @@ async fn replicas_share_sessions_through_redis(db: TestStore) {
 }
 
 both_backends!(sign_in_see_roles_and_use_access_keys, bad_sign_ins_and_redirects, replicas_share_sessions_through_redis);
+
+/// Two `rolegate serve` processes sharing PostgreSQL and Redis: sign in on one,
+/// continue on the other, sign out on the second and the first forgets you too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_postgres_and_redis() {
+    let db = crate::helpers::postgres_store().await;
+    // What an administrator would have set up: the demo account, roles and users.
+    seed::seed_demo(db.store.as_ref()).await.unwrap();
+    let prefix = format!("rolegate-test-{:016x}", rand::random::<u64>());
+    let env = [
+        ("ROLEGATE_DATABASE__URL", db.url.as_str()),
+        ("ROLEGATE_CACHE__URL", "redis://127.0.0.1:6379/0"),
+        ("ROLEGATE_CACHE__PREFIX", prefix.as_str()),
+        ("ROLEGATE_SECRETS__MASTER_KEY", crate::helpers::TEST_MASTER_KEY),
+        ("ROLEGATE_SERVER__LISTEN", "127.0.0.1:0"),
+    ];
+    let timeout = std::time::Duration::from_secs(30);
+    let a = crate::helpers::start_binary(&["serve"], &env, timeout);
+    let b = crate::helpers::start_binary(&["serve"], &env, timeout);
+
+    let mut on_a = Browser::new(&a.base_url);
+    let signed_in = on_a.sign_in("alice", password_of("alice"), "/start").await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let mut on_b = Browser::new(&b.base_url);
+    on_b.cookies = on_a.cookies.clone();
+    let start = on_b.get("/start").await;
+    assert_eq!(start.status, 200, "process B accepts process A's session");
+    let csrf = hidden(&start.body, "csrf");
+    let keys = on_b
+        .post("/start/credentials", &[("csrf", &csrf), ("account", seed::DEMO_ACCOUNT_ID), ("role", "Developer")])
+        .await;
+    assert_eq!(keys.status, 200, "{}", keys.body);
+    // Credentials minted by B work on A: both share the session-token key ring.
+    let (key, secret, token) = exported(&keys.body);
+    let (status, body) = crate::helpers::signed_sts_call(
+        &a.base_url,
+        (&key, &secret, Some(&token)),
+        &[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("assumed-role/Developer/alice@example.com"), "{body}");
+
+    on_b.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(on_a.get("/start").await.status, 303, "signed out everywhere");
+
+    let mut redis = redis::Client::open("redis://127.0.0.1:6379/0").unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut redis).await.unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut redis).await.unwrap();
+    }
+}
