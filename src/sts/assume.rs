@@ -96,9 +96,50 @@ impl Caller {
         context
     }
 
+    /// [`Caller::context`] plus keys a service or person supplies about the request
+    /// (`aws:SourceIp`, `s3:prefix`, ...); reserved keys must have been refused.
+    pub fn context_with<'a>(
+        &self,
+        now: i64,
+        extra: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    ) -> ContextKeys {
+        let mut context = self.context(now, None);
+        for (key, values) in extra {
+            match values {
+                [one] => {
+                    context.insert(key, one.as_str());
+                }
+                many => {
+                    context.set(key, many.iter().cloned());
+                }
+            }
+        }
+        context
+    }
+
     pub fn is_role_session(&self) -> bool {
         matches!(self.kind, CallerKind::AssumedRole { .. })
     }
+}
+
+/// Context keys Rolegate derives from the verified session or its own clock; callers
+/// of `/v1/authorize` and the console's "can I?" may not supply them.
+pub fn is_reserved_context_key(key: &str) -> bool {
+    const RESERVED_PREFIXES: &[&str] = &[
+        "aws:principal",
+        "aws:userid",
+        "aws:username",
+        "aws:sourceidentity",
+        "aws:tokenissuetime",
+        "aws:federatedprovider",
+        "aws:currenttime",
+        "aws:epochtime",
+        "aws:multifactorauth",
+        "aws:principaltag",
+        "aws:requesttag",
+    ];
+    let lower = key.to_ascii_lowercase();
+    RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
 }
 
 /// AssumeRole's parameters as they arrive on the wire.

@@ -54,7 +54,67 @@ pub struct CallerPolicies {
     pub session: Vec<Arc<Policy>>,
 }
 
+/// The outcome of evaluating a caller's own policies, detached from their borrow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub decision: crate::policy::Decision,
+    /// Where the deciding statement is: (policy, statement index, Sid).
+    pub deciding: Option<(crate::policy::PolicySource, usize, Option<String>)>,
+    /// A sentence for people: why the decision came out this way.
+    pub reason: String,
+}
+
+impl Verdict {
+    pub fn is_allowed(&self) -> bool {
+        self.decision.is_allowed()
+    }
+}
+
 impl CallerPolicies {
+    /// Evaluates `action` on `resource` for `caller` under its identity policies,
+    /// boundary and session policies (no resource policy).
+    pub fn decide(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        context: &crate::policy::ContextKeys,
+    ) -> Verdict {
+        use crate::policy::Decision;
+        let (identity, session) = self.refs();
+        let set = PolicySet {
+            identity: &identity,
+            boundary: self.boundary.as_deref(),
+            session: &session,
+            resource: None,
+        };
+        let request = Request {
+            principal: PrincipalRef::Aws {
+                arn: &caller.arn,
+                account: &caller.account,
+            },
+            action,
+            resource,
+            context,
+        };
+        let evaluation = crate::policy::evaluate(&set, &request);
+        let reason = match (&evaluation.deciding, evaluation.implicit_deny) {
+            (Some(_), _) if evaluation.decision == Decision::Allowed => {
+                "allowed by the deciding statement".to_owned()
+            }
+            (Some(_), _) => format!("explicitly denied: {action} on {resource}"),
+            (None, Some(reason)) => reason.to_string(),
+            (None, None) => "no statement allows the action".to_owned(),
+        };
+        Verdict {
+            decision: evaluation.decision,
+            deciding: evaluation
+                .deciding
+                .map(|d| (d.source, d.statement_index, d.sid.map(str::to_owned))),
+            reason,
+        }
+    }
+
     /// Borrowed views in the shape `PolicySet` wants: (identity, session).
     pub fn refs(&self) -> (Vec<&Policy>, Vec<&Policy>) {
         (
@@ -239,24 +299,8 @@ impl Sts {
     ) -> Result<String, StsError> {
         let action = "sts:DecodeAuthorizationMessage";
         let policies = self.caller_policies(caller).await?;
-        let (identity, session) = policies.refs();
-        let set = PolicySet {
-            identity: &identity,
-            boundary: policies.boundary.as_deref(),
-            session: &session,
-            resource: None,
-        };
         let context = caller.context(now, None);
-        let request = Request {
-            principal: PrincipalRef::Aws {
-                arn: &caller.arn,
-                account: &caller.account,
-            },
-            action,
-            resource: "*",
-            context: &context,
-        };
-        if !crate::policy::evaluate(&set, &request).is_allowed() {
+        if !policies.decide(caller, action, "*", &context).is_allowed() {
             return Err(StsError::not_authorized(&caller.arn, action, "*"));
         }
         self.sealer

@@ -17,11 +17,9 @@ use serde_json::json;
 
 use super::AppState;
 use super::sts_api::{header_pairs, signed_request};
-use crate::policy::{
-    Decision, PolicySet, PolicySource, PrincipalRef, Request as PolicyRequest, evaluate,
-};
+use crate::policy::Decision;
 use crate::store::{AuditEvent, Outcome};
-use crate::sts::assume::Caller;
+use crate::sts::assume::{Caller, is_reserved_context_key};
 use crate::sts::error::StsError;
 use crate::sts::sigv4;
 
@@ -102,20 +100,6 @@ pub struct AuthorizeResponse {
     pub encoded_message: Option<String>,
 }
 
-/// Context keys Rolegate sets from the verified session; callers may not supply them.
-const RESERVED_PREFIXES: &[&str] = &[
-    "aws:principal",
-    "aws:userid",
-    "aws:username",
-    "aws:sourceidentity",
-    "aws:tokenissuetime",
-    "aws:federatedprovider",
-    "aws:currenttime",
-    "aws:epochtime",
-    "aws:multifactorauth",
-    "aws:principaltag",
-    "aws:requesttag",
-];
 
 fn json_error(status: u16, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(
@@ -149,10 +133,7 @@ async fn authorize(
             return json_error(400, "InvalidRequest", &format!("invalid authorize request: {error}"));
         }
     };
-    if let Some(key) = input.context.keys().find(|k| {
-        let lower = k.to_ascii_lowercase();
-        RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
-    }) {
+    if let Some(key) = input.context.keys().find(|k| is_reserved_context_key(k)) {
         return json_error(
             400,
             "InvalidRequest",
@@ -234,21 +215,8 @@ async fn authorize(
 /// Whether the calling service may ask about `resource`.
 async fn may_authorize(state: &AppState, service: &Caller, resource: &str, now: i64) -> Result<(), StsError> {
     let policies = state.sts.caller_policies(service).await?;
-    let (identity, session) = policies.refs();
-    let set = PolicySet {
-        identity: &identity,
-        boundary: policies.boundary.as_deref(),
-        session: &session,
-        resource: None,
-    };
     let context = service.context(now, None);
-    let request = PolicyRequest {
-        principal: PrincipalRef::Aws { arn: &service.arn, account: &service.account },
-        action: AUTHORIZE_ACTION,
-        resource,
-        context: &context,
-    };
-    if evaluate(&set, &request).is_allowed() {
+    if policies.decide(service, AUTHORIZE_ACTION, resource, &context).is_allowed() {
         Ok(())
     } else {
         Err(StsError::not_authorized(&service.arn, AUTHORIZE_ACTION, resource))
@@ -262,53 +230,26 @@ async fn decide(
     now: i64,
 ) -> Result<AuthorizeResponse, StsError> {
     let policies = state.sts.caller_policies(caller).await?;
-    let (identity, session) = policies.refs();
-    let set = PolicySet {
-        identity: &identity,
-        boundary: policies.boundary.as_deref(),
-        session: &session,
-        resource: None,
-    };
-    let mut context = caller.context(now, None);
-    for (key, value) in &input.context {
-        match value {
-            ContextValue::One(v) => {
-                context.insert(key, v.as_str());
-            }
-            ContextValue::Many(vs) => {
-                context.set(key, vs.iter().cloned());
-            }
-        }
-    }
-    let request = PolicyRequest {
-        principal: PrincipalRef::Aws { arn: &caller.arn, account: &caller.account },
-        action: &input.action,
-        resource: &input.resource,
-        context: &context,
-    };
-    let evaluation = evaluate(&set, &request);
-    let reason = match (&evaluation.deciding, evaluation.implicit_deny) {
-        (Some(_), _) if evaluation.decision == Decision::Allowed => format!("allowed by a statement of {}", caller.arn),
-        (Some(_), _) => format!("explicitly denied: {} on {}", input.action, input.resource),
-        (None, Some(reason)) => reason.to_string(),
-        (None, None) => "no statement allows the action".into(),
-    };
-    let deciding_statement = evaluation.deciding.as_ref().map(|d| {
-        let source = match d.source {
-            PolicySource::Identity(i) => format!("identity policy {}", i + 1),
-            PolicySource::Boundary => "permissions boundary".into(),
-            PolicySource::Session(i) => format!("session policy {}", i + 1),
-            PolicySource::Resource => "resource policy".into(),
-        };
-        json!({ "source": source, "statement": d.statement_index + 1, "sid": d.sid })
+    let extra: Vec<(&str, Vec<String>)> = input
+        .context
+        .iter()
+        .map(|(key, value)| match value {
+            ContextValue::One(v) => (key.as_str(), vec![v.clone()]),
+            ContextValue::Many(vs) => (key.as_str(), vs.clone()),
+        })
+        .collect();
+    let context = caller.context_with(now, extra.iter().map(|(k, v)| (*k, v.as_slice())));
+    let verdict = policies.decide(caller, &input.action, &input.resource, &context);
+    let deciding_statement = verdict.deciding.as_ref().map(|(source, index, sid)| {
+        json!({ "source": source.to_string(), "statement": index + 1, "sid": sid })
     });
     Ok(AuthorizeResponse {
-        decision: evaluation.decision.as_str().to_owned(),
+        decision: verdict.decision.as_str().to_owned(),
         principal_arn: Some(caller.arn.clone()),
         account: Some(caller.account.clone()),
         user_id: Some(caller.user_id.clone()),
         session_tags: caller.principal_tags.iter().cloned().collect(),
-        reason,
+        reason: verdict.reason,
         deciding_statement,
         error: None,
         encoded_message: None,

@@ -33,11 +33,9 @@ use super::portal::{
     audit, error_page, html, random_token, redirect, safe_return_to, same, session,
 };
 use crate::iam::{AccountId, RoleName};
-use crate::policy::{
-    Decision, PolicySet, PolicySource, PrincipalRef, Request as PolicyRequest, evaluate,
-};
+use crate::policy::PolicySource;
 use crate::store::Outcome;
-use crate::sts::assume::{Caller, CallerKind};
+use crate::sts::assume::{Caller, CallerKind, is_reserved_context_key};
 use crate::sts::credentials::KeyKind;
 use crate::sts::service::CallerPolicies;
 
@@ -57,21 +55,6 @@ const MAX_CHECK_FIELD: usize = 2_048;
 const MAX_CONTEXT_LINES: usize = 50;
 const ANONYMOUS: &str = "anonymous";
 
-/// Context keys Rolegate sets from the verified session; as in `/v1/authorize`, the
-/// "can I?" form may not supply them.
-const RESERVED_PREFIXES: &[&str] = &[
-    "aws:principal",
-    "aws:userid",
-    "aws:username",
-    "aws:sourceidentity",
-    "aws:tokenissuetime",
-    "aws:federatedprovider",
-    "aws:currenttime",
-    "aws:epochtime",
-    "aws:multifactorauth",
-    "aws:principaltag",
-    "aws:requesttag",
-];
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/federation", web::get().to(federation_get))
@@ -1010,8 +993,7 @@ fn parse_context(text: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
         if key.is_empty() {
             return Err(format!("Context line \"{line}\" has no key."));
         }
-        let lower = key.to_ascii_lowercase();
-        if RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+        if is_reserved_context_key(key) {
             return Err(format!(
                 "{key} is set by Rolegate from the verified session and cannot be supplied."
             ));
@@ -1054,70 +1036,27 @@ fn check(
         Ok(extra) => extra,
         Err(message) => return failed(message),
     };
-    let (identity, session) = policies.refs();
-    let set = PolicySet {
-        identity: &identity,
-        boundary: policies.boundary.as_deref(),
-        session: &session,
-        resource: None,
+    let context = caller.context_with(now, extra.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+    let verdict = policies.decide(caller, action, resource, &context);
+    let reason = if verdict.is_allowed() {
+        "allowed by the statement below".to_owned()
+    } else {
+        verdict.reason.clone()
     };
-    let mut context = caller.context(now, None);
-    for (key, values) in &extra {
-        match values.as_slice() {
-            [one] => {
-                context.insert(key, one.as_str());
-            }
-            many => {
-                context.set(key, many.iter().cloned());
-            }
-        }
-    }
-    let request = PolicyRequest {
-        principal: PrincipalRef::Aws {
-            arn: &caller.arn,
-            account: &caller.account,
-        },
-        action,
-        resource,
-        context: &context,
-    };
-    let evaluation = evaluate(&set, &request);
-    let reason = match (&evaluation.deciding, evaluation.implicit_deny) {
-        (Some(_), _) if evaluation.decision == Decision::Allowed => {
-            "allowed by the statement below".to_owned()
-        }
-        (Some(_), _) => format!("explicitly denied: {action} on {resource}"),
-        (None, Some(reason)) => reason.to_string(),
-        (None, None) => "no statement allows the action".to_owned(),
-    };
-    let (source, statement) = match evaluation.deciding {
-        Some(deciding) => {
-            let document = documents.get(deciding.source);
-            let name = document.map_or_else(
-                || match deciding.source {
-                    PolicySource::Identity(i) => format!("identity policy {}", i + 1),
-                    PolicySource::Boundary => "permissions boundary".into(),
-                    PolicySource::Session(i) => format!("session policy {}", i + 1),
-                    PolicySource::Resource => "resource policy".into(),
-                },
-                |(name, _)| name.clone(),
-            );
-            let sid = deciding
-                .sid
-                .map(|s| format!(" (Sid {s})"))
-                .unwrap_or_default();
+    let (source, statement) = match verdict.deciding {
+        Some((deciding_source, statement_index, sid)) => {
+            let document = documents.get(deciding_source);
+            let name = document.map_or_else(|| deciding_source.to_string(), |(name, _)| name.clone());
+            let sid = sid.map(|s| format!(" (Sid {s})")).unwrap_or_default();
             (
-                Some(format!(
-                    "statement {} of {name}{sid}",
-                    deciding.statement_index + 1
-                )),
-                document.and_then(|(_, doc)| statement_json(doc, deciding.statement_index)),
+                Some(format!("statement {} of {name}{sid}", statement_index + 1)),
+                document.and_then(|(_, doc)| statement_json(doc, statement_index)),
             )
         }
         None => (None, None),
     };
     CheckResult {
-        decision: evaluation.decision.as_str(),
+        decision: verdict.decision.as_str(),
         reason,
         source,
         statement,

@@ -719,52 +719,46 @@ async fn add_oidc_source(state: &rolegate::web::AppState, id: &str, name: &str, 
         .expect("OIDC source");
 }
 
-/// A deep link to a role's console survives a directory sign-in also when the
-/// sign-in page offers other sources (several forms with a return path).
-async fn deep_link_with_several_sign_in_forms(db: TestStore) {
-    if !browser_installed() {
-        return;
-    }
+/// A seeded Rolegate with OIDC source `corp` at a fresh provider peer that knows
+/// Rolegate's callback; `None` (skip) only outside CI without Node or the peer.
+async fn with_oidc_peer(
+    db: &TestStore,
+) -> Option<(String, rolegate::web::AppState, crate::oidc_peer::OidcPeer)> {
     let state = crate::helpers::app_state(db.store.clone()).await;
     seed::seed_demo(state.store.as_ref())
         .await
         .expect("seed demo");
-    // Only listed on the sign-in page: nothing contacts this issuer.
-    add_oidc_source(&state, "corp", "Corp IdP", "http://127.0.0.1:9").await;
-    let base = spawn_state(state);
-    let shot = format!("deep-link-test-{}", backend(&db));
-    with_browser(&shot, |browser| async move {
-        let outcome = async {
-            let link = format!(
-                "{base}/start#/account/{}/role/ReadOnly/console",
-                seed::DEMO_ACCOUNT_ID
-            );
-            browser.goto(&link).await?;
-            browser.wait_for_path("/signin").await?;
-            for field in browser
-                .driver()
-                .find_all(By::Css("form input[name=return_to]"))
-                .await?
-            {
-                let form = field.parent().await?.attr("action").await?;
-                let kept = field.prop("value").await?.unwrap_or_default();
-                ensure!(
-                    kept.ends_with("/role/ReadOnly/console"),
-                    "the form for {form:?} keeps the deep link: {kept:?}"
-                );
-            }
-            submit_sign_in(&browser, "alice", password_of("alice")).await?;
-            let shown = console_arn(&browser).await?;
-            ensure!(
-                shown.contains(":assumed-role/ReadOnly/alice@example.com"),
-                "deep link opened {shown}"
-            );
-            Ok(())
-        }
-        .await;
-        (browser, outcome)
-    })
-    .await;
+    let base = spawn_state(state.clone());
+    let peer = crate::oidc_peer::OidcPeer::start_with(
+        "a",
+        &[
+            "--redirect-uris",
+            &format!("{base}/signin/oidc/corp/callback"),
+            "--post-logout-uris",
+            &format!("{base}/signin"),
+        ],
+    )?;
+    add_oidc_source(&state, "corp", "Corp IdP", &peer.issuer).await;
+    Some((base, state, peer))
+}
+
+/// Fills in the provider's password form as alice and submits it.
+async fn provider_login(browser: &Browser, password: &str) -> anyhow::Result<()> {
+    browser
+        .wait_for_path_where("the provider's login form", |p| {
+            p.starts_with("/interaction/")
+        })
+        .await?;
+    let login = browser.find("input[name=login]").await?;
+    login.clear().await?;
+    login.send_keys("alice").await?;
+    browser
+        .find("input[name=password]")
+        .await?
+        .send_keys(password)
+        .await?;
+    let submit = browser.find("form button[type=submit]").await?;
+    browser.click_to_next_page(&submit).await
 }
 
 /// After the provider's login form: consents when asked (`must_consent`: it has to
@@ -806,30 +800,14 @@ async fn back_from_provider(
 /// form refuses a wrong password and accepts the right one; after consent the
 /// browser is back at Rolegate with the roles the provider's groups grant. The
 /// access keys shown work with boto3; signing out also ends the provider's session
-/// (RP-initiated logout) and returns to Rolegate's sign-in page; a deep link to a
-/// role's console survives the sign-in at the provider.
+/// (RP-initiated logout) and returns to Rolegate's sign-in page.
 async fn oidc_sign_in_in_chromium(db: TestStore) {
     if !browser_installed() {
         return;
     }
-    let state = crate::helpers::app_state(db.store.clone()).await;
-    seed::seed_demo(state.store.as_ref())
-        .await
-        .expect("seed demo");
-    let base = spawn_state(state.clone());
-    let Some(peer) = crate::oidc_peer::OidcPeer::start_with(
-        "a",
-        &[
-            "--redirect-uris",
-            &format!("{base}/signin/oidc/corp/callback"),
-            "--post-logout-uris",
-            &format!("{base}/signin"),
-        ],
-    ) else {
+    let Some((base, _state, peer)) = with_oidc_peer(&db).await else {
         return;
     };
-    add_oidc_source(&state, "corp", "Corp IdP", &peer.issuer).await;
-
     let shot = |page: &str| format!("oidc-{page}-{}", backend(&db));
     let all_roles = ["Admin", "Developer", "ReadOnly", "DemoWorkload"];
     let issuer = peer.issuer.clone();
@@ -844,35 +822,15 @@ async fn oidc_sign_in_in_chromium(db: TestStore) {
             button.click().await?;
 
             // The provider's own password form, on the provider's origin.
-            browser
-                .wait_for_path_where("the provider's login form", |p| {
-                    p.starts_with("/interaction/")
-                })
-                .await?;
+            provider_login(&browser, "not-alices-password").await?;
             let at = browser.driver().current_url().await?;
             ensure!(
                 at.as_str().starts_with(&issuer),
                 "at the provider ({issuer}): {at}"
             );
-            let provider_login = |password: &'static str| {
-                let browser = &browser;
-                async move {
-                    let login = browser.find("input[name=login]").await?;
-                    login.clear().await?;
-                    login.send_keys("alice").await?;
-                    browser
-                        .find("input[name=password]")
-                        .await?
-                        .send_keys(password)
-                        .await?;
-                    let submit = browser.find("form button[type=submit]").await?;
-                    browser.click_to_next_page(&submit).await
-                }
-            };
-            provider_login("not-alices-password").await?;
             let refused = browser.find("p.error").await?.text().await?;
             ensure!(refused.contains("Invalid"), "provider refused: {refused:?}");
-            provider_login("alice-password").await?;
+            provider_login(&browser, "alice-password").await?;
             // Consent, then back to Rolegate's callback and on to /start.
             back_from_provider(&browser, &base, true).await?;
             browser.wait_for_path("/start").await?;
@@ -902,11 +860,20 @@ async fn oidc_sign_in_in_chromium(db: TestStore) {
             );
             ensure!(arn == expected, "boto3 says {arn}");
 
-            // Sign out: the provider asks to confirm its own sign-out, then
-            // sends the browser back to Rolegate's sign-in page.
+            // Sign out: Rolegate's session ends at once, and a link offers the
+            // provider's sign-out (RP-initiated logout), which asks to confirm and
+            // then sends the browser back to Rolegate's sign-in page.
             browser.goto(&format!("{base}/start")).await?;
             browser
                 .find("form[action='/logout'] button[type=submit]")
+                .await?
+                .click()
+                .await?;
+            browser.wait_for_path("/logout").await?;
+            let heading = browser.find("main h1").await?.text().await?;
+            ensure!(heading.contains("Signed out"), "heading {heading:?}");
+            browser
+                .find(&format!("a[href^='{issuer}/session/end']"))
                 .await?
                 .click()
                 .await?;
@@ -924,24 +891,72 @@ async fn oidc_sign_in_in_chromium(db: TestStore) {
             browser.goto(&format!("{base}/start")).await?;
             browser.wait_for_path("/signin").await?;
 
-            // Signed out at the provider too (it asks for the password again),
-            // and a deep link to a role's console survives the round trip.
-            let link = format!(
-                "{base}/start#/account/{}/role/Developer/console",
-                seed::DEMO_ACCOUNT_ID
-            );
-            browser.goto(&link).await?;
-            browser.wait_for_path("/signin").await?;
+            // Signed out at the provider too: it asks for the password again.
             browser.find("a.signin-source").await?.click().await?;
             browser
                 .wait_for_path_where("the provider's login form", |p| {
                     p.starts_with("/interaction/")
                 })
                 .await?;
-            provider_login("alice-password").await?;
-            back_from_provider(&browser, &base, false).await?;
+            browser.find("input[name=password]").await?;
+            Ok(())
+        }
+        .await;
+        (browser, outcome)
+    })
+    .await;
+    drop(peer);
+}
+
+/// A deep link to a role's console (`/start#/account/<id>/role/<name>/console`)
+/// survives every way of signing in when the sign-in page offers several: the
+/// directory form (whose return path must carry the fragment, static/portal.js)
+/// and the round trip through the OIDC provider.
+async fn deep_link_survives_every_sign_in(db: TestStore) {
+    if !browser_installed() {
+        return;
+    }
+    let Some((base, _state, peer)) = with_oidc_peer(&db).await else {
+        return;
+    };
+    let shot = format!("deep-link-test-{}", backend(&db));
+    with_browser(&shot, |browser| async move {
+        let outcome = async {
+            let link = format!(
+                "{base}/start#/account/{}/role/Developer/console",
+                seed::DEMO_ACCOUNT_ID
+            );
+            let expected = format!(
+                "arn:aws:sts::{}:assumed-role/Developer/alice@example.com",
+                seed::DEMO_ACCOUNT_ID
+            );
+
+            // Through the directory form, below the provider's button.
+            browser.goto(&link).await?;
+            browser.wait_for_path("/signin").await?;
+            browser.find("a.signin-source").await?;
+            submit_sign_in(&browser, "alice", password_of("alice")).await?;
             let shown = console_arn(&browser).await?;
-            ensure!(shown == expected, "deep link opened {shown}");
+            ensure!(
+                shown == expected,
+                "directory sign-in: deep link opened {shown}"
+            );
+            browser.goto(&format!("{base}/start")).await?;
+            browser
+                .find("form[action='/logout'] button[type=submit]")
+                .await?
+                .click()
+                .await?;
+            browser.wait_for_path("/signin").await?;
+
+            // Through the OIDC provider.
+            browser.goto(&link).await?;
+            browser.wait_for_path("/signin").await?;
+            browser.find("a.signin-source").await?.click().await?;
+            provider_login(&browser, "alice-password").await?;
+            back_from_provider(&browser, &base, true).await?;
+            let shown = console_arn(&browser).await?;
+            ensure!(shown == expected, "OIDC sign-in: deep link opened {shown}");
             Ok(())
         }
         .await;
@@ -954,6 +969,6 @@ async fn oidc_sign_in_in_chromium(db: TestStore) {
 both_backends!(
     directory_sign_in_in_chromium,
     console_sessions_in_chromium,
-    deep_link_with_several_sign_in_forms,
-    oidc_sign_in_in_chromium
+    oidc_sign_in_in_chromium,
+    deep_link_survives_every_sign_in
 );
