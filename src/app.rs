@@ -8,14 +8,18 @@ use actix_web::{App, HttpServer, dev::Server, middleware, web};
 
 use crate::config::{Config, LogFormat};
 use crate::iam::Partition;
-use crate::secrets::{Secret, Sealer};
+use crate::secrets::{Sealer, Secret};
 use crate::seed::{self, SeedReport};
 use crate::store::{self, Store, StoreOptions};
 use crate::sts::service::Sts;
 use crate::web::{AppState, configure};
 
 /// Builds the HTTP server on an already-bound listener (port 0 in tests).
-pub fn build_server(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
+pub fn build_server(
+    listener: TcpListener,
+    state: AppState,
+    workers: usize,
+) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
@@ -100,7 +104,10 @@ pub struct DevEnvironment {
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
     #[error("data directory {path} is not writable: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     MasterKey(String),
     #[error(transparent)]
@@ -127,15 +134,20 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// Reads the dev master key, generating it on first start.
 fn dev_master_key(data_dir: &Path) -> Result<(Sealer, Option<PathBuf>), DevError> {
     let path = data_dir.join(MASTER_KEY_FILE);
-    let unreadable = |e: std::io::Error| DevError::MasterKey(format!("cannot use {}: {e}", path.display()));
+    let unreadable =
+        |e: std::io::Error| DevError::MasterKey(format!("cannot use {}: {e}", path.display()));
     let (key, generated) = if path.exists() {
-        (Secret::new(std::fs::read_to_string(&path).map_err(unreadable)?), None)
+        (
+            Secret::new(std::fs::read_to_string(&path).map_err(unreadable)?),
+            None,
+        )
     } else {
         let key = Sealer::generate_master_key(&mut rand::rng());
         write_private(&path, key.expose()).map_err(unreadable)?;
         (key, Some(path.clone()))
     };
-    let sealer = Sealer::from_base64(&key).map_err(|e| DevError::MasterKey(format!("{}: {e}", path.display())))?;
+    let sealer = Sealer::from_base64(&key)
+        .map_err(|e| DevError::MasterKey(format!("{}: {e}", path.display())))?;
     Ok((sealer, generated))
 }
 
@@ -211,8 +223,14 @@ impl DevEnvironment {
             write_private(&credentials_path, &credentials)?;
         }
         Ok([
-            format!("export AWS_CONFIG_FILE={}", absolute(&config_path).display()),
-            format!("export AWS_SHARED_CREDENTIALS_FILE={}", absolute(&credentials_path).display()),
+            format!(
+                "export AWS_CONFIG_FILE={}",
+                absolute(&config_path).display()
+            ),
+            format!(
+                "export AWS_SHARED_CREDENTIALS_FILE={}",
+                absolute(&credentials_path).display()
+            ),
         ])
     }
 }
@@ -226,7 +244,9 @@ pub fn init_logging(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -237,5 +257,10 @@ pub fn init_logging(filter: &str, format: LogFormat) {
 pub async fn open_configured_store(config: &Config) -> Result<Arc<dyn Store>, String> {
     store::open(&config.database.url, &config.store_options())
         .await
-        .map_err(|error| format!("cannot use database {}: {error}", store::redact_url(&config.database.url)))
+        .map_err(|error| {
+            format!(
+                "cannot use database {}: {error}",
+                store::redact_url(&config.database.url)
+            )
+        })
 }

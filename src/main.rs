@@ -210,7 +210,10 @@ async fn dev(listen: SocketAddr, data_dir: PathBuf) -> Result<ExitCode, String> 
     let exports = env
         .write_aws_files(address)
         .map_err(|e| format!("dev: cannot write the AWS config files: {e}"))?;
-    println!("AWS CLI and SDKs (profiles {p} and {p}-role):", p = "rolegate-dev");
+    println!(
+        "AWS CLI and SDKs (profiles {p} and {p}-role):",
+        p = "rolegate-dev"
+    );
     for line in &exports {
         println!("  {line}");
     }

@@ -30,7 +30,9 @@ impl std::fmt::Debug for Secret {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SealError {
-    #[error("the master key must be 32 bytes, base64-encoded (generate one with `openssl rand -base64 32`)")]
+    #[error(
+        "the master key must be 32 bytes, base64-encoded (generate one with `openssl rand -base64 32`)"
+    )]
     BadMasterKey,
     #[error("sealed value is malformed")]
     Malformed,

@@ -32,6 +32,17 @@ for (const returnTo of document.querySelectorAll('form input[name="return_to"]')
     returnTo.value += location.hash;
   }
 }
+// The identity-provider links carry it too: the server keeps return_to through the
+// round trip to the IdP and redirects to it afterwards.
+for (const link of document.querySelectorAll("a.signin-source")) {
+  if (!deepLinkHash.test(location.hash)) break;
+  const url = new URL(link.href, location.href);
+  const returnTo = url.searchParams.get("return_to") || "/start";
+  if (!returnTo.includes("#")) {
+    url.searchParams.set("return_to", returnTo + location.hash);
+    link.href = url.pathname + url.search;
+  }
+}
 function openDeepLink() {
   if (location.pathname !== "/start" || !deepLinkHash.test(location.hash)) return;
   const [, , account, , encodedRole] = location.hash.split("/");

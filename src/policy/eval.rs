@@ -377,7 +377,10 @@ pub fn evaluate<'a>(set: &PolicySet<'a>, request: &Request<'_>) -> Evaluation<'a
             },
             // A role's trust policy must itself admit the caller: unlike other
             // resource policies, identity permissions alone never suffice.
-            None if set.resource.is_some_and(|rp| rp.policy.kind() == PolicyKind::Trust) => {
+            None if set
+                .resource
+                .is_some_and(|rp| rp.policy.kind() == PolicyKind::Trust) =>
+            {
                 implicit(ImplicitDenyReason::ResourcePolicyDoesNotAllow)
             }
             Some((MatchKind::Account, _)) | None => match identity_path {

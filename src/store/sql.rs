@@ -10,11 +10,11 @@ use sqlx::types::Json;
 use sqlx::{Database, Pool};
 
 use super::{
-    AccessKeyRecord, AccessKeyStatus, IamUser, NewIamUser, NewOidcProvider, OidcProvider,
-    TokenKeyRecord, UserPermissions,
-    Account, AuditEvent, AuditRecord, Backend, Group, IdentitySource, InlinePolicy, ManagedPolicy,
-    NamedDocument, NewGroup, NewIdentitySource, NewManagedPolicy, NewRole, NewUser, PolicyScope,
-    PolicyVersion, Role, RolePermissions, RoleUpdate, Store, StoreError, StoreResult, User,
+    AccessKeyRecord, AccessKeyStatus, Account, AuditEvent, AuditRecord, Backend, Group, IamUser,
+    IdentitySource, InlinePolicy, ManagedPolicy, NamedDocument, NewGroup, NewIamUser,
+    NewIdentitySource, NewManagedPolicy, NewOidcProvider, NewRole, NewUser, OidcProvider,
+    PolicyScope, PolicyVersion, Role, RolePermissions, RoleUpdate, Store, StoreError, StoreResult,
+    TokenKeyRecord, User, UserPermissions,
 };
 use crate::iam::{
     AccountId, GroupName, IamPath, IdKind, MaxSessionDuration, Partition, PolicyName, RoleName,
@@ -282,8 +282,7 @@ const ACCESS_KEY_SELECT: &str = "SELECT k.access_key_id, k.sealed_secret, k.stat
      k.created_at AS key_created_at, u.id, u.account_id, u.path, u.name, u.tags, u.created_at \
      FROM access_keys k JOIN iam_users u ON u.id = k.user_id";
 
-const IAM_USER_SELECT: &str =
-    "SELECT id, account_id, path, name, tags, created_at FROM iam_users";
+const IAM_USER_SELECT: &str = "SELECT id, account_id, path, name, tags, created_at FROM iam_users";
 
 #[derive(sqlx::FromRow)]
 struct OidcProviderRow {
@@ -299,7 +298,9 @@ impl OidcProviderRow {
     fn into_provider(self, partition: &Partition) -> StoreResult<OidcProvider> {
         let account_id = AccountId::parse(self.account_id)?;
         Ok(OidcProvider {
-            arn: partition.oidc_provider_arn(&account_id, &self.url).to_string(),
+            arn: partition
+                .oidc_provider_arn(&account_id, &self.url)
+                .to_string(),
             id: self.id,
             account_id,
             url: self.url,

@@ -74,14 +74,18 @@ impl Caller {
         context.insert("aws:PrincipalAccount", self.account.as_str());
         context.insert("aws:PrincipalType", self.principal_type());
         context.insert("aws:userid", self.user_id.as_str());
-        if let CallerKind::IamUser { user_name } | CallerKind::UserSession { user_name } = &self.kind
+        if let CallerKind::IamUser { user_name } | CallerKind::UserSession { user_name } =
+            &self.kind
         {
             context.insert("aws:username", user_name.as_str());
         }
         for (key, value) in &self.principal_tags {
             context.insert(&format!("aws:PrincipalTag/{key}"), value.as_str());
         }
-        if let Some(source_identity) = self.session.as_ref().and_then(|s| s.source_identity.as_deref())
+        if let Some(source_identity) = self
+            .session
+            .as_ref()
+            .and_then(|s| s.source_identity.as_deref())
         {
             context.insert("aws:SourceIdentity", source_identity);
         }
@@ -90,9 +94,18 @@ impl Caller {
         }
         context.insert("aws:EpochTime", now.to_string());
         if let Some(time) = chrono::DateTime::from_timestamp(now, 0) {
-            context.insert("aws:CurrentTime", time.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            context.insert(
+                "aws:CurrentTime",
+                time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            );
         }
-        context.insert("aws:TokenIssueTime", self.session.as_ref().map_or(now, |s| s.issued_at).to_string());
+        context.insert(
+            "aws:TokenIssueTime",
+            self.session
+                .as_ref()
+                .map_or(now, |s| s.issued_at)
+                .to_string(),
+        );
         context
     }
 
@@ -305,7 +318,11 @@ pub fn session_tags(
     let mut transitive = Vec::new();
     if let Some(session) = &caller.session {
         for key in &session.transitive_tag_keys {
-            if let Some((k, v)) = session.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+            if let Some((k, v)) = session
+                .tags
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            {
                 tags.push((k.clone(), v.clone()));
                 transitive.push(k.clone());
             }
@@ -329,8 +346,14 @@ pub fn session_tags(
 }
 
 /// SourceIdentity is immutable once set: a chained session keeps its caller's.
-pub fn source_identity(caller: &Caller, requested: Option<&str>) -> Result<Option<String>, StsError> {
-    let inherited = caller.session.as_ref().and_then(|s| s.source_identity.clone());
+pub fn source_identity(
+    caller: &Caller,
+    requested: Option<&str>,
+) -> Result<Option<String>, StsError> {
+    let inherited = caller
+        .session
+        .as_ref()
+        .and_then(|s| s.source_identity.clone());
     match (inherited, requested) {
         (Some(set), Some(new)) if set != new => Err(StsError::access_denied(format!(
             "SourceIdentity is already set to {set} for this session and cannot be changed."

@@ -59,7 +59,12 @@ impl Sts {
     pub async fn entitlements(&self, identity: &PortalIdentity) -> Result<Vec<Role>, StsError> {
         let mut granted = Vec::new();
         for account in self.store().list_accounts().await.map_err(store_failure)? {
-            for role in self.store().list_roles(&account.id).await.map_err(store_failure)? {
+            for role in self
+                .store()
+                .list_roles(&account.id)
+                .await
+                .map_err(store_failure)?
+            {
                 if is_entitled(&role, &identity.groups) {
                     granted.push(role);
                 }
@@ -104,7 +109,11 @@ impl Sts {
             ..AssumeRoleParams::default()
         };
         let keys = (
-            credentials::new_access_key_id(KeyKind::Temporary, account_id.as_str(), &mut rand::rng()),
+            credentials::new_access_key_id(
+                KeyKind::Temporary,
+                account_id.as_str(),
+                &mut rand::rng(),
+            ),
             credentials::new_secret_access_key(&mut rand::rng()),
         );
         let mut claims = assume::role_session_claims(

@@ -8,7 +8,9 @@ use rand::RngCore;
 
 use crate::cache::{Cache, MemoryCache};
 use crate::iam::{AccountId, Partition, RoleName, UserName};
-use crate::policy::{ParseOptions, Policy, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy};
+use crate::policy::{
+    ParseOptions, Policy, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy,
+};
 use crate::secrets::Sealer;
 use crate::store::{AccessKeyStatus, Store, StoreError};
 
@@ -142,7 +144,12 @@ impl PolicyCache {
         }
     }
 
-    fn get_or_parse(&self, document: &str, kind: PolicyKind, source: &str) -> Result<Arc<Policy>, StsError> {
+    fn get_or_parse(
+        &self,
+        document: &str,
+        kind: PolicyKind,
+        source: &str,
+    ) -> Result<Arc<Policy>, StsError> {
         use sha2::{Digest, Sha256};
         let mut hasher = Sha256::new();
         hasher.update(kind.to_string().as_bytes());
@@ -179,7 +186,11 @@ pub struct Sts {
 }
 
 fn sigv4_error(error: sigv4::SigV4Error) -> StsError {
-    StsError::new(error.code(), error.http_status(), error.message().to_owned())
+    StsError::new(
+        error.code(),
+        error.http_status(),
+        error.message().to_owned(),
+    )
 }
 
 pub(crate) fn store_failure(error: StoreError) -> StsError {
@@ -187,7 +198,11 @@ pub(crate) fn store_failure(error: StoreError) -> StsError {
     StsError::internal()
 }
 
-pub(crate) fn parse_stored(document: &str, kind: PolicyKind, source: &str) -> Result<Policy, StsError> {
+pub(crate) fn parse_stored(
+    document: &str,
+    kind: PolicyKind,
+    source: &str,
+) -> Result<Policy, StsError> {
     Policy::parse(document, ParseOptions::new(kind)).map_err(|error| {
         // Stored documents were validated on write; failing here means data damage.
         tracing::error!(%error, source, "stored policy no longer parses");
@@ -319,11 +334,16 @@ impl Sts {
     /// Seals a secret for storage at rest (e.g. an identity source's client secret)
     /// under the master key; `context` binds it to its purpose and owner.
     pub fn seal_secret(&self, value: &str, context: &str) -> String {
-        self.sealer.seal(value.as_bytes(), context, &mut rand::rng())
+        self.sealer
+            .seal(value.as_bytes(), context, &mut rand::rng())
     }
 
     /// Opens a value sealed by [`Sts::seal_secret`] with the same `context`.
-    pub fn open_secret(&self, sealed: &str, context: &str) -> Result<crate::secrets::Secret, crate::secrets::SealError> {
+    pub fn open_secret(
+        &self,
+        sealed: &str,
+        context: &str,
+    ) -> Result<crate::secrets::Secret, crate::secrets::SealError> {
         let bytes = self.sealer.open(sealed, context)?;
         String::from_utf8(bytes)
             .map(crate::secrets::Secret::new)
@@ -378,12 +398,8 @@ impl Sts {
     /// rotated) triggers one reload of the key ring.
     pub async fn open_token(&self, token: &str, now: i64) -> Result<SessionClaims, StsError> {
         let known = |sts: &Self| {
-            TokenKeyring::key_id_of(token).is_some_and(|id| {
-                sts.keyring
-                    .read()
-                    .map(|k| k.knows(id))
-                    .unwrap_or(false)
-            })
+            TokenKeyring::key_id_of(token)
+                .is_some_and(|id| sts.keyring.read().map(|k| k.knows(id)).unwrap_or(false))
         };
         if !known(self) && TokenKeyring::key_id_of(token).is_some() && self.may_reload() {
             let _ = self.reload_keys().await;
@@ -486,7 +502,11 @@ impl Sts {
         // Reject stale or malformed requests before any lookup.
         sigv4::validate(&info, now, options).map_err(sigv4_error)?;
         let (caller, secret) = self
-            .resolve_keys(&info.access_key_id, info.session_token.as_deref(), now.timestamp())
+            .resolve_keys(
+                &info.access_key_id,
+                info.session_token.as_deref(),
+                now.timestamp(),
+            )
             .await?;
         sigv4::verify(request, &info, &secret, now, options).map_err(sigv4_error)?;
         Ok(caller)
@@ -499,20 +519,23 @@ impl Sts {
         let parse_all = |documents: &[crate::store::NamedDocument]| {
             documents
                 .iter()
-                .map(|d| self.policies.get_or_parse(&d.document, PolicyKind::Identity, &d.source))
+                .map(|d| {
+                    self.policies
+                        .get_or_parse(&d.document, PolicyKind::Identity, &d.source)
+                })
                 .collect::<Result<Vec<_>, _>>()
         };
         match &caller.kind {
             CallerKind::IamUser { user_name } | CallerKind::UserSession { user_name } => {
                 let name = UserName::parse(user_name.clone()).map_err(|_| StsError::internal())?;
-                let permissions = self
-                    .store
-                    .user_permissions(&account, &name)
-                    .await
-                    .map_err(|e| match e {
-                        StoreError::NotFound { .. } => StsError::invalid_client_token_id(),
-                        other => store_failure(other),
-                    })?;
+                let permissions =
+                    self.store
+                        .user_permissions(&account, &name)
+                        .await
+                        .map_err(|e| match e {
+                            StoreError::NotFound { .. } => StsError::invalid_client_token_id(),
+                            other => store_failure(other),
+                        })?;
                 Ok(CallerPolicies {
                     identity: parse_all(&permissions.identity_policies)?,
                     boundary: None,
@@ -521,14 +544,14 @@ impl Sts {
             }
             CallerKind::AssumedRole { role_name, .. } => {
                 let name = RoleName::parse(role_name.clone()).map_err(|_| StsError::internal())?;
-                let permissions = self
-                    .store
-                    .role_permissions(&account, &name)
-                    .await
-                    .map_err(|e| match e {
-                        StoreError::NotFound { .. } => StsError::invalid_client_token_id(),
-                        other => store_failure(other),
-                    })?;
+                let permissions =
+                    self.store
+                        .role_permissions(&account, &name)
+                        .await
+                        .map_err(|e| match e {
+                            StoreError::NotFound { .. } => StsError::invalid_client_token_id(),
+                            other => store_failure(other),
+                        })?;
                 let issued_at = caller.session.as_ref().map_or(0, |s| s.issued_at);
                 if let Some(before) = permissions.role.revoke_sessions_before
                     && issued_at < before.timestamp()
@@ -543,11 +566,23 @@ impl Sts {
                 let mut session = Vec::new();
                 if let Some(claims) = &caller.session {
                     if let Some(document) = &claims.session_policy {
-                        session.push(self.policies.get_or_parse(document, PolicyKind::Session, "session policy")?);
+                        session.push(self.policies.get_or_parse(
+                            document,
+                            PolicyKind::Session,
+                            "session policy",
+                        )?);
                     }
                     for arn in &claims.policy_arns {
-                        let document = self.store.policy_document(arn).await.map_err(store_failure)?;
-                        session.push(self.policies.get_or_parse(&document, PolicyKind::Session, arn)?);
+                        let document = self
+                            .store
+                            .policy_document(arn)
+                            .await
+                            .map_err(store_failure)?;
+                        session.push(self.policies.get_or_parse(
+                            &document,
+                            PolicyKind::Session,
+                            arn,
+                        )?);
                     }
                 }
                 Ok(CallerPolicies {
@@ -555,7 +590,10 @@ impl Sts {
                     boundary: permissions
                         .permissions_boundary
                         .as_ref()
-                        .map(|b| self.policies.get_or_parse(&b.document, PolicyKind::Identity, &b.source))
+                        .map(|b| {
+                            self.policies
+                                .get_or_parse(&b.document, PolicyKind::Identity, &b.source)
+                        })
                         .transpose()?,
                     session,
                 })
@@ -564,7 +602,12 @@ impl Sts {
     }
 
     /// A stored document, parsed once and then served from the cache.
-    pub(crate) fn parsed(&self, document: &str, kind: PolicyKind, source: &str) -> Result<Arc<Policy>, StsError> {
+    pub(crate) fn parsed(
+        &self,
+        document: &str,
+        kind: PolicyKind,
+        source: &str,
+    ) -> Result<Arc<Policy>, StsError> {
         self.policies.get_or_parse(document, kind, source)
     }
 
@@ -613,8 +656,11 @@ impl Sts {
             return Err(denied());
         }
         let chained = caller.is_role_session();
-        let duration =
-            assume::role_session_duration(params.duration_seconds, role.max_session_duration.seconds(), chained)?;
+        let duration = assume::role_session_duration(
+            params.duration_seconds,
+            role.max_session_duration.seconds(),
+            chained,
+        )?;
         let tags = assume::session_tags(caller, &params.tags, &params.transitive_tag_keys)?;
         let source_identity = assume::source_identity(caller, params.source_identity.as_deref())?;
 
@@ -814,7 +860,11 @@ fn new_sealed_key(sealer: &Sealer, id: i64) -> String {
     sealer.seal(&key, &key_context(id), &mut rand::rng())
 }
 
-async fn load_keyring(store: &dyn Store, sealer: &Sealer, create: bool) -> Result<TokenKeyring, String> {
+async fn load_keyring(
+    store: &dyn Store,
+    sealer: &Sealer,
+    create: bool,
+) -> Result<TokenKeyring, String> {
     let mut records = store
         .list_token_keys()
         .await
@@ -842,6 +892,10 @@ async fn load_keyring(store: &dyn Store, sealer: &Sealer, create: bool) -> Resul
             .map_err(|_| format!("session-token key {} has the wrong length", record.id))?;
         keys.push((record.id as u32, key));
     }
-    let current = keys.iter().map(|(id, _)| *id).max().ok_or("no session-token keys")?;
+    let current = keys
+        .iter()
+        .map(|(id, _)| *id)
+        .max()
+        .ok_or("no session-token keys")?;
     TokenKeyring::new(current, &keys).ok_or_else(|| "inconsistent session-token keys".to_owned())
 }

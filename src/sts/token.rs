@@ -139,7 +139,10 @@ impl TokenKeyring {
     }
 
     fn cipher(&self, key_id: u32) -> Option<&Aes256Gcm> {
-        self.keys.iter().find(|(id, _)| *id == key_id).map(|(_, c)| c)
+        self.keys
+            .iter()
+            .find(|(id, _)| *id == key_id)
+            .map(|(_, c)| c)
     }
 
     /// Seals claims into a session token with the current key.

@@ -100,7 +100,6 @@ pub struct AuthorizeResponse {
     pub encoded_message: Option<String>,
 }
 
-
 fn json_error(status: u16, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(
         actix_web::http::StatusCode::from_u16(status)
@@ -130,18 +129,31 @@ async fn authorize(
     let input: AuthorizeRequest = match serde_json::from_slice(&body) {
         Ok(input) => input,
         Err(error) => {
-            return json_error(400, "InvalidRequest", &format!("invalid authorize request: {error}"));
+            return json_error(
+                400,
+                "InvalidRequest",
+                &format!("invalid authorize request: {error}"),
+            );
         }
     };
     if let Some(key) = input.context.keys().find(|k| is_reserved_context_key(k)) {
         return json_error(
             400,
             "InvalidRequest",
-            &format!("context key {key} is set by Rolegate from the verified session and cannot be supplied"),
+            &format!(
+                "context key {key} is set by Rolegate from the verified session and cannot be supplied"
+            ),
         );
     }
     if let Err(error) = may_authorize(&state, &service, &input.resource, now.timestamp()).await {
-        audit(&state, &service.arn, &input, Outcome::Denied, json!({ "code": error.code, "reason": error.message, "caller": "service" })).await;
+        audit(
+            &state,
+            &service.arn,
+            &input,
+            Outcome::Denied,
+            json!({ "code": error.code, "reason": error.message, "caller": "service" }),
+        )
+        .await;
         return sts_json_error(&error);
     }
 
@@ -170,10 +182,21 @@ async fn authorize(
         double_encode_path: input.normalize_path,
         ..state.sts.verify_options(&input.service)
     };
-    let caller = match state.sts.authenticate(&end_user_request, now, &options).await {
+    let caller = match state
+        .sts
+        .authenticate(&end_user_request, now, &options)
+        .await
+    {
         Ok(caller) => caller,
         Err(error) => {
-            audit(&state, &service.arn, &input, Outcome::Denied, json!({ "code": error.code, "reason": error.message })).await;
+            audit(
+                &state,
+                &service.arn,
+                &input,
+                Outcome::Denied,
+                json!({ "code": error.code, "reason": error.message }),
+            )
+            .await;
             return HttpResponse::Ok().json(AuthorizeResponse {
                 decision: "Unauthenticated".into(),
                 principal_arn: None,
@@ -213,13 +236,25 @@ async fn authorize(
 }
 
 /// Whether the calling service may ask about `resource`.
-async fn may_authorize(state: &AppState, service: &Caller, resource: &str, now: i64) -> Result<(), StsError> {
+async fn may_authorize(
+    state: &AppState,
+    service: &Caller,
+    resource: &str,
+    now: i64,
+) -> Result<(), StsError> {
     let policies = state.sts.caller_policies(service).await?;
     let context = service.context(now, None);
-    if policies.decide(service, AUTHORIZE_ACTION, resource, &context).is_allowed() {
+    if policies
+        .decide(service, AUTHORIZE_ACTION, resource, &context)
+        .is_allowed()
+    {
         Ok(())
     } else {
-        Err(StsError::not_authorized(&service.arn, AUTHORIZE_ACTION, resource))
+        Err(StsError::not_authorized(
+            &service.arn,
+            AUTHORIZE_ACTION,
+            resource,
+        ))
     }
 }
 
@@ -266,12 +301,20 @@ fn deny_response(caller: &Caller, error: &StsError) -> AuthorizeResponse {
         session_tags: caller.principal_tags.iter().cloned().collect(),
         reason: error.message.clone(),
         deciding_statement: None,
-        error: Some(json!({ "code": error.code, "message": error.message, "http_status": error.status })),
+        error: Some(
+            json!({ "code": error.code, "message": error.message, "http_status": error.status }),
+        ),
         encoded_message: None,
     }
 }
 
-async fn audit(state: &AppState, actor: &str, input: &AuthorizeRequest, outcome: Outcome, details: serde_json::Value) {
+async fn audit(
+    state: &AppState,
+    actor: &str,
+    input: &AuthorizeRequest,
+    outcome: Outcome,
+    details: serde_json::Value,
+) {
     let event = AuditEvent {
         at: Utc::now(),
         actor: actor.to_owned(),

@@ -55,7 +55,6 @@ const MAX_CHECK_FIELD: usize = 2_048;
 const MAX_CONTEXT_LINES: usize = 50;
 const ANONYMOUS: &str = "anonymous";
 
-
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/federation", web::get().to(federation_get))
         .route("/federation", web::post().to(federation_post))
@@ -1046,7 +1045,8 @@ fn check(
     let (source, statement) = match verdict.deciding {
         Some((deciding_source, statement_index, sid)) => {
             let document = documents.get(deciding_source);
-            let name = document.map_or_else(|| deciding_source.to_string(), |(name, _)| name.clone());
+            let name =
+                document.map_or_else(|| deciding_source.to_string(), |(name, _)| name.clone());
             let sid = sid.map(|s| format!(" (Sid {s})")).unwrap_or_default();
             (
                 Some(format!("statement {} of {name}{sid}", statement_index + 1)),

@@ -53,7 +53,10 @@ pub(crate) fn random_token() -> String {
 /// Sessions are stored under a hash of the cookie value, so whoever can read the
 /// cache cannot use what it finds there.
 fn session_key(id: &str) -> String {
-    format!("portal-session:{}", hex::encode(Sha256::digest(id.as_bytes())))
+    format!(
+        "portal-session:{}",
+        hex::encode(Sha256::digest(id.as_bytes()))
+    )
 }
 
 pub(crate) fn same(a: &str, b: &str) -> bool {
@@ -100,7 +103,13 @@ struct ErrorPage<'a> {
     next_label: &'a str,
 }
 
-pub(crate) fn error_page(status: StatusCode, title: &str, message: &str, next_href: &str, next_label: &str) -> HttpResponse {
+pub(crate) fn error_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    next_href: &str,
+    next_label: &str,
+) -> HttpResponse {
     let page = ErrorPage {
         title,
         message,
@@ -121,7 +130,15 @@ fn origin(request: &HttpRequest) -> (Option<String>, Option<String>) {
     )
 }
 
-pub(crate) async fn audit(state: &AppState, request: &HttpRequest, actor: &str, action: &str, target: &str, outcome: Outcome, details: serde_json::Value) {
+pub(crate) async fn audit(
+    state: &AppState,
+    request: &HttpRequest,
+    actor: &str,
+    action: &str,
+    target: &str,
+    outcome: Outcome,
+    details: serde_json::Value,
+) {
     let (source_ip, user_agent) = origin(request);
     let event = AuditEvent {
         at: Utc::now(),
@@ -139,7 +156,10 @@ pub(crate) async fn audit(state: &AppState, request: &HttpRequest, actor: &str, 
 }
 
 /// The signed-in session, if the cookie names a live one.
-pub(crate) async fn session(state: &AppState, request: &HttpRequest) -> Option<(String, PortalSession)> {
+pub(crate) async fn session(
+    state: &AppState,
+    request: &HttpRequest,
+) -> Option<(String, PortalSession)> {
     let id = request.cookie(SESSION_COOKIE)?.value().to_owned();
     let stored = state.cache.get(&session_key(&id)).await.ok()??;
     let session = serde_json::from_slice(&stored).ok()?;
@@ -174,7 +194,13 @@ struct ReturnTo {
     return_to: Option<String>,
 }
 
-fn render_signin(request: &HttpRequest, status: StatusCode, return_to: &str, error: Option<&str>, sources: &[SignInSource]) -> HttpResponse {
+fn render_signin(
+    request: &HttpRequest,
+    status: StatusCode,
+    return_to: &str,
+    error: Option<&str>,
+    sources: &[SignInSource],
+) -> HttpResponse {
     let csrf = request
         .cookie(CSRF_COOKIE)
         .map(|c| c.value().to_owned())
@@ -187,7 +213,19 @@ fn render_signin(request: &HttpRequest, status: StatusCode, return_to: &str, err
         error,
         sources: sources
             .iter()
-            .map(|s| (format!("{}?return_to={}", s.action, percent_encoding::utf8_percent_encode(safe_return_to(return_to), percent_encoding::NON_ALPHANUMERIC)), s.name.as_str()))
+            .map(|s| {
+                (
+                    format!(
+                        "{}?return_to={}",
+                        s.action,
+                        percent_encoding::utf8_percent_encode(
+                            safe_return_to(return_to),
+                            percent_encoding::NON_ALPHANUMERIC
+                        )
+                    ),
+                    s.name.as_str(),
+                )
+            })
             .collect(),
     };
     let mut response = html(status, page.render().unwrap_or_default());
@@ -195,9 +233,19 @@ fn render_signin(request: &HttpRequest, status: StatusCode, return_to: &str, err
     response
 }
 
-async fn signin_page(state: web::Data<AppState>, request: HttpRequest, query: web::Query<ReturnTo>) -> HttpResponse {
+async fn signin_page(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: web::Query<ReturnTo>,
+) -> HttpResponse {
     let sources = super::oidc_login::signin_sources(&state).await;
-    render_signin(&request, StatusCode::OK, query.return_to.as_deref().unwrap_or("/start"), None, &sources)
+    render_signin(
+        &request,
+        StatusCode::OK,
+        query.return_to.as_deref().unwrap_or("/start"),
+        None,
+        &sources,
+    )
 }
 
 #[derive(Deserialize)]
@@ -209,27 +257,81 @@ struct SignInForm {
     return_to: String,
 }
 
-async fn signin_directory(state: web::Data<AppState>, request: HttpRequest, form: web::Form<SignInForm>) -> HttpResponse {
+async fn signin_directory(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<SignInForm>,
+) -> HttpResponse {
     let form = form.into_inner();
-    let expected = request.cookie(CSRF_COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
+    let expected = request
+        .cookie(CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
     if expected.is_empty() || !same(&expected, &form.csrf) {
-        audit(&state, &request, &form.username, "portal:SignIn", DIRECTORY_SOURCE_ID, Outcome::Denied, json!({ "reason": "missing or wrong CSRF token" })).await;
-        return error_page(StatusCode::FORBIDDEN, "Sign-in form expired", "The sign-in form was not accepted (it may have expired, or came from another site). Please sign in again.", "/signin", "Sign in");
+        audit(
+            &state,
+            &request,
+            &form.username,
+            "portal:SignIn",
+            DIRECTORY_SOURCE_ID,
+            Outcome::Denied,
+            json!({ "reason": "missing or wrong CSRF token" }),
+        )
+        .await;
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Sign-in form expired",
+            "The sign-in form was not accepted (it may have expired, or came from another site). Please sign in again.",
+            "/signin",
+            "Sign in",
+        );
     }
-    let result = state.directory.authenticate(DIRECTORY_SOURCE_ID, &form.username, &form.password, Utc::now()).await;
+    let result = state
+        .directory
+        .authenticate(
+            DIRECTORY_SOURCE_ID,
+            &form.username,
+            &form.password,
+            Utc::now(),
+        )
+        .await;
     let signed_in = match result {
         Ok(user) => user,
         Err(error) => {
             let (status, message) = match &error {
-                SignInError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "The user name or password is incorrect.".to_owned()),
-                SignInError::Locked { until } => (StatusCode::TOO_MANY_REQUESTS, format!("Too many failed sign-ins. Try again after {}.", until.format("%H:%M UTC"))),
-                SignInError::UnknownSource(_) => (StatusCode::NOT_FOUND, "The built-in directory is not enabled.".to_owned()),
-                SignInError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Sign-in is unavailable right now. Please try again shortly.".to_owned()),
+                SignInError::InvalidCredentials => (
+                    StatusCode::UNAUTHORIZED,
+                    "The user name or password is incorrect.".to_owned(),
+                ),
+                SignInError::Locked { until } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "Too many failed sign-ins. Try again after {}.",
+                        until.format("%H:%M UTC")
+                    ),
+                ),
+                SignInError::UnknownSource(_) => (
+                    StatusCode::NOT_FOUND,
+                    "The built-in directory is not enabled.".to_owned(),
+                ),
+                SignInError::Unavailable(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sign-in is unavailable right now. Please try again shortly.".to_owned(),
+                ),
             };
             if let SignInError::Unavailable(reason) = &error {
                 tracing::error!(%reason, "directory sign-in unavailable");
             }
-            audit(&state, &request, form.username.trim(), "portal:SignIn", DIRECTORY_SOURCE_ID, Outcome::Failure, json!({ "reason": error.to_string() })).await;
+            audit(
+                &state,
+                &request,
+                form.username.trim(),
+                "portal:SignIn",
+                DIRECTORY_SOURCE_ID,
+                Outcome::Failure,
+                json!({ "reason": error.to_string() }),
+            )
+            .await;
             let sources = super::oidc_login::signin_sources(&state).await;
             return render_signin(&request, status, &form.return_to, Some(&message), &sources);
         }
@@ -237,7 +339,11 @@ async fn signin_directory(state: web::Data<AppState>, request: HttpRequest, form
     let identity = PortalIdentity {
         source_id: DIRECTORY_SOURCE_ID.to_owned(),
         user_name: signed_in.user.user_name.to_string(),
-        display_name: if signed_in.user.display_name.is_empty() { signed_in.user.user_name.to_string() } else { signed_in.user.display_name.clone() },
+        display_name: if signed_in.user.display_name.is_empty() {
+            signed_in.user.user_name.to_string()
+        } else {
+            signed_in.user.display_name.clone()
+        },
         email: signed_in.user.email.clone(),
         groups: signed_in.groups.clone(),
     };
@@ -246,21 +352,55 @@ async fn signin_directory(state: web::Data<AppState>, request: HttpRequest, form
 
 /// Creates a portal session for a signed-in identity (any identity source), audits
 /// the sign-in, sets the session cookie and redirects to `return_to` (local only).
-pub(crate) async fn start_session(state: &AppState, request: &HttpRequest, identity: PortalIdentity, return_to: &str) -> HttpResponse {
+pub(crate) async fn start_session(
+    state: &AppState,
+    request: &HttpRequest,
+    identity: PortalIdentity,
+    return_to: &str,
+) -> HttpResponse {
     start_session_with(state, request, identity, return_to, None).await
 }
 
 /// [`start_session`], keeping the OIDC ID token for RP-initiated logout.
-pub(crate) async fn start_session_with(state: &AppState, request: &HttpRequest, identity: PortalIdentity, return_to: &str, id_token: Option<String>) -> HttpResponse {
+pub(crate) async fn start_session_with(
+    state: &AppState,
+    request: &HttpRequest,
+    identity: PortalIdentity,
+    return_to: &str,
+    id_token: Option<String>,
+) -> HttpResponse {
     let id = random_token();
-    let session = PortalSession { identity, csrf: random_token(), id_token };
+    let session = PortalSession {
+        identity,
+        csrf: random_token(),
+        id_token,
+    };
     let stored = serde_json::to_vec(&session).unwrap_or_default();
-    if let Err(error) = state.cache.put(&session_key(&id), &stored, SESSION_TTL).await {
+    if let Err(error) = state
+        .cache
+        .put(&session_key(&id), &stored, SESSION_TTL)
+        .await
+    {
         tracing::error!(%error, "cannot store portal session");
-        return error_page(StatusCode::SERVICE_UNAVAILABLE, "Sign-in unavailable", "Your sign-in could not be completed. Please try again shortly.", "/signin", "Sign in");
+        return error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in unavailable",
+            "Your sign-in could not be completed. Please try again shortly.",
+            "/signin",
+            "Sign in",
+        );
     }
     let source = session.identity.source_id.clone();
-    audit(state, request, &session.identity.user_name, "portal:SignIn", &source, Outcome::Success, json!({ "groups": session.identity.groups })).await;
+    audit(
+        state,
+        request,
+        &session.identity.user_name,
+        "portal:SignIn",
+        &source,
+        Outcome::Success,
+        json!({ "groups": session.identity.groups }),
+    )
+    .await;
     let mut response = redirect(safe_return_to(return_to));
     let _ = response.add_cookie(&cookie(request, SESSION_COOKIE, id));
     response
@@ -295,15 +435,32 @@ async fn start(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse
     // Entitlements come from the identity's groups at every view, never a stale copy.
     let roles = match state.sts.entitlements(&session.identity).await {
         Ok(roles) => roles,
-        Err(_) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "Your accounts could not be listed right now.", "/start", "Try again"),
+        Err(_) => {
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                "Your accounts could not be listed right now.",
+                "/start",
+                "Try again",
+            );
+        }
     };
     let names = state.store.list_accounts().await.unwrap_or_default();
     let mut accounts: Vec<AccountView> = Vec::new();
     for role in roles {
         let id = role.account_id.to_string();
         if accounts.last().is_none_or(|a| a.id != id) {
-            let name = names.iter().find(|a| a.id == role.account_id).map(|a| a.name.clone()).unwrap_or_default();
-            accounts.push(AccountView { search: format!("{id} {name}").to_lowercase(), id, name, roles: Vec::new() });
+            let name = names
+                .iter()
+                .find(|a| a.id == role.account_id)
+                .map(|a| a.name.clone())
+                .unwrap_or_default();
+            accounts.push(AccountView {
+                search: format!("{id} {name}").to_lowercase(),
+                id,
+                name,
+                roles: Vec::new(),
+            });
         }
         if let Some(account) = accounts.last_mut() {
             account.roles.push(RoleView {
@@ -316,7 +473,11 @@ async fn start(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse
     let page = StartPage {
         display_name: &session.identity.display_name,
         csrf: &session.csrf,
-        groups: if session.identity.groups.is_empty() { "you are in no groups".into() } else { format!("your groups: {}", session.identity.groups.join(", ")) },
+        groups: if session.identity.groups.is_empty() {
+            "you are in no groups".into()
+        } else {
+            format!("your groups: {}", session.identity.groups.join(", "))
+        },
         accounts,
     };
     html(StatusCode::OK, page.render().unwrap_or_default())
@@ -341,19 +502,56 @@ struct CredentialsPage<'a> {
     session_token: &'a str,
 }
 
-async fn credentials(state: web::Data<AppState>, request: HttpRequest, form: web::Form<CredentialsForm>) -> HttpResponse {
+async fn credentials(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<CredentialsForm>,
+) -> HttpResponse {
     let Some((_, session)) = session(&state, &request).await else {
         return redirect("/signin?return_to=/start");
     };
     let user = session.identity.user_name.clone();
     let target = format!("{}/{}", form.account, form.role);
     if !same(&session.csrf, &form.csrf) {
-        audit(&state, &request, &user, "portal:GetRoleCredentials", &target, Outcome::Denied, json!({ "reason": "missing or wrong CSRF token" })).await;
-        return error_page(StatusCode::FORBIDDEN, "Request not accepted", "This request did not come from your Rolegate page. Go back to your accounts and try again.", "/start", "Accounts");
+        audit(
+            &state,
+            &request,
+            &user,
+            "portal:GetRoleCredentials",
+            &target,
+            Outcome::Denied,
+            json!({ "reason": "missing or wrong CSRF token" }),
+        )
+        .await;
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Request not accepted",
+            "This request did not come from your Rolegate page. Go back to your accounts and try again.",
+            "/start",
+            "Accounts",
+        );
     }
-    match state.sts.issue_for_identity(&session.identity, &form.account, &form.role, Utc::now().timestamp()).await {
+    match state
+        .sts
+        .issue_for_identity(
+            &session.identity,
+            &form.account,
+            &form.role,
+            Utc::now().timestamp(),
+        )
+        .await
+    {
         Ok(assumed) => {
-            audit(&state, &request, &user, "portal:GetRoleCredentials", &assumed.assumed_role_arn, Outcome::Success, json!({ "access_key_id": assumed.credentials.access_key_id })).await;
+            audit(
+                &state,
+                &request,
+                &user,
+                "portal:GetRoleCredentials",
+                &assumed.assumed_role_arn,
+                Outcome::Success,
+                json!({ "access_key_id": assumed.credentials.access_key_id }),
+            )
+            .await;
             let creds = &assumed.credentials;
             let page = CredentialsPage {
                 account: &form.account,
@@ -367,10 +565,29 @@ async fn credentials(state: web::Data<AppState>, request: HttpRequest, form: web
             html(StatusCode::OK, page.render().unwrap_or_default())
         }
         Err(error) => {
-            let outcome = if error.status == 403 { Outcome::Denied } else { Outcome::Failure };
-            audit(&state, &request, &user, "portal:GetRoleCredentials", &target, outcome, json!({ "code": error.code, "reason": error.message })).await;
+            let outcome = if error.status == 403 {
+                Outcome::Denied
+            } else {
+                Outcome::Failure
+            };
+            audit(
+                &state,
+                &request,
+                &user,
+                "portal:GetRoleCredentials",
+                &target,
+                outcome,
+                json!({ "code": error.code, "reason": error.message }),
+            )
+            .await;
             let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::FORBIDDEN);
-            error_page(status, "No access to this role", &error.message, "/start", "Accounts")
+            error_page(
+                status,
+                "No access to this role",
+                &error.message,
+                "/start",
+                "Accounts",
+            )
         }
     }
 }
@@ -380,26 +597,53 @@ struct LogoutForm {
     csrf: String,
 }
 
-async fn logout(state: web::Data<AppState>, request: HttpRequest, form: web::Form<LogoutForm>) -> HttpResponse {
+async fn logout(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<LogoutForm>,
+) -> HttpResponse {
     let mut provider_logout = None;
     if let Some((id, session)) = session(&state, &request).await {
         if !same(&session.csrf, &form.csrf) {
-            return error_page(StatusCode::FORBIDDEN, "Request not accepted", "This sign-out did not come from your Rolegate page.", "/start", "Accounts");
+            return error_page(
+                StatusCode::FORBIDDEN,
+                "Request not accepted",
+                "This sign-out did not come from your Rolegate page.",
+                "/start",
+                "Accounts",
+            );
         }
         let _ = state.cache.delete(&session_key(&id)).await;
         // After an OIDC sign-in, offer RP-initiated logout at the provider when it
         // supports it. A link, not a redirect: the CSP's `form-action 'self'` stops
         // browsers from following this form's redirect to another origin.
         if let Some(id_token) = session.id_token.as_deref() {
-            provider_logout = super::oidc_login::provider_logout_url(&state, &request, &session.identity.source_id, id_token).await;
+            provider_logout = super::oidc_login::provider_logout_url(
+                &state,
+                &request,
+                &session.identity.source_id,
+                id_token,
+            )
+            .await;
         }
-        audit(&state, &request, &session.identity.user_name, "portal:SignOut", &session.identity.source_id, Outcome::Success, json!({ "provider_logout_offered": provider_logout.is_some() })).await;
+        audit(
+            &state,
+            &request,
+            &session.identity.user_name,
+            "portal:SignOut",
+            &session.identity.source_id,
+            Outcome::Success,
+            json!({ "provider_logout_offered": provider_logout.is_some() }),
+        )
+        .await;
     }
     let mut response = match provider_logout {
         Some((url, provider)) => error_page(
             StatusCode::OK,
             "Signed out of Rolegate",
-            &format!("You are signed out of Rolegate, but may still be signed in at {provider}. Continue to sign out there too."),
+            &format!(
+                "You are signed out of Rolegate, but may still be signed in at {provider}. Continue to sign out there too."
+            ),
             &url,
             &format!("Sign out of {provider}"),
         ),

@@ -16,8 +16,8 @@ use crate::sts::assume::{AssumeRoleParams, Caller};
 use crate::sts::credentials::account_of_access_key_id;
 use crate::sts::error::StsError;
 use crate::sts::service::{AssumedRole, IssuedCredentials};
-use crate::sts::web_identity::WebIdentityParams;
 use crate::sts::sigv4;
+use crate::sts::web_identity::WebIdentityParams;
 
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 const VERSION: &str = "2011-06-15";
@@ -53,7 +53,9 @@ impl Params {
                     StsError::new(
                         "InvalidParameterValue",
                         400,
-                        format!("Value ({v}) for parameter {name} is invalid. It must be an integer."),
+                        format!(
+                            "Value ({v}) for parameter {name} is invalid. It must be an integer."
+                        ),
                     )
                 })
             })
@@ -63,7 +65,10 @@ impl Params {
     /// `Name.member.1[.suffix]`, `Name.member.2[.suffix]`, ... until the first gap.
     fn members(&self, name: &str, suffix: &str) -> Vec<String> {
         (1..)
-            .map_while(|i| self.get(&format!("{name}.member.{i}{suffix}")).map(str::to_owned))
+            .map_while(|i| {
+                self.get(&format!("{name}.member.{i}{suffix}"))
+                    .map(str::to_owned)
+            })
             .collect()
     }
 
@@ -128,7 +133,10 @@ fn failure(error: &StsError, request_id: &str) -> HttpResponse {
     element(&mut body, "Type", error.fault());
     element(&mut body, "Code", error.code);
     element(&mut body, "Message", &error.message);
-    let _ = write!(body, "</Error>\n  <RequestId>{request_id}</RequestId>\n</ErrorResponse>\n");
+    let _ = write!(
+        body,
+        "</Error>\n  <RequestId>{request_id}</RequestId>\n</ErrorResponse>\n"
+    );
     HttpResponse::build(StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST))
         .content_type("text/xml")
         .insert_header(("x-amzn-RequestId", request_id))
@@ -173,7 +181,10 @@ async fn handle(
     let params = Params(pairs);
     let action = params.get("Action").unwrap_or_default().to_owned();
     let mut audit = AuditNote::new(&action);
-    let result = dispatch(&state, &request, &body, &params, &action, now, &origin, &mut audit).await;
+    let result = dispatch(
+        &state, &request, &body, &params, &action, now, &origin, &mut audit,
+    )
+    .await;
     let outcome = match &result {
         Ok(_) => Outcome::Success,
         Err(e) if e.status == 403 => Outcome::Denied,
@@ -191,7 +202,14 @@ async fn handle(
         let event = AuditEvent {
             at: now,
             actor: audit.actor.clone().unwrap_or_else(|| "anonymous".into()),
-            action: format!("sts:{}", if action.is_empty() { "Unknown" } else { &action }),
+            action: format!(
+                "sts:{}",
+                if action.is_empty() {
+                    "Unknown"
+                } else {
+                    &action
+                }
+            ),
             target: audit.target.clone().unwrap_or_default(),
             outcome,
             source_ip: origin.source_ip.clone(),
@@ -297,11 +315,20 @@ async fn dispatch(
             audit.target = Some(assume.role_arn.clone());
             let assumed = state
                 .sts
-                .assume_role(&caller, &assume, origin.source_ip.as_deref(), now.timestamp())
+                .assume_role(
+                    &caller,
+                    &assume,
+                    origin.source_ip.as_deref(),
+                    now.timestamp(),
+                )
                 .await?;
             credentials_xml(&mut out, &assumed.credentials);
             assumed_role_user_xml(&mut out, &assumed);
-            element(&mut out, "PackedPolicySize", &assumed.packed_policy_size.to_string());
+            element(
+                &mut out,
+                "PackedPolicySize",
+                &assumed.packed_policy_size.to_string(),
+            );
             if let Some(source_identity) = &assumed.source_identity {
                 element(&mut out, "SourceIdentity", source_identity);
             }
@@ -369,7 +396,11 @@ async fn web_identity(
     assumed_role_user_xml(out, &result.assumed);
     element(out, "Provider", &result.provider);
     element(out, "Audience", &result.audience);
-    element(out, "PackedPolicySize", &result.assumed.packed_policy_size.to_string());
+    element(
+        out,
+        "PackedPolicySize",
+        &result.assumed.packed_policy_size.to_string(),
+    );
     if let Some(source_identity) = &result.assumed.source_identity {
         element(out, "SourceIdentity", source_identity);
     }

@@ -23,7 +23,9 @@ struct Fixture {
 async fn fixture(db: TestStore) -> Fixture {
     let state = app_state(db.store.clone()).await;
     let mut report = seed::seed_demo(state.store.as_ref()).await.unwrap();
-    seed::seed_workload(&state.sts, &mut report, None).await.unwrap();
+    seed::seed_workload(&state.sts, &mut report, None)
+        .await
+        .unwrap();
     let account = AccountId::parse(seed::DEMO_ACCOUNT_ID).unwrap();
     // A storage service that may ask about S3 resources only.
     state
@@ -50,19 +52,39 @@ async fn fixture(db: TestStore) -> Fixture {
         .await
         .unwrap();
     let (user_key, user_secret) = {
-        let keys = state.store.list_access_keys(&account, &UserName::parse(seed::WORKLOAD_USER).unwrap()).await.unwrap();
+        let keys = state
+            .store
+            .list_access_keys(&account, &UserName::parse(seed::WORKLOAD_USER).unwrap())
+            .await
+            .unwrap();
         assert_eq!(keys.len(), 1);
         // Issue a fresh key we know the secret of.
-        state.store.delete_access_key(&keys[0].access_key_id).await.unwrap();
-        state.sts.create_access_key(&account, &UserName::parse(seed::WORKLOAD_USER).unwrap()).await.unwrap()
+        state
+            .store
+            .delete_access_key(&keys[0].access_key_id)
+            .await
+            .unwrap();
+        state
+            .sts
+            .create_access_key(&account, &UserName::parse(seed::WORKLOAD_USER).unwrap())
+            .await
+            .unwrap()
     };
-    let (caller, _) = state.sts.resolve_keys(&user_key, None, chrono::Utc::now().timestamp()).await.unwrap();
+    let (caller, _) = state
+        .sts
+        .resolve_keys(&user_key, None, chrono::Utc::now().timestamp())
+        .await
+        .unwrap();
     let assumed = state
         .sts
         .assume_role(
             &caller,
             &rolegate::sts::assume::AssumeRoleParams {
-                role_arn: format!("arn:aws:iam::{}:role/{}", seed::DEMO_ACCOUNT_ID, seed::WORKLOAD_ROLE),
+                role_arn: format!(
+                    "arn:aws:iam::{}:role/{}",
+                    seed::DEMO_ACCOUNT_ID,
+                    seed::WORKLOAD_ROLE
+                ),
                 role_session_name: "reader".into(),
                 tags: vec![("project".into(), "atlas".into())],
                 ..Default::default()
@@ -79,7 +101,11 @@ async fn fixture(db: TestStore) -> Fixture {
         _db: db,
         base: spawn_state(state),
         service_keys,
-        session: (creds.access_key_id, creds.secret_access_key, creds.session_token),
+        session: (
+            creds.access_key_id,
+            creds.secret_access_key,
+            creds.session_token,
+        ),
         store,
     }
 }
@@ -93,21 +119,43 @@ impl Fixture {
     fn received(&self, method: &str, path: &str, keys: Keys<'_>) -> Value {
         let url = format!("http://storage.internal{path}");
         let headers = [("host", "storage.internal")];
-        let mut all: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        all.extend(sigv4_headers(method, &url, &headers, b"", keys, "storage", SystemTime::now()));
+        let mut all: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        all.extend(sigv4_headers(
+            method,
+            &url,
+            &headers,
+            b"",
+            keys,
+            "storage",
+            SystemTime::now(),
+        ));
         json!({ "method": method, "path": path, "query": "", "headers": all })
     }
 
     async fn authorize(&self, body: &Value, keys: Option<Keys<'_>>) -> (u16, Value) {
         let url = format!("{}/v1/authorize", self.base);
         let bytes = serde_json::to_vec(body).unwrap();
-        let headers = [("content-type", "application/json"), ("host", host_of(&self.base))];
+        let headers = [
+            ("content-type", "application/json"),
+            ("host", host_of(&self.base)),
+        ];
         let mut request = reqwest::Client::new()
             .post(&url)
             .header("content-type", "application/json")
             .body(bytes.clone());
         if let Some(keys) = keys {
-            for (k, v) in sigv4_headers("POST", &url, &headers, &bytes, keys, "rolegate", SystemTime::now()) {
+            for (k, v) in sigv4_headers(
+                "POST",
+                &url,
+                &headers,
+                &bytes,
+                keys,
+                "rolegate",
+                SystemTime::now(),
+            ) {
                 request = request.header(k, v);
             }
         }
@@ -126,10 +174,18 @@ async fn authorize_decisions(db: TestStore) {
         json!({ "request": request, "service": "storage", "action": action, "resource": resource,
                 "context": { "aws:SourceIp": "10.1.2.3" } })
     };
-    let session_arn = format!("arn:aws:sts::{}:assumed-role/{}/reader", seed::DEMO_ACCOUNT_ID, seed::WORKLOAD_ROLE);
+    let session_arn = format!(
+        "arn:aws:sts::{}:assumed-role/{}/reader",
+        seed::DEMO_ACCOUNT_ID,
+        seed::WORKLOAD_ROLE
+    );
 
     // ViewOnlyAccess allows listing a bucket...
-    let body = ask(fx.received("GET", "/reports", fx.session_keys()), "s3:ListBucket", "arn:aws:s3:::reports");
+    let body = ask(
+        fx.received("GET", "/reports", fx.session_keys()),
+        "s3:ListBucket",
+        "arn:aws:s3:::reports",
+    );
     let (status, answer) = fx.authorize(&body, Some(fx.service())).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["decision"], "Allowed", "{answer}");
@@ -139,34 +195,71 @@ async fn authorize_decisions(db: TestStore) {
     assert_eq!(answer["deciding_statement"]["sid"], "ViewOnly");
 
     // ...but not reading objects.
-    let body = ask(fx.received("GET", "/reports/q3.csv", fx.session_keys()), "s3:GetObject", "arn:aws:s3:::reports/q3.csv");
+    let body = ask(
+        fx.received("GET", "/reports/q3.csv", fx.session_keys()),
+        "s3:GetObject",
+        "arn:aws:s3:::reports/q3.csv",
+    );
     let (status, answer) = fx.authorize(&body, Some(fx.service())).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["decision"], "ImplicitDeny", "{answer}");
 
     // The denial's details travel sealed; STS decodes them for principals allowed to.
-    let encoded = answer["encoded_message"].as_str().expect("encoded message").to_owned();
+    let encoded = answer["encoded_message"]
+        .as_str()
+        .expect("encoded message")
+        .to_owned();
     assert!(!encoded.contains("GetObject"), "the message is opaque");
-    let decode = [("Action", "DecodeAuthorizationMessage"), ("Version", "2011-06-15"), ("EncodedMessage", encoded.as_str())];
+    let decode = [
+        ("Action", "DecodeAuthorizationMessage"),
+        ("Version", "2011-06-15"),
+        ("EncodedMessage", encoded.as_str()),
+    ];
     let (status, xml) = crate::helpers::signed_sts_call(&fx.base, fx.service(), &decode).await;
     assert_eq!(status, 200, "{xml}");
-    let decoded = xml.split("<DecodedMessage>").nth(1).and_then(|r| r.split("</DecodedMessage>").next()).unwrap();
+    let decoded = xml
+        .split("<DecodedMessage>")
+        .nth(1)
+        .and_then(|r| r.split("</DecodedMessage>").next())
+        .unwrap();
     let decoded: Value = serde_json::from_str(&decoded.replace("&quot;", "\"")).unwrap();
     assert_eq!(decoded["allowed"], false);
     assert_eq!(decoded["context"]["action"], "s3:GetObject");
-    assert_eq!(decoded["context"]["principal"]["arn"], format!("arn:aws:sts::{}:assumed-role/{}/reader", seed::DEMO_ACCOUNT_ID, seed::WORKLOAD_ROLE));
+    assert_eq!(
+        decoded["context"]["principal"]["arn"],
+        format!(
+            "arn:aws:sts::{}:assumed-role/{}/reader",
+            seed::DEMO_ACCOUNT_ID,
+            seed::WORKLOAD_ROLE
+        )
+    );
     // The role session itself may not decode (ViewOnlyAccess has no such permission).
     let (status, xml) = crate::helpers::signed_sts_call(&fx.base, fx.session_keys(), &decode).await;
     assert_eq!(status, 403, "{xml}");
     assert!(xml.contains("<Code>AccessDenied</Code>"), "{xml}");
-    let garbage = [("Action", "DecodeAuthorizationMessage"), ("Version", "2011-06-15"), ("EncodedMessage", "v1:AAAA")];
+    let garbage = [
+        ("Action", "DecodeAuthorizationMessage"),
+        ("Version", "2011-06-15"),
+        ("EncodedMessage", "v1:AAAA"),
+    ];
     let (status, xml) = crate::helpers::signed_sts_call(&fx.base, fx.service(), &garbage).await;
     assert_eq!(status, 400, "{xml}");
-    assert!(xml.contains("<Code>InvalidAuthorizationMessageException</Code>"), "{xml}");
+    assert!(
+        xml.contains("<Code>InvalidAuthorizationMessageException</Code>"),
+        "{xml}"
+    );
 
     // A request signed with the wrong secret is not authenticated.
-    let wrong = (fx.session.0.as_str(), "0000000000000000000000000000000000000000", Some(fx.session.2.as_str()));
-    let body = ask(fx.received("GET", "/reports", wrong), "s3:ListBucket", "arn:aws:s3:::reports");
+    let wrong = (
+        fx.session.0.as_str(),
+        "0000000000000000000000000000000000000000",
+        Some(fx.session.2.as_str()),
+    );
+    let body = ask(
+        fx.received("GET", "/reports", wrong),
+        "s3:ListBucket",
+        "arn:aws:s3:::reports",
+    );
     let (status, answer) = fx.authorize(&body, Some(fx.service())).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["decision"], "Unauthenticated", "{answer}");
@@ -174,20 +267,44 @@ async fn authorize_decisions(db: TestStore) {
     assert_eq!(answer["error"]["http_status"], 403);
 
     // The service may only ask about S3 resources.
-    let body = ask(fx.received("GET", "/x", fx.session_keys()), "dynamodb:GetItem", "arn:aws:dynamodb:us-east-1:123456789012:table/t");
+    let body = ask(
+        fx.received("GET", "/x", fx.session_keys()),
+        "dynamodb:GetItem",
+        "arn:aws:dynamodb:us-east-1:123456789012:table/t",
+    );
     let (status, answer) = fx.authorize(&body, Some(fx.service())).await;
-    assert_eq!((status, answer["error"].as_str()), (403, Some("AccessDenied")), "{answer}");
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (403, Some("AccessDenied")),
+        "{answer}"
+    );
 
     // Callers must sign their call.
-    let body = ask(fx.received("GET", "/reports", fx.session_keys()), "s3:ListBucket", "arn:aws:s3:::reports");
+    let body = ask(
+        fx.received("GET", "/reports", fx.session_keys()),
+        "s3:ListBucket",
+        "arn:aws:s3:::reports",
+    );
     let (status, answer) = fx.authorize(&body, None).await;
-    assert_eq!((status, answer["error"].as_str()), (403, Some("MissingAuthenticationToken")), "{answer}");
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (403, Some("MissingAuthenticationToken")),
+        "{answer}"
+    );
 
     // Identity keys come from the verified session, not from the caller.
-    let mut spoof = ask(fx.received("GET", "/reports", fx.session_keys()), "s3:ListBucket", "arn:aws:s3:::reports");
+    let mut spoof = ask(
+        fx.received("GET", "/reports", fx.session_keys()),
+        "s3:ListBucket",
+        "arn:aws:s3:::reports",
+    );
     spoof["context"]["aws:PrincipalArn"] = json!("arn:aws:iam::123456789012:role/Admin");
     let (status, answer) = fx.authorize(&spoof, Some(fx.service())).await;
-    assert_eq!((status, answer["error"].as_str()), (400, Some("InvalidRequest")), "{answer}");
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("InvalidRequest")),
+        "{answer}"
+    );
 
     // Revoking the role's sessions turns the answer into an explicit deny.
     fx.store
@@ -198,15 +315,25 @@ async fn authorize_decisions(db: TestStore) {
         )
         .await
         .unwrap();
-    let body = ask(fx.received("GET", "/reports", fx.session_keys()), "s3:ListBucket", "arn:aws:s3:::reports");
+    let body = ask(
+        fx.received("GET", "/reports", fx.session_keys()),
+        "s3:ListBucket",
+        "arn:aws:s3:::reports",
+    );
     let (status, answer) = fx.authorize(&body, Some(fx.service())).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["decision"], "ExplicitDeny", "{answer}");
-    assert!(answer["reason"].as_str().unwrap().contains("revoked"), "{answer}");
+    assert!(
+        answer["reason"].as_str().unwrap().contains("revoked"),
+        "{answer}"
+    );
 
     // Denials are audited.
     let audit = fx.store.list_audit(20, None).await.unwrap();
-    assert!(audit.iter().any(|e| e.action == "authorize:s3:GetObject" && e.outcome == rolegate::store::Outcome::Denied));
+    assert!(
+        audit.iter().any(|e| e.action == "authorize:s3:GetObject"
+            && e.outcome == rolegate::store::Outcome::Denied)
+    );
 }
 
 both_backends!(authorize_decisions);

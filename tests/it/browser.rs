@@ -936,7 +936,7 @@ async fn deep_link_survives_every_sign_in(db: TestStore) {
             browser.wait_for_path("/signin").await?;
             browser.find("a.signin-source").await?;
             submit_sign_in(&browser, "alice", password_of("alice")).await?;
-            let shown = console_arn(&browser).await?;
+            let shown = console_arn(&browser).await.context("directory sign-in")?;
             ensure!(
                 shown == expected,
                 "directory sign-in: deep link opened {shown}"
@@ -955,7 +955,7 @@ async fn deep_link_survives_every_sign_in(db: TestStore) {
             browser.find("a.signin-source").await?.click().await?;
             provider_login(&browser, "alice-password").await?;
             back_from_provider(&browser, &base, true).await?;
-            let shown = console_arn(&browser).await?;
+            let shown = console_arn(&browser).await.context("OIDC sign-in")?;
             ensure!(shown == expected, "OIDC sign-in: deep link opened {shown}");
             Ok(())
         }

@@ -41,8 +41,14 @@ async fn dev_seeds_serves_and_reseeds_idempotently() {
     // The newcomer's path: the AWS CLI with the files dev wrote.
     let data_path = std::path::Path::new(data);
     for (profile, arn) in [
-        ("rolegate-dev", "arn:aws:iam::123456789012:user/demo-app".to_owned()),
-        ("rolegate-dev-role", "arn:aws:sts::123456789012:assumed-role/DemoWorkload/rolegate-dev".to_owned()),
+        (
+            "rolegate-dev",
+            "arn:aws:iam::123456789012:user/demo-app".to_owned(),
+        ),
+        (
+            "rolegate-dev-role",
+            "arn:aws:sts::123456789012:assumed-role/DemoWorkload/rolegate-dev".to_owned(),
+        ),
     ] {
         let mut aws = std::process::Command::new(crate::helpers::venv_bin("aws"));
         for (key, _) in std::env::vars() {
@@ -51,14 +57,28 @@ async fn dev_seeds_serves_and_reseeds_idempotently() {
             }
         }
         let out = aws
-            .args(["sts", "get-caller-identity", "--profile", profile, "--output", "json"])
+            .args([
+                "sts",
+                "get-caller-identity",
+                "--profile",
+                profile,
+                "--output",
+                "json",
+            ])
             .env("AWS_CONFIG_FILE", data_path.join("aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", data_path.join("aws-credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                data_path.join("aws-credentials"),
+            )
             // The CLI caches assumed-role credentials under ~/.aws/cli/cache.
             .env("HOME", dir.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{profile}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{profile}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let identity: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(identity["Arn"], arn);
     }
@@ -72,7 +92,10 @@ async fn dev_seeds_serves_and_reseeds_idempotently() {
     );
     let out = second.stdout.join("\n");
     assert!(out.contains("Seed: 0 created"), "{out}");
-    assert!(!out.contains("Generated a master key"), "the key is kept: {out}");
+    assert!(
+        !out.contains("Generated a master key"),
+        "the key is kept: {out}"
+    );
     assert!(
         out.contains("kept    role arn:aws:iam::123456789012:role/Admin"),
         "{out}"
@@ -115,7 +138,10 @@ fn serve_with_unreachable_database_fails_fast() {
                 "postgres://rolegate:secret-pw@127.0.0.1:1/rolegate",
             ),
             ("ROLEGATE_DATABASE__CONNECT_TIMEOUT_SECONDS", "2"),
-            ("ROLEGATE_SECRETS__MASTER_KEY", crate::helpers::TEST_MASTER_KEY),
+            (
+                "ROLEGATE_SECRETS__MASTER_KEY",
+                crate::helpers::TEST_MASTER_KEY,
+            ),
             ("ROLEGATE_SERVER__LISTEN", "127.0.0.1:0"),
         ],
     );
@@ -188,11 +214,17 @@ async fn migrate_then_serve_on_postgres_and_sqlite() {
         assert_eq!(run_binary(&["migrate", "--config", &config], &[]).0, 0);
 
         // The first start creates session-token key 1; rotating adds key 2.
-        let key = [("ROLEGATE_SECRETS__MASTER_KEY", crate::helpers::TEST_MASTER_KEY)];
+        let key = [(
+            "ROLEGATE_SECRETS__MASTER_KEY",
+            crate::helpers::TEST_MASTER_KEY,
+        )];
         let (code, stdout, stderr) = run_binary(&["rotate-token-key", "--config", &config], &key);
         assert_eq!(code, 0, "{stderr}");
         assert_eq!(stdout.trim(), "session-token key 2 is now current");
-        let other = [("ROLEGATE_SECRETS__MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")];
+        let other = [(
+            "ROLEGATE_SECRETS__MASTER_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )];
         let (code, _, stderr) = run_binary(&["rotate-token-key", "--config", &config], &other);
         assert_ne!(code, 0, "a different master key cannot open the key ring");
         assert!(stderr.contains("master key"), "{stderr}");
@@ -202,7 +234,10 @@ async fn migrate_then_serve_on_postgres_and_sqlite() {
             &["serve", "--config", &config],
             &[
                 ("ROLEGATE_LOG__FORMAT", "json"),
-                ("ROLEGATE_SECRETS__MASTER_KEY", crate::helpers::TEST_MASTER_KEY),
+                (
+                    "ROLEGATE_SECRETS__MASTER_KEY",
+                    crate::helpers::TEST_MASTER_KEY,
+                ),
             ],
             Duration::from_secs(30),
         );

@@ -140,7 +140,9 @@ pub fn test_sealer() -> rolegate::secrets::Sealer {
 
 /// The application state over `store`, sealed with the test master key.
 pub async fn app_state(store: Arc<dyn Store>) -> rolegate::web::AppState {
-    rolegate::app::app_state(store, test_sealer()).await.expect("app state")
+    rolegate::app::app_state(store, test_sealer())
+        .await
+        .expect("app state")
 }
 
 /// The real server on 127.0.0.1 port 0; returns its base URL.
@@ -270,9 +272,14 @@ pub fn sigv4_headers(
 ) -> Vec<(String, String)> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use aws_sigv4::sign::v4;
-    let identity =
-        aws_credential_types::Credentials::new(akid, secret, token.map(str::to_owned), None, "test")
-            .into();
+    let identity = aws_credential_types::Credentials::new(
+        akid,
+        secret,
+        token.map(str::to_owned),
+        None,
+        "test",
+    )
+    .into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")

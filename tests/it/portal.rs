@@ -37,7 +37,11 @@ impl Browser {
     }
 
     fn cookie_header(&self) -> String {
-        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     async fn finish(&mut self, response: reqwest::Response) -> Page {
@@ -57,8 +61,16 @@ impl Browser {
                 self.cookies.insert(name.to_owned(), value.to_owned());
             }
         }
-        let location = headers.get("location").map(|v| v.to_str().unwrap().to_owned());
-        Page { status, location, body: response.text().await.unwrap(), set_cookies, headers }
+        let location = headers
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        Page {
+            status,
+            location,
+            body: response.text().await.unwrap(),
+            set_cookies,
+            headers,
+        }
     }
 
     async fn get(&mut self, path: &str) -> Page {
@@ -91,7 +103,12 @@ impl Browser {
         let csrf = hidden(&form.body, "csrf");
         self.post(
             "/signin/directory",
-            &[("csrf", &csrf), ("username", user), ("password", password), ("return_to", return_to)],
+            &[
+                ("csrf", &csrf),
+                ("username", user),
+                ("password", password),
+                ("return_to", return_to),
+            ],
         )
         .await
     }
@@ -100,12 +117,19 @@ impl Browser {
 /// The value of a hidden form field.
 fn hidden(body: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = body.find(&marker).unwrap_or_else(|| panic!("no {name} field in {body}")) + marker.len();
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {body}"))
+        + marker.len();
     body[start..start + body[start..].find('"').unwrap()].to_owned()
 }
 
 fn password_of(user: &str) -> &'static str {
-    seed::DEMO_SIGN_INS.iter().find(|(u, _)| *u == user).unwrap().1
+    seed::DEMO_SIGN_INS
+        .iter()
+        .find(|(u, _)| *u == user)
+        .unwrap()
+        .1
 }
 
 async fn seeded(db: &TestStore) -> rolegate::web::AppState {
@@ -118,10 +142,17 @@ async fn seeded(db: &TestStore) -> rolegate::web::AppState {
 fn exported(body: &str) -> (String, String, String) {
     let value = |name: &str| {
         let marker = format!("export {name}=\"");
-        let start = body.find(&marker).unwrap_or_else(|| panic!("no {name} in {body}")) + marker.len();
+        let start = body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} in {body}"))
+            + marker.len();
         body[start..start + body[start..].find('"').unwrap()].to_owned()
     };
-    (value("AWS_ACCESS_KEY_ID"), value("AWS_SECRET_ACCESS_KEY"), value("AWS_SESSION_TOKEN"))
+    (
+        value("AWS_ACCESS_KEY_ID"),
+        value("AWS_SECRET_ACCESS_KEY"),
+        value("AWS_SESSION_TOKEN"),
+    )
 }
 
 async fn sign_in_see_roles_and_use_access_keys(db: TestStore) {
@@ -131,25 +162,52 @@ async fn sign_in_see_roles_and_use_access_keys(db: TestStore) {
 
     let signin = alice.get("/signin").await;
     assert_eq!(signin.headers["x-frame-options"], "DENY");
-    assert!(signin.headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert!(
+        signin.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
     assert!(!signin.body.contains("<script>"), "no inline script");
 
     let signed_in = alice.sign_in("alice", password_of("alice"), "/start").await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
     assert_eq!(signed_in.location.as_deref(), Some("/start"));
-    let session_cookie = signed_in.set_cookies.iter().find(|c| c.starts_with("rg_session=")).unwrap();
-    assert!(session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Lax"), "{session_cookie}");
+    let session_cookie = signed_in
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("rg_session="))
+        .unwrap();
+    assert!(
+        session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Lax"),
+        "{session_cookie}"
+    );
 
     let start = alice.get("/start").await;
     assert_eq!(start.status, 200);
     for role in ["Admin", "Developer", "ReadOnly"] {
-        assert!(start.body.contains(&format!("id=\"role-{}-{role}\"", seed::DEMO_ACCOUNT_ID)), "{role} missing");
+        assert!(
+            start
+                .body
+                .contains(&format!("id=\"role-{}-{role}\"", seed::DEMO_ACCOUNT_ID)),
+            "{role} missing"
+        );
     }
-    assert!(!start.body.contains("DemoWorkload"), "roles without alice's groups are not shown");
+    assert!(
+        !start.body.contains("DemoWorkload"),
+        "roles without alice's groups are not shown"
+    );
 
     let csrf = hidden(&start.body, "csrf");
     let keys = alice
-        .post("/start/credentials", &[("csrf", &csrf), ("account", seed::DEMO_ACCOUNT_ID), ("role", "Developer")])
+        .post(
+            "/start/credentials",
+            &[
+                ("csrf", &csrf),
+                ("account", seed::DEMO_ACCOUNT_ID),
+                ("role", "Developer"),
+            ],
+        )
         .await;
     assert_eq!(keys.status, 200, "{}", keys.body);
     assert_eq!(keys.headers["cache-control"], "no-store");
@@ -170,20 +228,41 @@ async fn sign_in_see_roles_and_use_access_keys(db: TestStore) {
         .arg("import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        format!("arn:aws:sts::{}:assumed-role/Developer/alice@example.com", seed::DEMO_ACCOUNT_ID)
+        format!(
+            "arn:aws:sts::{}:assumed-role/Developer/alice@example.com",
+            seed::DEMO_ACCOUNT_ID
+        )
     );
 
     // A role alice's groups do not grant, and a form without the session's token.
     let other = alice
-        .post("/start/credentials", &[("csrf", &csrf), ("account", seed::DEMO_ACCOUNT_ID), ("role", "DemoWorkload")])
+        .post(
+            "/start/credentials",
+            &[
+                ("csrf", &csrf),
+                ("account", seed::DEMO_ACCOUNT_ID),
+                ("role", "DemoWorkload"),
+            ],
+        )
         .await;
     assert_eq!(other.status, 403);
     assert!(other.body.contains("not entitled"), "{}", other.body);
     let forged = alice
-        .post("/start/credentials", &[("csrf", "forged"), ("account", seed::DEMO_ACCOUNT_ID), ("role", "Developer")])
+        .post(
+            "/start/credentials",
+            &[
+                ("csrf", "forged"),
+                ("account", seed::DEMO_ACCOUNT_ID),
+                ("role", "Developer"),
+            ],
+        )
         .await;
     assert_eq!(forged.status, 403);
 
@@ -193,14 +272,28 @@ async fn sign_in_see_roles_and_use_access_keys(db: TestStore) {
     assert_eq!(out.location.as_deref(), Some("/signin"));
     let mut thief = Browser::new(&base);
     thief.cookies.insert("rg_session".into(), stolen);
-    assert_eq!(thief.get("/start").await.location.as_deref(), Some("/signin?return_to=/start"));
+    assert_eq!(
+        thief.get("/start").await.location.as_deref(),
+        Some("/signin?return_to=/start")
+    );
 
     // Everything above is in the audit log, with no secrets.
     let audit = db.store.list_audit(50, None).await.unwrap();
-    let actions: Vec<_> = audit.iter().map(|e| (e.action.as_str(), e.outcome)).collect();
+    let actions: Vec<_> = audit
+        .iter()
+        .map(|e| (e.action.as_str(), e.outcome))
+        .collect();
     use rolegate::store::Outcome::*;
-    for expected in [("portal:SignIn", Success), ("portal:GetRoleCredentials", Success), ("portal:GetRoleCredentials", Denied), ("portal:SignOut", Success)] {
-        assert!(actions.contains(&expected), "{expected:?} not in {actions:?}");
+    for expected in [
+        ("portal:SignIn", Success),
+        ("portal:GetRoleCredentials", Success),
+        ("portal:GetRoleCredentials", Denied),
+        ("portal:SignOut", Success),
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected:?} not in {actions:?}"
+        );
     }
     let rendered = serde_json::to_string(&audit).unwrap();
     assert!(!rendered.contains(&secret) && !rendered.contains(password_of("alice")));
@@ -215,13 +308,25 @@ async fn bad_sign_ins_and_redirects(db: TestStore) {
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("incorrect"), "{}", wrong.body);
     assert!(!mallory.cookies.contains_key("rg_session"));
-    let unknown = mallory.sign_in("nobody", "whatever-password", "/start").await;
-    assert_eq!(unknown.status, 401, "unknown users look the same as wrong passwords");
+    let unknown = mallory
+        .sign_in("nobody", "whatever-password", "/start")
+        .await;
+    assert_eq!(
+        unknown.status, 401,
+        "unknown users look the same as wrong passwords"
+    );
 
     // A form posted without the sign-in page's CSRF cookie (cross-site) is refused.
     let mut cross_site = Browser::new(&base);
     let refused = cross_site
-        .post("/signin/directory", &[("csrf", "x"), ("username", "alice"), ("password", password_of("alice"))])
+        .post(
+            "/signin/directory",
+            &[
+                ("csrf", "x"),
+                ("username", "alice"),
+                ("password", password_of("alice")),
+            ],
+        )
         .await;
     assert_eq!(refused.status, 403);
 
@@ -245,11 +350,16 @@ async fn bad_sign_ins_and_redirects(db: TestStore) {
 
     // A tampered session cookie is no session.
     let mut forged = Browser::new(&base);
-    forged.cookies.insert("rg_session".into(), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into());
+    forged.cookies.insert(
+        "rg_session".into(),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+    );
     assert_eq!(forged.get("/start").await.status, 303);
 
     let audit = db.store.list_audit(50, None).await.unwrap();
-    assert!(audit.iter().any(|e| e.action == "portal:SignIn" && e.outcome == rolegate::store::Outcome::Failure && e.actor == "alice"));
+    assert!(audit.iter().any(|e| e.action == "portal:SignIn"
+        && e.outcome == rolegate::store::Outcome::Failure
+        && e.actor == "alice"));
 }
 
 /// Two Rolegate replicas sharing the database and Redis serve one user seamlessly:
@@ -258,17 +368,38 @@ async fn replicas_share_sessions_through_redis(db: TestStore) {
     let prefix = format!("rolegate-test-{:016x}", rand::random::<u64>());
     let cache = |prefix: String| async move {
         let cache: Arc<dyn rolegate::cache::Cache> =
-            rolegate::cache::open_cache(Some("redis://127.0.0.1:6379/0"), &prefix).await.unwrap();
+            rolegate::cache::open_cache(Some("redis://127.0.0.1:6379/0"), &prefix)
+                .await
+                .unwrap();
         cache
     };
     let skew = chrono::Duration::minutes(5);
-    let first = rolegate::app::state_with_cache(db.store.clone(), test_sealer(), skew, cache(prefix.clone()).await).await.unwrap();
+    let first = rolegate::app::state_with_cache(
+        db.store.clone(),
+        test_sealer(),
+        skew,
+        cache(prefix.clone()).await,
+    )
+    .await
+    .unwrap();
     seed::seed_demo(first.store.as_ref()).await.unwrap();
-    let second = rolegate::app::state_with_cache(db.store.clone(), test_sealer(), skew, cache(prefix.clone()).await).await.unwrap();
+    let second = rolegate::app::state_with_cache(
+        db.store.clone(),
+        test_sealer(),
+        skew,
+        cache(prefix.clone()).await,
+    )
+    .await
+    .unwrap();
     let (a, b) = (spawn_state(first), spawn_state(second));
 
     let mut bob = Browser::new(&a);
-    assert_eq!(bob.sign_in("bob", password_of("bob"), "/start").await.status, 303);
+    assert_eq!(
+        bob.sign_in("bob", password_of("bob"), "/start")
+            .await
+            .status,
+        303
+    );
     let cookies = bob.cookies.clone();
     let mut on_b = Browser::new(&b);
     on_b.cookies = cookies;
@@ -276,20 +407,45 @@ async fn replicas_share_sessions_through_redis(db: TestStore) {
     assert_eq!(start.status, 200, "the session made on A is valid on B");
     assert!(start.body.contains("role-123456789012-Developer"));
     let csrf = hidden(&start.body, "csrf");
-    let keys = on_b.post("/start/credentials", &[("csrf", &csrf), ("account", "123456789012"), ("role", "Developer")]).await;
+    let keys = on_b
+        .post(
+            "/start/credentials",
+            &[
+                ("csrf", &csrf),
+                ("account", "123456789012"),
+                ("role", "Developer"),
+            ],
+        )
+        .await;
     assert_eq!(keys.status, 200);
     // Sign out on B: A no longer accepts the session.
     on_b.post("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(bob.get("/start").await.status, 303);
 
-    let mut redis = redis::Client::open("redis://127.0.0.1:6379/0").unwrap().get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut redis).await.unwrap();
+    let mut redis = redis::Client::open("redis://127.0.0.1:6379/0")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut redis).await.unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
     }
 }
 
-both_backends!(sign_in_see_roles_and_use_access_keys, bad_sign_ins_and_redirects, replicas_share_sessions_through_redis);
+both_backends!(
+    sign_in_see_roles_and_use_access_keys,
+    bad_sign_ins_and_redirects,
+    replicas_share_sessions_through_redis
+);
 
 /// Two `rolegate serve` processes sharing PostgreSQL and Redis: sign in on one,
 /// continue on the other, sign out on the second and the first forgets you too.
@@ -303,7 +459,10 @@ async fn two_processes_share_postgres_and_redis() {
         ("ROLEGATE_DATABASE__URL", db.url.as_str()),
         ("ROLEGATE_CACHE__URL", "redis://127.0.0.1:6379/0"),
         ("ROLEGATE_CACHE__PREFIX", prefix.as_str()),
-        ("ROLEGATE_SECRETS__MASTER_KEY", crate::helpers::TEST_MASTER_KEY),
+        (
+            "ROLEGATE_SECRETS__MASTER_KEY",
+            crate::helpers::TEST_MASTER_KEY,
+        ),
         ("ROLEGATE_SERVER__LISTEN", "127.0.0.1:0"),
     ];
     let timeout = std::time::Duration::from_secs(30);
@@ -319,7 +478,14 @@ async fn two_processes_share_postgres_and_redis() {
     assert_eq!(start.status, 200, "process B accepts process A's session");
     let csrf = hidden(&start.body, "csrf");
     let keys = on_b
-        .post("/start/credentials", &[("csrf", &csrf), ("account", seed::DEMO_ACCOUNT_ID), ("role", "Developer")])
+        .post(
+            "/start/credentials",
+            &[
+                ("csrf", &csrf),
+                ("account", seed::DEMO_ACCOUNT_ID),
+                ("role", "Developer"),
+            ],
+        )
         .await;
     assert_eq!(keys.status, 200, "{}", keys.body);
     // Credentials minted by B work on A: both share the session-token key ring.
@@ -331,14 +497,33 @@ async fn two_processes_share_postgres_and_redis() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("assumed-role/Developer/alice@example.com"), "{body}");
+    assert!(
+        body.contains("assumed-role/Developer/alice@example.com"),
+        "{body}"
+    );
 
     on_b.post("/logout", &[("csrf", &csrf)]).await;
-    assert_eq!(on_a.get("/start").await.status, 303, "signed out everywhere");
+    assert_eq!(
+        on_a.get("/start").await.status,
+        303,
+        "signed out everywhere"
+    );
 
-    let mut redis = redis::Client::open("redis://127.0.0.1:6379/0").unwrap().get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut redis).await.unwrap();
+    let mut redis = redis::Client::open("redis://127.0.0.1:6379/0")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut redis).await.unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
     }
 }

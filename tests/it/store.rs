@@ -734,32 +734,88 @@ async fn iam_users_access_keys_and_oidc_providers(db: TestStore) {
     assert!(matches!(dup, StoreError::AlreadyExists { .. }), "{dup:?}");
     let mut bad = user("bad");
     bad.inline_policies = vec![(PolicyName::parse("Broken").unwrap(), "{}".into())];
-    assert_eq!(store.create_iam_user(&bad).await.unwrap_err().code(), "MalformedPolicyDocument");
+    assert_eq!(
+        store.create_iam_user(&bad).await.unwrap_err().code(),
+        "MalformedPolicyDocument"
+    );
     let mut dangling = user("dangling");
     dangling.attached_policies = vec![format!("arn:aws:iam::{ACCOUNT}:policy/Nope")];
-    assert!(matches!(store.create_iam_user(&dangling).await.unwrap_err(), StoreError::NotFound { .. }));
-    let names: Vec<_> = store.list_iam_users(&account()).await.unwrap().into_iter().map(|u| u.name.to_string()).collect();
+    assert!(matches!(
+        store.create_iam_user(&dangling).await.unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
+    let names: Vec<_> = store
+        .list_iam_users(&account())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name.to_string())
+        .collect();
     assert_eq!(names, ["ci-bot"], "failed creations leave nothing behind");
-    let permissions = store.user_permissions(&account(), &UserName::parse("ci-bot").unwrap()).await.unwrap();
+    let permissions = store
+        .user_permissions(&account(), &UserName::parse("ci-bot").unwrap())
+        .await
+        .unwrap();
     assert_eq!(permissions.identity_policies.len(), 1);
 
     let bot = UserName::parse("ci-bot").unwrap();
-    store.create_access_key(&account(), &bot, "AKIAAAAAAAAAAAAAAAA1", "v1:sealed1").await.unwrap();
-    store.create_access_key(&account(), &bot, "AKIAAAAAAAAAAAAAAAA2", "v1:sealed2").await.unwrap();
-    let third = store.create_access_key(&account(), &bot, "AKIAAAAAAAAAAAAAAAA3", "v1:sealed3").await.unwrap_err();
+    store
+        .create_access_key(&account(), &bot, "AKIAAAAAAAAAAAAAAAA1", "v1:sealed1")
+        .await
+        .unwrap();
+    store
+        .create_access_key(&account(), &bot, "AKIAAAAAAAAAAAAAAAA2", "v1:sealed2")
+        .await
+        .unwrap();
+    let third = store
+        .create_access_key(&account(), &bot, "AKIAAAAAAAAAAAAAAAA3", "v1:sealed3")
+        .await
+        .unwrap_err();
     assert!(matches!(third, StoreError::LimitExceeded(_)), "{third:?}");
     let record = store.get_access_key("AKIAAAAAAAAAAAAAAAA1").await.unwrap();
     assert_eq!(record.user.arn, app.arn);
     assert_eq!(record.status, AccessKeyStatus::Active);
-    assert!(!format!("{record:?}").contains("sealed1"), "sealed secrets stay out of Debug");
-    store.set_access_key_status("AKIAAAAAAAAAAAAAAAA1", AccessKeyStatus::Inactive).await.unwrap();
-    assert_eq!(store.get_access_key("AKIAAAAAAAAAAAAAAAA1").await.unwrap().status, AccessKeyStatus::Inactive);
-    store.delete_access_key("AKIAAAAAAAAAAAAAAAA2").await.unwrap();
-    assert!(matches!(store.get_access_key("AKIAAAAAAAAAAAAAAAA2").await.unwrap_err(), StoreError::NotFound { .. }));
-    assert_eq!(store.list_access_keys(&account(), &bot).await.unwrap().len(), 1);
+    assert!(
+        !format!("{record:?}").contains("sealed1"),
+        "sealed secrets stay out of Debug"
+    );
+    store
+        .set_access_key_status("AKIAAAAAAAAAAAAAAAA1", AccessKeyStatus::Inactive)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_access_key("AKIAAAAAAAAAAAAAAAA1")
+            .await
+            .unwrap()
+            .status,
+        AccessKeyStatus::Inactive
+    );
+    store
+        .delete_access_key("AKIAAAAAAAAAAAAAAAA2")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .get_access_key("AKIAAAAAAAAAAAAAAAA2")
+            .await
+            .unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
+    assert_eq!(
+        store
+            .list_access_keys(&account(), &bot)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     store.add_token_key(1, "v1:k1").await.unwrap();
-    assert!(matches!(store.add_token_key(1, "v1:other").await.unwrap_err(), StoreError::AlreadyExists { .. }));
+    assert!(matches!(
+        store.add_token_key(1, "v1:other").await.unwrap_err(),
+        StoreError::AlreadyExists { .. }
+    ));
     assert_eq!(store.list_token_keys().await.unwrap().len(), 1);
 
     let provider = store
@@ -770,16 +826,33 @@ async fn iam_users_access_keys_and_oidc_providers(db: TestStore) {
         })
         .await
         .unwrap();
-    assert_eq!(provider.arn, format!("arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.example.com"));
-    let found = store.find_oidc_provider(&account(), "https://token.actions.example.com").await.unwrap();
+    assert_eq!(
+        provider.arn,
+        format!("arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.example.com")
+    );
+    let found = store
+        .find_oidc_provider(&account(), "https://token.actions.example.com")
+        .await
+        .unwrap();
     assert_eq!(found.client_ids, ["sts.amazonaws.com"]);
     let again = store
-        .create_oidc_provider(&NewOidcProvider { account_id: account(), url: "https://token.actions.example.com".into(), client_ids: vec![] })
+        .create_oidc_provider(&NewOidcProvider {
+            account_id: account(),
+            url: "https://token.actions.example.com".into(),
+            client_ids: vec![],
+        })
         .await
         .unwrap_err();
-    assert!(matches!(again, StoreError::AlreadyExists { .. }), "{again:?}");
+    assert!(
+        matches!(again, StoreError::AlreadyExists { .. }),
+        "{again:?}"
+    );
     let no_scheme = store
-        .create_oidc_provider(&NewOidcProvider { account_id: account(), url: "idp.example.com".into(), client_ids: vec![] })
+        .create_oidc_provider(&NewOidcProvider {
+            account_id: account(),
+            url: "idp.example.com".into(),
+            client_ids: vec![],
+        })
         .await
         .unwrap_err();
     assert_eq!(no_scheme.code(), "ValidationError");
@@ -802,10 +875,11 @@ async fn sqlite_and_postgres_schemas_match() {
     .unwrap();
     let mut lite_columns = Vec::new();
     for table in &tables {
-        let mut columns: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
-            .fetch_all(&mut lite)
-            .await
-            .unwrap();
+        let mut columns: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .fetch_all(&mut lite)
+                .await
+                .unwrap();
         columns.sort();
         lite_columns.push((table.clone(), columns));
     }

@@ -73,7 +73,10 @@ impl Fixture {
         }
         command
             .env("AWS_CONFIG_FILE", self.dir.path().join("config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.path().join("credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir.path().join("credentials"),
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true")
             // Private HOME: the CLI caches assumed-role credentials in ~/.aws/cli/cache.
             .env("HOME", self.dir.path());
@@ -149,13 +152,29 @@ async fn aws_cli_identity_and_assume_role(db: TestStore) {
     let (code, out, err) = fx.aws(&["sts", "get-caller-identity", "--profile", "app"], &[]);
     assert_eq!(code, 0, "{err}");
     let identity: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(identity["Arn"], format!("arn:aws:iam::{ACCOUNT}:user/{}", seed::WORKLOAD_USER));
+    assert_eq!(
+        identity["Arn"],
+        format!("arn:aws:iam::{ACCOUNT}:user/{}", seed::WORKLOAD_USER)
+    );
     assert_eq!(identity["Account"], ACCOUNT);
     assert!(identity["UserId"].as_str().unwrap().starts_with("AIDA"));
 
     let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/{}", seed::WORKLOAD_ROLE);
     let (code, out, err) = fx.aws(
-        &["sts", "assume-role", "--profile", "app", "--role-arn", &role_arn, "--role-session-name", "deploy-42", "--duration-seconds", "900", "--tags", "Key=pipeline,Value=main"],
+        &[
+            "sts",
+            "assume-role",
+            "--profile",
+            "app",
+            "--role-arn",
+            &role_arn,
+            "--role-session-name",
+            "deploy-42",
+            "--duration-seconds",
+            "900",
+            "--tags",
+            "Key=pipeline,Value=main",
+        ],
         &[],
     );
     assert_eq!(code, 0, "{err}");
@@ -164,8 +183,19 @@ async fn aws_cli_identity_and_assume_role(db: TestStore) {
     let key = creds["AccessKeyId"].as_str().unwrap();
     assert!(key.starts_with("ASIA") && key.len() == 20, "{key}");
     assert_eq!(creds["SecretAccessKey"].as_str().unwrap().len(), 40);
-    assert_eq!(assumed["AssumedRoleUser"]["Arn"], format!("arn:aws:sts::{ACCOUNT}:assumed-role/{}/deploy-42", seed::WORKLOAD_ROLE));
-    assert!(assumed["AssumedRoleUser"]["AssumedRoleId"].as_str().unwrap().starts_with("AROA"));
+    assert_eq!(
+        assumed["AssumedRoleUser"]["Arn"],
+        format!(
+            "arn:aws:sts::{ACCOUNT}:assumed-role/{}/deploy-42",
+            seed::WORKLOAD_ROLE
+        )
+    );
+    assert!(
+        assumed["AssumedRoleUser"]["AssumedRoleId"]
+            .as_str()
+            .unwrap()
+            .starts_with("AROA")
+    );
 
     // Those credentials work with the CLI (as environment variables, with the
     // endpoint from AWS_ENDPOINT_URL_STS), and identify as the assumed role.
@@ -173,7 +203,10 @@ async fn aws_cli_identity_and_assume_role(db: TestStore) {
         &["sts", "get-caller-identity"],
         &[
             ("AWS_ACCESS_KEY_ID", key),
-            ("AWS_SECRET_ACCESS_KEY", creds["SecretAccessKey"].as_str().unwrap()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                creds["SecretAccessKey"].as_str().unwrap(),
+            ),
             ("AWS_SESSION_TOKEN", creds["SessionToken"].as_str().unwrap()),
             ("AWS_ENDPOINT_URL_STS", fx.base.as_str()),
             ("AWS_DEFAULT_REGION", "eu-west-1"),
@@ -181,16 +214,38 @@ async fn aws_cli_identity_and_assume_role(db: TestStore) {
     );
     assert_eq!(code, 0, "{err}");
     let identity: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(identity["Arn"], format!("arn:aws:sts::{ACCOUNT}:assumed-role/{}/deploy-42", seed::WORKLOAD_ROLE));
+    assert_eq!(
+        identity["Arn"],
+        format!(
+            "arn:aws:sts::{ACCOUNT}:assumed-role/{}/deploy-42",
+            seed::WORKLOAD_ROLE
+        )
+    );
 
     // GetAccessKeyInfo answers the account of any key id.
-    let (code, out, err) = fx.aws(&["sts", "get-access-key-info", "--profile", "app", "--access-key-id", key], &[]);
+    let (code, out, err) = fx.aws(
+        &[
+            "sts",
+            "get-access-key-info",
+            "--profile",
+            "app",
+            "--access-key-id",
+            key,
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["Account"], ACCOUNT);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["Account"],
+        ACCOUNT
+    );
 
     // Every issuance is audited, without secrets.
     let audit = fx.store.list_audit(20, None).await.unwrap();
-    let event = audit.iter().find(|e| e.action == "sts:AssumeRole").expect("audited");
+    let event = audit
+        .iter()
+        .find(|e| e.action == "sts:AssumeRole")
+        .expect("audited");
     assert_eq!(event.target, role_arn);
     assert_eq!(event.outcome, rolegate::store::Outcome::Success);
     let rendered = serde_json::to_string(&audit).unwrap();
@@ -207,7 +262,13 @@ async fn boto3_source_profile_and_denials(db: TestStore) {
     );
     assert_eq!(code, 0, "{err}");
     let identity: Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(identity["Arn"], format!("arn:aws:sts::{ACCOUNT}:assumed-role/{}/ci-job", seed::WORKLOAD_ROLE));
+    assert_eq!(
+        identity["Arn"],
+        format!(
+            "arn:aws:sts::{ACCOUNT}:assumed-role/{}/ci-job",
+            seed::WORKLOAD_ROLE
+        )
+    );
 
     // A role in an account that does not trust us: AccessDenied, parsed by botocore.
     let (code, out, err) = fx.python(
@@ -245,19 +306,37 @@ async fn signature_and_token_errors(db: TestStore) {
     let (status, body) = fx.call(fx.user_keys(), &identity, now).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(xml_value(&body, "Account"), Some(ACCOUNT));
-    assert!(body.contains("<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"));
+    assert!(body.contains(
+        "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+    ));
 
     let wrong_secret = "0000000000000000000000000000000000000000";
-    let (status, body) = fx.call((&fx.access_key_id, wrong_secret, None), &identity, now).await;
-    assert_eq!((status, error_code(&body)), (403, "SignatureDoesNotMatch"), "{body}");
+    let (status, body) = fx
+        .call((&fx.access_key_id, wrong_secret, None), &identity, now)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "SignatureDoesNotMatch"),
+        "{body}"
+    );
 
-    let (status, body) = fx.call(("AKIAAAAAAAAAAAAAAAAA", wrong_secret, None), &identity, now).await;
-    assert_eq!((status, error_code(&body)), (403, "InvalidClientTokenId"), "{body}");
+    let (status, body) = fx
+        .call(("AKIAAAAAAAAAAAAAAAAA", wrong_secret, None), &identity, now)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "InvalidClientTokenId"),
+        "{body}"
+    );
 
     // A stale signature: real STS answers SignatureDoesNotMatch "Signature expired".
     let stale = now - Duration::from_secs(20 * 60);
     let (status, body) = fx.call(fx.user_keys(), &identity, stale).await;
-    assert_eq!((status, error_code(&body)), (403, "SignatureDoesNotMatch"), "{body}");
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "SignatureDoesNotMatch"),
+        "{body}"
+    );
     assert!(body.contains("Signature expired"), "{body}");
 
     let (status, body) = reqwest::Client::new()
@@ -269,15 +348,35 @@ async fn signature_and_token_errors(db: TestStore) {
         .map(|r| (r.status().as_u16(), r))
         .unwrap();
     let body = body.text().await.unwrap();
-    assert_eq!((status, error_code(&body)), (403, "MissingAuthenticationToken"), "{body}");
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "MissingAuthenticationToken"),
+        "{body}"
+    );
 
-    let (status, body) = fx.call(fx.user_keys(), &[("Action", "LaunchRockets"), ("Version", "2011-06-15")], now).await;
-    assert_eq!((status, error_code(&body)), (400, "InvalidAction"), "{body}");
+    let (status, body) = fx
+        .call(
+            fx.user_keys(),
+            &[("Action", "LaunchRockets"), ("Version", "2011-06-15")],
+            now,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "InvalidAction"),
+        "{body}"
+    );
 
     // Session credentials: a tampered token, and an expired one.
     let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/{}", seed::WORKLOAD_ROLE);
     let assume = |name: &'static str, duration: &'static str| {
-        vec![("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", role_arn.as_str()), ("RoleSessionName", name), ("DurationSeconds", duration)]
+        vec![
+            ("Action", "AssumeRole"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", role_arn.as_str()),
+            ("RoleSessionName", name),
+            ("DurationSeconds", duration),
+        ]
     };
     let (status, body) = fx.call(fx.user_keys(), &assume("short", "900"), now).await;
     assert_eq!(status, 200, "{body}");
@@ -288,18 +387,37 @@ async fn signature_and_token_errors(db: TestStore) {
     );
     let (status, body) = fx.call((&key, &secret, Some(&token)), &identity, now).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(xml_value(&body, "Arn"), Some(format!("arn:aws:sts::{ACCOUNT}:assumed-role/{}/short", seed::WORKLOAD_ROLE).as_str()));
+    assert_eq!(
+        xml_value(&body, "Arn"),
+        Some(
+            format!(
+                "arn:aws:sts::{ACCOUNT}:assumed-role/{}/short",
+                seed::WORKLOAD_ROLE
+            )
+            .as_str()
+        )
+    );
 
     let mut tampered = token.clone().into_bytes();
     let i = tampered.len() / 2;
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
-    let (status, body) = fx.call((&key, &secret, Some(&tampered)), &identity, now).await;
-    assert_eq!((status, error_code(&body)), (403, "InvalidClientTokenId"), "{body}");
+    let (status, body) = fx
+        .call((&key, &secret, Some(&tampered)), &identity, now)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "InvalidClientTokenId"),
+        "{body}"
+    );
 
     // The server's clock decides expiry: 16 minutes on, the 15-minute session is over.
     let later = chrono::Utc::now().timestamp() + 16 * 60;
-    let expired = fx.sts.resolve_keys(&key, Some(&token), later).await.unwrap_err();
+    let expired = fx
+        .sts
+        .resolve_keys(&key, Some(&token), later)
+        .await
+        .unwrap_err();
     assert_eq!((expired.status, expired.code), (403, "ExpiredToken"));
 
     // A well-formed token sealed under someone else's key ring is not ours.
@@ -309,18 +427,35 @@ async fn signature_and_token_errors(db: TestStore) {
         claims.expires_at = chrono::Utc::now().timestamp() + 600;
         other.seal(&claims, &mut rand::rng())
     };
-    let (status, body) = fx.call((&key, &secret, Some(&foreign)), &identity, now).await;
-    assert_eq!((status, error_code(&body)), (403, "InvalidClientTokenId"), "{body}");
+    let (status, body) = fx
+        .call((&key, &secret, Some(&foreign)), &identity, now)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "InvalidClientTokenId"),
+        "{body}"
+    );
 
     // A session key used without its token is unknown.
     let (status, body) = fx.call((&key, &secret, None), &identity, now).await;
-    assert_eq!((status, error_code(&body)), (403, "InvalidClientTokenId"), "{body}");
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "InvalidClientTokenId"),
+        "{body}"
+    );
 
     // A leaked session key can be denied until it expires: it stops working at once.
     let expires = chrono::Utc::now() + chrono::Duration::minutes(15);
-    fx.sts.deny_access_key(&key, expires, chrono::Utc::now()).await.unwrap();
+    fx.sts
+        .deny_access_key(&key, expires, chrono::Utc::now())
+        .await
+        .unwrap();
     let (status, body) = fx.call((&key, &secret, Some(&token)), &identity, now).await;
-    assert_eq!((status, error_code(&body)), (403, "InvalidClientTokenId"), "{body}");
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "InvalidClientTokenId"),
+        "{body}"
+    );
 
     // Malformed Authorization headers are IncompleteSignature.
     let response = reqwest::Client::new()
@@ -334,10 +469,13 @@ async fn signature_and_token_errors(db: TestStore) {
         .unwrap();
     let status = response.status().as_u16();
     let body = response.text().await.unwrap();
-    assert_eq!((status, error_code(&body)), (400, "IncompleteSignature"), "{body}");
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "IncompleteSignature"),
+        "{body}"
+    );
     assert!(body.contains("Signature"), "{body}");
 }
-
 
 fn fx_claims(key: &str, secret: &str) -> rolegate::sts::token::SessionClaims {
     rolegate::sts::token::SessionClaims {
@@ -377,33 +515,79 @@ async fn assume_role_parameter_rules(db: TestStore) {
     let send = |params: Vec<(String, String)>| {
         let fx = &fx;
         async move {
-            let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let borrowed: Vec<(&str, &str)> = params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             fx.call(fx.user_keys(), &borrowed, now).await
         }
     };
 
     let (status, body) = send(call(vec![])).await;
-    assert_eq!((status, error_code(&body)), (400, "MissingParameter"), "{body}");
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "MissingParameter"),
+        "{body}"
+    );
 
     let (status, body) = send(call(vec![("RoleSessionName", "has space".into())])).await;
-    assert_eq!((status, error_code(&body)), (400, "ValidationError"), "{body}");
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "ValidationError"),
+        "{body}"
+    );
     assert!(body.contains("roleSessionName"), "{body}");
 
     // DemoWorkload allows one hour at most.
-    let (status, body) = send(call(vec![("RoleSessionName", "s1".into()), ("DurationSeconds", "7200".into())])).await;
-    assert_eq!((status, error_code(&body)), (400, "ValidationError"), "{body}");
+    let (status, body) = send(call(vec![
+        ("RoleSessionName", "s1".into()),
+        ("DurationSeconds", "7200".into()),
+    ]))
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "ValidationError"),
+        "{body}"
+    );
     assert!(body.contains("MaxSessionDuration"), "{body}");
-    let (status, body) = send(call(vec![("RoleSessionName", "s1".into()), ("DurationSeconds", "60".into())])).await;
-    assert_eq!((status, error_code(&body)), (400, "ValidationError"), "{body}");
+    let (status, body) = send(call(vec![
+        ("RoleSessionName", "s1".into()),
+        ("DurationSeconds", "60".into()),
+    ]))
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "ValidationError"),
+        "{body}"
+    );
 
     let big = format!(
         "{{\"Version\":\"2012-10-17\",\"Statement\":[{{\"Effect\":\"Allow\",\"Action\":[{}],\"Resource\":\"*\"}}]}}",
-        (0..200).map(|i| format!("\"s3:Action{i}\"")).collect::<Vec<_>>().join(",")
+        (0..200)
+            .map(|i| format!("\"s3:Action{i}\""))
+            .collect::<Vec<_>>()
+            .join(",")
     );
-    let (status, body) = send(call(vec![("RoleSessionName", "s1".into()), ("Policy", big)])).await;
-    assert_eq!((status, error_code(&body)), (400, "PackedPolicyTooLarge"), "{body}");
-    let (status, body) = send(call(vec![("RoleSessionName", "s1".into()), ("Policy", "{\"Version\":\"2012-10-17\"}".into())])).await;
-    assert_eq!((status, error_code(&body)), (400, "MalformedPolicyDocument"), "{body}");
+    let (status, body) = send(call(vec![
+        ("RoleSessionName", "s1".into()),
+        ("Policy", big),
+    ]))
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "PackedPolicyTooLarge"),
+        "{body}"
+    );
+    let (status, body) = send(call(vec![
+        ("RoleSessionName", "s1".into()),
+        ("Policy", "{\"Version\":\"2012-10-17\"}".into()),
+    ]))
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "MalformedPolicyDocument"),
+        "{body}"
+    );
 
     // A session policy narrows the session: SourceIdentity is echoed back.
     let (status, body) = send(call(vec![
@@ -414,7 +598,10 @@ async fn assume_role_parameter_rules(db: TestStore) {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(xml_value(&body, "SourceIdentity"), Some("alice"));
-    let packed: u32 = xml_value(&body, "PackedPolicySize").unwrap().parse().unwrap();
+    let packed: u32 = xml_value(&body, "PackedPolicySize")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(packed > 0 && packed < 100, "{packed}");
 
     // Role chaining: at most one hour, and revocation stops the old sessions.
@@ -431,7 +618,11 @@ async fn assume_role_parameter_rules(db: TestStore) {
         ("DurationSeconds", "3601"),
     ];
     let (status, body) = fx.call((&key, &secret, Some(&token)), &chained, now).await;
-    assert_eq!((status, error_code(&body)), (400, "ValidationError"), "{body}");
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "ValidationError"),
+        "{body}"
+    );
     assert!(body.contains("role chaining"), "{body}");
 
     fx.store
@@ -442,13 +633,21 @@ async fn assume_role_parameter_rules(db: TestStore) {
         )
         .await
         .unwrap();
-    let (status, body) = fx.call((&key, &secret, Some(&token)), &chained[..4], now).await;
+    let (status, body) = fx
+        .call((&key, &secret, Some(&token)), &chained[..4], now)
+        .await;
     assert_eq!((status, error_code(&body)), (403, "AccessDenied"), "{body}");
     assert!(body.contains("revoked"), "{body}");
 
     // GetSessionToken needs long-term keys.
-    let session_token = [("Action", "GetSessionToken"), ("Version", "2011-06-15"), ("DurationSeconds", "900")];
-    let (status, body) = fx.call((&key, &secret, Some(&token)), &session_token, now).await;
+    let session_token = [
+        ("Action", "GetSessionToken"),
+        ("Version", "2011-06-15"),
+        ("DurationSeconds", "900"),
+    ];
+    let (status, body) = fx
+        .call((&key, &secret, Some(&token)), &session_token, now)
+        .await;
     assert_eq!((status, error_code(&body)), (403, "AccessDenied"), "{body}");
     let (status, body) = fx.call(fx.user_keys(), &session_token, now).await;
     assert_eq!(status, 200, "{body}");
@@ -456,8 +655,18 @@ async fn assume_role_parameter_rules(db: TestStore) {
 
     // Denials are audited with the reason.
     let audit = fx.store.list_audit(50, None).await.unwrap();
-    assert!(audit.iter().any(|e| e.outcome == rolegate::store::Outcome::Denied && e.details["code"] == "AccessDenied"));
-    assert!(audit.iter().any(|e| e.outcome == rolegate::store::Outcome::Failure && e.details["code"] == "PackedPolicyTooLarge"));
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.outcome == rolegate::store::Outcome::Denied
+                && e.details["code"] == "AccessDenied")
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.outcome == rolegate::store::Outcome::Failure
+                && e.details["code"] == "PackedPolicyTooLarge")
+    );
 }
 
 both_backends!(
@@ -473,7 +682,12 @@ async fn token_key_rotation(db: TestStore) {
     let fx = fixture(db).await;
     let now = SystemTime::now();
     let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/{}", seed::WORKLOAD_ROLE);
-    let assume = [("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", role_arn.as_str()), ("RoleSessionName", "before")];
+    let assume = [
+        ("Action", "AssumeRole"),
+        ("Version", "2011-06-15"),
+        ("RoleArn", role_arn.as_str()),
+        ("RoleSessionName", "before"),
+    ];
     let identity = [("Action", "GetCallerIdentity"), ("Version", "2011-06-15")];
     let session = |body: &str| {
         (
@@ -484,7 +698,10 @@ async fn token_key_rotation(db: TestStore) {
     };
     let (_, body) = fx.call(fx.user_keys(), &assume, now).await;
     let old = session(&body);
-    assert_eq!(rolegate::sts::token::TokenKeyring::key_id_of(&old.2), Some(1));
+    assert_eq!(
+        rolegate::sts::token::TokenKeyring::key_id_of(&old.2),
+        Some(1)
+    );
 
     // Another replica over the same database rotates.
     let replica = app_state(fx.store.clone()).await;
@@ -492,7 +709,10 @@ async fn token_key_rotation(db: TestStore) {
     let (status, body) = signed_call(&spawn_state(replica), fx.user_keys(), &assume, now).await;
     assert_eq!(status, 200, "{body}");
     let new = session(&body);
-    assert_eq!(rolegate::sts::token::TokenKeyring::key_id_of(&new.2), Some(2));
+    assert_eq!(
+        rolegate::sts::token::TokenKeyring::key_id_of(&new.2),
+        Some(2)
+    );
 
     // The first replica accepts both: the new key is loaded on first sight.
     for (key, secret, token) in [&old, &new] {
@@ -513,7 +733,16 @@ async fn trust_policies_gate_every_assume_role(db: TestStore) {
     // demo-app may assume role/* and Admin trusts the account: an Admin session.
     let admin_arn = format!("arn:aws:iam::{ACCOUNT}:role/Admin");
     let (status, body) = fx
-        .call(fx.user_keys(), &[("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", admin_arn.as_str()), ("RoleSessionName", "ops")], now)
+        .call(
+            fx.user_keys(),
+            &[
+                ("Action", "AssumeRole"),
+                ("Version", "2011-06-15"),
+                ("RoleArn", admin_arn.as_str()),
+                ("RoleSessionName", "ops"),
+            ],
+            now,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let admin = (
@@ -525,7 +754,16 @@ async fn trust_policies_gate_every_assume_role(db: TestStore) {
     // Admin may do anything (Action *), but DemoWorkload trusts only demo-app.
     let workload = format!("arn:aws:iam::{ACCOUNT}:role/{}", seed::WORKLOAD_ROLE);
     let (status, body) = fx
-        .call(admin_keys, &[("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", workload.as_str()), ("RoleSessionName", "hop")], now)
+        .call(
+            admin_keys,
+            &[
+                ("Action", "AssumeRole"),
+                ("Version", "2011-06-15"),
+                ("RoleArn", workload.as_str()),
+                ("RoleSessionName", "hop"),
+            ],
+            now,
+        )
         .await;
     assert_eq!((status, error_code(&body)), (403, "AccessDenied"), "{body}");
 
@@ -542,7 +780,12 @@ async fn trust_policies_gate_every_assume_role(db: TestStore) {
     fx.store.create_role(&vendor).await.unwrap();
     let vendor_arn = format!("arn:aws:iam::{ACCOUNT}:role/VendorAudit");
     let assume_vendor = |external: Option<&'static str>| {
-        let mut p = vec![("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", vendor_arn.as_str()), ("RoleSessionName", "audit")];
+        let mut p = vec![
+            ("Action", "AssumeRole"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", vendor_arn.as_str()),
+            ("RoleSessionName", "audit"),
+        ];
         if let Some(e) = external {
             p.push(("ExternalId", e));
         }
@@ -550,15 +793,29 @@ async fn trust_policies_gate_every_assume_role(db: TestStore) {
     };
     let (status, body) = fx.call(fx.user_keys(), &assume_vendor(None), now).await;
     assert_eq!((status, error_code(&body)), (403, "AccessDenied"), "{body}");
-    let (status, body) = fx.call(fx.user_keys(), &assume_vendor(Some("wrong-id")), now).await;
+    let (status, body) = fx
+        .call(fx.user_keys(), &assume_vendor(Some("wrong-id")), now)
+        .await;
     assert_eq!((status, error_code(&body)), (403, "AccessDenied"), "{body}");
-    let (status, body) = fx.call(fx.user_keys(), &assume_vendor(Some("vendor-7731")), now).await;
+    let (status, body) = fx
+        .call(fx.user_keys(), &assume_vendor(Some("vendor-7731")), now)
+        .await;
     assert_eq!(status, 200, "{body}");
 
     // A session policy narrows the session: this Admin session may not chain on.
     let narrow = "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:GetObject\",\"Resource\":\"*\"}]}";
     let (status, body) = fx
-        .call(fx.user_keys(), &[("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", admin_arn.as_str()), ("RoleSessionName", "narrow"), ("Policy", narrow)], now)
+        .call(
+            fx.user_keys(),
+            &[
+                ("Action", "AssumeRole"),
+                ("Version", "2011-06-15"),
+                ("RoleArn", admin_arn.as_str()),
+                ("RoleSessionName", "narrow"),
+                ("Policy", narrow),
+            ],
+            now,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let narrowed = (
@@ -567,11 +824,21 @@ async fn trust_policies_gate_every_assume_role(db: TestStore) {
         xml_value(&body, "SessionToken").unwrap().to_owned(),
     );
     let readonly = format!("arn:aws:iam::{ACCOUNT}:role/ReadOnly");
-    let chain = [("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", readonly.as_str()), ("RoleSessionName", "chain")];
-    let (status, body) = fx.call((&narrowed.0, &narrowed.1, Some(&narrowed.2)), &chain, now).await;
+    let chain = [
+        ("Action", "AssumeRole"),
+        ("Version", "2011-06-15"),
+        ("RoleArn", readonly.as_str()),
+        ("RoleSessionName", "chain"),
+    ];
+    let (status, body) = fx
+        .call((&narrowed.0, &narrowed.1, Some(&narrowed.2)), &chain, now)
+        .await;
     assert_eq!((status, error_code(&body)), (403, "AccessDenied"), "{body}");
     let (status, body) = fx.call(admin_keys, &chain, now).await;
-    assert_eq!(status, 200, "the unrestricted Admin session may chain: {body}");
+    assert_eq!(
+        status, 200,
+        "the unrestricted Admin session may chain: {body}"
+    );
 
     // Deactivated long-term keys stop working; IAM's two-key quota holds.
     let user = rolegate::iam::UserName::parse(seed::WORKLOAD_USER).unwrap();
@@ -579,12 +846,19 @@ async fn trust_policies_gate_every_assume_role(db: TestStore) {
     let third = fx.sts.create_access_key(&account, &user).await.unwrap_err();
     assert_eq!(third.code(), "LimitExceeded");
     fx.store
-        .set_access_key_status(&fx.access_key_id, rolegate::store::AccessKeyStatus::Inactive)
+        .set_access_key_status(
+            &fx.access_key_id,
+            rolegate::store::AccessKeyStatus::Inactive,
+        )
         .await
         .unwrap();
     let identity = [("Action", "GetCallerIdentity"), ("Version", "2011-06-15")];
     let (status, body) = fx.call(fx.user_keys(), &identity, now).await;
-    assert_eq!((status, error_code(&body)), (403, "InvalidClientTokenId"), "{body}");
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "InvalidClientTokenId"),
+        "{body}"
+    );
 }
 
 /// `AWS_ENDPOINT_URL_STS` with a path prefix (`/sts/`): the path is signed as sent.
@@ -606,4 +880,7 @@ async fn sts_under_a_path_prefix(db: TestStore) {
     }
 }
 
-both_backends!(trust_policies_gate_every_assume_role, sts_under_a_path_prefix);
+both_backends!(
+    trust_policies_gate_every_assume_role,
+    sts_under_a_path_prefix
+);

@@ -673,7 +673,11 @@ async fn boto3_web_identity_token_file_profile(db: TestStore) {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let identity: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(
         identity["Arn"],
