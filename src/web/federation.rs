@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::portal::{
-    audit, error_page, html, random_token, redirect, safe_return_to, same, session,
+    audit, error_page, html, random_token, redirect, safe_return_to, same, session, signed_in_form,
 };
 use crate::iam::{AccountId, RoleName};
 use crate::policy::PolicySource;
@@ -1282,30 +1282,12 @@ async fn start_console(
     form: web::Form<ConsoleForm>,
 ) -> HttpResponse {
     const ACTION: &str = "portal:OpenConsole";
-    let Some((_, portal)) = session(&state, &request).await else {
-        return redirect("/signin?return_to=/start");
+    let target = format!("{}/{}", form.account, form.role);
+    let portal = match signed_in_form(&state, &request, &form.csrf, ACTION, &target).await {
+        Ok(portal) => portal,
+        Err(refusal) => return refusal,
     };
     let user = portal.identity.user_name.clone();
-    let target = format!("{}/{}", form.account, form.role);
-    if !same(&portal.csrf, &form.csrf) {
-        audit(
-            &state,
-            &request,
-            &user,
-            ACTION,
-            &target,
-            Outcome::Denied,
-            json!({ "reason": "missing or wrong CSRF token" }),
-        )
-        .await;
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "Request not accepted",
-            "This request did not come from your Rolegate page. Go back to your accounts and try again.",
-            "/start",
-            "Your accounts",
-        );
-    }
     let now = Utc::now().timestamp();
     let assumed = match state
         .sts

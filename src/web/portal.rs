@@ -483,6 +483,40 @@ async fn start(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse
     html(StatusCode::OK, page.render().unwrap_or_default())
 }
 
+/// The guard of every state-changing portal form: a live session (else off to
+/// sign-in) and the session's CSRF token (else an audited refusal page).
+pub(crate) async fn signed_in_form(
+    state: &AppState,
+    request: &HttpRequest,
+    csrf: &str,
+    action: &str,
+    target: &str,
+) -> Result<PortalSession, HttpResponse> {
+    let Some((_, session)) = session(state, request).await else {
+        return Err(redirect("/signin?return_to=/start"));
+    };
+    if !same(&session.csrf, csrf) {
+        audit(
+            state,
+            request,
+            &session.identity.user_name,
+            action,
+            target,
+            Outcome::Denied,
+            json!({ "reason": "missing or wrong CSRF token" }),
+        )
+        .await;
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            "Request not accepted",
+            "This request did not come from your Rolegate page. Go back to your accounts and try again.",
+            "/start",
+            "Your accounts",
+        ));
+    }
+    Ok(session)
+}
+
 #[derive(Deserialize)]
 struct CredentialsForm {
     csrf: String,
@@ -507,30 +541,20 @@ async fn credentials(
     request: HttpRequest,
     form: web::Form<CredentialsForm>,
 ) -> HttpResponse {
-    let Some((_, session)) = session(&state, &request).await else {
-        return redirect("/signin?return_to=/start");
+    let target = format!("{}/{}", form.account, form.role);
+    let session = match signed_in_form(
+        &state,
+        &request,
+        &form.csrf,
+        "portal:GetRoleCredentials",
+        &target,
+    )
+    .await
+    {
+        Ok(session) => session,
+        Err(refusal) => return refusal,
     };
     let user = session.identity.user_name.clone();
-    let target = format!("{}/{}", form.account, form.role);
-    if !same(&session.csrf, &form.csrf) {
-        audit(
-            &state,
-            &request,
-            &user,
-            "portal:GetRoleCredentials",
-            &target,
-            Outcome::Denied,
-            json!({ "reason": "missing or wrong CSRF token" }),
-        )
-        .await;
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "Request not accepted",
-            "This request did not come from your Rolegate page. Go back to your accounts and try again.",
-            "/start",
-            "Accounts",
-        );
-    }
     match state
         .sts
         .issue_for_identity(
