@@ -527,3 +527,60 @@ async fn two_processes_share_postgres_and_redis() {
             .unwrap();
     }
 }
+
+/// A user whose groups grant no role sees a page that says so and what to do.
+async fn user_without_entitlements_is_told_why(db: TestStore) {
+    let state = seeded(&db).await;
+    let hash = rolegate::idp::directory::hash_password("dave-has-no-groups").unwrap();
+    state
+        .store
+        .create_user(&rolegate::store::NewUser {
+            identity_source_id: seed::DIRECTORY_SOURCE_ID.into(),
+            user_name: rolegate::iam::UserName::parse("dave").unwrap(),
+            display_name: "Dave Nogroup".into(),
+            email: Some("dave@example.com".into()),
+            password_hash: Some(hash),
+        })
+        .await
+        .unwrap();
+    let base = spawn_state(state);
+    let mut dave = Browser::new(&base);
+    assert_eq!(
+        dave.sign_in("dave", "dave-has-no-groups", "/start")
+            .await
+            .status,
+        303
+    );
+    let start = dave.get("/start").await;
+    assert_eq!(start.status, 200);
+    assert!(
+        start
+            .body
+            .contains("No roles are granted to you (you are in no groups)"),
+        "{}",
+        start.body
+    );
+    assert!(
+        start.body.contains("Ask an administrator"),
+        "{}",
+        start.body
+    );
+    let csrf = hidden(&start.body, "csrf");
+    let refused = dave
+        .post(
+            "/start/credentials",
+            &[
+                ("csrf", &csrf),
+                ("account", seed::DEMO_ACCOUNT_ID),
+                ("role", "ReadOnly"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    let audit = db.store.list_audit(20, None).await.unwrap();
+    assert!(audit.iter().any(|e| e.actor == "dave"
+        && e.action == "portal:GetRoleCredentials"
+        && e.outcome == rolegate::store::Outcome::Denied));
+}
+
+both_backends!(user_without_entitlements_is_told_why);
