@@ -20,7 +20,7 @@ use crate::store::StoreError;
 use super::assume::{self, AssumeRoleParams};
 use super::credentials::{self, KeyKind};
 use super::error::StsError;
-use super::service::{AssumedRole, Sts, packed_size_percent, parse_stored, store_failure};
+use super::service::{AssumedRole, Sts, packed_size_percent, store_failure};
 
 pub use jwks::VerifierSettings;
 use jwt::{SignatureError, UnverifiedToken, VerifiedClaims, invalid_token};
@@ -294,7 +294,7 @@ impl Sts {
             false,
         )?;
 
-        let trust = parse_stored(&role.trust_policy, PolicyKind::Trust, &role.arn)?;
+        let trust = self.parsed(&role.trust_policy, PolicyKind::Trust, &role.arn)?;
         let set = PolicySet {
             identity: &[],
             boundary: None,
