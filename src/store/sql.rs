@@ -331,7 +331,7 @@ const GROUP_SELECT: &str =
     "SELECT id, identity_source_id, name, description, created_at FROM user_groups";
 
 macro_rules! impl_store {
-    ($db:ty, $backend:expr) => {
+    ($db:ty, $backend:expr, $begin:expr) => {
         impl SqlStore<$db> {
             async fn policy_row(
                 &self,
@@ -599,7 +599,7 @@ macro_rules! impl_store {
                     &format!("policy {}", new.name),
                 )?;
                 let at = now();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let row = sqlx::query_as::<_, PolicyRow>(
                     "INSERT INTO managed_policies (id, account_id, path, name, description, \
                      default_version_id, created_at, updated_at) \
@@ -667,7 +667,7 @@ macro_rules! impl_store {
             }
 
             async fn delete_policy(&self, arn: &str) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let policy = self.policy_row(&mut tx, arn).await?;
                 sqlx::query("DELETE FROM managed_policies WHERE id = $1")
                     .bind(&policy.id)
@@ -686,7 +686,7 @@ macro_rules! impl_store {
                 document: &str,
                 set_as_default: bool,
             ) -> StoreResult<PolicyVersion> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let policy = self.policy_row(&mut tx, arn).await?;
                 check_document(
                     document,
@@ -764,7 +764,7 @@ macro_rules! impl_store {
                 arn: &str,
                 version_id: &str,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let policy = self.policy_row(&mut tx, arn).await?;
                 if !self
                     .versions(&mut tx, &policy)
@@ -788,7 +788,7 @@ macro_rules! impl_store {
             }
 
             async fn delete_policy_version(&self, arn: &str, version_id: &str) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let policy = self.policy_row(&mut tx, arn).await?;
                 if policy.default_version_id == version_id {
                     return Err(StoreError::Conflict(
@@ -816,7 +816,7 @@ macro_rules! impl_store {
                     false,
                     &format!("trust policy of role {}", new.name),
                 )?;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let boundary_id = match &new.permissions_boundary {
                     Some(arn) => Some(self.policy_row(&mut tx, arn).await?.id),
                     None => None,
@@ -888,7 +888,7 @@ macro_rules! impl_store {
                         &format!("trust policy of role {name}"),
                     )?;
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let role = self.role_row(&mut tx, account, name).await?;
                 let boundary_id = match &update.permissions_boundary {
                     Some(Some(arn)) => Some(Some(self.policy_row(&mut tx, arn).await?.id)),
@@ -942,7 +942,7 @@ macro_rules! impl_store {
             }
 
             async fn delete_role(&self, account: &AccountId, name: &RoleName) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let role = self.role_row(&mut tx, account, name).await?;
                 let in_use: i64 = sqlx::query_scalar(
                     "SELECT (SELECT count(*) FROM role_inline_policies WHERE role_id = $1) \
@@ -972,7 +972,7 @@ macro_rules! impl_store {
                 name: &PolicyName,
                 document: &str,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let role = self.role_row(&mut tx, account, role).await?;
                 self.upsert_inline(&mut tx, &role.id, name, document).await?;
                 tx.commit().await?;
@@ -985,7 +985,7 @@ macro_rules! impl_store {
                 role: &RoleName,
                 name: &PolicyName,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let role = self.role_row(&mut tx, account, role).await?;
                 let deleted = sqlx::query(
                     "DELETE FROM role_inline_policies WHERE role_id = $1 AND name = $2",
@@ -1022,7 +1022,7 @@ macro_rules! impl_store {
                 role: &RoleName,
                 policy_arn: &str,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let role = self.role_row(&mut tx, account, role).await?;
                 self.attach(&mut tx, &role.id, policy_arn).await?;
                 tx.commit().await?;
@@ -1035,7 +1035,7 @@ macro_rules! impl_store {
                 role: &RoleName,
                 policy_arn: &str,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let role = self.role_row(&mut tx, account, role).await?;
                 let policy = self.policy_row(&mut tx, policy_arn).await?;
                 let deleted = sqlx::query(
@@ -1223,7 +1223,7 @@ macro_rules! impl_store {
             }
 
             async fn delete_user(&self, source: &str, user_name: &UserName) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let user = self.user_row(&mut tx, source, user_name).await?;
                 sqlx::query("DELETE FROM users WHERE id = $1")
                     .bind(&user.id)
@@ -1272,7 +1272,7 @@ macro_rules! impl_store {
                 group: &GroupName,
                 user_name: &UserName,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let group_id = self.group_id(&mut tx, source, group).await?;
                 let user = self.user_row(&mut tx, source, user_name).await?;
                 sqlx::query(
@@ -1293,7 +1293,7 @@ macro_rules! impl_store {
                 group: &GroupName,
                 user_name: &UserName,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let group_id = self.group_id(&mut tx, source, group).await?;
                 let user = self.user_row(&mut tx, source, user_name).await?;
                 let deleted =
@@ -1333,7 +1333,7 @@ macro_rules! impl_store {
                 for (name, document) in &new.inline_policies {
                     check_document(document, PolicyKind::Identity, true, &format!("inline policy {name}"))?;
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let user_id = new_id(IdKind::User);
                 sqlx::query(
                     "INSERT INTO iam_users (id, account_id, path, name, tags, created_at) \
@@ -1407,7 +1407,7 @@ macro_rules! impl_store {
                 access_key_id: &str,
                 sealed_secret: &str,
             ) -> StoreResult<AccessKeyRecord> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin).await?;
                 let owner = self.iam_user_row(&mut tx, account, user).await?;
                 // Serialise concurrent key creation for this user (a row lock on
                 // PostgreSQL; SQLite holds the database write lock) before counting.
@@ -1615,5 +1615,8 @@ fn version_number(version_id: &str) -> u32 {
         .unwrap_or(0)
 }
 
-impl_store!(sqlx::Sqlite, Backend::Sqlite);
-impl_store!(sqlx::Postgres, Backend::Postgres);
+// SQLite: writing transactions take the write lock up front (`BEGIN IMMEDIATE`), so
+// they wait (busy_timeout) for another writer instead of failing with SQLITE_BUSY
+// when a deferred transaction that has already read tries to upgrade.
+impl_store!(sqlx::Sqlite, Backend::Sqlite, "BEGIN IMMEDIATE");
+impl_store!(sqlx::Postgres, Backend::Postgres, "BEGIN");
