@@ -937,18 +937,7 @@ async fn federation_across_replicas(db: TestStore) {
         "console sessions end with the role session: TTL {ttl}"
     );
 
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(keys)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-    }
+    crate::helpers::delete_redis_prefix(&prefix).await;
 }
 
 both_backends!(

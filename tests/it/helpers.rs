@@ -349,3 +349,24 @@ pub async fn signed_sts_call_at(
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))
 }
+
+/// Removes every key a test wrote under its Redis prefix.
+pub async fn delete_redis_prefix(prefix: &str) {
+    let mut redis = redis::Client::open("redis://127.0.0.1:6379/0")
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut redis)
+        .await
+        .expect("KEYS");
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut redis)
+            .await
+            .expect("DEL");
+    }
+}

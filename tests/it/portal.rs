@@ -422,23 +422,7 @@ async fn replicas_share_sessions_through_redis(db: TestStore) {
     on_b.post("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(bob.get("/start").await.status, 303);
 
-    let mut redis = redis::Client::open("redis://127.0.0.1:6379/0")
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(keys)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-    }
+    crate::helpers::delete_redis_prefix(&prefix).await;
 }
 
 both_backends!(
@@ -509,23 +493,7 @@ async fn two_processes_share_postgres_and_redis() {
         "signed out everywhere"
     );
 
-    let mut redis = redis::Client::open("redis://127.0.0.1:6379/0")
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(keys)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-    }
+    crate::helpers::delete_redis_prefix(&prefix).await;
 }
 
 /// A user whose groups grant no role sees a page that says so and what to do.
