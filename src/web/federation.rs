@@ -30,7 +30,8 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::portal::{
-    audit, error_page, html, random_token, redirect, safe_return_to, same, session, signed_in_form,
+    audit, error_page, html, issue_for_session, random_token, redirect, safe_return_to, same,
+    session, signed_in_form,
 };
 use crate::iam::{AccountId, RoleName};
 use crate::policy::PolicySource;
@@ -1289,37 +1290,18 @@ async fn start_console(
     };
     let user = portal.identity.user_name.clone();
     let now = Utc::now().timestamp();
-    let assumed = match state
-        .sts
-        .issue_for_identity(&portal.identity, &form.account, &form.role, now)
-        .await
+    let assumed = match issue_for_session(
+        &state,
+        &request,
+        &portal,
+        (&form.account, &form.role),
+        ACTION,
+        "No console session was created.",
+    )
+    .await
     {
         Ok(assumed) => assumed,
-        Err(error) => {
-            let outcome = if error.status == 403 {
-                Outcome::Denied
-            } else {
-                Outcome::Failure
-            };
-            audit(
-                &state,
-                &request,
-                &user,
-                ACTION,
-                &target,
-                outcome,
-                json!({ "code": error.code, "reason": error.message }),
-            )
-            .await;
-            let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::FORBIDDEN);
-            return error_page(
-                status,
-                "No access to this role",
-                &format!("{} No console session was created.", error.message),
-                "/start",
-                "Your accounts",
-            );
-        }
+        Err(refusal) => return refusal,
     };
     let token = &assumed.credentials.session_token;
     let caller = match state

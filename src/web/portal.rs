@@ -555,65 +555,85 @@ async fn credentials(
         Err(refusal) => return refusal,
     };
     let user = session.identity.user_name.clone();
-    match state
+    let assumed = match issue_for_session(
+        &state,
+        &request,
+        &session,
+        (&form.account, &form.role),
+        "portal:GetRoleCredentials",
+        "",
+    )
+    .await
+    {
+        Ok(assumed) => assumed,
+        Err(refusal) => return refusal,
+    };
+    audit(
+        &state,
+        &request,
+        &user,
+        "portal:GetRoleCredentials",
+        &assumed.assumed_role_arn,
+        Outcome::Success,
+        json!({ "access_key_id": assumed.credentials.access_key_id }),
+    )
+    .await;
+    let creds = &assumed.credentials;
+    let page = CredentialsPage {
+        account: &form.account,
+        role_name: &form.role,
+        arn: &assumed.assumed_role_arn,
+        expiration: creds.expiration.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        access_key_id: &creds.access_key_id,
+        secret_access_key: &creds.secret_access_key,
+        session_token: &creds.session_token,
+    };
+    html(StatusCode::OK, page.render().unwrap_or_default())
+}
+
+/// Issues a role session for the signed-in person; a refusal (not entitled, or a
+/// failure) is audited under `action` and comes back as the page to show, with
+/// `consequence` (e.g. "No console session was created.") added to its message.
+pub(crate) async fn issue_for_session(
+    state: &AppState,
+    request: &HttpRequest,
+    session: &PortalSession,
+    (account, role): (&str, &str),
+    action: &str,
+    consequence: &str,
+) -> Result<crate::sts::service::AssumedRole, HttpResponse> {
+    let error = match state
         .sts
-        .issue_for_identity(
-            &session.identity,
-            &form.account,
-            &form.role,
-            Utc::now().timestamp(),
-        )
+        .issue_for_identity(&session.identity, account, role, Utc::now().timestamp())
         .await
     {
-        Ok(assumed) => {
-            audit(
-                &state,
-                &request,
-                &user,
-                "portal:GetRoleCredentials",
-                &assumed.assumed_role_arn,
-                Outcome::Success,
-                json!({ "access_key_id": assumed.credentials.access_key_id }),
-            )
-            .await;
-            let creds = &assumed.credentials;
-            let page = CredentialsPage {
-                account: &form.account,
-                role_name: &form.role,
-                arn: &assumed.assumed_role_arn,
-                expiration: creds.expiration.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-                access_key_id: &creds.access_key_id,
-                secret_access_key: &creds.secret_access_key,
-                session_token: &creds.session_token,
-            };
-            html(StatusCode::OK, page.render().unwrap_or_default())
-        }
-        Err(error) => {
-            let outcome = if error.status == 403 {
-                Outcome::Denied
-            } else {
-                Outcome::Failure
-            };
-            audit(
-                &state,
-                &request,
-                &user,
-                "portal:GetRoleCredentials",
-                &target,
-                outcome,
-                json!({ "code": error.code, "reason": error.message }),
-            )
-            .await;
-            let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::FORBIDDEN);
-            error_page(
-                status,
-                "No access to this role",
-                &error.message,
-                "/start",
-                "Accounts",
-            )
-        }
-    }
+        Ok(assumed) => return Ok(assumed),
+        Err(error) => error,
+    };
+    let outcome = if error.status == 403 {
+        Outcome::Denied
+    } else {
+        Outcome::Failure
+    };
+    audit(
+        state,
+        request,
+        &session.identity.user_name,
+        action,
+        &format!("{account}/{role}"),
+        outcome,
+        json!({ "code": error.code, "reason": error.message }),
+    )
+    .await;
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::FORBIDDEN);
+    let message = format!("{} {consequence}", error.message);
+    Err(error_page(
+        status,
+        "No access to this role",
+        message.trim_end(),
+        "/start",
+        "Your accounts",
+    ))
 }
 
 #[derive(Deserialize)]
