@@ -447,91 +447,89 @@ async fn consume(
     }
 }
 
+const LOGIN_ACTION: &str = "federation:Login";
+
+/// A sign-in link refused before any session exists: an audited denial and a page
+/// that says what happened and how to continue.
+async fn refuse_login(
+    state: &AppState,
+    request: &HttpRequest,
+    target: &str,
+    details: serde_json::Value,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+) -> HttpResponse {
+    audit(
+        state,
+        request,
+        ANONYMOUS,
+        LOGIN_ACTION,
+        target,
+        Outcome::Denied,
+        details,
+    )
+    .await;
+    error_page(status, title, message, "/start", "Your accounts")
+}
+
 async fn login(state: &AppState, request: &HttpRequest, params: FederationParams) -> HttpResponse {
-    const ACTION: &str = "federation:Login";
+    const ACTION: &str = LOGIN_ACTION;
     let now = Utc::now().timestamp();
     let destination = params.destination.as_deref().unwrap_or("/console");
     let Some(query) = allowed_destination(destination, &own_origin(request)) else {
-        audit(
+        return refuse_login(
             state,
             request,
-            ANONYMOUS,
-            ACTION,
             &truncated(destination),
-            Outcome::Denied,
             json!({ "reason": "Destination is not on the allow-list" }),
-        )
-        .await;
-        return error_page(
             StatusCode::BAD_REQUEST,
             "Destination not allowed",
             "This sign-in link asks to continue to an address that Rolegate does not send console sessions to: only this Rolegate's own console (/console) is allowed. No session was created. Open the console from your accounts instead.",
-            "/start",
-            "Your accounts",
-        );
+        )
+        .await;
     };
     let Some(token) = params
         .signin_token
         .as_deref()
         .filter(|t| !t.is_empty() && t.len() <= 256)
     else {
-        audit(
+        return refuse_login(
             state,
             request,
-            ANONYMOUS,
-            ACTION,
             "-",
-            Outcome::Denied,
             json!({ "reason": "no SigninToken" }),
-        )
-        .await;
-        return error_page(
             StatusCode::BAD_REQUEST,
             "Sign-in link incomplete",
             "This sign-in link has no sign-in token. Get a new link, or open the console from your accounts.",
-            "/start",
-            "Your accounts",
-        );
+        )
+        .await;
     };
     let grant = match consume(state, token, now).await {
         Ok(Consumed::Grant(grant)) => grant,
         Ok(Consumed::Used) => {
-            audit(
+            return refuse_login(
                 state,
                 request,
-                ANONYMOUS,
-                ACTION,
                 "-",
-                Outcome::Denied,
                 json!({ "reason": "sign-in token already used" }),
-            )
-            .await;
-            return error_page(
                 StatusCode::FORBIDDEN,
                 "Sign-in link already used",
                 "Each sign-in link works once, and this one has been used. No session was created. Get a new link, or open the console from your accounts.",
-                "/start",
-                "Your accounts",
-            );
-        }
-        Ok(Consumed::Unknown) => {
-            audit(
-                state,
-                request,
-                ANONYMOUS,
-                ACTION,
-                "-",
-                Outcome::Denied,
-                json!({ "reason": "sign-in token expired or unknown" }),
             )
             .await;
-            return error_page(
+        }
+        Ok(Consumed::Unknown) => {
+            return refuse_login(
+                state,
+                request,
+                "-",
+                json!({ "reason": "sign-in token expired or unknown" }),
                 StatusCode::FORBIDDEN,
                 "Sign-in link expired",
                 "This sign-in link has expired (links are valid for 15 minutes) or was not issued by this Rolegate. No session was created. Get a new link, or open the console from your accounts.",
-                "/start",
-                "Your accounts",
-            );
+            )
+            .await;
         }
         Err(error) => {
             tracing::error!(%error, "cannot read sign-in tokens");
@@ -551,23 +549,16 @@ async fn login(state: &AppState, request: &HttpRequest, params: FederationParams
     {
         Ok((caller, _)) => caller,
         Err(error) => {
-            audit(
+            return refuse_login(
                 state,
                 request,
-                ANONYMOUS,
-                ACTION,
                 &grant.access_key_id,
-                Outcome::Denied,
                 json!({ "code": error.code, "reason": "the role session ended" }),
-            )
-            .await;
-            return error_page(
                 StatusCode::FORBIDDEN,
                 "Role session ended",
                 "The role session behind this sign-in link has expired or was revoked. No console session was created. Open the console again from your accounts.",
-                "/start",
-                "Your accounts",
-            );
+            )
+            .await;
         }
     };
     let back = params.issuer.as_deref().map_or("/start", safe_return_to);
