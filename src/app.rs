@@ -85,6 +85,7 @@ pub async fn state_with_cache(
         sts: Arc::new(sts),
         cache,
         directory,
+        portal: crate::web::PortalSettings::default(),
     })
 }
 

@@ -23,6 +23,21 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub sts: StsConfig,
     pub cache: CacheConfig,
+    pub portal: PortalConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalConfig {
+    pub session_ttl_seconds: u64,
+}
+
+impl PortalConfig {
+    pub fn settings(&self) -> crate::web::PortalSettings {
+        crate::web::PortalSettings {
+            session_ttl: Duration::from_secs(self.session_ttl_seconds),
+        }
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -159,6 +174,13 @@ impl Config {
         if !(1..=3600).contains(&self.sts.max_clock_skew_seconds) {
             return Err(ConfigError(
                 "sts.max_clock_skew_seconds must be between 1 and 3600".into(),
+            ));
+        }
+        // Identity Center allows 15 minutes to 90 days.
+        if !(900..=90 * 86_400).contains(&self.portal.session_ttl_seconds) {
+            return Err(ConfigError(
+                "portal.session_ttl_seconds must be between 900 (15 minutes) and 7776000 (90 days)"
+                    .into(),
             ));
         }
         if self.database.max_connections == 0 {

@@ -242,7 +242,9 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
     let cache = rolegate::cache::open_cache(cache_url, &config.cache.prefix)
         .await
         .map_err(|e| e.to_string())?;
-    let state = app::state_with_cache(store, sealer, skew, cache).await?;
+    let state = app::state_with_cache(store, sealer, skew, cache)
+        .await?
+        .with_portal(config.portal.settings());
     let listener = bind(config.server.listen)?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(listen = %address, backend = ?state.store.backend(), "rolegate serving");

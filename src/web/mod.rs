@@ -25,6 +25,30 @@ pub struct AppState {
     /// Ephemeral state shared by replicas: portal sessions, sign-in tokens, lock-outs.
     pub cache: Arc<dyn Cache>,
     pub directory: Arc<DirectoryAuth>,
+    pub portal: PortalSettings,
+}
+
+/// Portal behaviour an operator tunes in `[portal]`.
+#[derive(Debug, Clone)]
+pub struct PortalSettings {
+    /// How long a portal sign-in lasts (also the SSO access token's lifetime).
+    pub session_ttl: std::time::Duration,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        // IAM Identity Center's default session duration.
+        Self {
+            session_ttl: std::time::Duration::from_secs(8 * 3600),
+        }
+    }
+}
+
+impl AppState {
+    pub fn with_portal(mut self, portal: PortalSettings) -> Self {
+        self.portal = portal;
+        self
+    }
 }
 
 /// Registers every route; used by the server and by in-process tests alike.

@@ -23,7 +23,6 @@ use crate::sts::portal::PortalIdentity;
 const SESSION_COOKIE: &str = "rg_session";
 /// Double-submit CSRF token for the sign-in form, before any session exists.
 const CSRF_COOKIE: &str = "rg_csrf";
-const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(8 * 3600);
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(root))
@@ -378,7 +377,7 @@ pub(crate) async fn start_session_with(
     let stored = serde_json::to_vec(&session).unwrap_or_default();
     if let Err(error) = state
         .cache
-        .put(&session_key(&id), &stored, SESSION_TTL)
+        .put(&session_key(&id), &stored, state.portal.session_ttl)
         .await
     {
         tracing::error!(%error, "cannot store portal session");
