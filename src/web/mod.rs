@@ -1,6 +1,7 @@
 //! HTTP surfaces. Handlers are thin: they translate HTTP to calls into the cores and
 //! the store, and results back to each surface's wire format.
 
+mod assets;
 mod authorize;
 mod federation;
 mod health;
@@ -54,6 +55,7 @@ impl AppState {
 /// Registers every route; used by the server and by in-process tests alike.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::routes)
+        .configure(assets::routes)
         .configure(sts_api::routes)
         .configure(authorize::routes)
         .configure(portal::routes)

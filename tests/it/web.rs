@@ -28,6 +28,28 @@ async fn health_and_readiness(db: TestStore) {
 
 both_backends!(health_and_readiness);
 
+/// Browsers fetch `/favicon.ico` on their own; it is the icon the pages link, not a 404.
+#[tokio::test]
+async fn site_icon_is_served_where_browsers_look() {
+    let db = crate::helpers::sqlite_store().await;
+    let base = spawn_server(db.store.clone()).await;
+    let client = reqwest::Client::new();
+    for path in ["/favicon.ico", "/static/favicon.svg"] {
+        let icon = client.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(icon.status(), 200, "{path}");
+        assert_eq!(icon.headers()["content-type"], "image/svg+xml", "{path}");
+        assert!(icon.text().await.unwrap().starts_with("<svg"), "{path}");
+    }
+    let signin = client.get(format!("{base}/signin")).send().await.unwrap();
+    assert!(
+        signin
+            .text()
+            .await
+            .unwrap()
+            .contains(r#"<link rel="icon" href="/static/favicon.svg""#)
+    );
+}
+
 /// When the database goes away, /readyz says so (and /healthz still answers).
 #[tokio::test]
 async fn readiness_fails_when_postgres_database_is_gone() {
