@@ -89,6 +89,75 @@ pub async fn state_with_cache(
     })
 }
 
+/// Applies the configuration's `[[identity_sources]]`: each is created, or updated
+/// to match, in the database (an upsert per source, in one transaction each). The
+/// client secret is sealed with the master key; an already stored sealing of the same
+/// secret is kept, so applying the same configuration again writes nothing. A source
+/// removed from the configuration stays in the database as it was. Returns one line
+/// per source for the start-up output; an error names the entry.
+pub async fn apply_identity_sources(
+    state: &AppState,
+    entries: &[crate::config::IdentitySourceEntry],
+) -> Result<Vec<String>, String> {
+    use crate::idp::oidc::{client_secret_context, seal_client_secret};
+    let mut lines = Vec::new();
+    for entry in entries {
+        let failed = |why: String| {
+            format!(
+                "identity source {:?} from the configuration: {why}",
+                entry.id
+            )
+        };
+        let mut config = entry.oidc_config().map_err(failed)?;
+        if let Some(secret) = &entry.client_secret {
+            let stored = match state.store.get_identity_source(&entry.id).await {
+                Ok(source) => source
+                    .config
+                    .get("client_secret")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned),
+                Err(store::StoreError::NotFound { .. }) => None,
+                Err(error) => return Err(failed(error.to_string())),
+            };
+            let context = client_secret_context(&entry.id);
+            let kept = stored.filter(|sealed| {
+                state
+                    .sts
+                    .open_secret(sealed, &context)
+                    .is_ok_and(|open| open.expose() == secret.expose())
+            });
+            config.client_secret = Some(
+                kept.unwrap_or_else(|| seal_client_secret(&state.sts, &entry.id, secret.expose())),
+            );
+        }
+        let new = store::NewIdentitySource {
+            id: entry.id.clone(),
+            kind: store::IdentitySourceKind::Oidc,
+            display_name: entry.display_name.trim().to_owned(),
+            config: config.to_json(),
+            enabled: entry.enabled,
+        };
+        let (_, done) = state
+            .store
+            .upsert_identity_source(&new)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let verb = match done {
+            store::Upserted::Created => "created",
+            store::Upserted::Updated => "updated",
+            store::Upserted::Unchanged => "kept   ",
+        };
+        lines.push(format!(
+            "{verb} identity source {} ({}, {}){}",
+            entry.id,
+            new.kind.as_str(),
+            new.display_name,
+            if entry.enabled { "" } else { " disabled" }
+        ));
+    }
+    Ok(lines)
+}
+
 /// Everything `rolegate dev` prepared before serving.
 pub struct DevEnvironment {
     pub state: AppState,

@@ -24,6 +24,115 @@ pub struct Config {
     pub sts: StsConfig,
     pub cache: CacheConfig,
     pub portal: PortalConfig,
+    /// `[[identity_sources]]`: sources created or updated at start-up.
+    #[serde(default)]
+    pub identity_sources: Vec<IdentitySourceEntry>,
+}
+
+/// One `[[identity_sources]]` entry: an identity source that `serve` and `dev`
+/// create, or update to match, every time they start (an upsert; applying the same
+/// entry again changes nothing). A source later removed from the configuration stays
+/// in the database as it was: disable or delete it there.
+///
+/// ```toml
+/// [[identity_sources]]
+/// id = "corp"                 # slug used in URLs: /signin/oidc/corp
+/// kind = "oidc"               # only "oidc" so far
+/// display_name = "Corp SSO"   # the sign-in page's button
+/// enabled = true              # default true
+/// issuer = "https://idp.example.com/realms/corp"
+/// client_id = "rolegate"
+/// client_secret = "..."       # plain here (or ROLEGATE_IDENTITY_SOURCES__0__CLIENT_SECRET);
+///                             # sealed with the master key when stored
+/// scopes = ["openid", "profile", "email", "groups"]
+/// claims = { user_name = "preferred_username", groups = "groups" }
+/// session_tags = { Department = "department", Email = "email" }
+/// ```
+///
+/// Every other key is a setting of the OIDC source as its `config` JSON has it
+/// ([`crate::idp::oidc::OidcConfig`]): `userinfo`, `token_endpoint_auth`,
+/// `redirect_uri`, `post_logout_redirect_uri`, `trusted_audiences`.
+#[derive(Clone, Deserialize)]
+pub struct IdentitySourceEntry {
+    pub id: String,
+    pub kind: String,
+    pub display_name: String,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Plain text here; sealed with the master key before it is stored.
+    #[serde(default)]
+    pub client_secret: Option<crate::secrets::Secret>,
+    /// The remaining keys: the source's settings.
+    #[serde(flatten)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl std::fmt::Debug for IdentitySourceEntry {
+    // The client secret stays out of logs (`Secret` prints as redacted).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentitySourceEntry")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("display_name", &self.display_name)
+            .field("enabled", &self.enabled)
+            .field("client_secret", &self.client_secret)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl IdentitySourceEntry {
+    /// The OIDC settings this entry describes (without the client secret, which is
+    /// sealed when stored), validated as far as possible without the provider.
+    pub fn oidc_config(&self) -> Result<crate::idp::oidc::OidcConfig, String> {
+        if self.kind != "oidc" {
+            return Err(format!(
+                "kind {:?} is not supported here; use \"oidc\" (SAML sources are not configurable yet)",
+                self.kind
+            ));
+        }
+        if self.settings.contains_key("client_secret") {
+            return Err("client_secret must be a string".into());
+        }
+        let config: crate::idp::oidc::OidcConfig =
+            serde_json::from_value(serde_json::Value::Object(self.settings.clone()))
+                .map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let slug_ok = (1..=64).contains(&self.id.len())
+            && self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !slug_ok {
+            return Err("id must be 1 to 64 lower-case letters, digits or '-'".into());
+        }
+        if self.id == crate::seed::DIRECTORY_SOURCE_ID {
+            return Err(format!(
+                "id {:?} is the built-in directory's; choose another id",
+                self.id
+            ));
+        }
+        let name = self.display_name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err("display_name must be 1 to 100 characters".into());
+        }
+        if self
+            .client_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().trim().is_empty())
+        {
+            return Err("client_secret is empty (leave it out for a public client)".into());
+        }
+        self.oidc_config().map(|_| ())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,6 +225,21 @@ pub enum LogFormat {
     Json,
 }
 
+/// `ROLEGATE_IDENTITY_SOURCES__0__CLIENT_SECRET` addresses the first
+/// `[[identity_sources]]` entry: the config crate spells that index `[0]`.
+fn indexed_env_key(key: &str) -> String {
+    const LIST: &str = "ROLEGATE_IDENTITY_SOURCES__";
+    let Some(rest) = key.strip_prefix(LIST) else {
+        return key.to_owned();
+    };
+    match rest.split_once("__") {
+        Some((index, field)) if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("ROLEGATE_IDENTITY_SOURCES[{index}]__{field}")
+        }
+        _ => key.to_owned(),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(String);
@@ -144,6 +268,7 @@ impl Config {
         let vars: std::collections::HashMap<String, String> = env
             .into_iter()
             .filter(|(k, _)| k.starts_with("ROLEGATE_"))
+            .map(|(k, v)| (indexed_env_key(&k), v))
             .collect();
         builder = builder.add_source(
             config::Environment::with_prefix("ROLEGATE")
@@ -161,6 +286,18 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, entry) in self.identity_sources.iter().enumerate() {
+            entry.check().map_err(|why| {
+                ConfigError(format!("identity_sources[{i}] {:?}: {why}", entry.id))
+            })?;
+            if !ids.insert(entry.id.as_str()) {
+                return Err(ConfigError(format!(
+                    "identity_sources[{i}] {:?}: the id is used by an earlier entry",
+                    entry.id
+                )));
+            }
+        }
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres:")

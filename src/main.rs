@@ -1,5 +1,7 @@
-//! The `rolegate` binary: `dev`, `serve`, `migrate` and `policy`.
+//! The `rolegate` binary: `dev`, `serve`, `migrate`, `policy`, and the client
+//! commands `login`, `credentials` and `exec`.
 
+use std::ffi::OsString;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use rolegate::app;
+use rolegate::cli::credentials::{self as credentials_cli, Format, RoleArgs};
+use rolegate::cli::login::{self as login_cli, LoginArgs};
 use rolegate::cli::policy as policy_cli;
 use rolegate::config::{Config, LogFormat};
 use rolegate::policy::PolicyKind;
@@ -32,6 +36,10 @@ enum Command {
         /// Where the SQLite database and generated files live.
         #[arg(long, default_value = ".rolegate-dev")]
         data_dir: PathBuf,
+        /// TOML file whose `[[identity_sources]]` are applied at start-up (dev keeps
+        /// its own database, cache and address); ROLEGATE_* variables apply too.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Run in production from configuration (PostgreSQL, several replicas).
     Serve {
@@ -51,6 +59,25 @@ enum Command {
         /// TOML file layered over the defaults; ROLEGATE_* variables override both.
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+    /// Sign in to a Rolegate from this terminal (device authorization); caches the
+    /// token where the AWS CLI and SDKs find it and lists your roles.
+    Login(LoginArgs),
+    /// Print temporary credentials for a role (`credential_process` JSON by default).
+    Credentials {
+        #[command(flatten)]
+        role: RoleArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Process)]
+        format: Format,
+    },
+    /// Run a command with a role's temporary credentials in its environment.
+    Exec {
+        #[command(flatten)]
+        role: RoleArgs,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
     },
     /// Validate and simulate IAM policies offline.
     Policy {
@@ -106,9 +133,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Policy { command } => run_policy(command),
-        Command::Dev { listen, data_dir } => {
-            runtime().and_then(|rt| rt.block_on(dev(listen, data_dir)))
-        }
+        Command::Login(args) => login_cli::run(&args),
+        Command::Credentials { role, format } => credentials_cli::run_credentials(&role, format),
+        Command::Exec { role, command } => credentials_cli::run_exec(&role, &command),
+        Command::Dev {
+            listen,
+            data_dir,
+            config,
+        } => runtime().and_then(|rt| rt.block_on(dev(listen, data_dir, config))),
         Command::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(config))),
         Command::Migrate { config } => runtime().and_then(|rt| rt.block_on(migrate(config))),
         Command::RotateTokenKey { config } => {
@@ -182,11 +214,18 @@ fn bind(listen: SocketAddr) -> Result<TcpListener, String> {
     TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))
 }
 
-async fn dev(listen: SocketAddr, data_dir: PathBuf) -> Result<ExitCode, String> {
+async fn dev(
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    config_file: Option<PathBuf>,
+) -> Result<ExitCode, String> {
     app::init_logging("info,sqlx=warn", LogFormat::Text);
+    // Only the identity sources are taken from the configuration.
+    let configured = load_config(config_file)?.identity_sources;
     let env = app::prepare_dev(&data_dir)
         .await
         .map_err(|e| format!("dev: {e}"))?;
+    let sources = app::apply_identity_sources(&env.state, &configured).await?;
     let listener = bind(listen)?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     println!(
@@ -204,7 +243,7 @@ async fn dev(listen: SocketAddr, data_dir: PathBuf) -> Result<ExitCode, String> 
         env.seeded.created,
         env.seeded.lines.len() - env.seeded.created
     );
-    for line in &env.seeded.lines {
+    for line in env.seeded.lines.iter().chain(&sources) {
         println!("  {line}");
     }
     let exports = env
@@ -245,6 +284,9 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
     let state = app::state_with_cache(store, sealer, skew, cache)
         .await?
         .with_portal(config.portal.settings());
+    for line in app::apply_identity_sources(&state, &config.identity_sources).await? {
+        tracing::info!("{line}");
+    }
     let listener = bind(config.server.listen)?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(listen = %address, backend = ?state.store.backend(), "rolegate serving");

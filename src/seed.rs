@@ -297,7 +297,9 @@ pub async fn seed_demo(store: &dyn Store) -> StoreResult<SeedReport> {
                 id: DIRECTORY_SOURCE_ID.into(),
                 kind: IdentitySourceKind::Directory,
                 display_name: "Rolegate directory".into(),
-                config: json!({}),
+                // Role sessions of directory users carry their email as a session
+                // tag (`${aws:PrincipalTag/Email}` in policies).
+                config: json!({ "session_tags": { "Email": "email" } }),
                 enabled: true,
             })
             .await,

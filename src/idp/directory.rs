@@ -252,7 +252,12 @@ impl DirectoryAuth {
             return Err(SignInError::InvalidCredentials);
         }
 
-        self.clear_failures(&keys).await?;
+        // With a second factor the sign-in is not complete yet: wrong passwords and
+        // wrong codes count together until a code is accepted (see `complete_sign_in`),
+        // so a known password cannot reset the counter between code guesses.
+        if user.totp_enabled_at.is_none() {
+            self.clear_failures(&keys).await?;
+        }
         let groups = self
             .store
             .groups_for_user(source_id, &name)
@@ -261,7 +266,42 @@ impl DirectoryAuth {
             .map(|group| group.name.to_string())
             .collect();
         user.password_hash = None;
+        user.totp_secret = None;
         Ok(AuthenticatedUser { user, groups })
+    }
+
+    /// When `user_name`'s lock ends, if it is locked at `now` (checked before a
+    /// second factor, which a lock stops as it stops passwords).
+    pub async fn locked_until_for(
+        &self,
+        source_id: &str,
+        user_name: &UserName,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, SignInError> {
+        self.locked_until(&LockKeys::new(source_id, user_name), now)
+            .await
+    }
+
+    /// Counts a failure other than a wrong password (a wrong second-factor code)
+    /// towards the same lock-out; returns the end of the lock when this one set it.
+    pub async fn count_failure(
+        &self,
+        source_id: &str,
+        user_name: &UserName,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, SignInError> {
+        self.record_failure(&LockKeys::new(source_id, user_name), now)
+            .await
+    }
+
+    /// Clears the failure counter once every factor of a sign-in was accepted.
+    pub async fn complete_sign_in(
+        &self,
+        source_id: &str,
+        user_name: &UserName,
+    ) -> Result<(), SignInError> {
+        self.clear_failures(&LockKeys::new(source_id, user_name))
+            .await
     }
 
     async fn check_source(&self, source_id: &str) -> Result<(), SignInError> {

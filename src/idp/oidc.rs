@@ -14,7 +14,7 @@
 //! The source's settings are its `config` JSON ([`OidcConfig`]); the client secret in
 //! it is sealed with the master key ([`seal_client_secret`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -70,7 +70,8 @@ const MAX_NAME_LEN: usize = 256;
 ///   "token_endpoint_auth": "client_secret_basic",
 ///   "redirect_uri": "https://rolegate.example.com/signin/oidc/corp/callback",
 ///   "post_logout_redirect_uri": "https://rolegate.example.com/signin",
-///   "trusted_audiences": []
+///   "trusted_audiences": [],
+///   "session_tags": {"Department": "department", "Email": "email"}
 /// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +107,11 @@ pub struct OidcConfig {
     /// must be `client_id`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_audiences: Vec<String>,
+    /// Session tags from claims: tag key → claim name (dotted names find nested
+    /// claims). String, number and boolean claims become tag values; a missing claim
+    /// or a value IAM tags cannot hold leaves the tag out (logged).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub session_tags: BTreeMap<String, String>,
 }
 
 fn default_scopes() -> Vec<String> {
@@ -160,6 +166,7 @@ impl OidcConfig {
             redirect_uri: None,
             post_logout_redirect_uri: None,
             trusted_audiences: Vec::new(),
+            session_tags: BTreeMap::new(),
         }
     }
 
@@ -195,6 +202,8 @@ impl OidcConfig {
                 return Err(OidcError::Misconfigured(format!("{what} is not a URL")));
             }
         }
+        crate::sts::portal::check_session_tags(&self.session_tags)
+            .map_err(OidcError::Misconfigured)?;
         Ok(())
     }
 
@@ -716,7 +725,9 @@ pub async fn complete(
             }
         }
     }
-    let identity = map_identity(&source.id, &all, &config.claims)?;
+    let mut identity = map_identity(&source.id, &all, &config.claims)?;
+    identity.attributes =
+        claim_attributes(&source.id, &identity.user_name, &all, &config.session_tags);
     Ok(SignedIn {
         identity,
         id_token: raw,
@@ -944,7 +955,32 @@ pub fn map_identity(
         display_name,
         email,
         groups,
+        attributes: BTreeMap::new(),
     })
+}
+
+/// A claim as a session-tag value: strings, numbers and booleans.
+fn claim_text(claims: &Map<String, Value>, name: &str) -> Option<String> {
+    match claim(claims, name)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The session-tag attributes of a sign-in, by the source's `session_tags`
+/// (tag key → claim name); skipped tags are logged.
+pub fn claim_attributes(
+    source_id: &str,
+    user_name: &str,
+    claims: &Map<String, Value>,
+    session_tags: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let (tags, skipped) =
+        crate::sts::portal::select_attributes(session_tags, |name| claim_text(claims, name));
+    crate::sts::portal::log_skipped_tags(source_id, user_name, &skipped);
+    tags
 }
 
 // ---------------------------------------------------------------------------
@@ -1087,6 +1123,32 @@ mod tests {
             map_identity("kc", &claims, &names).unwrap().groups,
             ["admin"]
         );
+    }
+
+    #[test]
+    fn session_tags_from_claims() {
+        let config: OidcConfig = serde_json::from_value(json!({
+            "issuer": "https://idp.example.com", "client_id": "x",
+            "session_tags": {"Department": "department", "Level": "org.level", "Admin": "admin",
+                             "Groups": "groups", "Gone": "missing"}
+        }))
+        .unwrap();
+        config.validate().unwrap();
+        let claims = map(json!({"sub": "s", "department": "R&D", "org": {"level": 7},
+                                "admin": true, "groups": ["a"]}));
+        let tags = claim_attributes("corp", "s", &claims, &config.session_tags);
+        assert_eq!(tags.get("Level").map(String::as_str), Some("7"));
+        assert_eq!(tags.get("Admin").map(String::as_str), Some("true"));
+        assert!(
+            !tags.contains_key("Department"),
+            "& is not allowed in tag values"
+        );
+        assert!(!tags.contains_key("Groups") && !tags.contains_key("Gone"));
+        let mut bad = config.clone();
+        bad.session_tags.insert("aws:Reserved".into(), "x".into());
+        assert!(bad.validate().is_err());
+        let back: OidcConfig = serde_json::from_value(config.to_json()).unwrap();
+        assert_eq!(back, config);
     }
 
     #[test]

@@ -91,6 +91,16 @@ pub trait Store: Send + Sync + 'static {
     async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
     /// Fails with `Conflict` while the account still has roles or policies.
     async fn delete_account(&self, id: &AccountId) -> StoreResult<()>;
+    /// The account's console-destination allow-list; empty means only Rolegate's
+    /// own `/console`. Stored entries that no longer validate are skipped (logged).
+    async fn console_destinations(&self, id: &AccountId) -> StoreResult<Vec<ConsoleDestination>>;
+    /// Replaces the account's console-destination allow-list (duplicates dropped,
+    /// order kept); at most [`ConsoleDestination::MAX_PER_ACCOUNT`] entries.
+    async fn set_console_destinations(
+        &self,
+        id: &AccountId,
+        destinations: &[ConsoleDestination],
+    ) -> StoreResult<Vec<ConsoleDestination>>;
 
     /// Creates the policy and its version `v1` as the default.
     async fn create_policy(&self, new: &NewManagedPolicy) -> StoreResult<ManagedPolicy>;
@@ -178,6 +188,14 @@ pub trait Store: Send + Sync + 'static {
     async fn create_identity_source(&self, new: &NewIdentitySource) -> StoreResult<IdentitySource>;
     async fn get_identity_source(&self, id: &str) -> StoreResult<IdentitySource>;
     async fn list_identity_sources(&self) -> StoreResult<Vec<IdentitySource>>;
+    /// Creates the source, or updates the display name, settings and enabled flag of
+    /// the existing one with this id, in one transaction; writes nothing when they
+    /// are already equal. Fails with `Conflict` when the existing source is of
+    /// another kind.
+    async fn upsert_identity_source(
+        &self,
+        new: &NewIdentitySource,
+    ) -> StoreResult<(IdentitySource, Upserted)>;
 
     async fn create_user(&self, new: &NewUser) -> StoreResult<User>;
     async fn get_user(&self, source: &str, user_name: &UserName) -> StoreResult<User>;
@@ -188,6 +206,14 @@ pub trait Store: Send + Sync + 'static {
         source: &str,
         user_name: &UserName,
         password_hash: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Turns a directory user's TOTP second factor on with `Some((sealed secret,
+    /// enabled at))`, or off with `None`.
+    async fn set_totp_secret(
+        &self,
+        source: &str,
+        user_name: &UserName,
+        totp: Option<(&str, DateTime<Utc>)>,
     ) -> StoreResult<()>;
     async fn delete_user(&self, source: &str, user_name: &UserName) -> StoreResult<()>;
     async fn create_group(&self, new: &NewGroup) -> StoreResult<Group>;

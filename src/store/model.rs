@@ -16,6 +16,133 @@ pub struct Account {
     pub created_at: DateTime<Utc>,
 }
 
+/// One entry of an account's console-destination allow-list: where a federation
+/// sign-in link (`/federation?Action=login&Destination=...`) for a role session of
+/// the account may continue to, besides Rolegate's own `/console`.
+///
+/// An entry is an absolute URL `https://host[:port][/path-prefix]` (plain `http://`
+/// only for loopback hosts): no user info, query, fragment or wildcard. A destination
+/// matches it when, both parsed as URLs, scheme, host and port are equal and the
+/// destination's path equals the entry's path or continues it at a `/` boundary
+/// (`/app` matches `/app` and `/app/x`, not `/apples`). String prefixes never count,
+/// so `https://good.example.com.evil.example` and `https://good.example.com@evil`
+/// match nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ConsoleDestination(reqwest::Url);
+
+impl ConsoleDestination {
+    /// At most this many entries per account.
+    pub const MAX_PER_ACCOUNT: usize = 20;
+    const MAX_LEN: usize = 2_048;
+
+    pub fn parse(value: &str) -> Result<Self, crate::iam::ValidationError> {
+        let refuse = |why: &str| {
+            crate::iam::ValidationError::new(
+                "console_destinations",
+                format!("console destination {value:?} {why}"),
+            )
+        };
+        let value = value.trim();
+        if value.is_empty() || value.len() > Self::MAX_LEN {
+            return Err(refuse("must be 1 to 2048 characters"));
+        }
+        if !value.is_ascii() || value.chars().any(|c| c.is_ascii_control() || c == '\\') {
+            return Err(refuse(
+                "must be plain ASCII without spaces, control characters or backslashes",
+            ));
+        }
+        let url = reqwest::Url::parse(value).map_err(|_| {
+            refuse("is not an absolute URL such as https://app.example.com/console")
+        })?;
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            _ => return Err(refuse("must use https (http only for loopback hosts)")),
+        }
+        let Some(host) = url.host_str() else {
+            return Err(refuse("has no host"));
+        };
+        if host.contains('*') || value.contains('*') {
+            return Err(refuse("must not contain wildcards: name the exact host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(refuse(
+                "must not contain user info (user@ or user:password@)",
+            ));
+        }
+        if url.query().is_some() {
+            return Err(refuse("must not have a query"));
+        }
+        if url.fragment().is_some() || value.contains('#') {
+            return Err(refuse("must not have a fragment"));
+        }
+        if has_encoded_separator(url.path()) {
+            return Err(refuse("must not contain encoded slashes or backslashes"));
+        }
+        Ok(Self(url))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Whether `destination` (an absolute URL) is allowed by this entry.
+    pub fn allows(&self, destination: &reqwest::Url) -> bool {
+        let entry = &self.0;
+        if destination.scheme() != entry.scheme()
+            || destination.host() != entry.host()
+            || destination.port_or_known_default() != entry.port_or_known_default()
+            || !destination.username().is_empty()
+            || destination.password().is_some()
+            || has_encoded_separator(destination.path())
+        {
+            return false;
+        }
+        let (prefix, path) = (entry.path(), destination.path());
+        path == prefix
+            || (path.starts_with(prefix)
+                && (prefix.ends_with('/') || path[prefix.len()..].starts_with('/')))
+    }
+}
+
+/// `%2f` or `%5c` in a path: a server behind the destination may decode them into
+/// separators and climb out of the allowed prefix.
+fn has_encoded_separator(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.contains("%2f") || lower.contains("%5c")
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl std::fmt::Display for ConsoleDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for ConsoleDestination {
+    type Error = crate::iam::ValidationError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ConsoleDestination> for String {
+    fn from(value: ConsoleDestination) -> String {
+        value.0.into()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewManagedPolicy {
     /// `None` for a global policy (ARN account `aws`).
@@ -177,6 +304,15 @@ pub struct NewIdentitySource {
     pub enabled: bool,
 }
 
+/// What [`Store::upsert_identity_source`](super::Store::upsert_identity_source) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Upserted {
+    Created,
+    Updated,
+    Unchanged,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct IdentitySource {
     pub id: String,
@@ -222,6 +358,12 @@ pub struct User {
     pub password_hash: Option<String>,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
+    /// The directory user's TOTP secret, sealed with the master key; `None` while
+    /// the user has no second factor.
+    #[serde(skip)]
+    pub totp_secret: Option<String>,
+    /// When the user turned the TOTP second factor on; `None` while it is off.
+    pub totp_enabled_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for User {
@@ -233,6 +375,7 @@ impl std::fmt::Debug for User {
             .field("user_name", &self.user_name)
             .field("email", &self.email)
             .field("disabled", &self.disabled)
+            .field("totp_enabled_at", &self.totp_enabled_at)
             .finish_non_exhaustive()
     }
 }

@@ -10,11 +10,11 @@ use sqlx::types::Json;
 use sqlx::{Database, Pool};
 
 use super::{
-    AccessKeyRecord, AccessKeyStatus, Account, AuditEvent, AuditRecord, Backend, Group, IamUser,
-    IdentitySource, InlinePolicy, ManagedPolicy, NamedDocument, NewGroup, NewIamUser,
-    NewIdentitySource, NewManagedPolicy, NewOidcProvider, NewRole, NewUser, OidcProvider,
-    PolicyScope, PolicyVersion, Role, RolePermissions, RoleUpdate, Store, StoreError, StoreResult,
-    TokenKeyRecord, User, UserPermissions,
+    AccessKeyRecord, AccessKeyStatus, Account, AuditEvent, AuditRecord, Backend,
+    ConsoleDestination, Group, IamUser, IdentitySource, InlinePolicy, ManagedPolicy, NamedDocument,
+    NewGroup, NewIamUser, NewIdentitySource, NewManagedPolicy, NewOidcProvider, NewRole, NewUser,
+    OidcProvider, PolicyScope, PolicyVersion, Role, RolePermissions, RoleUpdate, Store, StoreError,
+    StoreResult, TokenKeyRecord, Upserted, User, UserPermissions,
 };
 use crate::iam::{
     AccountId, GroupName, IamPath, IdKind, MaxSessionDuration, Partition, PolicyName, RoleName,
@@ -321,11 +321,28 @@ fn provider_url(url: &str) -> String {
         .to_owned()
 }
 
+/// Identity source ids are slugs used in URLs.
+fn check_source_id(id: &str) -> StoreResult<()> {
+    let slug_ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if slug_ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "id",
+            format!("identity source id {id:?} must be 1 to 64 lower-case letters, digits or '-'"),
+        )
+        .into())
+    }
+}
+
 /// IAM allows two access keys per user.
 const MAX_ACCESS_KEYS: i64 = 2;
 
 const USER_SELECT: &str = "SELECT id, identity_source_id, user_name, display_name, email, \
-     password_hash, disabled, created_at FROM users";
+     password_hash, disabled, created_at, totp_secret, totp_enabled_at FROM users";
 
 const GROUP_SELECT: &str =
     "SELECT id, identity_source_id, name, description, created_at FROM user_groups";
@@ -588,6 +605,64 @@ macro_rules! impl_store {
                     return Err(not_found("account", id.as_str()));
                 }
                 Ok(())
+            }
+
+            async fn console_destinations(
+                &self,
+                id: &AccountId,
+            ) -> StoreResult<Vec<ConsoleDestination>> {
+                let Json(stored) = sqlx::query_scalar::<_, Json<Vec<String>>>(
+                    "SELECT console_destinations FROM accounts WHERE id = $1",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| not_found("account", id.as_str()))?;
+                Ok(stored
+                    .iter()
+                    .filter_map(|entry| match ConsoleDestination::parse(entry) {
+                        Ok(destination) => Some(destination),
+                        Err(error) => {
+                            tracing::warn!(account = %id, %error, "skipping an invalid stored console destination");
+                            None
+                        }
+                    })
+                    .collect())
+            }
+
+            async fn set_console_destinations(
+                &self,
+                id: &AccountId,
+                destinations: &[ConsoleDestination],
+            ) -> StoreResult<Vec<ConsoleDestination>> {
+                let mut kept: Vec<ConsoleDestination> = Vec::new();
+                for destination in destinations {
+                    if !kept.contains(destination) {
+                        kept.push(destination.clone());
+                    }
+                }
+                if kept.len() > ConsoleDestination::MAX_PER_ACCOUNT {
+                    return Err(ValidationError::new(
+                        "console_destinations",
+                        format!(
+                            "{} console destinations given; an account may have at most {}",
+                            kept.len(),
+                            ConsoleDestination::MAX_PER_ACCOUNT
+                        ),
+                    )
+                    .into());
+                }
+                let stored: Vec<&str> = kept.iter().map(ConsoleDestination::as_str).collect();
+                let updated =
+                    sqlx::query("UPDATE accounts SET console_destinations = $1 WHERE id = $2")
+                        .bind(Json(&stored))
+                        .bind(id.as_str())
+                        .execute(&self.pool)
+                        .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(not_found("account", id.as_str()));
+                }
+                Ok(kept)
             }
 
             async fn create_policy(&self, new: &NewManagedPolicy) -> StoreResult<ManagedPolicy> {
@@ -1111,21 +1186,7 @@ macro_rules! impl_store {
                 &self,
                 new: &NewIdentitySource,
             ) -> StoreResult<IdentitySource> {
-                let slug_ok = (1..=64).contains(&new.id.len())
-                    && new
-                        .id
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-                if !slug_ok {
-                    return Err(ValidationError::new(
-                        "id",
-                        format!(
-                            "identity source id {:?} must be 1 to 64 lower-case letters, digits or '-'",
-                            new.id
-                        ),
-                    )
-                    .into());
-                }
+                check_source_id(&new.id)?;
                 sqlx::query_as::<_, IdentitySource>(
                     "INSERT INTO identity_sources (id, kind, display_name, config, enabled, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) \
@@ -1162,11 +1223,79 @@ macro_rules! impl_store {
                 .await?)
             }
 
+            async fn upsert_identity_source(
+                &self,
+                new: &NewIdentitySource,
+            ) -> StoreResult<(IdentitySource, Upserted)> {
+                check_source_id(&new.id)?;
+                let mut tx = self.pool.begin_with($begin).await?;
+                let inserted = sqlx::query_as::<_, IdentitySource>(
+                    "INSERT INTO identity_sources (id, kind, display_name, config, enabled, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING \
+                     RETURNING id, kind, display_name, config, enabled, created_at",
+                )
+                .bind(&new.id)
+                .bind(new.kind.as_str())
+                .bind(&new.display_name)
+                .bind(Json(&new.config))
+                .bind(new.enabled)
+                .bind(now())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| write_error(e, "identity source", &new.id, ""))?;
+                if let Some(created) = inserted {
+                    tx.commit().await?;
+                    return Ok((created, Upserted::Created));
+                }
+                // Serialise concurrent upserts of this source (a row lock on
+                // PostgreSQL; SQLite holds the database write lock) before comparing.
+                sqlx::query("UPDATE identity_sources SET id = id WHERE id = $1")
+                    .bind(&new.id)
+                    .execute(&mut *tx)
+                    .await?;
+                let existing = sqlx::query_as::<_, IdentitySource>(
+                    "SELECT id, kind, display_name, config, enabled, created_at \
+                     FROM identity_sources WHERE id = $1",
+                )
+                .bind(&new.id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| not_found("identity source", new.id.as_str()))?;
+                if existing.kind != new.kind {
+                    return Err(StoreError::Conflict(format!(
+                        "identity source {} exists with kind {}, not {}; its kind cannot change",
+                        new.id,
+                        existing.kind.as_str(),
+                        new.kind.as_str()
+                    )));
+                }
+                if existing.display_name == new.display_name
+                    && existing.config == new.config
+                    && existing.enabled == new.enabled
+                {
+                    tx.commit().await?;
+                    return Ok((existing, Upserted::Unchanged));
+                }
+                let updated = sqlx::query_as::<_, IdentitySource>(
+                    "UPDATE identity_sources SET display_name = $1, config = $2, enabled = $3 \
+                     WHERE id = $4 RETURNING id, kind, display_name, config, enabled, created_at",
+                )
+                .bind(&new.display_name)
+                .bind(Json(&new.config))
+                .bind(new.enabled)
+                .bind(&new.id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| write_error(e, "identity source", &new.id, ""))?;
+                tx.commit().await?;
+                Ok((updated, Upserted::Updated))
+            }
+
             async fn create_user(&self, new: &NewUser) -> StoreResult<User> {
                 let sql = "INSERT INTO users (id, identity_source_id, user_name, display_name, \
                      email, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                      RETURNING id, identity_source_id, user_name, display_name, email, \
-                     password_hash, disabled, created_at";
+                     password_hash, disabled, created_at, totp_secret, totp_enabled_at";
                 sqlx::query_as::<_, User>(sql)
                     .bind(new_id(IdKind::User))
                     .bind(&new.identity_source_id)
@@ -1212,6 +1341,28 @@ macro_rules! impl_store {
                      WHERE identity_source_id = $2 AND lower(user_name) = lower($3)",
                 )
                 .bind(password_hash)
+                .bind(source)
+                .bind(user_name.as_str())
+                .execute(&self.pool)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(not_found("user", user_name.as_str()));
+                }
+                Ok(())
+            }
+
+            async fn set_totp_secret(
+                &self,
+                source: &str,
+                user_name: &UserName,
+                totp: Option<(&str, DateTime<Utc>)>,
+            ) -> StoreResult<()> {
+                let updated = sqlx::query(
+                    "UPDATE users SET totp_secret = $1, totp_enabled_at = $2 \
+                     WHERE identity_source_id = $3 AND lower(user_name) = lower($4)",
+                )
+                .bind(totp.map(|(sealed, _)| sealed))
+                .bind(totp.map(|(_, enabled_at)| enabled_at))
                 .bind(source)
                 .bind(user_name.as_str())
                 .execute(&self.pool)

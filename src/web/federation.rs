@@ -8,13 +8,20 @@
 //! the role session; its cookie is scoped to `/console/<short id>`, so several
 //! consoles for different roles can be open in different tabs.
 //!
-//! Destination allow-list: Rolegate's own console only, i.e. `/console` (optionally
-//! with a query, which pre-fills the "can I?" form) as a relative path or as an
-//! absolute URL on the request's own origin. The redirect after login is always the
-//! relative `/console/<short id>`, never the Destination as given; a missing
-//! Destination means `/console`. `Issuer`, if a local path, is where the console's
-//! "Back" link and "Close console" go. Per-account destination lists come with the
-//! admin UI.
+//! Destination allow-list: Rolegate's own console, i.e. `/console` (optionally with a
+//! query, which pre-fills the "can I?" form) as a relative path or as an absolute URL
+//! on the request's own origin; a missing Destination means `/console`, and the
+//! redirect is then the relative `/console/<short id>`. Besides that, each account
+//! has a list of console destinations ([`ConsoleDestination`]: absolute `https://`
+//! URL prefixes, stored on the account): a Destination that is an absolute URL
+//! matching an entry of the account *of the role session being signed in* (same
+//! scheme, host and port, path at or below the entry's path at a `/` boundary, all
+//! on the parsed URL) gets the console session and a 302 to the URL as parsed and
+//! re-serialised. Relative paths other than `/console`, scheme-relative `//host`,
+//! `javascript:` and anything else are refused before the sign-in token is looked
+//! at; a Destination off the account's list is refused without using the token up.
+//! Every refusal is audited (`refuse_login`). `Issuer`, if a local path, is where the
+//! console's "Back" link and "Close console" go.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -35,7 +42,7 @@ use super::portal::{
 };
 use crate::iam::{AccountId, RoleName};
 use crate::policy::PolicySource;
-use crate::store::Outcome;
+use crate::store::{ConsoleDestination, Outcome};
 use crate::sts::assume::{Caller, CallerKind, is_reserved_context_key};
 use crate::sts::credentials::KeyKind;
 use crate::sts::service::CallerPolicies;
@@ -157,6 +164,47 @@ pub(crate) fn allowed_destination(destination: &str, own_origin: &str) -> Option
     } else {
         format!("?{query}")
     })
+}
+
+/// Where a login may continue, before the account's list is consulted.
+#[derive(Debug, PartialEq, Eq)]
+enum Destination {
+    /// Rolegate's own console; the query to carry over (`""` or `?...`).
+    Console(String),
+    /// An absolute `http(s)://` URL; the account's console destinations decide.
+    External(reqwest::Url),
+}
+
+/// Classifies a Destination: the own console, an absolute web URL without user info,
+/// or nothing acceptable (relative paths other than `/console`, `//host`, other
+/// schemes such as `javascript:`, control characters, backslashes).
+fn parse_destination(destination: &str, own_origin: &str) -> Option<Destination> {
+    if let Some(query) = allowed_destination(destination, own_origin) {
+        return Some(Destination::Console(query));
+    }
+    let destination = destination.trim();
+    if destination.len() > MAX_CHECK_FIELD
+        || !destination.is_ascii()
+        || destination
+            .chars()
+            .any(|c| c.is_ascii_control() || c == '\\' || c == ' ')
+    {
+        return None;
+    }
+    let lower = destination.to_ascii_lowercase();
+    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        return None;
+    }
+    let url = reqwest::Url::parse(destination).ok()?;
+    if url.host_str().is_none() || !url.username().is_empty() || url.password().is_some() {
+        return None;
+    }
+    Some(Destination::External(url))
+}
+
+/// Whether an entry of `entries` allows `url`.
+fn listed(entries: &[ConsoleDestination], url: &reqwest::Url) -> bool {
+    entries.iter().any(|entry| entry.allows(url))
 }
 
 // ---------------------------------------------------------------------------------
@@ -473,19 +521,78 @@ async fn refuse_login(
     error_page(status, title, message, "/start", "Your accounts")
 }
 
+/// The account of the role session a sign-in token stands for, without using the
+/// token up; `None` when the token is unknown, used or its session no longer valid
+/// (the login then refuses it for that reason).
+async fn peek_account(
+    state: &AppState,
+    token: &str,
+    now: i64,
+) -> Result<Option<String>, crate::cache::CacheError> {
+    let Some(stored) = state.cache.get(&hashed(SIGNIN_PREFIX, token)).await? else {
+        return Ok(None);
+    };
+    let Ok(grant) = serde_json::from_slice::<SigninGrant>(&stored) else {
+        return Ok(None);
+    };
+    Ok(state
+        .sts
+        .resolve_keys(&grant.access_key_id, Some(&grant.session_token), now)
+        .await
+        .ok()
+        .map(|(caller, _)| caller.account))
+}
+
+/// Whether `account`'s console destinations allow `url`; a store failure is logged
+/// and allows nothing.
+async fn account_allows(state: &AppState, account: &str, url: &reqwest::Url) -> bool {
+    let Ok(account_id) = AccountId::parse(account.to_owned()) else {
+        return false;
+    };
+    match state.store.console_destinations(&account_id).await {
+        Ok(entries) => listed(&entries, url),
+        Err(error) => {
+            tracing::error!(%error, account, "cannot read console destinations");
+            false
+        }
+    }
+}
+
+/// The refusal of a Destination that the session's account does not list.
+async fn refuse_unlisted(
+    state: &AppState,
+    request: &HttpRequest,
+    url: &reqwest::Url,
+    account: &str,
+) -> HttpResponse {
+    refuse_login(
+        state,
+        request,
+        &truncated(url.as_str()),
+        json!({ "reason": "Destination is not on the account's console destinations", "account": account }),
+        StatusCode::BAD_REQUEST,
+        "Destination not allowed",
+        &format!(
+            "This sign-in link asks to continue to {}, which is not one of the console destinations of account {account}. No session was created. Open the console from your accounts instead, or ask an administrator to add the address to the account's console destinations.",
+            truncated(url.as_str())
+        ),
+    )
+    .await
+}
+
 async fn login(state: &AppState, request: &HttpRequest, params: FederationParams) -> HttpResponse {
     const ACTION: &str = LOGIN_ACTION;
     let now = Utc::now().timestamp();
-    let destination = params.destination.as_deref().unwrap_or("/console");
-    let Some(query) = allowed_destination(destination, &own_origin(request)) else {
+    let raw_destination = params.destination.as_deref().unwrap_or("/console");
+    let Some(destination) = parse_destination(raw_destination, &own_origin(request)) else {
         return refuse_login(
             state,
             request,
-            &truncated(destination),
+            &truncated(raw_destination),
             json!({ "reason": "Destination is not on the allow-list" }),
             StatusCode::BAD_REQUEST,
             "Destination not allowed",
-            "This sign-in link asks to continue to an address that Rolegate does not send console sessions to: only this Rolegate's own console (/console) is allowed. No session was created. Open the console from your accounts instead.",
+            "This sign-in link asks to continue to an address that Rolegate does not send console sessions to: only this Rolegate's own console (/console) or an https:// address on the account's console destinations is allowed. No session was created. Open the console from your accounts instead.",
         )
         .await;
     };
@@ -505,6 +612,29 @@ async fn login(state: &AppState, request: &HttpRequest, params: FederationParams
         )
         .await;
     };
+    let unavailable = || {
+        error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in unavailable",
+            "The console could not be opened right now. Please try again shortly.",
+            "/start",
+            "Your accounts",
+        )
+    };
+    // An external Destination is checked against the session's account before the
+    // token is used up, so a link with a wrong Destination does not cost the token.
+    if let Destination::External(url) = &destination {
+        match peek_account(state, token, now).await {
+            Ok(Some(account)) if !account_allows(state, &account, url).await => {
+                return refuse_unlisted(state, request, url, &account).await;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(%error, "cannot read sign-in tokens");
+                return unavailable();
+            }
+        }
+    }
     let grant = match consume(state, token, now).await {
         Ok(Consumed::Grant(grant)) => grant,
         Ok(Consumed::Used) => {
@@ -533,13 +663,7 @@ async fn login(state: &AppState, request: &HttpRequest, params: FederationParams
         }
         Err(error) => {
             tracing::error!(%error, "cannot read sign-in tokens");
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in unavailable",
-                "The console could not be opened right now. Please try again shortly.",
-                "/start",
-                "Your accounts",
-            );
+            return unavailable();
         }
     };
     let caller = match state
@@ -561,6 +685,16 @@ async fn login(state: &AppState, request: &HttpRequest, params: FederationParams
             .await;
         }
     };
+    // The decision itself, on the session actually signed in.
+    let (query, external) = match destination {
+        Destination::Console(query) => (query, None),
+        Destination::External(url) => {
+            if !account_allows(state, &caller.account, &url).await {
+                return refuse_unlisted(state, request, &url, &caller.account).await;
+            }
+            (String::new(), Some(url))
+        }
+    };
     let back = params.issuer.as_deref().map_or("/start", safe_return_to);
     let opened = open_console(
         state,
@@ -575,7 +709,15 @@ async fn login(state: &AppState, request: &HttpRequest, params: FederationParams
     )
     .await;
     match opened {
-        Ok((response, short)) => {
+        Ok((mut response, short)) => {
+            if let Some(url) = &external {
+                match header::HeaderValue::from_str(url.as_str()) {
+                    Ok(location) => {
+                        response.headers_mut().insert(header::LOCATION, location);
+                    }
+                    Err(_) => return unavailable(),
+                }
+            }
             audit(
                 state,
                 request,
@@ -583,7 +725,11 @@ async fn login(state: &AppState, request: &HttpRequest, params: FederationParams
                 ACTION,
                 &role_arn_of(&caller),
                 Outcome::Success,
-                json!({ "access_key_id": caller.access_key_id, "console": short }),
+                json!({
+                    "access_key_id": caller.access_key_id,
+                    "console": short,
+                    "destination": external.as_ref().map(|u| truncated(u.as_str())),
+                }),
             )
             .await;
             response
@@ -1490,6 +1636,125 @@ mod tests {
                 "{destination}"
             );
         }
+    }
+
+    fn entries(list: &[&str]) -> Vec<ConsoleDestination> {
+        list.iter()
+            .map(|e| ConsoleDestination::parse(e).unwrap())
+            .collect()
+    }
+
+    fn external(destination: &str) -> reqwest::Url {
+        match parse_destination(destination, ORIGIN) {
+            Some(Destination::External(url)) => url,
+            other => panic!("{destination}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn destinations_are_the_console_or_absolute_web_urls() {
+        assert_eq!(
+            parse_destination("/console?a=b", ORIGIN),
+            Some(Destination::Console("?a=b".into()))
+        );
+        for refused in [
+            "//evil.example/console",
+            "/start",
+            "javascript:alert(1)",
+            "JaVaScRiPt://good.example.com/%0aalert(1)",
+            "data:text/html,x",
+            "ftp://good.example.com/",
+            "https://user@good.example.com/",
+            "https://good.example.com:pw@evil.example/",
+            "https:\\\\evil.example",
+            "https://good.example.com/\tx",
+            "",
+        ] {
+            assert_eq!(parse_destination(refused, ORIGIN), None, "{refused}");
+        }
+        assert_eq!(
+            external("HTTPS://Good.Example.COM:443/app/x?q=1#f").as_str(),
+            "https://good.example.com/app/x?q=1#f"
+        );
+        // Lenient forms are matched, and redirected to, as the URL they parse to.
+        assert_eq!(
+            external("https:///good.example.com/app").as_str(),
+            "https://good.example.com/app"
+        );
+    }
+
+    #[test]
+    fn the_allow_list_matches_parsed_urls_not_strings() {
+        let list = entries(&["https://good.example.com/app", "https://other.example.com/"]);
+        for allowed in [
+            "https://good.example.com/app",
+            "https://good.example.com/app/",
+            "https://good.example.com/app/deep/x?y=1",
+            "https://GOOD.example.com:443/app/x",
+            "https://good.example.com/other/../app/x",
+            "https://other.example.com/",
+            "https://other.example.com/anything",
+        ] {
+            assert!(listed(&list, &external(allowed)), "{allowed}");
+        }
+        for refused in [
+            "https://good.example.com/apples",
+            "https://good.example.com/",
+            "https://good.example.com/app/../admin",
+            "https://good.example.com/app/%2e%2e/admin",
+            "https://good.example.com/app/..%2fadmin",
+            "https://good.example.com/app%2fx",
+            "https://good.example.com.evil.example/app",
+            "https://evil.example/good.example.com/app",
+            "https://good.example.com:8443/app",
+            "http://good.example.com/app",
+            "https://sub.good.example.com/app",
+            "https://other.example.com.evil.example/",
+        ] {
+            assert!(!listed(&list, &external(refused)), "{refused}");
+        }
+        let slash = entries(&["https://good.example.com/app/"]);
+        assert!(listed(&slash, &external("https://good.example.com/app/x")));
+        assert!(!listed(&slash, &external("https://good.example.com/app")));
+        let port = entries(&["http://127.0.0.1:9000/ui"]);
+        assert!(listed(&port, &external("http://127.0.0.1:9000/ui/x")));
+        assert!(!listed(&port, &external("http://127.0.0.1:9001/ui/x")));
+    }
+
+    #[test]
+    fn allow_list_entries_are_validated() {
+        for ok in [
+            "https://good.example.com",
+            "https://good.example.com/app",
+            "https://good.example.com:8443/app/",
+            "http://127.0.0.1:9000/ui",
+            "http://localhost/x",
+            "http://[::1]:8080/",
+        ] {
+            assert!(ConsoleDestination::parse(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("http://good.example.com/", "https"),
+            ("https://*.example.com/", "wildcard"),
+            ("https://good.example.com/*", "wildcard"),
+            ("https://user@good.example.com/", "user info"),
+            ("https://user:pw@good.example.com/", "user info"),
+            ("https://good.example.com/#x", "fragment"),
+            ("https://good.example.com/?q=1", "query"),
+            ("https://good.example.com/a%2Fb", "encoded"),
+            ("/console", "absolute URL"),
+            ("javascript:alert(1)", "https"),
+            ("", "1 to 2048"),
+        ] {
+            let error = ConsoleDestination::parse(bad).unwrap_err().to_string();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+        assert_eq!(
+            ConsoleDestination::parse(" HTTPS://Good.Example.com ")
+                .unwrap()
+                .as_str(),
+            "https://good.example.com/"
+        );
     }
 
     #[test]

@@ -5,8 +5,11 @@ mod assets;
 mod authorize;
 mod federation;
 mod health;
+mod mfa;
+mod oauth;
 mod oidc_login;
 mod portal;
+mod sso_api;
 mod sts_api;
 
 use std::sync::Arc;
@@ -58,7 +61,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(assets::routes)
         .configure(sts_api::routes)
         .configure(authorize::routes)
+        // Before the portal: `POST /logout` with a bearer header is the SSO API's.
+        .configure(sso_api::routes)
+        .configure(oauth::routes)
         .configure(portal::routes)
+        .configure(mfa::routes)
         .configure(oidc_login::routes)
         .configure(federation::routes);
 }

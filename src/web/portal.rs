@@ -345,7 +345,17 @@ async fn signin_directory(
         },
         email: signed_in.user.email.clone(),
         groups: signed_in.groups.clone(),
+        attributes: crate::sts::portal::directory_attributes(
+            state.store.as_ref(),
+            DIRECTORY_SOURCE_ID,
+            &signed_in.user,
+        )
+        .await,
     };
+    // A second factor is owed: no session until the code step (src/web/mfa.rs).
+    if signed_in.user.totp_enabled_at.is_some() {
+        return super::mfa::challenge(&state, &request, identity, &form.return_to).await;
+    }
     start_session(&state, &request, identity, &form.return_to).await
 }
 
@@ -533,6 +543,8 @@ struct CredentialsPage<'a> {
     access_key_id: &'a str,
     secret_access_key: &'a str,
     session_token: &'a str,
+    /// This server's origin, for the `rolegate login --url` hint.
+    origin: String,
 }
 
 async fn credentials(
@@ -586,6 +598,10 @@ async fn credentials(
         access_key_id: &creds.access_key_id,
         secret_access_key: &creds.secret_access_key,
         session_token: &creds.session_token,
+        origin: {
+            let info = request.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        },
     };
     html(StatusCode::OK, page.render().unwrap_or_default())
 }

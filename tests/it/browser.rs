@@ -42,13 +42,13 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--window-size=1280,900",
 ];
 
-fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 /// Whether Chromium and chromedriver are installed. Missing in CI is a failure;
 /// elsewhere the caller skips the test after this prints why.
-fn browser_installed() -> bool {
+pub(crate) fn browser_installed() -> bool {
     let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
         .into_iter()
         .filter(|path| !Path::new(path).exists())
@@ -140,7 +140,7 @@ impl Drop for ChromeDriver {
 }
 
 /// A headless Chromium session with a fresh profile. Deref to the `WebDriver`.
-struct Browser {
+pub(crate) struct Browser {
     driver: Option<WebDriver>,
     // Dropped after `driver`, in this order: the process group, then the profile.
     chromedriver: ChromeDriver,
@@ -176,7 +176,7 @@ impl Browser {
         })
     }
 
-    fn driver(&self) -> &WebDriver {
+    pub(crate) fn driver(&self) -> &WebDriver {
         self.driver.as_ref().expect("browser already quit")
     }
 
@@ -188,7 +188,7 @@ impl Browser {
         self.chromedriver.stop();
     }
 
-    async fn goto(&self, url: &str) -> anyhow::Result<()> {
+    pub(crate) async fn goto(&self, url: &str) -> anyhow::Result<()> {
         self.driver()
             .goto(url)
             .await
@@ -196,7 +196,7 @@ impl Browser {
     }
 
     /// The first element matching `css`, waiting for it up to [`WAIT`].
-    async fn find(&self, css: &str) -> anyhow::Result<WebElement> {
+    pub(crate) async fn find(&self, css: &str) -> anyhow::Result<WebElement> {
         self.driver()
             .query(By::Css(css))
             .wait(WAIT, POLL)
@@ -215,7 +215,7 @@ impl Browser {
     }
 
     /// Waits until the current path is `path`; returns path and query.
-    async fn wait_for_path(&self, path: &str) -> anyhow::Result<String> {
+    pub(crate) async fn wait_for_path(&self, path: &str) -> anyhow::Result<String> {
         self.wait_for_path_where(path, |p| p == path).await
     }
 
@@ -240,7 +240,7 @@ impl Browser {
 
     /// Clicks `element` and waits until the page it was on has been replaced (for
     /// form posts that may come back to the same address).
-    async fn click_to_next_page(&self, element: &WebElement) -> anyhow::Result<()> {
+    pub(crate) async fn click_to_next_page(&self, element: &WebElement) -> anyhow::Result<()> {
         let page = self.find("html").await?;
         element.click().await?;
         page.wait_until()
@@ -273,7 +273,7 @@ impl Drop for Browser {
 
 /// Runs `body` with a fresh browser within [`TEST_BUDGET`]; on failure prints the
 /// page's URL and source and keeps a screenshot. Skips (outside CI) without Chromium.
-async fn with_browser<F, Fut>(name: &str, body: F)
+pub(crate) async fn with_browser<F, Fut>(name: &str, body: F)
 where
     F: FnOnce(Browser) -> Fut,
     Fut: Future<Output = (Browser, anyhow::Result<()>)>,
@@ -308,7 +308,7 @@ where
         .unwrap_or_else(|_| panic!("{name} took longer than {TEST_BUDGET:?}"));
 }
 
-fn password_of(user: &str) -> &'static str {
+pub(crate) fn password_of(user: &str) -> &'static str {
     seed::DEMO_SIGN_INS
         .iter()
         .find(|(u, _)| *u == user)
@@ -316,7 +316,7 @@ fn password_of(user: &str) -> &'static str {
         .1
 }
 
-fn backend(db: &TestStore) -> &'static str {
+pub(crate) fn backend(db: &TestStore) -> &'static str {
     if db.url.starts_with("sqlite") {
         "sqlite"
     } else {
@@ -324,12 +324,16 @@ fn backend(db: &TestStore) -> &'static str {
     }
 }
 
-fn role_css(role: &str) -> String {
+pub(crate) fn role_css(role: &str) -> String {
     format!("#role-{}-{role}", seed::DEMO_ACCOUNT_ID)
 }
 
 /// Fills in the directory form on the sign-in page and submits it.
-async fn submit_sign_in(browser: &Browser, user: &str, password: &str) -> anyhow::Result<()> {
+pub(crate) async fn submit_sign_in(
+    browser: &Browser,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<()> {
     let username = browser.find("input[name=username]").await?;
     username.clear().await?;
     username.send_keys(user).await?;
@@ -429,7 +433,7 @@ async fn caller_arn(
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-async fn seeded_server(db: &TestStore) -> String {
+pub(crate) async fn seeded_server(db: &TestStore) -> String {
     let state = crate::helpers::app_state(db.store.clone()).await;
     seed::seed_demo(state.store.as_ref())
         .await

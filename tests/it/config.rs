@@ -78,3 +78,262 @@ fn database_passwords_never_reach_debug_output() {
         "{debug}"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// [[identity_sources]]
+
+const CORP: &str = r#"
+[[identity_sources]]
+id = "corp"
+kind = "oidc"
+display_name = "Corp SSO"
+issuer = "https://idp.example.com/realms/corp"
+client_id = "rolegate"
+client_secret = "file-secret"
+scopes = ["openid", "email", "groups"]
+userinfo = true
+
+[identity_sources.claims]
+groups = "realm_access.roles"
+
+[identity_sources.session_tags]
+Department = "department"
+Cost-Center = "cost_center"
+
+[[identity_sources]]
+id = "partner"
+kind = "oidc"
+display_name = "Partner"
+enabled = false
+issuer = "http://127.0.0.1:9999"
+client_id = "rg"
+"#;
+
+fn config_file(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let file = dir.path().join("rolegate.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn identity_sources_parse_from_the_file_and_environment() {
+    assert!(
+        Config::load(None, env(&[]))
+            .unwrap()
+            .identity_sources
+            .is_empty()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(&dir, CORP);
+    let config = Config::load(
+        Some(&file),
+        env(&[("ROLEGATE_IDENTITY_SOURCES__1__CLIENT_SECRET", "env-secret")]),
+    )
+    .unwrap();
+    let [corp, partner] = &config.identity_sources[..] else {
+        panic!("{:?}", config.identity_sources)
+    };
+    assert_eq!((corp.id.as_str(), corp.enabled), ("corp", true));
+    assert_eq!(corp.client_secret.as_ref().unwrap().expose(), "file-secret");
+    let oidc = corp.oidc_config().unwrap();
+    assert_eq!(oidc.issuer, "https://idp.example.com/realms/corp");
+    assert_eq!(oidc.scopes, ["openid", "email", "groups"]);
+    assert!(oidc.userinfo);
+    assert_eq!(oidc.claims.groups, "realm_access.roles");
+    assert_eq!(oidc.claims.user_name, "preferred_username", "defaults kept");
+    assert_eq!(oidc.session_tags["Department"], "department");
+    assert_eq!(
+        oidc.session_tags["Cost-Center"], "cost_center",
+        "tag keys keep their case"
+    );
+    assert!(oidc.client_secret.is_none(), "sealed only when stored");
+    assert!(!partner.enabled);
+    assert_eq!(
+        partner.client_secret.as_ref().unwrap().expose(),
+        "env-secret",
+        "ROLEGATE_IDENTITY_SOURCES__<index>__<KEY> addresses an entry"
+    );
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains("file-secret") && !debug.contains("env-secret"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn invalid_identity_sources_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = |extra: &str| {
+        format!(
+            "[[identity_sources]]\nid = \"corp\"\nkind = \"oidc\"\ndisplay_name = \"Corp\"\nissuer = \"https://idp.example.com\"\nclient_id = \"rg\"\n{extra}"
+        )
+    };
+    for (text, expected) in [
+        (
+            entry("").replace("https://idp", "http://idp"),
+            "must use https",
+        ),
+        (entry("").replace("\"oidc\"", "\"saml\""), "kind \"saml\""),
+        (entry("clientid = \"typo\"\n"), "clientid"),
+        (entry("session_tags = { \"aws:x\" = \"y\" }\n"), "aws:"),
+        (entry("client_secret = \"\"\n"), "client_secret is empty"),
+        (entry("").replace("\"corp\"", "\"Corp!\""), "lower-case"),
+        (
+            entry("").replace("\"corp\"", "\"directory\""),
+            "built-in directory",
+        ),
+        (format!("{}\n{}", entry(""), entry("")), "earlier entry"),
+    ] {
+        let file = config_file(&dir, &text);
+        let error = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(
+            error.contains("identity_sources[") && error.contains(expected),
+            "{expected}: {error}"
+        );
+        assert!(!error.contains('\n'), "one line: {error}");
+    }
+}
+
+async fn upsert_identity_sources(db: crate::helpers::TestStore) {
+    use rolegate::store::{IdentitySourceKind, NewIdentitySource, Upserted};
+    let mut new = NewIdentitySource {
+        id: "corp".into(),
+        kind: IdentitySourceKind::Oidc,
+        display_name: "Corp".into(),
+        config: serde_json::json!({ "issuer": "https://idp.example.com", "client_id": "rg" }),
+        enabled: true,
+    };
+    let (created, what) = db.store.upsert_identity_source(&new).await.unwrap();
+    assert_eq!(what, Upserted::Created);
+    let (same, what) = db.store.upsert_identity_source(&new).await.unwrap();
+    assert_eq!((what, &same), (Upserted::Unchanged, &created));
+    new.display_name = "Corp SSO".into();
+    new.enabled = false;
+    let (updated, what) = db.store.upsert_identity_source(&new).await.unwrap();
+    assert_eq!(what, Upserted::Updated);
+    assert_eq!(
+        (
+            updated.display_name.as_str(),
+            updated.enabled,
+            updated.created_at
+        ),
+        ("Corp SSO", false, created.created_at)
+    );
+    assert_eq!(db.store.get_identity_source("corp").await.unwrap(), updated);
+    new.kind = IdentitySourceKind::Directory;
+    let error = db.store.upsert_identity_source(&new).await.unwrap_err();
+    assert_eq!(error.code(), "DeleteConflict", "{error}");
+    assert!(error.to_string().contains("kind"), "{error}");
+    new.id = "Bad Id".into();
+    assert_eq!(
+        db.store
+            .upsert_identity_source(&new)
+            .await
+            .unwrap_err()
+            .code(),
+        "ValidationError"
+    );
+}
+
+crate::both_backends!(upsert_identity_sources);
+
+/// `rolegate serve` with `[[identity_sources]]`: the source is on /signin, its secret
+/// is sealed in the database, a restart with the same file changes nothing, and an
+/// invalid entry stops start-up with one line naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_applies_configured_identity_sources() {
+    use crate::helpers::{TEST_MASTER_KEY, run_binary, start_binary};
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(&dir, CORP);
+    let database = format!("sqlite://{}", dir.path().join("rolegate.db").display());
+    let envs = [
+        ("ROLEGATE_DATABASE__URL", database.as_str()),
+        ("ROLEGATE_SECRETS__MASTER_KEY", TEST_MASTER_KEY),
+        ("ROLEGATE_SERVER__LISTEN", "127.0.0.1:0"),
+        ("ROLEGATE_LOG__FILTER", "warn"),
+    ];
+    let args = ["serve", "--config", file.to_str().unwrap()];
+    let stored = {
+        let running = start_binary(&args, &envs, std::time::Duration::from_secs(60));
+        let signin = reqwest::get(format!("{}/signin", running.base_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            signin.contains("Corp SSO") && signin.contains("/signin/oidc/corp"),
+            "{signin}"
+        );
+        assert!(
+            !signin.contains("Partner"),
+            "disabled sources are not listed"
+        );
+        let store = rolegate::store::open(&database, &Default::default())
+            .await
+            .unwrap();
+        store.get_identity_source("corp").await.unwrap()
+    };
+    let sealed = stored.config["client_secret"].as_str().unwrap().to_owned();
+    assert!(!sealed.contains("file-secret"), "sealed at rest: {sealed}");
+    assert_eq!(stored.config["session_tags"]["Department"], "department");
+    let opened = crate::helpers::app_state(
+        rolegate::store::open(&database, &Default::default())
+            .await
+            .unwrap(),
+    )
+    .await
+    .sts
+    .open_secret(&sealed, &rolegate::idp::oidc::client_secret_context("corp"))
+    .unwrap();
+    assert_eq!(opened.expose(), "file-secret");
+
+    // Same file again: nothing changes, not even the sealing of the secret.
+    drop(start_binary(
+        &args,
+        &envs,
+        std::time::Duration::from_secs(60),
+    ));
+    let store = rolegate::store::open(&database, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(store.get_identity_source("corp").await.unwrap(), stored);
+
+    // A changed file updates the row; a source left out of it stays.
+    let renamed = CORP.replace("Corp SSO", "Corporate SSO");
+    let without_partner = renamed
+        .split("[[identity_sources]]\nid = \"partner\"")
+        .next()
+        .unwrap();
+    let changed = config_file(&dir, without_partner);
+    let running = start_binary(
+        &["serve", "--config", changed.to_str().unwrap()],
+        &envs,
+        std::time::Duration::from_secs(60),
+    );
+    let signin = reqwest::get(format!("{}/signin", running.base_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(signin.contains("Corporate SSO"), "{signin}");
+    drop(running);
+    let corp = store.get_identity_source("corp").await.unwrap();
+    assert_eq!(corp.config["client_secret"], stored.config["client_secret"]);
+    assert!(store.get_identity_source("partner").await.is_ok());
+
+    // An invalid entry: no start, one line naming it.
+    let bad = config_file(
+        &dir,
+        &CORP.replace("https://idp.example.com", "http://idp.example.com"),
+    );
+    let (code, _, stderr) = run_binary(&["serve", "--config", bad.to_str().unwrap()], &envs);
+    assert_ne!(code, 0);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("identity_sources[0] \"corp\"") && lines[0].contains("https"),
+        "{stderr}"
+    );
+}

@@ -2,8 +2,9 @@
 //! (getSigninToken / login), the portal's Console button, deep links, the console
 //! page with "can I?", several consoles at once, and every bad input.
 
+use rolegate::iam::{AccountId, PolicyName, RoleName};
 use rolegate::seed::{self, DEMO_ACCOUNT_ID};
-use rolegate::store::Outcome;
+use rolegate::store::{ConsoleDestination, IdentitySourceKind, NewIdentitySource, Outcome};
 use rolegate::sts::portal::PortalIdentity;
 
 use crate::both_backends;
@@ -227,6 +228,7 @@ fn bob() -> PortalIdentity {
         display_name: "Bob Builder".into(),
         email: Some("bob@example.com".into()),
         groups: vec!["developers".into()],
+        attributes: Default::default(),
     }
 }
 
@@ -940,9 +942,395 @@ async fn federation_across_replicas(db: TestStore) {
     crate::helpers::delete_redis_prefix(&prefix).await;
 }
 
+// ---------------------------------------------------------------------------------
+// Per-account console destinations.
+
+const OTHER_ACCOUNT: &str = "210987654321";
+
+fn destinations(list: &[&str]) -> Vec<ConsoleDestination> {
+    list.iter()
+        .map(|d| ConsoleDestination::parse(d).unwrap())
+        .collect()
+}
+
+async fn console_destinations_in_the_store(db: TestStore) {
+    let store = &db.store;
+    let demo = AccountId::parse(DEMO_ACCOUNT_ID).unwrap();
+    store.create_account(&demo, "demo").await.unwrap();
+    assert!(
+        store.console_destinations(&demo).await.unwrap().is_empty(),
+        "default: only the own console"
+    );
+    let saved = store
+        .set_console_destinations(
+            &demo,
+            &destinations(&[
+                "https://good.example.com/app",
+                "https://GOOD.example.com/app",
+                "http://127.0.0.1:9000/",
+            ]),
+        )
+        .await
+        .unwrap();
+    let saved: Vec<&str> = saved.iter().map(ConsoleDestination::as_str).collect();
+    assert_eq!(
+        saved,
+        ["https://good.example.com/app", "http://127.0.0.1:9000/"],
+        "normalised, duplicates dropped, order kept"
+    );
+    let read = store.console_destinations(&demo).await.unwrap();
+    assert_eq!(
+        read.iter()
+            .map(ConsoleDestination::as_str)
+            .collect::<Vec<_>>(),
+        saved
+    );
+    let too_many: Vec<String> = (0..=ConsoleDestination::MAX_PER_ACCOUNT)
+        .map(|i| format!("https://app{i}.example.com/"))
+        .collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    let error = store
+        .set_console_destinations(&demo, &destinations(&too_many))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "ValidationError", "{error}");
+    assert!(error.to_string().contains("at most 20"), "{error}");
+    let missing = AccountId::parse(OTHER_ACCOUNT).unwrap();
+    assert_eq!(
+        store
+            .set_console_destinations(&missing, &[])
+            .await
+            .unwrap_err()
+            .code(),
+        "NoSuchEntity"
+    );
+    assert_eq!(
+        store
+            .console_destinations(&missing)
+            .await
+            .unwrap_err()
+            .code(),
+        "NoSuchEntity"
+    );
+    store.set_console_destinations(&demo, &[]).await.unwrap();
+    assert!(store.console_destinations(&demo).await.unwrap().is_empty());
+    // Entries are validated when parsed, with the reason in the message.
+    let error = ConsoleDestination::parse("https://*.example.com/")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("wildcard"), "{error}");
+}
+
+/// A fresh sign-in token for bob's Developer session.
+async fn fresh_token(client: &reqwest::Client, base: &str, session: &str) -> String {
+    let (status, body) = get_signin_token(client, base, session).await;
+    assert_eq!(status, 200, "{body}");
+    body["SigninToken"].as_str().unwrap().to_owned()
+}
+
+async fn external_console_destinations(db: TestStore) {
+    let state = seeded(&db).await;
+    let demo = AccountId::parse(DEMO_ACCOUNT_ID).unwrap();
+    state
+        .store
+        .set_console_destinations(&demo, &destinations(&["https://good.example.com/app"]))
+        .await
+        .unwrap();
+    let other = AccountId::parse(OTHER_ACCOUNT).unwrap();
+    state.store.create_account(&other, "other").await.unwrap();
+    state
+        .store
+        .set_console_destinations(&other, &destinations(&["https://other-only.example.com/"]))
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let creds = state
+        .sts
+        .issue_for_identity(&bob(), DEMO_ACCOUNT_ID, "Developer", now)
+        .await
+        .unwrap()
+        .credentials;
+    let session = session_json(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        &creds.session_token,
+    );
+    let base = spawn_state(state.clone());
+    let client = reqwest::Client::new();
+    let token = fresh_token(&client, &base, &session).await;
+
+    // Refused, with the token kept: lookalikes, prefix and user-info tricks, another
+    // account's entry, other schemes, scheme-relative and relative paths.
+    let mut browser = Browser::new(&base);
+    for evil in [
+        "https://good.example.com.evil.example/app",
+        "https://good.example.com@evil.example/app",
+        "https://evil.example/https://good.example.com/app",
+        "https://good.example.com/apples",
+        "https://good.example.com/app/../admin",
+        "https://good.example.com/app/..%2fadmin",
+        "https://good.example.com:8443/app",
+        "http://good.example.com/app",
+        "https://other-only.example.com/",
+        "javascript:alert(document.cookie)",
+        "//good.example.com/app",
+        "/start",
+    ] {
+        let refused = browser.get(&login_path(&token, evil)).await;
+        assert_eq!(refused.status, 400, "{evil}: {}", refused.body);
+        assert!(
+            refused.body.contains("Destination not allowed"),
+            "{evil}: {}",
+            refused.body
+        );
+        assert!(
+            refused.location.is_none() && browser.cookies.is_empty(),
+            "{evil}"
+        );
+    }
+    let audit = db.store.list_audit(100, None).await.unwrap();
+    let unlisted: Vec<_> = audit
+        .iter()
+        .filter(|e| {
+            e.action == "federation:Login"
+                && e.outcome == Outcome::Denied
+                && e.details["reason"] == "Destination is not on the account's console destinations"
+        })
+        .collect();
+    assert!(
+        unlisted
+            .iter()
+            .any(|e| e.target == "https://other-only.example.com/"
+                && e.details["account"] == DEMO_ACCOUNT_ID),
+        "the other account's entry is refused for this account: {unlisted:?}"
+    );
+    assert!(
+        audit.iter().any(|e| e.action == "federation:Login"
+            && e.outcome == Outcome::Denied
+            && e.target == "javascript:alert(document.cookie)"),
+        "refusals before the token are audited too"
+    );
+
+    // Allowed: a console session, and a 302 to the destination itself.
+    let allowed = browser
+        .get(&login_path(
+            &token,
+            "https://good.example.com/app/dashboards?id=7",
+        ))
+        .await;
+    assert_eq!(allowed.status, 302, "{}", allowed.body);
+    assert_eq!(
+        allowed.location.as_deref(),
+        Some("https://good.example.com/app/dashboards?id=7")
+    );
+    let (_, cookie_path, _) = browser
+        .cookies
+        .iter()
+        .find(|(n, _, _)| n.starts_with("rgc_"))
+        .cloned()
+        .expect("a console session cookie");
+    let console = browser.get(&cookie_path).await;
+    assert_eq!(console.status, 200, "{}", console.body);
+    assert!(console.body.contains(DEVELOPER_ARN));
+    let audit = db.store.list_audit(100, None).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "federation:Login"
+        && e.outcome == Outcome::Success
+        && e.details["destination"] == "https://good.example.com/app/dashboards?id=7"));
+    // The token was used by that login, and only then.
+    let again = Browser::new(&base)
+        .get(&login_path(&token, "https://good.example.com/app"))
+        .await;
+    assert_eq!(again.status, 403, "{}", again.body);
+
+    // The default is still Rolegate's own console.
+    for destination in [None, Some("/console")] {
+        let token = fresh_token(&client, &base, &session).await;
+        let path = match destination {
+            Some(d) => login_path(&token, d),
+            None => format!(
+                "/federation?Action=login&SigninToken={}",
+                url_encode(&token)
+            ),
+        };
+        let mut own = Browser::new(&base);
+        let page = own.get(&path).await;
+        assert_eq!(page.status, 302, "{}", page.body);
+        let location = page.location.unwrap();
+        assert!(location.starts_with("/console/"), "{location}");
+        assert_eq!(own.get(&location).await.status, 200);
+    }
+
+    // Removing the entry refuses the destination again.
+    state
+        .store
+        .set_console_destinations(&demo, &[])
+        .await
+        .unwrap();
+    let token = fresh_token(&client, &base, &session).await;
+    let refused = Browser::new(&base)
+        .get(&login_path(&token, "https://good.example.com/app"))
+        .await;
+    assert_eq!(refused.status, 400);
+}
+
+// ---------------------------------------------------------------------------------
+// Session tags from user attributes.
+
+/// The export lines of the "Access keys" page: (key id, secret, token).
+fn exported(body: &str) -> (String, String, String) {
+    let value = |name: &str| {
+        let marker = format!("export {name}=\"");
+        let start = body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} in {body}"))
+            + marker.len();
+        body[start..start + body[start..].find('"').unwrap()].to_owned()
+    };
+    (
+        value("AWS_ACCESS_KEY_ID"),
+        value("AWS_SECRET_ACCESS_KEY"),
+        value("AWS_SESSION_TOKEN"),
+    )
+}
+
+/// Signs `user` in, takes "Access keys" for `role`, and opens a console with those
+/// keys through the federation endpoint; returns the browser and the console path.
+async fn console_from_access_keys(base: &str, user: &str, role: &str) -> (Browser, String) {
+    let mut browser = Browser::new(base);
+    assert_eq!(browser.sign_in(user, "/start").await.status, 303);
+    let start = browser.get("/start").await;
+    let keys = browser
+        .post(
+            "/start/credentials",
+            &[
+                ("csrf", &hidden(&start.body, "csrf")),
+                ("account", DEMO_ACCOUNT_ID),
+                ("role", role),
+            ],
+        )
+        .await;
+    assert_eq!(keys.status, 200, "{}", keys.body);
+    let (key, secret, token) = exported(&keys.body);
+    let client = reqwest::Client::new();
+    let signin = fresh_token(&client, base, &session_json(&key, &secret, &token)).await;
+    let opened = browser.get(&login_path(&signin, "/console")).await;
+    assert_eq!(opened.status, 302, "{}", opened.body);
+    let console = opened.location.unwrap();
+    (browser, console)
+}
+
+async fn directory_attributes_as_session_tags(db: TestStore) {
+    let state = seeded(&db).await;
+    let demo = AccountId::parse(DEMO_ACCOUNT_ID).unwrap();
+    // ReadOnly may read objects under its session's own Email tag only.
+    state
+        .store
+        .put_role_policy(
+            &demo,
+            &RoleName::parse("ReadOnly").unwrap(),
+            &PolicyName::parse("OwnTaggedPrefix").unwrap(),
+            &serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": "arn:aws:s3:::tagged/${aws:PrincipalTag/Email}/*"
+                }]
+            })
+            .to_string(),
+        )
+        .await
+        .unwrap();
+    let base = spawn_state(state.clone());
+
+    // The dev seed tags directory users with Email.
+    let (mut carol, console) = console_from_access_keys(&base, "carol", "ReadOnly").await;
+    let page = carol.get(&console).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("<code>Email</code> = <code>carol@example.com</code>"),
+        "{}",
+        page.body
+    );
+    let own = carol
+        .check(
+            &console,
+            "s3:GetObject",
+            "arn:aws:s3:::tagged/carol@example.com/report.csv",
+            "",
+        )
+        .await;
+    assert_eq!(decision(&own), "Allowed", "{}", own.body);
+    let others = carol
+        .check(
+            &console,
+            "s3:GetObject",
+            "arn:aws:s3:::tagged/alice@example.com/report.csv",
+            "",
+        )
+        .await;
+    assert_ne!(decision(&others), "Allowed");
+
+    // Configured tags: a valid one, one whose attribute does not exist (skipped).
+    state
+        .store
+        .upsert_identity_source(&NewIdentitySource {
+            id: seed::DIRECTORY_SOURCE_ID.into(),
+            kind: IdentitySourceKind::Directory,
+            display_name: "Rolegate directory".into(),
+            config: serde_json::json!({
+                "session_tags": { "Name": "display_name", "User": "user_name", "Nope": "no_such" }
+            }),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    let (mut carol, console) = console_from_access_keys(&base, "carol", "ReadOnly").await;
+    let page = carol.get(&console).await;
+    assert!(
+        page.body
+            .contains("<code>Name</code> = <code>Carol Checker</code>")
+            && page.body.contains("<code>User</code> = <code>carol</code>")
+            && !page.body.contains("<code>Nope</code>")
+            && !page.body.contains("<code>Email</code>"),
+        "{}",
+        page.body
+    );
+
+    // Without session_tags: no tags, and the tag-based grant no longer applies.
+    state
+        .store
+        .upsert_identity_source(&NewIdentitySource {
+            id: seed::DIRECTORY_SOURCE_ID.into(),
+            kind: IdentitySourceKind::Directory,
+            display_name: "Rolegate directory".into(),
+            config: serde_json::json!({}),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    let (mut carol, console) = console_from_access_keys(&base, "carol", "ReadOnly").await;
+    let page = carol.get(&console).await;
+    assert!(page.body.contains("Session tags"), "{}", page.body);
+    assert!(!page.body.contains("<code>Email</code>"), "{}", page.body);
+    let own = carol
+        .check(
+            &console,
+            "s3:GetObject",
+            "arn:aws:s3:::tagged/carol@example.com/report.csv",
+            "",
+        )
+        .await;
+    assert_ne!(decision(&own), "Allowed", "{}", own.body);
+}
+
 both_backends!(
     portal_console_and_can_i,
     federation_endpoint,
     deep_links,
-    federation_across_replicas
+    federation_across_replicas,
+    console_destinations_in_the_store,
+    external_console_destinations,
+    directory_attributes_as_session_tags
 );

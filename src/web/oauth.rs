@@ -1,0 +1,1287 @@
+//! SSO-OIDC in the AWS shape (rest-json, unsigned): RegisterClient,
+//! StartDeviceAuthorization and CreateToken, i.e. the OAuth 2.0 device authorization
+//! grant (RFC 8628) as botocore, the AWS CLI and `rolegate login` speak it, plus the
+//! portal page where a signed-in person approves or denies a device (`/device`).
+//!
+//! Client registrations are stateless: the client secret is a sealed blob naming the
+//! client. Device codes, access and refresh tokens live in the cache under hashes of
+//! their values, so whoever reads the cache cannot use what it finds there.
+
+use std::time::Duration;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use askama::Template;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use rand::Rng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::portal::{
+    PortalSession, audit, error_page, html, random_token, redirect, same, session, signed_in_form,
+};
+use crate::store::Outcome;
+use crate::sts::portal::PortalIdentity;
+
+/// Binds a sealed client secret to its purpose.
+const CLIENT_SECRET_CONTEXT: &str = "rolegate:sso-oidc:client-registration:v1";
+/// How long a client registration lasts (AWS uses about 90 days).
+const REGISTRATION_SECONDS: i64 = 90 * 86_400;
+/// How long a device code (and its user code) can be approved and exchanged.
+const DEVICE_CODE_SECONDS: i64 = 600;
+/// The minimum polling interval a client is told to keep.
+const POLL_INTERVAL_SECONDS: i64 = 1;
+/// The longest an access token lives (refresh tokens renew it until the session ends).
+const ACCESS_TOKEN_SECONDS: i64 = 3600;
+/// RFC 8628 §6.1: consonants only, so no words and no 0/O or 1/I confusion.
+const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+/// Wrong user codes one person may enter per window before the page refuses.
+const WRONG_CODE_LIMIT: usize = 5;
+const WRONG_CODE_WINDOW: Duration = Duration::from_secs(15 * 60);
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const REFRESH_GRANT: &str = "refresh_token";
+const ERROR_TYPE_SUFFIX: &str =
+    ":http://internal.amazon.com/coral/com.amazonaws.switchboard.portal/";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/client/register", web::post().to(register_client))
+        .route(
+            "/device_authorization",
+            web::post().to(start_device_authorization),
+        )
+        .route("/token", web::post().to(create_token))
+        .route("/device", web::get().to(device_page))
+        .route("/device", web::post().to(device_decision));
+}
+
+// ---------------------------------------------------------------------------------
+// Wire errors
+
+/// Every failure of the SSO-OIDC surface, rendered as AWS renders it: a JSON body with
+/// `error` and `error_description` and the exception name in `x-amzn-ErrorType`.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum OidcError {
+    #[error("Authorization is still pending")]
+    AuthorizationPending,
+    #[error("Polling too fast: wait at least the interval between requests")]
+    SlowDown,
+    #[error("The device code is unknown or has expired; start the sign-in again")]
+    ExpiredToken,
+    #[error("{0}")]
+    AccessDenied(&'static str),
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    #[error("{0}")]
+    InvalidClient(&'static str),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error("{0}")]
+    UnsupportedGrantType(String),
+    #[error("{0}")]
+    InvalidClientMetadata(String),
+    #[error("An internal error occurred; please try again")]
+    Internal,
+}
+
+impl OidcError {
+    fn exception(&self) -> &'static str {
+        match self {
+            Self::AuthorizationPending => "AuthorizationPendingException",
+            Self::SlowDown => "SlowDownException",
+            Self::ExpiredToken => "ExpiredTokenException",
+            Self::AccessDenied(_) => "AccessDeniedException",
+            Self::InvalidGrant(_) => "InvalidGrantException",
+            Self::InvalidClient(_) => "InvalidClientException",
+            Self::InvalidRequest(_) => "InvalidRequestException",
+            Self::InvalidScope(_) => "InvalidScopeException",
+            Self::UnsupportedGrantType(_) => "UnsupportedGrantTypeException",
+            Self::InvalidClientMetadata(_) => "InvalidClientMetadataException",
+            Self::Internal => "InternalServerException",
+        }
+    }
+
+    fn oauth_error(&self) -> &'static str {
+        match self {
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
+            Self::AccessDenied(_) => "access_denied",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::InvalidClient(_) => "invalid_client",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::UnsupportedGrantType(_) => "unsupported_grant_type",
+            Self::InvalidClientMetadata(_) => "invalid_client_metadata",
+            Self::Internal => "server_error",
+        }
+    }
+}
+
+impl ResponseError for OidcError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .insert_header((
+                "x-amzn-ErrorType",
+                format!("{}{ERROR_TYPE_SUFFIX}", self.exception()),
+            ))
+            .insert_header(("x-amzn-RequestId", request_id()))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({
+                "error": self.oauth_error(),
+                "error_description": self.to_string(),
+            }))
+    }
+}
+
+fn internal(what: &str, error: impl std::fmt::Display) -> OidcError {
+    tracing::error!(%error, "sso-oidc: {what}");
+    OidcError::Internal
+}
+
+/// A request id in the UUID shape the AWS SDKs log.
+pub(super) fn request_id() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+pub(super) fn json_ok(body: &impl Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("x-amzn-RequestId", request_id()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, OidcError> {
+    serde_json::from_slice(body)
+        .map_err(|e| OidcError::InvalidRequest(format!("The request body is not valid: {e}")))
+}
+
+fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OidcError> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() && v.len() <= 4096 => Ok(v),
+        Some(v) if !v.is_empty() => Err(OidcError::InvalidRequest(format!("{name} is too long"))),
+        _ => Err(OidcError::InvalidRequest(format!("{name} is required"))),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Cache keys and records
+
+/// Hex SHA-256: the cache only ever sees hashes of codes and tokens.
+fn digest(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+fn device_key(device_hash: &str) -> String {
+    format!("sso-device:{device_hash}")
+}
+
+fn user_code_key(user_code: &str) -> String {
+    format!("sso-user-code:{}", digest(user_code))
+}
+
+fn access_key(token: &str) -> String {
+    format!("sso-access:{}", digest(token))
+}
+
+fn refresh_key(token: &str) -> String {
+    format!("sso-refresh:{}", digest(token))
+}
+
+fn grant_key(grant_id: &str) -> String {
+    format!("sso-grant:{grant_id}")
+}
+
+fn ttl(seconds: i64) -> Duration {
+    Duration::from_secs(u64::try_from(seconds.max(1)).unwrap_or(1))
+}
+
+/// What a client secret seals: the registration itself.
+#[derive(Debug, Serialize, Deserialize)]
+struct Registration {
+    client_id: String,
+    client_name: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    grant_types: Vec<String>,
+    issued_at: i64,
+    expires_at: i64,
+}
+
+/// A device authorization between StartDeviceAuthorization and its token exchange.
+#[derive(Debug, Serialize, Deserialize)]
+struct DeviceGrant {
+    client_id: String,
+    client_name: String,
+    user_code: String,
+    expires_at: i64,
+    decision: Decision,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum Decision {
+    Pending,
+    Approved { identity: PortalIdentity, at: i64 },
+    Denied,
+}
+
+/// One device login: every access and refresh token it produces names it, and
+/// deleting it (Logout) ends them all.
+#[derive(Debug, Serialize, Deserialize)]
+struct GrantRecord {
+    client_id: String,
+    user_name: String,
+}
+
+/// What an access or refresh token stands for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct TokenRecord {
+    pub(super) grant_id: String,
+    pub(super) client_id: String,
+    pub(super) identity: PortalIdentity,
+    /// The absolute end of the login (approval + the portal session lifetime).
+    pub(super) deadline: i64,
+    pub(super) expires_at: i64,
+}
+
+async fn get_json<T: DeserializeOwned>(
+    state: &AppState,
+    key: &str,
+) -> Result<Option<T>, OidcError> {
+    match state.cache.get(key).await {
+        Ok(Some(bytes)) => Ok(serde_json::from_slice(&bytes).ok()),
+        Ok(None) => Ok(None),
+        Err(error) => Err(internal("cache read", error)),
+    }
+}
+
+async fn put_json(
+    state: &AppState,
+    key: &str,
+    value: &impl Serialize,
+    seconds: i64,
+) -> Result<(), OidcError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| internal("encode", e))?;
+    state
+        .cache
+        .put(key, &bytes, ttl(seconds))
+        .await
+        .map_err(|e| internal("cache write", e))
+}
+
+/// Stores `key` only if absent: true for the first caller (one-shot markers).
+async fn first(state: &AppState, key: &str, seconds: i64) -> Result<bool, OidcError> {
+    state
+        .cache
+        .put_if_absent(key, b"1", ttl(seconds))
+        .await
+        .map_err(|e| internal("cache write", e))
+}
+
+// ---------------------------------------------------------------------------------
+// RegisterClient
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegisterClientRequest {
+    client_name: Option<String>,
+    client_type: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    grant_types: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RegisterClientResponse {
+    client_id: String,
+    client_secret: String,
+    client_id_issued_at: i64,
+    client_secret_expires_at: i64,
+}
+
+fn valid_scope(scope: &str) -> bool {
+    (1..=128).contains(&scope.len())
+        && scope
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":_.-/".contains(c))
+}
+
+async fn register_client(
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, OidcError> {
+    let request: RegisterClientRequest = parse(&body)?;
+    let client_name = required(&request.client_name, "clientName")?;
+    let client_type = required(&request.client_type, "clientType")?;
+    if client_name.chars().count() > 128 || client_name.chars().any(char::is_control) {
+        return Err(OidcError::InvalidClientMetadata(
+            "clientName must be at most 128 printable characters".into(),
+        ));
+    }
+    if client_type != "public" {
+        return Err(OidcError::InvalidClientMetadata(
+            "clientType must be \"public\"".into(),
+        ));
+    }
+    if request.scopes.len() > 25 {
+        return Err(OidcError::InvalidScope("at most 25 scopes".into()));
+    }
+    if let Some(bad) = request.scopes.iter().find(|s| !valid_scope(s)) {
+        return Err(OidcError::InvalidScope(format!("invalid scope {bad:?}")));
+    }
+    if let Some(bad) = request
+        .grant_types
+        .iter()
+        .find(|g| *g != DEVICE_GRANT && *g != REFRESH_GRANT)
+    {
+        let hint = if bad == "authorization_code" {
+            "; Rolegate signs in terminals with the device code flow (aws sso login --use-device-code, or rolegate login)"
+        } else {
+            ""
+        };
+        return Err(OidcError::UnsupportedGrantType(format!(
+            "grant type {:?} is not supported{hint}",
+            bad.chars().take(64).collect::<String>()
+        )));
+    }
+    let now = Utc::now().timestamp();
+    let id_bytes: [u8; 18] = rand::random();
+    let registration = Registration {
+        client_id: format!("rgc-{}", URL_SAFE_NO_PAD.encode(id_bytes)),
+        client_name: client_name.to_owned(),
+        scopes: request.scopes,
+        grant_types: request.grant_types,
+        issued_at: now,
+        expires_at: now + REGISTRATION_SECONDS,
+    };
+    let sealed = serde_json::to_string(&registration).map_err(|e| internal("encode", e))?;
+    let client_secret = state.sts.seal_secret(&sealed, CLIENT_SECRET_CONTEXT);
+    tracing::info!(client_id = %registration.client_id, client_name = %registration.client_name, "sso-oidc client registered");
+    Ok(json_ok(&RegisterClientResponse {
+        client_id: registration.client_id,
+        client_secret,
+        client_id_issued_at: now,
+        client_secret_expires_at: registration.expires_at,
+    }))
+}
+
+/// Opens a client secret and checks that it belongs to `client_id` and is current.
+fn verify_client(
+    state: &AppState,
+    client_id: &str,
+    client_secret: &str,
+    now: i64,
+) -> Result<Registration, OidcError> {
+    let bad = OidcError::InvalidClient("The client id or client secret is invalid");
+    let opened = state
+        .sts
+        .open_secret(client_secret, CLIENT_SECRET_CONTEXT)
+        .map_err(|_| OidcError::InvalidClient("The client id or client secret is invalid"))?;
+    let registration: Registration = serde_json::from_str(opened.expose())
+        .map_err(|_| OidcError::InvalidClient("The client id or client secret is invalid"))?;
+    if !same(&registration.client_id, client_id) {
+        return Err(bad);
+    }
+    if registration.expires_at <= now {
+        return Err(OidcError::InvalidClient(
+            "The client registration has expired; register the client again",
+        ));
+    }
+    Ok(registration)
+}
+
+// ---------------------------------------------------------------------------------
+// StartDeviceAuthorization
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartDeviceAuthorizationRequest {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    start_url: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StartDeviceAuthorizationResponse {
+    device_code: String,
+    user_code: String,
+    verification_uri: String,
+    verification_uri_complete: String,
+    expires_in: i64,
+    interval: i64,
+}
+
+fn new_user_code() -> String {
+    let mut rng = rand::rng();
+    let mut code = String::with_capacity(9);
+    for i in 0..8 {
+        if i == 4 {
+            code.push('-');
+        }
+        let index = rng.random_range(0..USER_CODE_ALPHABET.len());
+        code.push(char::from(USER_CODE_ALPHABET[index]));
+    }
+    code
+}
+
+/// A user code as people type it (any case, spaces, with or without the dash) in
+/// its canonical `XXXX-XXXX` form; None when it cannot be one.
+pub(super) fn normalize_user_code(input: &str) -> Option<String> {
+    if input.len() > 64 {
+        return None;
+    }
+    let letters: Vec<char> = input
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if letters.len() != 8
+        || !letters
+            .iter()
+            .all(|c| c.is_ascii() && USER_CODE_ALPHABET.contains(&(*c as u8)))
+    {
+        return None;
+    }
+    let mut code: String = letters[..4].iter().collect();
+    code.push('-');
+    code.extend(&letters[4..]);
+    Some(code)
+}
+
+/// This server's origin as the client reached it.
+fn origin(request: &HttpRequest) -> String {
+    let info = request.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
+async fn start_device_authorization(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OidcError> {
+    let input: StartDeviceAuthorizationRequest = parse(&body)?;
+    let client_id = required(&input.client_id, "clientId")?;
+    let client_secret = required(&input.client_secret, "clientSecret")?;
+    required(&input.start_url, "startUrl")?;
+    let now = Utc::now().timestamp();
+    let registration = verify_client(&state, client_id, client_secret, now)?;
+
+    let device_code = random_token();
+    let device_hash = digest(&device_code);
+    // A fresh user code, never one that is live for another device.
+    let mut user_code = None;
+    for _ in 0..8 {
+        let candidate = new_user_code();
+        let key = user_code_key(&candidate);
+        if state
+            .cache
+            .put_if_absent(&key, device_hash.as_bytes(), ttl(DEVICE_CODE_SECONDS))
+            .await
+            .map_err(|e| internal("cache write", e))?
+        {
+            user_code = Some(candidate);
+            break;
+        }
+    }
+    let Some(user_code) = user_code else {
+        return Err(internal("user code", "no free user code after 8 tries"));
+    };
+    let grant = DeviceGrant {
+        client_id: registration.client_id.clone(),
+        client_name: registration.client_name.clone(),
+        user_code: user_code.clone(),
+        expires_at: now + DEVICE_CODE_SECONDS,
+        decision: Decision::Pending,
+    };
+    put_json(
+        &state,
+        &device_key(&device_hash),
+        &grant,
+        DEVICE_CODE_SECONDS,
+    )
+    .await?;
+    audit(
+        &state,
+        &request,
+        &format!("client:{}", registration.client_id),
+        "sso:StartDeviceAuthorization",
+        &registration.client_name,
+        Outcome::Success,
+        json!({ "client_id": registration.client_id }),
+    )
+    .await;
+    let verification_uri = format!("{}/device", origin(&request));
+    Ok(json_ok(&StartDeviceAuthorizationResponse {
+        device_code,
+        verification_uri_complete: format!("{verification_uri}?user_code={user_code}"),
+        user_code,
+        verification_uri,
+        expires_in: DEVICE_CODE_SECONDS,
+        interval: POLL_INTERVAL_SECONDS,
+    }))
+}
+
+// ---------------------------------------------------------------------------------
+// CreateToken
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateTokenRequest {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    grant_type: Option<String>,
+    device_code: Option<String>,
+    refresh_token: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateTokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: String,
+}
+
+async fn create_token(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OidcError> {
+    let input: CreateTokenRequest = parse(&body)?;
+    let client_id = required(&input.client_id, "clientId")?;
+    let client_secret = required(&input.client_secret, "clientSecret")?;
+    let grant_type = required(&input.grant_type, "grantType")?;
+    // For the audit log: a bounded copy of what the caller sent.
+    let grant_label: String = grant_type.chars().take(64).collect();
+    let now = Utc::now().timestamp();
+    let registration = match verify_client(&state, client_id, client_secret, now) {
+        Ok(registration) => registration,
+        Err(error) => {
+            audit(
+                &state,
+                &request,
+                &format!("client:{}", client_id.chars().take(64).collect::<String>()),
+                "sso:CreateToken",
+                &grant_label,
+                Outcome::Failure,
+                json!({ "reason": error.to_string() }),
+            )
+            .await;
+            return Err(error);
+        }
+    };
+    let result = match grant_type {
+        DEVICE_GRANT => {
+            let device_code = required(&input.device_code, "deviceCode")?;
+            exchange_device_code(&state, &registration, device_code, now).await
+        }
+        REFRESH_GRANT => {
+            let refresh_token = required(&input.refresh_token, "refreshToken")?;
+            refresh(&state, &registration, refresh_token, now).await
+        }
+        "authorization_code" => Err(OidcError::UnsupportedGrantType(
+            "The authorization code grant is not supported; use the device code flow (aws sso login --use-device-code, or rolegate login)".into(),
+        )),
+        other => Err(OidcError::UnsupportedGrantType(format!(
+            "grant type {:?} is not supported",
+            other.chars().take(64).collect::<String>()
+        ))),
+    };
+    match result {
+        Ok((identity, response)) => {
+            audit(
+                &state,
+                &request,
+                &identity.user_name,
+                "sso:CreateToken",
+                &registration.client_name,
+                Outcome::Success,
+                json!({ "client_id": registration.client_id, "grant_type": grant_label, "expires_in": response.expires_in }),
+            )
+            .await;
+            Ok(json_ok(&response))
+        }
+        Err(error) => {
+            // Polling is the normal state of a device login: not an audit event.
+            if !matches!(
+                error,
+                OidcError::AuthorizationPending | OidcError::SlowDown | OidcError::Internal
+            ) {
+                audit(
+                    &state,
+                    &request,
+                    &format!("client:{}", registration.client_id),
+                    "sso:CreateToken",
+                    &registration.client_name,
+                    if matches!(error, OidcError::AccessDenied(_)) {
+                        Outcome::Denied
+                    } else {
+                        Outcome::Failure
+                    },
+                    json!({ "grant_type": grant_label, "error": error.exception(), "reason": error.to_string() }),
+                )
+                .await;
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn exchange_device_code(
+    state: &AppState,
+    registration: &Registration,
+    device_code: &str,
+    now: i64,
+) -> Result<(PortalIdentity, CreateTokenResponse), OidcError> {
+    let device_hash = digest(device_code);
+    let Some(grant) = get_json::<DeviceGrant>(state, &device_key(&device_hash)).await? else {
+        return Err(OidcError::ExpiredToken);
+    };
+    if grant.expires_at <= now {
+        return Err(OidcError::ExpiredToken);
+    }
+    if !same(&grant.client_id, &registration.client_id) {
+        return Err(OidcError::InvalidClient(
+            "The device code was issued to another client",
+        ));
+    }
+    match grant.decision {
+        Decision::Denied => Err(OidcError::AccessDenied(
+            "The sign-in request was denied in the browser",
+        )),
+        Decision::Pending => {
+            let polled = format!("sso-device-poll:{device_hash}");
+            if first(state, &polled, POLL_INTERVAL_SECONDS).await? {
+                Err(OidcError::AuthorizationPending)
+            } else {
+                Err(OidcError::SlowDown)
+            }
+        }
+        Decision::Approved { identity, at } => {
+            let used = format!("sso-device-used:{device_hash}");
+            if !first(state, &used, grant.expires_at - now).await? {
+                return Err(OidcError::InvalidGrant(
+                    "The device code has already been exchanged for a token",
+                ));
+            }
+            let grant_id = hex::encode(rand::random::<[u8; 32]>());
+            let deadline = at + i64::try_from(state.portal.session_ttl.as_secs()).unwrap_or(0);
+            put_json(
+                state,
+                &grant_key(&grant_id),
+                &GrantRecord {
+                    client_id: registration.client_id.clone(),
+                    user_name: identity.user_name.clone(),
+                },
+                deadline - now,
+            )
+            .await?;
+            let response = issue_tokens(
+                state,
+                &grant_id,
+                &registration.client_id,
+                &identity,
+                deadline,
+                now,
+            )
+            .await?;
+            Ok((identity, response))
+        }
+    }
+}
+
+async fn refresh(
+    state: &AppState,
+    registration: &Registration,
+    refresh_token: &str,
+    now: i64,
+) -> Result<(PortalIdentity, CreateTokenResponse), OidcError> {
+    let invalid =
+        || OidcError::InvalidGrant("The refresh token is invalid, expired or already used");
+    let key = refresh_key(refresh_token);
+    let Some(record) = get_json::<TokenRecord>(state, &key).await? else {
+        return Err(invalid());
+    };
+    if !same(&record.client_id, &registration.client_id) {
+        return Err(OidcError::InvalidClient(
+            "The refresh token was issued to another client",
+        ));
+    }
+    // Rotation: the first presenter wins, the old token never works again.
+    let used = format!("sso-refresh-used:{}", digest(refresh_token));
+    if !first(state, &used, record.deadline - now).await? {
+        return Err(invalid());
+    }
+    let _ = state.cache.delete(&key).await;
+    if record.deadline <= now {
+        return Err(OidcError::InvalidGrant(
+            "The sign-in session has ended; sign in again",
+        ));
+    }
+    if get_json::<GrantRecord>(state, &grant_key(&record.grant_id))
+        .await?
+        .is_none()
+    {
+        return Err(invalid());
+    }
+    let response = issue_tokens(
+        state,
+        &record.grant_id,
+        &record.client_id,
+        &record.identity,
+        record.deadline,
+        now,
+    )
+    .await?;
+    Ok((record.identity, response))
+}
+
+async fn issue_tokens(
+    state: &AppState,
+    grant_id: &str,
+    client_id: &str,
+    identity: &PortalIdentity,
+    deadline: i64,
+    now: i64,
+) -> Result<CreateTokenResponse, OidcError> {
+    let remaining = deadline - now;
+    if remaining <= 0 {
+        return Err(OidcError::InvalidGrant(
+            "The sign-in session has ended; sign in again",
+        ));
+    }
+    let lifetime = remaining.min(ACCESS_TOKEN_SECONDS);
+    let access_token = format!("rgat-{}", random_token());
+    let refresh_token = format!("rgrt-{}", random_token());
+    let record = TokenRecord {
+        grant_id: grant_id.to_owned(),
+        client_id: client_id.to_owned(),
+        identity: identity.clone(),
+        deadline,
+        expires_at: now + lifetime,
+    };
+    put_json(state, &access_key(&access_token), &record, lifetime).await?;
+    let refresh_record = TokenRecord {
+        expires_at: deadline,
+        ..record
+    };
+    put_json(
+        state,
+        &refresh_key(&refresh_token),
+        &refresh_record,
+        remaining,
+    )
+    .await?;
+    Ok(CreateTokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: lifetime,
+        refresh_token,
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// Bearer tokens, for the SSO portal API
+
+/// The live login behind an access token, or None (unknown, expired, logged out).
+pub(super) async fn bearer(
+    state: &AppState,
+    access_token: &str,
+    now: i64,
+) -> Result<Option<TokenRecord>, OidcError> {
+    if access_token.is_empty() || access_token.len() > 512 {
+        return Ok(None);
+    }
+    let Some(record) = get_json::<TokenRecord>(state, &access_key(access_token)).await? else {
+        return Ok(None);
+    };
+    if record.expires_at <= now || record.deadline <= now {
+        return Ok(None);
+    }
+    if get_json::<GrantRecord>(state, &grant_key(&record.grant_id))
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    Ok(Some(record))
+}
+
+/// Ends a login: the access token and every refresh token of its grant.
+pub(super) async fn revoke(
+    state: &AppState,
+    access_token: &str,
+    record: &TokenRecord,
+) -> Result<(), OidcError> {
+    state
+        .cache
+        .delete(&grant_key(&record.grant_id))
+        .await
+        .map_err(|e| internal("cache delete", e))?;
+    state
+        .cache
+        .delete(&access_key(access_token))
+        .await
+        .map_err(|e| internal("cache delete", e))
+}
+
+// ---------------------------------------------------------------------------------
+// The approval page
+
+struct DeviceResult<'a> {
+    title: &'a str,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "device.html")]
+struct DevicePage<'a> {
+    display_name: &'a str,
+    csrf: &'a str,
+    user_code: &'a str,
+    /// Set when the code names a pending request: then Approve and Deny are offered.
+    client_name: Option<&'a str>,
+    error: Option<&'a str>,
+    result: Option<DeviceResult<'a>>,
+}
+
+fn render(status: StatusCode, page: DevicePage<'_>) -> HttpResponse {
+    match page.render() {
+        Ok(body) => html(status, body),
+        Err(error) => {
+            tracing::error!(%error, "cannot render device page");
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Unavailable",
+                "This page could not be shown.",
+                "/start",
+                "Your accounts",
+            )
+        }
+    }
+}
+
+fn entry_page(
+    session: &PortalSession,
+    user_code: &str,
+    status: StatusCode,
+    error: Option<&str>,
+) -> HttpResponse {
+    render(
+        status,
+        DevicePage {
+            display_name: &session.identity.display_name,
+            csrf: &session.csrf,
+            user_code,
+            client_name: None,
+            error,
+            result: None,
+        },
+    )
+}
+
+fn result_page(session: &PortalSession, title: &str, message: String) -> HttpResponse {
+    render(
+        StatusCode::OK,
+        DevicePage {
+            display_name: &session.identity.display_name,
+            csrf: &session.csrf,
+            user_code: "",
+            client_name: None,
+            error: None,
+            result: Some(DeviceResult { title, message }),
+        },
+    )
+}
+
+/// What a typed user code turned out to be.
+enum Lookup {
+    Pending {
+        device_hash: String,
+        grant: Box<DeviceGrant>,
+        code: String,
+    },
+    AlreadyAnswered {
+        approved: bool,
+    },
+    Malformed,
+    Unknown,
+    Limited,
+}
+
+fn limiter_key(identity: &PortalIdentity, slot: usize) -> String {
+    let who = digest(&format!("{}|{}", identity.source_id, identity.user_name));
+    format!("sso-device-wrong:{who}:{slot}")
+}
+
+/// Finds the pending request a user code names. Every lookup takes one of the
+/// person's few attempt slots first (atomically, so parallel guesses count too); a
+/// code that names a request gives its slot back.
+async fn lookup(
+    state: &AppState,
+    request: &HttpRequest,
+    session: &PortalSession,
+    raw: &str,
+    now: i64,
+) -> Result<Lookup, OidcError> {
+    let Some(code) = normalize_user_code(raw) else {
+        return Ok(Lookup::Malformed);
+    };
+    let mut slot = None;
+    for i in 0..WRONG_CODE_LIMIT {
+        let key = limiter_key(&session.identity, i);
+        if state
+            .cache
+            .put_if_absent(&key, b"1", WRONG_CODE_WINDOW)
+            .await
+            .map_err(|e| internal("cache write", e))?
+        {
+            slot = Some(key);
+            break;
+        }
+    }
+    let Some(slot) = slot else {
+        audit(
+            state,
+            request,
+            &session.identity.user_name,
+            "sso:ApproveDevice",
+            "device",
+            Outcome::Denied,
+            json!({ "reason": "too many wrong user codes" }),
+        )
+        .await;
+        return Ok(Lookup::Limited);
+    };
+    let device_hash = match state.cache.get(&user_code_key(&code)).await {
+        Ok(value) => value.and_then(|v| String::from_utf8(v).ok()),
+        Err(error) => return Err(internal("cache read", error)),
+    };
+    let grant = match &device_hash {
+        Some(hash) => get_json::<DeviceGrant>(state, &device_key(hash)).await?,
+        None => None,
+    };
+    match (device_hash, grant) {
+        (Some(device_hash), Some(grant))
+            if grant.expires_at > now && same(&grant.user_code, &code) =>
+        {
+            let _ = state.cache.delete(&slot).await;
+            Ok(match grant.decision {
+                Decision::Pending => Lookup::Pending {
+                    device_hash,
+                    grant: Box::new(grant),
+                    code,
+                },
+                Decision::Approved { .. } => Lookup::AlreadyAnswered { approved: true },
+                Decision::Denied => Lookup::AlreadyAnswered { approved: false },
+            })
+        }
+        _ => {
+            audit(
+                state,
+                request,
+                &session.identity.user_name,
+                "sso:ApproveDevice",
+                "device",
+                Outcome::Failure,
+                json!({ "reason": "unknown or expired user code" }),
+            )
+            .await;
+            Ok(Lookup::Unknown)
+        }
+    }
+}
+
+/// The page for a lookup that found no pending request (None when it did).
+fn lookup_refusal(session: &PortalSession, raw: &str, lookup: &Lookup) -> Option<HttpResponse> {
+    let shown = raw.chars().take(16).collect::<String>();
+    match lookup {
+        Lookup::Pending { .. } => None,
+        Lookup::Malformed => Some(entry_page(
+            session,
+            &shown,
+            StatusCode::BAD_REQUEST,
+            Some(
+                "That is not a valid code. Codes look like BCDF-GHJK: eight letters, shown in your terminal.",
+            ),
+        )),
+        Lookup::Unknown => Some(entry_page(
+            session,
+            &shown,
+            StatusCode::NOT_FOUND,
+            Some(
+                "This code is unknown or has expired. Check the code in your terminal, or start the sign-in again there.",
+            ),
+        )),
+        Lookup::AlreadyAnswered { approved } => Some(result_page(
+            session,
+            if *approved {
+                "Device approved — return to your terminal"
+            } else {
+                "Request denied"
+            },
+            "This request has already been answered; nothing changed.".into(),
+        )),
+        Lookup::Limited => Some(error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many wrong codes",
+            "You entered too many wrong device codes. For your security, device approval is paused for 15 minutes. Start the sign-in again in your terminal later.",
+            "/start",
+            "Your accounts",
+        )),
+    }
+}
+
+fn unavailable() -> HttpResponse {
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Unavailable",
+        "Device sign-in is unavailable right now. Please try again shortly.",
+        "/device",
+        "Try again",
+    )
+}
+
+fn confirm_page<'a>(
+    session: &'a PortalSession,
+    code: &'a str,
+    grant: &'a DeviceGrant,
+) -> HttpResponse {
+    render(
+        StatusCode::OK,
+        DevicePage {
+            display_name: &session.identity.display_name,
+            csrf: &session.csrf,
+            user_code: code,
+            client_name: Some(&grant.client_name),
+            error: None,
+            result: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct DeviceQuery {
+    user_code: Option<String>,
+}
+
+async fn device_page(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: web::Query<DeviceQuery>,
+) -> HttpResponse {
+    let raw = query.user_code.as_deref().unwrap_or("").trim();
+    let Some((_, session)) = session(&state, &request).await else {
+        let back = match normalize_user_code(raw) {
+            Some(code) => format!("/device?user_code={code}"),
+            None => "/device".to_owned(),
+        };
+        return redirect(&format!(
+            "/signin?return_to={}",
+            utf8_percent_encode(&back, NON_ALPHANUMERIC)
+        ));
+    };
+    if raw.is_empty() {
+        return entry_page(&session, "", StatusCode::OK, None);
+    }
+    let now = Utc::now().timestamp();
+    let found = match lookup(&state, &request, &session, raw, now).await {
+        Ok(found) => found,
+        Err(_) => return unavailable(),
+    };
+    if let Some(refusal) = lookup_refusal(&session, raw, &found) {
+        return refusal;
+    }
+    match &found {
+        Lookup::Pending { grant, code, .. } => confirm_page(&session, code, grant),
+        _ => unavailable(),
+    }
+}
+
+#[derive(Deserialize)]
+struct DeviceForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    user_code: String,
+    #[serde(default)]
+    decision: String,
+    /// The code whose client the person saw when offered Approve.
+    #[serde(default)]
+    confirmed_code: String,
+}
+
+async fn device_decision(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<DeviceForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let session =
+        match signed_in_form(&state, &request, &form.csrf, "sso:ApproveDevice", "device").await {
+            Ok(session) => session,
+            Err(refusal) => return refusal,
+        };
+    let approve = match form.decision.as_str() {
+        "approve" => Some(true),
+        "deny" => Some(false),
+        "" | "continue" => None,
+        _ => {
+            return entry_page(
+                &session,
+                "",
+                StatusCode::BAD_REQUEST,
+                Some("Choose Approve or Deny."),
+            );
+        }
+    };
+    let raw = form.user_code.trim();
+    if raw.is_empty() {
+        return entry_page(
+            &session,
+            "",
+            StatusCode::BAD_REQUEST,
+            Some("Enter the code shown in your terminal."),
+        );
+    }
+    let now = Utc::now().timestamp();
+    let found = match lookup(&state, &request, &session, raw, now).await {
+        Ok(found) => found,
+        Err(_) => return unavailable(),
+    };
+    if let Some(refusal) = lookup_refusal(&session, raw, &found) {
+        return refusal;
+    }
+    let Lookup::Pending {
+        device_hash,
+        mut grant,
+        code,
+    } = found
+    else {
+        return unavailable();
+    };
+    let Some(approve) = approve else {
+        return confirm_page(&session, &code, &grant);
+    };
+    // Approve only what was shown: an edited code gets its own confirmation first.
+    if approve && normalize_user_code(&form.confirmed_code).as_deref() != Some(code.as_str()) {
+        return confirm_page(&session, &code, &grant);
+    }
+    let remaining = grant.expires_at - now;
+    let decided = format!("sso-device-decided:{device_hash}");
+    match first(&state, &decided, remaining).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return result_page(
+                &session,
+                "Request already answered",
+                "This request has already been approved or denied; nothing changed.".into(),
+            );
+        }
+        Err(_) => return unavailable(),
+    }
+    grant.decision = if approve {
+        Decision::Approved {
+            identity: session.identity.clone(),
+            at: now,
+        }
+    } else {
+        Decision::Denied
+    };
+    if put_json(&state, &device_key(&device_hash), &grant, remaining)
+        .await
+        .is_err()
+    {
+        let _ = state.cache.delete(&decided).await;
+        return unavailable();
+    }
+    audit(
+        &state,
+        &request,
+        &session.identity.user_name,
+        "sso:ApproveDevice",
+        &grant.client_name,
+        if approve {
+            Outcome::Success
+        } else {
+            Outcome::Denied
+        },
+        json!({ "client_id": grant.client_id, "decision": if approve { "approve" } else { "deny" } }),
+    )
+    .await;
+    if approve {
+        result_page(
+            &session,
+            "Device approved — return to your terminal",
+            format!(
+                "{} is now signed in as you and can get credentials for your roles. You can close this window.",
+                grant.client_name
+            ),
+        )
+    } else {
+        result_page(
+            &session,
+            "Request denied",
+            format!(
+                "{} was not given access. If you did not start this sign-in yourself, tell your administrator.",
+                grant.client_name
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_codes_use_the_rfc_8628_alphabet_and_normalise() {
+        for _ in 0..100 {
+            let code = new_user_code();
+            assert_eq!(code.len(), 9);
+            assert_eq!(normalize_user_code(&code).as_deref(), Some(code.as_str()));
+        }
+        assert_eq!(
+            normalize_user_code(" bcdf ghjk ").as_deref(),
+            Some("BCDF-GHJK")
+        );
+        assert_eq!(
+            normalize_user_code("bcdfghjk").as_deref(),
+            Some("BCDF-GHJK")
+        );
+        assert_eq!(normalize_user_code("BCDF-GHJ"), None);
+        assert_eq!(normalize_user_code("ABCD-EFGH"), None, "vowels never occur");
+        assert_eq!(normalize_user_code("BCDF-GHJK-L"), None);
+        assert_eq!(normalize_user_code("ＢCDF-GHJK"), None);
+    }
+}

@@ -1,0 +1,700 @@
+//! The command-line client end to end, with real programs: `rolegate login` (the
+//! real binary, `HOME` in a temporary directory) approved in real Chromium, then
+//! `rolegate credentials` and `rolegate exec`, and the AWS CLI v1 and boto3 (the
+//! project's .venv) using what `login` wrote: the `credential_process` profiles in
+//! `~/.aws/config` and the SSO token in `~/.aws/sso/cache` (botocore's own format).
+//!
+//! Chromium and .venv are required in CI (`CI=true`); elsewhere a missing Chromium
+//! skips the browser tests with a printed reason (see browser.rs).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use rolegate::seed;
+use thirtyfour::By;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+use crate::both_backends;
+use crate::browser::{
+    Browser, backend, browser_installed, password_of, role_css, seeded_server, submit_sign_in,
+    with_browser,
+};
+use crate::helpers::{TestStore, rolegate_bin, venv_bin};
+
+/// sha1("rolegate"): the token file of the default sso-session.
+const DEFAULT_TOKEN_FILE: &str = "c6a7474d9fab04c0f64fafcfcddeab32f29961a5.json";
+const ACCOUNT: &str = seed::DEMO_ACCOUNT_ID;
+/// Longest a child program may run.
+const PROGRAM_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn developer_arn() -> String {
+    format!("arn:aws:sts::{ACCOUNT}:assumed-role/Developer/alice@example.com")
+}
+
+fn token_path(home: &Path) -> PathBuf {
+    home.join(".aws/sso/cache").join(DEFAULT_TOKEN_FILE)
+}
+
+/// The environment every child gets: nothing of the developer's (no AWS_*), a
+/// private HOME, and PATH with the `rolegate` binary first (as `credential_process
+/// = rolegate credentials ...` needs it).
+fn base_env(home: &Path) -> Vec<(String, String)> {
+    let bin_dir = Path::new(rolegate_bin())
+        .parent()
+        .expect("binary directory");
+    vec![
+        ("HOME".into(), home.display().to_string()),
+        (
+            "PATH".into(),
+            format!(
+                "{}:{}",
+                bin_dir.display(),
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+            ),
+        ),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+    ]
+}
+
+/// Runs `program ARGS` with [`base_env`] plus `envs`: (exit code, stdout, stderr).
+async fn run(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+    home: &Path,
+    envs: &[(&str, &str)],
+) -> (i32, String, String) {
+    let mut command = tokio::process::Command::new(program.as_ref());
+    command.args(args).env_clear().kill_on_drop(true);
+    command.envs(base_env(home));
+    command.envs(envs.iter().copied());
+    let output = tokio::time::timeout(PROGRAM_TIMEOUT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{:?} {args:?} took too long", program.as_ref()))
+        .expect("run program");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn rolegate(args: &[&str], home: &Path, envs: &[(&str, &str)]) -> (i32, String, String) {
+    run(rolegate_bin(), args, home, envs).await
+}
+
+/// A running `rolegate login`: its stderr is collected as it comes (the
+/// verification URL is printed before it starts polling).
+struct LoginRun {
+    child: tokio::process::Child,
+    stderr: Arc<Mutex<String>>,
+    stdout: tokio::task::JoinHandle<String>,
+    stderr_reader: tokio::task::JoinHandle<()>,
+}
+
+impl LoginRun {
+    fn start(base: &str, home: &Path, extra: &[&str]) -> Self {
+        let mut command = tokio::process::Command::new(rolegate_bin());
+        command
+            .args(["login", "--url", base, "--no-browser"])
+            .args(extra)
+            .env_clear()
+            .envs(base_env(home))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("spawn rolegate login");
+        let mut out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let collected = stderr.clone();
+        let stderr_reader = tokio::spawn(async move {
+            let mut lines = BufReader::new(err).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut text = collected.lock().expect("stderr lock");
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        let stdout = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text).await;
+            text
+        });
+        Self {
+            child,
+            stderr,
+            stdout,
+            stderr_reader,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr lock").clone()
+    }
+
+    /// The verification URL (with the user code) once printed.
+    async fn verification_url(&mut self) -> anyhow::Result<(String, String)> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.stderr();
+            if let Some(url) = text
+                .lines()
+                .map(str::trim)
+                .find(|line| line.starts_with("http") && line.contains("/device?user_code="))
+            {
+                let code = url.rsplit("user_code=").next().unwrap_or_default();
+                ensure!(
+                    text.contains(&format!("\n    {code}\n")),
+                    "the user code is shown on its own: {text}"
+                );
+                return Ok((url.to_owned(), code.to_owned()));
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                anyhow::bail!("login exited ({status}) before printing a URL: {text}");
+            }
+            ensure!(Instant::now() < deadline, "no verification URL: {text}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for the command to end: (exit code, stdout, stderr).
+    async fn finish(self) -> anyhow::Result<(i32, String, String)> {
+        let Self {
+            mut child,
+            stderr,
+            stdout,
+            stderr_reader,
+        } = self;
+        let collected = || stderr.lock().expect("stderr lock").clone();
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .with_context(|| format!("login still running; stderr: {}", collected()))??;
+        let stdout = stdout.await?;
+        stderr_reader.await?;
+        Ok((status.code().unwrap_or(-1), stdout, collected()))
+    }
+}
+
+/// Opens the verification URL, signs in as alice if asked to, checks the code shown
+/// and clicks `button` (`#approve` or `#deny`); returns the result page's heading.
+async fn decide_in_browser(
+    browser: &Browser,
+    (url, code): &(String, String),
+    sign_in: bool,
+    button: &str,
+) -> anyhow::Result<String> {
+    browser.goto(url).await?;
+    if sign_in {
+        browser.wait_for_path("/signin").await?;
+        submit_sign_in(browser, "alice", password_of("alice")).await?;
+    }
+    browser.wait_for_path("/device").await?;
+    let shown = browser
+        .find("#user_code")
+        .await?
+        .prop("value")
+        .await?
+        .unwrap_or_default();
+    ensure!(
+        &shown == code,
+        "page shows code {shown:?}, terminal {code:?}"
+    );
+    let button = browser.find(button).await?;
+    browser.click_to_next_page(&button).await?;
+    Ok(browser.find("#device-result").await?.text().await?)
+}
+
+/// The whole developer path: login approved in Chromium, the portal's
+/// credential_process block, a second login (reusing the client registration) that
+/// writes ~/.aws/config, then credentials, exec, the AWS CLI and boto3.
+async fn login_then_aws_tools(db: TestStore) {
+    if !browser_installed() {
+        return;
+    }
+    let base = seeded_server(&db).await;
+    let home_dir = tempfile::tempdir().unwrap();
+    let home = home_dir.path().to_owned();
+    // The user's own settings, which --write-config must keep.
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    let own = "[default]\nregion = eu-west-1\n\n[profile mine]\nregion = eu-north-1\n";
+    std::fs::write(home.join(".aws/config"), own).unwrap();
+
+    let name = format!("cli-login-{}", backend(&db));
+    let (first, second) = {
+        let base = base.clone();
+        let home = home.clone();
+        let results = Arc::new(Mutex::new(None));
+        let out = results.clone();
+        with_browser(&name, |browser| async move {
+            let outcome = async {
+                let mut login = LoginRun::start(&base, &home, &[]);
+                let link = login.verification_url().await?;
+                ensure!(
+                    link.0 == format!("{base}/device?user_code={}", link.1),
+                    "verification URL {link:?}"
+                );
+                let result = decide_in_browser(&browser, &link, true, "#approve").await?;
+                ensure!(result.contains("approved"), "result page says {result:?}");
+                let first = login.finish().await?;
+
+                // The portal's access-keys page offers the credential_process profile.
+                browser.goto(&format!("{base}/start")).await?;
+                let keys = browser
+                    .find(&format!(
+                        "{} form[action='/start/credentials'] button[type=submit]",
+                        role_css("Developer")
+                    ))
+                    .await?;
+                browser.click_to_next_page(&keys).await?;
+                let block = browser.find("pre#credential-process").await?.text().await?;
+                ensure!(
+                    block
+                        == format!(
+                            "[profile Developer-{ACCOUNT}]\ncredential_process = rolegate credentials \
+                             --account-id {ACCOUNT} --role-name Developer"
+                        ),
+                    "credential_process block {block:?}"
+                );
+                let card = browser
+                    .find("section.card:has(pre#credential-process)")
+                    .await?;
+                let hint = card.text().await?;
+                ensure!(
+                    hint.contains(&format!("rolegate login --url {base}")),
+                    "hint {hint:?}"
+                );
+                card.find(By::Css("button.copy[data-copy=credential-process]"))
+                    .await?;
+
+                // Signed in already: a second login is one click, and writes the config.
+                let mut login = LoginRun::start(&base, &home, &["--write-config"]);
+                let link = login.verification_url().await?;
+                let result = decide_in_browser(&browser, &link, false, "#approve").await?;
+                ensure!(result.contains("approved"), "result page says {result:?}");
+                let second = login.finish().await?;
+                *out.lock().unwrap() = Some((first, second));
+                Ok(())
+            }
+            .await;
+            (browser, outcome)
+        })
+        .await;
+        let taken = results.lock().unwrap().take();
+        taken.expect("both logins ran")
+    };
+
+    // First login: the token saved, roles listed, the config snippet on stdout.
+    let (code, stdout, stderr) = first;
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("Signed in."), "{stderr}");
+    for role in ["Admin", "Developer", "ReadOnly"] {
+        assert!(
+            stderr.contains(&format!("{role}-{ACCOUNT}")),
+            "{role} listed: {stderr}"
+        );
+        assert!(
+            stdout.contains(&format!(
+                "[profile {role}-{ACCOUNT}]\ncredential_process = rolegate credentials \
+                 --account-id {ACCOUNT} --role-name {role}\nregion = us-east-1\nservices = rolegate\n"
+            )),
+            "{role} profile: {stdout}"
+        );
+    }
+    assert!(!stdout.contains("DemoWorkload"), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "[sso-session rolegate]\nsso_start_url = {base}/start\nsso_region = us-east-1\n\
+             sso_registration_scopes = sso:account:access\n\n[services rolegate]\n\
+             sts =\n  endpoint_url = {base}\nsso =\n  endpoint_url = {base}\n\
+             sso_oidc =\n  endpoint_url = {base}\n"
+        )),
+        "{stdout}"
+    );
+
+    // Second login: same registration reused, config written around the user's own.
+    let (code, stdout, stderr) = second;
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.is_empty(), "written, not printed: {stdout}");
+    assert!(stderr.contains("Updated"), "{stderr}");
+    let config = std::fs::read_to_string(home.join(".aws/config")).unwrap();
+    assert!(config.starts_with(own), "user's sections kept: {config}");
+    assert_eq!(config.matches("[sso-session rolegate]").count(), 1);
+    assert!(
+        config.contains(&format!("[profile Developer-{ACCOUNT}]")),
+        "{config}"
+    );
+
+    // The token file is botocore's format, private, keyed by sha1("rolegate").
+    let path = token_path(&home);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let token: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let keys: Vec<&str> = token
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected_keys = vec![
+        "accessToken",
+        "clientId",
+        "clientSecret",
+        "expiresAt",
+        "refreshToken",
+        "region",
+        "registrationExpiresAt",
+        "startUrl",
+    ];
+    expected_keys.sort_unstable();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, expected_keys, "{text}");
+    assert_eq!(token["startUrl"], format!("{base}/start"));
+    assert_eq!(token["region"], "us-east-1");
+    for field in ["expiresAt", "registrationExpiresAt"] {
+        let at = token[field].as_str().unwrap();
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%SZ").is_ok(),
+            "{field} {at}"
+        );
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let registrations: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy() != DEFAULT_TOKEN_FILE)
+        .collect();
+    assert_eq!(
+        registrations.len(),
+        1,
+        "one cached registration: {registrations:?}"
+    );
+    let registration: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(path.parent().unwrap().join(&registrations[0])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(registration["clientId"], token["clientId"], "reused");
+
+    // credentials: only the §7.2 JSON on stdout.
+    let role = ["--account-id", ACCOUNT, "--role-name", "Developer"];
+    let (code, stdout, stderr) =
+        rolegate(&[&["credentials"][..], &role].concat(), &home, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let document: serde_json::Value = serde_json::from_str(&stdout).expect("only JSON on stdout");
+    assert_eq!(document["Version"], serde_json::json!(1));
+    assert!(
+        document["AccessKeyId"]
+            .as_str()
+            .unwrap()
+            .starts_with("ASIA")
+    );
+    assert!(!document["SecretAccessKey"].as_str().unwrap().is_empty());
+    assert!(!document["SessionToken"].as_str().unwrap().is_empty());
+    assert_eq!(document["AccountId"], ACCOUNT);
+    let expiration =
+        chrono::DateTime::parse_from_rfc3339(document["Expiration"].as_str().unwrap()).unwrap();
+    assert!(expiration > chrono::Utc::now() + chrono::TimeDelta::minutes(15));
+
+    let (code, stdout, stderr) = rolegate(
+        &[&["credentials"][..], &role, &["--format", "env"]].concat(),
+        &home,
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_CREDENTIAL_EXPIRATION",
+    ] {
+        assert!(stdout.contains(&format!("export {name}=\"")), "{stdout}");
+    }
+
+    // The AWS CLI v1 with the credential_process profile --write-config wrote.
+    let aws = venv_bin("aws");
+    let (code, stdout, stderr) = run(
+        &aws,
+        &[
+            "sts",
+            "get-caller-identity",
+            "--profile",
+            &format!("Developer-{ACCOUNT}"),
+            "--output",
+            "json",
+        ],
+        &home,
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let identity: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(identity["Arn"], developer_arn());
+
+    // boto3 with an sso_session profile reads the token file itself.
+    let mut config = std::fs::read_to_string(home.join(".aws/config")).unwrap();
+    config.push_str(&format!(
+        "\n[profile sso-developer]\nsso_session = rolegate\nsso_account_id = {ACCOUNT}\n\
+         sso_role_name = Developer\nregion = us-east-1\nservices = rolegate\n"
+    ));
+    std::fs::write(home.join(".aws/config"), config).unwrap();
+    let script = "import boto3\n\
+                  s = boto3.Session(profile_name='sso-developer')\n\
+                  print(s.get_credentials().method)\n\
+                  print(s.client('sts').get_caller_identity()['Arn'])\n";
+    let (code, stdout, stderr) = run(venv_bin("python"), &["-c", script], &home, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, format!("sso\n{}\n", developer_arn()), "{stderr}");
+
+    // exec: the command gets the credentials; its exit code comes back.
+    let sts_env = [
+        ("AWS_ENDPOINT_URL_STS", base.as_str()),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ];
+    let aws_path = aws.display().to_string();
+    let (code, stdout, stderr) = rolegate(
+        &[
+            &["exec"][..],
+            &role,
+            &[
+                "--",
+                &aws_path,
+                "sts",
+                "get-caller-identity",
+                "--output",
+                "json",
+            ],
+        ]
+        .concat(),
+        &home,
+        &sts_env,
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let identity: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(identity["Arn"], developer_arn());
+    let (code, _, stderr) = rolegate(
+        &[
+            &["exec"][..],
+            &role,
+            &[
+                "--",
+                "sh",
+                "-c",
+                "test -n \"$AWS_SESSION_TOKEN\" && test -n \"$AWS_CREDENTIAL_EXPIRATION\" && exit 7",
+            ],
+        ]
+        .concat(),
+        &home,
+        &[],
+    )
+    .await;
+    assert_eq!(code, 7, "exit code passed through: {stderr}");
+    let (code, _, stderr) = rolegate(
+        &[&["exec"][..], &role, &["--", "/nonexistent/program"]].concat(),
+        &home,
+        &[],
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(
+        stderr.starts_with("rolegate: cannot run `/nonexistent/program`: "),
+        "{stderr}"
+    );
+
+    // A role alice is not entitled to: refused, nothing on stdout.
+    let (code, stdout, stderr) = rolegate(
+        &[
+            "credentials",
+            "--account-id",
+            ACCOUNT,
+            "--role-name",
+            seed::WORKLOAD_ROLE,
+        ],
+        &home,
+        &[],
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with(&format!(
+            "rolegate: no credentials for role {} in account {ACCOUNT}: ",
+            seed::WORKLOAD_ROLE
+        )),
+        "{stderr}"
+    );
+
+    // Less than 15 minutes left: credentials refreshes the token and saves it.
+    let mut token: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let old_access = token["accessToken"].clone();
+    let soon = chrono::Utc::now() + chrono::TimeDelta::minutes(5);
+    token["expiresAt"] = soon.format("%Y-%m-%dT%H:%M:%SZ").to_string().into();
+    std::fs::write(&path, token.to_string()).unwrap();
+    let (code, stdout, stderr) =
+        rolegate(&[&["credentials"][..], &role].concat(), &home, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    serde_json::from_str::<serde_json::Value>(&stdout).expect("JSON");
+    let refreshed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_ne!(refreshed["accessToken"], old_access, "a new access token");
+    let expires = chrono::NaiveDateTime::parse_from_str(
+        refreshed["expiresAt"].as_str().unwrap(),
+        "%Y-%m-%dT%H:%M:%SZ",
+    )
+    .unwrap()
+    .and_utc();
+    assert!(
+        expires > soon + chrono::TimeDelta::minutes(15),
+        "{refreshed}"
+    );
+    assert_eq!(refreshed["clientId"], token["clientId"]);
+}
+
+/// Deny in the browser: login stops with a clear message and saves nothing.
+async fn denied_login_fails(db: TestStore) {
+    if !browser_installed() {
+        return;
+    }
+    let base = seeded_server(&db).await;
+    let home_dir = tempfile::tempdir().unwrap();
+    let home = home_dir.path().to_owned();
+    let name = format!("cli-login-denied-{}", backend(&db));
+    let results = Arc::new(Mutex::new(None));
+    let out = results.clone();
+    {
+        let home = home.clone();
+        with_browser(&name, |browser| async move {
+            let outcome = async {
+                let mut login = LoginRun::start(&base, &home, &[]);
+                let link = login.verification_url().await?;
+                let result = decide_in_browser(&browser, &link, true, "#deny").await?;
+                ensure!(result.contains("denied"), "result page says {result:?}");
+                *out.lock().unwrap() = Some(login.finish().await?);
+                Ok(())
+            }
+            .await;
+            (browser, outcome)
+        })
+        .await;
+    }
+    let taken = results.lock().unwrap().take();
+    let (code, stdout, stderr) = taken.expect("login ran");
+    assert_ne!(code, 0);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("rolegate: the sign-in request was denied")),
+        "{stderr}"
+    );
+    assert!(!token_path(&home).exists(), "no token saved");
+}
+
+both_backends!(login_then_aws_tools);
+
+mod denied {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::denied_login_fails(crate::helpers::sqlite_store().await).await
+    }
+}
+
+/// No token, an expired one, an unreachable server: non-zero, nothing on stdout,
+/// and a message that says what to run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_without_a_usable_sign_in_say_how_to_get_one() {
+    let home_dir = tempfile::tempdir().unwrap();
+    let home = home_dir.path();
+    let role = [
+        "credentials",
+        "--account-id",
+        ACCOUNT,
+        "--role-name",
+        "Developer",
+    ];
+    let (code, stdout, stderr) = rolegate(&role, home, &[]).await;
+    assert_ne!(code, 0);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(
+        stderr,
+        "rolegate: not signed in (no cached token for sso-session rolegate): run \
+         `rolegate login --url <Rolegate URL>`\n"
+    );
+
+    // exec does not run the command without credentials.
+    let marker = home.join("ran");
+    let (code, _, stderr) = rolegate(
+        &[
+            "exec",
+            "--account-id",
+            ACCOUNT,
+            "--role-name",
+            "Developer",
+            "--",
+            "touch",
+            marker.to_str().unwrap(),
+        ],
+        home,
+        &[],
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(stderr.contains("rolegate login --url"), "{stderr}");
+    assert!(!marker.exists());
+
+    // Expired, no refresh token (a file as a legacy tool writes it): no network call.
+    let cache = home.join(".aws/sso/cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(
+        cache.join(DEFAULT_TOKEN_FILE),
+        r#"{"startUrl": "http://127.0.0.1:1/start", "region": "us-east-1",
+            "accessToken": "old", "expiresAt": "2020-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = rolegate(&role, home, &[]).await;
+    assert_ne!(code, 0);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(
+        stderr,
+        "rolegate: the sign-in of sso-session rolegate has expired: run \
+         `rolegate login --url http://127.0.0.1:1`\n"
+    );
+
+    // Another sso-session says so in the hint.
+    let (code, _, stderr) =
+        rolegate(&[&role[..], &["--sso-session", "corp"]].concat(), home, &[]).await;
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--sso-session corp`"), "{stderr}");
+
+    // login against nothing: one clear line.
+    let (code, stdout, stderr) = rolegate(
+        &["login", "--url", "http://127.0.0.1:1", "--no-browser"],
+        home,
+        &[],
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with(
+            "rolegate: cannot register this command line with Rolegate: cannot reach Rolegate at http://127.0.0.1:1/client/register"
+        ),
+        "{stderr}"
+    );
+    let (code, _, stderr) = rolegate(&["login", "--url", "rolegate.example.com"], home, &[]).await;
+    assert_ne!(code, 0);
+    assert!(stderr.contains("not a URL"), "{stderr}");
+}

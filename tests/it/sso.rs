@@ -1,0 +1,1221 @@
+//! `rolegate login`'s server side with the real AWS clients: the device authorization
+//! grant in the AWS SSO-OIDC shape, the portal's device approval page, and the SSO
+//! portal API that the AWS CLI and boto3 call for role credentials.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Output;
+
+use rolegate::iam::{AccountId, RoleName, Tag, Tags};
+use rolegate::seed;
+use rolegate::store::{NewRole, Outcome};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{TestStore, spawn_state, venv_bin};
+
+const SANDBOX_ACCOUNT: &str = "210987654321";
+const START_URL: &str = "https://d-0000000000.awsapps.com/start";
+
+// ---------------------------------------------------------------------------------
+// Fixtures
+
+/// A browser-like client: keeps cookies by name, never follows redirects.
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn finish(&mut self, response: reqwest::Response) -> Page {
+        let status = response.status().as_u16();
+        for raw in response.headers().get_all("set-cookie") {
+            let raw = raw.to_str().unwrap();
+            let (name, value) = raw.split(';').next().unwrap().split_once('=').unwrap();
+            if value.is_empty() || raw.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        Page {
+            status,
+            location,
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.finish(response).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.finish(response).await
+    }
+
+    /// Follows the approval link signed out: sign-in, then back to the link.
+    async fn sign_in_via(&mut self, path: &str, user: &str) -> Page {
+        let first = self.get(path).await;
+        assert_eq!(first.status, 303, "{}", first.body);
+        let to_signin = first.location.unwrap();
+        let form = self.get(&to_signin).await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        let signed_in = self
+            .post(
+                "/signin/directory",
+                &[
+                    ("csrf", &hidden(&form.body, "csrf")),
+                    ("username", user),
+                    ("password", password_of(user)),
+                    (
+                        "return_to",
+                        &hidden(&form.body, "return_to").replace("&amp;", "&"),
+                    ),
+                ],
+            )
+            .await;
+        assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+        let back = signed_in.location.unwrap();
+        assert_eq!(back, path, "the sign-in returns to the approval link");
+        self.get(&back).await
+    }
+}
+
+/// The value of a form field with `name="…" value="…"`.
+fn hidden(body: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {body}"))
+        + marker.len();
+    body[start..start + body[start..].find('"').unwrap()].to_owned()
+}
+
+fn password_of(user: &str) -> &'static str {
+    seed::DEMO_SIGN_INS
+        .iter()
+        .find(|(u, _)| *u == user)
+        .unwrap()
+        .1
+}
+
+/// The demo seed plus a second account where alice's `developers` group has a role.
+async fn seeded(db: &TestStore) -> rolegate::web::AppState {
+    let state = crate::helpers::app_state(db.store.clone()).await;
+    seed::seed_demo(state.store.as_ref()).await.unwrap();
+    let account = AccountId::parse(SANDBOX_ACCOUNT).unwrap();
+    state
+        .store
+        .create_account(&account, "sandbox")
+        .await
+        .unwrap();
+    let mut role = NewRole::new(
+        account,
+        RoleName::parse("Sandbox").unwrap(),
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{SANDBOX_ACCOUNT}:root")},
+            "Action": "sts:AssumeRole"}]})
+        .to_string(),
+    );
+    role.tags = Tags::new(vec![
+        Tag::parse(rolegate::sts::portal::GROUPS_TAG, "developers").unwrap(),
+    ])
+    .unwrap();
+    state.store.create_role(&role).await.unwrap();
+    state
+}
+
+/// A HOME for the AWS clients: CLI v1 must not fetch URL-valued parameters.
+fn aws_home() -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[default]\nregion = us-east-1\ncli_follow_urlparam = false\n",
+    )
+    .unwrap();
+    home
+}
+
+/// A venv program with only the environment it needs, pointed at Rolegate.
+fn command(program: &str, home: &Path, base: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(venv_bin(program));
+    command
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home)
+        .env("AWS_ENDPOINT_URL_SSO_OIDC", base)
+        .env("AWS_ENDPOINT_URL_SSO", base)
+        .env("AWS_ENDPOINT_URL_STS", base)
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    command
+}
+
+fn aws(home: &Path, base: &str, args: &[&str]) -> Output {
+    command("aws", home, base)
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .unwrap()
+}
+
+fn ok_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn fails_with(out: &Output, exception: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected {exception}, got success");
+    assert!(
+        stderr.contains(&format!("({exception})")),
+        "expected {exception}: {stderr}"
+    );
+    stderr
+}
+
+/// Calls an SSO-OIDC operation over plain HTTP: (status, x-amzn-ErrorType, body).
+async fn oidc(base: &str, path: &str, body: &Value) -> (u16, String, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get("x-amzn-ErrorType")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        kind,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+/// Asserts an SSO-OIDC error as botocore needs it: status, typed header, OAuth body.
+fn assert_oidc_error(
+    (status, kind, body): &(u16, String, Value),
+    exception: &str,
+    expected_status: u16,
+    error: &str,
+) {
+    assert_eq!(*status, expected_status, "{kind} {body}");
+    assert_eq!(
+        kind,
+        &format!("{exception}:http://internal.amazon.com/coral/com.amazonaws.switchboard.portal/")
+    );
+    assert_eq!(body["error"], error, "{body}");
+    assert!(body["error_description"].as_str().unwrap().len() > 5);
+}
+
+struct Client {
+    id: String,
+    secret: String,
+}
+
+async fn register(base: &str, name: &str) -> Client {
+    let (status, _, body) = oidc(
+        base,
+        "/client/register",
+        &json!({"clientName": name, "clientType": "public", "scopes": ["sso:account:access"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    Client {
+        id: body["clientId"].as_str().unwrap().to_owned(),
+        secret: body["clientSecret"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// StartDeviceAuthorization over HTTP: (device code, user code).
+async fn start_device(base: &str, client: &Client) -> (String, String) {
+    let (status, _, body) = oidc(
+        base,
+        "/device_authorization",
+        &json!({"clientId": client.id, "clientSecret": client.secret, "startUrl": START_URL}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    (
+        body["deviceCode"].as_str().unwrap().to_owned(),
+        body["userCode"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn poll(base: &str, client: &Client, device_code: &str) -> (u16, String, Value) {
+    oidc(
+        base,
+        "/token",
+        &json!({"clientId": client.id, "clientSecret": client.secret,
+                "grantType": "urn:ietf:params:oauth:grant-type:device_code", "deviceCode": device_code}),
+    )
+    .await
+}
+
+async fn refresh(base: &str, client: &Client, refresh_token: &str) -> (u16, String, Value) {
+    oidc(
+        base,
+        "/token",
+        &json!({"clientId": client.id, "clientSecret": client.secret,
+                "grantType": "refresh_token", "refreshToken": refresh_token}),
+    )
+    .await
+}
+
+/// Clicks Approve (or Deny) on the confirmation page `page`.
+async fn decide(browser: &mut Browser, page: &Page, decision: &str) -> Page {
+    assert!(page.body.contains("id=\"approve\""), "{}", page.body);
+    assert!(page.body.contains("id=\"deny\""), "{}", page.body);
+    browser
+        .post(
+            "/device",
+            &[
+                ("csrf", &hidden(&page.body, "csrf")),
+                ("user_code", &hidden(&page.body, "user_code")),
+                ("confirmed_code", &hidden(&page.body, "confirmed_code")),
+                ("decision", decision),
+            ],
+        )
+        .await
+}
+
+/// Register, start, approve as `user` and exchange: (client, token response).
+async fn signed_in_device(base: &str, user: &str) -> (Client, Value, Browser) {
+    let client = register(base, "rolegate-test").await;
+    let (device_code, user_code) = start_device(base, &client).await;
+    let mut browser = Browser::new(base);
+    let page = browser
+        .sign_in_via(&format!("/device?user_code={user_code}"), user)
+        .await;
+    let approved = decide(&mut browser, &page, "approve").await;
+    assert!(
+        approved.body.contains("Device approved"),
+        "{}",
+        approved.body
+    );
+    let (status, _, tokens) = poll(base, &client, &device_code).await;
+    assert_eq!(status, 200, "{tokens}");
+    (client, tokens, browser)
+}
+
+async fn portal_get(base: &str, path: &str, token: Option<&str>) -> (u16, String, Value) {
+    let mut request = reqwest::Client::new().get(format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.header("x-amz-sso_bearer_token", token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get("x-amzn-ErrorType")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        kind,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+fn role_names(roles: &Value) -> Vec<String> {
+    roles["roleList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["roleName"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+// ---------------------------------------------------------------------------------
+// Tests
+
+both_backends!(
+    sso_device_login_with_the_aws_cli,
+    sso_boto3_refreshes_the_cached_token_and_notices_logout,
+    sso_device_approval_refusals_and_rate_limit,
+    sso_portal_api_errors_and_shared_paths,
+    sso_device_login_across_replicas_through_redis,
+);
+
+async fn sso_device_login_with_the_aws_cli(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let home = aws_home();
+    let home = home.path();
+
+    let registered = ok_json(&aws(
+        home,
+        &base,
+        &[
+            "sso-oidc",
+            "register-client",
+            "--client-name",
+            "aws-cli-test",
+            "--client-type",
+            "public",
+            "--scopes",
+            "sso:account:access",
+        ],
+    ));
+    let client_id = registered["clientId"].as_str().unwrap().to_owned();
+    let client_secret = registered["clientSecret"].as_str().unwrap().to_owned();
+    let expires = registered["clientSecretExpiresAt"].as_i64().unwrap();
+    assert!(
+        (expires - now_secs() - 90 * 86_400).abs() < 60,
+        "{registered}"
+    );
+
+    // A tampered secret is refused, as an OIDC error the CLI names.
+    let mut tampered = client_secret.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    fails_with(
+        &aws(
+            home,
+            &base,
+            &[
+                "sso-oidc",
+                "start-device-authorization",
+                "--client-id",
+                &client_id,
+                "--client-secret",
+                &tampered,
+                "--start-url",
+                START_URL,
+            ],
+        ),
+        "InvalidClientException",
+    );
+
+    let started = ok_json(&aws(
+        home,
+        &base,
+        &[
+            "sso-oidc",
+            "start-device-authorization",
+            "--client-id",
+            &client_id,
+            "--client-secret",
+            &client_secret,
+            "--start-url",
+            START_URL,
+        ],
+    ));
+    let device_code = started["deviceCode"].as_str().unwrap().to_owned();
+    let user_code = started["userCode"].as_str().unwrap().to_owned();
+    assert_eq!(user_code.len(), 9, "{started}");
+    assert!(user_code.chars().enumerate().all(|(i, c)| if i == 4 {
+        c == '-'
+    } else {
+        "BCDFGHJKLMNPQRSTVWXZ".contains(c)
+    }));
+    assert_eq!(started["verificationUri"], format!("{base}/device"));
+    assert_eq!(
+        started["verificationUriComplete"],
+        format!("{base}/device?user_code={user_code}")
+    );
+    assert_eq!(started["expiresIn"], 600);
+    assert_eq!(started["interval"], 1);
+
+    let create_token = |home: &Path| {
+        aws(
+            home,
+            &base,
+            &[
+                "sso-oidc",
+                "create-token",
+                "--client-id",
+                &client_id,
+                "--client-secret",
+                &client_secret,
+                "--grant-type",
+                "urn:ietf:params:oauth:grant-type:device_code",
+                "--device-code",
+                &device_code,
+            ],
+        )
+    };
+    let pending = fails_with(&create_token(home), "AuthorizationPendingException");
+    assert!(pending.contains("pending"), "{pending}");
+
+    // alice opens the link signed out, signs in and lands back on it.
+    let mut alice = Browser::new(&base);
+    let page = alice
+        .sign_in_via(&format!("/device?user_code={user_code}"), "alice")
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("aws-cli-test"), "client name shown");
+    assert!(page.body.contains("id=\"user_code\""));
+    assert_eq!(hidden(&page.body, "user_code"), user_code);
+    let approved = decide(&mut alice, &page, "approve").await;
+    assert_eq!(approved.status, 200);
+    assert!(
+        approved
+            .body
+            .contains("Device approved — return to your terminal"),
+        "{}",
+        approved.body
+    );
+
+    let tokens = ok_json(&create_token(home));
+    let access_token = tokens["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(tokens["tokenType"], "Bearer");
+    let expires_in = tokens["expiresIn"].as_i64().unwrap();
+    assert!((3500..=3600).contains(&expires_in), "{tokens}");
+    assert!(tokens["refreshToken"].as_str().unwrap().len() > 30);
+    // A device code is good for one token.
+    fails_with(&create_token(home), "InvalidGrantException");
+
+    // The accounts and roles are exactly alice's, page by page.
+    let accounts = ok_json(&aws(
+        home,
+        &base,
+        &[
+            "sso",
+            "list-accounts",
+            "--access-token",
+            &access_token,
+            "--page-size",
+            "1",
+        ],
+    ));
+    assert_eq!(
+        accounts["accountList"],
+        json!([
+            {"accountId": seed::DEMO_ACCOUNT_ID, "accountName": "demo"},
+            {"accountId": SANDBOX_ACCOUNT, "accountName": "sandbox"},
+        ])
+    );
+    let roles = ok_json(&aws(
+        home,
+        &base,
+        &[
+            "sso",
+            "list-account-roles",
+            "--access-token",
+            &access_token,
+            "--account-id",
+            seed::DEMO_ACCOUNT_ID,
+            "--page-size",
+            "1",
+        ],
+    ));
+    assert_eq!(role_names(&roles), ["Admin", "Developer", "ReadOnly"]);
+    assert!(
+        roles["roleList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["accountId"] == seed::DEMO_ACCOUNT_ID)
+    );
+
+    // Role credentials work against Rolegate's STS as alice's role session.
+    let creds = ok_json(&aws(
+        home,
+        &base,
+        &[
+            "sso",
+            "get-role-credentials",
+            "--access-token",
+            &access_token,
+            "--account-id",
+            seed::DEMO_ACCOUNT_ID,
+            "--role-name",
+            "Developer",
+        ],
+    ))["roleCredentials"]
+        .clone();
+    let expiration_ms = creds["expiration"].as_i64().unwrap();
+    assert!(
+        expiration_ms > (now_secs() + 3600) * 1000,
+        "epoch milliseconds, well beyond 15 minutes: {creds}"
+    );
+    let identity = ok_json(
+        &command("aws", home, &base)
+            .env("AWS_ACCESS_KEY_ID", creds["accessKeyId"].as_str().unwrap())
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                creds["secretAccessKey"].as_str().unwrap(),
+            )
+            .env("AWS_SESSION_TOKEN", creds["sessionToken"].as_str().unwrap())
+            .args(["sts", "get-caller-identity", "--output", "json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        identity["Arn"],
+        format!(
+            "arn:aws:sts::{}:assumed-role/Developer/alice@example.com",
+            seed::DEMO_ACCOUNT_ID
+        )
+    );
+
+    // A role alice is not entitled to.
+    let refused = fails_with(
+        &aws(
+            home,
+            &base,
+            &[
+                "sso",
+                "get-role-credentials",
+                "--access-token",
+                &access_token,
+                "--account-id",
+                seed::DEMO_ACCOUNT_ID,
+                "--role-name",
+                "DemoWorkload",
+            ],
+        ),
+        "ForbiddenException",
+    );
+    assert!(refused.contains("No access"), "{refused}");
+
+    // Logout ends the token (and its refresh token).
+    let out = aws(
+        home,
+        &base,
+        &["sso", "logout", "--access-token", &access_token],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fails_with(
+        &aws(
+            home,
+            &base,
+            &["sso", "list-accounts", "--access-token", &access_token],
+        ),
+        "UnauthorizedException",
+    );
+    fails_with(
+        &aws(
+            home,
+            &base,
+            &[
+                "sso-oidc",
+                "create-token",
+                "--client-id",
+                &client_id,
+                "--client-secret",
+                &client_secret,
+                "--grant-type",
+                "refresh_token",
+                "--refresh-token",
+                tokens["refreshToken"].as_str().unwrap(),
+            ],
+        ),
+        "InvalidGrantException",
+    );
+
+    let audit = db.store.list_audit(100, None).await.unwrap();
+    let actions: Vec<_> = audit
+        .iter()
+        .map(|e| (e.action.as_str(), e.outcome))
+        .collect();
+    for expected in [
+        ("sso:StartDeviceAuthorization", Outcome::Success),
+        ("sso:ApproveDevice", Outcome::Success),
+        ("sso:CreateToken", Outcome::Success),
+        ("sso:CreateToken", Outcome::Failure),
+        ("sso:GetRoleCredentials", Outcome::Success),
+        ("sso:GetRoleCredentials", Outcome::Denied),
+        ("sso:Logout", Outcome::Success),
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected:?} not in {actions:?}"
+        );
+    }
+    let rendered = serde_json::to_string(&audit).unwrap();
+    for secret in [
+        &access_token,
+        tokens["refreshToken"].as_str().unwrap(),
+        &device_code,
+        &client_secret,
+        creds["secretAccessKey"].as_str().unwrap(),
+    ] {
+        assert!(!rendered.contains(secret), "a secret reached the audit log");
+    }
+}
+
+const BOTO3_SCRIPT: &str = r#"
+import json, boto3
+session = boto3.Session(profile_name="rolegate")
+print(json.dumps(session.client("sts").get_caller_identity()))
+"#;
+
+async fn sso_boto3_refreshes_the_cached_token_and_notices_logout(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let (client, tokens, _) = signed_in_device(&base, "alice").await;
+    let home = aws_home();
+    let home = home.path();
+    std::fs::write(
+        home.join(".aws/config"),
+        format!(
+            "[profile rolegate]\nsso_session = corp\nsso_account_id = {}\nsso_role_name = Admin\nregion = eu-west-1\n\n\
+             [sso-session corp]\nsso_start_url = {START_URL}\nsso_region = us-east-1\nsso_registration_scopes = sso:account:access\n",
+            seed::DEMO_ACCOUNT_ID
+        ),
+    )
+    .unwrap();
+    // What a login (CLI v2 or `rolegate login`) leaves behind, 5 minutes from expiry.
+    let cache_dir = home.join(".aws/sso/cache");
+    std::fs::create_dir_all(&cache_dir).unwrap();
+    // sha1("corp"), the cache key botocore uses for sso-session "corp".
+    let cache_file = cache_dir.join("ee0bfd2552fbd840c02cc48b6e823320543c450f.json");
+    let in_minutes = |m: i64| {
+        chrono::DateTime::from_timestamp(now_secs() + m * 60, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    std::fs::write(
+        &cache_file,
+        json!({
+            "startUrl": START_URL, "region": "us-east-1",
+            "accessToken": tokens["accessToken"], "expiresAt": in_minutes(5),
+            "clientId": client.id, "clientSecret": client.secret,
+            "registrationExpiresAt": in_minutes(60 * 24 * 80),
+            "refreshToken": tokens["refreshToken"],
+        })
+        .to_string(),
+    )
+    .unwrap();
+
+    let run = || {
+        command("python", home, &base)
+            .args(["-c", BOTO3_SCRIPT])
+            .output()
+            .unwrap()
+    };
+    let identity = ok_json(&run());
+    assert_eq!(
+        identity["Arn"],
+        format!(
+            "arn:aws:sts::{}:assumed-role/Admin/alice@example.com",
+            seed::DEMO_ACCOUNT_ID
+        )
+    );
+    // boto3 refreshed the token through our refresh grant and rewrote its cache.
+    let cached: Value =
+        serde_json::from_str(&std::fs::read_to_string(&cache_file).unwrap()).unwrap();
+    assert_ne!(cached["accessToken"], tokens["accessToken"], "{cached}");
+    assert_ne!(cached["refreshToken"], tokens["refreshToken"], "rotated");
+    let new_expiry = chrono::DateTime::parse_from_rfc3339(cached["expiresAt"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    assert!(new_expiry > now_secs() + 50 * 60, "{cached}");
+    // The old refresh token is spent.
+    assert_oidc_error(
+        &refresh(&base, &client, tokens["refreshToken"].as_str().unwrap()).await,
+        "InvalidGrantException",
+        400,
+        "invalid_grant",
+    );
+
+    // After Logout, boto3 tells the user to sign in again.
+    let out = aws(
+        home,
+        &base,
+        &[
+            "sso",
+            "logout",
+            "--access-token",
+            cached["accessToken"].as_str().unwrap(),
+            "--region",
+            "us-east-1",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("UnauthorizedSSOTokenError")
+            && stderr.contains(
+                "The SSO session associated with this profile has expired or is otherwise invalid"
+            ),
+        "{stderr}"
+    );
+}
+
+async fn sso_device_approval_refusals_and_rate_limit(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let client = register(&base, "refusals-test").await;
+
+    // Signed out: the link survives the sign-in redirect, URL-encoded.
+    let (_, user_code) = start_device(&base, &client).await;
+    let mut alice = Browser::new(&base);
+    let first = alice.get(&format!("/device?user_code={user_code}")).await;
+    assert_eq!(first.status, 303);
+    assert_eq!(
+        first.location.as_deref(),
+        Some(
+            format!(
+                "/signin?return_to=%2Fdevice%3Fuser%5Fcode%3D{}",
+                user_code.replace('-', "%2D")
+            )
+            .as_str()
+        )
+    );
+
+    // Denied in the browser: the terminal is told so.
+    let (device_code, user_code) = start_device(&base, &client).await;
+    let page = alice
+        .sign_in_via(&format!("/device?user_code={user_code}"), "alice")
+        .await;
+    let denied = decide(&mut alice, &page, "deny").await;
+    assert_eq!(denied.status, 200);
+    assert!(denied.body.contains("Request denied"), "{}", denied.body);
+    assert_oidc_error(
+        &poll(&base, &client, &device_code).await,
+        "AccessDeniedException",
+        400,
+        "access_denied",
+    );
+
+    // Pending, then polled too fast.
+    let (device_code, user_code) = start_device(&base, &client).await;
+    assert_oidc_error(
+        &poll(&base, &client, &device_code).await,
+        "AuthorizationPendingException",
+        400,
+        "authorization_pending",
+    );
+    assert_oidc_error(
+        &poll(&base, &client, &device_code).await,
+        "SlowDownException",
+        400,
+        "slow_down",
+    );
+    // Another client cannot exchange this device code.
+    let other = register(&base, "other-client").await;
+    assert_oidc_error(
+        &poll(&base, &other, &device_code).await,
+        "InvalidClientException",
+        401,
+        "invalid_client",
+    );
+
+    // A form without the session's CSRF token approves nothing.
+    let typed = user_code.to_lowercase().replace('-', " ");
+    let page = alice
+        .get(&format!("/device?user_code={}", typed.replace(' ', "+")))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(hidden(&page.body, "user_code"), user_code, "normalised");
+    let forged = alice
+        .post(
+            "/device",
+            &[
+                ("user_code", user_code.as_str()),
+                ("confirmed_code", user_code.as_str()),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_oidc_error(
+        &poll(&base, &client, &device_code).await,
+        "AuthorizationPendingException",
+        400,
+        "authorization_pending",
+    );
+    // Typed without a dash and in lower case, the POST form asks to confirm first.
+    let csrf = hidden(&page.body, "csrf");
+    let confirm = alice
+        .post(
+            "/device",
+            &[
+                ("csrf", csrf.as_str()),
+                ("user_code", typed.as_str()),
+                ("decision", "continue"),
+            ],
+        )
+        .await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("refusals-test"));
+    assert!(confirm.body.contains("id=\"approve\""));
+
+    // Unknown codes: a clear page, each one counted; the sixth is refused.
+    let unknown = alice.get("/device?user_code=BCDF-GHJK").await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(
+        unknown.body.contains("unknown or has expired"),
+        "{}",
+        unknown.body
+    );
+    assert!(!unknown.body.contains("id=\"approve\""));
+    for code in ["BBBB-BBBB", "CCCC-CCCC", "DDDD-DDDD"] {
+        assert_eq!(
+            alice.get(&format!("/device?user_code={code}")).await.status,
+            404
+        );
+    }
+    let fifth = alice
+        .post(
+            "/device",
+            &[
+                ("csrf", csrf.as_str()),
+                ("user_code", "FFFF-FFFF"),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(fifth.status, 404);
+    let sixth = alice.get(&format!("/device?user_code={user_code}")).await;
+    assert_eq!(sixth.status, 429, "{}", sixth.body);
+    assert!(
+        sixth.body.contains("Too many wrong codes"),
+        "{}",
+        sixth.body
+    );
+    // The limit is alice's, not her browser's: a new sign-in does not reset it.
+    let mut again = Browser::new(&base);
+    let first = again.get(&format!("/device?user_code={user_code}")).await;
+    let form = again.get(first.location.as_deref().unwrap()).await;
+    let signed_in = again
+        .post(
+            "/signin/directory",
+            &[
+                ("csrf", &hidden(&form.body, "csrf")),
+                ("username", "alice"),
+                ("password", password_of("alice")),
+                ("return_to", "/device"),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status, 303);
+    assert_eq!(
+        again
+            .get(&format!("/device?user_code={user_code}"))
+            .await
+            .status,
+        429
+    );
+    // bob is not affected and can still approve.
+    let mut bob = Browser::new(&base);
+    let page = bob
+        .sign_in_via(&format!("/device?user_code={user_code}"), "bob")
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+
+    let audit = db.store.list_audit(200, None).await.unwrap();
+    let wrong = audit
+        .iter()
+        .filter(|e| e.action == "sso:ApproveDevice" && e.outcome == Outcome::Failure)
+        .count();
+    assert_eq!(wrong, 5, "each wrong code is audited");
+    assert!(audit.iter().any(|e| e.action == "sso:ApproveDevice"
+        && e.outcome == Outcome::Denied
+        && e.details["reason"] == "too many wrong user codes"));
+    assert!(audit.iter().any(|e| e.action == "sso:ApproveDevice"
+        && e.outcome == Outcome::Denied
+        && e.details["decision"] == "deny"));
+    let rendered = serde_json::to_string(&audit).unwrap();
+    assert!(
+        !rendered.contains(&user_code),
+        "user codes stay out of the audit log"
+    );
+}
+
+async fn sso_portal_api_errors_and_shared_paths(db: TestStore) {
+    let state = seeded(&db)
+        .await
+        .with_portal(rolegate::web::PortalSettings {
+            session_ttl: std::time::Duration::from_secs(10),
+        });
+    let base = spawn_state(state);
+
+    // Wire-level OIDC errors.
+    assert_oidc_error(
+        &oidc(&base, "/client/register", &json!({"clientType": "public"})).await,
+        "InvalidRequestException",
+        400,
+        "invalid_request",
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{base}/token"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(
+        response.headers()["x-amzn-ErrorType"]
+            .to_str()
+            .unwrap()
+            .starts_with("InvalidRequestException:")
+    );
+    let client = register(&base, "errors-test").await;
+    assert_oidc_error(
+        &oidc(
+            &base,
+            "/token",
+            &json!({"clientId": client.id, "clientSecret": client.secret,
+                    "grantType": "authorization_code", "code": "x", "redirectUri": "http://127.0.0.1/cb"}),
+        )
+        .await,
+        "UnsupportedGrantTypeException",
+        400,
+        "unsupported_grant_type",
+    );
+    assert_oidc_error(
+        &poll(&base, &client, "no-such-device-code").await,
+        "ExpiredTokenException",
+        400,
+        "expired_token",
+    );
+    assert_oidc_error(
+        &oidc(
+            &base,
+            "/device_authorization",
+            &json!({"clientId": "rgc-someone-else", "clientSecret": client.secret, "startUrl": START_URL}),
+        )
+        .await,
+        "InvalidClientException",
+        401,
+        "invalid_client",
+    );
+
+    // A session of 10 seconds: tokens never outlive it, refresh stops at its end.
+    let (client, tokens, mut alice) = signed_in_device(&base, "alice").await;
+    let expires_in = tokens["expiresIn"].as_i64().unwrap();
+    assert!((1..=10).contains(&expires_in), "{tokens}");
+    let access = tokens["accessToken"].as_str().unwrap();
+
+    // Portal API errors, typed for botocore.
+    let (status, kind, body) = portal_get(&base, "/assignment/accounts", None).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (401, "UnauthorizedException"),
+        "{body}"
+    );
+    assert_eq!(body["message"], "Session token not found or invalid");
+    let (status, kind, _) =
+        portal_get(&base, "/assignment/accounts?max_result=0", Some(access)).await;
+    assert_eq!((status, kind.as_str()), (400, "InvalidRequestException"));
+    let (status, kind, _) = portal_get(&base, "/assignment/roles", Some(access)).await;
+    assert_eq!((status, kind.as_str()), (400, "InvalidRequestException"));
+    let (status, kind, _) = portal_get(
+        &base,
+        "/assignment/roles?account_id=999999999999",
+        Some(access),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (404, "ResourceNotFoundException"));
+    let (status, kind, body) = portal_get(
+        &base,
+        &format!(
+            "/federation/credentials?account_id={}&role_name=DemoWorkload",
+            seed::DEMO_ACCOUNT_ID
+        ),
+        Some(access),
+    )
+    .await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (403, "ForbiddenException"),
+        "{body}"
+    );
+    let (status, _, body) = portal_get(
+        &base,
+        &format!(
+            "/federation/credentials?account_id={}&role_name=Admin",
+            seed::DEMO_ACCOUNT_ID
+        ),
+        Some(access),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The console federation endpoint is still the console's (not the SSO API's).
+    let (status, kind, _) = portal_get(&base, "/federation?Action=getSigninToken", None).await;
+    assert_ne!(status, 404);
+    assert_ne!(kind, "UnauthorizedException");
+
+    // POST /logout: with the bearer header the SSO API, without it the portal form.
+    let response = reqwest::Client::new()
+        .post(format!("{base}/logout"))
+        .header("x-amz-sso_bearer_token", "not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["x-amzn-ErrorType"],
+        "UnauthorizedException"
+    );
+    let start = alice.get("/start").await;
+    assert_eq!(start.status, 200);
+    let signed_out = alice
+        .post("/logout", &[("csrf", &hidden(&start.body, "csrf"))])
+        .await;
+    assert_eq!(signed_out.status, 303);
+    assert_eq!(signed_out.location.as_deref(), Some("/signin"));
+    assert_eq!(alice.get("/start").await.status, 303, "signed out");
+    // Signing out of the portal does not end the terminal's login.
+    let (status, _, _) = portal_get(&base, "/assignment/accounts", Some(access)).await;
+    assert_eq!(status, 200);
+
+    // Past the session's end: the token and its refresh are over.
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    let (status, kind, _) = portal_get(&base, "/assignment/accounts", Some(access)).await;
+    assert_eq!((status, kind.as_str()), (401, "UnauthorizedException"));
+    assert_oidc_error(
+        &refresh(&base, &client, tokens["refreshToken"].as_str().unwrap()).await,
+        "InvalidGrantException",
+        400,
+        "invalid_grant",
+    );
+}
+
+async fn sso_device_login_across_replicas_through_redis(db: TestStore) {
+    let prefix = format!("rolegate-test-{:016x}", rand::random::<u64>());
+    let mut bases = Vec::new();
+    for _ in 0..2 {
+        let cache = rolegate::cache::open_cache(Some("redis://127.0.0.1:6379/0"), &prefix)
+            .await
+            .unwrap();
+        let state = rolegate::app::state_with_cache(
+            db.store.clone(),
+            crate::helpers::test_sealer(),
+            chrono::Duration::minutes(5),
+            cache,
+        )
+        .await
+        .unwrap();
+        if bases.is_empty() {
+            seed::seed_demo(state.store.as_ref()).await.unwrap();
+        }
+        bases.push(spawn_state(state));
+    }
+    let (a, b) = (&bases[0], &bases[1]);
+
+    // Registered and started on A, polled on A and (too fast) on B.
+    let client = register(a, "replicas-test").await;
+    let (device_code, user_code) = start_device(a, &client).await;
+    assert_oidc_error(
+        &poll(a, &client, &device_code).await,
+        "AuthorizationPendingException",
+        400,
+        "authorization_pending",
+    );
+    assert_oidc_error(
+        &poll(b, &client, &device_code).await,
+        "SlowDownException",
+        400,
+        "slow_down",
+    );
+    // Approved on B, exchanged on A, used on B.
+    let mut alice = Browser::new(b);
+    let page = alice
+        .sign_in_via(&format!("/device?user_code={user_code}"), "alice")
+        .await;
+    let approved = decide(&mut alice, &page, "approve").await;
+    assert!(
+        approved.body.contains("Device approved"),
+        "{}",
+        approved.body
+    );
+    let (status, _, tokens) = poll(a, &client, &device_code).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_oidc_error(
+        &poll(b, &client, &device_code).await,
+        "InvalidGrantException",
+        400,
+        "invalid_grant",
+    );
+    let access = tokens["accessToken"].as_str().unwrap();
+    let (status, _, roles) = portal_get(
+        b,
+        &format!("/assignment/roles?account_id={}", seed::DEMO_ACCOUNT_ID),
+        Some(access),
+    )
+    .await;
+    assert_eq!(status, 200, "{roles}");
+    assert_eq!(role_names(&roles), ["Admin", "Developer", "ReadOnly"]);
+    // Refreshed on B; the token works on A.
+    let (status, _, renewed) = refresh(b, &client, tokens["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{renewed}");
+    let (status, _, _) = portal_get(
+        a,
+        "/assignment/accounts",
+        Some(renewed["accessToken"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    crate::helpers::delete_redis_prefix(&prefix).await;
+}
