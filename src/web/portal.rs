@@ -545,6 +545,8 @@ struct CredentialsPage<'a> {
     session_token: &'a str,
     /// This server's origin, for the `rolegate login --url` hint.
     origin: String,
+    /// The config-file sections of the role's `credential_process` profile.
+    aws_config: String,
 }
 
 async fn credentials(
@@ -590,6 +592,10 @@ async fn credentials(
     )
     .await;
     let creds = &assumed.credentials;
+    let origin = {
+        let info = request.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    };
     let page = CredentialsPage {
         account: &form.account,
         role_name: &form.role,
@@ -598,12 +604,23 @@ async fn credentials(
         access_key_id: &creds.access_key_id,
         secret_access_key: &creds.secret_access_key,
         session_token: &creds.session_token,
-        origin: {
-            let info = request.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        },
+        aws_config: credential_process_config(&origin, &form.account, &form.role),
+        origin,
     };
     html(StatusCode::OK, page.render().unwrap_or_default())
+}
+
+/// The `~/.aws/config` text that makes a `credential_process` profile of this role
+/// work on its own: the same sections `rolegate login --write-config` writes.
+fn credential_process_config(origin: &str, account: &str, role: &str) -> String {
+    use crate::cli::aws_config::{RoleEntry, render, sections};
+    let role = RoleEntry {
+        account_id: account.to_owned(),
+        account_name: None,
+        role_name: role.to_owned(),
+    };
+    let session = crate::cli::sso_cache::DEFAULT_SESSION;
+    render(&sections(session, origin, "us-east-1", &[role]))
 }
 
 /// Issues a role session for the signed-in person; a refusal (not entitled, or a
