@@ -59,6 +59,28 @@ fn bad_values_are_rejected_with_the_key_named() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("format") || error.contains("xml"), "{error}");
+    let error = Config::load(None, env(&[("ROLEGATE_PORTAL__SESSION_TTL_SECONDS", "60")]))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("portal.session_ttl_seconds"), "{error}");
+}
+
+#[test]
+fn portal_session_lifetime_defaults_to_eight_hours_and_can_be_set() {
+    let defaults = Config::load(None, env(&[])).unwrap();
+    assert_eq!(
+        defaults.portal.settings().session_ttl,
+        std::time::Duration::from_secs(8 * 3600)
+    );
+    let hour = Config::load(
+        None,
+        env(&[("ROLEGATE_PORTAL__SESSION_TTL_SECONDS", "3600")]),
+    )
+    .unwrap();
+    assert_eq!(
+        hour.portal.settings().session_ttl,
+        std::time::Duration::from_secs(3600)
+    );
 }
 
 #[test]

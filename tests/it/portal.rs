@@ -552,3 +552,32 @@ async fn user_without_entitlements_is_told_why(db: TestStore) {
 }
 
 both_backends!(user_without_entitlements_is_told_why);
+
+/// A portal sign-in ends after the configured lifetime (`portal.session_ttl_seconds`):
+/// the accounts page sends the person back to sign in.
+#[tokio::test]
+async fn portal_sessions_end_after_the_configured_lifetime() {
+    let db = crate::helpers::sqlite_store().await;
+    let state = seeded(&db)
+        .await
+        .with_portal(rolegate::web::PortalSettings {
+            session_ttl: std::time::Duration::from_secs(2),
+        });
+    let base = spawn_state(state);
+    let mut browser = Browser::new(&base);
+    let signed_in = browser.sign_in("bob", password_of("bob"), "/start").await;
+    assert_eq!(signed_in.status, 303);
+    assert_eq!(browser.get("/start").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let expired = browser.get("/start").await;
+    assert_eq!(expired.status, 303);
+    assert!(
+        expired
+            .location
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("/signin"),
+        "{:?}",
+        expired.location
+    );
+}
