@@ -30,6 +30,11 @@ pub trait Cache: Send + Sync + 'static {
         ttl: Duration,
     ) -> Result<bool, CacheError>;
     async fn delete(&self, key: &str) -> Result<(), CacheError>;
+    /// Adds one to the counter under `key` and returns the new count. An absent (or
+    /// expired) counter starts at 1 and lives for `ttl` from then on; later increments
+    /// keep that expiry, so the counter is a fixed window (rate limits use it). The
+    /// value is the count in ASCII decimal, so [`Cache::get`] reads it too.
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError>;
 }
 
 /// One process's cache. Expired entries are dropped on access and swept when the map
@@ -107,6 +112,24 @@ impl Cache for MemoryCache {
         self.lock().remove(key);
         Ok(())
     }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        if let Some((value, expires)) = entries.get_mut(key)
+            && *expires > now
+        {
+            let count = std::str::from_utf8(value)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+                .unwrap_or(0)
+                .saturating_add(1);
+            *value = count.to_string().into_bytes();
+            return Ok(count);
+        }
+        Self::insert(&mut entries, key, b"1", ttl);
+        Ok(1)
+    }
 }
 
 /// How long [`open_cache`] waits for Redis to answer at start-up (and each command).
@@ -125,5 +148,22 @@ pub async fn open_cache(url: Option<&str>, prefix: &str) -> Result<Arc<dyn Cache
             "unsupported cache URL {}: use redis://host:port (or no URL for the in-memory cache)",
             crate::store::redact_url(url)
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn counters_count_within_their_window_then_start_again() {
+        let cache = MemoryCache::new();
+        let window = Duration::from_millis(200);
+        assert_eq!(cache.incr("c", window).await.unwrap(), 1);
+        assert_eq!(cache.incr("c", window).await.unwrap(), 2);
+        assert_eq!(cache.get("c").await.unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(cache.incr("other", window).await.unwrap(), 1);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(cache.incr("c", window).await.unwrap(), 1, "a new window");
     }
 }

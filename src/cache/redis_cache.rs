@@ -160,4 +160,25 @@ impl Cache for RedisCache {
             .await
             .map_err(|e| self.error("DEL", e))
     }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+        let mut conn = self.manager.clone();
+        let key = self.key(key);
+        // One transaction: the first `SET NX` gives a new counter its expiry, `INCR`
+        // keeps it. Together, so that no counter is ever left without a TTL.
+        let (_, count): (Option<String>, u64) = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(&key)
+            .arg(0)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl))
+            .cmd("INCR")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("INCR", e))?;
+        Ok(count)
+    }
 }

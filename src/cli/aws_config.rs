@@ -153,17 +153,28 @@ pub fn config_path() -> Result<PathBuf, String> {
     }
 }
 
-/// Adds or updates `sections` in the AWS config file; returns its path.
+/// Adds or updates `sections` in the AWS config file; returns its path. A config
+/// file that is a symbolic link (dotfile managers) is updated where it points, so
+/// the link stays a link.
 pub fn write(sections: &[Section]) -> Result<PathBuf, String> {
     let path = config_path()?;
-    let existing = match std::fs::read_to_string(&path) {
+    write_to(&path, sections)?;
+    Ok(path)
+}
+
+fn write_to(path: &std::path::Path, sections: &[Section]) -> Result<(), String> {
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(path)
+            .map_err(|e| format!("cannot follow the link {}: {e}", path.display()))?,
+        _ => path.to_owned(),
+    };
+    let existing = match std::fs::read_to_string(&target) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(format!("cannot read {}: {e}", target.display())),
     };
     let merged = merge(&existing, sections);
-    super::sso_cache::write_private_atomic(&path, merged.as_bytes())?;
-    Ok(path)
+    super::sso_cache::write_private_atomic(&target, merged.as_bytes())
 }
 
 /// The `sso_start_url` of `[sso-session NAME]` in the AWS config file, if any.
@@ -237,5 +248,28 @@ mod tests {
         assert_eq!(merge(&merged, &new), merged);
         // An empty file becomes just the snippet.
         assert_eq!(merge("", &new), render(&new));
+    }
+
+    #[test]
+    fn a_linked_config_is_updated_through_its_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles-aws-config");
+        std::fs::write(&real, "[default]\nregion = eu-west-1\n").unwrap();
+        let link = dir.path().join("config");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_to(&link, &sections("corp", "http://h", "us-east-1", &roles())).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "still a link"
+        );
+        let text = std::fs::read_to_string(&real).unwrap();
+        assert!(
+            text.starts_with("[default]\nregion = eu-west-1\n"),
+            "{text}"
+        );
+        assert!(text.contains("[sso-session corp]"), "{text}");
     }
 }

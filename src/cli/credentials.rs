@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::login::{block_on, login_hint, parse_session_name};
-use super::sso_cache::{DEFAULT_SESSION, Freshness, SsoCache};
+use super::sso_cache::{CachedToken, DEFAULT_SESSION, Freshness, SsoCache};
 use super::sso_client::{RoleCredentials, SsoClient, base_of_start_url};
 
 /// Which role, with which sign-in.
@@ -100,8 +100,8 @@ pub async fn role_credentials(args: &RoleArgs) -> Result<RoleCredentials, String
             Some((id, secret, refresh)) => Some(client.refresh_token(id, secret, refresh).await),
             None => None,
         };
-        match (refreshed, freshness) {
-            (Some(Ok(grant)), _) => {
+        match refreshed {
+            Some(Ok(grant)) => {
                 token.apply_refresh(
                     grant.access_token,
                     grant.expires_in,
@@ -112,21 +112,32 @@ pub async fn role_credentials(args: &RoleArgs) -> Result<RoleCredentials, String
                     eprintln!("rolegate: warning: the refreshed token was not saved: {e}");
                 }
             }
-            (Some(Err(e)), Freshness::ExpiringSoon) => eprintln!(
-                "rolegate: warning: could not refresh the token of sso-session {session} ({e}); \
-                 it expires at {}",
-                token.expires_at
-            ),
-            (None, Freshness::ExpiringSoon) => {}
-            (Some(Err(e)), _) => {
-                return Err(format!(
-                    "the sign-in of sso-session {session} has expired and could not be refreshed ({e}): run {hint}"
-                ));
-            }
-            (None, _) => {
-                return Err(format!(
-                    "the sign-in of sso-session {session} has expired: run {hint}"
-                ));
+            failed => {
+                // Refresh tokens are single-use: a parallel `credential_process` (or
+                // botocore) may have just spent this one and saved what it got.
+                let reloaded = cache.load_token(session).ok().flatten();
+                if let Some(newer) = refreshed_elsewhere(&token, reloaded, Utc::now()) {
+                    token = newer;
+                } else {
+                    match (failed, freshness) {
+                        (Some(Err(e)), Freshness::ExpiringSoon) => eprintln!(
+                            "rolegate: warning: could not refresh the token of sso-session {session} ({e}); \
+                             it expires at {}",
+                            token.expires_at
+                        ),
+                        (_, Freshness::ExpiringSoon) => {}
+                        (Some(Err(e)), _) => {
+                            return Err(format!(
+                                "the sign-in of sso-session {session} has expired and could not be refreshed ({e}): run {hint}"
+                            ));
+                        }
+                        _ => {
+                            return Err(format!(
+                                "the sign-in of sso-session {session} has expired: run {hint}"
+                            ));
+                        }
+                    }
+                }
             }
         }
     }
@@ -146,6 +157,18 @@ pub async fn role_credentials(args: &RoleArgs) -> Result<RoleCredentials, String
                 args.role_name, args.account_id
             ),
         })
+}
+
+/// The token file as another process left it, if it holds a different access token
+/// that is still valid at `now`.
+fn refreshed_elsewhere(
+    ours: &CachedToken,
+    reloaded: Option<CachedToken>,
+    now: DateTime<Utc>,
+) -> Option<CachedToken> {
+    reloaded.filter(|newer| {
+        newer.access_token != ours.access_token && newer.freshness(now) != Freshness::Expired
+    })
 }
 
 /// The expiration as RFC 3339 UTC (`2026-11-23T19:56:41Z`).
@@ -253,6 +276,32 @@ mod tests {
             text.trim_start().starts_with("{\n  \"Version\": 1,"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_token_refreshed_by_another_process_is_taken_over() {
+        let token = |access: &str, expires: &str| -> CachedToken {
+            serde_json::from_value(serde_json::json!({
+                "accessToken": access, "expiresAt": expires
+            }))
+            .unwrap()
+        };
+        let now = DateTime::parse_from_rfc3339("2026-11-24T02:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ours = token("old", "2026-11-24T01:59:00Z");
+        let newer = token("new", "2026-11-24T03:00:00Z");
+        assert_eq!(
+            refreshed_elsewhere(&ours, Some(newer.clone()), now),
+            Some(newer)
+        );
+        assert_eq!(refreshed_elsewhere(&ours, Some(ours.clone()), now), None);
+        assert_eq!(
+            refreshed_elsewhere(&ours, Some(token("new", "2026-11-24T01:00:00Z")), now),
+            None,
+            "expired"
+        );
+        assert_eq!(refreshed_elsewhere(&ours, None, now), None);
     }
 
     #[test]

@@ -210,16 +210,35 @@ fn absolute(base: &str, url: &str) -> String {
     }
 }
 
+/// Text from the server made safe for a terminal: control characters (escape
+/// sequences could rewrite what the screen shows) become `?`.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// The verification URL, if it is one a browser may be given: absolute http(s).
+fn browsable(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    matches!(parsed.scheme(), "http" | "https")
+        .then(|| parsed.to_string())
+        .filter(|_| parsed.host_str().is_some())
+}
+
 fn show_prompt(base: &str, authorization: &DeviceAuthorization, no_browser: bool) {
-    let url = absolute(base, &authorization.verification_uri_complete);
+    let url = printable(&absolute(base, &authorization.verification_uri_complete));
     let minutes = (authorization.expires_in + 59) / 60;
     eprintln!(
         "To sign in to Rolegate, open this URL in a browser:\n\n    {url}\n\n\
          and approve the request with the code\n\n    {}\n",
-        authorization.user_code
+        printable(&authorization.user_code)
     );
     if !no_browser {
-        open_browser(&url);
+        match browsable(&url) {
+            Some(url) => open_browser(&url),
+            None => eprintln!("(Not an http(s) URL: not opening a browser.)"),
+        }
     }
     eprintln!("Waiting for approval (the request expires in {minutes} min; Ctrl-C to cancel)...");
 }
@@ -392,6 +411,18 @@ mod tests {
                 other => panic!("{code}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn server_text_cannot_drive_the_terminal_or_the_browser() {
+        assert_eq!(printable("BCDF-GHJK\u{1b}[2J\r"), "BCDF-GHJK?[2J?");
+        assert_eq!(
+            browsable("https://rg.example.com/device?user_code=BCDF-GHJK").as_deref(),
+            Some("https://rg.example.com/device?user_code=BCDF-GHJK")
+        );
+        assert_eq!(browsable("--incognito"), None);
+        assert_eq!(browsable("file:///etc/passwd"), None);
+        assert_eq!(browsable("javascript:alert(1)"), None);
     }
 
     #[test]

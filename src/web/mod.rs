@@ -2,6 +2,7 @@
 //! the store, and results back to each surface's wire format.
 
 mod assets;
+mod aws_json;
 mod authorize;
 mod federation;
 mod health;

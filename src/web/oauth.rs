@@ -23,6 +23,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
+use super::aws_json::{BodyError, RateLimit, client_network, json_error, json_ok, read_body};
 use super::portal::{
     PortalSession, audit, error_page, html, random_token, redirect, same, session, signed_in_form,
 };
@@ -48,16 +49,52 @@ const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const REFRESH_GRANT: &str = "refresh_token";
 const ERROR_TYPE_SUFFIX: &str =
     ":http://internal.amazon.com/coral/com.amazonaws.switchboard.portal/";
+/// The largest request body accepted (botocore's are well under 1 KiB).
+const BODY_LIMIT: usize = 64 * 1024;
+/// Anonymous callers: registrations per network and minute. Registrations are
+/// stateless, but each costs a sealing; clients cache theirs for 90 days.
+const REGISTER_LIMIT: RateLimit = RateLimit {
+    name: "sso-register",
+    max: 60,
+    window: Duration::from_secs(60),
+};
+/// Device authorizations per network and minute: each one holds cache entries for
+/// ten minutes, so this bounds what an anonymous caller can make the cache hold.
+const DEVICE_AUTHORIZATION_LIMIT: RateLimit = RateLimit {
+    name: "sso-device-authorization",
+    max: 60,
+    window: Duration::from_secs(60),
+};
+/// Failed CreateToken calls (bad client, unknown device code or refresh token) per
+/// network and minute; each is an audit record. Polling (pending, slow down) is free.
+const TOKEN_FAILURE_LIMIT: RateLimit = RateLimit {
+    name: "sso-token-failures",
+    max: 60,
+    window: Duration::from_secs(60),
+};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/client/register", web::post().to(register_client))
-        .route(
+    for (path, handler) in [
+        ("/client/register", web::post().to(register_client)),
+        (
             "/device_authorization",
             web::post().to(start_device_authorization),
-        )
-        .route("/token", web::post().to(create_token))
-        .route("/device", web::get().to(device_page))
+        ),
+        ("/token", web::post().to(create_token)),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .route(handler)
+                .default_service(web::to(unknown_operation)),
+        );
+    }
+    cfg.route("/device", web::get().to(device_page))
         .route("/device", web::post().to(device_decision));
+}
+
+/// Any other method on an SSO-OIDC path: a typed error, not a bare 405.
+async fn unknown_operation() -> HttpResponse {
+    OidcError::UnknownOperation.error_response()
 }
 
 // ---------------------------------------------------------------------------------
@@ -87,6 +124,12 @@ pub(super) enum OidcError {
     UnsupportedGrantType(String),
     #[error("{0}")]
     InvalidClientMetadata(String),
+    #[error("The request body is larger than {} KiB", BODY_LIMIT / 1024)]
+    PayloadTooLarge,
+    #[error("Too many requests from your network; try again in {0} seconds")]
+    TooManyRequests(u64),
+    #[error("This path only accepts POST")]
+    UnknownOperation,
     #[error("An internal error occurred; please try again")]
     Internal,
 }
@@ -95,7 +138,10 @@ impl OidcError {
     fn exception(&self) -> &'static str {
         match self {
             Self::AuthorizationPending => "AuthorizationPendingException",
-            Self::SlowDown => "SlowDownException",
+            // botocore does not retry it (not a throttling code in either retry mode):
+            // StartDeviceAuthorization fails with a clear message, and CreateToken
+            // polling (CLI v2, rolegate login) backs off by 5 s and carries on.
+            Self::SlowDown | Self::TooManyRequests(_) => "SlowDownException",
             Self::ExpiredToken => "ExpiredTokenException",
             Self::AccessDenied(_) => "AccessDeniedException",
             Self::InvalidGrant(_) => "InvalidGrantException",
@@ -104,19 +150,29 @@ impl OidcError {
             Self::InvalidScope(_) => "InvalidScopeException",
             Self::UnsupportedGrantType(_) => "UnsupportedGrantTypeException",
             Self::InvalidClientMetadata(_) => "InvalidClientMetadataException",
+            Self::PayloadTooLarge => "InvalidRequestException",
+            Self::UnknownOperation => "UnknownOperationException",
             Self::Internal => "InternalServerException",
         }
+    }
+
+    /// The answers of a device login still waiting for approval: neither audited nor
+    /// counted as failures.
+    fn is_polling(&self) -> bool {
+        matches!(self, Self::AuthorizationPending | Self::SlowDown)
     }
 
     fn oauth_error(&self) -> &'static str {
         match self {
             Self::AuthorizationPending => "authorization_pending",
-            Self::SlowDown => "slow_down",
+            Self::SlowDown | Self::TooManyRequests(_) => "slow_down",
             Self::ExpiredToken => "expired_token",
             Self::AccessDenied(_) => "access_denied",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::InvalidClient(_) => "invalid_client",
-            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidRequest(_) | Self::PayloadTooLarge | Self::UnknownOperation => {
+                "invalid_request"
+            }
             Self::InvalidScope(_) => "invalid_scope",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
@@ -129,23 +185,34 @@ impl ResponseError for OidcError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::UnknownOperation => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .insert_header((
-                "x-amzn-ErrorType",
-                format!("{}{ERROR_TYPE_SUFFIX}", self.exception()),
-            ))
-            .insert_header(("x-amzn-RequestId", request_id()))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(json!({
+        let retry_after = match self {
+            Self::TooManyRequests(seconds) => Some(*seconds),
+            _ => None,
+        };
+        let mut response = json_error(
+            self.status_code(),
+            &format!("{}{ERROR_TYPE_SUFFIX}", self.exception()),
+            &json!({
                 "error": self.oauth_error(),
                 "error_description": self.to_string(),
-            }))
+            }),
+            retry_after,
+        );
+        if matches!(self, Self::UnknownOperation) {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        }
+        response
     }
 }
 
@@ -154,30 +221,51 @@ fn internal(what: &str, error: impl std::fmt::Display) -> OidcError {
     OidcError::Internal
 }
 
-/// A request id in the UUID shape the AWS SDKs log.
-pub(super) fn request_id() -> String {
-    let b: [u8; 16] = rand::random();
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+/// The JSON request body as `T`: bounded in size; unknown members are ignored (as
+/// AWS does, so newer clients keep working).
+async fn json_body<T: DeserializeOwned>(
+    request: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, OidcError> {
+    let body = read_body(request, payload, BODY_LIMIT)
+        .await
+        .map_err(|error| match error {
+            BodyError::TooLarge => OidcError::PayloadTooLarge,
+            BodyError::Broken(detail) => {
+                OidcError::InvalidRequest(format!("The request body could not be read: {detail}"))
+            }
+        })?;
+    serde_json::from_slice(&body).map_err(|e| {
+        // serde names the member and the line, never the value sent.
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "has a member of the wrong type",
+            _ => "is not a JSON object",
+        };
+        OidcError::InvalidRequest(format!(
+            "The request body {what} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
-pub(super) fn json_ok(body: &impl Serialize) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header(("x-amzn-RequestId", request_id()))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(body)
+/// Counts one request of `network` against `limit`; refuses when it is over.
+async fn rate_limited(state: &AppState, limit: &RateLimit, network: &str) -> Result<(), OidcError> {
+    match limit.take(state.cache.as_ref(), network).await {
+        Ok(None) => Ok(()),
+        Ok(Some(retry_after)) => {
+            tracing::warn!(%network, limit = limit.name, "sso-oidc: rate limit reached");
+            Err(OidcError::TooManyRequests(retry_after))
+        }
+        Err(error) => Err(internal("rate limit", error)),
+    }
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, OidcError> {
-    serde_json::from_slice(body)
-        .map_err(|e| OidcError::InvalidRequest(format!("The request body is not valid: {e}")))
+/// A JSON array member that may also be absent or `null`.
+fn list_or_null<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OidcError> {
@@ -312,9 +400,9 @@ async fn first(state: &AppState, key: &str, seconds: i64) -> Result<bool, OidcEr
 struct RegisterClientRequest {
     client_name: Option<String>,
     client_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list_or_null")]
     scopes: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list_or_null")]
     grant_types: Vec<String>,
 }
 
@@ -334,16 +422,31 @@ fn valid_scope(scope: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || ":_.-/".contains(c))
 }
 
+/// Characters that change how the rest of a line looks without being visible
+/// themselves (bidirectional overrides, zero-width characters): a client name with
+/// them could show the approval page one name and mean another.
+fn invisible_or_reordering(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E0FFF}')
+}
+
 async fn register_client(
     state: web::Data<AppState>,
-    body: web::Bytes,
+    http: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, OidcError> {
-    let request: RegisterClientRequest = parse(&body)?;
+    rate_limited(&state, &REGISTER_LIMIT, &client_network(&http)).await?;
+    let request: RegisterClientRequest = json_body(&http, payload).await?;
     let client_name = required(&request.client_name, "clientName")?;
     let client_type = required(&request.client_type, "clientType")?;
-    if client_name.chars().count() > 128 || client_name.chars().any(char::is_control) {
+    if client_name.chars().count() > 128 || client_name.chars().any(invisible_or_reordering) {
         return Err(OidcError::InvalidClientMetadata(
-            "clientName must be at most 128 printable characters".into(),
+            "clientName must be at most 128 visible characters".into(),
         ));
     }
     if client_type != "public" {
@@ -400,15 +503,15 @@ fn verify_client(
     client_secret: &str,
     now: i64,
 ) -> Result<Registration, OidcError> {
-    let bad = OidcError::InvalidClient("The client id or client secret is invalid");
+    let invalid = || OidcError::InvalidClient("The client id or client secret is invalid");
     let opened = state
         .sts
         .open_secret(client_secret, CLIENT_SECRET_CONTEXT)
-        .map_err(|_| OidcError::InvalidClient("The client id or client secret is invalid"))?;
-    let registration: Registration = serde_json::from_str(opened.expose())
-        .map_err(|_| OidcError::InvalidClient("The client id or client secret is invalid"))?;
+        .map_err(|_| invalid())?;
+    let registration: Registration =
+        serde_json::from_str(opened.expose()).map_err(|_| invalid())?;
     if !same(&registration.client_id, client_id) {
-        return Err(bad);
+        return Err(invalid());
     }
     if registration.expires_at <= now {
         return Err(OidcError::InvalidClient(
@@ -486,9 +589,15 @@ fn origin(request: &HttpRequest) -> String {
 async fn start_device_authorization(
     state: web::Data<AppState>,
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, OidcError> {
-    let input: StartDeviceAuthorizationRequest = parse(&body)?;
+    rate_limited(
+        &state,
+        &DEVICE_AUTHORIZATION_LIMIT,
+        &client_network(&request),
+    )
+    .await?;
+    let input: StartDeviceAuthorizationRequest = json_body(&request, payload).await?;
     let client_id = required(&input.client_id, "clientId")?;
     let client_secret = required(&input.client_secret, "clientSecret")?;
     required(&input.start_url, "startUrl")?;
@@ -575,21 +684,48 @@ struct CreateTokenResponse {
 async fn create_token(
     state: web::Data<AppState>,
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, OidcError> {
-    let input: CreateTokenRequest = parse(&body)?;
+    let network = client_network(&request);
+    match TOKEN_FAILURE_LIMIT
+        .exceeded(state.cache.as_ref(), &network)
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(retry_after)) => return Err(OidcError::TooManyRequests(retry_after)),
+        Err(error) => return Err(internal("rate limit", error)),
+    }
+    let result = token_request(&state, &request, payload).await;
+    if let Err(error) = &result
+        && !error.is_polling()
+        && !matches!(error, OidcError::Internal)
+        && let Err(cache_error) = TOKEN_FAILURE_LIMIT
+            .take(state.cache.as_ref(), &network)
+            .await
+    {
+        tracing::warn!(error = %cache_error, "sso-oidc: cannot count a failed CreateToken");
+    }
+    result
+}
+
+async fn token_request(
+    state: &AppState,
+    request: &HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OidcError> {
+    let input: CreateTokenRequest = json_body(request, payload).await?;
     let client_id = required(&input.client_id, "clientId")?;
     let client_secret = required(&input.client_secret, "clientSecret")?;
     let grant_type = required(&input.grant_type, "grantType")?;
     // For the audit log: a bounded copy of what the caller sent.
     let grant_label: String = grant_type.chars().take(64).collect();
     let now = Utc::now().timestamp();
-    let registration = match verify_client(&state, client_id, client_secret, now) {
+    let registration = match verify_client(state, client_id, client_secret, now) {
         Ok(registration) => registration,
         Err(error) => {
             audit(
-                &state,
-                &request,
+                state,
+                request,
                 &format!("client:{}", client_id.chars().take(64).collect::<String>()),
                 "sso:CreateToken",
                 &grant_label,
@@ -603,11 +739,11 @@ async fn create_token(
     let result = match grant_type {
         DEVICE_GRANT => {
             let device_code = required(&input.device_code, "deviceCode")?;
-            exchange_device_code(&state, &registration, device_code, now).await
+            exchange_device_code(state, &registration, device_code, now).await
         }
         REFRESH_GRANT => {
             let refresh_token = required(&input.refresh_token, "refreshToken")?;
-            refresh(&state, &registration, refresh_token, now).await
+            refresh(state, &registration, refresh_token, now).await
         }
         "authorization_code" => Err(OidcError::UnsupportedGrantType(
             "The authorization code grant is not supported; use the device code flow (aws sso login --use-device-code, or rolegate login)".into(),
@@ -620,8 +756,8 @@ async fn create_token(
     match result {
         Ok((identity, response)) => {
             audit(
-                &state,
-                &request,
+                state,
+                request,
                 &identity.user_name,
                 "sso:CreateToken",
                 &registration.client_name,
@@ -633,13 +769,10 @@ async fn create_token(
         }
         Err(error) => {
             // Polling is the normal state of a device login: not an audit event.
-            if !matches!(
-                error,
-                OidcError::AuthorizationPending | OidcError::SlowDown | OidcError::Internal
-            ) {
+            if !error.is_polling() && !matches!(error, OidcError::Internal) {
                 audit(
-                    &state,
-                    &request,
+                    state,
+                    request,
                     &format!("client:{}", registration.client_id),
                     "sso:CreateToken",
                     &registration.client_name,
@@ -748,10 +881,7 @@ async fn refresh(
             "The sign-in session has ended; sign in again",
         ));
     }
-    if get_json::<GrantRecord>(state, &grant_key(&record.grant_id))
-        .await?
-        .is_none()
-    {
+    if !grant_is_live(state, &record.grant_id).await? {
         return Err(invalid());
     }
     let response = issue_tokens(
@@ -813,6 +943,13 @@ async fn issue_tokens(
 // ---------------------------------------------------------------------------------
 // Bearer tokens, for the SSO portal API
 
+/// Whether the login that `grant_id` names is still on (Logout deletes it).
+async fn grant_is_live(state: &AppState, grant_id: &str) -> Result<bool, OidcError> {
+    Ok(get_json::<GrantRecord>(state, &grant_key(grant_id))
+        .await?
+        .is_some())
+}
+
 /// The live login behind an access token, or None (unknown, expired, logged out).
 pub(super) async fn bearer(
     state: &AppState,
@@ -828,10 +965,7 @@ pub(super) async fn bearer(
     if record.expires_at <= now || record.deadline <= now {
         return Ok(None);
     }
-    if get_json::<GrantRecord>(state, &grant_key(&record.grant_id))
-        .await?
-        .is_none()
-    {
+    if !grant_is_live(state, &record.grant_id).await? {
         return Ok(None);
     }
     Ok(Some(record))
@@ -871,6 +1005,9 @@ struct DevicePage<'a> {
     user_code: &'a str,
     /// Set when the code names a pending request: then Approve and Deny are offered.
     client_name: Option<&'a str>,
+    /// The registration id of that client, so that two clients of the same name
+    /// can be told apart.
+    client_id: &'a str,
     error: Option<&'a str>,
     result: Option<DeviceResult<'a>>,
 }
@@ -904,6 +1041,7 @@ fn entry_page(
             csrf: &session.csrf,
             user_code,
             client_name: None,
+            client_id: "",
             error,
             result: None,
         },
@@ -918,6 +1056,7 @@ fn result_page(session: &PortalSession, title: &str, message: String) -> HttpRes
             csrf: &session.csrf,
             user_code: "",
             client_name: None,
+            client_id: "",
             error: None,
             result: Some(DeviceResult { title, message }),
         },
@@ -1084,6 +1223,7 @@ fn confirm_page<'a>(
             csrf: &session.csrf,
             user_code: code,
             client_name: Some(&grant.client_name),
+            client_id: &grant.client_id,
             error: None,
             result: None,
         },

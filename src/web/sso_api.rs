@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::AppState;
-use super::oauth::{self, TokenRecord, json_ok, request_id};
+use super::aws_json::{empty_ok, json_error, json_ok};
+use super::oauth::{self, TokenRecord};
 use super::portal::audit;
 use crate::store::{Outcome, Role};
 
@@ -22,13 +23,27 @@ const DEFAULT_PAGE: usize = 20;
 /// Must be registered before the portal's routes: `POST /logout` with the bearer
 /// header is the SSO Logout API, without it the portal's form sign-out.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    for (path, handler) in [
+        (
+            "/federation/credentials",
+            web::get().to(get_role_credentials),
+        ),
+        ("/assignment/accounts", web::get().to(list_accounts)),
+        ("/assignment/roles", web::get().to(list_account_roles)),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .app_data(web::QueryConfig::default().error_handler(|error, _| {
+                    PortalApiError::InvalidRequest(format!(
+                        "The query string is not valid: {error}"
+                    ))
+                    .into()
+                }))
+                .route(handler)
+                .default_service(web::to(unknown_operation)),
+        );
+    }
     cfg.route(
-        "/federation/credentials",
-        web::get().to(get_role_credentials),
-    )
-    .route("/assignment/accounts", web::get().to(list_accounts))
-    .route("/assignment/roles", web::get().to(list_account_roles))
-    .route(
         "/logout",
         web::post()
             .guard(guard::fn_guard(|ctx| {
@@ -36,6 +51,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             }))
             .to(logout),
     );
+}
+
+/// Any other method on a portal API path: a typed error, not a bare 405.
+async fn unknown_operation() -> HttpResponse {
+    PortalApiError::UnknownOperation.error_response()
 }
 
 /// Failures of the portal API as AWS renders them: `{"message"}` and the exception
@@ -50,6 +70,8 @@ enum PortalApiError {
     NotFound(String),
     #[error("No access")]
     Forbidden,
+    #[error("This path only accepts GET")]
+    UnknownOperation,
     #[error("An internal error occurred; please try again")]
     Internal,
 }
@@ -61,6 +83,7 @@ impl PortalApiError {
             Self::InvalidRequest(_) => "InvalidRequestException",
             Self::NotFound(_) => "ResourceNotFoundException",
             Self::Forbidden => "ForbiddenException",
+            Self::UnknownOperation => "UnknownOperationException",
             Self::Internal => "InternalServerException",
         }
     }
@@ -73,16 +96,18 @@ impl ResponseError for PortalApiError {
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::UnknownOperation => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .insert_header(("x-amzn-ErrorType", self.exception()))
-            .insert_header(("x-amzn-RequestId", request_id()))
-            .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-            .json(json!({ "message": self.to_string() }))
+        json_error(
+            self.status_code(),
+            self.exception(),
+            &json!({ "message": self.to_string() }),
+            None,
+        )
     }
 }
 
@@ -393,10 +418,7 @@ async fn logout(
         json!({ "client_id": record.client_id }),
     )
     .await;
-    Ok(HttpResponse::Ok()
-        .insert_header(("x-amzn-RequestId", request_id()))
-        .content_type("application/json")
-        .finish())
+    Ok(empty_ok())
 }
 
 #[cfg(test)]

@@ -252,14 +252,21 @@ async fn login_then_aws_tools(db: TestStore) {
                     .await?;
                 browser.click_to_next_page(&keys).await?;
                 let block = browser.find("pre#credential-process").await?.text().await?;
-                ensure!(
-                    block
-                        == format!(
-                            "[profile Developer-{ACCOUNT}]\ncredential_process = rolegate credentials \
-                             --account-id {ACCOUNT} --role-name Developer"
-                        ),
-                    "credential_process block {block:?}"
-                );
+                // Self-contained: the profile sends STS (and SSO) to this server.
+                for expected in [
+                    format!(
+                        "[profile Developer-{ACCOUNT}]\ncredential_process = rolegate credentials \
+                         --account-id {ACCOUNT} --role-name Developer\nregion = us-east-1\n\
+                         services = rolegate"
+                    ),
+                    format!("[services rolegate]\nsts =\n  endpoint_url = {base}"),
+                    format!("[sso-session rolegate]\nsso_start_url = {base}/start"),
+                ] {
+                    ensure!(
+                        block.contains(&expected),
+                        "credential_process block {block:?} lacks {expected:?}"
+                    );
+                }
                 let card = browser
                     .find("section.card:has(pre#credential-process)")
                     .await?;

@@ -226,24 +226,11 @@ fn fails_with(out: &Output, exception: &str) -> String {
 
 /// Calls an SSO-OIDC operation over plain HTTP: (status, x-amzn-ErrorType, body).
 async fn oidc(base: &str, path: &str, body: &Value) -> (u16, String, Value) {
-    let response = reqwest::Client::new()
+    let (status, kind, _, body) = raw(reqwest::Client::new()
         .post(format!("{base}{path}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let kind = response
-        .headers()
-        .get("x-amzn-ErrorType")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        kind,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    )
+        .json(body))
+    .await;
+    (status, kind, body)
 }
 
 /// Asserts an SSO-OIDC error as botocore needs it: status, typed header, OAuth body.
@@ -333,8 +320,8 @@ async fn decide(browser: &mut Browser, page: &Page, decision: &str) -> Page {
         .await
 }
 
-/// Register, start, approve as `user` and exchange: (client, token response).
-async fn signed_in_device(base: &str, user: &str) -> (Client, Value, Browser) {
+/// Register, start and approve as `user`: (client, device code, browser).
+async fn approved_device(base: &str, user: &str) -> (Client, String, Browser) {
     let client = register(base, "rolegate-test").await;
     let (device_code, user_code) = start_device(base, &client).await;
     let mut browser = Browser::new(base);
@@ -347,6 +334,12 @@ async fn signed_in_device(base: &str, user: &str) -> (Client, Value, Browser) {
         "{}",
         approved.body
     );
+    (client, device_code, browser)
+}
+
+/// Register, start, approve as `user` and exchange: (client, token response).
+async fn signed_in_device(base: &str, user: &str) -> (Client, Value, Browser) {
+    let (client, device_code, browser) = approved_device(base, user).await;
     let (status, _, tokens) = poll(base, &client, &device_code).await;
     assert_eq!(status, 200, "{tokens}");
     (client, tokens, browser)
@@ -357,19 +350,8 @@ async fn portal_get(base: &str, path: &str, token: Option<&str>) -> (u16, String
     if let Some(token) = token {
         request = request.header("x-amz-sso_bearer_token", token);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let kind = response
-        .headers()
-        .get("x-amzn-ErrorType")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        kind,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    )
+    let (status, kind, _, body) = raw(request).await;
+    (status, kind, body)
 }
 
 fn role_names(roles: &Value) -> Vec<String> {
@@ -397,6 +379,9 @@ both_backends!(
     sso_device_approval_refusals_and_rate_limit,
     sso_portal_api_errors_and_shared_paths,
     sso_device_login_across_replicas_through_redis,
+    sso_oidc_and_portal_api_wire_edges,
+    sso_anonymous_callers_are_rate_limited,
+    sso_codes_and_refresh_tokens_are_single_use_under_races,
 );
 
 async fn sso_device_login_with_the_aws_cli(db: TestStore) {
@@ -1164,6 +1149,24 @@ async fn sso_device_login_across_replicas_through_redis(db: TestStore) {
     }
     let (a, b) = (&bases[0], &bases[1]);
 
+    // Rate-limit counters in Redis: one fixed window, then a fresh one.
+    let counters = rolegate::cache::open_cache(Some("redis://127.0.0.1:6379/0"), &prefix)
+        .await
+        .unwrap();
+    let window = std::time::Duration::from_millis(300);
+    assert_eq!(counters.incr("counter", window).await.unwrap(), 1);
+    assert_eq!(counters.incr("counter", window).await.unwrap(), 2);
+    assert_eq!(
+        counters.get("counter").await.unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        counters.incr("counter", window).await.unwrap(),
+        1,
+        "expired"
+    );
+
     // Registered and started on A, polled on A and (too fast) on B.
     let client = register(a, "replicas-test").await;
     let (device_code, user_code) = start_device(a, &client).await;
@@ -1218,4 +1221,305 @@ async fn sso_device_login_across_replicas_through_redis(db: TestStore) {
     .await;
     assert_eq!(status, 200);
     crate::helpers::delete_redis_prefix(&prefix).await;
+}
+
+/// (status, x-amzn-ErrorType, Retry-After, body) of any request.
+async fn raw(request: reqwest::RequestBuilder) -> (u16, String, Option<String>, Value) {
+    let response = request.send().await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let (kind, retry_after) = (
+        header("x-amzn-ErrorType").unwrap_or_default(),
+        header("retry-after"),
+    );
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        kind,
+        retry_after,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+async fn sso_oidc_and_portal_api_wire_edges(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let http = reqwest::Client::new();
+
+    // Members a newer client sends (and nulls) are ignored, as AWS ignores them.
+    let (status, _, body) = oidc(
+        &base,
+        "/client/register",
+        &json!({"clientName": "newer-cli", "clientType": "public", "scopes": null,
+                "grantTypes": null, "redirectUris": null, "entitledApplicationArn": null,
+                "issuerUrl": START_URL, "somethingNew": {"nested": [1, 2]}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["clientIdIssuedAt"].is_i64(), "{body}");
+    assert!(
+        body["clientSecretExpiresAt"].as_i64().unwrap() > now_secs() + 80 * 86_400,
+        "epoch seconds, ~90 days: {body}"
+    );
+    let client = Client {
+        id: body["clientId"].as_str().unwrap().to_owned(),
+        secret: body["clientSecret"].as_str().unwrap().to_owned(),
+    };
+    let (status, _, body) = oidc(
+        &base,
+        "/device_authorization",
+        &json!({"clientId": client.id, "clientSecret": client.secret, "startUrl": START_URL,
+                "scopes": ["sso:account:access"], "extra": null}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["expiresIn"].is_i64() && body["interval"].is_i64(),
+        "{body}"
+    );
+
+    // A body past the limit: 413, typed, before it is parsed.
+    let huge = json!({"clientName": "x".repeat(100 * 1024), "clientType": "public"});
+    let (status, kind, _, body) =
+        raw(http.post(format!("{base}/client/register")).json(&huge)).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(kind.starts_with("InvalidRequestException:"), "{kind}");
+    assert_eq!(body["error"], "invalid_request");
+
+    // A member of the wrong type is named by position, its value is not echoed.
+    let (status, kind, _, body) = raw(http
+        .post(format!("{base}/token"))
+        .json(&json!({"clientId": client.id, "clientSecret": ["s3cr3t-value-not-echoed"]})))
+    .await;
+    assert_eq!(status, 400);
+    assert!(kind.starts_with("InvalidRequestException:"), "{kind}");
+    assert!(
+        !body.to_string().contains("s3cr3t-value-not-echoed"),
+        "{body}"
+    );
+
+    // Other methods on API paths: typed, JSON, not a bare 405.
+    for path in ["/client/register", "/device_authorization", "/token"] {
+        let (status, kind, _, body) = raw(http.get(format!("{base}{path}"))).await;
+        assert_eq!(status, 405, "{path}");
+        assert!(
+            kind.starts_with("UnknownOperationException:"),
+            "{path}: {kind}"
+        );
+        assert_eq!(body["error"], "invalid_request", "{path}");
+    }
+    for path in [
+        "/assignment/accounts",
+        "/assignment/roles",
+        "/federation/credentials",
+    ] {
+        let (status, kind, _, body) = raw(http.post(format!("{base}{path}"))).await;
+        assert_eq!(
+            (status, kind.as_str()),
+            (405, "UnknownOperationException"),
+            "{path}"
+        );
+        assert!(body["message"].is_string(), "{path}: {body}");
+    }
+    // A query the portal API cannot read: typed too.
+    let (status, kind, _, body) = raw(http
+        .get(format!("{base}/assignment/roles?account_id=1&account_id=2"))
+        .header("x-amz-sso_bearer_token", "x"))
+    .await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, "InvalidRequestException"),
+        "{body}"
+    );
+
+    // A client name that reorders or hides text is refused.
+    for name in ["evil\u{202E}ilc-swa", "aws\u{200B}cli", "tab\there"] {
+        assert_oidc_error(
+            &oidc(
+                &base,
+                "/client/register",
+                &json!({"clientName": name, "clientType": "public"}),
+            )
+            .await,
+            "InvalidClientMetadataException",
+            400,
+            "invalid_client_metadata",
+        );
+    }
+
+    // The approval page names the client and its id, and cannot be framed.
+    let (device_code, user_code) = start_device(&base, &client).await;
+    let mut alice = Browser::new(&base);
+    let page = alice
+        .sign_in_via(&format!("/device?user_code={user_code}"), "alice")
+        .await;
+    assert!(page.body.contains("newer-cli"), "{}", page.body);
+    assert!(page.body.contains(&client.id), "{}", page.body);
+    let response = http
+        .get(format!("{base}/device?user_code={user_code}"))
+        .header("cookie", alice.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    assert!(
+        response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    // Approve names the code that was confirmed: an edited code is confirmed first.
+    let (_, other_code) = start_device(&base, &client).await;
+    let edited = alice
+        .post(
+            "/device",
+            &[
+                ("csrf", &hidden(&page.body, "csrf")),
+                ("user_code", &other_code),
+                ("confirmed_code", &user_code),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status, 200);
+    assert!(!edited.body.contains("Device approved"), "{}", edited.body);
+    assert_eq!(hidden(&edited.body, "confirmed_code"), other_code);
+    assert_oidc_error(
+        &poll(&base, &client, &device_code).await,
+        "AuthorizationPendingException",
+        400,
+        "authorization_pending",
+    );
+}
+
+async fn sso_anonymous_callers_are_rate_limited(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let client = register(&base, "limits-test").await;
+
+    // RegisterClient: 60 a minute from one address, then SlowDownException, 429.
+    let mut refused = None;
+    for i in 1..=61 {
+        let answer = oidc(
+            &base,
+            "/client/register",
+            &json!({"clientName": format!("flood-{i}"), "clientType": "public"}),
+        )
+        .await;
+        if answer.0 != 200 {
+            refused = Some((i, answer));
+            break;
+        }
+    }
+    let (i, answer) = refused.expect("the register limit is reached");
+    assert_eq!(i, 60, "59 after the first registration, then refused");
+    assert_oidc_error(&answer, "SlowDownException", 429, "slow_down");
+    let (_, _, retry_after, _) = raw(reqwest::Client::new()
+        .post(format!("{base}/client/register"))
+        .json(&json!({"clientName": "again", "clientType": "public"})))
+    .await;
+    assert_eq!(retry_after.as_deref(), Some("60"));
+    // botocore names it (no crash, no retry storm): the user reads what happened.
+    let home = aws_home();
+    let out = aws(
+        home.path(),
+        &base,
+        &[
+            "sso-oidc",
+            "register-client",
+            "--client-name",
+            "cli",
+            "--client-type",
+            "public",
+        ],
+    );
+    let stderr = fails_with(&out, "SlowDownException");
+    assert!(stderr.contains("Too many requests"), "{stderr}");
+
+    // StartDeviceAuthorization has its own budget.
+    let mut started = 0;
+    loop {
+        let answer = oidc(
+            &base,
+            "/device_authorization",
+            &json!({"clientId": client.id, "clientSecret": client.secret, "startUrl": START_URL}),
+        )
+        .await;
+        if answer.0 != 200 {
+            assert_oidc_error(&answer, "SlowDownException", 429, "slow_down");
+            break;
+        }
+        started += 1;
+        assert!(started <= 60, "no limit on StartDeviceAuthorization");
+    }
+    assert_eq!(started, 60);
+
+    // Failed CreateToken calls (each one audited) have a budget; then even good
+    // polls wait, which device-flow clients do on SlowDownException.
+    for _ in 0..60 {
+        assert_oidc_error(
+            &poll(&base, &client, "no-such-device-code").await,
+            "ExpiredTokenException",
+            400,
+            "expired_token",
+        );
+    }
+    assert_oidc_error(
+        &poll(&base, &client, "no-such-device-code").await,
+        "SlowDownException",
+        429,
+        "slow_down",
+    );
+    let audit = db.store.list_audit(500, None).await.unwrap();
+    let failures = audit
+        .iter()
+        .filter(|e| e.action == "sso:CreateToken" && e.outcome == Outcome::Failure)
+        .count();
+    assert_eq!(failures, 60, "refused calls write no audit records");
+}
+
+async fn sso_codes_and_refresh_tokens_are_single_use_under_races(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let (client, device_code, _alice) = approved_device(&base, "alice").await;
+    let client = std::sync::Arc::new(client);
+
+    let polls = (0..8).map(|_| {
+        let (base, client, code) = (base.clone(), client.clone(), device_code.clone());
+        tokio::spawn(async move { poll(&base, &client, &code).await })
+    });
+    let mut tokens = Vec::new();
+    let handles: Vec<_> = polls.collect();
+    for handle in handles {
+        let answer = handle.await.unwrap();
+        if answer.0 == 200 {
+            tokens.push(answer.2);
+        } else {
+            assert_oidc_error(&answer, "InvalidGrantException", 400, "invalid_grant");
+        }
+    }
+    assert_eq!(tokens.len(), 1, "one device code, one token");
+    let refresh_token = tokens[0]["refreshToken"].as_str().unwrap().to_owned();
+
+    let refreshes = (0..8).map(|_| {
+        let (base, client, token) = (base.clone(), client.clone(), refresh_token.clone());
+        tokio::spawn(async move { refresh(&base, &client, &token).await })
+    });
+    let mut renewed = 0;
+    let handles: Vec<_> = refreshes.collect();
+    for handle in handles {
+        let answer = handle.await.unwrap();
+        if answer.0 == 200 {
+            renewed += 1;
+        } else {
+            assert_oidc_error(&answer, "InvalidGrantException", 400, "invalid_grant");
+        }
+    }
+    assert_eq!(renewed, 1, "one refresh token, one renewal");
 }
