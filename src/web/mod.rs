@@ -2,8 +2,8 @@
 //! the store, and results back to each surface's wire format.
 
 mod assets;
-mod aws_json;
 mod authorize;
+mod aws_json;
 mod federation;
 mod health;
 mod mfa;

@@ -335,7 +335,11 @@ struct DeviceGrant {
 #[serde(tag = "state", rename_all = "snake_case")]
 enum Decision {
     Pending,
-    Approved { identity: PortalIdentity, at: i64 },
+    /// `signed_in_at`: when the approving portal sign-in began; tokens end with it.
+    Approved {
+        identity: PortalIdentity,
+        signed_in_at: i64,
+    },
     Denied,
 }
 
@@ -604,7 +608,9 @@ async fn start_device_authorization(
     let now = Utc::now().timestamp();
     let registration = verify_client(&state, client_id, client_secret, now)?;
 
-    let device_code = random_token();
+    // Prefixed like every token here: a bare base64url value may start with `-`,
+    // which command lines (`aws sso-oidc create-token --device-code ...`) take for a flag.
+    let device_code = format!("rgdc-{}", random_token());
     let device_hash = digest(&device_code);
     // A fresh user code, never one that is live for another device.
     let mut user_code = None;
@@ -820,7 +826,10 @@ async fn exchange_device_code(
                 Err(OidcError::SlowDown)
             }
         }
-        Decision::Approved { identity, at } => {
+        Decision::Approved {
+            identity,
+            signed_in_at,
+        } => {
             let used = format!("sso-device-used:{device_hash}");
             if !first(state, &used, grant.expires_at - now).await? {
                 return Err(OidcError::InvalidGrant(
@@ -828,7 +837,8 @@ async fn exchange_device_code(
                 ));
             }
             let grant_id = hex::encode(rand::random::<[u8; 32]>());
-            let deadline = at + i64::try_from(state.portal.session_ttl.as_secs()).unwrap_or(0);
+            let deadline =
+                signed_in_at + i64::try_from(state.portal.session_ttl.as_secs()).unwrap_or(0);
             put_json(
                 state,
                 &grant_key(&grant_id),
@@ -1353,7 +1363,12 @@ async fn device_decision(
     grant.decision = if approve {
         Decision::Approved {
             identity: session.identity.clone(),
-            at: now,
+            // Tokens live no longer than the portal sign-in that approved them.
+            signed_in_at: if session.signed_in_at > 0 {
+                session.signed_in_at.min(now)
+            } else {
+                now
+            },
         }
     } else {
         Decision::Denied

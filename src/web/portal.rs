@@ -42,6 +42,10 @@ pub(crate) struct PortalSession {
     /// The ID token of an OIDC sign-in, for `id_token_hint` at RP-initiated logout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) id_token: Option<String>,
+    /// When the person signed in (Unix seconds): a terminal sign-in approved from
+    /// this session ends when this session would. 0 in sessions stored before.
+    #[serde(default)]
+    pub(crate) signed_in_at: i64,
 }
 
 pub(crate) fn random_token() -> String {
@@ -383,6 +387,7 @@ pub(crate) async fn start_session_with(
         identity,
         csrf: random_token(),
         id_token,
+        signed_in_at: Utc::now().timestamp(),
     };
     let stored = serde_json::to_vec(&session).unwrap_or_default();
     if let Err(error) = state

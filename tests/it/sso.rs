@@ -463,6 +463,13 @@ async fn sso_device_login_with_the_aws_cli(db: TestStore) {
     );
     assert_eq!(started["expiresIn"], 600);
     assert_eq!(started["interval"], 1);
+    // Never taken for a flag on a command line (`--device-code -x...`).
+    assert!(
+        started["deviceCode"]
+            .as_str()
+            .is_some_and(|code| code.starts_with("rgdc-")),
+        "{started}"
+    );
 
     let create_token = |home: &Path| {
         aws(
