@@ -9,140 +9,9 @@ use rolegate::sts::portal::PortalIdentity;
 
 use crate::both_backends;
 use crate::helpers::{TestStore, spawn_state, test_sealer};
-
-/// A browser-like client that keeps cookies with their paths (console cookies are
-/// scoped to `/console/<id>`) and never follows redirects.
-struct Browser {
-    base: String,
-    client: reqwest::Client,
-    /// (name, path, value)
-    cookies: Vec<(String, String, String)>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
-    set_cookies: Vec<String>,
-}
-
-fn path_matches(cookie_path: &str, request_path: &str) -> bool {
-    request_path == cookie_path
-        || (request_path.starts_with(cookie_path)
-            && (cookie_path.ends_with('/') || request_path[cookie_path.len()..].starts_with('/')))
-}
+use crate::web_client::{Browser, Page, exported_keys, hidden, password_of, seeded, url_encode};
 
 impl Browser {
-    fn new(base: &str) -> Self {
-        Self {
-            base: base.to_owned(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: Vec::new(),
-        }
-    }
-
-    fn cookie_header(&self, path: &str) -> String {
-        let path = path.split('?').next().unwrap();
-        self.cookies
-            .iter()
-            .filter(|(_, p, _)| path_matches(p, path))
-            .map(|(k, _, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn cookie(&self, name: &str) -> Option<&str> {
-        self.cookies
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, _, v)| v.as_str())
-    }
-
-    fn set_cookie(&mut self, name: &str, path: &str, value: &str) {
-        self.cookies.retain(|(n, p, _)| !(n == name && p == path));
-        self.cookies
-            .push((name.to_owned(), path.to_owned(), value.to_owned()));
-    }
-
-    async fn finish(&mut self, response: reqwest::Response) -> Page {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let set_cookies: Vec<String> = headers
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
-        for raw in &set_cookies {
-            let mut parts = raw.split(';').map(str::trim);
-            let (name, value) = parts.next().unwrap().split_once('=').unwrap();
-            let path = parts
-                .find_map(|p| p.strip_prefix("Path="))
-                .unwrap_or("/")
-                .to_owned();
-            self.cookies.retain(|(n, p, _)| !(n == name && *p == path));
-            if !value.is_empty() && !raw.contains("Max-Age=0") {
-                self.cookies.push((name.to_owned(), path, value.to_owned()));
-            }
-        }
-        let location = headers
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        Page {
-            status,
-            location,
-            body: response.text().await.unwrap(),
-            set_cookies,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header(path))
-            .send()
-            .await
-            .unwrap();
-        self.finish(response).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header(path))
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        self.finish(response).await
-    }
-
-    async fn sign_in(&mut self, user: &str, return_to: &str) -> Page {
-        let encoded: String = url_encode(return_to);
-        let form = self.get(&format!("/signin?return_to={encoded}")).await;
-        assert_eq!(form.status, 200);
-        let csrf = hidden(&form.body, "csrf");
-        let password = seed::DEMO_SIGN_INS
-            .iter()
-            .find(|(u, _)| *u == user)
-            .unwrap()
-            .1;
-        self.post(
-            "/signin/directory",
-            &[
-                ("csrf", &csrf),
-                ("username", user),
-                ("password", password),
-                ("return_to", return_to),
-            ],
-        )
-        .await
-    }
-
     /// Opens a role's console from /start; returns the console's path.
     async fn open_console(&mut self, role: &str) -> String {
         let start = self.get("/start").await;
@@ -181,20 +50,6 @@ impl Browser {
     }
 }
 
-fn url_encode(value: &str) -> String {
-    serde_urlencoded::to_string([("v", value)]).unwrap()[2..].to_owned()
-}
-
-/// The value of a hidden form field.
-fn hidden(body: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {body}"))
-        + marker.len();
-    body[start..start + body[start..].find('"').unwrap()].to_owned()
-}
-
 fn decision(page: &Page) -> &str {
     let marker = "data-decision=\"";
     let start = page
@@ -213,12 +68,6 @@ fn deciding(page: &Page) -> &str {
         .unwrap_or_else(|| panic!("no deciding statement in {}", page.body))
         + marker.len();
     &page.body[start..start + page.body[start..].find('<').unwrap()]
-}
-
-async fn seeded(db: &TestStore) -> rolegate::web::AppState {
-    let state = crate::helpers::app_state(db.store.clone()).await;
-    seed::seed_demo(state.store.as_ref()).await.unwrap();
-    state
 }
 
 fn bob() -> PortalIdentity {
@@ -275,7 +124,13 @@ fn console_cookie_of(location: &str) -> (String, String) {
 async fn portal_console_and_can_i(db: TestStore) {
     let base = spawn_state(seeded(&db).await);
     let mut alice = Browser::new(&base);
-    assert_eq!(alice.sign_in("alice", "/start").await.status, 303);
+    assert_eq!(
+        alice
+            .sign_in("alice", password_of("alice"), "/start")
+            .await
+            .status,
+        303
+    );
     let start = alice.get("/start").await;
     assert!(
         start.body.contains("action=\"/start/console\""),
@@ -789,7 +644,7 @@ async fn deep_links(db: TestStore) {
             url_encode(&link).replace('+', "%20")
         )
     );
-    let signed_in = bob.sign_in("bob", &link).await;
+    let signed_in = bob.sign_in("bob", password_of("bob"), &link).await;
     assert_eq!(signed_in.location.as_deref(), Some(link.as_str()));
 
     // GET shows a confirm button (GET mints nothing); the button opens the console.
@@ -1176,28 +1031,17 @@ async fn external_console_destinations(db: TestStore) {
 // ---------------------------------------------------------------------------------
 // Session tags from user attributes.
 
-/// The export lines of the "Access keys" page: (key id, secret, token).
-fn exported(body: &str) -> (String, String, String) {
-    let value = |name: &str| {
-        let marker = format!("export {name}=\"");
-        let start = body
-            .find(&marker)
-            .unwrap_or_else(|| panic!("no {name} in {body}"))
-            + marker.len();
-        body[start..start + body[start..].find('"').unwrap()].to_owned()
-    };
-    (
-        value("AWS_ACCESS_KEY_ID"),
-        value("AWS_SECRET_ACCESS_KEY"),
-        value("AWS_SESSION_TOKEN"),
-    )
-}
-
 /// Signs `user` in, takes "Access keys" for `role`, and opens a console with those
 /// keys through the federation endpoint; returns the browser and the console path.
 async fn console_from_access_keys(base: &str, user: &str, role: &str) -> (Browser, String) {
     let mut browser = Browser::new(base);
-    assert_eq!(browser.sign_in(user, "/start").await.status, 303);
+    assert_eq!(
+        browser
+            .sign_in(user, password_of(user), "/start")
+            .await
+            .status,
+        303
+    );
     let start = browser.get("/start").await;
     let keys = browser
         .post(
@@ -1210,7 +1054,7 @@ async fn console_from_access_keys(base: &str, user: &str, role: &str) -> (Browse
         )
         .await;
     assert_eq!(keys.status, 200, "{}", keys.body);
-    let (key, secret, token) = exported(&keys.body);
+    let (key, secret, token) = exported_keys(&keys.body);
     let client = reqwest::Client::new();
     let signin = fresh_token(&client, base, &session_json(&key, &secret, &token)).await;
     let opened = browser.get(&login_path(&signin, "/console")).await;

@@ -21,4 +21,5 @@ mod store;
 mod sts_api;
 mod totp;
 mod web;
+mod web_client;
 mod web_identity;

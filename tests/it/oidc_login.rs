@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::{TestStore, spawn_state};
 use crate::oidc_peer::{Browser, OidcPeer, Page};
+use crate::web_client::hidden;
 
 const ACCOUNT: &str = "123456789012";
 const CLIENT: &str = "rolegate-portal";
@@ -193,16 +194,6 @@ impl Fixture {
 /// Whether the browser holds a live portal session.
 async fn signed_in(rolegate: &mut Browser) -> bool {
     rolegate.fetch("/start", None).await.status == 200
-}
-
-/// The value of a hidden form field.
-fn hidden(body: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {body}"))
-        + marker.len();
-    body[start..start + body[start..].find('"').unwrap()].to_owned()
 }
 
 /// The first link target starting with `prefix`, HTML entities undone.

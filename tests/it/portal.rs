@@ -1,159 +1,13 @@
 //! The login portal over real HTTP: directory sign-in, entitlements from groups,
 //! access keys that work with boto3, CSRF, redirects, sessions shared by replicas.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rolegate::seed;
 
 use crate::both_backends;
 use crate::helpers::{TestStore, spawn_state, test_sealer, venv_bin};
-
-/// A browser-like client: keeps cookies by name, never follows redirects.
-struct Browser {
-    base: String,
-    client: reqwest::Client,
-    cookies: HashMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
-    set_cookies: Vec<String>,
-    headers: reqwest::header::HeaderMap,
-}
-
-impl Browser {
-    fn new(base: &str) -> Self {
-        Self {
-            base: base.to_owned(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: HashMap::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn finish(&mut self, response: reqwest::Response) -> Page {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let set_cookies: Vec<String> = headers
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
-        for raw in &set_cookies {
-            let pair = raw.split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            if value.is_empty() || raw.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        let location = headers
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        Page {
-            status,
-            location,
-            body: response.text().await.unwrap(),
-            set_cookies,
-            headers,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.finish(response).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        self.finish(response).await
-    }
-
-    /// Signs in through the form; returns the response to the form post.
-    async fn sign_in(&mut self, user: &str, password: &str, return_to: &str) -> Page {
-        let form = self.get(&format!("/signin?return_to={return_to}")).await;
-        assert_eq!(form.status, 200);
-        let csrf = hidden(&form.body, "csrf");
-        self.post(
-            "/signin/directory",
-            &[
-                ("csrf", &csrf),
-                ("username", user),
-                ("password", password),
-                ("return_to", return_to),
-            ],
-        )
-        .await
-    }
-}
-
-/// The value of a hidden form field.
-fn hidden(body: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {body}"))
-        + marker.len();
-    body[start..start + body[start..].find('"').unwrap()].to_owned()
-}
-
-fn password_of(user: &str) -> &'static str {
-    seed::DEMO_SIGN_INS
-        .iter()
-        .find(|(u, _)| *u == user)
-        .unwrap()
-        .1
-}
-
-async fn seeded(db: &TestStore) -> rolegate::web::AppState {
-    let state = crate::helpers::app_state(db.store.clone()).await;
-    seed::seed_demo(state.store.as_ref()).await.unwrap();
-    state
-}
-
-/// The export lines of the credentials page, as (key id, secret, token).
-fn exported(body: &str) -> (String, String, String) {
-    let value = |name: &str| {
-        let marker = format!("export {name}=\"");
-        let start = body
-            .find(&marker)
-            .unwrap_or_else(|| panic!("no {name} in {body}"))
-            + marker.len();
-        body[start..start + body[start..].find('"').unwrap()].to_owned()
-    };
-    (
-        value("AWS_ACCESS_KEY_ID"),
-        value("AWS_SECRET_ACCESS_KEY"),
-        value("AWS_SESSION_TOKEN"),
-    )
-}
+use crate::web_client::{Browser, exported_keys, hidden, password_of, seeded};
 
 async fn sign_in_see_roles_and_use_access_keys(db: TestStore) {
     let state = seeded(&db).await;
@@ -211,7 +65,7 @@ async fn sign_in_see_roles_and_use_access_keys(db: TestStore) {
         .await;
     assert_eq!(keys.status, 200, "{}", keys.body);
     assert_eq!(keys.headers["cache-control"], "no-store");
-    let (key, secret, token) = exported(&keys.body);
+    let (key, secret, token) = exported_keys(&keys.body);
     assert!(key.starts_with("ASIA"));
 
     // The keys work with boto3 against Rolegate's STS.
@@ -267,11 +121,11 @@ async fn sign_in_see_roles_and_use_access_keys(db: TestStore) {
     assert_eq!(forged.status, 403);
 
     // Sign-out ends the session everywhere it is presented.
-    let stolen = alice.cookies["rg_session"].clone();
+    let stolen = alice.cookie("rg_session").unwrap().to_owned();
     let out = alice.post("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(out.location.as_deref(), Some("/signin"));
     let mut thief = Browser::new(&base);
-    thief.cookies.insert("rg_session".into(), stolen);
+    thief.set_cookie("rg_session", "/", &stolen);
     assert_eq!(
         thief.get("/start").await.location.as_deref(),
         Some("/signin?return_to=/start")
@@ -307,7 +161,7 @@ async fn bad_sign_ins_and_redirects(db: TestStore) {
     let wrong = mallory.sign_in("alice", "not-the-password", "/start").await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("incorrect"), "{}", wrong.body);
-    assert!(!mallory.cookies.contains_key("rg_session"));
+    assert!(mallory.cookie("rg_session").is_none());
     let unknown = mallory
         .sign_in("nobody", "whatever-password", "/start")
         .await;
@@ -350,9 +204,10 @@ async fn bad_sign_ins_and_redirects(db: TestStore) {
 
     // A tampered session cookie is no session.
     let mut forged = Browser::new(&base);
-    forged.cookies.insert(
-        "rg_session".into(),
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+    forged.set_cookie(
+        "rg_session",
+        "/",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     );
     assert_eq!(forged.get("/start").await.status, 303);
 
@@ -473,7 +328,7 @@ async fn two_processes_share_postgres_and_redis() {
         .await;
     assert_eq!(keys.status, 200, "{}", keys.body);
     // Credentials minted by B work on A: both share the session-token key ring.
-    let (key, secret, token) = exported(&keys.body);
+    let (key, secret, token) = exported_keys(&keys.body);
     let (status, body) = crate::helpers::signed_sts_call(
         &a.base_url,
         (&key, &secret, Some(&token)),

@@ -12,26 +12,9 @@ use serde_json::json;
 use crate::both_backends;
 use crate::helpers::{TestStore, spawn_state};
 use crate::oidc_peer::{Browser, OidcPeer};
+use crate::web_client::{exported, hidden};
 
 const ACCOUNT: &str = "123456789012";
-
-fn hidden(body: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {body}"))
-        + marker.len();
-    body[start..start + body[start..].find('"').unwrap()].to_owned()
-}
-
-fn exported(body: &str, name: &str) -> String {
-    let marker = format!("export {name}=\"");
-    let start = body
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {body}"))
-        + marker.len();
-    body[start..start + body[start..].find('"').unwrap()].to_owned()
-}
 
 fn decision(body: &str) -> &str {
     let marker = "data-decision=\"";

@@ -2,7 +2,6 @@
 //! grant in the AWS SSO-OIDC shape, the portal's device approval page, and the SSO
 //! portal API that the AWS CLI and boto3 call for role credentials.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Output;
 
@@ -13,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{TestStore, spawn_state, venv_bin};
+use crate::web_client::{self, Browser, Page, hidden, password_of};
 
 const SANDBOX_ACCOUNT: &str = "210987654321";
 const START_URL: &str = "https://d-0000000000.awsapps.com/start";
@@ -20,84 +20,7 @@ const START_URL: &str = "https://d-0000000000.awsapps.com/start";
 // ---------------------------------------------------------------------------------
 // Fixtures
 
-/// A browser-like client: keeps cookies by name, never follows redirects.
-struct Browser {
-    base: String,
-    client: reqwest::Client,
-    cookies: HashMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
 impl Browser {
-    fn new(base: &str) -> Self {
-        Self {
-            base: base.to_owned(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: HashMap::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn finish(&mut self, response: reqwest::Response) -> Page {
-        let status = response.status().as_u16();
-        for raw in response.headers().get_all("set-cookie") {
-            let raw = raw.to_str().unwrap();
-            let (name, value) = raw.split(';').next().unwrap().split_once('=').unwrap();
-            if value.is_empty() || raw.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        let location = response
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        Page {
-            status,
-            location,
-            body: response.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.finish(response).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        self.finish(response).await
-    }
-
     /// Follows the approval link signed out: sign-in, then back to the link.
     async fn sign_in_via(&mut self, path: &str, user: &str) -> Page {
         let first = self.get(path).await;
@@ -126,28 +49,9 @@ impl Browser {
     }
 }
 
-/// The value of a form field with `name="…" value="…"`.
-fn hidden(body: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {body}"))
-        + marker.len();
-    body[start..start + body[start..].find('"').unwrap()].to_owned()
-}
-
-fn password_of(user: &str) -> &'static str {
-    seed::DEMO_SIGN_INS
-        .iter()
-        .find(|(u, _)| *u == user)
-        .unwrap()
-        .1
-}
-
 /// The demo seed plus a second account where alice's `developers` group has a role.
 async fn seeded(db: &TestStore) -> rolegate::web::AppState {
-    let state = crate::helpers::app_state(db.store.clone()).await;
-    seed::seed_demo(state.store.as_ref()).await.unwrap();
+    let state = web_client::seeded(db).await;
     let account = AccountId::parse(SANDBOX_ACCOUNT).unwrap();
     state
         .store
@@ -1369,7 +1273,7 @@ async fn sso_oidc_and_portal_api_wire_edges(db: TestStore) {
     assert!(page.body.contains(&client.id), "{}", page.body);
     let response = http
         .get(format!("{base}/device?user_code={user_code}"))
-        .header("cookie", alice.cookie_header())
+        .header("cookie", alice.cookie_header("/device"))
         .send()
         .await
         .unwrap();

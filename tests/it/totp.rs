@@ -5,7 +5,7 @@
 //! Codes are computed by an independent RFC 6238 implementation (Python's standard
 //! library, in the test virtualenv), not by Rolegate's own code.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rolegate::iam::UserName;
@@ -14,120 +14,9 @@ use rolegate::store::{AuditRecord, Outcome, Store};
 
 use crate::both_backends;
 use crate::helpers::{TestStore, spawn_state, test_sealer, venv_bin};
-
-/// A browser-like client: keeps cookies by name, never follows redirects.
-struct Browser {
-    base: String,
-    client: reqwest::Client,
-    cookies: HashMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
-    set_cookies: Vec<String>,
-}
-
-impl Page {
-    fn sets(&self, cookie: &str) -> bool {
-        self.set_cookies
-            .iter()
-            .any(|c| c.starts_with(&format!("{cookie}=")) && !c.starts_with(&format!("{cookie}=;")))
-    }
-}
+use crate::web_client::{Browser, Page, hidden, password_of, seeded};
 
 impl Browser {
-    fn new(base: &str) -> Self {
-        Self {
-            base: base.to_owned(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: HashMap::new(),
-        }
-    }
-
-    async fn finish(&mut self, response: reqwest::Response) -> Page {
-        let status = response.status().as_u16();
-        let set_cookies: Vec<String> = response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
-        for raw in &set_cookies {
-            let pair = raw.split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            if value.is_empty() || raw.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        let location = response
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        Page {
-            status,
-            location,
-            body: response.text().await.unwrap(),
-            set_cookies,
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.finish(response).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        self.finish(response).await
-    }
-
-    /// Posts the password form; returns the response to the post.
-    async fn password(&mut self, user: &str, password: &str, return_to: &str) -> Page {
-        let form = self
-            .get(&format!("/signin?return_to={}", percent_encode(return_to)))
-            .await;
-        assert_eq!(form.status, 200);
-        let csrf = hidden(&form.body, "csrf");
-        self.post(
-            "/signin/directory",
-            &[
-                ("csrf", &csrf),
-                ("username", user),
-                ("password", password),
-                ("return_to", return_to),
-            ],
-        )
-        .await
-    }
-
     /// Posts `code` on the code step (reading its CSRF token first).
     async fn code(&mut self, code: &str) -> Page {
         let page = self.get("/signin/totp").await;
@@ -153,20 +42,6 @@ impl Browser {
     }
 }
 
-fn percent_encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-/// The value of a hidden form field.
-fn hidden(body: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {body}"))
-        + marker.len();
-    body[start..start + body[start..].find('"').unwrap()].to_owned()
-}
-
 /// The text of the element with `id` (`<tag id="...">TEXT</tag>`).
 fn element_text(body: &str, id: &str) -> String {
     let marker = format!("id=\"{id}\">");
@@ -175,14 +50,6 @@ fn element_text(body: &str, id: &str) -> String {
         .unwrap_or_else(|| panic!("no #{id} in {body}"))
         + marker.len();
     body[start..start + body[start..].find('<').unwrap()].to_owned()
-}
-
-fn password_of(user: &str) -> &'static str {
-    seed::DEMO_SIGN_INS
-        .iter()
-        .find(|(u, _)| *u == user)
-        .unwrap()
-        .1
 }
 
 /// RFC 6238 (SHA-1, 6 digits, 30 s) in Python's standard library: the TOTP code of
@@ -260,12 +127,6 @@ fn wrong_code(secret: &str) -> String {
         .unwrap()
 }
 
-async fn seeded(db: &TestStore) -> rolegate::web::AppState {
-    let state = crate::helpers::app_state(db.store.clone()).await;
-    seed::seed_demo(state.store.as_ref()).await.unwrap();
-    state
-}
-
 /// Turns TOTP on for `user` straight in the store (sealed as Rolegate seals it);
 /// returns the base32 secret.
 async fn enable_in_store(store: &dyn Store, user: &str) -> String {
@@ -312,9 +173,7 @@ async fn enrol_then_sign_in_needs_the_code(db: TestStore) {
     let mut used = HashSet::new();
 
     // Before enrolment: the password alone signs in, and /start links to the page.
-    let first = alice
-        .password("alice", password_of("alice"), "/start")
-        .await;
+    let first = alice.sign_in("alice", password_of("alice"), "/start").await;
     assert_eq!(first.location.as_deref(), Some("/start"), "{}", first.body);
     let start = alice.get("/start").await;
     assert!(
@@ -404,7 +263,7 @@ async fn enrol_then_sign_in_needs_the_code(db: TestStore) {
         "/start#/account/{}/role/ReadOnly/console",
         seed::DEMO_ACCOUNT_ID
     );
-    let pending = alice.password("alice", password_of("alice"), &deep).await;
+    let pending = alice.sign_in("alice", password_of("alice"), &deep).await;
     assert_eq!(pending.status, 303, "{}", pending.body);
     assert_eq!(pending.location.as_deref(), Some("/signin/totp"));
     assert!(!pending.sets("rg_session"), "no session before the code");
@@ -428,17 +287,12 @@ async fn enrol_then_sign_in_needs_the_code(db: TestStore) {
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(done.location.as_deref(), Some(deep.as_str()));
     assert!(done.sets("rg_session"));
-    assert!(
-        !alice.cookies.contains_key("rg_mfa"),
-        "pending cookie cleared"
-    );
+    assert!(alice.cookie("rg_mfa").is_none(), "pending cookie cleared");
     assert_eq!(alice.get("/start").await.status, 200);
 
     // The same code again, in a new sign-in: refused as a replay.
     alice.sign_out().await;
-    let again = alice
-        .password("alice", password_of("alice"), "/start")
-        .await;
+    let again = alice.sign_in("alice", password_of("alice"), "/start").await;
     assert_eq!(again.location.as_deref(), Some("/signin/totp"));
     let replay = alice.code(&code).await;
     assert_eq!(replay.status, 401, "{}", replay.body);
@@ -458,11 +312,11 @@ async fn pending_state_is_single_use_and_bound_to_the_browser(db: TestStore) {
     let mut used = HashSet::new();
 
     let mut bob = Browser::new(&base);
-    let pending = bob.password("bob", password_of("bob"), "/start").await;
+    let pending = bob.sign_in("bob", password_of("bob"), "/start").await;
     assert_eq!(pending.location.as_deref(), Some("/signin/totp"));
     let step = bob.get("/signin/totp").await;
     let csrf = hidden(&step.body, "csrf");
-    let pending_cookie = bob.cookies["rg_mfa"].clone();
+    let pending_cookie = bob.cookie("rg_mfa").unwrap().to_owned();
 
     // Another browser (no pending cookie) cannot finish bob's sign-in.
     let mut other = Browser::new(&base);
@@ -493,9 +347,7 @@ async fn pending_state_is_single_use_and_bound_to_the_browser(db: TestStore) {
     // The pending state is gone: presenting its cookie again finishes nothing,
     // even with another valid, unused code.
     let mut replayer = Browser::new(&base);
-    replayer
-        .cookies
-        .insert("rg_mfa".to_owned(), pending_cookie.clone());
+    replayer.set_cookie("rg_mfa", "/", &pending_cookie);
     assert_eq!(
         replayer.get("/signin/totp").await.location.as_deref(),
         Some("/signin")
@@ -519,12 +371,10 @@ async fn wrong_codes_count_towards_lock_out(db: TestStore) {
     // Two wrong passwords, then the right one: the counter is not reset before
     // the code, so a known password cannot buy unlimited code guesses.
     for _ in 0..2 {
-        let page = carol.password("carol", "not-the-password", "/start").await;
+        let page = carol.sign_in("carol", "not-the-password", "/start").await;
         assert_eq!(page.status, 401);
     }
-    let pending = carol
-        .password("carol", password_of("carol"), "/start")
-        .await;
+    let pending = carol.sign_in("carol", password_of("carol"), "/start").await;
     assert_eq!(pending.location.as_deref(), Some("/signin/totp"));
     for _ in 0..2 {
         assert_eq!(carol.code(&wrong_code(&secret)).await.status, 401);
@@ -536,15 +386,10 @@ async fn wrong_codes_count_towards_lock_out(db: TestStore) {
         "{}",
         locked.body
     );
-    assert!(
-        !carol.cookies.contains_key("rg_mfa"),
-        "pending sign-in dropped"
-    );
+    assert!(carol.cookie("rg_mfa").is_none(), "pending sign-in dropped");
 
     // Locked: neither the password nor a right code gets in now.
-    let refused = carol
-        .password("carol", password_of("carol"), "/start")
-        .await;
+    let refused = carol.sign_in("carol", password_of("carol"), "/start").await;
     assert_eq!(refused.status, 429, "{}", refused.body);
     let records = audit_of(store.as_ref(), "carol", "portal:SignIn").await;
     assert_eq!(
@@ -574,9 +419,7 @@ async fn disabling_requires_a_current_code(db: TestStore) {
     let mut used = HashSet::new();
     let mut alice = Browser::new(&base);
 
-    alice
-        .password("alice", password_of("alice"), "/start")
-        .await;
+    alice.sign_in("alice", password_of("alice"), "/start").await;
     let code = fresh_code(&secret, &mut used).await;
     assert_eq!(alice.code(&code).await.status, 303);
 
@@ -638,9 +481,7 @@ async fn disabling_requires_a_current_code(db: TestStore) {
 
     // Off again: the password alone signs in.
     alice.sign_out().await;
-    let back = alice
-        .password("alice", password_of("alice"), "/start")
-        .await;
+    let back = alice.sign_in("alice", password_of("alice"), "/start").await;
     assert_eq!(back.location.as_deref(), Some("/start"));
     assert!(back.sets("rg_session"));
 }
@@ -652,7 +493,7 @@ async fn users_without_totp_and_federated_users(db: TestStore) {
 
     // A directory user without TOTP: password only, exactly as before.
     let mut bob = Browser::new(&base);
-    let signed_in = bob.password("bob", password_of("bob"), "/start").await;
+    let signed_in = bob.sign_in("bob", password_of("bob"), "/start").await;
     assert_eq!(signed_in.status, 303);
     assert_eq!(signed_in.location.as_deref(), Some("/start"));
     assert!(signed_in.sets("rg_session") && !signed_in.sets("rg_mfa"));
@@ -692,7 +533,7 @@ async fn users_without_totp_and_federated_users(db: TestStore) {
         .await
         .unwrap();
     let mut dana = Browser::new(&base);
-    dana.cookies.insert("rg_session".into(), id.into());
+    dana.set_cookie("rg_session", "/", id);
     let page = dana.get("/account/mfa").await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains(r#"id="mfa-federated""#), "{}", page.body);
