@@ -267,7 +267,10 @@ impl Config {
         }
         let vars: std::collections::HashMap<String, String> = env
             .into_iter()
-            .filter(|(k, _)| k.starts_with("ROLEGATE_"))
+            // Only the `ROLEGATE_<SECTION>__<KEY>` shape is configuration; other
+            // ROLEGATE_* variables (scripts' ROLEGATE_BIN, the tests'
+            // ROLEGATE_TEST_POSTGRES_URL) belong to someone else.
+            .filter(|(k, _)| k.starts_with("ROLEGATE_") && k.contains("__"))
             .map(|(k, v)| (indexed_env_key(&k), v))
             .collect();
         builder = builder.add_source(

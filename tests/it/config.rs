@@ -65,6 +65,25 @@ fn bad_values_are_rejected_with_the_key_named() {
     assert!(error.contains("portal.session_ttl_seconds"), "{error}");
 }
 
+/// Variables that merely start with ROLEGATE_ (a script's ROLEGATE_BIN, the tests'
+/// ROLEGATE_TEST_POSTGRES_URL) are not configuration and do not stop start-up.
+#[test]
+fn other_rolegate_variables_are_not_configuration() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("ROLEGATE_BIN", "/usr/local/bin/rolegate"),
+            (
+                "ROLEGATE_TEST_POSTGRES_URL",
+                "postgres://postgres@127.0.0.1/postgres",
+            ),
+            ("ROLEGATE_SERVER__WORKERS", "3"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.server.workers, 3);
+}
+
 #[test]
 fn portal_session_lifetime_defaults_to_eight_hours_and_can_be_set() {
     let defaults = Config::load(None, env(&[])).unwrap();
