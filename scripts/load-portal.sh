@@ -92,7 +92,8 @@ page_csrf=$(sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' <<<"$start_page" |
 ROWS=$WORK/rows.tsv
 : >"$ROWS"
 run() {
-  local name=$1 raw=$OUT/$1.wrk.txt
+  local name=$1 raw
+  raw=$OUT/$(tr -c 'A-Za-z0-9\n' '-' <<<"$1").wrk.txt
   log "$name: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
   timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s \
     --latency -s scripts/load/portal.lua "$url" >"$raw" 2>&1 || die "wrk failed, see $raw"
@@ -109,7 +110,7 @@ PORTAL_METHOD=POST PORTAL_PATH=/start/credentials \
 
 {
   echo "Portal load run $(date -u +%Y-%m-%dT%H:%M:%SZ): $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s on 127.0.0.1, same machine; signed in as alice (2 accounts' worth of roles)"
+  echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s on 127.0.0.1, same machine; signed in as alice (groups admins and developers)"
   echo
   printf '%-24s %10s %9s %9s %9s %8s %7s\n' request req/s p50_ms p99_ms requests non-2xx errors
   while IFS=$'\t' read -r name rps p50 p99 requests non2xx socket; do
