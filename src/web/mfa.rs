@@ -223,19 +223,26 @@ async fn check_code(
     let remember = totp::valid_until(step)
         .saturating_sub(now.timestamp())
         .clamp(1, 3 * totp::STEP_SECONDS);
-    let key = format!(
-        "totp-used:{source_id}:{}:{step}",
-        name.as_str().to_lowercase()
-    );
-    let fresh = state
+    let used = |step: i64| {
+        format!(
+            "totp-used:{source_id}:{}:{step}",
+            name.as_str().to_lowercase()
+        )
+    };
+    let remember = Duration::from_secs(remember.unsigned_abs() + 1);
+    if !state
         .cache
-        .put_if_absent(&key, b"1", Duration::from_secs(remember.unsigned_abs() + 1))
-        .await?;
-    Ok(if fresh {
-        CodeCheck::Accepted
-    } else {
-        CodeCheck::Replayed
-    })
+        .put_if_absent(&used(step), b"1", remember)
+        .await?
+    {
+        return Ok(CodeCheck::Replayed);
+    }
+    // RFC 6238 §5.2: once a code is accepted, codes of earlier steps still inside
+    // the window are spent too, so an observed older code cannot follow a newer one.
+    for earlier in step - 2 * totp::SKEW_STEPS..step {
+        state.cache.put(&used(earlier), b"1", remember).await?;
+    }
+    Ok(CodeCheck::Accepted)
 }
 
 /// The user's current TOTP secret: `Ok(None)` when the user is gone, disabled or has

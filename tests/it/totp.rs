@@ -91,9 +91,10 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-/// Picks a code of a time step the server accepts now (±1 step) that this test has
-/// not used yet, away from step boundaries so the server sees the same window.
-/// Waits for the next step when the whole window is used.
+/// Picks a code of a time step the server accepts now (±1 step) and later than every
+/// step this test has used (once a code is accepted, earlier steps are spent too),
+/// away from step boundaries so the server sees the same window. Waits for the next
+/// step when the whole window is used.
 async fn fresh_code(secret: &str, used: &mut HashSet<i64>) -> String {
     loop {
         let now = unix_now();
@@ -103,9 +104,10 @@ async fn fresh_code(secret: &str, used: &mut HashSet<i64>) -> String {
             continue;
         }
         let current = (now / 30.0).floor() as i64;
-        if let Some(step) = [current, current - 1, current + 1]
+        let latest_used = used.iter().max().copied().unwrap_or(i64::MIN);
+        if let Some(step) = [current - 1, current, current + 1]
             .into_iter()
-            .find(|s| !used.contains(s))
+            .find(|s| *s > latest_used)
         {
             used.insert(step);
             return python_codes(secret, &[step]).remove(0);
@@ -302,6 +304,31 @@ async fn enrol_then_sign_in_needs_the_code(db: TestStore) {
         Outcome::Failure,
         "second factor code already used"
     ));
+
+    // An older code of the window after a newer one was accepted: spent too (RFC
+    // 6238 §5.2), so a code read over someone's shoulder earlier is worthless.
+    let current = loop {
+        let now = unix_now();
+        let current = (now / 30.0).floor() as i64;
+        // Both steps unused and the window steady for the next requests.
+        if now % 30.0 < 25.0 && !used.contains(&current) && !used.contains(&(current + 1)) {
+            break current;
+        }
+        tokio::time::sleep(Duration::from_secs_f64(30.0 - now % 30.0 + 0.2)).await;
+    };
+    used.extend([current, current + 1]);
+    let [older, newer]: [String; 2] = python_codes(&secret, &[current, current + 1])
+        .try_into()
+        .unwrap();
+    let again = alice.code(&newer).await;
+    assert_eq!(again.status, 303, "{}", again.body);
+    alice.sign_out().await;
+    let next = alice.sign_in("alice", password_of("alice"), "/start").await;
+    assert_eq!(next.location.as_deref(), Some("/signin/totp"));
+    let stale = alice.code(&older).await;
+    assert_eq!(stale.status, 401, "{}", stale.body);
+    assert!(stale.body.contains("already used"), "{}", stale.body);
+    assert!(!stale.sets("rg_session"));
 }
 
 async fn pending_state_is_single_use_and_bound_to_the_browser(db: TestStore) {
