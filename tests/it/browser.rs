@@ -251,7 +251,7 @@ impl Browser {
     }
 
     /// Saves a screenshot as `target/screenshots/<name>.png` and prints its path.
-    async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
+    pub(crate) async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{name}.png"));
@@ -725,7 +725,7 @@ async fn add_oidc_source(state: &rolegate::web::AppState, id: &str, name: &str, 
 
 /// A seeded Rolegate with OIDC source `corp` at a fresh provider peer that knows
 /// Rolegate's callback; `None` (skip) only outside CI without Node or the peer.
-async fn with_oidc_peer(
+pub(crate) async fn with_oidc_peer(
     db: &TestStore,
 ) -> Option<(String, rolegate::web::AppState, crate::oidc_peer::OidcPeer)> {
     let state = crate::helpers::app_state(db.store.clone()).await;
@@ -747,7 +747,7 @@ async fn with_oidc_peer(
 }
 
 /// Fills in the provider's password form as alice and submits it.
-async fn provider_login(browser: &Browser, password: &str) -> anyhow::Result<()> {
+pub(crate) async fn provider_login(browser: &Browser, password: &str) -> anyhow::Result<()> {
     browser
         .wait_for_path_where("the provider's login form", |p| {
             p.starts_with("/interaction/")
@@ -767,7 +767,7 @@ async fn provider_login(browser: &Browser, password: &str) -> anyhow::Result<()>
 
 /// After the provider's login form: consents when asked (`must_consent`: it has to
 /// ask) until the provider sends the browser back to Rolegate at `base`.
-async fn back_from_provider(
+pub(crate) async fn back_from_provider(
     browser: &Browser,
     base: &str,
     must_consent: bool,

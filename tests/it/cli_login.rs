@@ -61,7 +61,7 @@ fn base_env(home: &Path) -> Vec<(String, String)> {
 }
 
 /// Runs `program ARGS` with [`base_env`] plus `envs`: (exit code, stdout, stderr).
-async fn run(
+pub(crate) async fn run(
     program: impl AsRef<std::ffi::OsStr>,
     args: &[&str],
     home: &Path,
@@ -82,13 +82,17 @@ async fn run(
     )
 }
 
-async fn rolegate(args: &[&str], home: &Path, envs: &[(&str, &str)]) -> (i32, String, String) {
+pub(crate) async fn rolegate(
+    args: &[&str],
+    home: &Path,
+    envs: &[(&str, &str)],
+) -> (i32, String, String) {
     run(rolegate_bin(), args, home, envs).await
 }
 
 /// A running `rolegate login`: its stderr is collected as it comes (the
 /// verification URL is printed before it starts polling).
-struct LoginRun {
+pub(crate) struct LoginRun {
     child: tokio::process::Child,
     stderr: Arc<Mutex<String>>,
     stdout: tokio::task::JoinHandle<String>,
@@ -96,7 +100,7 @@ struct LoginRun {
 }
 
 impl LoginRun {
-    fn start(base: &str, home: &Path, extra: &[&str]) -> Self {
+    pub(crate) fn start(base: &str, home: &Path, extra: &[&str]) -> Self {
         let mut command = tokio::process::Command::new(rolegate_bin());
         command
             .args(["login", "--url", base, "--no-browser"])
@@ -138,7 +142,7 @@ impl LoginRun {
     }
 
     /// The verification URL (with the user code) once printed.
-    async fn verification_url(&mut self) -> anyhow::Result<(String, String)> {
+    pub(crate) async fn verification_url(&mut self) -> anyhow::Result<(String, String)> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let text = self.stderr();
@@ -163,7 +167,7 @@ impl LoginRun {
     }
 
     /// Waits for the command to end: (exit code, stdout, stderr).
-    async fn finish(self) -> anyhow::Result<(i32, String, String)> {
+    pub(crate) async fn finish(self) -> anyhow::Result<(i32, String, String)> {
         let Self {
             mut child,
             stderr,

@@ -6,6 +6,7 @@ mod cache;
 mod cli;
 mod cli_login;
 mod config;
+mod device_browser;
 mod directory;
 mod federation;
 mod helpers;
