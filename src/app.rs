@@ -27,8 +27,17 @@ pub fn build_server(
             .app_data(web::PayloadConfig::new(256 * 1024))
             // Path only: query strings can carry bearer material (presigned
             // signatures, web identity tokens) that must never reach logs. No path
-            // rewriting either: SigV4 signs the path exactly as sent.
-            .wrap(middleware::Logger::new("%a %U %s %b %Dms").exclude("/healthz"))
+            // rewriting either: SigV4 signs the path exactly as sent. The client
+            // address as `server.trusted_proxies` says (not actix's `%{r}a`, which
+            // believes forwarding headers from anyone).
+            .wrap(
+                middleware::Logger::new("%{client}xi %U %s %b %Dms")
+                    .custom_request_replace("client", |request| {
+                        crate::web::request_info::client_ip(request.request())
+                            .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
+                    })
+                    .exclude("/healthz"),
+            )
             .wrap(
                 middleware::DefaultHeaders::new()
                     .add((
@@ -86,6 +95,7 @@ pub async fn state_with_cache(
         cache,
         directory,
         portal: crate::web::PortalSettings::default(),
+        server: crate::web::ServerSettings::default(),
     })
 }
 

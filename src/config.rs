@@ -184,6 +184,31 @@ pub struct SecretsConfig {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub workers: usize,
+    /// The origin clients reach Rolegate at (`https://rolegate.example.com`); empty:
+    /// derived from each request's `Host`.
+    pub public_url: String,
+    /// Proxies (IP addresses or CIDR networks) whose `X-Forwarded-*` headers are
+    /// believed.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ServerConfig {
+    /// The validated `public_url` and `trusted_proxies`.
+    pub fn settings(&self) -> Result<crate::web::ServerSettings, ConfigError> {
+        let public_url = match self.public_url.trim() {
+            "" => None,
+            url => Some(
+                crate::web::PublicUrl::parse(url)
+                    .map_err(|why| ConfigError(format!("server.public_url: {why}")))?,
+            ),
+        };
+        let trusted_proxies = crate::web::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|why| ConfigError(format!("server.trusted_proxies: {why}")))?;
+        Ok(crate::web::ServerSettings {
+            public_url,
+            trusted_proxies,
+        })
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -278,6 +303,9 @@ impl Config {
                 .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
+                // ROLEGATE_SERVER__TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7: a list.
+                .list_separator(",")
+                .with_list_parse_key("server.trusted_proxies")
                 .source(Some(vars)),
         );
         let config: Config = builder
@@ -289,6 +317,7 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        self.server.settings()?;
         let mut ids = std::collections::BTreeSet::new();
         for (i, entry) in self.identity_sources.iter().enumerate() {
             entry.check().map_err(|why| {

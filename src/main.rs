@@ -36,8 +36,9 @@ enum Command {
         /// Where the SQLite database and generated files live.
         #[arg(long, default_value = ".rolegate-dev")]
         data_dir: PathBuf,
-        /// TOML file whose `[[identity_sources]]` are applied at start-up (dev keeps
-        /// its own database, cache and address); ROLEGATE_* variables apply too.
+        /// TOML file whose `[[identity_sources]]`, `server.public_url` and
+        /// `server.trusted_proxies` are applied at start-up (dev keeps its own
+        /// database, cache and address); ROLEGATE_* variables apply too.
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -220,12 +221,15 @@ async fn dev(
     config_file: Option<PathBuf>,
 ) -> Result<ExitCode, String> {
     app::init_logging("info,sqlx=warn", LogFormat::Text);
-    // Only the identity sources are taken from the configuration.
-    let configured = load_config(config_file)?.identity_sources;
-    let env = app::prepare_dev(&data_dir)
+    // Only the identity sources and how clients reach the server are taken from
+    // the configuration.
+    let configured = load_config(config_file)?;
+    let server_settings = configured.server.settings().map_err(|e| e.to_string())?;
+    let mut env = app::prepare_dev(&data_dir)
         .await
         .map_err(|e| format!("dev: {e}"))?;
-    let sources = app::apply_identity_sources(&env.state, &configured).await?;
+    env.state = env.state.with_server(server_settings);
+    let sources = app::apply_identity_sources(&env.state, &configured.identity_sources).await?;
     let listener = bind(listen)?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     println!(
@@ -283,7 +287,8 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
     let state = app::state_with_cache(store, sealer, skew, cache)
         .await?
-        .with_portal(config.portal.settings());
+        .with_portal(config.portal.settings())
+        .with_server(config.server.settings().map_err(|e| e.to_string())?);
     for line in app::apply_identity_sources(&state, &config.identity_sources).await? {
         tracing::info!("{line}");
     }

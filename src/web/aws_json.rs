@@ -98,9 +98,10 @@ pub(super) async fn read_body(
 
 /// The caller's network for rate limits: its IPv4 address, or its IPv6 /64 (one
 /// host usually has a whole /64, so counting addresses would count nothing). The
-/// peer address, as everywhere in Rolegate: forwarding headers are not trusted.
+/// client address as [`super::request_info::client_ip`] has it: `X-Forwarded-For`
+/// only from a trusted proxy.
 pub(super) fn client_network(request: &HttpRequest) -> String {
-    match request.peer_addr().map(|a| a.ip()) {
+    match super::request_info::client_ip(request) {
         Some(IpAddr::V4(v4)) => v4.to_string(),
         Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),

@@ -40,6 +40,7 @@ use super::portal::{
     audit, error_page, html, issue_for_session, random_token, redirect, safe_return_to, same,
     session, signed_in_form,
 };
+use super::request_info;
 use crate::iam::{AccountId, RoleName};
 use crate::policy::PolicySource;
 use crate::store::{ConsoleDestination, Outcome};
@@ -89,15 +90,6 @@ fn no_store(mut response: HttpResponse) -> HttpResponse {
         header::HeaderValue::from_static("no-store"),
     );
     response
-}
-
-fn is_https(request: &HttpRequest) -> bool {
-    request.connection_info().scheme() == "https"
-}
-
-fn own_origin(request: &HttpRequest) -> String {
-    let info = request.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
 }
 
 fn format_time(at: i64) -> String {
@@ -584,7 +576,9 @@ async fn login(state: &AppState, request: &HttpRequest, params: FederationParams
     const ACTION: &str = LOGIN_ACTION;
     let now = Utc::now().timestamp();
     let raw_destination = params.destination.as_deref().unwrap_or("/console");
-    let Some(destination) = parse_destination(raw_destination, &own_origin(request)) else {
+    let Some(destination) =
+        parse_destination(raw_destination, &request_info::public_origin(request))
+    else {
         return refuse_login(
             state,
             request,
@@ -760,7 +754,7 @@ fn console_cookie(request: &HttpRequest, short: &str, value: String, ttl: i64) -
         .path(format!("/console/{short}"))
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(is_https(request))
+        .secure(request_info::is_https(request))
         .max_age(actix_web::cookie::time::Duration::seconds(ttl))
         .finish()
 }

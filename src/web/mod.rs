@@ -10,6 +10,7 @@ mod mfa;
 mod oauth;
 mod oidc_login;
 mod portal;
+pub mod request_info;
 mod sso_api;
 mod sts_api;
 
@@ -22,6 +23,8 @@ use crate::idp::directory::DirectoryAuth;
 use crate::store::Store;
 use crate::sts::service::Sts;
 
+pub use request_info::{PublicUrl, ServerSettings, TrustedProxies};
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -31,6 +34,8 @@ pub struct AppState {
     pub cache: Arc<dyn Cache>,
     pub directory: Arc<DirectoryAuth>,
     pub portal: PortalSettings,
+    /// How clients reach this server: public URL and trusted proxies (`[server]`).
+    pub server: ServerSettings,
 }
 
 /// Portal behaviour an operator tunes in `[portal]`.
@@ -52,6 +57,11 @@ impl Default for PortalSettings {
 impl AppState {
     pub fn with_portal(mut self, portal: PortalSettings) -> Self {
         self.portal = portal;
+        self
+    }
+
+    pub fn with_server(mut self, server: ServerSettings) -> Self {
+        self.server = server;
         self
     }
 }

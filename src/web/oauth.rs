@@ -27,6 +27,7 @@ use super::aws_json::{BodyError, RateLimit, client_network, json_error, json_ok,
 use super::portal::{
     PortalSession, audit, error_page, html, random_token, redirect, same, session, signed_in_form,
 };
+use super::request_info;
 use crate::store::Outcome;
 use crate::sts::portal::PortalIdentity;
 
@@ -584,12 +585,6 @@ pub(super) fn normalize_user_code(input: &str) -> Option<String> {
     Some(code)
 }
 
-/// This server's origin as the client reached it.
-fn origin(request: &HttpRequest) -> String {
-    let info = request.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
-}
-
 async fn start_device_authorization(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -654,7 +649,7 @@ async fn start_device_authorization(
         json!({ "client_id": registration.client_id }),
     )
     .await;
-    let verification_uri = format!("{}/device", origin(&request));
+    let verification_uri = format!("{}/device", request_info::public_origin(&request));
     Ok(json_ok(&StartDeviceAuthorizationResponse {
         device_code,
         verification_uri_complete: format!("{verification_uri}?user_code={user_code}"),

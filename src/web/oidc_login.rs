@@ -15,6 +15,7 @@ use super::portal::{
     SignInSource, audit, cookie, error_page, random_token, redirect, safe_return_to,
     start_session_with,
 };
+use super::request_info;
 use crate::idp::oidc::{self, OidcConfig, OidcError};
 use crate::store::{IdentitySource, IdentitySourceKind, Outcome, StoreError};
 
@@ -25,12 +26,6 @@ const BINDING_COOKIE: &str = "rg_oidc";
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/signin/oidc/{source}", web::get().to(begin))
         .route("/signin/oidc/{source}/callback", web::get().to(callback));
-}
-
-/// This server's origin as the browser sees it.
-fn base_url(request: &HttpRequest) -> String {
-    let info = request.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
 }
 
 fn path_segment(value: &str) -> String {
@@ -195,7 +190,7 @@ async fn begin(
         .unwrap_or_else(random_token);
     let callback = format!(
         "{}/signin/oidc/{}/callback",
-        base_url(&request),
+        request_info::public_origin(&request),
         path_segment(&source_id)
     );
     match oidc::begin(
@@ -299,7 +294,7 @@ pub(crate) async fn provider_logout_url(
     id_token: &str,
 ) -> Option<(String, String)> {
     let source = load_source(state, source_id).await.ok()?;
-    let fallback = format!("{}/signin", base_url(request));
+    let fallback = format!("{}/signin", request_info::public_origin(request));
     match oidc::logout_url(state.cache.as_ref(), &source, id_token, &fallback).await {
         Ok(url) => url.map(|url| (url, source.display_name)),
         Err(error) => {

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use super::request_info;
 use crate::idp::directory::SignInError;
 use crate::seed::DIRECTORY_SOURCE_ID;
 use crate::store::{AuditEvent, Outcome};
@@ -80,7 +81,7 @@ pub(crate) fn cookie<'c>(request: &HttpRequest, name: &'c str, value: String) ->
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(request.connection_info().scheme() == "https")
+        .secure(request_info::is_https(request))
         .finish()
 }
 
@@ -124,7 +125,7 @@ pub(crate) fn error_page(
 
 fn origin(request: &HttpRequest) -> (Option<String>, Option<String>) {
     (
-        request.peer_addr().map(|a| a.ip().to_string()),
+        request_info::client_ip(request).map(|ip| ip.to_string()),
         request
             .headers()
             .get(header::USER_AGENT)
@@ -597,10 +598,7 @@ async fn credentials(
     )
     .await;
     let creds = &assumed.credentials;
-    let origin = {
-        let info = request.connection_info();
-        format!("{}://{}", info.scheme(), info.host())
-    };
+    let origin = request_info::public_origin(&request);
     let page = CredentialsPage {
         account: &form.account,
         role_name: &form.role,

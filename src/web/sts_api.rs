@@ -157,7 +157,7 @@ async fn handle(
     let request_id = request_id();
     let now = Utc::now();
     let origin = Origin {
-        source_ip: request.peer_addr().map(|a| a.ip().to_string()),
+        source_ip: super::request_info::client_ip(&request).map(|ip| ip.to_string()),
         user_agent: request
             .headers()
             .get("user-agent")

@@ -121,6 +121,133 @@ fn database_passwords_never_reach_debug_output() {
 }
 
 // ---------------------------------------------------------------------------------
+// [server] public_url and trusted_proxies
+
+#[test]
+fn public_url_and_trusted_proxies_default_to_none() {
+    let config = Config::load(None, env(&[])).unwrap();
+    let settings = config.server.settings().unwrap();
+    assert_eq!(settings.public_url, None);
+    assert!(settings.trusted_proxies.is_empty());
+}
+
+#[test]
+fn public_url_is_normalised_to_its_origin() {
+    for (given, origin) in [
+        (
+            "https://rolegate.example.com",
+            "https://rolegate.example.com",
+        ),
+        (
+            "https://rolegate.example.com/",
+            "https://rolegate.example.com",
+        ),
+        (
+            "https://Rolegate.Example.COM:443/",
+            "https://rolegate.example.com",
+        ),
+        (
+            "https://rolegate.example.com:8443",
+            "https://rolegate.example.com:8443",
+        ),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("  https://[::1]:9443  ", "https://[::1]:9443"),
+    ] {
+        let config = Config::load(None, env(&[("ROLEGATE_SERVER__PUBLIC_URL", given)])).unwrap();
+        let url = config.server.settings().unwrap().public_url.unwrap();
+        assert_eq!(url.as_str(), origin, "{given}");
+        assert_eq!(url.is_https(), origin.starts_with("https:"), "{given}");
+    }
+}
+
+#[test]
+fn bad_public_urls_are_refused_with_the_key_named() {
+    for bad in [
+        "rolegate.example.com",
+        "/rolegate",
+        "ftp://rolegate.example.com",
+        "https://rolegate.example.com/sso",
+        "https://rolegate.example.com/?x=1",
+        "https://rolegate.example.com/#top",
+        "https://admin:pw@rolegate.example.com",
+        "https://",
+    ] {
+        let error = Config::load(None, env(&[("ROLEGATE_SERVER__PUBLIC_URL", bad)]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("server.public_url"), "{bad}: {error}");
+    }
+}
+
+#[test]
+fn trusted_proxies_parse_from_the_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(
+        &dir,
+        "[server]\npublic_url = \"https://rolegate.example.com/\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"fd00::/8\"]\n",
+    );
+    let from_file = Config::load(Some(&file), env(&[])).unwrap();
+    let settings = from_file.server.settings().unwrap();
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let proxies = &settings.trusted_proxies;
+    assert!(proxies.contains(ip("10.20.30.40")));
+    assert!(proxies.contains(ip("192.0.2.7")));
+    assert!(
+        proxies.contains(ip("::ffff:192.0.2.7")),
+        "IPv4-mapped counts as IPv4"
+    );
+    assert!(proxies.contains(ip("fd12::1")));
+    assert!(!proxies.contains(ip("192.0.2.8")));
+    assert!(!proxies.contains(ip("127.0.0.1")));
+
+    // A comma-separated variable is a list (one entry is a list of one); it
+    // replaces the file's list; an empty variable means none.
+    let from_env = Config::load(
+        Some(&file),
+        env(&[(
+            "ROLEGATE_SERVER__TRUSTED_PROXIES",
+            "127.0.0.1, 172.16.0.0/12",
+        )]),
+    )
+    .unwrap();
+    assert_eq!(
+        from_env.server.trusted_proxies,
+        ["127.0.0.1", " 172.16.0.0/12"]
+    );
+    let proxies = from_env.server.settings().unwrap().trusted_proxies;
+    assert!(proxies.contains(ip("127.0.0.1")));
+    assert!(proxies.contains(ip("172.31.255.1")));
+    assert!(!proxies.contains(ip("10.0.0.1")));
+    let one = Config::load(None, env(&[("ROLEGATE_SERVER__TRUSTED_PROXIES", "::1")])).unwrap();
+    assert!(
+        one.server
+            .settings()
+            .unwrap()
+            .trusted_proxies
+            .contains(ip("::1"))
+    );
+    let none = Config::load(
+        Some(&file),
+        env(&[("ROLEGATE_SERVER__TRUSTED_PROXIES", "")]),
+    )
+    .unwrap();
+    assert!(none.server.settings().unwrap().trusted_proxies.is_empty());
+    // Other values stay strings: no list splitting elsewhere.
+    let listen = Config::load(None, env(&[("ROLEGATE_LOG__FILTER", "info,sqlx=warn")])).unwrap();
+    assert_eq!(listen.log.filter, "info,sqlx=warn");
+}
+
+#[test]
+fn bad_trusted_proxies_are_refused_with_the_key_named() {
+    for bad in ["10.0.0.0/33", "proxy.internal", "10.0.0.1,nope"] {
+        let error = Config::load(None, env(&[("ROLEGATE_SERVER__TRUSTED_PROXIES", bad)]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("server.trusted_proxies"), "{bad}: {error}");
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // [[identity_sources]]
 
 const CORP: &str = r#"

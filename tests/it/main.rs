@@ -15,6 +15,7 @@ mod oidc_login;
 mod oidc_peer;
 mod policy;
 mod portal;
+mod proxy;
 mod session_tags;
 mod sigv4;
 mod sso;
