@@ -148,6 +148,7 @@ async fn authorize(
     if let Err(error) = may_authorize(&state, &service, &input.resource, now.timestamp()).await {
         audit(
             &state,
+            &http,
             &service.arn,
             &input,
             Outcome::Denied,
@@ -191,6 +192,7 @@ async fn authorize(
         Err(error) => {
             audit(
                 &state,
+                &http,
                 &service.arn,
                 &input,
                 Outcome::Denied,
@@ -230,7 +232,7 @@ async fn authorize(
                 "resource": input.resource,
             },
         })));
-        audit(&state, &caller.arn, &input, Outcome::Denied, json!({ "decision": response.decision, "reason": response.reason, "service": service.arn })).await;
+        audit(&state, &http, &caller.arn, &input, Outcome::Denied, json!({ "decision": response.decision, "reason": response.reason, "service": service.arn })).await;
     }
     HttpResponse::Ok().json(response)
 }
@@ -308,8 +310,11 @@ fn deny_response(caller: &Caller, error: &StsError) -> AuthorizeResponse {
     }
 }
 
+/// Audits a decision; the source is the calling service (the checked request's own
+/// client is in its context, `aws:SourceIp`).
 async fn audit(
     state: &AppState,
+    http: &HttpRequest,
     actor: &str,
     input: &AuthorizeRequest,
     outcome: Outcome,
@@ -321,8 +326,12 @@ async fn audit(
         action: format!("authorize:{}", input.action),
         target: input.resource.clone(),
         outcome,
-        source_ip: None,
-        user_agent: None,
+        source_ip: super::request_info::client_ip(http).map(|ip| ip.to_string()),
+        user_agent: http
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         details,
     };
     if let Err(error) = state.store.append_audit(&event).await {

@@ -334,6 +334,14 @@ async fn authorize_decisions(db: TestStore) {
         audit.iter().any(|e| e.action == "authorize:s3:GetObject"
             && e.outcome == rolegate::store::Outcome::Denied)
     );
+    // ...with the address of the service that asked.
+    assert!(
+        audit
+            .iter()
+            .filter(|e| e.action.starts_with("authorize:"))
+            .all(|e| e.source_ip.as_deref() == Some("127.0.0.1")),
+        "{audit:?}"
+    );
 }
 
 both_backends!(authorize_decisions);
