@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::portal::{
-    PortalSession, audit, cookie, error_page, html, random_token, redirect, safe_return_to, same,
-    session, signed_in_form, start_session,
+    PortalSession, audit, cookie, end_other_sessions, error_page, html, random_token, redirect,
+    safe_return_to, same, session, signed_in_form, start_session,
 };
 use crate::iam::UserName;
 use crate::idp::directory::SignInError;
@@ -379,6 +379,28 @@ async fn submit_code(
         }
         return render_code_page(&pending, StatusCode::UNAUTHORIZED, Some(check.message()));
     }
+    // Concurrent guesses all pass the lock check above before any of them is
+    // counted; a lock set by them meanwhile must stop a right guess too.
+    match state
+        .directory
+        .locked_until_for(&source_id, &name, now)
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(until)) => {
+            let _ = state.cache.delete(&key).await;
+            fail(
+                Outcome::Failure,
+                json!({ "reason": SignInError::Locked { until }.to_string(), "step": "second factor" }),
+            )
+            .await;
+            return locked_page(&request, until);
+        }
+        Err(error) => {
+            tracing::error!(%error, "second-factor sign-in unavailable");
+            return unavailable();
+        }
+    }
     // Single use even under concurrent submissions: the first claim wins.
     match state
         .cache
@@ -606,7 +628,29 @@ async fn enable(
         json!({ "type": "totp" }),
     )
     .await;
-    redirect("/account/mfa")
+    after_change(&state, &request, &id, session).await
+}
+
+/// The answer to a second factor turned on or off: every other portal session of
+/// the user ends (one opened with a stolen password must not outlive the new
+/// factor, nor one opened with the factor outlive its removal), and this one goes on
+/// under a new id.
+async fn after_change(
+    state: &AppState,
+    request: &HttpRequest,
+    id: &str,
+    session: PortalSession,
+) -> HttpResponse {
+    let mut response = redirect("/account/mfa");
+    match end_other_sessions(state, request, id, session).await {
+        Ok(renewed) => {
+            let _ = response.add_cookie(&renewed);
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot end the user's other portal sessions");
+        }
+    }
+    response
 }
 
 async fn disable(
@@ -695,6 +739,29 @@ async fn disable(
         )
         .await;
     }
+    // As at sign-in: a lock set by concurrent wrong guesses stops a right one too.
+    match state
+        .directory
+        .locked_until_for(DIRECTORY_SOURCE_ID, &name, now)
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(until)) => {
+            refuse(json!({ "reason": SignInError::Locked { until }.to_string() })).await;
+            return render_account(
+                &state,
+                &id,
+                &session,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&format!(
+                    "Too many wrong codes. Try again after {}.",
+                    until.format("%H:%M UTC")
+                )),
+            )
+            .await;
+        }
+        Err(_) => return unavailable(),
+    }
     if let Err(error) = state
         .store
         .set_totp_secret(DIRECTORY_SOURCE_ID, &name, None)
@@ -713,5 +780,5 @@ async fn disable(
         json!({ "type": "totp" }),
     )
     .await;
-    redirect("/account/mfa")
+    after_change(&state, &request, &id, session).await
 }

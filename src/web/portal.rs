@@ -47,6 +47,12 @@ pub(crate) struct PortalSession {
     /// this session ends when this session would. 0 in sessions stored before.
     #[serde(default)]
     pub(crate) signed_in_at: i64,
+    /// Since when (Unix milliseconds) this session stands for the user's current
+    /// sign-in settings: set at sign-in and renewed when this session turns a second
+    /// factor on or off. A session older than the user's
+    /// [`sessions_valid_from_key`] marker is over. 0 in sessions stored before.
+    #[serde(default)]
+    pub(crate) valid_from_ms: i64,
 }
 
 pub(crate) fn random_token() -> String {
@@ -159,15 +165,84 @@ pub(crate) async fn audit(
     }
 }
 
-/// The signed-in session, if the cookie names a live one.
+/// The signed-in session, if the cookie names a live one (not ended by a change of
+/// the user's sign-in settings since, see [`end_other_sessions`]).
 pub(crate) async fn session(
     state: &AppState,
     request: &HttpRequest,
 ) -> Option<(String, PortalSession)> {
     let id = request.cookie(SESSION_COOKIE)?.value().to_owned();
-    let stored = state.cache.get(&session_key(&id)).await.ok()??;
-    let session = serde_json::from_slice(&stored).ok()?;
+    let key = session_key(&id);
+    let stored = state.cache.get(&key).await.ok()??;
+    let session: PortalSession = serde_json::from_slice(&stored).ok()?;
+    let marker = sessions_valid_from_key(&session.identity);
+    // Unreadable cache: no session (fail closed), as when the session itself is.
+    if let Some(valid_from) = state.cache.get(&marker).await.ok()? {
+        let valid_from = std::str::from_utf8(&valid_from)
+            .ok()
+            .and_then(|text| text.parse::<i64>().ok())
+            .unwrap_or(i64::MAX);
+        let since = session
+            .valid_from_ms
+            .max(session.signed_in_at.saturating_mul(1000));
+        if since < valid_from {
+            let _ = state.cache.delete(&key).await;
+            return None;
+        }
+    }
     Some((id, session))
+}
+
+/// The cache key of the moment (Unix milliseconds) before which every portal
+/// session of this user is over: set when a second factor is turned on or off.
+fn sessions_valid_from_key(identity: &PortalIdentity) -> String {
+    format!(
+        "portal-sessions-valid-from:{}:{}",
+        identity.source_id,
+        identity.user_name.to_lowercase()
+    )
+}
+
+/// After the user's sign-in settings changed (a second factor turned on or off):
+/// ends every other portal session of the user, on every replica, and renews this
+/// one under a new id (returned as the cookie to set). Its sign-in time, and so its
+/// end, stays as it was.
+pub(crate) async fn end_other_sessions(
+    state: &AppState,
+    request: &HttpRequest,
+    id: &str,
+    mut session: PortalSession,
+) -> Result<Cookie<'static>, crate::cache::CacheError> {
+    let now = Utc::now();
+    let now_ms = now.timestamp_millis();
+    // Sessions live at most the session lifetime; so must the marker.
+    state
+        .cache
+        .put(
+            &sessions_valid_from_key(&session.identity),
+            now_ms.to_string().as_bytes(),
+            state.portal.session_ttl,
+        )
+        .await?;
+    session.valid_from_ms = now_ms;
+    let ttl = i64::try_from(state.portal.session_ttl.as_secs()).unwrap_or(i64::MAX);
+    let left = session
+        .signed_in_at
+        .saturating_add(ttl)
+        .saturating_sub(now.timestamp())
+        .clamp(1, ttl.max(1));
+    let renewed = random_token();
+    let stored = serde_json::to_vec(&session).unwrap_or_default();
+    state
+        .cache
+        .put(
+            &session_key(&renewed),
+            &stored,
+            std::time::Duration::from_secs(left.unsigned_abs()),
+        )
+        .await?;
+    let _ = state.cache.delete(&session_key(id)).await;
+    Ok(cookie(request, SESSION_COOKIE, renewed).into_owned())
 }
 
 async fn root() -> HttpResponse {
@@ -389,6 +464,7 @@ pub(crate) async fn start_session_with(
         csrf: random_token(),
         id_token,
         signed_in_at: Utc::now().timestamp(),
+        valid_from_ms: Utc::now().timestamp_millis(),
     };
     let stored = serde_json::to_vec(&session).unwrap_or_default();
     if let Err(error) = state

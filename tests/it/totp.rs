@@ -577,12 +577,202 @@ async fn users_without_totp_and_federated_users(db: TestStore) {
     assert_eq!(refused.status, 400);
 }
 
+/// Turning the second factor on ends every other portal session of the user (one
+/// opened with a stolen password must not outlive the new factor), and so does
+/// turning it off; the session that made the change goes on, under a new id.
+async fn turning_totp_on_or_off_ends_other_sessions(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let mut used = HashSet::new();
+    let mut alice = Browser::new(&base);
+    let mut elsewhere = Browser::new(&base);
+    let mut bob = Browser::new(&base);
+    for (browser, user) in [
+        (&mut alice, "alice"),
+        (&mut elsewhere, "alice"),
+        (&mut bob, "bob"),
+    ] {
+        let page = browser.sign_in(user, password_of(user), "/start").await;
+        assert_eq!(page.location.as_deref(), Some("/start"), "{}", page.body);
+    }
+    let old_cookie = alice.cookie("rg_session").unwrap().to_owned();
+
+    let setup = alice.get("/account/mfa").await;
+    let secret = element_text(&setup.body, "totp-secret");
+    let csrf = hidden(&setup.body, "csrf");
+    let code = fresh_code(&secret, &mut used).await;
+    let on = alice
+        .post("/account/mfa", &[("csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(on.status, 303, "{}", on.body);
+    assert!(on.sets("rg_session"), "the changing session gets a new id");
+    assert_ne!(alice.cookie("rg_session").unwrap(), old_cookie);
+    assert_eq!(
+        alice.get("/start").await.status,
+        200,
+        "this session goes on"
+    );
+    let mut stale = Browser::new(&base);
+    stale.set_cookie("rg_session", "/", &old_cookie);
+    assert_eq!(stale.get("/start").await.status, 303, "the old id is over");
+    assert_eq!(
+        elsewhere.get("/start").await.status,
+        303,
+        "alice's other session ended when TOTP was turned on"
+    );
+    assert_eq!(
+        bob.get("/start").await.status,
+        200,
+        "other users keep theirs"
+    );
+
+    // Signed in again with both factors, then turned off in the first browser.
+    let pending = elsewhere
+        .sign_in("alice", password_of("alice"), "/start")
+        .await;
+    assert_eq!(pending.location.as_deref(), Some("/signin/totp"));
+    let code = fresh_code(&secret, &mut used).await;
+    assert_eq!(elsewhere.code(&code).await.status, 303);
+    assert_eq!(elsewhere.get("/start").await.status, 200);
+    let page = alice.get("/account/mfa").await;
+    let csrf = hidden(&page.body, "csrf");
+    let code = fresh_code(&secret, &mut used).await;
+    let off = alice
+        .post("/account/mfa/disable", &[("csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(off.status, 303, "{}", off.body);
+    assert!(off.sets("rg_session"));
+    assert_eq!(alice.get("/start").await.status, 200);
+    assert_eq!(
+        elsewhere.get("/start").await.status,
+        303,
+        "alice's other session ended when TOTP was turned off"
+    );
+    assert_eq!(bob.get("/start").await.status, 200);
+
+    // New sign-ins after the change are not affected by it.
+    let again = elsewhere
+        .sign_in("alice", password_of("alice"), "/start")
+        .await;
+    assert_eq!(again.location.as_deref(), Some("/start"));
+    assert_eq!(elsewhere.get("/start").await.status, 200);
+}
+
+/// A cache that, when a code's time step is claimed (the code was right), first
+/// locks the user as concurrent wrong guesses counted meanwhile would have.
+struct LockWhileChecking {
+    inner: std::sync::Arc<dyn rolegate::cache::Cache>,
+    lock_key: String,
+}
+
+#[async_trait::async_trait]
+impl rolegate::cache::Cache for LockWhileChecking {
+    async fn put(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), rolegate::cache::CacheError> {
+        self.inner.put(key, value, ttl).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, rolegate::cache::CacheError> {
+        self.inner.get(key).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, rolegate::cache::CacheError> {
+        if key.starts_with("totp-used:") {
+            let until = chrono::Utc::now() + chrono::Duration::minutes(15);
+            self.inner
+                .put(
+                    &self.lock_key,
+                    until.to_rfc3339().as_bytes(),
+                    Duration::from_secs(900),
+                )
+                .await?;
+        }
+        self.inner.put_if_absent(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), rolegate::cache::CacheError> {
+        self.inner.delete(key).await
+    }
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, rolegate::cache::CacheError> {
+        self.inner.incr(key, ttl).await
+    }
+}
+
+/// Racing submissions all pass the lock check before any wrong one is counted: a
+/// lock set while a right code is being checked still refuses it, at sign-in and
+/// when turning the factor off.
+async fn totp_lock_set_during_the_check_refuses_a_right_code(db: TestStore) {
+    let mut state = seeded(&db).await;
+    let store = state.store.clone();
+    let inner = state.cache.clone();
+    let secret = enable_in_store(store.as_ref(), "carol").await;
+    let lock_key = format!("signin:{DIRECTORY_SOURCE_ID}:carol:lock");
+    state.cache = std::sync::Arc::new(LockWhileChecking {
+        inner: inner.clone(),
+        lock_key: lock_key.clone(),
+    });
+    // The same cache behind a server that sets no lock: where carol signs in.
+    let mut plain = state.clone();
+    plain.cache = inner.clone();
+    let plain_base = spawn_state(plain);
+    let base = spawn_state(state);
+    let mut used = HashSet::new();
+
+    let mut signed_in = Browser::new(&plain_base);
+    signed_in
+        .sign_in("carol", password_of("carol"), "/start")
+        .await;
+    let code = fresh_code(&secret, &mut used).await;
+    assert_eq!(signed_in.code(&code).await.status, 303);
+    let mut carol = Browser::new(&base);
+    carol.set_cookie("rg_session", "/", signed_in.cookie("rg_session").unwrap());
+    let page = carol.get("/account/mfa").await;
+    assert!(page.body.contains("<strong>on</strong>"), "{}", page.body);
+    let csrf = hidden(&page.body, "csrf");
+    let code = fresh_code(&secret, &mut used).await;
+    let off = carol
+        .post("/account/mfa/disable", &[("csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(off.status, 429, "{}", off.body);
+    let name = UserName::parse("carol").unwrap();
+    let row = store.get_user(DIRECTORY_SOURCE_ID, &name).await.unwrap();
+    assert!(row.totp_secret.is_some(), "still on");
+    inner.delete(&lock_key).await.unwrap();
+
+    let mut carol = Browser::new(&base);
+    let pending = carol.sign_in("carol", password_of("carol"), "/start").await;
+    assert_eq!(pending.location.as_deref(), Some("/signin/totp"));
+    let code = fresh_code(&secret, &mut used).await;
+    let refused = carol.code(&code).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(!refused.sets("rg_session"), "no session while locked");
+    assert!(carol.cookie("rg_mfa").is_none(), "pending sign-in dropped");
+    assert_eq!(carol.get("/start").await.status, 303);
+    assert!(
+        audit_of(store.as_ref(), "carol", "portal:SignIn")
+            .await
+            .iter()
+            .filter(|r| r.outcome == Outcome::Success)
+            .count()
+            == 1,
+        "only the sign-in on the server without the injected lock"
+    );
+}
+
 both_backends!(
     enrol_then_sign_in_needs_the_code,
     pending_state_is_single_use_and_bound_to_the_browser,
     wrong_codes_count_towards_lock_out,
     disabling_requires_a_current_code,
     users_without_totp_and_federated_users,
+    turning_totp_on_or_off_ends_other_sessions,
+    totp_lock_set_during_the_check_refuses_a_right_code,
 );
 
 /// In Chromium: a deep link to a role's console, the password, a wrong code (an
