@@ -208,7 +208,7 @@ pub trait Store: Send + Sync + 'static {
         password_hash: Option<&str>,
     ) -> StoreResult<()>;
     /// Turns a directory user's TOTP second factor on with `Some((sealed secret,
-    /// enabled at))`, or off with `None`.
+    /// enabled at))` (`AlreadyExists` when it is on already), or off with `None`.
     async fn set_totp_secret(
         &self,
         source: &str,

@@ -1357,10 +1357,17 @@ macro_rules! impl_store {
                 user_name: &UserName,
                 totp: Option<(&str, DateTime<Utc>)>,
             ) -> StoreResult<()> {
-                let updated = sqlx::query(
+                // Turning it on never replaces a secret another session just enrolled:
+                // that person's authenticator would silently stop matching.
+                let only_if_off = if totp.is_some() {
+                    " AND totp_secret IS NULL"
+                } else {
+                    ""
+                };
+                let updated = sqlx::query(&format!(
                     "UPDATE users SET totp_secret = $1, totp_enabled_at = $2 \
-                     WHERE identity_source_id = $3 AND lower(user_name) = lower($4)",
-                )
+                     WHERE identity_source_id = $3 AND lower(user_name) = lower($4){only_if_off}"
+                ))
                 .bind(totp.map(|(sealed, _)| sealed))
                 .bind(totp.map(|(_, enabled_at)| enabled_at))
                 .bind(source)
@@ -1368,7 +1375,11 @@ macro_rules! impl_store {
                 .execute(&self.pool)
                 .await?;
                 if updated.rows_affected() == 0 {
-                    return Err(not_found("user", user_name.as_str()));
+                    self.get_user(source, user_name).await?;
+                    return Err(StoreError::AlreadyExists {
+                        entity: "TOTP second factor of user",
+                        key: user_name.to_string(),
+                    });
                 }
                 Ok(())
             }

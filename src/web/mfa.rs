@@ -609,13 +609,18 @@ async fn enable(
     let sealed = state
         .sts
         .seal_secret(&secret.to_base32(), &stored_secret_context(&record.id));
-    if let Err(error) = state
+    match state
         .store
         .set_totp_secret(DIRECTORY_SOURCE_ID, &name, Some((&sealed, now)))
         .await
     {
-        tracing::error!(%error, "cannot store a TOTP secret");
-        return unavailable();
+        Ok(()) => {}
+        // Another session of this user turned it on meanwhile; theirs stands.
+        Err(StoreError::AlreadyExists { .. }) => return redirect("/account/mfa"),
+        Err(error) => {
+            tracing::error!(%error, "cannot store a TOTP secret");
+            return unavailable();
+        }
     }
     let _ = state.cache.delete(&enrol_key(&id)).await;
     audit(

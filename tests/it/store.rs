@@ -624,6 +624,44 @@ async fn directory_users_and_groups(db: TestStore) {
         .collect();
     assert_eq!(users, ["alice"]);
     assert_eq!(store.list_groups("corp").await.unwrap().len(), 2);
+
+    // TOTP: on once; a second enrolment never replaces the first (another session's
+    // authenticator would stop matching); off always works; unknown users are named.
+    let at = chrono::Utc::now();
+    store
+        .set_totp_secret("corp", &u("alice"), Some(("sealed-first", at)))
+        .await
+        .unwrap();
+    let again = store
+        .set_totp_secret("corp", &u("ALICE"), Some(("sealed-second", at)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, StoreError::AlreadyExists { .. }),
+        "{again:?}"
+    );
+    let alice = store.get_user("corp", &u("alice")).await.unwrap();
+    assert_eq!(alice.totp_secret.as_deref(), Some("sealed-first"));
+    store
+        .set_totp_secret("corp", &u("alice"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_user("corp", &u("alice"))
+            .await
+            .unwrap()
+            .totp_secret,
+        None
+    );
+    let missing = store
+        .set_totp_secret("corp", &u("nobody"), Some(("sealed", at)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, StoreError::NotFound { .. }),
+        "{missing:?}"
+    );
 }
 
 async fn audit_log_is_append_only(db: TestStore) {
