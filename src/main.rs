@@ -1,5 +1,5 @@
 //! The `rolegate` binary: `dev`, `serve`, `migrate`, `policy`, and the client
-//! commands `login`, `credentials` and `exec`.
+//! commands `login`, `credentials`, `exec` and `logout`.
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, TcpListener};
@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use rolegate::app;
 use rolegate::cli::credentials::{self as credentials_cli, Format, RoleArgs};
 use rolegate::cli::login::{self as login_cli, LoginArgs};
+use rolegate::cli::logout::{self as logout_cli, LogoutArgs};
 use rolegate::cli::policy as policy_cli;
 use rolegate::config::{Config, LogFormat};
 use rolegate::policy::PolicyKind;
@@ -80,6 +81,9 @@ enum Command {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<OsString>,
     },
+    /// Sign this terminal out: Rolegate ends the sign-in (its access and refresh
+    /// tokens) and the cached token is deleted; the client registration is kept.
+    Logout(LogoutArgs),
     /// Validate and simulate IAM policies offline.
     Policy {
         #[command(subcommand)]
@@ -137,6 +141,7 @@ fn main() -> ExitCode {
         Command::Login(args) => login_cli::run(&args),
         Command::Credentials { role, format } => credentials_cli::run_credentials(&role, format),
         Command::Exec { role, command } => credentials_cli::run_exec(&role, &command),
+        Command::Logout(args) => logout_cli::run(&args),
         Command::Dev {
             listen,
             data_dir,

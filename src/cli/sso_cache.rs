@@ -310,6 +310,17 @@ impl SsoCache {
         Ok(path)
     }
 
+    /// Deletes the session's token file (not its client registration); false when
+    /// there was none.
+    pub fn remove_token(&self, session: &str) -> Result<bool, String> {
+        let path = self.token_path(session);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(format!("cannot delete {}: {e}", path.display())),
+        }
+    }
+
     /// A still-usable cached registration for this start URL, region and session.
     pub fn load_registration(
         &self,
@@ -555,5 +566,8 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "no temporary files left: {leftovers:?}");
+        assert_eq!(cache.remove_token("corp"), Ok(true));
+        assert_eq!(cache.load_token("corp").unwrap(), None);
+        assert_eq!(cache.remove_token("corp"), Ok(false), "already gone");
     }
 }

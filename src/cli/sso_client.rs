@@ -1,6 +1,6 @@
 //! The HTTP client of the command line: Rolegate's AWS SSO-OIDC API (RegisterClient,
 //! StartDeviceAuthorization, CreateToken) and SSO portal API (ListAccounts,
-//! ListAccountRoles, GetRoleCredentials), called exactly as the AWS CLI calls them
+//! ListAccountRoles, GetRoleCredentials, Logout), called exactly as the AWS CLI calls them
 //! (spec `aws-wire-protocols.md` §5 and §6): JSON, unsigned, the portal's bearer in
 //! `x-amz-sso_bearer_token`, errors typed by `x-amzn-ErrorType` (or `__type`).
 
@@ -404,6 +404,13 @@ impl SsoClient {
         Ok(answer.role_credentials)
     }
 
+    /// Logout: ends the sign-in behind `access_token` (its access and refresh tokens).
+    pub async fn logout(&self, access_token: &str) -> Result<(), ApiError> {
+        let url = self.url("/logout");
+        let request = self.http.post(&url).header(BEARER_HEADER, access_token);
+        self.send_raw(&url, request).await.map(|_| ())
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -445,6 +452,19 @@ impl SsoClient {
         url: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ApiError> {
+        let (status, text) = self.send_raw(url, request).await?;
+        serde_json::from_str(&text).map_err(|e| ApiError::Malformed {
+            url: url.to_owned(),
+            detail: format!("HTTP {status}, {e}"),
+        })
+    }
+
+    /// Sends `request`: a success's status and body, or the typed error.
+    async fn send_raw(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, String), ApiError> {
         let transport = |e: reqwest::Error| ApiError::Transport {
             url: url.to_owned(),
             detail: transport_detail(&e),
@@ -458,10 +478,7 @@ impl SsoClient {
             .map(str::to_owned);
         let text = response.text().await.map_err(transport)?;
         if status.is_success() {
-            return serde_json::from_str(&text).map_err(|e| ApiError::Malformed {
-                url: url.to_owned(),
-                detail: format!("HTTP {status}, {e}"),
-            });
+            return Ok((status, text));
         }
         let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         Err(ApiError::Service {

@@ -25,7 +25,8 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::aws_json::{BodyError, RateLimit, client_network, json_error, json_ok, read_body};
 use super::portal::{
-    PortalSession, audit, error_page, html, random_token, redirect, same, session, signed_in_form,
+    PortalSession, audit, ended_by_settings_change, error_page, html, random_token, redirect, same,
+    session, signed_in_form,
 };
 use super::request_info;
 use crate::store::Outcome;
@@ -337,9 +338,13 @@ struct DeviceGrant {
 enum Decision {
     Pending,
     /// `signed_in_at`: when the approving portal sign-in began; tokens end with it.
+    /// `valid_from_ms`: since when that session stood for the user's sign-in settings
+    /// (0 in approvals stored before); tokens end when those settings change.
     Approved {
         identity: PortalIdentity,
         signed_in_at: i64,
+        #[serde(default)]
+        valid_from_ms: i64,
     },
     Denied,
 }
@@ -361,6 +366,14 @@ pub(super) struct TokenRecord {
     /// The absolute end of the login (approval + the portal session lifetime).
     pub(super) deadline: i64,
     pub(super) expires_at: i64,
+    /// When the approving portal sign-in began (Unix seconds; 0 in tokens stored
+    /// before): a change of the user's second factor after it ends the login.
+    #[serde(default)]
+    pub(super) signed_in_at: i64,
+    /// Since when the approving session stood for the user's sign-in settings (Unix
+    /// milliseconds; 0 if unknown), as [`PortalSession::valid_from_ms`].
+    #[serde(default)]
+    pub(super) valid_from_ms: i64,
 }
 
 async fn get_json<T: DeserializeOwned>(
@@ -824,6 +837,7 @@ async fn exchange_device_code(
         Decision::Approved {
             identity,
             signed_in_at,
+            valid_from_ms,
         } => {
             let used = format!("sso-device-used:{device_hash}");
             if !first(state, &used, grant.expires_at - now).await? {
@@ -846,10 +860,14 @@ async fn exchange_device_code(
             .await?;
             let response = issue_tokens(
                 state,
-                &grant_id,
-                &registration.client_id,
-                &identity,
-                deadline,
+                &Login {
+                    grant_id: &grant_id,
+                    client_id: &registration.client_id,
+                    identity: &identity,
+                    deadline,
+                    signed_in_at,
+                    valid_from_ms,
+                },
                 now,
             )
             .await?;
@@ -886,29 +904,42 @@ async fn refresh(
             "The sign-in session has ended; sign in again",
         ));
     }
-    if !grant_is_live(state, &record.grant_id).await? {
+    // Ended as by Logout: by Logout itself, or by a second-factor change since.
+    if !login_is_live(state, &record).await? {
         return Err(invalid());
     }
     let response = issue_tokens(
         state,
-        &record.grant_id,
-        &record.client_id,
-        &record.identity,
-        record.deadline,
+        &Login {
+            grant_id: &record.grant_id,
+            client_id: &record.client_id,
+            identity: &record.identity,
+            deadline: record.deadline,
+            signed_in_at: record.signed_in_at,
+            valid_from_ms: record.valid_from_ms,
+        },
         now,
     )
     .await?;
     Ok((record.identity, response))
 }
 
+/// The device login that new tokens belong to.
+struct Login<'a> {
+    grant_id: &'a str,
+    client_id: &'a str,
+    identity: &'a PortalIdentity,
+    deadline: i64,
+    signed_in_at: i64,
+    valid_from_ms: i64,
+}
+
 async fn issue_tokens(
     state: &AppState,
-    grant_id: &str,
-    client_id: &str,
-    identity: &PortalIdentity,
-    deadline: i64,
+    login: &Login<'_>,
     now: i64,
 ) -> Result<CreateTokenResponse, OidcError> {
+    let deadline = login.deadline;
     let remaining = deadline - now;
     if remaining <= 0 {
         return Err(OidcError::InvalidGrant(
@@ -919,11 +950,13 @@ async fn issue_tokens(
     let access_token = format!("rgat-{}", random_token());
     let refresh_token = format!("rgrt-{}", random_token());
     let record = TokenRecord {
-        grant_id: grant_id.to_owned(),
-        client_id: client_id.to_owned(),
-        identity: identity.clone(),
+        grant_id: login.grant_id.to_owned(),
+        client_id: login.client_id.to_owned(),
+        identity: login.identity.clone(),
         deadline,
         expires_at: now + lifetime,
+        signed_in_at: login.signed_in_at,
+        valid_from_ms: login.valid_from_ms,
     };
     put_json(state, &access_key(&access_token), &record, lifetime).await?;
     let refresh_record = TokenRecord {
@@ -955,6 +988,24 @@ async fn grant_is_live(state: &AppState, grant_id: &str) -> Result<bool, OidcErr
         .is_some())
 }
 
+/// Whether the login behind a token is still on: not logged out, and not ended by a
+/// change of the user's second factor since its portal sign-in (as that change ends
+/// the user's other portal sessions).
+async fn login_is_live(state: &AppState, record: &TokenRecord) -> Result<bool, OidcError> {
+    if !grant_is_live(state, &record.grant_id).await? {
+        return Ok(false);
+    }
+    let ended = ended_by_settings_change(
+        state,
+        &record.identity,
+        record.signed_in_at,
+        record.valid_from_ms,
+    )
+    .await
+    .map_err(|e| internal("cache read", e))?;
+    Ok(!ended)
+}
+
 /// The live login behind an access token, or None (unknown, expired, logged out).
 pub(super) async fn bearer(
     state: &AppState,
@@ -970,7 +1021,7 @@ pub(super) async fn bearer(
     if record.expires_at <= now || record.deadline <= now {
         return Ok(None);
     }
-    if !grant_is_live(state, &record.grant_id).await? {
+    if !login_is_live(state, &record).await? {
         return Ok(None);
     }
     Ok(Some(record))
@@ -1364,6 +1415,7 @@ async fn device_decision(
             } else {
                 now
             },
+            valid_from_ms: session.valid_from_ms,
         }
     } else {
         Decision::Denied

@@ -175,22 +175,43 @@ pub(crate) async fn session(
     let key = session_key(&id);
     let stored = state.cache.get(&key).await.ok()??;
     let session: PortalSession = serde_json::from_slice(&stored).ok()?;
-    let marker = sessions_valid_from_key(&session.identity);
     // Unreadable cache: no session (fail closed), as when the session itself is.
-    if let Some(valid_from) = state.cache.get(&marker).await.ok()? {
-        let valid_from = std::str::from_utf8(&valid_from)
-            .ok()
-            .and_then(|text| text.parse::<i64>().ok())
-            .unwrap_or(i64::MAX);
-        let since = session
-            .valid_from_ms
-            .max(session.signed_in_at.saturating_mul(1000));
-        if since < valid_from {
-            let _ = state.cache.delete(&key).await;
-            return None;
-        }
+    if ended_by_settings_change(
+        state,
+        &session.identity,
+        session.signed_in_at,
+        session.valid_from_ms,
+    )
+    .await
+    .ok()?
+    {
+        let _ = state.cache.delete(&key).await;
+        return None;
     }
     Some((id, session))
+}
+
+/// Whether a sign-in of `identity` that began at `signed_in_at` (Unix seconds) and
+/// stood for the user's sign-in settings since `valid_from_ms` (Unix milliseconds;
+/// 0 if unknown) is over because those settings changed later (a second factor
+/// turned on or off, see [`end_other_sessions`]). Portal sessions and the terminal
+/// sign-ins approved from them (`oauth`) both ask this. An unreadable marker counts
+/// as a change (fail closed); a cache error is the caller's to refuse on.
+pub(crate) async fn ended_by_settings_change(
+    state: &AppState,
+    identity: &PortalIdentity,
+    signed_in_at: i64,
+    valid_from_ms: i64,
+) -> Result<bool, crate::cache::CacheError> {
+    let Some(marker) = state.cache.get(&sessions_valid_from_key(identity)).await? else {
+        return Ok(false);
+    };
+    let valid_from = std::str::from_utf8(&marker)
+        .ok()
+        .and_then(|text| text.parse::<i64>().ok())
+        .unwrap_or(i64::MAX);
+    let since = valid_from_ms.max(signed_in_at.saturating_mul(1000));
+    Ok(since < valid_from)
 }
 
 /// The cache key of the moment (Unix milliseconds) before which every portal
@@ -204,9 +225,10 @@ fn sessions_valid_from_key(identity: &PortalIdentity) -> String {
 }
 
 /// After the user's sign-in settings changed (a second factor turned on or off):
-/// ends every other portal session of the user, on every replica, and renews this
-/// one under a new id (returned as the cookie to set). Its sign-in time, and so its
-/// end, stays as it was.
+/// ends every other portal session of the user, on every replica, and every
+/// terminal sign-in (SSO access and refresh tokens) approved until now, and renews
+/// this session under a new id (returned as the cookie to set). Its sign-in time,
+/// and so its end, stays as it was.
 pub(crate) async fn end_other_sessions(
     state: &AppState,
     request: &HttpRequest,

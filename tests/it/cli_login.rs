@@ -571,6 +571,70 @@ async fn login_then_aws_tools(db: TestStore) {
         "{refreshed}"
     );
     assert_eq!(refreshed["clientId"], token["clientId"]);
+
+    // logout: Rolegate ends the sign-in, the token file goes, the registration stays.
+    let signed_in = std::fs::read_to_string(&path).unwrap();
+    let (code, stdout, stderr) = rolegate(&["logout"], &home, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(
+        stderr,
+        format!(
+            "Signed out of sso-session rolegate: Rolegate ended the sign-in and {} was deleted.\n",
+            path.display()
+        )
+    );
+    assert!(!path.exists());
+    assert!(
+        path.parent().unwrap().join(&registrations[0]).exists(),
+        "the client registration is kept"
+    );
+    let hint = format!("run `rolegate login --url {base}`");
+    let (code, stdout, stderr) =
+        rolegate(&[&["credentials"][..], &role].concat(), &home, &[]).await;
+    assert_ne!(code, 0);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with("rolegate: not signed in (no cached token for sso-session rolegate)")
+            && stderr.ends_with(&format!("{hint}\n")),
+        "{stderr}"
+    );
+    // The old token, put back, is refused by Rolegate: the access token ...
+    std::fs::write(&path, &signed_in).unwrap();
+    let (code, stdout, stderr) =
+        rolegate(&[&["credentials"][..], &role].concat(), &home, &[]).await;
+    assert_ne!(code, 0);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with(
+            "rolegate: Rolegate no longer accepts the sign-in of sso-session rolegate \
+             (UnauthorizedException: "
+        ) && stderr.ends_with(&format!("{hint}\n")),
+        "{stderr}"
+    );
+    // ... and its refresh token.
+    let mut old: serde_json::Value = serde_json::from_str(&signed_in).unwrap();
+    old["expiresAt"] = "2020-01-01T00:00:00Z".into();
+    std::fs::write(&path, old.to_string()).unwrap();
+    let (code, _, stderr) = rolegate(&[&["credentials"][..], &role].concat(), &home, &[]).await;
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("could not be refreshed (InvalidGrantException: ")
+            && stderr.ends_with(&format!("{hint}\n")),
+        "{stderr}"
+    );
+    // Signing out of an ended sign-in, or of none, is fine.
+    let (code, _, stderr) = rolegate(&["logout"], &home, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("had already ended"), "{stderr}");
+    assert!(!path.exists());
+    let (code, stdout, stderr) = rolegate(&["logout"], &home, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(
+        stderr,
+        "Not signed in (no cached token for sso-session rolegate): nothing to do.\n"
+    );
 }
 
 /// Deny in the browser: login stops with a clear message and saves nothing.
@@ -708,4 +772,36 @@ async fn credentials_without_a_usable_sign_in_say_how_to_get_one() {
     let (code, _, stderr) = rolegate(&["login", "--url", "rolegate.example.com"], home, &[]).await;
     assert_ne!(code, 0);
     assert!(stderr.contains("not a URL"), "{stderr}");
+
+    // logout with Rolegate unreachable: the token is deleted anyway, with a warning.
+    let later = (chrono::Utc::now() + chrono::TimeDelta::hours(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let corp_file = cache.join("ee0bfd2552fbd840c02cc48b6e823320543c450f.json");
+    std::fs::write(
+        &corp_file,
+        format!(
+            r#"{{"startUrl": "http://127.0.0.1:1/start", "region": "us-east-1",
+                "accessToken": "live", "expiresAt": "{later}"}}"#
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = rolegate(&["logout", "--sso-session", "corp"], home, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with(
+            "rolegate: warning: could not end the sign-in at Rolegate (cannot reach Rolegate at \
+             http://127.0.0.1:1/logout"
+        ) && stderr.contains("Signed out of sso-session corp on this machine"),
+        "{stderr}"
+    );
+    assert!(!corp_file.exists());
+    assert!(
+        cache.join(DEFAULT_TOKEN_FILE).exists(),
+        "other sessions kept"
+    );
+    let (code, _, stderr) = rolegate(&["logout", "--sso-session", "corp"], home, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.starts_with("Not signed in"), "{stderr}");
 }

@@ -286,6 +286,7 @@ both_backends!(
     sso_oidc_and_portal_api_wire_edges,
     sso_anonymous_callers_are_rate_limited,
     sso_codes_and_refresh_tokens_are_single_use_under_races,
+    sso_tokens_end_when_the_second_factor_changes,
 );
 
 async fn sso_device_login_with_the_aws_cli(db: TestStore) {
@@ -1433,4 +1434,91 @@ async fn sso_codes_and_refresh_tokens_are_single_use_under_races(db: TestStore) 
         }
     }
     assert_eq!(renewed, 1, "one refresh token, one renewal");
+}
+
+/// Turning TOTP on ends the terminal sign-ins approved before (as it ends the user's
+/// other portal sessions): the access token is refused as after Logout and its
+/// refresh token no longer works. Other users' are not affected, and a device
+/// approved after the change, from the session that made it, signs in normally.
+async fn sso_tokens_end_when_the_second_factor_changes(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let (client, tokens, mut alice) = signed_in_device(&base, "alice").await;
+    let (bob_client, bob_tokens, _bob) = signed_in_device(&base, "bob").await;
+    let access = tokens["accessToken"].as_str().unwrap();
+    let (status, _, _) = portal_get(&base, "/assignment/accounts", Some(access)).await;
+    assert_eq!(status, 200);
+
+    // Alice turns TOTP on at /account/mfa, in the session that approved the device.
+    let setup = alice.get("/account/mfa").await;
+    assert_eq!(setup.status, 200, "{}", setup.body);
+    let secret = crate::totp::element_text(&setup.body, "totp-secret");
+    let code = crate::totp::fresh_code(&secret, &mut std::collections::HashSet::new()).await;
+    let on = alice
+        .post(
+            "/account/mfa",
+            &[("csrf", &hidden(&setup.body, "csrf")), ("code", &code)],
+        )
+        .await;
+    assert_eq!(on.status, 303, "{}", on.body);
+    assert_eq!(alice.get("/start").await.status, 200, "her session goes on");
+
+    let (status, kind, body) = portal_get(&base, "/assignment/accounts", Some(access)).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (401, "UnauthorizedException"),
+        "{body}"
+    );
+    let (status, kind, _) = portal_get(
+        &base,
+        &format!(
+            "/federation/credentials?role_name=Developer&account_id={}",
+            seed::DEMO_ACCOUNT_ID
+        ),
+        Some(access),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (401, "UnauthorizedException"));
+    assert_oidc_error(
+        &refresh(&base, &client, tokens["refreshToken"].as_str().unwrap()).await,
+        "InvalidGrantException",
+        400,
+        "invalid_grant",
+    );
+
+    // Bob's sign-in is his own.
+    let bob_access = bob_tokens["accessToken"].as_str().unwrap();
+    let (status, _, body) = portal_get(&base, "/assignment/accounts", Some(bob_access)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, renewed) = refresh(
+        &base,
+        &bob_client,
+        bob_tokens["refreshToken"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{renewed}");
+
+    // Approved after the change from the same (renewed) session: a working login.
+    let client = register(&base, "after-the-change").await;
+    let (device_code, user_code) = start_device(&base, &client).await;
+    let page = alice.get(&format!("/device?user_code={user_code}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let approved = decide(&mut alice, &page, "approve").await;
+    assert!(
+        approved.body.contains("Device approved"),
+        "{}",
+        approved.body
+    );
+    let (status, _, tokens) = poll(&base, &client, &device_code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let (status, _, body) = portal_get(
+        &base,
+        "/assignment/accounts",
+        tokens["accessToken"].as_str(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, renewed) =
+        refresh(&base, &client, tokens["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{renewed}");
 }

@@ -43,7 +43,7 @@ impl Browser {
 }
 
 /// The text of the element with `id` (`<tag id="...">TEXT</tag>`).
-fn element_text(body: &str, id: &str) -> String {
+pub(crate) fn element_text(body: &str, id: &str) -> String {
     let marker = format!("id=\"{id}\">");
     let start = body
         .find(&marker)
@@ -95,7 +95,7 @@ fn unix_now() -> f64 {
 /// step this test has used (once a code is accepted, earlier steps are spent too),
 /// away from step boundaries so the server sees the same window. Waits for the next
 /// step when the whole window is used.
-async fn fresh_code(secret: &str, used: &mut HashSet<i64>) -> String {
+pub(crate) async fn fresh_code(secret: &str, used: &mut HashSet<i64>) -> String {
     loop {
         let now = unix_now();
         let into_step = now % 30.0;
