@@ -684,27 +684,36 @@ async fn disable(
         }
     };
     let now = Utc::now();
-    match state
-        .directory
-        .locked_until_for(DIRECTORY_SOURCE_ID, &name, now)
-        .await
-    {
-        Ok(None) => {}
-        Ok(Some(until)) => {
-            refuse(json!({ "reason": SignInError::Locked { until }.to_string() })).await;
-            return render_account(
-                &state,
-                &id,
-                &session,
-                StatusCode::TOO_MANY_REQUESTS,
-                Some(&format!(
-                    "Too many wrong codes. Try again after {}.",
-                    until.format("%H:%M UTC")
-                )),
-            )
-            .await;
+    // Checked before the code and again after it: a lock set by concurrent wrong
+    // guesses stops a right one too (as at sign-in).
+    let refuse_if_locked = || async {
+        match state
+            .directory
+            .locked_until_for(DIRECTORY_SOURCE_ID, &name, now)
+            .await
+        {
+            Ok(None) => None,
+            Ok(Some(until)) => {
+                refuse(json!({ "reason": SignInError::Locked { until }.to_string() })).await;
+                Some(
+                    render_account(
+                        &state,
+                        &id,
+                        &session,
+                        StatusCode::TOO_MANY_REQUESTS,
+                        Some(&format!(
+                            "Too many wrong codes. Try again after {}.",
+                            until.format("%H:%M UTC")
+                        )),
+                    )
+                    .await,
+                )
+            }
+            Err(_) => Some(unavailable()),
         }
-        Err(_) => return unavailable(),
+    };
+    if let Some(refusal) = refuse_if_locked().await {
+        return refusal;
     }
     let secret = match stored_secret(&state, DIRECTORY_SOURCE_ID, &name).await {
         Ok(Some((secret, _))) => secret,
@@ -744,28 +753,8 @@ async fn disable(
         )
         .await;
     }
-    // As at sign-in: a lock set by concurrent wrong guesses stops a right one too.
-    match state
-        .directory
-        .locked_until_for(DIRECTORY_SOURCE_ID, &name, now)
-        .await
-    {
-        Ok(None) => {}
-        Ok(Some(until)) => {
-            refuse(json!({ "reason": SignInError::Locked { until }.to_string() })).await;
-            return render_account(
-                &state,
-                &id,
-                &session,
-                StatusCode::TOO_MANY_REQUESTS,
-                Some(&format!(
-                    "Too many wrong codes. Try again after {}.",
-                    until.format("%H:%M UTC")
-                )),
-            )
-            .await;
-        }
-        Err(_) => return unavailable(),
+    if let Some(refusal) = refuse_if_locked().await {
+        return refusal;
     }
     if let Err(error) = state
         .store
