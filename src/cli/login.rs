@@ -380,22 +380,14 @@ fn print_roles(roles: &[RoleEntry]) {
 mod tests {
     use super::*;
 
-    fn service_error(code: &str) -> ApiError {
-        ApiError::Service {
-            status: 400,
-            code: code.to_owned(),
-            message: "m".to_owned(),
-        }
-    }
-
     #[test]
     fn polling_reacts_to_each_error() {
         assert_eq!(
-            classify(&service_error("AuthorizationPendingException")),
+            classify(&ApiError::service("AuthorizationPendingException")),
             Poll::Pending
         );
         assert_eq!(
-            classify(&service_error("SlowDownException")),
+            classify(&ApiError::service("SlowDownException")),
             Poll::SlowDown
         );
         for (code, says) in [
@@ -406,7 +398,7 @@ mod tests {
                 "sign-in failed: InvalidGrantException",
             ),
         ] {
-            match classify(&service_error(code)) {
+            match classify(&ApiError::service(code)) {
                 Poll::Failed(message) => assert!(message.contains(says), "{message}"),
                 other => panic!("{code}: {other:?}"),
             }

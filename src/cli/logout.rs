@@ -126,23 +126,15 @@ fn refused(error: ApiError, over: &[&str]) -> AtServer {
 mod tests {
     use super::*;
 
-    fn service_error(code: &str) -> ApiError {
-        ApiError::Service {
-            status: 400,
-            code: code.to_owned(),
-            message: "m".to_owned(),
-        }
-    }
-
     #[test]
     fn only_a_refusal_of_the_token_means_the_sign_in_is_over() {
         let over = ["UnauthorizedException"];
         assert_eq!(
-            refused(service_error("UnauthorizedException"), &over),
+            refused(ApiError::service("UnauthorizedException"), &over),
             AtServer::AlreadyOver
         );
         assert_eq!(
-            refused(service_error("InternalServerException"), &over),
+            refused(ApiError::service("InternalServerException"), &over),
             AtServer::NotReached("InternalServerException: m".into())
         );
         let unreachable = ApiError::Transport {

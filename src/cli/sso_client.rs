@@ -36,6 +36,16 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A service error with this code, as the server would answer it (for tests).
+    #[cfg(test)]
+    pub(crate) fn service(code: &str) -> Self {
+        ApiError::Service {
+            status: 400,
+            code: code.to_owned(),
+            message: "m".to_owned(),
+        }
+    }
+
     /// The service's exception name, if the server answered with one.
     pub fn code(&self) -> Option<&str> {
         match self {
