@@ -370,3 +370,27 @@ pub async fn delete_redis_prefix(prefix: &str) {
             .expect("DEL");
     }
 }
+
+/// Asserts that the audit log holds an event for each `(action, outcome)` and that
+/// none of `secrets` appears anywhere in it.
+pub async fn assert_audited(
+    store: &dyn Store,
+    expected: &[(&str, rolegate::store::Outcome)],
+    secrets: &[&str],
+) {
+    let audit = store.list_audit(200, None).await.unwrap();
+    let events: Vec<_> = audit
+        .iter()
+        .map(|e| (e.action.as_str(), e.outcome))
+        .collect();
+    for wanted in expected {
+        assert!(events.contains(wanted), "{wanted:?} not in {events:?}");
+    }
+    let rendered = serde_json::to_string(&audit).unwrap();
+    for (i, secret) in secrets.iter().enumerate() {
+        assert!(
+            !rendered.contains(secret),
+            "secret #{i} reached the audit log"
+        );
+    }
+}
