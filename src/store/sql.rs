@@ -62,6 +62,37 @@ fn violated(error: &sqlx::Error) -> Option<ErrorKind> {
 
 /// Maps a write error: a unique violation means the entity exists, a foreign-key
 /// violation means something it refers to does not (`missing`).
+/// Who holds inline and attached policies: roles and IAM users keep them in their
+/// own tables, under the same rules.
+#[derive(Debug, Clone, Copy)]
+enum PolicyHolder {
+    Role,
+    IamUser,
+}
+
+impl PolicyHolder {
+    fn inline_table(self) -> &'static str {
+        match self {
+            PolicyHolder::Role => "role_inline_policies",
+            PolicyHolder::IamUser => "iam_user_inline_policies",
+        }
+    }
+
+    fn attachment_table(self) -> &'static str {
+        match self {
+            PolicyHolder::Role => "role_policy_attachments",
+            PolicyHolder::IamUser => "iam_user_policy_attachments",
+        }
+    }
+
+    fn id_column(self) -> &'static str {
+        match self {
+            PolicyHolder::Role => "role_id",
+            PolicyHolder::IamUser => "user_id",
+        }
+    }
+}
+
 fn write_error(error: sqlx::Error, entity: &'static str, key: &str, missing: &str) -> StoreError {
     match violated(&error) {
         Some(ErrorKind::UniqueViolation) => StoreError::AlreadyExists {
@@ -480,15 +511,17 @@ macro_rules! impl_store {
             async fn attach(
                 &self,
                 conn: &mut <$db as Database>::Connection,
-                role_id: &str,
+                holder: (PolicyHolder, &str),
                 policy_arn: &str,
             ) -> StoreResult<()> {
+                let (kind, holder_id) = holder;
                 let policy = self.policy_row(&mut *conn, policy_arn).await?;
-                sqlx::query(
-                    "INSERT INTO role_policy_attachments (role_id, policy_id) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(role_id)
+                sqlx::query(&format!(
+                    "INSERT INTO {table} ({id}, policy_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    table = kind.attachment_table(),
+                    id = kind.id_column(),
+                ))
+                .bind(holder_id)
                 .bind(&policy.id)
                 .execute(&mut *conn)
                 .await?;
@@ -498,21 +531,24 @@ macro_rules! impl_store {
             async fn upsert_inline(
                 &self,
                 conn: &mut <$db as Database>::Connection,
-                role_id: &str,
+                holder: (PolicyHolder, &str),
                 name: &PolicyName,
                 document: &str,
             ) -> StoreResult<()> {
+                let (kind, holder_id) = holder;
                 check_document(
                     document,
                     PolicyKind::Identity,
                     true,
                     &format!("inline policy {name}"),
                 )?;
-                sqlx::query(
-                    "INSERT INTO role_inline_policies (role_id, name, document) VALUES ($1, $2, $3) \
-                     ON CONFLICT (role_id, name) DO UPDATE SET document = excluded.document",
-                )
-                .bind(role_id)
+                sqlx::query(&format!(
+                    "INSERT INTO {table} ({id}, name, document) VALUES ($1, $2, $3) \
+                     ON CONFLICT ({id}, name) DO UPDATE SET document = excluded.document",
+                    table = kind.inline_table(),
+                    id = kind.id_column(),
+                ))
+                .bind(holder_id)
                 .bind(name.as_str())
                 .bind(document)
                 .execute(&mut *conn)
@@ -923,10 +959,10 @@ macro_rules! impl_store {
                     )
                 })?;
                 for (name, document) in &new.inline_policies {
-                    self.upsert_inline(&mut tx, &role_id, name, document).await?;
+                    self.upsert_inline(&mut tx, (PolicyHolder::Role, &role_id), name, document).await?;
                 }
                 for arn in &new.attached_policies {
-                    self.attach(&mut tx, &role_id, arn).await?;
+                    self.attach(&mut tx, (PolicyHolder::Role, &role_id), arn).await?;
                 }
                 let role = self.role_row(&mut tx, &new.account_id, &new.name).await?;
                 tx.commit().await?;
@@ -1049,7 +1085,7 @@ macro_rules! impl_store {
             ) -> StoreResult<()> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 let role = self.role_row(&mut tx, account, role).await?;
-                self.upsert_inline(&mut tx, &role.id, name, document).await?;
+                self.upsert_inline(&mut tx, (PolicyHolder::Role, &role.id), name, document).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1099,7 +1135,7 @@ macro_rules! impl_store {
             ) -> StoreResult<()> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 let role = self.role_row(&mut tx, account, role).await?;
-                self.attach(&mut tx, &role.id, policy_arn).await?;
+                self.attach(&mut tx, (PolicyHolder::Role, &role.id), policy_arn).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1492,9 +1528,6 @@ macro_rules! impl_store {
             }
 
             async fn create_iam_user(&self, new: &NewIamUser) -> StoreResult<IamUser> {
-                for (name, document) in &new.inline_policies {
-                    check_document(document, PolicyKind::Identity, true, &format!("inline policy {name}"))?;
-                }
                 let mut tx = self.pool.begin_with($begin).await?;
                 let user_id = new_id(IdKind::User);
                 sqlx::query(
@@ -1510,24 +1543,12 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| write_error(e, "user", new.name.as_str(), &format!("account {}", new.account_id)))?;
+                let holder = (PolicyHolder::IamUser, user_id.as_str());
                 for (name, document) in &new.inline_policies {
-                    sqlx::query("INSERT INTO iam_user_inline_policies (user_id, name, document) VALUES ($1, $2, $3)")
-                        .bind(&user_id)
-                        .bind(name.as_str())
-                        .bind(document)
-                        .execute(&mut *tx)
-                        .await?;
+                    self.upsert_inline(&mut tx, holder, name, document).await?;
                 }
                 for arn in &new.attached_policies {
-                    let policy = self.policy_row(&mut tx, arn).await?;
-                    sqlx::query(
-                        "INSERT INTO iam_user_policy_attachments (user_id, policy_id) VALUES ($1, $2) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(&user_id)
-                    .bind(&policy.id)
-                    .execute(&mut *tx)
-                    .await?;
+                    self.attach(&mut tx, holder, arn).await?;
                 }
                 let user = self.iam_user_row(&mut tx, &new.account_id, &new.name).await?;
                 tx.commit().await?;
