@@ -20,8 +20,27 @@ pub fn build_server(
     state: AppState,
     workers: usize,
 ) -> std::io::Result<Server> {
+    // HSTS only where the operator said the public origin is https: sent over plain
+    // http it would be ignored, and on a dev box it would pin localhost to https.
+    let hsts = state
+        .server
+        .public_url
+        .as_ref()
+        .is_some_and(crate::web::PublicUrl::is_https);
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
+        let mut headers = middleware::DefaultHeaders::new()
+            .add((
+                "Content-Security-Policy",
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                 frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            ))
+            .add(("X-Frame-Options", "DENY"))
+            .add(("X-Content-Type-Options", "nosniff"))
+            .add(("Referrer-Policy", "no-referrer"));
+        if hsts {
+            headers = headers.add(("Strict-Transport-Security", "max-age=31536000"));
+        }
         App::new()
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(256 * 1024))
@@ -38,17 +57,7 @@ pub fn build_server(
                     })
                     .exclude("/healthz"),
             )
-            .wrap(
-                middleware::DefaultHeaders::new()
-                    .add((
-                        "Content-Security-Policy",
-                        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                         frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-                    ))
-                    .add(("X-Frame-Options", "DENY"))
-                    .add(("X-Content-Type-Options", "nosniff"))
-                    .add(("Referrer-Policy", "no-referrer")),
-            )
+            .wrap(headers)
             .configure(configure)
     })
     .listen(listener)?;

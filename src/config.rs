@@ -145,6 +145,7 @@ impl PortalConfig {
     pub fn settings(&self) -> crate::web::PortalSettings {
         crate::web::PortalSettings {
             session_ttl: Duration::from_secs(self.session_ttl_seconds),
+            ..crate::web::PortalSettings::default()
         }
     }
 }

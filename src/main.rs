@@ -299,6 +299,12 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
     }
     let listener = bind(config.server.listen)?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
+    if state.server.public_url.is_none() && !address.ip().is_loopback() {
+        tracing::warn!(
+            listen = %address,
+            "server.public_url is not set while listening beyond loopback: links, redirects and cookies follow each request's Host header, and no HSTS is sent. Set server.public_url (ROLEGATE_SERVER__PUBLIC_URL) to the https origin clients use"
+        );
+    }
     tracing::info!(listen = %address, backend = ?state.store.backend(), "rolegate serving");
     let server =
         app::build_server(listener, state, config.server.workers).map_err(|e| e.to_string())?;

@@ -40,6 +40,16 @@ pub enum SealError {
     Tampered,
 }
 
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    // HMAC takes keys of any length.
+    let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key) else {
+        return [0; 32];
+    };
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
 const SEALED_PREFIX: &str = "v1:";
 const NONCE_LEN: usize = 12;
 
@@ -48,6 +58,9 @@ const NONCE_LEN: usize = 12;
 #[derive(Clone)]
 pub struct Sealer {
     cipher: Aes256Gcm,
+    /// A key of its own for [`Sealer::mac`], derived from the master key so that no
+    /// second secret has to be configured.
+    mac_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -58,9 +71,22 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     pub fn from_key_bytes(key: &[u8; 32]) -> Self {
+        let mac_key = hmac_sha256(key, b"rolegate/mac-key/v1");
         Self {
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)),
+            mac_key,
         }
+    }
+
+    /// A keyed MAC of `data` for `context` (HMAC-SHA256 under a key derived from the
+    /// master key): what a server-issued value is signed with when it need not be
+    /// secret, only unforgeable (login CSRF tokens).
+    pub fn mac(&self, context: &str, data: &[u8]) -> [u8; 32] {
+        let mut message = Vec::with_capacity(context.len() + 1 + data.len());
+        message.extend_from_slice(context.as_bytes());
+        message.push(0);
+        message.extend_from_slice(data);
+        hmac_sha256(&self.mac_key, &message)
     }
 
     /// From the base64 form used in configuration.

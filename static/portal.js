@@ -25,11 +25,20 @@ for (const button of document.querySelectorAll("button.copy")) {
 }
 // Deep links: /start#/account/<id>/role/<name>/console opens that role's console.
 // The fragment never reaches the server, so the sign-in form carries it in
-// return_to, and /start submits the matching Console form (which has the CSRF token).
+// return_to. A console opens by itself only when this tab's own sign-in carried the
+// link (remembered in sessionStorage when the person submitted the form or chose a
+// provider); a link followed from anywhere else, another site included, only offers
+// the console and waits for a click, so no page can mint a role session in the
+// signed-in person's browser.
 const deepLinkHash = /^#\/account\/\d{12}\/role\/[^/]+\/console\/?$/;
+const deepLinkKey = "rolegate.deepLink";
+function rememberDeepLink() {
+  try { sessionStorage.setItem(deepLinkKey, location.hash); } catch (_) { /* storage off */ }
+}
 for (const returnTo of document.querySelectorAll('form input[name="return_to"]')) {
   if (deepLinkHash.test(location.hash) && !returnTo.value.includes("#")) {
     returnTo.value += location.hash;
+    returnTo.form.addEventListener("submit", rememberDeepLink);
   }
 }
 // The identity-provider links carry it too: the server keeps return_to through the
@@ -42,20 +51,38 @@ for (const link of document.querySelectorAll("a.signin-source")) {
     url.searchParams.set("return_to", returnTo + location.hash);
     link.href = url.pathname + url.search;
   }
+  link.addEventListener("click", rememberDeepLink);
+}
+function carriedBySignIn(hash) {
+  let carried = null;
+  try {
+    carried = sessionStorage.getItem(deepLinkKey);
+    sessionStorage.removeItem(deepLinkKey);
+  } catch (_) { carried = null; }
+  return carried === hash;
 }
 function openDeepLink() {
   if (location.pathname !== "/start" || !deepLinkHash.test(location.hash)) return;
-  const [, , account, , encodedRole] = location.hash.split("/");
+  const hash = location.hash;
+  const [, , account, , encodedRole] = hash.split("/");
   let role = null;
   try { role = decodeURIComponent(encodedRole); } catch (_) { role = null; }
   history.replaceState(null, "", location.pathname + location.search);
   const form = Array.from(document.querySelectorAll("form.console"))
     .find((f) => f.dataset.account === account && f.dataset.role === role);
   const missing = document.getElementById("deep-link-missing");
-  if (form) {
+  const confirm = document.getElementById("deep-link-confirm");
+  if (!form) {
+    if (missing) missing.hidden = false;
+  } else if (carriedBySignIn(hash)) {
     form.submit();
-  } else if (missing) {
-    missing.hidden = false;
+  } else if (confirm) {
+    document.getElementById("deep-link-role").textContent = role;
+    document.getElementById("deep-link-account").textContent = account;
+    const button = document.getElementById("deep-link-open");
+    button.onclick = () => form.submit();
+    confirm.hidden = false;
+    button.focus();
   }
 }
 openDeepLink();

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 
 use crate::cache::{Cache, CacheError};
 use crate::iam::UserName;
@@ -84,20 +85,49 @@ pub fn verify_password(phc: &str, password: &str) -> bool {
     }
 }
 
-/// When repeated failures lock a user name out.
+/// How failed sign-ins slow down further attempts.
+///
+/// Failures are counted per user name *and client network* (an IPv4 address or an
+/// IPv6 /64), so guessing from one network never stops the real person signing in
+/// from another. Within `window`, `max_failures` failures are free; after that each
+/// further attempt must wait a delay that doubles from [`FIRST_DELAY`] up to `lockout`,
+/// so a guesser gets a handful of tries an hour while a person who mistyped waits
+/// seconds, not a quarter of an hour. Every network also has a budget of
+/// `network_max_failures` failures per window across all names, which stops
+/// spraying one password over many names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockoutPolicy {
-    /// Failures within `window` that lock the name; 0 never locks. At most
-    /// [`LockoutPolicy::MAX_FAILURES`].
+    /// Free failures within `window` for one name from one network; 0 never locks.
+    /// At most [`LockoutPolicy::MAX_FAILURES`].
     pub max_failures: u32,
     pub window: Duration,
-    /// How long the lock lasts.
+    /// The longest wait between attempts once the free failures are spent.
     pub lockout: Duration,
+    /// Failures within `window` from one network, whatever the names; 0 means no
+    /// limit.
+    pub network_max_failures: u64,
 }
+
+/// The first wait after the free failures; it doubles with each further failure.
+pub const FIRST_DELAY: Duration = Duration::from_secs(30);
+
+/// Delayed attempts beyond the free ones that are tracked; past them the last delay
+/// (capped at `lockout`) applies until the oldest failure leaves the window.
+const DELAYED_SLOTS: u32 = 8;
 
 impl LockoutPolicy {
     /// The upper bound of `max_failures` (each counted failure is one cache key).
     pub const MAX_FAILURES: u32 = 50;
+
+    fn slots(&self) -> u32 {
+        self.max_failures + DELAYED_SLOTS
+    }
+
+    /// The wait before the attempt that would take delayed slot `n` (0-based).
+    fn delay(&self, n: u32) -> Duration {
+        let doubled = FIRST_DELAY.saturating_mul(1u32 << n.min(20));
+        doubled.min(self.lockout)
+    }
 }
 
 impl Default for LockoutPolicy {
@@ -106,6 +136,7 @@ impl Default for LockoutPolicy {
             max_failures: 5,
             window: Duration::from_secs(15 * 60),
             lockout: Duration::from_secs(15 * 60),
+            network_max_failures: 30,
         }
     }
 }
@@ -124,9 +155,14 @@ pub enum SignInError {
     /// answer for all.
     #[error("the user name or password is incorrect")]
     InvalidCredentials,
-    /// Too many recent failures for this user name.
+    /// Too many recent failures for this user name from this network, or from this
+    /// network altogether: no attempt before `until`.
     #[error("too many failed sign-ins: this account is locked until {until}")]
     Locked { until: DateTime<Utc> },
+    /// Too many password checks are running or waiting on this server: the attempt
+    /// was not evaluated (nothing was counted); try again shortly.
+    #[error("too many sign-ins at once: try again shortly")]
+    Busy,
     /// The source does not exist, is disabled, or is not a directory.
     #[error("identity source {0:?} is not an enabled directory")]
     UnknownSource(String),
@@ -147,21 +183,33 @@ impl From<StoreError> for SignInError {
     }
 }
 
-/// The cache keys that track one user name of one source.
+/// A short, stable stand-in for a typed user name in logs and for unknown names in
+/// the audit log: people type passwords into the name field, and those must not be
+/// written anywhere. Two characters and a hash prefix still let an operator tell
+/// attempts on the same name apart.
+pub fn masked_name(typed: &str) -> String {
+    let typed = typed.trim();
+    let shown: String = typed.chars().take(2).collect();
+    let digest = Sha256::digest(typed.to_lowercase().as_bytes());
+    format!("{shown}…#{}", &hex::encode(digest)[..10])
+}
+
+/// The cache keys that track one user name of one source from one client network.
 struct LockKeys {
     base: String,
+    network: String,
 }
 
 impl LockKeys {
-    fn new(source_id: &str, user_name: &UserName) -> Self {
-        // Names are unique ignoring case, so "Alice" and "alice" share a counter.
+    fn new(source_id: &str, user_name: &UserName, network: &str) -> Self {
+        // Names are unique ignoring case, so "Alice" and "alice" share a counter. The
+        // name is hashed: keys are listed by cache tooling and must not hold what was
+        // typed.
+        let name = hex::encode(Sha256::digest(user_name.as_str().to_lowercase().as_bytes()));
         Self {
-            base: format!("signin:{source_id}:{}", user_name.as_str().to_lowercase()),
+            base: format!("signin:{source_id}:{name}:{network}"),
+            network: format!("signin-net:{source_id}:{network}"),
         }
-    }
-
-    fn lock(&self) -> String {
-        format!("{}:lock", self.base)
     }
 
     fn failure(&self, slot: u32) -> String {
@@ -169,11 +217,19 @@ impl LockKeys {
     }
 }
 
+/// What a scan of a name's failure slots found: the slot the next attempt takes, or
+/// when an attempt is next allowed.
+enum NextSlot {
+    Free(u32),
+    WaitUntil(DateTime<Utc>),
+}
+
 /// Password sign-in against the built-in directory.
 pub struct DirectoryAuth {
     store: Arc<dyn Store>,
     cache: Arc<dyn Cache>,
     policy: LockoutPolicy,
+    hashing: HashingLimit,
 }
 
 impl std::fmt::Debug for DirectoryAuth {
@@ -185,7 +241,7 @@ impl std::fmt::Debug for DirectoryAuth {
 }
 
 impl DirectoryAuth {
-    /// With the default lock-out: 5 failures within 15 minutes lock for 15 minutes.
+    /// With the default lock-out policy (see [`LockoutPolicy`]).
     pub fn new(store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> Self {
         Self::with_policy(store, cache, LockoutPolicy::default())
     }
@@ -203,6 +259,7 @@ impl DirectoryAuth {
             store,
             cache,
             policy,
+            hashing: HashingLimit::for_this_machine(),
         }
     }
 
@@ -210,47 +267,46 @@ impl DirectoryAuth {
         &self.policy
     }
 
-    /// Checks `password` for `user_name` in the directory `source_id`. `now` is the
-    /// time of the attempt (it dates a lock); the counters expire by the cache's TTLs.
+    /// Checks `password` for `user_name` in the directory `source_id`, for a client
+    /// in `network` (see [`LockoutPolicy`]). `now` is the time of the attempt; the
+    /// counters expire by the cache's TTLs.
+    ///
+    /// A failure slot is claimed *before* the password is verified and given back
+    /// when it matches, so however many attempts arrive at once, no more than the
+    /// policy allows are ever evaluated.
     pub async fn authenticate(
         &self,
         source_id: &str,
         user_name: &str,
         password: &str,
+        network: &str,
         now: DateTime<Utc>,
     ) -> Result<AuthenticatedUser, SignInError> {
         self.check_source(source_id).await?;
         let Ok(name) = UserName::parse(user_name.trim()) else {
             // No such user can exist; spend the same time anyway.
-            verify_off_thread(None, password).await?;
+            self.verify(None, password).await?;
             return Err(SignInError::InvalidCredentials);
         };
-        let keys = LockKeys::new(source_id, &name);
-        if let Some(until) = self.locked_until(&keys, now).await? {
-            return Err(SignInError::Locked { until });
-        }
-
-        let user = match self.store.get_user(source_id, &name).await {
-            Ok(user) => Some(user),
-            Err(StoreError::NotFound { .. }) => None,
-            Err(error) => return Err(error.into()),
+        let keys = LockKeys::new(source_id, &name, network);
+        self.check_network(&keys, now).await?;
+        let slot = match self.claim(&keys, now).await? {
+            NextSlot::Free(slot) => slot,
+            NextSlot::WaitUntil(until) => return Err(SignInError::Locked { until }),
         };
-        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-        let matches = verify_off_thread(hash, password).await?;
-        let mut user = match user {
-            Some(user) if matches => user,
-            // Unknown, wrong password or no password: all count towards the lock, so
-            // locking does not tell real names from made-up ones either.
-            _ => {
-                return match self.record_failure(&keys, now).await? {
-                    Some(until) => Err(SignInError::Locked { until }),
-                    None => Err(SignInError::InvalidCredentials),
-                };
+        let verdict = self.verify_claimed(source_id, &name, password).await;
+        let mut user = match verdict {
+            Ok(Some(user)) => user,
+            // Unknown, wrong password, no password or disabled: all count towards the
+            // lock, so locking does not tell real names from made-up ones either.
+            Ok(None) => return Err(self.failed(&keys, slot, now).await?),
+            Err(error) => {
+                // Nothing was decided: the attempt does not count.
+                self.cache.delete(&keys.failure(slot)).await?;
+                return Err(error);
             }
         };
-        if user.disabled {
-            return Err(SignInError::InvalidCredentials);
-        }
+        self.cache.delete(&keys.failure(slot)).await?;
 
         // With a second factor the sign-in is not complete yet: wrong passwords and
         // wrong codes count together until a code is accepted (see `complete_sign_in`),
@@ -270,28 +326,116 @@ impl DirectoryAuth {
         Ok(AuthenticatedUser { user, groups })
     }
 
-    /// When `user_name`'s lock ends, if it is locked at `now` (checked before a
-    /// second factor, which a lock stops as it stops passwords).
+    /// Checks the password of a user who is already signed in (before a change to
+    /// their sign-in settings). Counts towards the same lock-out as sign-in; true when
+    /// it matches.
+    pub async fn confirm_password(
+        &self,
+        source_id: &str,
+        user_name: &UserName,
+        password: &str,
+        network: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, SignInError> {
+        let keys = LockKeys::new(source_id, user_name, network);
+        let slot = match self.claim(&keys, now).await? {
+            NextSlot::Free(slot) => slot,
+            NextSlot::WaitUntil(until) => return Err(SignInError::Locked { until }),
+        };
+        match self.verify_claimed(source_id, user_name, password).await {
+            Ok(Some(_)) => {
+                self.cache.delete(&keys.failure(slot)).await?;
+                Ok(true)
+            }
+            Ok(None) => match self.failed(&keys, slot, now).await? {
+                SignInError::Locked { until } => Err(SignInError::Locked { until }),
+                _ => Ok(false),
+            },
+            Err(error) => {
+                self.cache.delete(&keys.failure(slot)).await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// The user when `password` is theirs (and they are enabled), else `None`.
+    async fn verify_claimed(
+        &self,
+        source_id: &str,
+        name: &UserName,
+        password: &str,
+    ) -> Result<Option<User>, SignInError> {
+        let user = match self.store.get_user(source_id, name).await {
+            Ok(user) => Some(user),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(error) => return Err(error.into()),
+        };
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let matches = self.verify(hash, password).await?;
+        Ok(user.filter(|user| matches && !user.disabled))
+    }
+
+    /// Records a failed attempt that holds `slot`: the failure is the slot itself.
+    /// Returns the error to report: `Locked` when the free failures are now spent.
+    async fn failed(
+        &self,
+        keys: &LockKeys,
+        slot: u32,
+        now: DateTime<Utc>,
+    ) -> Result<SignInError, SignInError> {
+        if self.policy.network_max_failures > 0 {
+            self.cache.incr(&keys.network, self.policy.window).await?;
+        }
+        if slot + 1 < self.policy.max_failures {
+            return Ok(SignInError::InvalidCredentials);
+        }
+        let until = now + self.policy.delay(slot + 1 - self.policy.max_failures);
+        tracing::warn!(
+            key = %keys.base,
+            failures = slot + 1,
+            %until,
+            "directory sign-in slowed down after repeated failures"
+        );
+        Ok(SignInError::Locked { until })
+    }
+
+    /// When `user_name`'s next attempt from `network` is allowed, if not now
+    /// (checked before a second factor, which a lock stops as it stops passwords).
     pub async fn locked_until_for(
         &self,
         source_id: &str,
         user_name: &UserName,
+        network: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, SignInError> {
-        self.locked_until(&LockKeys::new(source_id, user_name), now)
-            .await
+        let keys = LockKeys::new(source_id, user_name, network);
+        if let Err(SignInError::Locked { until }) = self.check_network(&keys, now).await {
+            return Ok(Some(until));
+        }
+        match self.scan(&keys, now, 0).await? {
+            NextSlot::Free(_) => Ok(None),
+            NextSlot::WaitUntil(until) => Ok(Some(until)),
+        }
     }
 
     /// Counts a failure other than a wrong password (a wrong second-factor code)
-    /// towards the same lock-out; returns the end of the lock when this one set it.
+    /// towards the same lock-out; returns when the next attempt is allowed when this
+    /// one spent the free failures (or none was left).
     pub async fn count_failure(
         &self,
         source_id: &str,
         user_name: &UserName,
+        network: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, SignInError> {
-        self.record_failure(&LockKeys::new(source_id, user_name), now)
-            .await
+        let keys = LockKeys::new(source_id, user_name, network);
+        match self.claim(&keys, now).await? {
+            NextSlot::Free(slot) => match self.failed(&keys, slot, now).await? {
+                SignInError::Locked { until } => Ok(Some(until)),
+                _ => Ok(None),
+            },
+            NextSlot::WaitUntil(until) => Ok(Some(until)),
+        }
     }
 
     /// Clears the failure counter once every factor of a sign-in was accepted.
@@ -299,8 +443,9 @@ impl DirectoryAuth {
         &self,
         source_id: &str,
         user_name: &UserName,
+        network: &str,
     ) -> Result<(), SignInError> {
-        self.clear_failures(&LockKeys::new(source_id, user_name))
+        self.clear_failures(&LockKeys::new(source_id, user_name, network))
             .await
     }
 
@@ -314,100 +459,151 @@ impl DirectoryAuth {
         }
     }
 
-    async fn locked_until(
-        &self,
-        keys: &LockKeys,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, SignInError> {
-        let Some(value) = self.cache.get(&keys.lock()).await? else {
-            return Ok(None);
-        };
-        let until = std::str::from_utf8(&value)
-            .ok()
-            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-            .map(|until| until.with_timezone(&Utc))
-            .unwrap_or_else(|| now + self.policy.lockout);
-        Ok(Some(until))
+    /// Refuses every attempt from a network that spent its failure budget.
+    async fn check_network(&self, keys: &LockKeys, now: DateTime<Utc>) -> Result<(), SignInError> {
+        let max = self.policy.network_max_failures;
+        if max == 0 {
+            return Ok(());
+        }
+        let failures = self
+            .cache
+            .get(&keys.network)
+            .await?
+            .and_then(|value| String::from_utf8(value).ok())
+            .and_then(|text| text.parse::<u64>().ok())
+            .unwrap_or(0);
+        if failures >= max {
+            tracing::warn!(key = %keys.network, failures, "directory sign-in: network over its failure budget");
+            return Err(SignInError::Locked {
+                until: now + self.policy.window,
+            });
+        }
+        Ok(())
     }
 
-    /// Counts a failure; returns the end of the lock when this failure set one.
-    ///
-    /// The counter is a row of slot keys claimed with `put_if_absent`, each living for
-    /// the window: concurrent failures (from any replica) claim distinct slots, so none
-    /// goes uncounted, and the live slots are exactly the failures within the window.
-    async fn record_failure(
-        &self,
-        keys: &LockKeys,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, SignInError> {
-        let max = self.policy.max_failures;
-        if max == 0 {
-            return Ok(None);
+    /// Finds the slot the next attempt would take, from `from` on: the lowest free
+    /// slot, which past the free failures is open only once the delay since the
+    /// previous failure has passed.
+    async fn scan(&self, keys: &LockKeys, now: DateTime<Utc>, from: u32) -> Result<NextSlot, SignInError> {
+        if self.policy.max_failures == 0 {
+            return Ok(NextSlot::Free(u32::MAX));
         }
-        let stamp = now.to_rfc3339();
-        let mut claimed = false;
-        for slot in 0..max {
-            if self
-                .cache
-                .put_if_absent(&keys.failure(slot), stamp.as_bytes(), self.policy.window)
-                .await?
-            {
-                claimed = true;
-                break;
-            }
-        }
-        let failures = if claimed {
-            let mut live = 0;
-            for slot in 0..max {
-                if self.cache.get(&keys.failure(slot)).await?.is_some() {
-                    live += 1;
+        let mut previous = now;
+        for slot in from..self.policy.slots() {
+            match self.cache.get(&keys.failure(slot)).await? {
+                Some(stamp) => previous = parse_stamp(&stamp).unwrap_or(now),
+                None if slot < self.policy.max_failures => return Ok(NextSlot::Free(slot)),
+                None => {
+                    let until = previous + self.policy.delay(slot - self.policy.max_failures);
+                    return Ok(if now >= until {
+                        NextSlot::Free(slot)
+                    } else {
+                        NextSlot::WaitUntil(until)
+                    });
                 }
             }
-            live
-        } else {
-            max
-        };
-        if failures < max {
-            return Ok(None);
         }
-        let until = now + self.policy.lockout;
-        self.cache
-            .put(
-                &keys.lock(),
-                until.to_rfc3339().as_bytes(),
-                self.policy.lockout,
-            )
-            .await?;
-        self.clear_failures(keys).await?;
-        tracing::warn!(
-            user = %keys.base,
-            failures,
-            %until,
-            "directory sign-in locked after repeated failures"
-        );
-        Ok(Some(until))
+        Ok(NextSlot::WaitUntil(previous + self.policy.lockout))
+    }
+
+    /// Claims the slot the next attempt takes. Concurrent claims (from any replica)
+    /// race on `put_if_absent`: a loser moves on to the next slot, whose delay then
+    /// usually refuses it.
+    async fn claim(&self, keys: &LockKeys, now: DateTime<Utc>) -> Result<NextSlot, SignInError> {
+        if self.policy.max_failures == 0 {
+            return Ok(NextSlot::Free(u32::MAX));
+        }
+        let stamp = now.to_rfc3339();
+        let mut from = 0;
+        for _ in 0..=self.policy.slots() {
+            match self.scan(keys, now, from).await? {
+                NextSlot::Free(slot) => {
+                    if self
+                        .cache
+                        .put_if_absent(&keys.failure(slot), stamp.as_bytes(), self.policy.window)
+                        .await?
+                    {
+                        return Ok(NextSlot::Free(slot));
+                    }
+                    from = slot;
+                }
+                wait => return Ok(wait),
+            }
+        }
+        Ok(NextSlot::WaitUntil(now + self.policy.lockout))
     }
 
     async fn clear_failures(&self, keys: &LockKeys) -> Result<(), SignInError> {
-        for slot in 0..self.policy.max_failures {
+        for slot in 0..self.policy.slots() {
             self.cache.delete(&keys.failure(slot)).await?;
         }
         Ok(())
     }
+
+    /// Verifies on the blocking pool, against the dummy hash when there is no real
+    /// one, within the server's bound on concurrent password checks.
+    async fn verify(&self, hash: Option<String>, password: &str) -> Result<bool, SignInError> {
+        let _permit = self.hashing.acquire().await?;
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || match hash {
+            Some(hash) => verify_password(&hash, &password),
+            None => {
+                let _ = verify_password(DUMMY_HASH, &password);
+                false
+            }
+        })
+        .await
+        .map_err(|e| SignInError::Unavailable(format!("the password check failed: {e}")))
+    }
 }
 
-/// Verifies on the blocking pool, against the dummy hash when there is no real one.
-async fn verify_off_thread(hash: Option<String>, password: &str) -> Result<bool, SignInError> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => verify_password(&hash, &password),
-        None => {
-            let _ = verify_password(DUMMY_HASH, &password);
-            false
+fn parse_stamp(value: &[u8]) -> Option<DateTime<Utc>> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+        .map(|at| at.with_timezone(&Utc))
+}
+
+/// Bounds the password checks running at once (each holds 19 MiB and a core for tens
+/// of milliseconds) and the attempts queued for one, so a flood of anonymous sign-ins
+/// costs bounded memory and CPU: past the queue an attempt is refused as
+/// [`SignInError::Busy`] without being evaluated.
+struct HashingLimit {
+    running: Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+}
+
+/// How long an attempt waits for a free password check before it is refused.
+const HASHING_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+impl HashingLimit {
+    /// Twice the cores run at once; eight times the cores may queue.
+    fn for_this_machine() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        Self {
+            running: Arc::new(tokio::sync::Semaphore::new(2 * cores)),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting: 8 * cores,
         }
-    })
-    .await
-    .map_err(|e| SignInError::Unavailable(format!("the password check failed: {e}")))
+    }
+
+    async fn acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit, SignInError> {
+        use std::sync::atomic::Ordering;
+        if let Ok(permit) = self.running.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(SignInError::Busy);
+        }
+        let permit = tokio::time::timeout(HASHING_QUEUE_WAIT, self.running.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        match permit {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) | Err(_) => Err(SignInError::Busy),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -443,6 +443,64 @@ pub struct AuditEvent {
     pub details: serde_json::Value,
 }
 
+/// The longest text an audit event keeps of one field (or one string in `details`):
+/// requests can carry 100 KB user agents, and an anonymous caller must not be able
+/// to grow the audit log by much more than the count of its events.
+pub const AUDIT_TEXT_LIMIT: usize = 256;
+/// The most elements an audit event keeps of one array or object in `details`.
+pub const AUDIT_LIST_LIMIT: usize = 100;
+
+impl AuditEvent {
+    /// This event with every string cut to [`AUDIT_TEXT_LIMIT`] characters (marked
+    /// with a trailing `…`) and every list in `details` to [`AUDIT_LIST_LIMIT`]
+    /// elements: what the store writes.
+    pub fn bounded(&self) -> AuditEvent {
+        AuditEvent {
+            at: self.at,
+            actor: bounded_text(&self.actor),
+            action: bounded_text(&self.action),
+            target: bounded_text(&self.target),
+            outcome: self.outcome,
+            source_ip: self.source_ip.as_deref().map(bounded_text),
+            user_agent: self.user_agent.as_deref().map(bounded_text),
+            details: bounded_json(&self.details, 0),
+        }
+    }
+}
+
+fn bounded_text(text: &str) -> String {
+    match text.char_indices().nth(AUDIT_TEXT_LIMIT) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
+fn bounded_json(value: &serde_json::Value, depth: usize) -> serde_json::Value {
+    use serde_json::Value;
+    // Rolegate's own details are shallow; anything deeper is summarised.
+    if depth > 8 {
+        return Value::String("…".into());
+    }
+    match value {
+        Value::String(text) => Value::String(bounded_text(text)),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .take(AUDIT_LIST_LIMIT)
+                .map(|item| bounded_json(item, depth + 1))
+                .collect(),
+        ),
+        Value::Object(members) => Value::Object(
+            members
+                .iter()
+                .take(AUDIT_LIST_LIMIT)
+                .map(|(key, item)| (bounded_text(key), bounded_json(item, depth + 1)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AuditRecord {
     pub id: i64,

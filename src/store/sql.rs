@@ -1756,6 +1756,7 @@ macro_rules! impl_store {
             }
 
             async fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64> {
+                let event = &event.bounded();
                 Ok(sqlx::query_scalar::<_, i64>(
                     "INSERT INTO audit_events (at, actor, action, target, outcome, source_ip, \
                      user_agent, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",

@@ -333,6 +333,12 @@ impl Sts {
 
     /// Seals a secret for storage at rest (e.g. an identity source's client secret)
     /// under the master key; `context` binds it to its purpose and owner.
+    /// [`Sealer::mac`] under this server's master key, base64url.
+    pub fn mac(&self, context: &str, data: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.sealer.mac(context, data))
+    }
+
     pub fn seal_secret(&self, value: &str, context: &str) -> String {
         self.sealer
             .seal(value.as_bytes(), context, &mut rand::rng())

@@ -131,8 +131,13 @@ impl RateLimit {
     /// Counts one event for `network`; `Some(seconds to wait)` when it is over the
     /// limit. A flood costs one small cache entry per network and window.
     pub async fn take(&self, cache: &dyn Cache, network: &str) -> Result<Option<u64>, CacheError> {
-        let count = cache.incr(&self.key(network), self.window).await?;
+        let count = self.count(cache, network).await?;
         Ok((count > self.max).then(|| self.window.as_secs().max(1)))
+    }
+
+    /// Counts one event for `network` and returns how many there were in this window.
+    pub async fn count(&self, cache: &dyn Cache, network: &str) -> Result<u64, CacheError> {
+        cache.incr(&self.key(network), self.window).await
     }
 
     /// Whether `network` is over the limit already, without counting an event.

@@ -36,8 +36,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
+use super::aws_json::{RateLimit, client_network};
 use super::portal::{
-    audit, error_page, html, issue_for_session, random_token, redirect, safe_return_to, same,
+    audit, audit_anonymous, error_page, html, issue_for_session, random_token, redirect, safe_return_to, same,
     session, signed_in_form,
 };
 use super::request_info;
@@ -275,11 +276,56 @@ async fn federation_post(
     }
 }
 
+/// Refused federation requests one client network may make per window; past it
+/// every request from that network is refused unevaluated until the window ends, so
+/// guessing sign-in tokens or session keys stays slow and the audit log small.
+const FEDERATION_FAILURES: RateLimit = RateLimit {
+    name: "federation-failures",
+    max: 30,
+    window: std::time::Duration::from_secs(5 * 60),
+};
+
+/// Counts a refused federation request against its network's budget.
+async fn count_failure(state: &AppState, request: &HttpRequest) {
+    if let Err(error) = FEDERATION_FAILURES
+        .count(state.cache.as_ref(), &client_network(request))
+        .await
+    {
+        tracing::warn!(%error, "cannot count a refused federation request");
+    }
+}
+
 async fn federation(
     state: &AppState,
     request: &HttpRequest,
     params: FederationParams,
 ) -> HttpResponse {
+    let network = client_network(request);
+    if let Ok(Some(retry_after)) = FEDERATION_FAILURES
+        .exceeded(state.cache.as_ref(), &network)
+        .await
+    {
+        tracing::warn!(%network, "federation: too many refused requests from this network");
+        let message = format!(
+            "Too many refused sign-in requests from your network. Try again in {} minutes.",
+            retry_after.div_ceil(60)
+        );
+        let mut response = if params.action.as_deref() == Some("login") {
+            error_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                &message,
+                "/start",
+                "Your accounts",
+            )
+        } else {
+            json_error(StatusCode::TOO_MANY_REQUESTS, "Throttling", &message)
+        };
+        if let Ok(value) = header::HeaderValue::from_str(&retry_after.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     match params.action.as_deref() {
         Some("getSigninToken") => get_signin_token(state, request, params).await,
         Some("login") => login(state, request, params).await,
@@ -340,7 +386,8 @@ async fn get_signin_token(
     let key_id = truncated(&given.session_id);
     let key_id = key_id.as_str();
     let refuse = move |code: &'static str, message: &'static str| async move {
-        audit(
+        count_failure(state, request).await;
+        audit_anonymous(
             state,
             request,
             ANONYMOUS,
@@ -500,7 +547,8 @@ async fn refuse_login(
     title: &str,
     message: &str,
 ) -> HttpResponse {
-    audit(
+    count_failure(state, request).await;
+    audit_anonymous(
         state,
         request,
         ANONYMOUS,

@@ -19,6 +19,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
+use super::aws_json::client_network;
 use super::portal::{
     PortalSession, audit, cookie, end_other_sessions, error_page, html, random_token, redirect,
     safe_return_to, same, session, signed_in_form, start_session,
@@ -141,7 +142,7 @@ fn locked_page(request: &HttpRequest, until: DateTime<Utc>) -> HttpResponse {
             "Account locked",
             &format!(
                 "Too many failed sign-ins. Try again after {}.",
-                until.format("%H:%M UTC")
+                until.format("%H:%M:%S UTC")
             ),
             "/signin",
             "Sign in",
@@ -284,6 +285,10 @@ async fn stored_secret(
 struct CodeForm {
     csrf: String,
     code: String,
+    /// The account password, owed on the account page unless the sign-in is recent
+    /// (see [`needs_password`]); unused at the sign-in code step.
+    #[serde(default)]
+    password: String,
 }
 
 async fn submit_code(
@@ -318,9 +323,10 @@ async fn submit_code(
         return expired(&request);
     };
     let now = Utc::now();
+    let network = client_network(&request);
     match state
         .directory
-        .locked_until_for(&source_id, &name, now)
+        .locked_until_for(&source_id, &name, &network, now)
         .await
     {
         Ok(None) => {}
@@ -361,7 +367,9 @@ async fn submit_code(
         }
     };
     if !matches!(check, CodeCheck::Accepted) {
-        let locked = match state.directory.count_failure(&source_id, &name, now).await {
+        let locked = match state
+            .directory
+            .count_failure(&source_id, &name, &network, now).await {
             Ok(locked) => locked,
             Err(error) => {
                 tracing::error!(%error, "cannot count a failed second factor");
@@ -383,7 +391,7 @@ async fn submit_code(
     // counted; a lock set by them meanwhile must stop a right guess too.
     match state
         .directory
-        .locked_until_for(&source_id, &name, now)
+        .locked_until_for(&source_id, &name, &network, now)
         .await
     {
         Ok(None) => {}
@@ -415,7 +423,9 @@ async fn submit_code(
         }
     }
     let _ = state.cache.delete(&key).await;
-    if let Err(error) = state.directory.complete_sign_in(&source_id, &name).await {
+    if let Err(error) = state
+        .directory
+        .complete_sign_in(&source_id, &name, &network).await {
         tracing::warn!(%error, "cannot clear the sign-in failure counter");
     }
     let response = start_session(&state, &request, pending.identity, &pending.return_to).await;
@@ -428,6 +438,8 @@ struct AccountPage<'a> {
     display_name: &'a str,
     csrf: &'a str,
     error: Option<&'a str>,
+    /// The forms ask for the password: the sign-in is not recent.
+    needs_password: bool,
     /// Signed in through a federated source (its id): nothing to set up here.
     federated_source: Option<&'a str>,
     /// TOTP is on since then.
@@ -494,6 +506,7 @@ async fn render_account(
         display_name: &identity.display_name,
         csrf: &session.csrf,
         error,
+        needs_password: needs_password(state, session),
         federated_source: None,
         enabled_since: None,
         secret: None,
@@ -530,23 +543,77 @@ async fn account_page(state: web::Data<AppState>, request: HttpRequest) -> HttpR
 }
 
 /// The signed-in directory user behind a form on the account page, or the response.
+/// Whether a change on the account page must be confirmed with the password: the
+/// sign-in behind this session is older than `portal.reauthenticate_within`, so the
+/// session alone (perhaps stolen) does not prove the person is at the keyboard.
+fn needs_password(state: &AppState, session: &PortalSession) -> bool {
+    let age = Utc::now().timestamp().saturating_sub(session.signed_in_at);
+    u64::try_from(age).map_or(true, |age| age >= state.portal.reauthenticate_within.as_secs())
+}
+
+/// The signed-in directory user behind a form on the account page, or the response.
+/// The password is checked (and a wrong one counted like a failed sign-in) when the
+/// sign-in is not recent.
 async fn directory_form(
     state: &AppState,
     request: &HttpRequest,
-    csrf: &str,
+    form: &CodeForm,
     action: &str,
 ) -> Result<(String, PortalSession, UserName), HttpResponse> {
-    let session = signed_in_form(state, request, csrf, action, DIRECTORY_SOURCE_ID).await?;
+    let session = signed_in_form(state, request, &form.csrf, action, DIRECTORY_SOURCE_ID).await?;
     let Some((id, _)) = super::portal::session(state, request).await else {
         return Err(redirect("/signin?return_to=/account/mfa"));
     };
     if session.identity.source_id != DIRECTORY_SOURCE_ID {
         return Err(render_account(state, &id, &session, StatusCode::BAD_REQUEST, None).await);
     }
-    match UserName::parse(session.identity.user_name.as_str()) {
-        Ok(name) => Ok((id, session, name)),
-        Err(_) => Err(unavailable()),
+    let Ok(name) = UserName::parse(session.identity.user_name.as_str()) else {
+        return Err(unavailable());
+    };
+    if !needs_password(state, &session) {
+        return Ok((id, session, name));
     }
+    let confirmed = state
+        .directory
+        .confirm_password(
+            DIRECTORY_SOURCE_ID,
+            &name,
+            &form.password,
+            &client_network(request),
+            Utc::now(),
+        )
+        .await;
+    let (status, message, reason) = match confirmed {
+        Ok(true) => return Ok((id, session, name)),
+        Ok(false) => (
+            StatusCode::UNAUTHORIZED,
+            "Your password is needed to change how you sign in, and the one entered is not right.".to_owned(),
+            "password confirmation failed".to_owned(),
+        ),
+        Err(SignInError::Locked { until }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many failed attempts. Try again after {}.",
+                until.format("%H:%M:%S UTC")
+            ),
+            SignInError::Locked { until }.to_string(),
+        ),
+        Err(error) => {
+            tracing::error!(%error, "cannot confirm a password");
+            return Err(unavailable());
+        }
+    };
+    audit(
+        state,
+        request,
+        &session.identity.user_name,
+        action,
+        DIRECTORY_SOURCE_ID,
+        Outcome::Failure,
+        json!({ "reason": reason }),
+    )
+    .await;
+    Err(render_account(state, &id, &session, status, Some(&message)).await)
 }
 
 async fn enable(
@@ -554,7 +621,7 @@ async fn enable(
     request: HttpRequest,
     form: web::Form<CodeForm>,
 ) -> HttpResponse {
-    let (id, session, name) = match directory_form(&state, &request, &form.csrf, ENABLE).await {
+    let (id, session, name) = match directory_form(&state, &request, &form, ENABLE).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -663,7 +730,7 @@ async fn disable(
     request: HttpRequest,
     form: web::Form<CodeForm>,
 ) -> HttpResponse {
-    let (id, session, name) = match directory_form(&state, &request, &form.csrf, DISABLE).await {
+    let (id, session, name) = match directory_form(&state, &request, &form, DISABLE).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -684,12 +751,13 @@ async fn disable(
         }
     };
     let now = Utc::now();
+    let network = client_network(&request);
     // Checked before the code and again after it: a lock set by concurrent wrong
     // guesses stops a right one too (as at sign-in).
     let refuse_if_locked = || async {
         match state
             .directory
-            .locked_until_for(DIRECTORY_SOURCE_ID, &name, now)
+            .locked_until_for(DIRECTORY_SOURCE_ID, &name, &network, now)
             .await
         {
             Ok(None) => None,
@@ -703,7 +771,7 @@ async fn disable(
                         StatusCode::TOO_MANY_REQUESTS,
                         Some(&format!(
                             "Too many wrong codes. Try again after {}.",
-                            until.format("%H:%M UTC")
+                            until.format("%H:%M:%S UTC")
                         )),
                     )
                     .await,
@@ -732,7 +800,7 @@ async fn disable(
         // Guessing codes here is guessing a second factor: it counts like sign-in.
         let locked = state
             .directory
-            .count_failure(DIRECTORY_SOURCE_ID, &name, now)
+            .count_failure(DIRECTORY_SOURCE_ID, &name, &network, now)
             .await
             .ok()
             .flatten();
@@ -740,7 +808,7 @@ async fn disable(
         let message = match locked {
             Some(until) => format!(
                 "Too many wrong codes. Try again after {}.",
-                until.format("%H:%M UTC")
+                until.format("%H:%M:%S UTC")
             ),
             None => check.message().to_owned(),
         };

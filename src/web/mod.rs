@@ -43,6 +43,9 @@ pub struct AppState {
 pub struct PortalSettings {
     /// How long a portal sign-in lasts (also the SSO access token's lifetime).
     pub session_ttl: std::time::Duration,
+    /// How long after signing in a person may change their sign-in settings (turn
+    /// a second factor on or off) without typing their password again.
+    pub reauthenticate_within: std::time::Duration,
 }
 
 impl Default for PortalSettings {
@@ -50,6 +53,7 @@ impl Default for PortalSettings {
         // IAM Identity Center's default session duration.
         Self {
             session_ttl: std::time::Duration::from_secs(8 * 3600),
+            reauthenticate_within: std::time::Duration::from_secs(5 * 60),
         }
     }
 }

@@ -12,7 +12,8 @@ use serde_json::json;
 
 use super::AppState;
 use super::portal::{
-    SignInSource, audit, cookie, error_page, random_token, redirect, safe_return_to,
+    SignInSource, audit_anonymous, cookie, error_page, host_cookie_name, random_token, redirect,
+    safe_return_to,
     start_session_with,
 };
 use super::request_info;
@@ -71,7 +72,7 @@ async fn failed(
         _ => Outcome::Failure,
     };
     tracing::warn!(source = source_id, code = error.code(), reason = %error, "OIDC sign-in failed");
-    audit(
+    audit_anonymous(
         state,
         request,
         "anonymous",
@@ -183,11 +184,10 @@ async fn begin(
         Ok(source) => source,
         Err(error) => return failed(&state, &request, &source_id, &error).await,
     };
-    let binding = request
-        .cookie(BINDING_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.len() >= 32 && v.len() <= 128)
-        .unwrap_or_else(random_token);
+    // Fresh for every sign-in, never taken from the request: a value planted in the
+    // browser (say by a sibling subdomain over http) must not bind anything. Over
+    // https the cookie is `__Host-` prefixed, which only this origin can set.
+    let binding = random_token();
     let callback = format!(
         "{}/signin/oidc/{}/callback",
         request_info::public_origin(&request),
@@ -205,7 +205,8 @@ async fn begin(
     {
         Ok(url) => {
             let mut response = redirect(&url);
-            let _ = response.add_cookie(&cookie(&request, BINDING_COOKIE, binding));
+            let name = host_cookie_name(&request, BINDING_COOKIE);
+            let _ = response.add_cookie(&cookie(&request, &name, binding));
             response
         }
         Err(error) => failed(&state, &request, &source_id, &error).await,
@@ -255,7 +256,9 @@ async fn finish(
     if pending.source_id != source_id {
         return Err(OidcError::SourceMismatch);
     }
-    let browser = request.cookie(BINDING_COOKIE).map(|c| c.value().to_owned());
+    let browser = request
+        .cookie(&host_cookie_name(request, BINDING_COOKIE))
+        .map(|c| c.value().to_owned());
     if !oidc::same_browser(&pending, browser.as_deref()) {
         return Err(OidcError::BrowserMismatch);
     }

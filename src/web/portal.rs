@@ -15,15 +15,47 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use super::aws_json::{RateLimit, client_network};
 use super::request_info;
-use crate::idp::directory::SignInError;
+use crate::idp::directory::{SignInError, masked_name};
 use crate::seed::DIRECTORY_SOURCE_ID;
 use crate::store::{AuditEvent, Outcome};
 use crate::sts::portal::PortalIdentity;
 
 const SESSION_COOKIE: &str = "rg_session";
-/// Double-submit CSRF token for the sign-in form, before any session exists.
+/// The login CSRF cookie, before any session exists: a random value, which the
+/// sign-in form must answer with its MAC under the server's key (a signed double
+/// submit: a value planted in the cookie is useless without the MAC). Over https the
+/// cookie is `__Host-rg_csrf`, which no other host or path can set.
 const CSRF_COOKIE: &str = "rg_csrf";
+const LOGIN_CSRF_CONTEXT: &str = "login-csrf";
+
+/// Refusals of anonymous requests that one client network may write to the audit
+/// log per window; past it they are logged at debug level only, after one event
+/// saying so, so an anonymous client cannot grow the database at will.
+const ANONYMOUS_AUDIT: RateLimit = RateLimit {
+    name: "audit-anonymous",
+    max: 60,
+    window: std::time::Duration::from_secs(15 * 60),
+};
+
+/// `base` over http; `__Host-base` over https (Secure, path `/`, no domain: the
+/// cookie can be set only by this origin).
+pub(crate) fn host_cookie_name(request: &HttpRequest, base: &'static str) -> String {
+    if request_info::is_https(request) {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+/// The login CSRF cookie's value, if it has the shape this server gives it.
+fn login_csrf_nonce(request: &HttpRequest) -> Option<String> {
+    request
+        .cookie(&host_cookie_name(request, CSRF_COOKIE))
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 43 && URL_SAFE_NO_PAD.decode(v).is_ok())
+}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(root))
@@ -165,6 +197,45 @@ pub(crate) async fn audit(
     }
 }
 
+/// [`audit`] for a refusal of an anonymous request, within the client network's
+/// [`ANONYMOUS_AUDIT`] budget.
+pub(crate) async fn audit_anonymous(
+    state: &AppState,
+    request: &HttpRequest,
+    actor: &str,
+    action: &str,
+    target: &str,
+    outcome: Outcome,
+    details: serde_json::Value,
+) {
+    let network = client_network(request);
+    let count = match ANONYMOUS_AUDIT.count(state.cache.as_ref(), &network).await {
+        Ok(count) => count,
+        // Without the counter the event is written: losing it would be worse.
+        Err(_) => 0,
+    };
+    if count <= ANONYMOUS_AUDIT.max {
+        audit(state, request, actor, action, target, outcome, details).await;
+    } else if count == ANONYMOUS_AUDIT.max + 1 {
+        audit(
+            state,
+            request,
+            "anonymous",
+            "audit:Suppressed",
+            &network,
+            Outcome::Denied,
+            json!({
+                "reason": "too many refused anonymous requests from this network: further ones are not recorded until the window ends",
+                "window_seconds": ANONYMOUS_AUDIT.window.as_secs(),
+                "last_action": action,
+            }),
+        )
+        .await;
+    } else {
+        tracing::debug!(%network, action, "anonymous refusal not audited (over budget)");
+    }
+}
+
 /// The signed-in session, if the cookie names a live one (not ended by a change of
 /// the user's sign-in settings since, see [`end_other_sessions`]).
 pub(crate) async fn session(
@@ -296,17 +367,15 @@ struct ReturnTo {
 }
 
 fn render_signin(
+    state: &AppState,
     request: &HttpRequest,
     status: StatusCode,
     return_to: &str,
     error: Option<&str>,
     sources: &[SignInSource],
 ) -> HttpResponse {
-    let csrf = request
-        .cookie(CSRF_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.len() >= 32)
-        .unwrap_or_else(random_token);
+    let nonce = login_csrf_nonce(request).unwrap_or_else(random_token);
+    let csrf = state.sts.mac(LOGIN_CSRF_CONTEXT, nonce.as_bytes());
     let page = SignInPage {
         csrf: &csrf,
         return_to: safe_return_to(return_to),
@@ -330,7 +399,8 @@ fn render_signin(
             .collect(),
     };
     let mut response = html(status, page.render().unwrap_or_default());
-    let _ = response.add_cookie(&cookie(request, CSRF_COOKIE, csrf));
+    let name = host_cookie_name(request, CSRF_COOKIE);
+    let _ = response.add_cookie(&cookie(request, &name, nonce));
     response
 }
 
@@ -341,6 +411,7 @@ async fn signin_page(
 ) -> HttpResponse {
     let sources = super::oidc_login::signin_sources(&state).await;
     render_signin(
+        &state,
         &request,
         StatusCode::OK,
         query.return_to.as_deref().unwrap_or("/start"),
@@ -364,15 +435,14 @@ async fn signin_directory(
     form: web::Form<SignInForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    let expected = request
-        .cookie(CSRF_COOKIE)
-        .map(|c| c.value().to_owned())
+    let expected = login_csrf_nonce(&request)
+        .map(|nonce| state.sts.mac(LOGIN_CSRF_CONTEXT, nonce.as_bytes()))
         .unwrap_or_default();
     if expected.is_empty() || !same(&expected, &form.csrf) {
-        audit(
+        audit_anonymous(
             &state,
             &request,
-            &form.username,
+            &masked_name(&form.username),
             "portal:SignIn",
             DIRECTORY_SOURCE_ID,
             Outcome::Denied,
@@ -393,6 +463,7 @@ async fn signin_directory(
             DIRECTORY_SOURCE_ID,
             &form.username,
             &form.password,
+            &client_network(&request),
             Utc::now(),
         )
         .await;
@@ -408,8 +479,13 @@ async fn signin_directory(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!(
                         "Too many failed sign-ins. Try again after {}.",
-                        until.format("%H:%M UTC")
+                        until.format("%H:%M:%S UTC")
                     ),
+                ),
+                SignInError::Busy => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many people are signing in right now. Please try again in a few seconds."
+                        .to_owned(),
                 ),
                 SignInError::UnknownSource(_) => (
                     StatusCode::NOT_FOUND,
@@ -423,10 +499,11 @@ async fn signin_directory(
             if let SignInError::Unavailable(reason) = &error {
                 tracing::error!(%reason, "directory sign-in unavailable");
             }
-            audit(
+            let actor = audited_name(&state, &form.username).await;
+            audit_anonymous(
                 &state,
                 &request,
-                form.username.trim(),
+                &actor,
                 "portal:SignIn",
                 DIRECTORY_SOURCE_ID,
                 Outcome::Failure,
@@ -434,7 +511,20 @@ async fn signin_directory(
             )
             .await;
             let sources = super::oidc_login::signin_sources(&state).await;
-            return render_signin(&request, status, &form.return_to, Some(&message), &sources);
+            let mut response = render_signin(
+                &state,
+                &request,
+                status,
+                &form.return_to,
+                Some(&message),
+                &sources,
+            );
+            if matches!(error, SignInError::Busy) {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+            }
+            return response;
         }
     };
     let identity = PortalIdentity {
@@ -461,6 +551,18 @@ async fn signin_directory(
     start_session(&state, &request, identity, &form.return_to).await
 }
 
+/// How a failed sign-in names its actor in the audit log: the user name when such a
+/// user exists, else a masked form ([`masked_name`]), since what was typed may be a
+/// password typed into the wrong field.
+async fn audited_name(state: &AppState, typed: &str) -> String {
+    if let Ok(name) = crate::iam::UserName::parse(typed.trim())
+        && let Ok(user) = state.store.get_user(DIRECTORY_SOURCE_ID, &name).await
+    {
+        return user.user_name.to_string();
+    }
+    masked_name(typed)
+}
+
 /// Creates a portal session for a signed-in identity (any identity source), audits
 /// the sign-in, sets the session cookie and redirects to `return_to` (local only).
 pub(crate) async fn start_session(
@@ -480,6 +582,11 @@ pub(crate) async fn start_session_with(
     return_to: &str,
     id_token: Option<String>,
 ) -> HttpResponse {
+    // A new sign-in in this browser replaces the one before: end it, so that its
+    // id (which may have leaked) stops working now rather than when it expires.
+    if let Some(previous) = request.cookie(SESSION_COOKIE) {
+        let _ = state.cache.delete(&session_key(previous.value())).await;
+    }
     let id = random_token();
     let session = PortalSession {
         identity,

@@ -18,6 +18,8 @@ use crate::cache::{redis_cache, remove_prefix, unique_prefix};
 use crate::helpers::TestStore;
 
 const SOURCE: &str = "corp";
+/// The client network of the attempts (lock-outs are per name and network).
+const NET: &str = "192.0.2.10";
 const ALICE_PASSWORD: &str = "correct horse battery staple";
 
 fn name(value: &str) -> UserName {
@@ -111,7 +113,7 @@ async fn correct_password_signs_in_with_groups(db: TestStore) {
     directory(&db).await;
     let auth = DirectoryAuth::new(db.store.clone(), memory());
     let signed_in = auth
-        .authenticate(SOURCE, "alice", ALICE_PASSWORD, Utc::now())
+        .authenticate(SOURCE, "alice", ALICE_PASSWORD, NET, Utc::now())
         .await
         .unwrap();
     assert_eq!(signed_in.user.user_name.as_str(), "alice");
@@ -129,7 +131,7 @@ async fn correct_password_signs_in_with_groups(db: TestStore) {
 
     // Names are case-insensitive, as in the store.
     let again = auth
-        .authenticate(SOURCE, " ALICE ", ALICE_PASSWORD, Utc::now())
+        .authenticate(SOURCE, " ALICE ", ALICE_PASSWORD, NET, Utc::now())
         .await
         .unwrap();
     assert_eq!(again.user.id, signed_in.user.id);
@@ -150,7 +152,7 @@ async fn failures_all_look_the_same(db: TestStore) {
     let mut messages = Vec::new();
     for (user, password) in attempts {
         let error = auth
-            .authenticate(SOURCE, user, password, now)
+            .authenticate(SOURCE, user, password, NET, now)
             .await
             .unwrap_err();
         assert!(
@@ -167,10 +169,10 @@ async fn failures_all_look_the_same(db: TestStore) {
     let mut unknown = Duration::MAX;
     for _ in 0..2 {
         let started = Instant::now();
-        let _ = auth.authenticate(SOURCE, "carol", "pw", now).await;
+        let _ = auth.authenticate(SOURCE, "carol", "pw", NET, now).await;
         unknown = unknown.min(started.elapsed());
         let started = Instant::now();
-        let _ = auth.authenticate(SOURCE, "alice", "pw", now).await;
+        let _ = auth.authenticate(SOURCE, "alice", "pw", NET, now).await;
         wrong = wrong.min(started.elapsed());
     }
     assert!(
@@ -183,7 +185,7 @@ async fn disabled_user_is_refused(db: TestStore) {
     directory(&db).await;
     let auth = DirectoryAuth::new(db.store.clone(), memory());
     assert_invalid(
-        auth.authenticate(SOURCE, "dave", ALICE_PASSWORD, Utc::now())
+        auth.authenticate(SOURCE, "dave", ALICE_PASSWORD, NET, Utc::now())
             .await,
     );
     // Enabled again, the same password works.
@@ -193,7 +195,7 @@ async fn disabled_user_is_refused(db: TestStore) {
     )
     .await;
     let dave = auth
-        .authenticate(SOURCE, "dave", ALICE_PASSWORD, Utc::now())
+        .authenticate(SOURCE, "dave", ALICE_PASSWORD, NET, Utc::now())
         .await
         .unwrap();
     assert!(dave.groups.is_empty());
@@ -204,7 +206,7 @@ async fn user_without_password_cannot_sign_in(db: TestStore) {
     let store = &db.store;
     let auth = DirectoryAuth::new(store.clone(), memory());
     for password in ["", "anything", ALICE_PASSWORD] {
-        assert_invalid(auth.authenticate(SOURCE, "bob", password, Utc::now()).await);
+        assert_invalid(auth.authenticate(SOURCE, "bob", password, NET, Utc::now()).await);
     }
     // An administrator sets one; clearing it refuses sign-in again.
     let hash = hash_password("bob-password").unwrap();
@@ -220,7 +222,7 @@ async fn user_without_password_cannot_sign_in(db: TestStore) {
             .password_hash,
         Some(hash)
     );
-    auth.authenticate(SOURCE, "bob", "bob-password", Utc::now())
+    auth.authenticate(SOURCE, "bob", "bob-password", NET, Utc::now())
         .await
         .unwrap();
     store
@@ -228,7 +230,7 @@ async fn user_without_password_cannot_sign_in(db: TestStore) {
         .await
         .unwrap();
     assert_invalid(
-        auth.authenticate(SOURCE, "bob", "bob-password", Utc::now())
+        auth.authenticate(SOURCE, "bob", "bob-password", NET, Utc::now())
             .await,
     );
 
@@ -257,17 +259,17 @@ async fn five_failures_lock_the_account_in_the_cache(db: TestStore) {
     assert_eq!(auth.policy(), &LockoutPolicy::default());
     let now = Utc::now();
     for _ in 0..4 {
-        assert_invalid(auth.authenticate(SOURCE, "alice", "guess", now).await);
+        assert_invalid(auth.authenticate(SOURCE, "alice", "guess", NET, now).await);
     }
-    // The fifth failure locks, for 15 minutes.
-    let until = match auth.authenticate(SOURCE, "Alice", "guess", now).await {
+    // The fifth failure spends the free ones: the next attempt must wait 30 seconds.
+    let until = match auth.authenticate(SOURCE, "Alice", "guess", NET, now).await {
         Err(SignInError::Locked { until }) => until,
         other => panic!("expected Locked, got {other:?}"),
     };
-    assert_eq!(until, now + Duration::from_secs(15 * 60));
+    assert_eq!(until, now + rolegate::idp::directory::FIRST_DELAY);
     // Now even the right password is refused, with its own error.
     let error = auth
-        .authenticate(SOURCE, "alice", ALICE_PASSWORD, now)
+        .authenticate(SOURCE, "alice", ALICE_PASSWORD, NET, now)
         .await
         .unwrap_err();
     assert!(matches!(error, SignInError::Locked { .. }), "{error:?}");
@@ -278,21 +280,21 @@ async fn five_failures_lock_the_account_in_the_cache(db: TestStore) {
     let replica = DirectoryAuth::new(db.store.clone(), cache.clone());
     assert_locked(
         replica
-            .authenticate(SOURCE, "alice", ALICE_PASSWORD, now)
+            .authenticate(SOURCE, "alice", ALICE_PASSWORD, NET, now)
             .await,
     );
     DirectoryAuth::new(db.store.clone(), memory())
-        .authenticate(SOURCE, "alice", ALICE_PASSWORD, now)
+        .authenticate(SOURCE, "alice", ALICE_PASSWORD, NET, now)
         .await
         .unwrap();
     // Other users are not affected.
-    assert_invalid(auth.authenticate(SOURCE, "dave", "guess", now).await);
+    assert_invalid(auth.authenticate(SOURCE, "dave", "guess", NET, now).await);
 
     // Unknown names lock the same way, so locking tells nothing about who exists.
     for _ in 0..4 {
-        assert_invalid(auth.authenticate(SOURCE, "nobody", "guess", now).await);
+        assert_invalid(auth.authenticate(SOURCE, "nobody", "guess", NET, now).await);
     }
-    assert_locked(auth.authenticate(SOURCE, "nobody", "guess", now).await);
+    assert_locked(auth.authenticate(SOURCE, "nobody", "guess", NET, now).await);
 }
 
 async fn lock_expires_and_success_resets_the_count(db: TestStore) {
@@ -301,28 +303,30 @@ async fn lock_expires_and_success_resets_the_count(db: TestStore) {
         max_failures: 3,
         window: Duration::from_secs(60),
         lockout: Duration::from_millis(1500),
+        ..LockoutPolicy::default()
     };
     let auth = DirectoryAuth::with_policy(db.store.clone(), memory(), policy);
     let now = Utc::now();
 
     // Two failures, a success, two failures: the success cleared the count.
     for _ in 0..2 {
-        assert_invalid(auth.authenticate(SOURCE, "alice", "guess", now).await);
+        assert_invalid(auth.authenticate(SOURCE, "alice", "guess", NET, now).await);
     }
-    auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, now)
+    auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, NET, now)
         .await
         .unwrap();
     for _ in 0..2 {
-        assert_invalid(auth.authenticate(SOURCE, "alice", "guess", now).await);
+        assert_invalid(auth.authenticate(SOURCE, "alice", "guess", NET, now).await);
     }
     // The third in a row locks; the lock ends after its time.
-    assert_locked(auth.authenticate(SOURCE, "alice", "guess", now).await);
+    assert_locked(auth.authenticate(SOURCE, "alice", "guess", NET, now).await);
     assert_locked(
-        auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, now)
+        auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, NET, now)
             .await,
     );
-    tokio::time::sleep(Duration::from_millis(1700)).await;
-    auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, Utc::now())
+    // The wait is measured from the last failure's time: move the clock past it.
+    let later = now + Duration::from_millis(1700);
+    auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, NET, later)
         .await
         .unwrap();
 
@@ -331,12 +335,13 @@ async fn lock_expires_and_success_resets_the_count(db: TestStore) {
         max_failures: 2,
         window: Duration::from_millis(400),
         lockout: Duration::from_secs(60),
+        ..LockoutPolicy::default()
     };
     let auth = DirectoryAuth::with_policy(db.store.clone(), memory(), short_window);
-    assert_invalid(auth.authenticate(SOURCE, "alice", "guess", now).await);
+    assert_invalid(auth.authenticate(SOURCE, "alice", "guess", NET, now).await);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_invalid(auth.authenticate(SOURCE, "alice", "guess", now).await);
-    auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, Utc::now())
+    assert_invalid(auth.authenticate(SOURCE, "alice", "guess", NET, now).await);
+    auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, NET, Utc::now())
         .await
         .unwrap();
 }
@@ -355,7 +360,7 @@ async fn lock_is_shared_by_replicas_through_redis(db: TestStore) {
             let replicas = replicas.clone();
             tokio::spawn(async move {
                 replicas[i % 2]
-                    .authenticate(SOURCE, "alice", &format!("guess-{i}"), now)
+                    .authenticate(SOURCE, "alice", &format!("guess-{i}"), NET, now)
                     .await
                     .map(|_| ())
             })
@@ -373,7 +378,7 @@ async fn lock_is_shared_by_replicas_through_redis(db: TestStore) {
     for replica in replicas.iter() {
         assert_locked(
             replica
-                .authenticate(SOURCE, "alice", ALICE_PASSWORD, now)
+                .authenticate(SOURCE, "alice", ALICE_PASSWORD, NET, now)
                 .await,
         );
     }
@@ -401,7 +406,7 @@ async fn only_enabled_directories_sign_in(db: TestStore) {
     let auth = DirectoryAuth::new(store.clone(), memory());
     for source in ["corp-sso", "old-dir", "missing"] {
         let error = auth
-            .authenticate(source, "alice", ALICE_PASSWORD, Utc::now())
+            .authenticate(source, "alice", ALICE_PASSWORD, NET, Utc::now())
             .await
             .unwrap_err();
         assert!(
@@ -439,13 +444,13 @@ async fn demo_users_sign_in_with_the_printed_passwords(db: TestStore) {
     let auth = DirectoryAuth::new(db.store.clone(), memory());
     for (user, password) in DEMO_SIGN_INS {
         let signed_in = auth
-            .authenticate(DIRECTORY_SOURCE_ID, user, password, Utc::now())
+            .authenticate(DIRECTORY_SOURCE_ID, user, password, NET, Utc::now())
             .await
             .unwrap();
         assert!(!signed_in.groups.is_empty(), "{user}");
     }
     let alice = auth
-        .authenticate(DIRECTORY_SOURCE_ID, "alice", DEMO_SIGN_INS[0].1, Utc::now())
+        .authenticate(DIRECTORY_SOURCE_ID, "alice", DEMO_SIGN_INS[0].1, NET, Utc::now())
         .await
         .unwrap();
     assert_eq!(alice.groups, ["admins", "developers"]);

@@ -410,6 +410,7 @@ async fn portal_sessions_end_after_the_configured_lifetime() {
         .await
         .with_portal(rolegate::web::PortalSettings {
             session_ttl: std::time::Duration::from_secs(2),
+            ..Default::default()
         });
     let base = spawn_state(state);
     let mut browser = Browser::new(&base);

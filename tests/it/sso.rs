@@ -883,6 +883,7 @@ async fn sso_portal_api_errors_and_shared_paths(db: TestStore) {
         .await
         .with_portal(rolegate::web::PortalSettings {
             session_ttl: std::time::Duration::from_secs(10),
+            ..Default::default()
         });
     let base = spawn_state(state);
 
