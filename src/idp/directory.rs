@@ -10,9 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::cache::{Cache, CacheError};
 use crate::iam::UserName;
@@ -71,18 +72,56 @@ pub async fn hash_password_async(password: String) -> Result<String, PasswordHas
 }
 
 /// Whether `password` matches the PHC string `phc` (any argon2 variant; the parameters
-/// come from the string). The comparison is constant-time (done by the `argon2`
-/// crate); a malformed `phc` never matches.
+/// come from the string). The comparison is constant-time; a malformed `phc` never
+/// matches.
 pub fn verify_password(phc: &str, password: &str) -> bool {
+    verify_with_memory(&mut Vec::new(), phc, password)
+}
+
+/// The most working memory one stored hash may ask for (256 MiB): a larger `m` in a
+/// stored hash never matches rather than exhausting memory.
+const MAX_CHECK_BLOCKS: usize = 256 * 1024;
+
+/// [`verify_password`] in `memory`, grown to what the hash asks for and kept by the
+/// caller for the next check: a worker that checks passwords all day allocates its
+/// 19 MiB once, instead of once per check (which glibc's allocator answers with
+/// fresh, scattered memory under concurrency).
+fn verify_with_memory(memory: &mut Vec<Block>, phc: &str, password: &str) -> bool {
     if password.len() > MAX_PASSWORD_BYTES {
         return false;
     }
-    match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if blocks > MAX_CHECK_BLOCKS {
+        return false;
     }
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::new());
+    }
+    let Some(working) = memory.get_mut(..blocks) else {
+        return false;
+    };
+    let mut computed = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt.as_ref(), &mut computed, working)
+        .is_ok()
+        && bool::from(computed.as_slice().ct_eq(expected.as_bytes()))
 }
 
 /// How failed sign-ins slow down further attempts.
@@ -484,7 +523,12 @@ impl DirectoryAuth {
     /// Finds the slot the next attempt would take, from `from` on: the lowest free
     /// slot, which past the free failures is open only once the delay since the
     /// previous failure has passed.
-    async fn scan(&self, keys: &LockKeys, now: DateTime<Utc>, from: u32) -> Result<NextSlot, SignInError> {
+    async fn scan(
+        &self,
+        keys: &LockKeys,
+        now: DateTime<Utc>,
+        from: u32,
+    ) -> Result<NextSlot, SignInError> {
         if self.policy.max_failures == 0 {
             return Ok(NextSlot::Free(u32::MAX));
         }
@@ -540,20 +584,10 @@ impl DirectoryAuth {
         Ok(())
     }
 
-    /// Verifies on the blocking pool, against the dummy hash when there is no real
-    /// one, within the server's bound on concurrent password checks.
+    /// Verifies on the password-check workers, against the dummy hash when there is
+    /// no real one.
     async fn verify(&self, hash: Option<String>, password: &str) -> Result<bool, SignInError> {
-        let _permit = self.hashing.acquire().await?;
-        let password = password.to_owned();
-        tokio::task::spawn_blocking(move || match hash {
-            Some(hash) => verify_password(&hash, &password),
-            None => {
-                let _ = verify_password(DUMMY_HASH, &password);
-                false
-            }
-        })
-        .await
-        .map_err(|e| SignInError::Unavailable(format!("the password check failed: {e}")))
+        self.hashing.verify(hash, password).await
     }
 }
 
@@ -564,44 +598,83 @@ fn parse_stamp(value: &[u8]) -> Option<DateTime<Utc>> {
         .map(|at| at.with_timezone(&Utc))
 }
 
-/// Bounds the password checks running at once (each holds 19 MiB and a core for tens
-/// of milliseconds) and the attempts queued for one, so a flood of anonymous sign-ins
-/// costs bounded memory and CPU: past the queue an attempt is refused as
-/// [`SignInError::Busy`] without being evaluated.
+/// The password checks of one server: a fixed set of worker threads (twice the
+/// cores) fed by a bounded queue (eight times the cores). Each check holds 19 MiB and
+/// a core for tens of milliseconds; with the workers fixed, at most that many run at
+/// once, and since the same few threads do every check the allocator reuses their
+/// memory instead of leaving 19 MiB behind in the arena of each short-lived blocking
+/// thread. A check that finds the queue full, or waits longer than
+/// [`HASHING_QUEUE_WAIT`], is refused as [`SignInError::Busy`] without being
+/// evaluated: a flood of anonymous sign-ins costs bounded memory and CPU.
 struct HashingLimit {
-    running: Arc<tokio::sync::Semaphore>,
-    waiting: std::sync::atomic::AtomicUsize,
-    max_waiting: usize,
+    jobs: std::sync::mpsc::SyncSender<VerifyJob>,
+}
+
+struct VerifyJob {
+    hash: Option<String>,
+    password: String,
+    answer: tokio::sync::oneshot::Sender<bool>,
 }
 
 /// How long an attempt waits for a free password check before it is refused.
 const HASHING_QUEUE_WAIT: Duration = Duration::from_secs(10);
 
 impl HashingLimit {
-    /// Twice the cores run at once; eight times the cores may queue.
     fn for_this_machine() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        Self {
-            running: Arc::new(tokio::sync::Semaphore::new(2 * cores)),
-            waiting: std::sync::atomic::AtomicUsize::new(0),
-            max_waiting: 8 * cores,
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<VerifyJob>(8 * cores);
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..2 * cores {
+            let queue = queue.clone();
+            // A worker ends when the server's sender is dropped.
+            let spawned = std::thread::Builder::new()
+                .name(format!("password-check-{n}"))
+                .spawn(move || {
+                    let mut memory = Vec::new();
+                    loop {
+                        let next = match queue.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = next else { return };
+                        let matches = match &job.hash {
+                            Some(hash) => verify_with_memory(&mut memory, hash, &job.password),
+                            None => {
+                                let _ = verify_with_memory(&mut memory, DUMMY_HASH, &job.password);
+                                false
+                            }
+                        };
+                        let _ = job.answer.send(matches);
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a password-check thread");
+            }
         }
+        Self { jobs }
     }
 
-    async fn acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit, SignInError> {
-        use std::sync::atomic::Ordering;
-        if let Ok(permit) = self.running.clone().try_acquire_owned() {
-            return Ok(permit);
+    /// Whether `password` matches `hash` (the dummy hash when `None`, always false).
+    async fn verify(&self, hash: Option<String>, password: &str) -> Result<bool, SignInError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job = VerifyJob {
+            hash,
+            password: password.to_owned(),
+            answer,
+        };
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(_)) => return Err(SignInError::Busy),
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err(SignInError::Unavailable(
+                    "the password checks are not running".into(),
+                ));
+            }
         }
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(SignInError::Busy);
-        }
-        let permit = tokio::time::timeout(HASHING_QUEUE_WAIT, self.running.clone().acquire_owned()).await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        match permit {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) | Err(_) => Err(SignInError::Busy),
+        match tokio::time::timeout(HASHING_QUEUE_WAIT, answered).await {
+            Ok(Ok(matches)) => Ok(matches),
+            Ok(Err(_)) => Err(SignInError::Unavailable("the password check failed".into())),
+            Err(_) => Err(SignInError::Busy),
         }
     }
 }

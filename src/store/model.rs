@@ -447,8 +447,9 @@ pub struct AuditEvent {
 /// requests can carry 100 KB user agents, and an anonymous caller must not be able
 /// to grow the audit log by much more than the count of its events.
 pub const AUDIT_TEXT_LIMIT: usize = 256;
-/// The most elements an audit event keeps of one array or object in `details`.
-pub const AUDIT_LIST_LIMIT: usize = 100;
+/// The most elements an audit event keeps of one array or object in `details`
+/// (generous: a sign-in records every group of the person, and some have 1,500).
+pub const AUDIT_LIST_LIMIT: usize = 5_000;
 
 impl AuditEvent {
     /// This event with every string cut to [`AUDIT_TEXT_LIMIT`] characters (marked

@@ -38,8 +38,8 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::aws_json::{RateLimit, client_network};
 use super::portal::{
-    audit, audit_anonymous, error_page, html, issue_for_session, random_token, redirect, safe_return_to, same,
-    session, signed_in_form,
+    audit, audit_anonymous, error_page, html, issue_for_session, random_token, redirect,
+    safe_return_to, same, session, signed_in_form,
 };
 use super::request_info;
 use crate::iam::{AccountId, RoleName};

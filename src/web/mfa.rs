@@ -369,7 +369,9 @@ async fn submit_code(
     if !matches!(check, CodeCheck::Accepted) {
         let locked = match state
             .directory
-            .count_failure(&source_id, &name, &network, now).await {
+            .count_failure(&source_id, &name, &network, now)
+            .await
+        {
             Ok(locked) => locked,
             Err(error) => {
                 tracing::error!(%error, "cannot count a failed second factor");
@@ -425,7 +427,9 @@ async fn submit_code(
     let _ = state.cache.delete(&key).await;
     if let Err(error) = state
         .directory
-        .complete_sign_in(&source_id, &name, &network).await {
+        .complete_sign_in(&source_id, &name, &network)
+        .await
+    {
         tracing::warn!(%error, "cannot clear the sign-in failure counter");
     }
     let response = start_session(&state, &request, pending.identity, &pending.return_to).await;
@@ -548,7 +552,9 @@ async fn account_page(state: web::Data<AppState>, request: HttpRequest) -> HttpR
 /// session alone (perhaps stolen) does not prove the person is at the keyboard.
 fn needs_password(state: &AppState, session: &PortalSession) -> bool {
     let age = Utc::now().timestamp().saturating_sub(session.signed_in_at);
-    u64::try_from(age).map_or(true, |age| age >= state.portal.reauthenticate_within.as_secs())
+    u64::try_from(age).map_or(true, |age| {
+        age >= state.portal.reauthenticate_within.as_secs()
+    })
 }
 
 /// The signed-in directory user behind a form on the account page, or the response.
@@ -587,7 +593,8 @@ async fn directory_form(
         Ok(true) => return Ok((id, session, name)),
         Ok(false) => (
             StatusCode::UNAUTHORIZED,
-            "Your password is needed to change how you sign in, and the one entered is not right.".to_owned(),
+            "Your password is needed to change how you sign in, and the one entered is not right."
+                .to_owned(),
             "password confirmation failed".to_owned(),
         ),
         Err(SignInError::Locked { until }) => (

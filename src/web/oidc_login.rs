@@ -13,8 +13,7 @@ use serde_json::json;
 use super::AppState;
 use super::portal::{
     SignInSource, audit_anonymous, cookie, error_page, host_cookie_name, random_token, redirect,
-    safe_return_to,
-    start_session_with,
+    safe_return_to, start_session_with,
 };
 use super::request_info;
 use crate::idp::oidc::{self, OidcConfig, OidcError};

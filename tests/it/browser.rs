@@ -970,9 +970,51 @@ async fn deep_link_survives_every_sign_in(db: TestStore) {
     drop(peer);
 }
 
+/// A deep link that this tab's own sign-in did not carry (a link followed from
+/// another site while signed in) must not open a console by itself: the page offers
+/// the console and waits for a click (hardening finding 5).
+async fn a_foreign_deep_link_asks_before_opening_a_console(db: TestStore) {
+    let base = seeded_server(&db).await;
+    let shot = format!("deep-link-confirm-{}", backend(&db));
+    with_browser(&shot, |browser| async move {
+        let outcome = async {
+            browser.goto(&format!("{base}/signin")).await?;
+            submit_sign_in(&browser, "alice", password_of("alice")).await?;
+            browser.wait_for_path("/start").await?;
+
+            // As if another site navigated here.
+            browser
+                .goto(&format!(
+                    "{base}/start#/account/{}/role/ReadOnly/console",
+                    seed::DEMO_ACCOUNT_ID
+                ))
+                .await?;
+            let offer = browser.find("#deep-link-confirm").await?;
+            ensure!(offer.is_displayed().await?, "the console is offered");
+            let text = offer.text().await?;
+            ensure!(text.contains("ReadOnly"), "names the role: {text:?}");
+            ensure!(
+                browser.location().await?.ends_with("/start"),
+                "no console opened by itself"
+            );
+            browser.find("#deep-link-open").await?.click().await?;
+            let shown = console_arn(&browser).await?;
+            ensure!(
+                shown.contains(":assumed-role/ReadOnly/"),
+                "opened after the click: {shown}"
+            );
+            Ok(())
+        }
+        .await;
+        (browser, outcome)
+    })
+    .await;
+}
+
 both_backends!(
     directory_sign_in_in_chromium,
     console_sessions_in_chromium,
     oidc_sign_in_in_chromium,
-    deep_link_survives_every_sign_in
+    deep_link_survives_every_sign_in,
+    a_foreign_deep_link_asks_before_opening_a_console,
 );

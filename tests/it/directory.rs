@@ -206,7 +206,10 @@ async fn user_without_password_cannot_sign_in(db: TestStore) {
     let store = &db.store;
     let auth = DirectoryAuth::new(store.clone(), memory());
     for password in ["", "anything", ALICE_PASSWORD] {
-        assert_invalid(auth.authenticate(SOURCE, "bob", password, NET, Utc::now()).await);
+        assert_invalid(
+            auth.authenticate(SOURCE, "bob", password, NET, Utc::now())
+                .await,
+        );
     }
     // An administrator sets one; clearing it refuses sign-in again.
     let hash = hash_password("bob-password").unwrap();
@@ -450,7 +453,13 @@ async fn demo_users_sign_in_with_the_printed_passwords(db: TestStore) {
         assert!(!signed_in.groups.is_empty(), "{user}");
     }
     let alice = auth
-        .authenticate(DIRECTORY_SOURCE_ID, "alice", DEMO_SIGN_INS[0].1, NET, Utc::now())
+        .authenticate(
+            DIRECTORY_SOURCE_ID,
+            "alice",
+            DEMO_SIGN_INS[0].1,
+            NET,
+            Utc::now(),
+        )
         .await
         .unwrap();
     assert_eq!(alice.groups, ["admins", "developers"]);

@@ -9,6 +9,7 @@ mod config;
 mod device_browser;
 mod directory;
 mod federation;
+mod hardening;
 mod helpers;
 mod iam;
 mod oidc_login;

@@ -659,11 +659,15 @@ async fn turning_totp_on_or_off_ends_other_sessions(db: TestStore) {
 }
 
 /// A cache that, when a code's time step is claimed (the code was right), first
-/// locks the user as concurrent wrong guesses counted meanwhile would have.
+/// locks the user as concurrent wrong guesses counted meanwhile would have (through
+/// the directory's own failure counting, over the real cache).
 struct LockWhileChecking {
     inner: std::sync::Arc<dyn rolegate::cache::Cache>,
-    lock_key: String,
+    directory: rolegate::idp::directory::DirectoryAuth,
 }
+
+/// The client network of in-process test requests (no proxy in front).
+const LOCAL_NETWORK: &str = "127.0.0.1";
 
 #[async_trait::async_trait]
 impl rolegate::cache::Cache for LockWhileChecking {
@@ -685,14 +689,18 @@ impl rolegate::cache::Cache for LockWhileChecking {
         ttl: Duration,
     ) -> Result<bool, rolegate::cache::CacheError> {
         if key.starts_with("totp-used:") {
-            let until = chrono::Utc::now() + chrono::Duration::minutes(15);
-            self.inner
-                .put(
-                    &self.lock_key,
-                    until.to_rfc3339().as_bytes(),
-                    Duration::from_secs(900),
-                )
-                .await?;
+            let carol = UserName::parse("carol").unwrap();
+            for _ in 0..self.directory.policy().max_failures {
+                self.directory
+                    .count_failure(
+                        DIRECTORY_SOURCE_ID,
+                        &carol,
+                        LOCAL_NETWORK,
+                        chrono::Utc::now(),
+                    )
+                    .await
+                    .map_err(|e| rolegate::cache::CacheError(e.to_string()))?;
+            }
         }
         self.inner.put_if_absent(key, value, ttl).await
     }
@@ -712,11 +720,11 @@ async fn totp_lock_set_during_the_check_refuses_a_right_code(db: TestStore) {
     let store = state.store.clone();
     let inner = state.cache.clone();
     let secret = enable_in_store(store.as_ref(), "carol").await;
-    let lock_key = format!("signin:{DIRECTORY_SOURCE_ID}:carol:lock");
     state.cache = std::sync::Arc::new(LockWhileChecking {
         inner: inner.clone(),
-        lock_key: lock_key.clone(),
+        directory: rolegate::idp::directory::DirectoryAuth::new(store.clone(), inner.clone()),
     });
+    let directory = rolegate::idp::directory::DirectoryAuth::new(store.clone(), inner.clone());
     // The same cache behind a server that sets no lock: where carol signs in.
     let mut plain = state.clone();
     plain.cache = inner.clone();
@@ -743,7 +751,10 @@ async fn totp_lock_set_during_the_check_refuses_a_right_code(db: TestStore) {
     let name = UserName::parse("carol").unwrap();
     let row = store.get_user(DIRECTORY_SOURCE_ID, &name).await.unwrap();
     assert!(row.totp_secret.is_some(), "still on");
-    inner.delete(&lock_key).await.unwrap();
+    directory
+        .complete_sign_in(DIRECTORY_SOURCE_ID, &name, LOCAL_NETWORK)
+        .await
+        .unwrap();
 
     let mut carol = Browser::new(&base);
     let pending = carol.sign_in("carol", password_of("carol"), "/start").await;
@@ -765,6 +776,96 @@ async fn totp_lock_set_during_the_check_refuses_a_right_code(db: TestStore) {
     );
 }
 
+/// Finding 9 of the hardening probe: a stolen session could enrol the thief's
+/// authenticator (or turn the owner's off) without knowing the password. Once the
+/// sign-in is not recent (`reauthenticate_within`, here 0 s so that no sign-in is),
+/// both forms ask for the password; a wrong one is refused, audited and counted like
+/// a failed sign-in.
+async fn changing_the_second_factor_needs_the_password_after_a_while(db: TestStore) {
+    let state = seeded(&db)
+        .await
+        .with_portal(rolegate::web::PortalSettings {
+            reauthenticate_within: Duration::ZERO,
+            ..Default::default()
+        });
+    let store = state.store.clone();
+    let base = spawn_state(state);
+    let mut used = HashSet::new();
+    let mut alice = Browser::new(&base);
+    alice.sign_in("alice", password_of("alice"), "/start").await;
+
+    let setup = alice.get("/account/mfa").await;
+    assert!(
+        setup.body.contains(r#"id="password""#),
+        "asks for the password"
+    );
+    let secret = element_text(&setup.body, "totp-secret");
+    let csrf = hidden(&setup.body, "csrf");
+    let name = UserName::parse("alice").unwrap();
+
+    let code = fresh_code(&secret, &mut used).await;
+    let without = alice
+        .post("/account/mfa", &[("csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(without.status, 401, "{}", without.body);
+    let wrong = alice
+        .post(
+            "/account/mfa",
+            &[("csrf", &csrf), ("code", &code), ("password", "not-hers")],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("password"), "{}", wrong.body);
+    let row = store.get_user(DIRECTORY_SOURCE_ID, &name).await.unwrap();
+    assert!(row.totp_secret.is_none(), "nothing enrolled");
+    assert!(has_reason(
+        &audit_of(store.as_ref(), "alice", "portal:EnableMFADevice").await,
+        Outcome::Failure,
+        "password confirmation failed"
+    ));
+
+    // The refused attempts never reached the code: it is still unused.
+    let on = alice
+        .post(
+            "/account/mfa",
+            &[
+                ("csrf", &csrf),
+                ("code", &code),
+                ("password", password_of("alice")),
+            ],
+        )
+        .await;
+    assert_eq!(on.status, 303, "{}", on.body);
+    assert!(
+        store
+            .get_user(DIRECTORY_SOURCE_ID, &name)
+            .await
+            .unwrap()
+            .totp_secret
+            .is_some()
+    );
+
+    // Turning it off asks the same.
+    let page = alice.get("/account/mfa").await;
+    let csrf = hidden(&page.body, "csrf");
+    let code = fresh_code(&secret, &mut used).await;
+    let without = alice
+        .post("/account/mfa/disable", &[("csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(without.status, 401);
+    let off = alice
+        .post(
+            "/account/mfa/disable",
+            &[
+                ("csrf", &csrf),
+                ("code", &code),
+                ("password", password_of("alice")),
+            ],
+        )
+        .await;
+    assert_eq!(off.status, 303, "{}", off.body);
+}
+
 both_backends!(
     enrol_then_sign_in_needs_the_code,
     pending_state_is_single_use_and_bound_to_the_browser,
@@ -773,6 +874,7 @@ both_backends!(
     users_without_totp_and_federated_users,
     turning_totp_on_or_off_ends_other_sessions,
     totp_lock_set_during_the_check_refuses_a_right_code,
+    changing_the_second_factor_needs_the_password_after_a_while,
 );
 
 /// In Chromium: a deep link to a role's console, the password, a wrong code (an

@@ -13,6 +13,8 @@ pub(crate) struct Browser {
     client: reqwest::Client,
     /// (name, path, value)
     pub(crate) cookies: Vec<(String, String, String)>,
+    /// Sent with every request (say `X-Forwarded-For` behind a trusted proxy).
+    headers: Vec<(String, String)>,
 }
 
 /// One response, read to the end.
@@ -50,7 +52,25 @@ impl Browser {
                 .build()
                 .unwrap(),
             cookies: Vec::new(),
+            headers: Vec::new(),
         }
+    }
+
+    /// This client, sending `name: value` with every request.
+    pub(crate) fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header(path));
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        request
     }
 
     /// The `Cookie` header a browser would send to `path` (query ignored).
@@ -113,9 +133,7 @@ impl Browser {
 
     pub(crate) async fn get(&mut self, path: &str) -> Page {
         let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header(path))
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap();
@@ -124,9 +142,7 @@ impl Browser {
 
     pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header(path))
+            .request(reqwest::Method::POST, path)
             .form(form)
             .send()
             .await
