@@ -209,11 +209,11 @@ pub(crate) async fn audit_anonymous(
     details: serde_json::Value,
 ) {
     let network = client_network(request);
-    let count = match ANONYMOUS_AUDIT.count(state.cache.as_ref(), &network).await {
-        Ok(count) => count,
-        // Without the counter the event is written: losing it would be worse.
-        Err(_) => 0,
-    };
+    // Without the counter the event is written: losing it would be worse.
+    let count: u64 = ANONYMOUS_AUDIT
+        .count(state.cache.as_ref(), &network)
+        .await
+        .unwrap_or_default();
     if count <= ANONYMOUS_AUDIT.max {
         audit(state, request, actor, action, target, outcome, details).await;
     } else if count == ANONYMOUS_AUDIT.max + 1 {

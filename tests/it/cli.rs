@@ -160,6 +160,47 @@ fn serve_with_unreachable_database_fails_fast() {
     assert!(started.elapsed() < Duration::from_secs(30));
 }
 
+/// `serve` listening beyond loopback without `server.public_url` warns at start-up
+/// (links, redirects and cookies would follow each request's Host header); on
+/// loopback it does not.
+#[test]
+fn serve_warns_without_a_public_url_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("serve.db").display());
+    let config = write(
+        dir.path(),
+        "rolegate.toml",
+        &format!("[database]\nurl = \"{url}\"\n"),
+    );
+    assert_eq!(run_binary(&["migrate", "--config", &config], &[]).0, 0);
+    let stderr_of = |listen: &str| {
+        let mut server = start_binary(
+            &["serve", "--config", &config],
+            &[
+                ("ROLEGATE_SERVER__LISTEN", listen),
+                (
+                    "ROLEGATE_SECRETS__MASTER_KEY",
+                    crate::helpers::TEST_MASTER_KEY,
+                ),
+            ],
+            Duration::from_secs(30),
+        );
+        let _ = server.child.kill();
+        let mut stderr = String::new();
+        if let Some(mut pipe) = server.child.stderr.take() {
+            std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+        }
+        stderr
+    };
+    let wide = stderr_of("0.0.0.0:0");
+    assert!(
+        wide.contains("server.public_url is not set"),
+        "warned: {wide}"
+    );
+    let local = stderr_of("127.0.0.1:0");
+    assert!(!local.contains("server.public_url is not set"), "{local}");
+}
+
 #[test]
 fn serve_rejects_bad_configuration_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -237,7 +237,10 @@ async fn csrf_cookie(base: &str, headers: &[(&str, &str)]) -> String {
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with("rg_csrf="))
+        // Over https it is `__Host-rg_csrf`, which only this origin can set.
+        .find(|c| {
+            c.starts_with("rg_csrf=") || (c.starts_with("__Host-rg_csrf=") && c.contains("Secure"))
+        })
         .expect("the sign-in form sets its CSRF cookie")
 }
 
