@@ -34,6 +34,21 @@ impl Browser {
         hidden(&start.body, "csrf")
     }
 
+    /// Posts an account-page form with its code and the password.
+    async fn post_with_password(
+        &mut self,
+        path: &str,
+        csrf: &str,
+        code: &str,
+        password: &str,
+    ) -> Page {
+        self.post(
+            path,
+            &[("csrf", csrf), ("code", code), ("password", password)],
+        )
+        .await
+    }
+
     async fn sign_out(&mut self) {
         let csrf = self.session_csrf().await;
         let out = self.post("/logout", &[("csrf", &csrf)]).await;
@@ -809,10 +824,7 @@ async fn changing_the_second_factor_needs_the_password_after_a_while(db: TestSto
         .await;
     assert_eq!(without.status, 401, "{}", without.body);
     let wrong = alice
-        .post(
-            "/account/mfa",
-            &[("csrf", &csrf), ("code", &code), ("password", "not-hers")],
-        )
+        .post_with_password("/account/mfa", &csrf, &code, "not-hers")
         .await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("password"), "{}", wrong.body);
@@ -826,14 +838,7 @@ async fn changing_the_second_factor_needs_the_password_after_a_while(db: TestSto
 
     // The refused attempts never reached the code: it is still unused.
     let on = alice
-        .post(
-            "/account/mfa",
-            &[
-                ("csrf", &csrf),
-                ("code", &code),
-                ("password", password_of("alice")),
-            ],
-        )
+        .post_with_password("/account/mfa", &csrf, &code, password_of("alice"))
         .await;
     assert_eq!(on.status, 303, "{}", on.body);
     assert!(
@@ -854,14 +859,7 @@ async fn changing_the_second_factor_needs_the_password_after_a_while(db: TestSto
         .await;
     assert_eq!(without.status, 401);
     let off = alice
-        .post(
-            "/account/mfa/disable",
-            &[
-                ("csrf", &csrf),
-                ("code", &code),
-                ("password", password_of("alice")),
-            ],
-        )
+        .post_with_password("/account/mfa/disable", &csrf, &code, password_of("alice"))
         .await;
     assert_eq!(off.status, 303, "{}", off.body);
 }
