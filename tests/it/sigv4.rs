@@ -968,7 +968,7 @@ fn presigned_urls_are_valid_from_date_until_expiry() {
         err,
         SigV4Error::RequestExpired {
             kind: ExpiryKind::SignatureExpired,
-            message: "Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T123701Z - 60 sec.)".to_owned()
+            message: "Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T123701Z - 1 min.)".to_owned()
         }
     );
     assert_eq!(
