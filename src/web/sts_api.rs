@@ -1,4 +1,5 @@
-//! The STS query API (`POST /` or `/sts` with `Action=...&Version=2011-06-15`), with
+//! The STS query API (`POST /` or `/sts` with `Action=...&Version=2011-06-15`, or GET
+//! with the parameters and optionally a presigned signature in the query), with
 //! XML responses and AWS error XML exactly as AWS clients parse them.
 
 use std::borrow::Cow;
