@@ -19,6 +19,53 @@ pub const SESSION_TOKEN_DEFAULT_DURATION: i64 = 43_200;
 pub const MAX_SESSION_POLICY_CHARS: usize = 2_048;
 pub const MAX_POLICY_ARNS: usize = 10;
 pub const MAX_SESSION_TAGS: usize = 50;
+pub const MAX_TRANSITIVE_TAG_KEYS: usize = 50;
+
+/// A list parameter of the STS API and the most members AWS's model allows in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListLimit {
+    /// The member name as AWS's validation messages spell it (`policyArns`).
+    pub parameter: &'static str,
+    /// What the members are, for the message (`ARNs`).
+    pub noun: &'static str,
+    pub max: usize,
+}
+
+pub const POLICY_ARNS: ListLimit = ListLimit {
+    parameter: "policyArns",
+    noun: "ARNs",
+    max: MAX_POLICY_ARNS,
+};
+pub const TAGS: ListLimit = ListLimit {
+    parameter: "tags",
+    noun: "tags",
+    max: MAX_SESSION_TAGS,
+};
+pub const TRANSITIVE_TAG_KEYS: ListLimit = ListLimit {
+    parameter: "transitiveTagKeys",
+    noun: "keys",
+    max: MAX_TRANSITIVE_TAG_KEYS,
+};
+
+impl ListLimit {
+    /// AWS's ValidationError for a list with `len` members, if that is too many.
+    pub fn check(&self, len: usize) -> Result<(), StsError> {
+        if len <= self.max {
+            Ok(())
+        } else {
+            Err(self.too_long(len))
+        }
+    }
+
+    /// AWS's ValidationError for a list with `len` (more than `max`) members.
+    pub fn too_long(&self, len: usize) -> StsError {
+        StsError::constraint(
+            self.parameter,
+            &format!("{len} {}", self.noun),
+            &format!("Member must have length less than or equal to {}", self.max),
+        )
+    }
+}
 
 /// The principal behind a request's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,20 +275,9 @@ pub fn validate_assume_role(params: &AssumeRoleParams) -> Result<(String, String
             ));
         }
     }
-    if params.policy_arns.len() > MAX_POLICY_ARNS {
-        return Err(StsError::constraint(
-            "policyArns",
-            &format!("{} ARNs", params.policy_arns.len()),
-            "Member must have length less than or equal to 10",
-        ));
-    }
-    if params.tags.len() > MAX_SESSION_TAGS {
-        return Err(StsError::constraint(
-            "tags",
-            &format!("{} tags", params.tags.len()),
-            "Member must have length less than or equal to 50",
-        ));
-    }
+    POLICY_ARNS.check(params.policy_arns.len())?;
+    TAGS.check(params.tags.len())?;
+    TRANSITIVE_TAG_KEYS.check(params.transitive_tag_keys.len())?;
     let tags = params
         .tags
         .iter()

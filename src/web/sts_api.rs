@@ -1,18 +1,21 @@
-//! The STS query API (`POST /` or `/sts` with `Action=...&Version=2011-06-15`), with
+//! The STS query API (`POST /` or `/sts` with `Action=...&Version=2011-06-15`, or GET
+//! with the parameters and optionally a presigned signature in the query), with
 //! XML responses and AWS error XML exactly as AWS clients parse them.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, guard, web};
 use chrono::{DateTime, Utc};
 use quick_xml::escape::escape;
 use serde_json::json;
 
 use super::AppState;
 use crate::store::{AuditEvent, Outcome};
-use crate::sts::assume::{AssumeRoleParams, Caller};
+use crate::sts::assume::{self, AssumeRoleParams, Caller, ListLimit};
 use crate::sts::credentials::account_of_access_key_id;
 use crate::sts::error::StsError;
 use crate::sts::service::{AssumedRole, IssuedCredentials};
@@ -22,23 +25,60 @@ use crate::sts::web_identity::WebIdentityParams;
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 const VERSION: &str = "2011-06-15";
 
+/// POST (form body) and GET (query string, e.g. a presigned URL) at `/`, `/sts` and
+/// `/sts/`, all through one [`handle`]. `GET /` is STS's only when the query names an
+/// `Action`; otherwise it falls through to the portal (a route's guards become its
+/// resource's, so a failed guard tries the next resource).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::post().to(handle))
-        .route("/sts", web::post().to(handle))
-        .route("/sts/", web::post().to(handle))
-        .route("/sts", web::get().to(handle))
-        .route("/sts/", web::get().to(handle));
+    cfg.route("/", web::post().to(handle)).route(
+        "/",
+        web::get().guard(guard::fn_guard(has_action)).to(handle),
+    );
+    for path in ["/sts", "/sts/"] {
+        cfg.route(path, web::post().to(handle))
+            .route(path, web::get().to(handle));
+    }
 }
 
-/// Form parameters in wire order, with the query protocol's `.member.N` helpers.
-struct Params(Vec<(String, String)>);
+/// Whether the query string has an `Action` parameter.
+fn has_action(ctx: &guard::GuardContext<'_>) -> bool {
+    ctx.head()
+        .uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .any(|pair| pair.split('=').next() == Some("Action"))
+}
+
+/// Actions whose answers carry a secret access key and session token.
+fn issues_credentials(action: &str) -> bool {
+    matches!(
+        action,
+        "AssumeRole"
+            | "AssumeRoleWithWebIdentity"
+            | "AssumeRoleWithSAML"
+            | "GetSessionToken"
+            | "GetFederationToken"
+    )
+}
+
+/// The request's parameters (query string, then form body), parsed once into a map:
+/// every lookup is constant time, so reading a `.member.N` list costs time linear
+/// in its length and a request costs time linear in its size. The first occurrence
+/// of a repeated name wins.
+struct Params(HashMap<String, String>);
 
 impl Params {
+    fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut map = HashMap::new();
+        for (name, value) in pairs {
+            map.entry(name).or_insert(value);
+        }
+        Self(map)
+    }
+
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.get(name).map(String::as_str)
     }
 
     fn required(&self, name: &str) -> Result<&str, StsError> {
@@ -62,19 +102,30 @@ impl Params {
             .transpose()
     }
 
-    /// `Name.member.1[.suffix]`, `Name.member.2[.suffix]`, ... until the first gap.
-    fn members(&self, name: &str, suffix: &str) -> Vec<String> {
-        (1..)
-            .map_while(|i| {
-                self.get(&format!("{name}.member.{i}{suffix}"))
-                    .map(str::to_owned)
-            })
-            .collect()
+    /// `Name.member.1[.suffix]`, `Name.member.2[.suffix]`, ... until the first gap,
+    /// refused with AWS's validation error as soon as the list is longer than
+    /// `limit` allows (nothing beyond the limit is copied).
+    fn members(&self, name: &str, suffix: &str, limit: ListLimit) -> Result<Vec<String>, StsError> {
+        let key = |i: usize| format!("{name}.member.{i}{suffix}");
+        let mut out = Vec::new();
+        for i in 1.. {
+            let Some(value) = self.get(&key(i)) else {
+                break;
+            };
+            if out.len() == limit.max {
+                // Count the rest for the message: one lookup each, no copies.
+                let len = (i..).take_while(|&j| self.0.contains_key(&key(j))).count();
+                return Err(limit.too_long(limit.max + len));
+            }
+            out.push(value.to_owned());
+        }
+        Ok(out)
     }
 
-    fn tags(&self) -> Vec<(String, String)> {
-        let keys = self.members("Tags", ".Key");
-        keys.into_iter()
+    fn tags(&self) -> Result<Vec<(String, String)>, StsError> {
+        let keys = self.members("Tags", ".Key", assume::TAGS)?;
+        Ok(keys
+            .into_iter()
             .enumerate()
             .map(|(i, key)| {
                 let value = self
@@ -83,7 +134,7 @@ impl Params {
                     .to_owned();
                 (key, value)
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -122,10 +173,15 @@ fn success(action: &str, result_body: &str, request_id: &str) -> HttpResponse {
         "<{action}Response xmlns=\"{NAMESPACE}\">\n  <{action}Result>{result_body}</{action}Result>\n  \
          <ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>\n</{action}Response>\n"
     );
-    HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    response
         .content_type("text/xml")
-        .insert_header(("x-amzn-RequestId", request_id))
-        .body(body)
+        .insert_header(("x-amzn-RequestId", request_id));
+    if issues_credentials(action) {
+        // Never kept by a browser or a proxy: the body holds a secret key.
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+    }
+    response.body(body)
 }
 
 fn failure(error: &StsError, request_id: &str) -> HttpResponse {
@@ -178,7 +234,7 @@ async fn handle(
             return failure(&error, &request_id);
         }
     }
-    let params = Params(pairs);
+    let params = Params::new(pairs);
     let action = params.get("Action").unwrap_or_default().to_owned();
     let mut audit = AuditNote::new(&action);
     let result = dispatch(
@@ -306,9 +362,13 @@ async fn dispatch(
                 role_session_name: params.required("RoleSessionName")?.to_owned(),
                 duration_seconds: params.integer("DurationSeconds")?,
                 policy: params.get("Policy").map(str::to_owned),
-                policy_arns: params.members("PolicyArns", ".arn"),
-                tags: params.tags(),
-                transitive_tag_keys: params.members("TransitiveTagKeys", ""),
+                policy_arns: params.members("PolicyArns", ".arn", assume::POLICY_ARNS)?,
+                tags: params.tags()?,
+                transitive_tag_keys: params.members(
+                    "TransitiveTagKeys",
+                    "",
+                    assume::TRANSITIVE_TAG_KEYS,
+                )?,
                 external_id: params.get("ExternalId").map(str::to_owned),
                 source_identity: params.get("SourceIdentity").map(str::to_owned),
             };
@@ -381,7 +441,7 @@ async fn web_identity(
         provider_id: params.get("ProviderId").map(str::to_owned),
         duration_seconds: params.integer("DurationSeconds")?,
         policy: params.get("Policy").map(str::to_owned),
-        policy_arns: params.members("PolicyArns", ".arn"),
+        policy_arns: params.members("PolicyArns", ".arn", assume::POLICY_ARNS)?,
     };
     audit.actor = Some("web-identity".into());
     audit.target = Some(request.role_arn.clone());
@@ -454,4 +514,46 @@ async fn authenticate(
     }
     let options = state.sts.verify_options("sts");
     state.sts.authenticate(&signed, now, &options).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_far_over_its_limit_is_refused_with_awss_validation_error() {
+        let pairs = (1..=20_000)
+            .map(|i| (format!("PolicyArns.member.{i}.arn"), format!("arn{i}")))
+            .chain([("Action".to_owned(), "AssumeRole".to_owned())]);
+        let params = Params::new(pairs);
+        let error = params
+            .members("PolicyArns", ".arn", assume::POLICY_ARNS)
+            .unwrap_err();
+        assert_eq!((error.code, error.status), ("ValidationError", 400));
+        assert_eq!(
+            error.message,
+            "1 validation error detected: Value '20000 ARNs' at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to 10"
+        );
+    }
+
+    #[test]
+    fn lists_within_their_limit_are_read_in_order_until_the_first_gap() {
+        let params = Params::new(
+            [
+                ("Tags.member.2.Key", "b"),
+                ("Tags.member.1.Key", "a"),
+                ("Tags.member.1.Value", "1"),
+                ("Tags.member.1.Key", "ignored: the first occurrence wins"),
+                ("Tags.member.4.Key", "after a gap"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        assert_eq!(
+            params.tags().unwrap(),
+            [
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), String::new())
+            ]
+        );
+    }
 }

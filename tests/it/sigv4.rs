@@ -733,6 +733,10 @@ fn sts_request(token: Option<&str>) -> RawRequest {
 }
 
 fn presigned_request(expires: i64) -> RawRequest {
+    presigned_request_for("sts", expires)
+}
+
+fn presigned_request_for(service: &str, expires: i64) -> RawRequest {
     let unsigned = RawRequest {
         method: "GET".to_owned(),
         path: "/".to_owned(),
@@ -746,7 +750,7 @@ fn presigned_request(expires: i64) -> RawRequest {
             SECRET,
             Some("tok/en+=="),
             "us-east-1",
-            "sts",
+            service,
             suite_time(),
         ),
         Duration::seconds(expires),
@@ -957,7 +961,42 @@ fn presigned_urls_are_valid_from_date_until_expiry() {
     req.verify_at(SECRET, at(60), &opts).unwrap();
     req.verify_at(SECRET, at(-5 * 60), &opts).unwrap();
 
+    // STS answers a used-up presigned URL as a stale signature (SignatureDoesNotMatch
+    // "Signature expired"), over the URL's own window when that is shorter.
     let err = expect_err(&req, at(61));
+    assert_eq!(
+        err,
+        SigV4Error::RequestExpired {
+            kind: ExpiryKind::SignatureExpired,
+            message: "Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T123701Z - 1 min.)".to_owned()
+        }
+    );
+    assert_eq!(
+        (err.code(), err.http_status()),
+        ("SignatureDoesNotMatch", 403)
+    );
+
+    let err = expect_err(&req, at(-6 * 60));
+    assert!(
+        err.message()
+            .starts_with("Signature not yet current: 20150830T123600Z")
+    );
+
+    // STS does not honour X-Amz-Expires beyond its clock-skew window: a URL signed
+    // for a week lives as long as a header signature (5 minutes by default).
+    let week = presigned_request(604_800);
+    week.verify_at(SECRET, at(5 * 60), &opts).unwrap();
+    let err = expect_err(&week, at(5 * 60 + 1));
+    assert_eq!(err.code(), "SignatureDoesNotMatch");
+    assert!(
+        err.message().ends_with("(20150830T124101Z - 5 min.)"),
+        "{err}"
+    );
+
+    // S3 honours X-Amz-Expires up to a week and answers AccessDenied "Request has expired".
+    let s3 = presigned_request_for("s3", 60);
+    s3.verify_at(SECRET, at(60), &opts).unwrap();
+    let err = expect_err(&s3, at(61));
     assert_eq!(
         err,
         SigV4Error::RequestExpired {
@@ -966,15 +1005,7 @@ fn presigned_urls_are_valid_from_date_until_expiry() {
         }
     );
     assert_eq!((err.code(), err.http_status()), ("AccessDenied", 403));
-
-    let err = expect_err(&req, at(-6 * 60));
-    assert!(
-        err.message()
-            .starts_with("Signature not yet current: 20150830T123600Z")
-    );
-
-    // A week is the maximum lifetime; it still expires.
-    let week = presigned_request(604_800);
+    let week = presigned_request_for("s3", 604_800);
     week.verify_at(SECRET, at(604_800), &opts).unwrap();
     assert_eq!(expect_err(&week, at(604_801)).code(), "AccessDenied");
 

@@ -989,6 +989,18 @@ async fn sso_portal_api_errors_and_shared_paths(db: TestStore) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    // Role credentials are never kept by a browser or a proxy.
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{base}/federation/credentials?account_id={}&role_name=Admin",
+            seed::DEMO_ACCOUNT_ID
+        ))
+        .header("x-amz-sso_bearer_token", access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
 
     // The console federation endpoint is still the console's (not the SSO API's).
     let (status, kind, _) = portal_get(&base, "/federation?Action=getSigninToken", None).await;

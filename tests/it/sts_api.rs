@@ -143,6 +143,12 @@ fn xml_value<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
     Some(&xml[start..end])
 }
 
+/// The unescaped text of the first `<name>` element.
+fn xml_text(xml: &str, name: &str) -> String {
+    let raw = xml_value(xml, name).unwrap_or_default();
+    quick_xml::escape::unescape(raw).unwrap().into_owned()
+}
+
 fn error_code(xml: &str) -> &str {
     xml_value(xml, "Code").unwrap_or("<no code>")
 }
@@ -883,4 +889,460 @@ async fn sts_under_a_path_prefix(db: TestStore) {
 both_backends!(
     trust_policies_gate_every_assume_role,
     sts_under_a_path_prefix
+);
+
+// ---------------------------------------------------------------------------------
+// STS over GET: presigned URLs (botocore's presigner, the aws-iam-authenticator
+// token) and header-signed GETs (the `aws-sigv4` crate).
+
+/// A presigned STS GET URL computed by AWS's own `aws-sigv4` crate, signed at `time`,
+/// valid `expires` from then, with `headers` (beside `host`) signed too.
+fn presigned_url(
+    base: &str,
+    (akid, secret, token): Keys<'_>,
+    params: &[(&str, &str)],
+    time: SystemTime,
+    expires: Duration,
+) -> String {
+    use aws_sigv4::http_request::{
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    use aws_sigv4::sign::v4;
+    let url = format!(
+        "{base}/?{}",
+        serde_urlencoded::to_string(params).expect("query")
+    );
+    let identity =
+        aws_credential_types::Credentials::new(akid, secret, token.map(str::to_owned), None, "t")
+            .into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires);
+    let signing = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("sts")
+        .time(time)
+        .settings(settings)
+        .build()
+        .expect("signing params")
+        .into();
+    let host = crate::helpers::host_of(base);
+    let signable = SignableRequest::new(
+        "GET",
+        &url,
+        [("host", host)].into_iter(),
+        SignableBody::Bytes(b""),
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &signing).expect("sign").into_parts();
+    let added: Vec<(&str, &str)> = instructions
+        .params()
+        .iter()
+        .map(|(k, v)| (*k, v.as_ref()))
+        .collect();
+    format!(
+        "{url}&{}",
+        serde_urlencoded::to_string(added).expect("query")
+    )
+}
+
+/// GET `url` (no redirects followed) with extra headers: (status, headers, body).
+async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut request = client.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.expect("body"))
+}
+
+/// Session credentials of the workload role, from AssumeRole.
+async fn role_session(fx: &Fixture, name: &str) -> (String, String, String) {
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/{}", seed::WORKLOAD_ROLE);
+    let params = [
+        ("Action", "AssumeRole"),
+        ("Version", "2011-06-15"),
+        ("RoleArn", role_arn.as_str()),
+        ("RoleSessionName", name),
+    ];
+    let (status, body) = fx.call(fx.user_keys(), &params, SystemTime::now()).await;
+    assert_eq!(status, 200, "{body}");
+    let value = |name| xml_value(&body, name).unwrap().to_owned();
+    (
+        value("AccessKeyId"),
+        value("SecretAccessKey"),
+        value("SessionToken"),
+    )
+}
+
+fn with_signature(url: &str, change: impl Fn(&str) -> String) -> String {
+    let start = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let end = url[start..].find('&').map_or(url.len(), |i| start + i);
+    format!(
+        "{}{}{}",
+        &url[..start],
+        change(&url[start..end]),
+        &url[end..]
+    )
+}
+
+/// botocore's `generate_presigned_url('get_caller_identity', HttpMethod='GET')`, with
+/// an IAM user's keys and with role-session credentials (token in the query), as
+/// Vault's AWS auth method and "prove who you are" schemes replay them; and the
+/// aws-iam-authenticator / `aws eks get-token` token: the same URL with the
+/// `x-k8s-aws-id` header signed, base64url-encoded behind `k8s-aws-v1.`.
+async fn sts_get_presigned_urls_from_botocore(db: TestStore) {
+    let fx = fixture(db).await;
+    let (role_key, role_secret, role_token) = role_session(&fx, "presigner").await;
+    let script = "import base64, json, os, boto3\n\
+         def client(key, secret, token=None):\n\
+         \x20   return boto3.client('sts', endpoint_url=os.environ['BASE'], region_name='us-east-1',\n\
+         \x20       aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token)\n\
+         def presign(c):\n\
+         \x20   return c.generate_presigned_url('get_caller_identity', Params={}, ExpiresIn=60, HttpMethod='GET')\n\
+         user = client(os.environ['KEY'], os.environ['SECRET'])\n\
+         role = client(os.environ['ROLE_KEY'], os.environ['ROLE_SECRET'], os.environ['ROLE_TOKEN'])\n\
+         k8s = client(os.environ['KEY'], os.environ['SECRET'])\n\
+         def add_cluster_id(request, **kwargs):\n\
+         \x20   request.headers['x-k8s-aws-id'] = 'rolegate-test'\n\
+         k8s.meta.events.register('before-sign.sts.GetCallerIdentity', add_cluster_id)\n\
+         token = 'k8s-aws-v1.' + base64.urlsafe_b64encode(presign(k8s).encode()).decode().rstrip('=')\n\
+         print(json.dumps({'user': presign(user), 'role': presign(role), 'token': token}))\n";
+    let out = fx
+        .command(&venv_bin("python"))
+        .arg("-c")
+        .arg(script)
+        .env("BASE", &fx.base)
+        .env("KEY", &fx.access_key_id)
+        .env("SECRET", &fx.secret)
+        .env("ROLE_KEY", &role_key)
+        .env("ROLE_SECRET", &role_secret)
+        .env("ROLE_TOKEN", &role_token)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let urls: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let user_arn = format!("arn:aws:iam::{ACCOUNT}:user/{}", seed::WORKLOAD_USER);
+
+    // The IAM user's URL: the caller's ARN, in STS's XML.
+    let user_url = urls["user"].as_str().unwrap();
+    assert!(
+        user_url.starts_with(&format!("{}/?Action=GetCallerIdentity", fx.base)),
+        "{user_url}"
+    );
+    assert!(user_url.contains("X-Amz-Expires=60"), "{user_url}");
+    let (status, _, body) = get(user_url, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("<GetCallerIdentityResponse"), "{body}");
+    assert_eq!(xml_value(&body, "Arn"), Some(user_arn.as_str()));
+    assert_eq!(xml_value(&body, "Account"), Some(ACCOUNT));
+
+    // Role-session credentials: the session token travels in the query.
+    let role_url = urls["role"].as_str().unwrap();
+    assert!(role_url.contains("X-Amz-Security-Token="), "{role_url}");
+    let (status, _, body) = get(role_url, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        xml_value(&body, "Arn"),
+        Some(
+            format!(
+                "arn:aws:sts::{ACCOUNT}:assumed-role/{}/presigner",
+                seed::WORKLOAD_ROLE
+            )
+            .as_str()
+        )
+    );
+
+    // A tampered signature: SignatureDoesNotMatch in AWS error XML.
+    for url in [user_url, role_url] {
+        let tampered = with_signature(url, |sig| {
+            let flipped = if sig.ends_with('0') { '1' } else { '0' };
+            format!("{}{flipped}", &sig[..sig.len() - 1])
+        });
+        let (status, _, body) = get(&tampered, &[]).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (403, "SignatureDoesNotMatch"),
+            "{body}"
+        );
+        assert!(
+            body.starts_with("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"),
+            "{body}"
+        );
+        assert_eq!(xml_value(&body, "Type"), Some("Sender"));
+    }
+
+    // The aws-iam-authenticator token, decoded as its server does, replayed with the
+    // cluster id header it signed.
+    use base64::Engine as _;
+    let token = urls["token"].as_str().unwrap();
+    let encoded = token.strip_prefix("k8s-aws-v1.").expect("token prefix");
+    let url = String::from_utf8(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        url.contains("X-Amz-SignedHeaders=host%3Bx-k8s-aws-id"),
+        "{url}"
+    );
+    let (status, _, body) = get(&url, &[("x-k8s-aws-id", "rolegate-test")]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(xml_value(&body, "Arn"), Some(user_arn.as_str()));
+    // Replayed for another cluster: the signature does not match.
+    let (status, _, body) = get(&url, &[("x-k8s-aws-id", "other-cluster")]).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "SignatureDoesNotMatch"),
+        "{body}"
+    );
+    // Replayed without the header it signed: refused with AWS's wording for a
+    // signed header the request lacks.
+    let (status, _, body) = get(&url, &[]).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "IncompleteSignature"),
+        "{body}"
+    );
+    assert_eq!(
+        xml_text(&body, "Message"),
+        "'x-k8s-aws-id' is named as a SignedHeader, but it does not exist in the HTTP request."
+    );
+}
+
+/// GET without a signature, with a header signature, with an expired presigned URL;
+/// and the portal keeps `GET /` without `Action`.
+async fn sts_get_header_signatures_expiry_and_the_portal(db: TestStore) {
+    let fx = fixture(db).await;
+    let now = SystemTime::now();
+    let identity = [("Action", "GetCallerIdentity"), ("Version", "2011-06-15")];
+    let user_arn = format!("arn:aws:iam::{ACCOUNT}:user/{}", seed::WORKLOAD_USER);
+
+    // `GET /` without Action is still the portal's.
+    let (status, headers, _) = get(&format!("{}/", fx.base), &[]).await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/start");
+    let (status, headers, _) = get(&format!("{}/?foo=Action", fx.base), &[]).await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/start");
+
+    // Unsigned: the same error as POST.
+    let query = "Action=GetCallerIdentity&Version=2011-06-15";
+    for path in ["/", "/sts", "/sts/"] {
+        let (status, _, body) = get(&format!("{}{path}?{query}", fx.base), &[]).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (403, "MissingAuthenticationToken"),
+            "{path}: {body}"
+        );
+    }
+
+    // Signed in the Authorization header, for a GET with the parameters in the query.
+    let url = format!("{}/?{query}", fx.base);
+    let host = crate::helpers::host_of(&fx.base);
+    let sign = |secret: &str| {
+        crate::helpers::sigv4_headers(
+            "GET",
+            &url,
+            &[("host", host)],
+            b"",
+            (&fx.access_key_id, secret, None),
+            "sts",
+            now,
+        )
+    };
+    let signed = sign(&fx.secret);
+    let headers: Vec<(&str, &str)> = signed
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, _, body) = get(&url, &headers).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(xml_value(&body, "Arn"), Some(user_arn.as_str()));
+    let wrong = sign("0000000000000000000000000000000000000000");
+    let headers: Vec<(&str, &str)> = wrong
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, _, body) = get(&url, &headers).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "SignatureDoesNotMatch"),
+        "{body}"
+    );
+
+    // A presigned URL from AWS's signer works at once...
+    let fresh = presigned_url(
+        &fx.base,
+        fx.user_keys(),
+        &identity,
+        now,
+        Duration::from_secs(60),
+    );
+    let (status, _, body) = get(&fresh, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    // ...and not after its X-Amz-Expires: STS's answer to a stale signature.
+    let signed_at = now - Duration::from_secs(120);
+    let expired = presigned_url(
+        &fx.base,
+        fx.user_keys(),
+        &identity,
+        signed_at,
+        Duration::from_secs(60),
+    );
+    let (status, _, body) = get(&expired, &[]).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "SignatureDoesNotMatch"),
+        "{body}"
+    );
+    let message = xml_text(&body, "Message");
+    assert!(message.starts_with("Signature expired: "), "{message}");
+    assert!(message.ends_with(" - 1 min.)"), "{message}");
+    // STS does not honour X-Amz-Expires beyond its clock-skew window (five minutes
+    // here): a URL that claims a week is stale after that.
+    let long_ago = now - Duration::from_secs(10 * 60);
+    let week = presigned_url(
+        &fx.base,
+        fx.user_keys(),
+        &identity,
+        long_ago,
+        Duration::from_secs(604_800),
+    );
+    let (status, _, body) = get(&week, &[]).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "SignatureDoesNotMatch"),
+        "{body}"
+    );
+    assert!(body.contains(" - 5 min.)"), "{body}");
+
+    // GET serves every action, credentials included, never cacheable.
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/{}", seed::WORKLOAD_ROLE);
+    let assume = [
+        ("Action", "AssumeRole"),
+        ("Version", "2011-06-15"),
+        ("RoleArn", role_arn.as_str()),
+        ("RoleSessionName", "over-get"),
+    ];
+    let url = presigned_url(
+        &fx.base,
+        fx.user_keys(),
+        &assume,
+        now,
+        Duration::from_secs(60),
+    );
+    let (status, headers, body) = get(&url, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(xml_value(&body, "SessionToken").is_some(), "{body}");
+    assert_eq!(headers["cache-control"], "no-store");
+    let (status, headers, body) = get(&fresh, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(headers.get("cache-control").is_none());
+}
+
+/// Credential-issuing answers must not be kept by browsers or proxies.
+async fn sts_credentials_are_not_cacheable(db: TestStore) {
+    let fx = fixture(db).await;
+    let form = "Action=GetSessionToken&Version=2011-06-15";
+    let url = format!("{}/", fx.base);
+    let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+    let host = crate::helpers::host_of(&fx.base);
+    let signature = crate::helpers::sigv4_headers(
+        "POST",
+        &url,
+        &[("content-type", content_type), ("host", host)],
+        form.as_bytes(),
+        fx.user_keys(),
+        "sts",
+        SystemTime::now(),
+    );
+    let mut request = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", content_type)
+        .body(form);
+    for (name, value) in signature {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body = response.text().await.unwrap();
+    assert!(xml_value(&body, "SecretAccessKey").is_some(), "{body}");
+}
+
+/// `.member.N` lists are refused with AWS's validation error once longer than the
+/// model allows, however long (the parser is linear in the request's size).
+async fn sts_over_long_member_lists_are_refused(db: TestStore) {
+    let fx = fixture(db).await;
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/{}", seed::WORKLOAD_ROLE);
+    let request = |list: &str, suffix: &str, n: usize| {
+        let mut params: Vec<(String, String)> = vec![
+            ("Action".into(), "AssumeRole".into()),
+            ("Version".into(), "2011-06-15".into()),
+            ("RoleArn".into(), role_arn.clone()),
+            ("RoleSessionName".into(), "lists".into()),
+        ];
+        for i in 1..=n {
+            params.push((format!("{list}.member.{i}{suffix}"), format!("k{i}")));
+        }
+        params
+    };
+    // As many as fit in the 256 KiB body limit.
+    let cases = [
+        (
+            "PolicyArns",
+            ".arn",
+            8_000,
+            "'8000 ARNs' at 'policyArns'",
+            10,
+        ),
+        ("PolicyArns", ".arn", 11, "'11 ARNs' at 'policyArns'", 10),
+        ("Tags", ".Key", 51, "'51 tags' at 'tags'", 50),
+        (
+            "TransitiveTagKeys",
+            "",
+            51,
+            "'51 keys' at 'transitiveTagKeys'",
+            50,
+        ),
+    ];
+    for (list, suffix, n, value, max) in cases {
+        let params = request(list, suffix, n);
+        let borrowed: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (status, body) = fx.call(fx.user_keys(), &borrowed, SystemTime::now()).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (400, "ValidationError"),
+            "{body}"
+        );
+        assert_eq!(
+            xml_text(&body, "Message"),
+            format!(
+                "1 validation error detected: Value {value} failed to satisfy constraint: Member must have length less than or equal to {max}"
+            ),
+        );
+    }
+}
+
+both_backends!(
+    sts_get_presigned_urls_from_botocore,
+    sts_get_header_signatures_expiry_and_the_portal,
+    sts_credentials_are_not_cacheable,
+    sts_over_long_member_lists_are_refused,
 );

@@ -17,8 +17,12 @@
 //!   shape and scope mismatches, and the "Canonical String … should have been"
 //!   detail.
 //! - `../shared/corpora/aws-recorded-snapshots/localstack-s3-presigned-auth-errors.snapshot.json`:
-//!   a presigned URL used after `X-Amz-Expires` gets `AccessDenied`, 403,
-//!   "Request has expired" (recorded against real AWS).
+//!   an S3 presigned URL used after `X-Amz-Expires` gets `AccessDenied`, 403,
+//!   "Request has expired" (recorded against real AWS). STS ignores
+//!   `X-Amz-Expires` beyond its clock-skew window and answers a stale presigned
+//!   URL like a stale header signature (aws/aws-sdk-go#2167,
+//!   kubernetes-sigs/aws-iam-authenticator#258): `SignatureDoesNotMatch`,
+//!   "Signature expired: …".
 //! - `ExpiredToken` is 403 from STS (aws/aws-sdk-java-v2#1649 quotes
 //!   "Status Code: 403" for it; IAM's query API answers 403 too).
 
@@ -36,8 +40,9 @@ pub enum ExpiryKind {
     /// The request time is later than `now + max_clock_skew`
     /// ("Signature not yet current: …").
     SignatureNotYetCurrent,
-    /// A presigned URL used after `X-Amz-Date + X-Amz-Expires`
-    /// ("Request has expired").
+    /// An S3 presigned URL used after `X-Amz-Date + X-Amz-Expires`
+    /// ("Request has expired"). Other services report a used-up presigned URL
+    /// as [`ExpiryKind::SignatureExpired`], as STS does.
     PresignedUrlExpired,
 }
 

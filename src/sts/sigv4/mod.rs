@@ -243,11 +243,37 @@ fn check_time(
     }
     match (info.location, info.expires) {
         (SignatureLocation::Query, Some(expires)) => {
-            let end = t.checked_add_signed(expires).unwrap_or(t);
+            // S3 honours X-Amz-Expires up to a week and answers a used-up URL with
+            // AccessDenied "Request has expired" (recorded against AWS, see error.rs).
+            // STS does not honour X-Amz-Expires beyond its clock-skew window: a
+            // presigned STS URL lives 15 minutes at most whatever it says
+            // (aws/aws-sdk-go#2167; kubernetes-sigs/aws-iam-authenticator#258, where
+            // the maintainer says "STS does not support X-Amz-Expires"), and a stale
+            // one gets the answer of a stale header signature, SignatureDoesNotMatch
+            // "Signature expired: … is now earlier than … (… - 15 min.)". Every service
+            // but S3 follows STS here; a shorter X-Amz-Expires is honoured too (a URL
+            // signed for 60 s must not be replayable for the whole window), with the
+            // same message over the URL's own window.
+            let s3 = opts.service.as_deref().unwrap_or(&info.scope.service) == "s3";
+            let lifetime = if s3 { expires } else { expires.min(skew) };
+            let end = t.checked_add_signed(lifetime).unwrap_or(t);
             if now > end {
-                return Err(SigV4Error::RequestExpired {
-                    kind: ExpiryKind::PresignedUrlExpired,
-                    message: "Request has expired".to_owned(),
+                return Err(if s3 {
+                    SigV4Error::RequestExpired {
+                        kind: ExpiryKind::PresignedUrlExpired,
+                        message: "Request has expired".to_owned(),
+                    }
+                } else {
+                    SigV4Error::RequestExpired {
+                        kind: ExpiryKind::SignatureExpired,
+                        message: format!(
+                            "Signature expired: {} is now earlier than {} ({} - {}.)",
+                            amz(t),
+                            amz(now.checked_sub_signed(lifetime).unwrap_or(now)),
+                            amz(now),
+                            format_skew(lifetime)
+                        ),
+                    }
                 });
             }
         }
