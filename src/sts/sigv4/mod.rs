@@ -215,6 +215,10 @@ pub fn validate(
     }
 }
 
+/// How long a presigned request to any service but S3 is good for after its
+/// X-Amz-Date, as STS does (X-Amz-Expires is not honoured there).
+pub const PRESIGNED_STS_LIFETIME: chrono::Duration = chrono::Duration::minutes(15);
+
 fn check_time(
     info: &SignatureInfo,
     now: DateTime<Utc>,
@@ -245,17 +249,16 @@ fn check_time(
         (SignatureLocation::Query, Some(expires)) => {
             // S3 honours X-Amz-Expires up to a week and answers a used-up URL with
             // AccessDenied "Request has expired" (recorded against AWS, see error.rs).
-            // STS does not honour X-Amz-Expires beyond its clock-skew window: a
-            // presigned STS URL lives 15 minutes at most whatever it says
-            // (aws/aws-sdk-go#2167; kubernetes-sigs/aws-iam-authenticator#258, where
-            // the maintainer says "STS does not support X-Amz-Expires"), and a stale
-            // one gets the answer of a stale header signature, SignatureDoesNotMatch
-            // "Signature expired: … is now earlier than … (… - 15 min.)". Every service
-            // but S3 follows STS here; a shorter X-Amz-Expires is honoured too (a URL
-            // signed for 60 s must not be replayable for the whole window), with the
-            // same message over the URL's own window.
+            // STS does not honour X-Amz-Expires: a presigned STS URL is good for 15
+            // minutes from its X-Amz-Date whatever it says (aws/aws-sdk-go#2167;
+            // kubernetes-sigs/aws-iam-authenticator#258, where the maintainer says
+            // "STS does not support X-Amz-Expires"). aws-iam-authenticator relies on it:
+            // its tokens say 60 s and are used for 14 minutes. A stale one gets the
+            // answer of a stale header signature, SignatureDoesNotMatch "Signature
+            // expired: … is now earlier than … (… - 15 min.)". Every service but S3
+            // follows STS here.
             let s3 = opts.service.as_deref().unwrap_or(&info.scope.service) == "s3";
-            let lifetime = if s3 { expires } else { expires.min(skew) };
+            let lifetime = if s3 { expires } else { PRESIGNED_STS_LIFETIME };
             let end = t.checked_add_signed(lifetime).unwrap_or(t);
             if now > end {
                 return Err(if s3 {
