@@ -425,13 +425,14 @@ impl DirectoryAuth {
         if self.policy.network_max_failures > 0 {
             self.cache.incr(&keys.network, self.policy.window).await?;
         }
-        if slot + 1 < self.policy.max_failures {
+        let failures = slot.saturating_add(1);
+        if self.policy.max_failures == 0 || failures < self.policy.max_failures {
             return Ok(SignInError::InvalidCredentials);
         }
-        let until = now + self.policy.delay(slot + 1 - self.policy.max_failures);
+        let until = now + self.policy.delay(failures - self.policy.max_failures);
         tracing::warn!(
             key = %keys.base,
-            failures = slot + 1,
+            failures,
             %until,
             "directory sign-in slowed down after repeated failures"
         );

@@ -349,6 +349,64 @@ async fn lock_expires_and_success_resets_the_count(db: TestStore) {
         .unwrap();
 }
 
+/// `max_failures = 0` turns the lock-out off: failures never slow anyone down (and
+/// counting them must not overflow the slot arithmetic).
+async fn no_lock_out_when_turned_off(db: TestStore) {
+    directory(&db).await;
+    let policy = LockoutPolicy {
+        max_failures: 0,
+        network_max_failures: 0,
+        ..LockoutPolicy::default()
+    };
+    let auth = DirectoryAuth::with_policy(db.store.clone(), memory(), policy);
+    let now = Utc::now();
+    for _ in 0..8 {
+        assert_invalid(auth.authenticate(SOURCE, "alice", "guess", NET, now).await);
+    }
+    auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, NET, now)
+        .await
+        .unwrap();
+}
+
+/// Past the free failures each attempt waits twice as long as the one before (30 s,
+/// 1 min, 2 min, ...), measured from the last failure; a right password after the
+/// wait signs in and clears the count.
+async fn delays_double_after_the_free_failures(db: TestStore) {
+    directory(&db).await;
+    let auth = DirectoryAuth::new(db.store.clone(), memory());
+    let start = Utc::now();
+    for _ in 0..4 {
+        assert_invalid(
+            auth.authenticate(SOURCE, "alice", "guess", NET, start)
+                .await,
+        );
+    }
+    let mut at = start;
+    for wait in [30, 60, 120, 240] {
+        let until = match auth.authenticate(SOURCE, "alice", "guess", NET, at).await {
+            Err(SignInError::Locked { until }) => until,
+            other => panic!("expected Locked, got {other:?}"),
+        };
+        assert_eq!(until, at + Duration::from_secs(wait));
+        // Too early: refused without counting.
+        assert_locked(
+            auth.authenticate(
+                SOURCE,
+                "alice",
+                ALICE_PASSWORD,
+                NET,
+                until - Duration::from_secs(1),
+            )
+            .await,
+        );
+        at = until;
+    }
+    auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, NET, at)
+        .await
+        .unwrap();
+    assert_invalid(auth.authenticate(SOURCE, "alice", "guess", NET, at).await);
+}
+
 async fn lock_is_shared_by_replicas_through_redis(db: TestStore) {
     directory(&db).await;
     let prefix = unique_prefix();
@@ -473,6 +531,8 @@ both_backends!(
     five_failures_lock_the_account_in_the_cache,
     lock_expires_and_success_resets_the_count,
     lock_is_shared_by_replicas_through_redis,
+    no_lock_out_when_turned_off,
+    delays_double_after_the_free_failures,
     only_enabled_directories_sign_in,
     demo_users_sign_in_with_the_printed_passwords,
 );
