@@ -136,9 +136,7 @@ impl CallerPolicies {
             (_, None) => Verdict {
                 decision: Decision::ImplicitDeny,
                 deciding: None,
-                reason: format!(
-                    "{cross}, and no resource-based policy was supplied to allow it"
-                ),
+                reason: format!("{cross}, and no resource-based policy was supplied to allow it"),
             },
             (Decision::ImplicitDeny, Some(_)) => Verdict {
                 reason: format!("{cross}: {}", verdict.reason),

@@ -449,7 +449,9 @@ async fn authorize_across_accounts(db: TestStore) {
         "iam:GetRole",
         &other_role,
         json!({}),
-        Some(json!(grant(&role_arn, "iam:GetRole", &other_role).to_string())),
+        Some(json!(
+            grant(&role_arn, "iam:GetRole", &other_role).to_string()
+        )),
     ))
     .await;
     assert_eq!(answer["decision"], "Allowed", "{answer}");

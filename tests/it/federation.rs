@@ -271,7 +271,12 @@ async fn portal_console_and_can_i(db: TestStore) {
     // Account boundaries, as /v1/authorize decides them (issue 15 item 4): a
     // resource of another account needs its owner's resource policy.
     let own = alice
-        .check(&read_only, "iam:GetRole", "arn:aws:iam::123456789012:role/Payroll", "")
+        .check(
+            &read_only,
+            "iam:GetRole",
+            "arn:aws:iam::123456789012:role/Payroll",
+            "",
+        )
         .await;
     assert_eq!(decision(&own), "Allowed", "{}", own.body);
     let other = "arn:aws:iam::999999999999:role/Payroll";

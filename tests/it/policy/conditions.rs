@@ -266,8 +266,14 @@ fn negated_if_exists_is_true_when_missing_and_evaluated_when_present() {
 #[test]
 fn null_is_not_treated_as_a_negated_operator() {
     let absent = ContextKeys::new();
-    assert!(!denied(r#"{"Null":{"aws:PrincipalTag/team":"false"}}"#, &absent));
-    assert!(denied(r#"{"Null":{"aws:PrincipalTag/team":"true"}}"#, &absent));
+    assert!(!denied(
+        r#"{"Null":{"aws:PrincipalTag/team":"false"}}"#,
+        &absent
+    ));
+    assert!(denied(
+        r#"{"Null":{"aws:PrincipalTag/team":"true"}}"#,
+        &absent
+    ));
 }
 
 /// AWS, multivalued context keys: `ForAllValues` "also returns true if there
@@ -306,7 +312,9 @@ fn set_operators_with_negated_operators_and_a_missing_key() {
     assert!(!denied(any, &missing));
     assert!(!allowed(any, &missing));
     let mut other = ContextKeys::new();
-    other.insert("aws:TagKeys", "key1").insert("aws:TagKeys", "key2");
+    other
+        .insert("aws:TagKeys", "key1")
+        .insert("aws:TagKeys", "key2");
     assert!(denied(any, &other));
 }
 
