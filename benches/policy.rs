@@ -153,6 +153,33 @@ fn bench(c: &mut Criterion) {
         b.iter(|| Policy::parse(black_box(&text), ParseOptions::new(PolicyKind::Identity)).is_ok())
     });
     group.finish();
+
+    // Policy-variable parsing of session policies (issue 15 item 12): an
+    // ordinary one, and ~1,000 unclosed `${` followed by 250 KB of spaces
+    // (2,000 packed characters: under the 2,048 packed limit).
+    let hostile = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/{}{}"}}]}}"#,
+        "${".repeat(1_000),
+        " ".repeat(250_000)
+    );
+    let quoted = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/{}{}"}}]}}"#,
+        "${a,'".repeat(400),
+        " ".repeat(250_000)
+    );
+    let mut group = c.benchmark_group("variables");
+    group.sample_size(20);
+    for (name, doc) in [
+        ("ordinary_session_policy", SMALL),
+        ("hostile_unclosed_1000x_250k_spaces", hostile.as_str()),
+        ("hostile_quoted_defaults_400x_250k_spaces", quoted.as_str()),
+    ] {
+        assert!(Policy::parse(doc, ParseOptions::new(PolicyKind::Session)).is_ok());
+        group.bench_function(name, |b| {
+            b.iter(|| Policy::parse(black_box(doc), ParseOptions::new(PolicyKind::Session)).is_ok())
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench);

@@ -116,6 +116,36 @@ impl Operator {
     }
 }
 
+impl Operator {
+    /// The value of a (non-`Null`) condition whose key is absent from the
+    /// request context or has no values, per AWS's documentation:
+    ///
+    /// * "If the key that you specify in a policy condition is not present in
+    ///   the request context, the values do not match and the condition is
+    ///   false. If the policy condition requires that the key is not matched,
+    ///   such as `StringNotLike` or `ArnNotLike`, and the right key is not
+    ///   present, the condition is true. This logic applies to all condition
+    ///   operators except ...IfExists and Null check." (condition operators)
+    /// * `...IfExists`: "If the key is not present, evaluate the condition
+    ///   element as true."
+    /// * `ForAllValues`: "It also returns true if there are no context keys in
+    ///   the request"; `ForAnyValue`: "If the key in the request is missing,
+    ///   the condition returns false" (multivalued context keys). The set
+    ///   operator decides whether or not the operator after it is negated
+    ///   (AWS's own `ForAllValues:StringNotLike` example with no `aws:TagKeys`
+    ///   in the request is a match).
+    pub(crate) fn missing_key_result(self) -> bool {
+        if self.if_exists {
+            return true;
+        }
+        match self.set {
+            SetOp::ForAllValues => true,
+            SetOp::ForAnyValue => false,
+            SetOp::Single => self.negated,
+        }
+    }
+}
+
 /// A policy value: either fixed at parse time or containing variables.
 #[derive(Debug, Clone)]
 enum Val<T> {
@@ -263,12 +293,7 @@ impl Condition {
         }
         let values = match found {
             Some(v) if !v.is_empty() => v,
-            _ => {
-                return match self.op.set {
-                    SetOp::ForAllValues => true,
-                    _ => self.op.if_exists,
-                };
-            }
+            _ => return self.op.missing_key_result(),
         };
         let negated = self.op.negated;
         // For negated operators a value whose variable cannot be resolved makes

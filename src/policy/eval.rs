@@ -285,6 +285,29 @@ fn implicit(reason: ImplicitDenyReason) -> Evaluation<'static> {
     }
 }
 
+/// The account that owns `resource` when it is not `caller_account`: the
+/// ARN's account field, or, for ARNs without one (S3 buckets and objects), the
+/// request's `aws:ResourceAccount` context key. `None` when the resource is in
+/// the caller's account or names no account at all (`*`, an S3 ARN without
+/// `aws:ResourceAccount`). A wildcard account field, or any one of several
+/// `aws:ResourceAccount` values that differs, counts as another account.
+pub fn foreign_resource_owner<'a>(
+    resource: &'a str,
+    context: &'a ContextKeys,
+    caller_account: &str,
+) -> Option<&'a str> {
+    if let Some(parts) = split_arn(resource).filter(|p| p[0] == "arn")
+        && !parts[4].is_empty()
+    {
+        return (parts[4] != caller_account).then_some(parts[4]);
+    }
+    context
+        .get("aws:ResourceAccount")?
+        .iter()
+        .map(String::as_str)
+        .find(|owner| !owner.is_empty() && *owner != caller_account)
+}
+
 /// Evaluates `request` against every policy in `set`.
 pub fn evaluate<'a>(set: &PolicySet<'a>, request: &Request<'_>) -> Evaluation<'a> {
     let p = Prepared {

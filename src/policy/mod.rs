@@ -46,6 +46,6 @@ pub use document::{
 pub use error::{LIMIT_EXCEEDED, MALFORMED_POLICY_DOCUMENT, PolicyError};
 pub use eval::{
     DecidingStatement, Decision, Evaluation, ImplicitDenyReason, PolicySet, PolicySource,
-    PrincipalRef, Request, ResourcePolicy, evaluate,
+    PrincipalRef, Request, ResourcePolicy, evaluate, foreign_resource_owner,
 };
 pub use matcher::{ArnPattern, wildcard_match, wildcard_match_ignore_case};

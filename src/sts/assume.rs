@@ -17,6 +17,10 @@ pub const SESSION_TOKEN_MAX_DURATION: i64 = 129_600;
 pub const SESSION_TOKEN_DEFAULT_DURATION: i64 = 43_200;
 /// The packed limit of an inline session policy.
 pub const MAX_SESSION_POLICY_CHARS: usize = 2_048;
+/// The raw size (bytes, white space included) beyond which a session policy is
+/// refused before anything else looks at it: the packed limit ignores white
+/// space, and no legitimate 2,048-character policy needs 64 KiB of it.
+pub const MAX_SESSION_POLICY_BYTES: usize = 64 * 1024;
 pub const MAX_POLICY_ARNS: usize = 10;
 pub const MAX_SESSION_TAGS: usize = 50;
 pub const MAX_TRANSITIVE_TAG_KEYS: usize = 50;
@@ -263,6 +267,16 @@ pub fn validate_assume_role(params: &AssumeRoleParams) -> Result<(String, String
         }
     }
     if let Some(policy) = &params.policy {
+        if policy.len() > MAX_SESSION_POLICY_BYTES {
+            return Err(StsError::new(
+                "PackedPolicyTooLarge",
+                400,
+                format!(
+                    "The session policy ({} bytes) exceeds the limit of {MAX_SESSION_POLICY_BYTES} bytes before white space is removed.",
+                    policy.len()
+                ),
+            ));
+        }
         // IAM measures the packed size, without insignificant white space.
         let packed = policy.chars().filter(|c| !c.is_whitespace()).count();
         if packed > MAX_SESSION_POLICY_CHARS {

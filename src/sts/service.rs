@@ -74,7 +74,11 @@ impl Verdict {
 
 impl CallerPolicies {
     /// Evaluates `action` on `resource` for `caller` under its identity policies,
-    /// boundary and session policies (no resource policy).
+    /// boundary and session policies only: no resource policy and no account
+    /// boundary. For Rolegate's own permission checks (`rolegate:Authorize`
+    /// names the resource a service may *ask about*, in any account, and
+    /// `sts:DecodeAuthorizationMessage`); a request on a resource is decided by
+    /// [`authorize`](Self::authorize).
     pub fn decide(
         &self,
         caller: &Caller,
@@ -82,13 +86,81 @@ impl CallerPolicies {
         resource: &str,
         context: &crate::policy::ContextKeys,
     ) -> Verdict {
+        self.evaluate(caller, action, resource, context, None)
+    }
+
+    /// The decision for `caller` performing `action` on `resource`, as AWS makes
+    /// it across accounts (`/v1/authorize` and the console's "Can I?" box).
+    ///
+    /// The resource's owner is the account in its ARN, or `aws:ResourceAccount`
+    /// from the context when the ARN has none (S3). In another account than the
+    /// caller's, the identity side (identity policies, boundary, session
+    /// policies) must allow *and* `resource_policy` (the owner's resource-based
+    /// policy) must allow the caller; without a resource policy the request is
+    /// an implicit deny. In the caller's own account (or when no owner is
+    /// known) the identity side decides as before, and a resource policy, if
+    /// given, may also grant: on its own when it names the caller's exact ARN,
+    /// otherwise subject to the boundary and session policies (AWS's
+    /// same-account rules, see [`crate::policy::evaluate`]). An explicit deny in
+    /// any of the policies wins everywhere.
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        context: &crate::policy::ContextKeys,
+        resource_policy: Option<&Policy>,
+    ) -> Verdict {
+        use crate::policy::Decision;
+        let foreign = crate::policy::foreign_resource_owner(resource, context, &caller.account);
+        let owner = foreign.unwrap_or(&caller.account);
+        let verdict = self.evaluate(
+            caller,
+            action,
+            resource,
+            context,
+            resource_policy.map(|policy| ResourcePolicy {
+                policy,
+                owner_account: owner,
+            }),
+        );
+        let Some(owner) = foreign else {
+            return verdict;
+        };
+        let cross = format!(
+            "cross-account request: {resource} belongs to account {owner}, not the caller's account {}",
+            caller.account
+        );
+        match (verdict.decision, resource_policy) {
+            (Decision::ExplicitDeny, _) => verdict,
+            (_, None) => Verdict {
+                decision: Decision::ImplicitDeny,
+                deciding: None,
+                reason: format!("{cross}, and no resource-based policy was supplied to allow it"),
+            },
+            (Decision::ImplicitDeny, Some(_)) => Verdict {
+                reason: format!("{cross}: {}", verdict.reason),
+                ..verdict
+            },
+            (Decision::Allowed, Some(_)) => verdict,
+        }
+    }
+
+    fn evaluate(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        context: &crate::policy::ContextKeys,
+        resource_policy: Option<ResourcePolicy<'_>>,
+    ) -> Verdict {
         use crate::policy::Decision;
         let (identity, session) = self.refs();
         let set = PolicySet {
             identity: &identity,
             boundary: self.boundary.as_deref(),
             session: &session,
-            resource: None,
+            resource: resource_policy,
         };
         let request = Request {
             principal: PrincipalRef::Aws {
@@ -208,6 +280,18 @@ pub(crate) fn parse_stored(
         tracing::error!(%error, source, "stored policy no longer parses");
         StsError::internal()
     })
+}
+
+/// Parses an inline session policy (already size-checked by
+/// [`assume::validate_assume_role`]); a parse error is AWS's
+/// `MalformedPolicyDocument`.
+pub(crate) fn parse_session_policy(document: Option<&str>) -> Result<Option<Policy>, StsError> {
+    document
+        .map(|p| {
+            Policy::parse(p, ParseOptions::new(PolicyKind::Session))
+                .map_err(|e| StsError::malformed_policy(e.to_string()))
+        })
+        .transpose()
 }
 
 const AUTHORIZATION_MESSAGE_CONTEXT: &str = "authorization-message";
@@ -628,14 +712,7 @@ impl Sts {
     ) -> Result<AssumedRole, StsError> {
         let (role_account, role_name) = assume::validate_assume_role(params)?;
         let denied = || StsError::not_authorized(&caller.arn, "sts:AssumeRole", &params.role_arn);
-        let session_policy = params
-            .policy
-            .as_deref()
-            .map(|p| {
-                Policy::parse(p, ParseOptions::new(PolicyKind::Session))
-                    .map_err(|e| StsError::malformed_policy(e.to_string()))
-            })
-            .transpose()?;
+        let session_policy = parse_session_policy(params.policy.as_deref())?;
         for arn in &params.policy_arns {
             if let Err(error) = self.store.policy_document(arn).await {
                 return Err(match error {

@@ -12,15 +12,13 @@ pub mod jwks;
 pub mod jwt;
 
 use crate::iam::{AccountId, RoleName};
-use crate::policy::{
-    ContextKeys, ParseOptions, Policy, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy,
-};
+use crate::policy::{ContextKeys, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy};
 use crate::store::StoreError;
 
 use super::assume::{self, AssumeRoleParams};
 use super::credentials::{self, KeyKind};
 use super::error::StsError;
-use super::service::{AssumedRole, Sts, packed_size_percent, store_failure};
+use super::service::{AssumedRole, Sts, packed_size_percent, parse_session_policy, store_failure};
 
 pub use jwks::VerifierSettings;
 use jwt::{SignatureError, UnverifiedToken, VerifiedClaims, invalid_token};
@@ -231,15 +229,9 @@ impl Sts {
         source_ip: Option<&str>,
         now: i64,
     ) -> Result<AssumedRoleWithWebIdentity, StsError> {
+        // Cheap, bounded checks only (lengths, names, the session policy's raw
+        // and packed size): the caller is anonymous until the token is verified.
         let (role_account, role_name, raw_token, shape) = validate(params)?;
-        let session_policy = params
-            .policy
-            .as_deref()
-            .map(|p| {
-                Policy::parse(p, ParseOptions::new(PolicyKind::Session))
-                    .map_err(|e| StsError::malformed_policy(e.to_string()))
-            })
-            .transpose()?;
         let account = AccountId::parse(role_account).map_err(|_| not_authorized())?;
 
         // The token: structure and header first, nothing trusted yet.
@@ -264,6 +256,10 @@ impl Sts {
             .inspect_err(|error| {
                 tracing::info!(issuer = %token.issuer, code = error.code, reason = %error.message, "web identity token refused");
             })?;
+
+        // Parsed only now that the token is verified, so that an anonymous caller
+        // cannot make the policy parser work.
+        let session_policy = parse_session_policy(params.policy.as_deref())?;
 
         // Session policy ARNs must exist (checked once the caller is authenticated).
         for arn in &params.policy_arns {

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::sts_api::{header_pairs, signed_request};
-use crate::policy::Decision;
+use crate::policy::{Decision, ParseOptions, Policy, PolicyKind};
 use crate::store::{AuditEvent, Outcome};
 use crate::sts::assume::{Caller, is_reserved_context_key};
 use crate::sts::error::StsError;
@@ -48,6 +48,13 @@ pub struct AuthorizeRequest {
     /// S3-style services sign the path as sent; all others normalise it.
     #[serde(default = "default_true")]
     pub normalize_path: bool,
+    /// The resource owner's resource-based policy (a bucket policy, a key
+    /// policy, ...), as a JSON policy document or a string holding one. Needed
+    /// for a cross-account request (the resource's account, from its ARN or
+    /// `aws:ResourceAccount`, is not the caller's): both the caller's policies
+    /// and this policy must allow. In the caller's own account it may grant too.
+    #[serde(default)]
+    pub resource_policy: Option<serde_json::Value>,
 }
 
 fn default_true() -> bool {
@@ -158,6 +165,12 @@ async fn authorize(
         return sts_json_error(&error);
     }
 
+    let resource_policy = match input.resource_policy.as_ref().map(parse_resource_policy) {
+        None => None,
+        Some(Ok(policy)) => Some(policy),
+        Some(Err(message)) => return json_error(400, "MalformedPolicyDocument", &message),
+    };
+
     // 2. The request the service received.
     let received: Vec<(&str, &str)> = input
         .request
@@ -214,7 +227,15 @@ async fn authorize(
     };
 
     // 3. The decision.
-    let response = match decide(&state, &caller, &input, now.timestamp()).await {
+    let response = match decide(
+        &state,
+        &caller,
+        &input,
+        resource_policy.as_ref(),
+        now.timestamp(),
+    )
+    .await
+    {
         Ok(response) => response,
         Err(error) if error.status >= 500 => return sts_json_error(&error),
         Err(error) => deny_response(&caller, &error),
@@ -260,10 +281,21 @@ async fn may_authorize(
     }
 }
 
+/// The `resource_policy` field: a policy document as JSON, or a string holding one.
+fn parse_resource_policy(value: &serde_json::Value) -> Result<Policy, String> {
+    let text = match value {
+        serde_json::Value::String(text) => Cow::Borrowed(text.as_str()),
+        other => Cow::Owned(other.to_string()),
+    };
+    Policy::parse(&text, ParseOptions::new(PolicyKind::Resource))
+        .map_err(|error| format!("resource_policy: {error}"))
+}
+
 async fn decide(
     state: &AppState,
     caller: &Caller,
     input: &AuthorizeRequest,
+    resource_policy: Option<&Policy>,
     now: i64,
 ) -> Result<AuthorizeResponse, StsError> {
     let policies = state.sts.caller_policies(caller).await?;
@@ -276,7 +308,13 @@ async fn decide(
         })
         .collect();
     let context = caller.context_with(now, extra.iter().map(|(k, v)| (*k, v.as_slice())));
-    let verdict = policies.decide(caller, &input.action, &input.resource, &context);
+    let verdict = policies.authorize(
+        caller,
+        &input.action,
+        &input.resource,
+        &context,
+        resource_policy,
+    );
     let deciding_statement = verdict.deciding.as_ref().map(|(source, index, sid)| {
         json!({ "source": source.to_string(), "statement": index + 1, "sid": sid })
     });

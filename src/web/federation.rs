@@ -43,7 +43,7 @@ use super::portal::{
 };
 use super::request_info;
 use crate::iam::{AccountId, RoleName};
-use crate::policy::PolicySource;
+use crate::policy::{ParseOptions, Policy, PolicyKind, PolicySource};
 use crate::store::{ConsoleDestination, Outcome};
 use crate::sts::assume::{Caller, CallerKind, is_reserved_context_key};
 use crate::sts::credentials::KeyKind;
@@ -62,6 +62,8 @@ const CONSOLE_ID_LEN: usize = 64;
 const MIN_SESSION_DURATION: i64 = 900;
 const MAX_SESSION_DURATION: i64 = 43_200;
 const MAX_CHECK_FIELD: usize = 2_048;
+/// AWS's limit for the largest resource policies (S3 bucket policies: 20 KB).
+const MAX_CHECK_RESOURCE_POLICY: usize = 20 * 1024;
 const MAX_CONTEXT_LINES: usize = 50;
 const ANONYMOUS: &str = "anonymous";
 
@@ -1041,6 +1043,7 @@ struct ConsolePage<'a> {
     action: &'a str,
     resource: &'a str,
     context: &'a str,
+    resource_policy: &'a str,
     result: Option<CheckResult>,
 }
 
@@ -1151,6 +1154,9 @@ struct CheckForm {
     resource: String,
     #[serde(default)]
     context: String,
+    /// Optional resource-based policy of the resource's owner (JSON).
+    #[serde(default)]
+    resource_policy: String,
 }
 
 /// `key=value` lines; a key given on several lines is multi-valued.
@@ -1186,7 +1192,11 @@ fn parse_context(text: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
 }
 
 /// Evaluates an action and resource against the session's policies exactly as
-/// `/v1/authorize` does: identity policies, permissions boundary, session policies.
+/// `/v1/authorize` does (the same decision function): identity policies,
+/// permissions boundary, session policies, and the account boundary: a
+/// resource in another account (its ARN's account, or `aws:ResourceAccount`
+/// in the context) is an implicit deny, as `/v1/authorize` answers without a
+/// resource policy.
 fn check(
     caller: &Caller,
     policies: &CallerPolicies,
@@ -1211,18 +1221,38 @@ fn check(
     {
         return failed("The action, resource or context is too long.".into());
     }
+    if form.resource_policy.len() > MAX_CHECK_RESOURCE_POLICY {
+        return failed("The resource policy is too long.".into());
+    }
     let extra = match parse_context(&form.context) {
         Ok(extra) => extra,
         Err(message) => return failed(message),
     };
+    let resource_policy = match form.resource_policy.trim() {
+        "" => None,
+        text => match Policy::parse(text, ParseOptions::new(PolicyKind::Resource)) {
+            Ok(policy) => Some(policy),
+            Err(error) => return failed(format!("The resource policy is not valid: {error}")),
+        },
+    };
     let context = caller.context_with(now, extra.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
-    let verdict = policies.decide(caller, action, resource, &context);
+    let verdict = policies.authorize(caller, action, resource, &context, resource_policy.as_ref());
     let reason = if verdict.is_allowed() {
         "allowed by the statement below".to_owned()
     } else {
         verdict.reason.clone()
     };
     let (source, statement) = match verdict.deciding {
+        Some((PolicySource::Resource, statement_index, sid)) => {
+            let sid = sid.map(|s| format!(" (Sid {s})")).unwrap_or_default();
+            (
+                Some(format!(
+                    "statement {} of the resource policy{sid}",
+                    statement_index + 1
+                )),
+                statement_json(form.resource_policy.trim(), statement_index),
+            )
+        }
         Some((deciding_source, statement_index, sid)) => {
             let document = documents.get(deciding_source);
             let name =
@@ -1322,6 +1352,7 @@ async fn render_console(
         action: &form.action,
         resource: &form.resource,
         context: &form.context,
+        resource_policy: &form.resource_policy,
         result,
     };
     match page.render() {

@@ -15,6 +15,8 @@ struct Fixture {
     _db: TestStore,
     base: String,
     service_keys: (String, String),
+    /// A service allowed to ask about any resource.
+    broker_keys: (String, String),
     /// demo-app's role session (DemoWorkload: ViewOnlyAccess).
     session: (String, String, String),
     store: std::sync::Arc<dyn rolegate::store::Store>,
@@ -49,6 +51,30 @@ async fn fixture(db: TestStore) -> Fixture {
     let service_keys = state
         .sts
         .create_access_key(&account, &UserName::parse("storage-svc").unwrap())
+        .await
+        .unwrap();
+    // A broker that may ask about any resource, in any account.
+    state
+        .store
+        .create_iam_user(&NewIamUser {
+            account_id: account.clone(),
+            path: IamPath::root(),
+            name: UserName::parse("broker-svc").unwrap(),
+            tags: Tags::default(),
+            inline_policies: vec![(
+                PolicyName::parse("AuthorizeAnything").unwrap(),
+                json!({"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": "rolegate:Authorize", "Resource": "*"}
+                ]})
+                .to_string(),
+            )],
+            attached_policies: vec![],
+        })
+        .await
+        .unwrap();
+    let broker_keys = state
+        .sts
+        .create_access_key(&account, &UserName::parse("broker-svc").unwrap())
         .await
         .unwrap();
     let (user_key, user_secret) = {
@@ -101,6 +127,7 @@ async fn fixture(db: TestStore) -> Fixture {
         _db: db,
         base: spawn_state(state),
         service_keys,
+        broker_keys,
         session: (
             creds.access_key_id,
             creds.secret_access_key,
@@ -165,6 +192,10 @@ impl Fixture {
 
     fn service(&self) -> Keys<'_> {
         (&self.service_keys.0, &self.service_keys.1, None)
+    }
+
+    fn broker(&self) -> Keys<'_> {
+        (&self.broker_keys.0, &self.broker_keys.1, None)
     }
 }
 
@@ -344,4 +375,180 @@ async fn authorize_decisions(db: TestStore) {
     );
 }
 
-both_backends!(authorize_decisions);
+both_backends!(authorize_decisions, authorize_across_accounts);
+
+/// Issue 15 item 4: account boundaries. The role session (DemoWorkload in
+/// 123456789012, ViewOnlyAccess: `iam:Get*`, `s3:ListBucket` on `*`) asks about
+/// resources in its own and in another account. AWS cross-account evaluation:
+/// the identity side and the owner's resource-based policy must both allow;
+/// without a resource policy it is an implicit deny; an explicit deny anywhere
+/// wins.
+async fn authorize_across_accounts(db: TestStore) {
+    let fx = fixture(db).await;
+    const OTHER: &str = "999999999999";
+    let role_arn = format!(
+        "arn:aws:iam::{}:role/{}",
+        seed::DEMO_ACCOUNT_ID,
+        seed::WORKLOAD_ROLE
+    );
+    let ask = |action: &str, resource: &str, context: Value, policy: Option<Value>| {
+        let mut body = json!({
+            "request": fx.received("GET", "/x", fx.session_keys()),
+            "service": "storage",
+            "action": action,
+            "resource": resource,
+            "context": context,
+        });
+        if let Some(policy) = policy {
+            body["resource_policy"] = policy;
+        }
+        body
+    };
+    let grant = |principal: &str, action: &str, resource: &str| {
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "Grant", "Effect": "Allow", "Principal": {"AWS": principal},
+            "Action": action, "Resource": resource
+        }]})
+    };
+    let fx_ref = &fx;
+    let decide = |body: Value| async move {
+        let (status, answer) = fx_ref.authorize(&body, Some(fx_ref.broker())).await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    };
+    let own_role = format!("arn:aws:iam::{}:role/Payroll", seed::DEMO_ACCOUNT_ID);
+    let other_role = format!("arn:aws:iam::{OTHER}:role/Payroll");
+
+    // Same account: the identity policies decide, as before.
+    let answer = decide(ask("iam:GetRole", &own_role, json!({}), None)).await;
+    assert_eq!(answer["decision"], "Allowed", "{answer}");
+
+    // Another account (from the ARN), no resource policy: implicit deny, and why.
+    let answer = decide(ask("iam:GetRole", &other_role, json!({}), None)).await;
+    assert_eq!(answer["decision"], "ImplicitDeny", "{answer}");
+    let reason = answer["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cross-account") && reason.contains(OTHER),
+        "{reason}"
+    );
+    assert!(reason.contains("no resource-based policy"), "{reason}");
+    // The denial is sealed for the client like any other.
+    assert!(answer["encoded_message"].is_string(), "{answer}");
+
+    // Another account with the owner's resource policy granting this role: allowed.
+    let answer = decide(ask(
+        "iam:GetRole",
+        &other_role,
+        json!({}),
+        Some(grant(&role_arn, "iam:GetRole", &other_role)),
+    ))
+    .await;
+    assert_eq!(answer["decision"], "Allowed", "{answer}");
+    // The same policy as a string holding the document.
+    let answer = decide(ask(
+        "iam:GetRole",
+        &other_role,
+        json!({}),
+        Some(json!(
+            grant(&role_arn, "iam:GetRole", &other_role).to_string()
+        )),
+    ))
+    .await;
+    assert_eq!(answer["decision"], "Allowed", "{answer}");
+
+    // The resource policy grants someone else: implicit deny.
+    let answer = decide(ask(
+        "iam:GetRole",
+        &other_role,
+        json!({}),
+        Some(grant(
+            &format!("arn:aws:iam::{}:role/Someone", seed::DEMO_ACCOUNT_ID),
+            "iam:GetRole",
+            &other_role,
+        )),
+    ))
+    .await;
+    assert_eq!(answer["decision"], "ImplicitDeny", "{answer}");
+    assert!(
+        answer["reason"].as_str().unwrap().contains("cross-account"),
+        "{answer}"
+    );
+
+    // Cross-account needs both sides: the resource policy alone does not do
+    // (ViewOnlyAccess does not allow s3:GetObject).
+    let answer = decide(ask(
+        "s3:GetObject",
+        "arn:aws:s3:::payroll/2026.csv",
+        json!({"aws:ResourceAccount": OTHER}),
+        Some(grant(&role_arn, "s3:GetObject", "arn:aws:s3:::payroll/*")),
+    ))
+    .await;
+    assert_eq!(answer["decision"], "ImplicitDeny", "{answer}");
+
+    // S3 ARNs have no account: aws:ResourceAccount names the owner.
+    let answer = decide(ask(
+        "s3:ListBucket",
+        "arn:aws:s3:::payroll",
+        json!({"aws:ResourceAccount": OTHER}),
+        None,
+    ))
+    .await;
+    assert_eq!(answer["decision"], "ImplicitDeny", "{answer}");
+    assert!(
+        answer["reason"].as_str().unwrap().contains(OTHER),
+        "{answer}"
+    );
+    let answer = decide(ask(
+        "s3:ListBucket",
+        "arn:aws:s3:::payroll",
+        json!({"aws:ResourceAccount": seed::DEMO_ACCOUNT_ID}),
+        None,
+    ))
+    .await;
+    assert_eq!(answer["decision"], "Allowed", "{answer}");
+    let answer = decide(ask(
+        "s3:ListBucket",
+        "arn:aws:s3:::payroll",
+        json!({"aws:ResourceAccount": OTHER}),
+        Some(grant(&role_arn, "s3:ListBucket", "arn:aws:s3:::payroll")),
+    ))
+    .await;
+    assert_eq!(answer["decision"], "Allowed", "{answer}");
+
+    // An explicit deny in the resource policy wins, in the own account and across.
+    let deny = |resource: &str| {
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": role_arn.as_str()}, "Action": "*", "Resource": resource},
+            {"Sid": "NoWorkloads", "Effect": "Deny", "Principal": "*", "Action": "s3:ListBucket", "Resource": resource}
+        ]})
+    };
+    for owner in [seed::DEMO_ACCOUNT_ID, OTHER] {
+        let answer = decide(ask(
+            "s3:ListBucket",
+            "arn:aws:s3:::payroll",
+            json!({"aws:ResourceAccount": owner}),
+            Some(deny("arn:aws:s3:::payroll")),
+        ))
+        .await;
+        assert_eq!(answer["decision"], "ExplicitDeny", "{owner}: {answer}");
+        assert_eq!(answer["deciding_statement"]["sid"], "NoWorkloads");
+    }
+
+    // A resource policy that is not one: the service's mistake, refused.
+    let (status, answer) = fx
+        .authorize(
+            &ask(
+                "s3:ListBucket",
+                "arn:aws:s3:::payroll",
+                json!({}),
+                Some(json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})),
+            ),
+            Some(fx.broker()),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("MalformedPolicyDocument")),
+        "{answer}"
+    );
+}

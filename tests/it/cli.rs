@@ -430,3 +430,45 @@ fn policy_simulate_prints_the_decision_first() {
     assert_ne!(code, 0);
     assert!(stderr.contains("key=value"), "{stderr}");
 }
+
+/// Issue 9: the common guardrail Deny with `StringNotEquals` on a principal
+/// tag denies a caller without that tag (AWS: a negated operator on a key
+/// absent from the request context is true), and still lets a tagged member
+/// of the team through.
+#[test]
+fn policy_simulate_guardrail_denies_a_principal_without_the_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "guardrail.json",
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"s3:*","Resource":"*"},
+            {"Sid":"OnlyData","Effect":"Deny","Action":"s3:*","Resource":"*",
+             "Condition":{"StringNotEquals":{"aws:PrincipalTag/team":"data"}}}]}"#,
+    );
+    let simulate = |context: &[&str]| {
+        let mut args = vec![
+            "policy",
+            "simulate",
+            "--policy",
+            &policy,
+            "--action",
+            "s3:GetObject",
+            "--resource",
+            "arn:aws:s3:::b/k",
+        ];
+        for c in context {
+            args.extend(["--context", c]);
+        }
+        let (code, stdout, stderr) = run_binary(&args, &[]);
+        assert_eq!(code, 0, "{stderr}");
+        stdout
+    };
+    let out = simulate(&[]);
+    assert_eq!(out.lines().next(), Some("ExplicitDeny"), "{out}");
+    assert!(out.contains("OnlyData"), "{out}");
+    let out = simulate(&["aws:PrincipalTag/team=data"]);
+    assert_eq!(out.lines().next(), Some("Allowed"), "{out}");
+    let out = simulate(&["aws:PrincipalTag/team=web"]);
+    assert_eq!(out.lines().next(), Some("ExplicitDeny"), "{out}");
+}

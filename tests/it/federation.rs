@@ -33,6 +33,19 @@ impl Browser {
 
     /// Runs "can I?" on a console; returns the page.
     async fn check(&mut self, console: &str, action: &str, resource: &str, context: &str) -> Page {
+        self.check_with_resource_policy(console, action, resource, context, "")
+            .await
+    }
+
+    /// Runs "can I?" with the resource owner's policy; returns the page.
+    async fn check_with_resource_policy(
+        &mut self,
+        console: &str,
+        action: &str,
+        resource: &str,
+        context: &str,
+        resource_policy: &str,
+    ) -> Page {
         let page = self.get(console).await;
         assert_eq!(page.status, 200, "{}", page.body);
         let csrf = hidden(&page.body, "csrf");
@@ -44,6 +57,7 @@ impl Browser {
                 ("action", action),
                 ("resource", resource),
                 ("context", context),
+                ("resource_policy", resource_policy),
             ],
         )
         .await
@@ -253,6 +267,45 @@ async fn portal_console_and_can_i(db: TestStore) {
         .await;
     assert_eq!(decision(&view), "Allowed");
     assert!(deciding(&view).contains("ViewOnlyAccess") && deciding(&view).contains("Sid ViewOnly"));
+
+    // Account boundaries, as /v1/authorize decides them (issue 15 item 4): a
+    // resource of another account needs its owner's resource policy.
+    let own = alice
+        .check(
+            &read_only,
+            "iam:GetRole",
+            "arn:aws:iam::123456789012:role/Payroll",
+            "",
+        )
+        .await;
+    assert_eq!(decision(&own), "Allowed", "{}", own.body);
+    let other = "arn:aws:iam::999999999999:role/Payroll";
+    let foreign = alice.check(&read_only, "iam:GetRole", other, "").await;
+    assert_eq!(decision(&foreign), "ImplicitDeny", "{}", foreign.body);
+    assert!(foreign.body.contains("cross-account"), "{}", foreign.body);
+    let s3_foreign = alice
+        .check(
+            &read_only,
+            "s3:ListBucket",
+            "arn:aws:s3:::payroll",
+            "aws:ResourceAccount=999999999999",
+        )
+        .await;
+    assert_eq!(decision(&s3_foreign), "ImplicitDeny", "{}", s3_foreign.body);
+    let grant = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "LetReadOnlyIn", "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::123456789012:role/ReadOnly"},
+        "Action": "iam:GetRole", "Resource": other
+    }]})
+    .to_string();
+    let granted = alice
+        .check_with_resource_policy(&read_only, "iam:GetRole", other, "", &grant)
+        .await;
+    assert_eq!(decision(&granted), "Allowed", "{}", granted.body);
+    let broken = alice
+        .check_with_resource_policy(&read_only, "iam:GetRole", other, "", "{not json")
+        .await;
+    assert_eq!(decision(&broken), "Error", "{}", broken.body);
 
     // The check form needs the console's CSRF token.
     let forged = alice

@@ -584,6 +584,24 @@ async fn assume_role_parameter_rules(db: TestStore) {
         (400, "PackedPolicyTooLarge"),
         "{body}"
     );
+    // Issue 15 item 12: a small packed size padded with 70 KB of white space
+    // is refused on its raw size (64 KiB), before any parsing.
+    let padded = format!(
+        "{{\"Version\":\"2012-10-17\",\"Statement\":[{{\"Effect\":\"Allow\",\"Action\":\"s3:GetObject\",\"Resource\":\"arn:aws:s3:::b/{}{}\"}}]}}",
+        "${".repeat(500),
+        " ".repeat(70_000)
+    );
+    let (status, body) = send(call(vec![
+        ("RoleSessionName", "s1".into()),
+        ("Policy", padded),
+    ]))
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "PackedPolicyTooLarge"),
+        "{body}"
+    );
+    assert!(body.contains("65536 bytes"), "{body}");
     let (status, body) = send(call(vec![
         ("RoleSessionName", "s1".into()),
         ("Policy", "{\"Version\":\"2012-10-17\"}".into()),

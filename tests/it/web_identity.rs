@@ -152,6 +152,7 @@ both_backends!(
     provider_outage_uses_cached_keys_else_idp_communication_error,
     unsigned_query_api_call_returns_aws_xml,
     boto3_web_identity_token_file_profile,
+    session_policy_is_parsed_only_after_the_token_is_verified,
 );
 
 async fn token_from_real_provider_gets_role_credentials(db: TestStore) {
@@ -738,13 +739,25 @@ async fn parameters_are_validated_before_any_lookup() {
             "InvalidParameterValue",
             "ProviderId",
         ),
+        // A malformed session policy is not even looked at before the token is
+        // verified: this token names no known provider.
         (
             WebIdentityParams {
                 policy: Some("{not json".into()),
                 ..params(token)
             },
-            "MalformedPolicyDocument",
-            "",
+            "InvalidIdentityToken",
+            "No OpenIDConnect provider",
+        ),
+        // Issue 15 item 12: ~1,000 `${` and 250 KB of white space (packed size
+        // small) are refused on their raw size, before any parsing.
+        (
+            WebIdentityParams {
+                policy: Some(hostile_session_policy(1_000, 250_000)),
+                ..params(token)
+            },
+            "PackedPolicyTooLarge",
+            "65536 bytes",
         ),
     ];
     for (p, code, needle) in cases {
@@ -759,4 +772,61 @@ async fn parameters_are_validated_before_any_lookup() {
     let secretish = format!("{token}SECRETPART");
     let p = params(&secretish);
     assert!(!format!("{p:?}").contains("SECRETPART"));
+}
+
+/// A session policy whose Resource holds `dollars` unclosed `${` followed by
+/// `spaces` spaces (the packed size counts only the `${`).
+fn hostile_session_policy(dollars: usize, spaces: usize) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/{}{}"}}]}}"#,
+        "${".repeat(dollars),
+        " ".repeat(spaces)
+    )
+}
+
+/// Issue 15 item 12: the session policy is parsed only after the web identity
+/// token is verified. A forged token with a malformed policy gets the token's
+/// error; the genuine token with the same policy gets MalformedPolicyDocument;
+/// the genuine token with a hostile (but under the limits) template policy is
+/// parsed and the role session issued.
+async fn session_policy_is_parsed_only_after_the_token_is_verified(db: TestStore) {
+    let Some(peer) = OidcPeer::start("a") else {
+        return;
+    };
+    let sts = setup(&db, &peer).await;
+    let token = peer.id_token(CLIENT, "ci-runner", "runner-password").await;
+    let t = now();
+    let (h, c, _) = parts(&token);
+    let forged = format!(
+        "{}.{}.{}",
+        b64json(&h),
+        b64json(&c),
+        URL_SAFE_NO_PAD.encode([7u8; 256])
+    );
+    let with_policy = |token: &str, policy: &str| WebIdentityParams {
+        policy: Some(policy.to_owned()),
+        ..params(token)
+    };
+    let error = sts
+        .assume_role_with_web_identity(&with_policy(&forged, "{not json"), None, t)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, "InvalidIdentityToken", "{error}");
+    let error = sts
+        .assume_role_with_web_identity(&with_policy(&token, "{not json"), None, t)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, "MalformedPolicyDocument", "{error}");
+    // 900 unclosed `${` (1,800 packed characters) and 60 KB of spaces: under
+    // both limits, parsed (linearly) once the caller is known.
+    let hostile = hostile_session_policy(900, 60_000);
+    let result = sts
+        .assume_role_with_web_identity(&with_policy(&token, &hostile), None, t)
+        .await
+        .unwrap();
+    assert!(
+        result.assumed.packed_policy_size > 80,
+        "{}",
+        result.assumed.packed_policy_size
+    );
 }

@@ -68,21 +68,254 @@ fn condition_keys_are_case_insensitive_but_values_are_not() {
     assert!(!allowed(r#"{"StringEquals":{"aws:username":"ALICE"}}"#, &c));
 }
 
+/// AWS, condition operators: "If the key that you specify in a policy condition
+/// is not present in the request context, the values do not match and the
+/// condition is false." (The positive operators, with no `...IfExists`.)
 #[test]
-fn missing_keys_fail_except_negation_is_still_false() {
+fn missing_key_makes_positive_operators_false() {
     let empty = ContextKeys::new();
-    assert!(!allowed(
+    for cond in [
         r#"{"StringEquals":{"aws:username":"alice"}}"#,
-        &empty
-    ));
-    assert!(!allowed(
-        r#"{"StringNotEquals":{"aws:username":"alice"}}"#,
-        &empty
-    ));
-    assert!(!allowed(
+        r#"{"StringLike":{"aws:username":"*"}}"#,
         r#"{"NumericLessThan":{"aws:MultiFactorAuthAge":"3600"}}"#,
+        r#"{"DateGreaterThan":{"aws:TokenIssueTime":"2020-01-01T00:00:00Z"}}"#,
+        r#"{"Bool":{"aws:SecureTransport":"true"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":"0.0.0.0/0"}}"#,
+        r#"{"ArnLike":{"aws:SourceArn":"*"}}"#,
+        r#"{"BinaryEquals":{"s3:x-amz-key":"aGVsbG8="}}"#,
+    ] {
+        assert!(!allowed(cond, &empty), "{cond}");
+        assert!(!denied(cond, &empty), "{cond}");
+    }
+}
+
+/// Allows s3:GetObject on everything, and denies it under `condition`:
+/// true when the Deny statement applies.
+fn denied(condition: &str, ctx: &ContextKeys) -> bool {
+    let policy = identity(&format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Action":"s3:*","Resource":"*"}},
+            {{"Effect":"Deny","Action":"s3:*","Resource":"*","Condition":{condition}}}]}}"#
+    ));
+    match eval_identity(&[&policy], "s3:GetObject", "arn:aws:s3:::b/k", ctx).decision {
+        Decision::ExplicitDeny => true,
+        Decision::Allowed => false,
+        Decision::ImplicitDeny => panic!("the Allow s3:* statement should apply: {condition}"),
+    }
+}
+
+/// One negated operator checked with its key missing, present and matching,
+/// present and not matching; in an Allow and in a Deny statement.
+fn check_negated(op: &str, key: &str, policy_value: &str, matching: &str, other: &str) {
+    let cond = format!(r#"{{"{op}":{{"{key}":"{policy_value}"}}}}"#);
+    let missing = ContextKeys::new();
+    let hit = ctx(&[(key, matching)]);
+    let miss = ctx(&[(key, other)]);
+    // Missing key: the negated condition is true.
+    assert!(allowed(&cond, &missing), "Allow {cond} with {key} missing");
+    assert!(denied(&cond, &missing), "Deny {cond} with {key} missing");
+    // Present and equal to / matching the policy value: false.
+    assert!(!allowed(&cond, &hit), "Allow {cond} with {key}={matching}");
+    assert!(!denied(&cond, &hit), "Deny {cond} with {key}={matching}");
+    // Present and different: true.
+    assert!(allowed(&cond, &miss), "Allow {cond} with {key}={other}");
+    assert!(denied(&cond, &miss), "Deny {cond} with {key}={other}");
+}
+
+/// AWS, condition operators: "If the policy condition requires that the key is
+/// not matched, such as StringNotLike or ArnNotLike, and the right key is not
+/// present, the condition is true. This logic applies to all condition
+/// operators except ...IfExists and Null check." `StringNotEquals`: negated
+/// matching, so the guardrail Deny applies to a principal without the tag.
+#[test]
+fn string_not_equals_with_missing_key_is_true() {
+    check_negated(
+        "StringNotEquals",
+        "aws:PrincipalTag/team",
+        "data",
+        "data",
+        "web",
+    );
+}
+
+/// AWS, condition operators (negated operators on a missing key are true):
+/// `StringNotEqualsIgnoreCase`.
+#[test]
+fn string_not_equals_ignore_case_with_missing_key_is_true() {
+    check_negated(
+        "StringNotEqualsIgnoreCase",
+        "aws:PrincipalTag/team",
+        "Data",
+        "DATA",
+        "web",
+    );
+}
+
+/// AWS, condition operators (negated operators on a missing key are true):
+/// `StringNotLike`, the operator the documentation names.
+#[test]
+fn string_not_like_with_missing_key_is_true() {
+    check_negated(
+        "StringNotLike",
+        "aws:PrincipalTag/team",
+        "data-*",
+        "data-eu",
+        "web-eu",
+    );
+}
+
+/// AWS, condition operators (negated operators on a missing key are true):
+/// `NumericNotEquals`.
+#[test]
+fn numeric_not_equals_with_missing_key_is_true() {
+    check_negated(
+        "NumericNotEquals",
+        "aws:MultiFactorAuthAge",
+        "300",
+        "300.0",
+        "301",
+    );
+}
+
+/// AWS, condition operators (negated operators on a missing key are true):
+/// `DateNotEquals`.
+#[test]
+fn date_not_equals_with_missing_key_is_true() {
+    check_negated(
+        "DateNotEquals",
+        "aws:TokenIssueTime",
+        "2024-06-01T12:00:00Z",
+        "1717243200",
+        "2024-06-01T12:00:01Z",
+    );
+}
+
+/// AWS, condition operators (negated operators on a missing key are true):
+/// `NotIpAddress`; a Deny guarded by `NotIpAddress` also denies a request
+/// whose context has no `aws:SourceIp`.
+#[test]
+fn not_ip_address_with_missing_key_is_true() {
+    check_negated(
+        "NotIpAddress",
+        "aws:SourceIp",
+        "203.0.113.0/24",
+        "203.0.113.9",
+        "198.51.100.1",
+    );
+}
+
+/// AWS, condition operators (negated operators on a missing key are true):
+/// `ArnNotEquals`.
+#[test]
+fn arn_not_equals_with_missing_key_is_true() {
+    check_negated(
+        "ArnNotEquals",
+        "aws:SourceArn",
+        "arn:aws:sns:us-east-1:111122223333:topic",
+        "arn:aws:sns:us-east-1:111122223333:topic",
+        "arn:aws:sns:us-east-1:444455556666:topic",
+    );
+}
+
+/// AWS, condition operators (negated operators on a missing key are true):
+/// `ArnNotLike`, the other operator the documentation names.
+#[test]
+fn arn_not_like_with_missing_key_is_true() {
+    check_negated(
+        "ArnNotLike",
+        "aws:SourceArn",
+        "arn:aws:sns:*:111122223333:*",
+        "arn:aws:sns:us-east-1:111122223333:topic",
+        "arn:aws:sns:us-east-1:444455556666:topic",
+    );
+}
+
+/// AWS, condition operators: a key present with an empty set of values is
+/// treated as missing, so a negated operator is true and a positive one false.
+#[test]
+fn key_with_no_values_counts_as_missing() {
+    let mut empty = ContextKeys::new();
+    empty.set("aws:PrincipalTag/team", Vec::<String>::new());
+    let cond = r#"{"StringNotEquals":{"aws:PrincipalTag/team":"data"}}"#;
+    assert!(allowed(cond, &empty));
+    assert!(denied(cond, &empty));
+    assert!(!allowed(
+        r#"{"StringEquals":{"aws:PrincipalTag/team":"data"}}"#,
         &empty
     ));
+}
+
+/// AWS, condition operators, `...IfExists`: "If the key is not present,
+/// evaluate the condition element as true"; with the key present the negated
+/// operator is evaluated as usual. In a Deny statement, too.
+#[test]
+fn negated_if_exists_is_true_when_missing_and_evaluated_when_present() {
+    let cond = r#"{"StringNotEqualsIfExists":{"aws:PrincipalTag/team":"data"}}"#;
+    assert!(denied(cond, &ContextKeys::new()));
+    assert!(!denied(cond, &ctx(&[("aws:PrincipalTag/team", "data")])));
+    assert!(denied(cond, &ctx(&[("aws:PrincipalTag/team", "web")])));
+    let positive = r#"{"StringEqualsIfExists":{"aws:PrincipalTag/team":"data"}}"#;
+    assert!(denied(positive, &ContextKeys::new()));
+    assert!(!denied(positive, &ctx(&[("aws:PrincipalTag/team", "web")])));
+}
+
+/// AWS, condition operators, Null: "Use a Null condition operator to check if a
+/// condition key is absent at the time of authorization"; it is not affected
+/// by the negated-operator rule (the rule "applies to all condition operators
+/// except ...IfExists and Null check").
+#[test]
+fn null_is_not_treated_as_a_negated_operator() {
+    let absent = ContextKeys::new();
+    assert!(!denied(
+        r#"{"Null":{"aws:PrincipalTag/team":"false"}}"#,
+        &absent
+    ));
+    assert!(denied(
+        r#"{"Null":{"aws:PrincipalTag/team":"true"}}"#,
+        &absent
+    ));
+}
+
+/// AWS, multivalued context keys: `ForAllValues` "also returns true if there
+/// are no context keys in the request"; `ForAnyValue`: "If the key in the
+/// request is missing, the condition returns false". In Allow and Deny.
+#[test]
+fn set_operators_with_a_missing_key() {
+    let missing = ContextKeys::new();
+    let all = r#"{"ForAllValues:StringEquals":{"aws:TagKeys":["team","env"]}}"#;
+    assert!(allowed(all, &missing));
+    assert!(denied(all, &missing));
+    let any = r#"{"ForAnyValue:StringEquals":{"aws:TagKeys":["team","env"]}}"#;
+    assert!(!allowed(any, &missing));
+    assert!(!denied(any, &missing));
+}
+
+/// AWS, multivalued context keys examples: the Deny policy with
+/// `"ForAllValues:StringNotLike": {"aws:TagKeys": "key1*"}` is a match ("No
+/// aws:TagKeys in the request context") — the set operator, not the negation,
+/// decides for a missing key; so `ForAnyValue:` with a negated operator is
+/// false on a missing key (the negated-operator rule does not turn it true).
+#[test]
+fn set_operators_with_negated_operators_and_a_missing_key() {
+    let missing = ContextKeys::new();
+    let all = r#"{"ForAllValues:StringNotLike":{"aws:TagKeys":"key1*"}}"#;
+    assert!(denied(all, &missing));
+    assert!(allowed(all, &missing));
+    let mut key1 = ContextKeys::new();
+    key1.insert("aws:TagKeys", "key1:legal");
+    assert!(!denied(all, &key1));
+    let mut key2 = ContextKeys::new();
+    key2.insert("aws:TagKeys", "key2:audit");
+    assert!(denied(all, &key2));
+
+    let any = r#"{"ForAnyValue:StringNotEquals":{"aws:TagKeys":"key1"}}"#;
+    assert!(!denied(any, &missing));
+    assert!(!allowed(any, &missing));
+    let mut other = ContextKeys::new();
+    other
+        .insert("aws:TagKeys", "key1")
+        .insert("aws:TagKeys", "key2");
+    assert!(denied(any, &other));
 }
 
 #[test]

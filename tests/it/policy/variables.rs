@@ -187,3 +187,33 @@ fn variables_are_literal_before_version_2012() {
     assert!(!allowed(&p, "arn:aws:s3:::home/alice/x", &ctx));
     assert!(allowed(&p, "arn:aws:s3:::home/${aws:username}/x", &ctx));
 }
+
+/// Issue 15 item 12: a template with ~1,000 unclosed `${` and 250 KB of
+/// spaces parses (the scan for the closing brace stops at the first byte that
+/// cannot continue a variable) and its text stays literal: the resource
+/// matches itself exactly and nothing else.
+#[test]
+fn hostile_unclosed_variables_stay_literal() {
+    let resource = format!(
+        "arn:aws:s3:::b/{}{}",
+        "${".repeat(1_000),
+        " ".repeat(250_000)
+    );
+    let p = res_policy(&resource);
+    let ctx = ContextKeys::new().with("aws:username", "alice");
+    assert!(allowed(&p, &resource, &ctx));
+    assert!(!allowed(&p, "arn:aws:s3:::b/x", &ctx));
+    // Unclosed `${` mixed with quoted defaults, then a real variable: the
+    // variable after them still resolves, the rest is literal.
+    let p = res_policy("arn:aws:s3:::b/${a, '${x, '''${ ${ $${aws:username}");
+    assert!(allowed(
+        &p,
+        "arn:aws:s3:::b/${a, '${x, '''${ ${ $alice",
+        &ctx
+    ));
+    assert!(!allowed(
+        &p,
+        "arn:aws:s3:::b/${a, '${x, '''${ ${ $bob",
+        &ctx
+    ));
+}
