@@ -40,6 +40,8 @@ const REGISTRATION_SECONDS: i64 = 90 * 86_400;
 const DEVICE_CODE_SECONDS: i64 = 600;
 /// The minimum polling interval a client is told to keep.
 const POLL_INTERVAL_SECONDS: i64 = 1;
+/// Polls tolerated within one interval before SlowDown (see [`poll_allowed`]).
+const POLL_BURST: usize = 2;
 /// The longest an access token lives (refresh tokens renew it until the session ends).
 const ACCESS_TOKEN_SECONDS: i64 = 3600;
 /// RFC 8628 §6.1: consonants only, so no words and no 0/O or 1/I confusion.
@@ -827,8 +829,7 @@ async fn exchange_device_code(
             "The sign-in request was denied in the browser",
         )),
         Decision::Pending => {
-            let polled = format!("sso-device-poll:{device_hash}");
-            if first(state, &polled, POLL_INTERVAL_SECONDS).await? {
+            if poll_allowed(state, &device_hash).await? {
                 Err(OidcError::AuthorizationPending)
             } else {
                 Err(OidcError::SlowDown)
@@ -845,26 +846,11 @@ async fn exchange_device_code(
                     "The device code has already been exchanged for a token",
                 ));
             }
-            let grant_id = hex::encode(rand::random::<[u8; 32]>());
-            let deadline =
-                signed_in_at + i64::try_from(state.portal.session_ttl.as_secs()).unwrap_or(0);
-            put_json(
+            let response = begin_login(
                 state,
-                &grant_key(&grant_id),
-                &GrantRecord {
-                    client_id: registration.client_id.clone(),
-                    user_name: identity.user_name.clone(),
-                },
-                deadline - now,
-            )
-            .await?;
-            let response = issue_tokens(
-                state,
-                &Login {
-                    grant_id: &grant_id,
-                    client_id: &registration.client_id,
+                &registration.client_id,
+                &Approval {
                     identity: &identity,
-                    deadline,
                     signed_in_at,
                     valid_from_ms,
                 },
@@ -876,6 +862,66 @@ async fn exchange_device_code(
     }
 }
 
+/// Who approved a terminal sign-in, and from which portal sign-in.
+struct Approval<'a> {
+    identity: &'a PortalIdentity,
+    /// When the approving portal sign-in began (Unix seconds).
+    signed_in_at: i64,
+    /// See [`TokenRecord::valid_from_ms`].
+    valid_from_ms: i64,
+}
+
+/// Starts a terminal login that a person approved (device code or authorization
+/// code): a new grant that Logout ends, and its first access and refresh tokens.
+/// Every grant type issues its first tokens here.
+async fn begin_login(
+    state: &AppState,
+    client_id: &str,
+    approval: &Approval<'_>,
+    now: i64,
+) -> Result<CreateTokenResponse, OidcError> {
+    let grant_id = hex::encode(rand::random::<[u8; 32]>());
+    let deadline =
+        approval.signed_in_at + i64::try_from(state.portal.session_ttl.as_secs()).unwrap_or(0);
+    put_json(
+        state,
+        &grant_key(&grant_id),
+        &GrantRecord {
+            client_id: client_id.to_owned(),
+            user_name: approval.identity.user_name.clone(),
+        },
+        deadline - now,
+    )
+    .await?;
+    issue_tokens(
+        state,
+        &Login {
+            grant_id: &grant_id,
+            client_id,
+            identity: approval.identity,
+            deadline,
+            signed_in_at: approval.signed_in_at,
+            valid_from_ms: approval.valid_from_ms,
+        },
+        now,
+    )
+    .await
+}
+
+/// Whether a poll of a pending device code keeps to the interval. Clients may send
+/// a burst of [`POLL_BURST`] polls per interval (the AWS CLI v2 polls twice back to
+/// back; AWS tolerates it): each takes a slot that frees itself after the interval.
+/// A client polling faster than that is told to slow down.
+async fn poll_allowed(state: &AppState, device_hash: &str) -> Result<bool, OidcError> {
+    for slot in 0..POLL_BURST {
+        let key = format!("sso-device-poll:{device_hash}:{slot}");
+        if first(state, &key, POLL_INTERVAL_SECONDS).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 async fn refresh(
     state: &AppState,
     registration: &Registration,
@@ -885,7 +931,20 @@ async fn refresh(
     let invalid =
         || OidcError::InvalidGrant("The refresh token is invalid, expired or already used");
     let key = refresh_key(refresh_token);
+    // Names the login of a rotated refresh token, for as long as that login could last.
+    let used = format!("sso-refresh-used:{}", digest(refresh_token));
     let Some(record) = get_json::<TokenRecord>(state, &key).await? else {
+        // A rotated refresh token presented again: two parties hold copies of it, so
+        // the whole login ends (OAuth 2.0 Security BCP §4.14.2): the newer refresh
+        // token and every access token of the grant.
+        let grant_id = match state.cache.get(&used).await {
+            Ok(value) => value.and_then(|v| String::from_utf8(v).ok()),
+            Err(error) => return Err(internal("cache read", error)),
+        };
+        if let Some(grant_id) = grant_id {
+            end_grant(state, &grant_id).await?;
+            return Err(OidcError::InvalidGrant(REFRESH_REPLAYED));
+        }
         return Err(invalid());
     };
     if !same(&record.client_id, &registration.client_id) {
@@ -893,10 +952,20 @@ async fn refresh(
             "The refresh token was issued to another client",
         ));
     }
-    // Rotation: the first presenter wins, the old token never works again.
-    let used = format!("sso-refresh-used:{}", digest(refresh_token));
-    if !first(state, &used, record.deadline - now).await? {
-        return Err(invalid());
+    // Rotation: the first presenter wins, the old token never works again; a second
+    // presenter ends the login for both.
+    if !state
+        .cache
+        .put_if_absent(
+            &used,
+            record.grant_id.as_bytes(),
+            ttl(record.deadline - now),
+        )
+        .await
+        .map_err(|e| internal("cache write", e))?
+    {
+        end_grant(state, &record.grant_id).await?;
+        return Err(OidcError::InvalidGrant(REFRESH_REPLAYED));
     }
     let _ = state.cache.delete(&key).await;
     if record.deadline <= now {
@@ -922,6 +991,17 @@ async fn refresh(
     )
     .await?;
     Ok((record.identity, response))
+}
+
+const REFRESH_REPLAYED: &str = "The refresh token was already used, so the sign-in it belongs to has been ended; sign in again";
+
+/// Ends a login: Logout, and a replayed refresh token.
+async fn end_grant(state: &AppState, grant_id: &str) -> Result<(), OidcError> {
+    state
+        .cache
+        .delete(&grant_key(grant_id))
+        .await
+        .map_err(|e| internal("cache delete", e))
 }
 
 /// The device login that new tokens belong to.
@@ -1033,11 +1113,7 @@ pub(super) async fn revoke(
     access_token: &str,
     record: &TokenRecord,
 ) -> Result<(), OidcError> {
-    state
-        .cache
-        .delete(&grant_key(&record.grant_id))
-        .await
-        .map_err(|e| internal("cache delete", e))?;
+    end_grant(state, &record.grant_id).await?;
     state
         .cache
         .delete(&access_key(access_token))
@@ -1132,21 +1208,41 @@ enum Lookup {
     Malformed,
     Unknown,
     Limited,
+    /// A link whose budget is spent: the code only fills in the form.
+    NotLookedUp {
+        code: String,
+    },
 }
 
-fn limiter_key(identity: &PortalIdentity, slot: usize) -> String {
+/// Which of a person's attempt budgets a lookup spends. Only a form POST (the
+/// person typed or confirmed a code) spends approval attempts: a GET can be any
+/// site's link, and must not be able to block the person's approvals. Links get
+/// their own budget; once it is spent, a link only fills in the form.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    /// A POST of the form: a wrong code counts against approvals.
+    Approve,
+    /// A GET with `?user_code=`: counts only against link lookups.
+    Link,
+}
+
+fn limiter_key(identity: &PortalIdentity, budget: Budget, slot: usize) -> String {
     let who = digest(&format!("{}|{}", identity.source_id, identity.user_name));
-    format!("sso-device-wrong:{who}:{slot}")
+    match budget {
+        Budget::Approve => format!("sso-device-wrong:{who}:{slot}"),
+        Budget::Link => format!("sso-device-link:{who}:{slot}"),
+    }
 }
 
 /// Finds the pending request a user code names. Every lookup takes one of the
-/// person's few attempt slots first (atomically, so parallel guesses count too); a
-/// code that names a request gives its slot back.
+/// person's few attempt slots of `budget` first (atomically, so parallel guesses
+/// count too); a code that names a request gives its slot back.
 async fn lookup(
     state: &AppState,
     request: &HttpRequest,
     session: &PortalSession,
     raw: &str,
+    budget: Budget,
     now: i64,
 ) -> Result<Lookup, OidcError> {
     let Some(code) = normalize_user_code(raw) else {
@@ -1154,7 +1250,7 @@ async fn lookup(
     };
     let mut slot = None;
     for i in 0..WRONG_CODE_LIMIT {
-        let key = limiter_key(&session.identity, i);
+        let key = limiter_key(&session.identity, budget, i);
         if state
             .cache
             .put_if_absent(&key, b"1", WRONG_CODE_WINDOW)
@@ -1166,6 +1262,11 @@ async fn lookup(
         }
     }
     let Some(slot) = slot else {
+        if budget == Budget::Link {
+            // Not a refusal: the link fills in the form, and the person's own
+            // Continue (a POST) looks the code up.
+            return Ok(Lookup::NotLookedUp { code });
+        }
         audit(
             state,
             request,
@@ -1222,6 +1323,7 @@ fn lookup_refusal(session: &PortalSession, raw: &str, lookup: &Lookup) -> Option
     let shown = raw.chars().take(16).collect::<String>();
     match lookup {
         Lookup::Pending { .. } => None,
+        Lookup::NotLookedUp { code } => Some(entry_page(session, code, StatusCode::OK, None)),
         Lookup::Malformed => Some(entry_page(
             session,
             &shown,
@@ -1311,7 +1413,7 @@ async fn device_page(
         return entry_page(&session, "", StatusCode::OK, None);
     }
     let now = Utc::now().timestamp();
-    let found = match lookup(&state, &request, &session, raw, now).await {
+    let found = match lookup(&state, &request, &session, raw, Budget::Link, now).await {
         Ok(found) => found,
         Err(_) => return unavailable(),
     };
@@ -1371,7 +1473,7 @@ async fn device_decision(
         );
     }
     let now = Utc::now().timestamp();
-    let found = match lookup(&state, &request, &session, raw, now).await {
+    let found = match lookup(&state, &request, &session, raw, Budget::Approve, now).await {
         Ok(found) => found,
         Err(_) => return unavailable(),
     };

@@ -287,6 +287,9 @@ both_backends!(
     sso_anonymous_callers_are_rate_limited,
     sso_codes_and_refresh_tokens_are_single_use_under_races,
     sso_tokens_end_when_the_second_factor_changes,
+    sso_device_login_completes_right_after_approval,
+    sso_device_links_never_spend_approval_attempts,
+    sso_replayed_refresh_token_ends_the_whole_login,
 );
 
 async fn sso_device_login_with_the_aws_cli(db: TestStore) {
@@ -658,13 +661,6 @@ async fn sso_boto3_refreshes_the_cached_token_and_notices_logout(db: TestStore) 
         .unwrap()
         .timestamp();
     assert!(new_expiry > now_secs() + 50 * 60, "{cached}");
-    // The old refresh token is spent.
-    assert_oidc_error(
-        &refresh(&base, &client, tokens["refreshToken"].as_str().unwrap()).await,
-        "InvalidGrantException",
-        400,
-        "invalid_grant",
-    );
 
     // After Logout, boto3 tells the user to sign in again.
     let out = aws(
@@ -693,6 +689,13 @@ async fn sso_boto3_refreshes_the_cached_token_and_notices_logout(db: TestStore) 
                 "The SSO session associated with this profile has expired or is otherwise invalid"
             ),
         "{stderr}"
+    );
+    // The old refresh token is spent (see also sso_replayed_refresh_token_ends_the_whole_login).
+    assert_oidc_error(
+        &refresh(&base, &client, tokens["refreshToken"].as_str().unwrap()).await,
+        "InvalidGrantException",
+        400,
+        "invalid_grant",
     );
 }
 
@@ -732,14 +735,17 @@ async fn sso_device_approval_refusals_and_rate_limit(db: TestStore) {
         "access_denied",
     );
 
-    // Pending, then polled too fast.
+    // Pending; a burst of two polls is tolerated (the AWS CLI v2 polls twice back to
+    // back), a third within the interval is too fast.
     let (device_code, user_code) = start_device(&base, &client).await;
-    assert_oidc_error(
-        &poll(&base, &client, &device_code).await,
-        "AuthorizationPendingException",
-        400,
-        "authorization_pending",
-    );
+    for _ in 0..2 {
+        assert_oidc_error(
+            &poll(&base, &client, &device_code).await,
+            "AuthorizationPendingException",
+            400,
+            "authorization_pending",
+        );
+    }
     assert_oidc_error(
         &poll(&base, &client, &device_code).await,
         "SlowDownException",
@@ -796,7 +802,8 @@ async fn sso_device_approval_refusals_and_rate_limit(db: TestStore) {
     assert!(confirm.body.contains("refusals-test"));
     assert!(confirm.body.contains("id=\"approve\""));
 
-    // Unknown codes: a clear page, each one counted; the sixth is refused.
+    // Unknown codes: a clear page, each one counted. Links (GET) spend their own
+    // budget, never the approvals': once it is spent a link only fills in the form.
     let unknown = alice.get("/device?user_code=BCDF-GHJK").await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
     assert!(
@@ -805,24 +812,47 @@ async fn sso_device_approval_refusals_and_rate_limit(db: TestStore) {
         unknown.body
     );
     assert!(!unknown.body.contains("id=\"approve\""));
-    for code in ["BBBB-BBBB", "CCCC-CCCC", "DDDD-DDDD"] {
+    for code in ["BBBB-BBBB", "CCCC-CCCC", "DDDD-DDDD", "FFFF-FFFF"] {
         assert_eq!(
             alice.get(&format!("/device?user_code={code}")).await.status,
             404
         );
     }
-    let fifth = alice
+    let filled = alice.get(&format!("/device?user_code={user_code}")).await;
+    assert_eq!(filled.status, 200, "{}", filled.body);
+    assert_eq!(hidden(&filled.body, "user_code"), user_code, "filled in");
+    assert!(!filled.body.contains("id=\"approve\""), "not looked up");
+    // Typed codes (POST): five wrong ones are refused one by one, then even the
+    // right one is refused for a while.
+    for code in [
+        "BBBB-BBBB",
+        "CCCC-CCCC",
+        "DDDD-DDDD",
+        "FFFF-FFFF",
+        "GGGG-GGGG",
+    ] {
+        let wrong = alice
+            .post(
+                "/device",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("user_code", code),
+                    ("decision", "continue"),
+                ],
+            )
+            .await;
+        assert_eq!(wrong.status, 404, "{}", wrong.body);
+    }
+    let sixth = alice
         .post(
             "/device",
             &[
                 ("csrf", csrf.as_str()),
-                ("user_code", "FFFF-FFFF"),
-                ("decision", "approve"),
+                ("user_code", user_code.as_str()),
+                ("decision", "continue"),
             ],
         )
         .await;
-    assert_eq!(fifth.status, 404);
-    let sixth = alice.get(&format!("/device?user_code={user_code}")).await;
     assert_eq!(sixth.status, 429, "{}", sixth.body);
     assert!(
         sixth.body.contains("Too many wrong codes"),
@@ -845,9 +875,17 @@ async fn sso_device_approval_refusals_and_rate_limit(db: TestStore) {
         )
         .await;
     assert_eq!(signed_in.status, 303);
+    let entry = again.get("/device").await;
     assert_eq!(
         again
-            .get(&format!("/device?user_code={user_code}"))
+            .post(
+                "/device",
+                &[
+                    ("csrf", hidden(&entry.body, "csrf").as_str()),
+                    ("user_code", user_code.as_str()),
+                    ("decision", "continue"),
+                ],
+            )
             .await
             .status,
         429
@@ -864,7 +902,7 @@ async fn sso_device_approval_refusals_and_rate_limit(db: TestStore) {
         .iter()
         .filter(|e| e.action == "sso:ApproveDevice" && e.outcome == Outcome::Failure)
         .count();
-    assert_eq!(wrong, 5, "each wrong code is audited");
+    assert_eq!(wrong, 10, "each wrong code is audited, linked or typed");
     assert!(audit.iter().any(|e| e.action == "sso:ApproveDevice"
         && e.outcome == Outcome::Denied
         && e.details["reason"] == "too many wrong user codes"));
@@ -1512,4 +1550,190 @@ async fn sso_tokens_end_when_the_second_factor_changes(db: TestStore) {
     let (status, _, renewed) =
         refresh(&base, &client, tokens["refreshToken"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{renewed}");
+}
+
+/// Runs one boto3 call in the venv against Rolegate: `{"ok": response}` or
+/// `{"error": code, "message": ...}`.
+const BOTO3_CALL: &str = r#"
+import json, sys, boto3, botocore.exceptions
+args = json.loads(sys.argv[1])
+client = boto3.client(args.pop("service"), region_name="us-east-1")
+operation = args.pop("operation")
+try:
+    response = getattr(client, operation)(**args)
+    response.pop("ResponseMetadata", None)
+    print(json.dumps({"ok": response}, default=str))
+except botocore.exceptions.ClientError as e:
+    print(json.dumps({"error": e.response["Error"]["Code"], "message": e.response["Error"].get("Message")}))
+"#;
+
+fn boto3_call(home: &Path, base: &str, call: &Value) -> Value {
+    ok_json(
+        &command("python", home, base)
+            .args(["-c", BOTO3_CALL, &call.to_string()])
+            .output()
+            .unwrap(),
+    )
+}
+
+/// Issue 9: the AWS CLI v2 polls twice back to back; both are answered as pending
+/// (not SlowDown, which would add 5 s to every login), and the poll right after the
+/// approval gets the token. A client that really polls too fast is slowed down.
+async fn sso_device_login_completes_right_after_approval(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let client = register(&base, "burst-test").await;
+    let (device_code, user_code) = start_device(&base, &client).await;
+    for _ in 0..2 {
+        assert_oidc_error(
+            &poll(&base, &client, &device_code).await,
+            "AuthorizationPendingException",
+            400,
+            "authorization_pending",
+        );
+    }
+    assert_oidc_error(
+        &poll(&base, &client, &device_code).await,
+        "SlowDownException",
+        400,
+        "slow_down",
+    );
+    let mut alice = Browser::new(&base);
+    let page = alice
+        .sign_in_via(&format!("/device?user_code={user_code}"), "alice")
+        .await;
+    let approved = decide(&mut alice, &page, "approve").await;
+    assert!(
+        approved.body.contains("Device approved"),
+        "{}",
+        approved.body
+    );
+    let approved_at = std::time::Instant::now();
+    let (status, _, tokens) = poll(&base, &client, &device_code).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(tokens["accessToken"].as_str().is_some());
+    assert!(approved_at.elapsed() < std::time::Duration::from_secs(1));
+
+    // A second device: two polls, approval, and the CLI's back-to-back pair.
+    let (device_code, user_code) = start_device(&base, &client).await;
+    for _ in 0..2 {
+        assert_eq!(poll(&base, &client, &device_code).await.0, 400);
+    }
+    // The slots free themselves after the interval: polling once a second goes on.
+    tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+    for _ in 0..2 {
+        assert_oidc_error(
+            &poll(&base, &client, &device_code).await,
+            "AuthorizationPendingException",
+            400,
+            "authorization_pending",
+        );
+    }
+    let page = alice.get(&format!("/device?user_code={user_code}")).await;
+    decide(&mut alice, &page, "approve").await;
+    let (status, _, tokens) = poll(&base, &client, &device_code).await;
+    assert_eq!(status, 200, "{tokens}");
+}
+
+/// Issue 15 item 6: a GET (any site can make the person's browser send one) must not
+/// spend the person's device-approval attempts.
+async fn sso_device_links_never_spend_approval_attempts(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let client = register(&base, "links-test").await;
+    let (device_code, user_code) = start_device(&base, &client).await;
+    let mut alice = Browser::new(&base);
+    let entry = alice.sign_in_via("/device", "alice").await;
+    let csrf = hidden(&entry.body, "csrf");
+    // Six navigations with wrong codes, as another site's links would make them (the
+    // session cookie is SameSite=Lax, so a top-level cross-site GET carries it).
+    for code in [
+        "BBBB-BBBB",
+        "CCCC-CCCC",
+        "DDDD-DDDD",
+        "FFFF-FFFF",
+        "GGGG-GGGG",
+        "HHHH-HHHH",
+    ] {
+        let page = alice.get(&format!("/device?user_code={code}")).await;
+        assert!(matches!(page.status, 200 | 404), "{}", page.body);
+        assert!(!page.body.contains("id=\"approve\""));
+        assert!(!page.body.contains("Too many wrong codes"), "{}", page.body);
+    }
+    // alice's own POST with the right code still approves.
+    let approved = alice
+        .post(
+            "/device",
+            &[
+                ("csrf", csrf.as_str()),
+                ("user_code", user_code.as_str()),
+                ("confirmed_code", user_code.as_str()),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    assert!(
+        approved.body.contains("Device approved"),
+        "{}",
+        approved.body
+    );
+    let (status, _, tokens) = poll(&base, &client, &device_code).await;
+    assert_eq!(status, 200, "{tokens}");
+}
+
+/// Issue 15 item 8: presenting a rotated refresh token again (OAuth 2.0 Security BCP
+/// §4.14.2) ends the whole login: the newer refresh token and the access tokens,
+/// through boto3's sso-oidc client.
+async fn sso_replayed_refresh_token_ends_the_whole_login(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let (client, tokens, _) = signed_in_device(&base, "alice").await;
+    let home = aws_home();
+    let home = home.path();
+    let refresh_with = |token: &str| {
+        boto3_call(
+            home,
+            &base,
+            &json!({"service": "sso-oidc", "operation": "create_token",
+                    "clientId": client.id, "clientSecret": client.secret,
+                    "grantType": "refresh_token", "refreshToken": token}),
+        )
+    };
+    let first_refresh = tokens["refreshToken"].as_str().unwrap();
+    let renewed = refresh_with(first_refresh);
+    let renewed = &renewed["ok"];
+    let new_access = renewed["accessToken"].as_str().unwrap();
+    let new_refresh = renewed["refreshToken"].as_str().unwrap();
+    assert_ne!(new_refresh, first_refresh, "rotated");
+    let accounts = |token: &str| {
+        boto3_call(
+            home,
+            &base,
+            &json!({"service": "sso", "operation": "list_accounts", "accessToken": token}),
+        )
+    };
+    assert!(accounts(new_access)["ok"]["accountList"].is_array());
+    assert!(accounts(tokens["accessToken"].as_str().unwrap())["ok"].is_object());
+
+    // The old refresh token again: refused, and the login it belongs to ends.
+    let replayed = refresh_with(first_refresh);
+    assert_eq!(replayed["error"], "InvalidGrantException", "{replayed}");
+    let refused = refresh_with(new_refresh);
+    assert_eq!(refused["error"], "InvalidGrantException", "{refused}");
+    for token in [new_access, tokens["accessToken"].as_str().unwrap()] {
+        assert_eq!(accounts(token)["error"], "UnauthorizedException");
+    }
+    // Another login of the same person goes on.
+    let (_, other, _) = signed_in_device(&base, "alice").await;
+    assert!(accounts(other["accessToken"].as_str().unwrap())["ok"].is_object());
+
+    let audit = db.store.list_audit(200, None).await.unwrap();
+    assert!(audit.iter().any(|e| {
+        e.action == "sso:CreateToken"
+            && e.outcome == Outcome::Failure
+            && e.details["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("has been ended"))
+    }));
 }
