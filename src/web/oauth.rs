@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+mod authorization_code;
+
+use self::authorization_code::{AUTHORIZATION_CODE_GRANT, CodeExchange, short_client_id};
 use super::AppState;
 use super::aws_json::{BodyError, RateLimit, client_network, json_error, json_ok, read_body};
 use super::portal::{
@@ -93,7 +96,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
     }
     cfg.route("/device", web::get().to(device_page))
-        .route("/device", web::post().to(device_decision));
+        .route("/device", web::post().to(device_decision))
+        .route(
+            "/authorize",
+            web::get().to(authorization_code::authorize_page),
+        )
+        .route(
+            "/authorize",
+            web::post().to(authorization_code::authorize_decision),
+        );
 }
 
 /// Any other method on an SSO-OIDC path: a typed error, not a bare 405.
@@ -128,6 +139,8 @@ pub(super) enum OidcError {
     UnsupportedGrantType(String),
     #[error("{0}")]
     InvalidClientMetadata(String),
+    #[error("{0}")]
+    InvalidRedirectUri(String),
     #[error("The request body is larger than {} KiB", BODY_LIMIT / 1024)]
     PayloadTooLarge,
     #[error("Too many requests from your network; try again in {0} seconds")]
@@ -154,6 +167,7 @@ impl OidcError {
             Self::InvalidScope(_) => "InvalidScopeException",
             Self::UnsupportedGrantType(_) => "UnsupportedGrantTypeException",
             Self::InvalidClientMetadata(_) => "InvalidClientMetadataException",
+            Self::InvalidRedirectUri(_) => "InvalidRedirectUriException",
             Self::PayloadTooLarge => "InvalidRequestException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::Internal => "InternalServerException",
@@ -180,6 +194,7 @@ impl OidcError {
             Self::InvalidScope(_) => "invalid_scope",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
+            Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
             Self::Internal => "server_error",
         }
     }
@@ -424,6 +439,9 @@ struct RegisterClientRequest {
     scopes: Vec<String>,
     #[serde(default, deserialize_with = "list_or_null")]
     grant_types: Vec<String>,
+    /// Loopback URIs for the authorization code grant (any port at use time).
+    #[serde(default, deserialize_with = "list_or_null")]
+    redirect_uris: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -483,31 +501,38 @@ async fn register_client(
     if let Some(bad) = request
         .grant_types
         .iter()
-        .find(|g| *g != DEVICE_GRANT && *g != REFRESH_GRANT)
+        .find(|g| *g != DEVICE_GRANT && *g != REFRESH_GRANT && *g != AUTHORIZATION_CODE_GRANT)
     {
-        let hint = if bad == "authorization_code" {
-            "; Rolegate signs in terminals with the device code flow (aws sso login --use-device-code, or rolegate login)"
-        } else {
-            ""
-        };
         return Err(OidcError::UnsupportedGrantType(format!(
-            "grant type {:?} is not supported{hint}",
+            "grant type {:?} is not supported",
             bad.chars().take(64).collect::<String>()
         )));
     }
+    authorization_code::check_redirect_uris(&request.grant_types, &request.redirect_uris)?;
     let now = Utc::now().timestamp();
     let id_bytes: [u8; 18] = rand::random();
+    let short_id = format!("rgc-{}", URL_SAFE_NO_PAD.encode(id_bytes));
+    let expires_at = now + REGISTRATION_SECONDS;
+    let client_id = authorization_code::client_id_for(
+        &state,
+        &short_id,
+        client_name,
+        &request.scopes,
+        &request.grant_types,
+        &request.redirect_uris,
+        expires_at,
+    )?;
     let registration = Registration {
-        client_id: format!("rgc-{}", URL_SAFE_NO_PAD.encode(id_bytes)),
+        client_id,
         client_name: client_name.to_owned(),
         scopes: request.scopes,
         grant_types: request.grant_types,
         issued_at: now,
-        expires_at: now + REGISTRATION_SECONDS,
+        expires_at,
     };
     let sealed = serde_json::to_string(&registration).map_err(|e| internal("encode", e))?;
     let client_secret = state.sts.seal_secret(&sealed, CLIENT_SECRET_CONTEXT);
-    tracing::info!(client_id = %registration.client_id, client_name = %registration.client_name, "sso-oidc client registered");
+    tracing::info!(client_id = %short_client_id(&registration.client_id), client_name = %registration.client_name, "sso-oidc client registered");
     Ok(json_ok(&RegisterClientResponse {
         client_id: registration.client_id,
         client_secret,
@@ -657,11 +682,11 @@ async fn start_device_authorization(
     audit(
         &state,
         &request,
-        &format!("client:{}", registration.client_id),
+        &format!("client:{}", short_client_id(&registration.client_id)),
         "sso:StartDeviceAuthorization",
         &registration.client_name,
         Outcome::Success,
-        json!({ "client_id": registration.client_id }),
+        json!({ "client_id": short_client_id(&registration.client_id) }),
     )
     .await;
     let verification_uri = format!("{}/device", request_info::public_origin(&request));
@@ -686,6 +711,9 @@ struct CreateTokenRequest {
     grant_type: Option<String>,
     device_code: Option<String>,
     refresh_token: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -742,7 +770,7 @@ async fn token_request(
             audit(
                 state,
                 request,
-                &format!("client:{}", client_id.chars().take(64).collect::<String>()),
+                &format!("client:{}", short_client_id(client_id)),
                 "sso:CreateToken",
                 &grant_label,
                 Outcome::Failure,
@@ -752,23 +780,32 @@ async fn token_request(
             return Err(error);
         }
     };
-    let result = match grant_type {
-        DEVICE_GRANT => {
-            let device_code = required(&input.device_code, "deviceCode")?;
-            exchange_device_code(state, &registration, device_code, now).await
+    // Missing members are refusals too: audited like the others.
+    let result = async {
+        match grant_type {
+            DEVICE_GRANT => {
+                let device_code = required(&input.device_code, "deviceCode")?;
+                exchange_device_code(state, &registration, device_code, now).await
+            }
+            REFRESH_GRANT => {
+                let refresh_token = required(&input.refresh_token, "refreshToken")?;
+                refresh(state, &registration, refresh_token, now).await
+            }
+            AUTHORIZATION_CODE_GRANT => {
+                let exchange = CodeExchange {
+                    code: required(&input.code, "code")?,
+                    redirect_uri: required(&input.redirect_uri, "redirectUri")?,
+                    code_verifier: required(&input.code_verifier, "codeVerifier")?,
+                };
+                authorization_code::exchange_code(state, &registration, &exchange, now).await
+            }
+            other => Err(OidcError::UnsupportedGrantType(format!(
+                "grant type {:?} is not supported",
+                other.chars().take(64).collect::<String>()
+            ))),
         }
-        REFRESH_GRANT => {
-            let refresh_token = required(&input.refresh_token, "refreshToken")?;
-            refresh(state, &registration, refresh_token, now).await
-        }
-        "authorization_code" => Err(OidcError::UnsupportedGrantType(
-            "The authorization code grant is not supported; use the device code flow (aws sso login --use-device-code, or rolegate login)".into(),
-        )),
-        other => Err(OidcError::UnsupportedGrantType(format!(
-            "grant type {:?} is not supported",
-            other.chars().take(64).collect::<String>()
-        ))),
-    };
+    }
+    .await;
     match result {
         Ok((identity, response)) => {
             audit(
@@ -778,7 +815,7 @@ async fn token_request(
                 "sso:CreateToken",
                 &registration.client_name,
                 Outcome::Success,
-                json!({ "client_id": registration.client_id, "grant_type": grant_label, "expires_in": response.expires_in }),
+                json!({ "client_id": short_client_id(&registration.client_id), "grant_type": grant_label, "expires_in": response.expires_in }),
             )
             .await;
             Ok(json_ok(&response))
@@ -789,7 +826,7 @@ async fn token_request(
                 audit(
                     state,
                     request,
-                    &format!("client:{}", registration.client_id),
+                    &format!("client:{}", short_client_id(&registration.client_id)),
                     "sso:CreateToken",
                     &registration.client_name,
                     if matches!(error, OidcError::AccessDenied(_)) {
@@ -1381,7 +1418,7 @@ fn confirm_page<'a>(
             csrf: &session.csrf,
             user_code: code,
             client_name: Some(&grant.client_name),
-            client_id: &grant.client_id,
+            client_id: short_client_id(&grant.client_id),
             error: None,
             result: None,
         },
@@ -1540,7 +1577,7 @@ async fn device_decision(
         } else {
             Outcome::Denied
         },
-        json!({ "client_id": grant.client_id, "decision": if approve { "approve" } else { "deny" } }),
+        json!({ "client_id": short_client_id(&grant.client_id), "decision": if approve { "approve" } else { "deny" } }),
     )
     .await;
     if approve {

@@ -37,7 +37,7 @@ impl Browser {
                     ("password", password_of(user)),
                     (
                         "return_to",
-                        &hidden(&form.body, "return_to").replace("&amp;", "&"),
+                        &html_unescape(&hidden(&form.body, "return_to")),
                     ),
                 ],
             )
@@ -47,6 +47,19 @@ impl Browser {
         assert_eq!(back, path, "the sign-in returns to the approval link");
         self.get(&back).await
     }
+}
+
+/// An attribute value as the browser reads it (askama escapes `&` as `&#38;`).
+fn html_unescape(value: &str) -> String {
+    value
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+        .replace("&#43;", "+")
+        .replace("&#47;", "/")
+        .replace("&#61;", "=")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
 }
 
 /// The demo seed plus a second account where alice's `developers` group has a role.
@@ -290,6 +303,8 @@ both_backends!(
     sso_device_login_completes_right_after_approval,
     sso_device_links_never_spend_approval_attempts,
     sso_replayed_refresh_token_ends_the_whole_login,
+    sso_authorization_code_with_pkce_through_boto3,
+    sso_authorization_code_refusals,
 );
 
 async fn sso_device_login_with_the_aws_cli(db: TestStore) {
@@ -1736,4 +1751,422 @@ async fn sso_replayed_refresh_token_ends_the_whole_login(db: TestStore) {
                 .as_str()
                 .is_some_and(|r| r.contains("has been ended"))
     }));
+}
+
+// ---------------------------------------------------------------------------------
+// Authorization code + PKCE (the AWS CLI v2's default `aws sso login`)
+
+/// The redirect URI the AWS CLI v2 registers (no port) and the one it then uses.
+const REGISTERED_REDIRECT: &str = "http://127.0.0.1/oauth/callback";
+
+/// A PKCE pair: (verifier, S256 challenge).
+fn pkce() -> (String, String) {
+    use base64::Engine;
+    use sha2::Digest;
+    let verifier = format!("v{}{}", "x".repeat(20), uuid_like());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+fn uuid_like() -> String {
+    let bytes: [u8; 24] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// RegisterClient as the AWS CLI v2 sends it for the auth-code flow, through boto3.
+fn register_auth_code_client(home: &Path, base: &str, name: &str) -> Client {
+    let registered = boto3_call(
+        home,
+        base,
+        &json!({"service": "sso-oidc", "operation": "register_client",
+                "clientName": name, "clientType": "public",
+                "grantTypes": ["authorization_code", "refresh_token"],
+                "redirectUris": [REGISTERED_REDIRECT],
+                "issuerUrl": START_URL, "scopes": ["sso:account:access"]}),
+    );
+    let ok = &registered["ok"];
+    assert!(
+        ok["clientSecretExpiresAt"].as_i64().is_some(),
+        "{registered}"
+    );
+    Client {
+        id: ok["clientId"].as_str().unwrap().to_owned(),
+        secret: ok["clientSecret"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// The `/authorize` path the AWS CLI v2 opens.
+fn authorize_path(client_id: &str, redirect_uri: &str, state: &str, challenge: &str) -> String {
+    format!(
+        "/authorize?response_type=code&client_id={}&redirect_uri={}&state={state}\
+         &code_challenge_method=S256&scopes=sso%3Aaccount%3Aaccess&code_challenge={challenge}",
+        web_client::url_encode(client_id),
+        web_client::url_encode(redirect_uri)
+    )
+}
+
+/// The query parameters of a redirect to the loopback listener.
+fn callback_params(location: &str) -> std::collections::HashMap<String, String> {
+    let url = reqwest::Url::parse(location).unwrap();
+    url.query_pairs().into_owned().collect()
+}
+
+/// Clicks Approve or Deny on an `/authorize` page.
+async fn decide_authorize(browser: &mut Browser, page: &Page, decision: &str) -> Page {
+    let mut form: Vec<(&str, String)> = [
+        "csrf",
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "scopes",
+    ]
+    .into_iter()
+    .map(|name| (name, html_unescape(&hidden(&page.body, name))))
+    .collect();
+    form.push(("decision", decision.to_owned()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    browser.post("/authorize", &form).await
+}
+
+/// Approves the `/authorize` request at `path`: the code sent to the listener.
+async fn approved_code(browser: &mut Browser, path: &str) -> String {
+    let page = browser.get(path).await;
+    let approved = decide_authorize(browser, &page, "approve").await;
+    assert_eq!(approved.status, 302, "{}", approved.body);
+    callback_params(&approved.location.unwrap())["code"].clone()
+}
+
+fn create_token_with_code(
+    home: &Path,
+    base: &str,
+    client: &Client,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+) -> Value {
+    boto3_call(
+        home,
+        base,
+        &json!({"service": "sso-oidc", "operation": "create_token",
+                "clientId": client.id, "clientSecret": client.secret,
+                "grantType": "authorization_code", "code": code,
+                "redirectUri": redirect_uri, "codeVerifier": verifier}),
+    )
+}
+
+/// Issue 9: RegisterClient with the auth-code grant and a loopback redirect URI,
+/// `/authorize` through the portal sign-in (the request survives it), Approve, the
+/// redirect to the loopback listener with code and state, CreateToken with the code
+/// and verifier: tokens exactly like the device grant's (they list accounts, refresh).
+async fn sso_authorization_code_with_pkce_through_boto3(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let home = aws_home();
+    let home = home.path();
+    let client = register_auth_code_client(home, &base, "botocore-client-corp");
+    let (verifier, challenge) = pkce();
+    let redirect_uri = "http://127.0.0.1:44295/oauth/callback";
+    let path = authorize_path(&client.id, redirect_uri, "st-1", &challenge);
+
+    let mut alice = Browser::new(&base);
+    let page = alice.sign_in_via(&path, "alice").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("botocore-client-corp"), "{}", page.body);
+    assert!(
+        page.body.contains("id=\"device-client-id\">rgc-"),
+        "{}",
+        page.body
+    );
+    // The approval's redirect to the listener is allowed by this page's CSP only.
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("form-action 'self' http://127.0.0.1:44295;"),
+        "{csp}"
+    );
+    let approved = decide_authorize(&mut alice, &page, "approve").await;
+    assert_eq!(approved.status, 302, "{}", approved.body);
+    let location = approved.location.unwrap();
+    assert!(
+        location.starts_with("http://127.0.0.1:44295/oauth/callback?"),
+        "{location}"
+    );
+    let params = callback_params(&location);
+    assert_eq!(params["state"], "st-1");
+    let code = &params["code"];
+
+    let tokens = create_token_with_code(home, &base, &client, code, redirect_uri, &verifier);
+    let tokens = &tokens["ok"];
+    assert_eq!(tokens["tokenType"], "Bearer", "{tokens}");
+    let access = tokens["accessToken"].as_str().unwrap();
+    let accounts = boto3_call(
+        home,
+        &base,
+        &json!({"service": "sso", "operation": "list_accounts", "accessToken": access}),
+    );
+    assert!(
+        accounts["ok"]["accountList"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{accounts}"
+    );
+    // The code is single-use.
+    let again = create_token_with_code(home, &base, &client, code, redirect_uri, &verifier);
+    assert_eq!(again["error"], "InvalidGrantException", "{again}");
+    // The refresh token renews as the device grant's does.
+    let (status, _, renewed) =
+        refresh(&base, &client, tokens["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{renewed}");
+
+    // Also [::1] and localhost, on any port, when registered so.
+    let (status, _, body) = oidc(
+        &base,
+        "/client/register",
+        &json!({"clientName": "v6", "clientType": "public",
+                "grantTypes": ["authorization_code"],
+                "redirectUris": ["http://[::1]/cb", "http://localhost/cb"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v6 = body["clientId"].as_str().unwrap();
+    for uri in ["http://[::1]:5000/cb", "http://localhost:5001/cb"] {
+        let page = alice.get(&authorize_path(v6, uri, "s", &challenge)).await;
+        assert_eq!(page.status, 200, "{uri}: {}", page.body);
+    }
+
+    let audit = db.store.list_audit(200, None).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "sso:Authorize"
+        && e.outcome == Outcome::Success
+        && e.actor == "alice"));
+    assert!(audit.iter().any(|e| e.action == "sso:CreateToken"
+        && e.outcome == Outcome::Success
+        && e.details["grant_type"] == "authorization_code"));
+    let rendered = serde_json::to_string(&audit).unwrap();
+    assert!(
+        !rendered.contains(code.as_str()),
+        "codes stay out of the audit log"
+    );
+}
+
+/// Issue 9, bad input: an unknown client or a redirect URI it did not register (or
+/// not loopback) gets an error page, never a redirect; missing or `plain` PKCE, a
+/// wrong response type or scope, and Deny go back to the client with the RFC 6749
+/// §4.1.2.1 error; CreateToken refuses a reused code, another client, a wrong
+/// verifier or redirect URI with InvalidGrantException. Each refusal is audited and
+/// none yields a token.
+async fn sso_authorization_code_refusals(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let home = aws_home();
+    let home = home.path();
+    let client = register_auth_code_client(home, &base, "refusal-client");
+    let other = register_auth_code_client(home, &base, "other-client");
+    let device_client = register(&base, "device-only").await;
+    let (verifier, challenge) = pkce();
+    let redirect_uri = "http://127.0.0.1:50000/oauth/callback";
+    let mut alice = Browser::new(&base);
+    alice
+        .sign_in_via(
+            &authorize_path(&client.id, redirect_uri, "s", &challenge),
+            "alice",
+        )
+        .await;
+
+    // RegisterClient: an auth-code client needs loopback redirect URIs.
+    for uris in [
+        json!([]),
+        json!(["https://app.example/cb"]),
+        json!(["http://10.0.0.1/cb"]),
+    ] {
+        assert_oidc_error(
+            &oidc(
+                &base,
+                "/client/register",
+                &json!({"clientName": "x", "clientType": "public",
+                        "grantTypes": ["authorization_code"], "redirectUris": uris}),
+            )
+            .await,
+            "InvalidRedirectUriException",
+            400,
+            "invalid_redirect_uri",
+        );
+    }
+
+    // Error pages, never a redirect.
+    let mut tampered = client.id.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    for (client_id, uri) in [
+        ("rgc-unknown", redirect_uri),
+        (tampered.as_str(), redirect_uri),
+        (device_client.id.as_str(), redirect_uri),
+        (
+            client.id.as_str(),
+            "http://evil.example:50000/oauth/callback",
+        ),
+        (client.id.as_str(), "https://127.0.0.1:50000/oauth/callback"),
+        (client.id.as_str(), "http://127.0.0.1:50000/elsewhere"),
+        (client.id.as_str(), "http://localhost:50000/oauth/callback"),
+    ] {
+        let page = alice
+            .get(&authorize_path(client_id, uri, "s", &challenge))
+            .await;
+        assert_eq!(page.status, 400, "{client_id} {uri}: {}", page.body);
+        assert!(page.location.is_none());
+        assert!(page.body.contains("not valid"), "{}", page.body);
+        assert!(!page.body.contains("id=\"approve\""));
+    }
+    let page = alice.get("/authorize?response_type=code").await;
+    assert_eq!(page.status, 400);
+
+    // Errors at the client's redirect URI, with its state.
+    let good = authorize_path(&client.id, redirect_uri, "s1", &challenge);
+    for (path, error) in [
+        (
+            good.replace("&code_challenge_method=S256", ""),
+            "invalid_request",
+        ),
+        (
+            good.replace("code_challenge_method=S256", "code_challenge_method=plain"),
+            "invalid_request",
+        ),
+        (
+            good.replace(&format!("&code_challenge={challenge}"), ""),
+            "invalid_request",
+        ),
+        (
+            good.replace("response_type=code", "response_type=token"),
+            "unsupported_response_type",
+        ),
+        (good.replace("response_type=code&", ""), "invalid_request"),
+        (
+            good.replace("sso%3Aaccount%3Aaccess", "admin%3Aall"),
+            "invalid_scope",
+        ),
+    ] {
+        let page = alice.get(&path).await;
+        assert_eq!(page.status, 302, "{path}: {}", page.body);
+        let location = page.location.unwrap();
+        assert!(location.starts_with(redirect_uri), "{location}");
+        let params = callback_params(&location);
+        assert_eq!(params["error"], error, "{path}");
+        assert_eq!(params["state"], "s1");
+        assert!(!params.contains_key("code"));
+    }
+
+    // Deny: access_denied at the client.
+    let page = alice.get(&good).await;
+    let denied = decide_authorize(&mut alice, &page, "deny").await;
+    assert_eq!(denied.status, 302);
+    let params = callback_params(&denied.location.unwrap());
+    assert_eq!(params["error"], "access_denied");
+    assert!(!params.contains_key("code"));
+    // A form without the session's CSRF token: refused, no redirect.
+    let forged = alice
+        .post(
+            "/authorize",
+            &[
+                ("response_type", "code"),
+                ("client_id", client.id.as_str()),
+                ("redirect_uri", redirect_uri),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+
+    // CreateToken refusals.
+    let token_error = |answer: Value, exception: &str| {
+        assert_eq!(answer["error"], exception, "{answer}");
+        assert!(answer.get("ok").is_none());
+    };
+    let code = approved_code(&mut alice, &good).await;
+    token_error(
+        create_token_with_code(home, &base, &other, &code, redirect_uri, &verifier),
+        "InvalidGrantException",
+    );
+    // The code is spent by that attempt: its own client cannot use it now either.
+    token_error(
+        create_token_with_code(home, &base, &client, &code, redirect_uri, &verifier),
+        "InvalidGrantException",
+    );
+    let code = approved_code(&mut alice, &good).await;
+    let (wrong_verifier, _) = pkce();
+    token_error(
+        create_token_with_code(home, &base, &client, &code, redirect_uri, &wrong_verifier),
+        "InvalidGrantException",
+    );
+    let code = approved_code(&mut alice, &good).await;
+    token_error(
+        create_token_with_code(
+            home,
+            &base,
+            &client,
+            &code,
+            "http://127.0.0.1:50001/oauth/callback",
+            &verifier,
+        ),
+        "InvalidGrantException",
+    );
+    token_error(
+        create_token_with_code(
+            home,
+            &base,
+            &client,
+            "rgac-made-up",
+            redirect_uri,
+            &verifier,
+        ),
+        "InvalidGrantException",
+    );
+    let (status, kind, body) = oidc(
+        &base,
+        "/token",
+        &json!({"clientId": client.id, "clientSecret": client.secret,
+                "grantType": "authorization_code", "code": approved_code(&mut alice, &good).await,
+                "redirectUri": redirect_uri}),
+    )
+    .await;
+    assert_oidc_error(
+        &(status, kind, body),
+        "InvalidRequestException",
+        400,
+        "invalid_request",
+    );
+
+    let audit = db.store.list_audit(300, None).await.unwrap();
+    let refused = |reason: &str| {
+        audit.iter().any(|e| {
+            e.action == "sso:Authorize"
+                && e.outcome == Outcome::Failure
+                && e.details.to_string().contains(reason)
+        })
+    };
+    assert!(refused("unknown or expired client"));
+    assert!(refused(
+        "redirect_uri is not a loopback URI registered by the client"
+    ));
+    assert!(refused("invalid_request"));
+    assert!(refused("unsupported_response_type"));
+    assert!(refused("invalid_scope"));
+    assert!(audit.iter().any(|e| e.action == "sso:Authorize"
+        && e.outcome == Outcome::Denied
+        && e.details["error"] == "access_denied"));
+    let token_failures = audit
+        .iter()
+        .filter(|e| {
+            e.action == "sso:CreateToken"
+                && e.outcome == Outcome::Failure
+                && e.details["grant_type"] == "authorization_code"
+        })
+        .count();
+    assert!(token_failures >= 6, "{token_failures}");
+    assert!(!audit.iter().any(|e| e.action == "sso:CreateToken"
+        && e.outcome == Outcome::Success
+        && e.details["grant_type"] == "authorization_code"));
 }
