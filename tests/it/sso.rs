@@ -88,7 +88,7 @@ async fn seeded(db: &TestStore) -> rolegate::web::AppState {
 }
 
 /// A HOME for the AWS clients: CLI v1 must not fetch URL-valued parameters.
-fn aws_home() -> tempfile::TempDir {
+pub(crate) fn aws_home() -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(home.path().join(".aws")).unwrap();
     std::fs::write(
@@ -166,9 +166,9 @@ fn assert_oidc_error(
     assert!(body["error_description"].as_str().unwrap().len() > 5);
 }
 
-struct Client {
-    id: String,
-    secret: String,
+pub(crate) struct Client {
+    pub(crate) id: String,
+    pub(crate) secret: String,
 }
 
 async fn register(base: &str, name: &str) -> Client {
@@ -262,7 +262,11 @@ async fn signed_in_device(base: &str, user: &str) -> (Client, Value, Browser) {
     (client, tokens, browser)
 }
 
-async fn portal_get(base: &str, path: &str, token: Option<&str>) -> (u16, String, Value) {
+pub(crate) async fn portal_get(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String, Value) {
     let mut request = reqwest::Client::new().get(format!("{base}{path}"));
     if let Some(token) = token {
         request = request.header("x-amz-sso_bearer_token", token);
@@ -1582,7 +1586,7 @@ except botocore.exceptions.ClientError as e:
     print(json.dumps({"error": e.response["Error"]["Code"], "message": e.response["Error"].get("Message")}))
 "#;
 
-fn boto3_call(home: &Path, base: &str, call: &Value) -> Value {
+pub(crate) fn boto3_call(home: &Path, base: &str, call: &Value) -> Value {
     ok_json(
         &command("python", home, base)
             .args(["-c", BOTO3_CALL, &call.to_string()])
@@ -1760,7 +1764,7 @@ async fn sso_replayed_refresh_token_ends_the_whole_login(db: TestStore) {
 const REGISTERED_REDIRECT: &str = "http://127.0.0.1/oauth/callback";
 
 /// A PKCE pair: (verifier, S256 challenge).
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     use base64::Engine;
     use sha2::Digest;
     let verifier = format!("v{}{}", "x".repeat(20), uuid_like());
@@ -1775,7 +1779,7 @@ fn uuid_like() -> String {
 }
 
 /// RegisterClient as the AWS CLI v2 sends it for the auth-code flow, through boto3.
-fn register_auth_code_client(home: &Path, base: &str, name: &str) -> Client {
+pub(crate) fn register_auth_code_client(home: &Path, base: &str, name: &str) -> Client {
     let registered = boto3_call(
         home,
         base,
@@ -1797,7 +1801,12 @@ fn register_auth_code_client(home: &Path, base: &str, name: &str) -> Client {
 }
 
 /// The `/authorize` path the AWS CLI v2 opens.
-fn authorize_path(client_id: &str, redirect_uri: &str, state: &str, challenge: &str) -> String {
+pub(crate) fn authorize_path(
+    client_id: &str,
+    redirect_uri: &str,
+    state: &str,
+    challenge: &str,
+) -> String {
     format!(
         "/authorize?response_type=code&client_id={}&redirect_uri={}&state={state}\
          &code_challenge_method=S256&scopes=sso%3Aaccount%3Aaccess&code_challenge={challenge}",
@@ -1840,7 +1849,7 @@ async fn approved_code(browser: &mut Browser, path: &str) -> String {
     callback_params(&approved.location.unwrap())["code"].clone()
 }
 
-fn create_token_with_code(
+pub(crate) fn create_token_with_code(
     home: &Path,
     base: &str,
     client: &Client,
