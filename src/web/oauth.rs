@@ -81,6 +81,13 @@ const TOKEN_FAILURE_LIMIT: RateLimit = RateLimit {
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // The AWS CLI v2 resolves a start URL with HEAD (§2.3 of the wire notes): one
+    // redirect to the AWS-shaped identifier. GET stays the portal's page.
+    cfg.service(
+        web::resource("/start")
+            .guard(actix_web::guard::Head())
+            .to(start_url_identifier),
+    );
     for (path, handler) in [
         ("/client/register", web::post().to(register_client)),
         (
@@ -105,6 +112,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/authorize",
             web::post().to(authorization_code::authorize_decision),
         );
+}
+
+/// `HEAD /start`: `302` to `sso.aws_start_url`, the identifier the AWS CLI v2 then
+/// sends as `startUrl` (it never requests it).
+async fn start_url_identifier(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, state.sso.aws_start_url.as_str()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
 }
 
 /// Any other method on an SSO-OIDC path: a typed error, not a bare 405.

@@ -309,6 +309,7 @@ both_backends!(
     sso_replayed_refresh_token_ends_the_whole_login,
     sso_authorization_code_with_pkce_through_boto3,
     sso_authorization_code_refusals,
+    sso_start_url_resolves_to_the_aws_shaped_identifier,
 );
 
 async fn sso_device_login_with_the_aws_cli(db: TestStore) {
@@ -2178,4 +2179,73 @@ async fn sso_authorization_code_refusals(db: TestStore) {
     assert!(!audit.iter().any(|e| e.action == "sso:CreateToken"
         && e.outcome == Outcome::Success
         && e.details["grant_type"] == "authorization_code"));
+}
+
+/// Issue 9: the AWS CLI v2 (2.35.13 and later) sends `HEAD <start URL>` and accepts
+/// exactly one redirect to an https URL on an AWS-owned host, which it never
+/// contacts and then sends as `startUrl` / `issuerUrl`. `HEAD /start` answers that
+/// redirect with `sso.aws_start_url`; GET stays the portal; SSO-OIDC accepts the
+/// identifier; the access-keys page writes it (this server is http).
+async fn sso_start_url_resolves_to_the_aws_shaped_identifier(db: TestStore) {
+    const CONFIGURED: &str = "https://d-9067000000.awsapps.com/start";
+    let state = seeded(&db).await.with_sso(rolegate::web::SsoSettings {
+        aws_start_url: CONFIGURED.into(),
+    });
+    let base = spawn_state(state);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let head = http.head(format!("{base}/start")).send().await.unwrap();
+    assert_eq!(head.status(), 302);
+    assert_eq!(head.headers()["location"], CONFIGURED);
+    let get = http.get(format!("{base}/start")).send().await.unwrap();
+    assert_eq!(get.status(), 303, "GET is the portal (sign-in first)");
+    assert!(
+        get.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/signin")
+    );
+
+    let (status, _, body) = oidc(
+        &base,
+        "/client/register",
+        &json!({"clientName": "botocore-client-corp", "clientType": "public",
+                "grantTypes": ["authorization_code", "refresh_token"],
+                "redirectUris": [REGISTERED_REDIRECT], "issuerUrl": CONFIGURED,
+                "scopes": ["sso:account:access"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let client = register(&base, "device").await;
+    let (status, _, body) = oidc(
+        &base,
+        "/device_authorization",
+        &json!({"clientId": client.id, "clientSecret": client.secret, "startUrl": CONFIGURED}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut alice = Browser::new(&base);
+    alice.sign_in("alice", password_of("alice"), "/start").await;
+    let start = alice.get("/start").await;
+    let keys = alice
+        .post(
+            "/start/credentials",
+            &[
+                ("csrf", hidden(&start.body, "csrf").as_str()),
+                ("account", seed::DEMO_ACCOUNT_ID),
+                ("role", "Developer"),
+            ],
+        )
+        .await;
+    assert_eq!(keys.status, 200, "{}", keys.body);
+    assert!(
+        keys.body
+            .contains(&format!("sso_start_url = {CONFIGURED}")),
+        "{}",
+        keys.body
+    );
+    assert!(keys.body.contains("[profile rolegate]"), "{}", keys.body);
 }

@@ -729,6 +729,8 @@ mod tests {
         ));
         assert!(!pkce_s256_matches("short", challenge));
         assert!(valid_challenge(challenge));
-        assert!(!valid_challenge(verifier));
+        assert!(!valid_challenge("too-short"));
+        assert!(!valid_challenge(&"a".repeat(44)));
+        assert!(!valid_challenge("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM"));
     }
 }
