@@ -322,10 +322,12 @@ async fn login_then_aws_tools(db: TestStore) {
     assert!(!stdout.contains("DemoWorkload"), "{stdout}");
     assert!(
         stdout.starts_with(&format!(
-            "[sso-session rolegate]\nsso_start_url = {base}/start\nsso_region = us-east-1\n\
+            "[sso-session rolegate]\nsso_start_url = https://d-0000000000.awsapps.com/start\n\
+             sso_region = us-east-1\n\
              sso_registration_scopes = sso:account:access\n\n[services rolegate]\n\
              sts =\n  endpoint_url = {base}\nsso =\n  endpoint_url = {base}\n\
-             sso_oidc =\n  endpoint_url = {base}\n"
+             sso_oidc =\n  endpoint_url = {base}\n\n[profile rolegate]\nsso_session = rolegate\n\
+             services = rolegate\nregion = us-east-1\n"
         )),
         "{stdout}"
     );
