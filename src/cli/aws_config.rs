@@ -92,9 +92,7 @@ pub struct Target<'a> {
 /// what the server's `HEAD /start` names (None: not known, e.g. an older server).
 pub fn start_url_for_cli_v2(base: &str, aws_start_url: Option<&str>) -> String {
     match aws_start_url {
-        Some(aws) if !base.starts_with("https://") && is_aws_owned_start_url(aws) => {
-            aws.to_owned()
-        }
+        Some(aws) if !base.starts_with("https://") && is_aws_owned_start_url(aws) => aws.to_owned(),
         _ => super::sso_client::start_url(base),
     }
 }
@@ -357,7 +355,10 @@ mod tests {
     #[test]
     fn start_urls_the_aws_cli_v2_accepts() {
         let aws = "https://d-0000000000.awsapps.com/start";
-        assert_eq!(start_url_for_cli_v2("http://127.0.0.1:8080", Some(aws)), aws);
+        assert_eq!(
+            start_url_for_cli_v2("http://127.0.0.1:8080", Some(aws)),
+            aws
+        );
         assert_eq!(
             start_url_for_cli_v2("https://rg.example.com", Some(aws)),
             "https://rg.example.com/start",

@@ -886,7 +886,8 @@ async fn written_config_sends_the_login_profile_to_rolegate_and_leaves_default_a
     for service in ["sso-oidc", "sso", "sts"] {
         assert_eq!(endpoints["rolegate"][service], base, "{endpoints}");
         assert_eq!(
-            endpoints[format!("Developer-{ACCOUNT}")][service], base,
+            endpoints[format!("Developer-{ACCOUNT}")][service],
+            base,
             "{endpoints}"
         );
     }

@@ -2242,8 +2242,7 @@ async fn sso_start_url_resolves_to_the_aws_shaped_identifier(db: TestStore) {
         .await;
     assert_eq!(keys.status, 200, "{}", keys.body);
     assert!(
-        keys.body
-            .contains(&format!("sso_start_url = {CONFIGURED}")),
+        keys.body.contains(&format!("sso_start_url = {CONFIGURED}")),
         "{}",
         keys.body
     );

@@ -28,6 +28,7 @@ use super::{
 };
 use crate::store::Outcome;
 use crate::sts::portal::PortalIdentity;
+use crate::web::aws_json::{RateLimit, client_network};
 use crate::web::portal::{
     PortalSession, audit, error_page, html, random_token, redirect, same, session, signed_in_form,
 };
@@ -44,6 +45,13 @@ const REDIRECT_URI_LIMIT: usize = 512;
 /// Redirect URIs one client may register.
 const REDIRECT_URI_COUNT: usize = 10;
 const ACTION: &str = "sso:Authorize";
+/// Refused `/authorize` requests per network and minute: each is an audit record, and
+/// anyone can send them, so past this they are refused without one.
+const REFUSAL_LIMIT: RateLimit = RateLimit {
+    name: "sso-authorize-refusals",
+    max: 60,
+    window: std::time::Duration::from_secs(60),
+};
 
 // ---------------------------------------------------------------------------------
 // Pure parts: loopback redirect URIs and PKCE
@@ -493,6 +501,21 @@ async fn refuse(
     session: Option<&PortalSession>,
     refusal: Refusal,
 ) -> HttpResponse {
+    match REFUSAL_LIMIT
+        .take(state.cache.as_ref(), &client_network(request))
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(_)) | Err(_) => {
+            return error_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                "Too many sign-in requests that could not be accepted came from your network. Try again in a minute.",
+                "/start",
+                "Your accounts",
+            );
+        }
+    }
     match refusal {
         Refusal::Page { reason } => {
             audit(
@@ -731,6 +754,8 @@ mod tests {
         assert!(valid_challenge(challenge));
         assert!(!valid_challenge("too-short"));
         assert!(!valid_challenge(&"a".repeat(44)));
-        assert!(!valid_challenge("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM"));
+        assert!(!valid_challenge(
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM"
+        ));
     }
 }
