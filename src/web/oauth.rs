@@ -157,6 +157,8 @@ pub(super) enum OidcError {
     InvalidClientMetadata(String),
     #[error("{0}")]
     InvalidRedirectUri(String),
+    #[error("{0}")]
+    UnauthorizedClient(&'static str),
     #[error("The request body is larger than {} KiB", BODY_LIMIT / 1024)]
     PayloadTooLarge,
     #[error("Too many requests from your network; try again in {0} seconds")]
@@ -184,6 +186,7 @@ impl OidcError {
             Self::UnsupportedGrantType(_) => "UnsupportedGrantTypeException",
             Self::InvalidClientMetadata(_) => "InvalidClientMetadataException",
             Self::InvalidRedirectUri(_) => "InvalidRedirectUriException",
+            Self::UnauthorizedClient(_) => "UnauthorizedClientException",
             Self::PayloadTooLarge => "InvalidRequestException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::Internal => "InternalServerException",
@@ -211,6 +214,7 @@ impl OidcError {
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
             Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::Internal => "server_error",
         }
     }
@@ -808,6 +812,15 @@ async fn token_request(
                 refresh(state, &registration, refresh_token, now).await
             }
             AUTHORIZATION_CODE_GRANT => {
+                if !registration
+                    .grant_types
+                    .iter()
+                    .any(|g| g == AUTHORIZATION_CODE_GRANT)
+                {
+                    return Err(OidcError::UnauthorizedClient(
+                        "This client was not registered for the authorization_code grant",
+                    ));
+                }
                 let exchange = CodeExchange {
                     code: required(&input.code, "code")?,
                     redirect_uri: required(&input.redirect_uri, "redirectUri")?,

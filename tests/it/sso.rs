@@ -971,12 +971,13 @@ async fn sso_portal_api_errors_and_shared_paths(db: TestStore) {
             &base,
             "/token",
             &json!({"clientId": client.id, "clientSecret": client.secret,
-                    "grantType": "authorization_code", "code": "x", "redirectUri": "http://127.0.0.1/cb"}),
+                    "grantType": "authorization_code", "code": "x", "redirectUri": "http://127.0.0.1/cb",
+                    "codeVerifier": "v".repeat(43)}),
         )
         .await,
-        "UnsupportedGrantTypeException",
+        "UnauthorizedClientException",
         400,
-        "unsupported_grant_type",
+        "unauthorized_client",
     );
     assert_oidc_error(
         &poll(&base, &client, "no-such-device-code").await,
@@ -1128,15 +1129,18 @@ async fn sso_device_login_across_replicas_through_redis(db: TestStore) {
         "expired"
     );
 
-    // Registered and started on A, polled on A and (too fast) on B.
+    // Registered and started on A, polled on A and B (a burst of two), then too fast
+    // on B: the replicas count the polls together.
     let client = register(a, "replicas-test").await;
     let (device_code, user_code) = start_device(a, &client).await;
-    assert_oidc_error(
-        &poll(a, &client, &device_code).await,
-        "AuthorizationPendingException",
-        400,
-        "authorization_pending",
-    );
+    for replica in [a, b] {
+        assert_oidc_error(
+            &poll(replica, &client, &device_code).await,
+            "AuthorizationPendingException",
+            400,
+            "authorization_pending",
+        );
+    }
     assert_oidc_error(
         &poll(b, &client, &device_code).await,
         "SlowDownException",
