@@ -253,7 +253,7 @@ enum Refusal {
         reason: &'static str,
     },
     Redirect {
-        client: PublicRegistration,
+        client: Box<PublicRegistration>,
         redirect_uri: String,
         state: Option<String>,
         error: &'static str,
@@ -286,7 +286,7 @@ fn check(state: &AppState, params: &AuthorizeParams, now: i64) -> Result<Checked
     let client_state = params.state.clone().filter(|s| !s.is_empty());
     let refuse = |client, error, description: &str| {
         Err(Refusal::Redirect {
-            client,
+            client: Box::new(client),
             redirect_uri: redirect_uri.clone(),
             state: client_state.clone().filter(|s| s.len() <= STATE_LIMIT),
             error,
@@ -658,7 +658,7 @@ pub(super) async fn authorize_decision(
         "approve" => {}
         "deny" => {
             let refusal = Refusal::Redirect {
-                client: checked.registration,
+                client: Box::new(checked.registration),
                 redirect_uri: checked.redirect_uri,
                 state: checked.state,
                 error: "access_denied",
