@@ -135,6 +135,32 @@ login() {
     sed 's/^/   | /' "$log" | grep -v '^   | http' | grep -v '^   | $' || true
 }
 
+echo "== aws configure sso --profile configured (prompts answered on stdin; endpoints from AWS_ENDPOINT_URL_*)"
+log="$work/configure.log"
+: > "$log"
+{
+    printf 'rolegate\n%s\nus-east-1\nsso:account:access\n' "$start_url"
+    # After the sign-in: the account is the only one; pick Developer (second role).
+    for _ in $(seq 300); do grep -q 'roles available' "$log" && break; sleep 0.1; done
+    sleep 0.5; printf '\x1b[B\r'; sleep 0.5; printf 'us-east-1\n'; sleep 0.5; printf 'json\n'; sleep 2
+} | AWS_ENDPOINT_URL_SSO_OIDC="$base" AWS_ENDPOINT_URL_SSO="$base" AWS_ENDPOINT_URL_STS="$base" \
+    "$aws" configure sso --profile configured --no-browser > "$log" 2>&1 &
+pid=$!
+link=""
+for _ in $(seq 150); do
+    link="$(grep -Eo 'http://127\.0\.0\.1:[0-9]+/authorize\?[^ ]+' "$log" | head -1 || true)"
+    [ -n "$link" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+done
+# With a live token of sso-session rolegate (rolegate login above) it signs in no more.
+if [ -n "$link" ]; then approve "$link" "$log" "roles available"; else echo "   (already signed in: sso-session rolegate has a live token)"; fi
+wait "$pid"
+grep -E 'available|Using the account|get-caller-identity' "$log" | sed 's/^/   | /'
+echo "== aws sts get-caller-identity --profile configured (AWS_ENDPOINT_URL_* set)"
+AWS_ENDPOINT_URL_SSO="$base" AWS_ENDPOINT_URL_STS="$base" \
+    "$aws" sts get-caller-identity --profile configured --output json
+
 echo "== rolegate login --url $base --write-config --no-browser (device code)"
 log="$work/rolegate-login.log"
 "$bin" login --url "$base" --write-config --no-browser > "$log" 2>&1 &
