@@ -912,7 +912,7 @@ async fn exchange_device_code(
                     "The device code has already been exchanged for a token",
                 ));
             }
-            let response = begin_login(
+            let (_, response) = begin_login(
                 state,
                 &registration.client_id,
                 &Approval {
@@ -939,13 +939,14 @@ struct Approval<'a> {
 
 /// Starts a terminal login that a person approved (device code or authorization
 /// code): a new grant that Logout ends, and its first access and refresh tokens.
-/// Every grant type issues its first tokens here.
+/// Every grant type issues its first tokens here. Returns the grant's id (what
+/// [`end_grant`] takes) with the tokens.
 async fn begin_login(
     state: &AppState,
     client_id: &str,
     approval: &Approval<'_>,
     now: i64,
-) -> Result<CreateTokenResponse, OidcError> {
+) -> Result<(String, CreateTokenResponse), OidcError> {
     let grant_id = hex::encode(rand::random::<[u8; 32]>());
     let deadline =
         approval.signed_in_at + i64::try_from(state.portal.session_ttl.as_secs()).unwrap_or(0);
@@ -959,7 +960,7 @@ async fn begin_login(
         deadline - now,
     )
     .await?;
-    issue_tokens(
+    let tokens = issue_tokens(
         state,
         &Login {
             grant_id: &grant_id,
@@ -971,7 +972,8 @@ async fn begin_login(
         },
         now,
     )
-    .await
+    .await?;
+    Ok((grant_id, tokens))
 }
 
 /// Whether a poll of a pending device code keeps to the interval. Clients may send

@@ -1927,13 +1927,23 @@ async fn sso_authorization_code_with_pkce_through_boto3(db: TestStore) {
             .is_some_and(|a| !a.is_empty()),
         "{accounts}"
     );
-    // The code is single-use.
-    let again = create_token_with_code(home, &base, &client, code, redirect_uri, &verifier);
-    assert_eq!(again["error"], "InvalidGrantException", "{again}");
     // The refresh token renews as the device grant's does.
     let (status, _, renewed) =
         refresh(&base, &client, tokens["refreshToken"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{renewed}");
+    // The code is single-use; presented again, it ends the login it started (RFC
+    // 6749 §4.1.2): its tokens stop working.
+    let again = create_token_with_code(home, &base, &client, code, redirect_uri, &verifier);
+    assert_eq!(again["error"], "InvalidGrantException", "{again}");
+    let after = boto3_call(
+        home,
+        &base,
+        &json!({"service": "sso", "operation": "list_accounts",
+                "accessToken": renewed["accessToken"]}),
+    );
+    assert_eq!(after["error"], "UnauthorizedException", "{after}");
+    let (status, _, _) = refresh(&base, &client, renewed["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(status, 400);
 
     // Also [::1] and localhost, on any port, when registered so.
     let (status, _, body) = oidc(

@@ -38,6 +38,9 @@ pub(super) const AUTHORIZATION_CODE_GRANT: &str = "authorization_code";
 const CLIENT_ID_CONTEXT: &str = "rolegate:sso-oidc:client-id:v1";
 /// How long an authorization code can be exchanged (RFC 6749 §4.1.2: at most 10 min).
 const CODE_SECONDS: i64 = 120;
+/// How long an exchanged code is remembered, so that presenting it again ends the
+/// login it started (RFC 6749 §4.1.2 allows codes up to 10 minutes).
+const REPLAY_WATCH_SECONDS: u64 = 600;
 /// The longest `state` carried back to the client.
 const STATE_LIMIT: usize = 512;
 /// The longest redirect URI accepted.
@@ -421,7 +424,20 @@ pub(super) async fn exchange_code(
     let invalid =
         || OidcError::InvalidGrant("The authorization code is invalid, expired or already used");
     let hash = digest(input.code);
+    let issued = format!("sso-auth-code-grant:{hash}");
     let Some(record) = get_json::<CodeRecord>(state, &code_key(&hash)).await? else {
+        // A code presented again after it was exchanged: whoever holds a copy must
+        // not keep the login it started (RFC 6749 §4.1.2), so it ends.
+        let grant_id = match state.cache.get(&issued).await {
+            Ok(value) => value.and_then(|v| String::from_utf8(v).ok()),
+            Err(error) => return Err(super::internal("cache read", error)),
+        };
+        if let Some(grant_id) = grant_id {
+            super::end_grant(state, &grant_id).await?;
+            return Err(OidcError::InvalidGrant(
+                "The authorization code was already used, so the sign-in it started has been ended",
+            ));
+        }
         return Err(invalid());
     };
     if !first(state, &format!("sso-auth-code-used:{hash}"), CODE_SECONDS).await? {
@@ -446,7 +462,7 @@ pub(super) async fn exchange_code(
             "codeVerifier does not match the code challenge",
         ));
     }
-    let response = begin_login(
+    let (grant_id, response) = begin_login(
         state,
         &registration.client_id,
         &Approval {
@@ -457,6 +473,15 @@ pub(super) async fn exchange_code(
         now,
     )
     .await?;
+    state
+        .cache
+        .put(
+            &issued,
+            grant_id.as_bytes(),
+            std::time::Duration::from_secs(REPLAY_WATCH_SECONDS),
+        )
+        .await
+        .map_err(|e| super::internal("cache write", e))?;
     Ok((record.identity, response))
 }
 
