@@ -1999,11 +1999,16 @@ async fn sso_authorization_code_refusals(db: TestStore) {
         )
         .await;
 
-    // RegisterClient: an auth-code client needs loopback redirect URIs.
+    // RegisterClient: an auth-code client needs loopback redirect URIs, and no more
+    // of them than its client id can carry.
+    let long: Vec<String> = (0..10)
+        .map(|i| format!("http://127.0.0.1/{i}/{}", "p".repeat(480)))
+        .collect();
     for uris in [
         json!([]),
         json!(["https://app.example/cb"]),
         json!(["http://10.0.0.1/cb"]),
+        json!(long),
     ] {
         assert_oidc_error(
             &oidc(

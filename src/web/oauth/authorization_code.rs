@@ -202,7 +202,14 @@ pub(super) fn client_id_for(
     };
     let text = serde_json::to_string(&public).map_err(|e| super::internal("encode", e))?;
     let sealed = state.sts.seal_secret(&text, CLIENT_ID_CONTEXT);
-    Ok(format!("{short_id}.{}", URL_SAFE_NO_PAD.encode(sealed)))
+    let client_id = format!("{short_id}.{}", URL_SAFE_NO_PAD.encode(sealed));
+    // Every later call carries it (at most 4096 characters, as other members).
+    if client_id.len() > 4096 {
+        return Err(OidcError::InvalidRedirectUri(
+            "the redirectUris (with the client name and scopes) are too long in total".into(),
+        ));
+    }
+    Ok(client_id)
 }
 
 /// The registration a client id carries, if it is one of ours and current.
