@@ -105,6 +105,7 @@ pub async fn state_with_cache(
         directory,
         portal: crate::web::PortalSettings::default(),
         server: crate::web::ServerSettings::default(),
+        sso: crate::web::SsoSettings::default(),
     })
 }
 

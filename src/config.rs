@@ -24,6 +24,7 @@ pub struct Config {
     pub sts: StsConfig,
     pub cache: CacheConfig,
     pub portal: PortalConfig,
+    pub sso: SsoConfig,
     /// `[[identity_sources]]`: sources created or updated at start-up.
     #[serde(default)]
     pub identity_sources: Vec<IdentitySourceEntry>,
@@ -146,6 +147,20 @@ impl PortalConfig {
         crate::web::PortalSettings {
             session_ttl: Duration::from_secs(self.session_ttl_seconds),
             ..crate::web::PortalSettings::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoConfig {
+    pub aws_start_url: String,
+}
+
+impl SsoConfig {
+    pub fn settings(&self) -> crate::web::SsoSettings {
+        crate::web::SsoSettings {
+            aws_start_url: self.aws_start_url.trim().to_owned(),
         }
     }
 }
@@ -352,6 +367,14 @@ impl Config {
                 "portal.session_ttl_seconds must be between 900 (15 minutes) and 7776000 (90 days)"
                     .into(),
             ));
+        }
+        if !crate::cli::aws_config::is_aws_owned_start_url(self.sso.aws_start_url.trim()) {
+            return Err(ConfigError(format!(
+                "sso.aws_start_url {:?} must be an https URL on an AWS-owned host, e.g. \
+                 https://d-0000000000.awsapps.com/start (the AWS CLI v2 accepts no other; it is \
+                 never contacted)",
+                self.sso.aws_start_url
+            )));
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError(

@@ -233,7 +233,10 @@ async fn dev(
     let mut env = app::prepare_dev(&data_dir)
         .await
         .map_err(|e| format!("dev: {e}"))?;
-    env.state = env.state.with_server(server_settings);
+    env.state = env
+        .state
+        .with_server(server_settings)
+        .with_sso(configured.sso.settings());
     let sources = app::apply_identity_sources(&env.state, &configured.identity_sources).await?;
     let listener = bind(listen)?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
@@ -267,6 +270,12 @@ async fn dev(
     }
     println!("  aws sts get-caller-identity --profile rolegate-dev-role");
     println!("Portal: http://{address}/start  (directory sign-ins below)");
+    println!(
+        "AWS CLI v2 (aws configure sso / aws sso login): sso_start_url = {}, SSO endpoints \
+         http://{address} (see the README, \"AWS CLI v2\"); `rolegate login --url http://{address} \
+         --write-config` writes it all",
+        env.state.sso.aws_start_url
+    );
     for (user, password) in rolegate::seed::DEMO_SIGN_INS {
         println!("  {user} / {password}");
     }
@@ -293,6 +302,7 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
     let state = app::state_with_cache(store, sealer, skew, cache)
         .await?
         .with_portal(config.portal.settings())
+        .with_sso(config.sso.settings())
         .with_server(config.server.settings().map_err(|e| e.to_string())?);
     for line in app::apply_identity_sources(&state, &config.identity_sources).await? {
         tracing::info!("{line}");

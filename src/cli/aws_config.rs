@@ -7,6 +7,39 @@ use std::path::PathBuf;
 
 use super::sso_client::SSO_SCOPE;
 
+/// Whether `url` is an https URL on a host the AWS CLI v2 treats as AWS-owned (its
+/// `resolve_start_url`): such a start URL is an identifier the CLI never contacts.
+pub fn is_aws_owned_start_url(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = parsed.host_str() else {
+        return false;
+    };
+    const SUFFIXES: [&str; 8] = [
+        ".awsapps.com",
+        ".awsapps.cn",
+        ".app.aws",
+        ".portal.amazonaws.com",
+        ".portal.amazonaws.com.cn",
+        ".app.amazonwebservices.com.cn",
+        ".portal.amazonaws.eu",
+        ".api.amazonwebservices.eu",
+    ];
+    const HOSTS: [&str; 4] = [
+        "identitycenter.amazonaws.com",
+        "identitycenter.amazonaws.com.cn",
+        "identitycenter.amazonaws.eu",
+        "identitycenter.us-gov.amazonaws.com",
+    ];
+    parsed.scheme() == "https"
+        && parsed.username().is_empty()
+        && (SUFFIXES
+            .iter()
+            .any(|s| host.len() > s.len() && host.ends_with(s))
+            || HOSTS.contains(&host))
+}
+
 /// One role the signed-in user may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleEntry {
@@ -43,14 +76,44 @@ pub fn credential_process(session: &str, account_id: &str, role_name: &str) -> S
     format!("rolegate credentials{session} --account-id {account_id} --role-name {role_name}")
 }
 
-/// The sections for a session at `base` (Rolegate's base URL) and these roles.
-pub fn sections(session: &str, base: &str, region: &str, roles: &[RoleEntry]) -> Vec<Section> {
+/// Where the AWS tools reach a session (see [`sections`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Rolegate's base URL: the endpoint of STS, SSO and SSO-OIDC.
+    pub base: &'a str,
+    /// The `sso_start_url`: one the AWS CLI v2 accepts (see [`start_url_for_cli_v2`]).
+    pub start_url: &'a str,
+    pub region: &'a str,
+}
+
+/// The `sso_start_url` to write for the Rolegate at `base`: its own `/start` when it
+/// is https (the AWS CLI v2 resolves it with HEAD to `aws_start_url`), else
+/// `aws_start_url` itself (the CLI v2 refuses http start URLs). `aws_start_url` is
+/// what the server's `HEAD /start` names (None: not known, e.g. an older server).
+pub fn start_url_for_cli_v2(base: &str, aws_start_url: Option<&str>) -> String {
+    match aws_start_url {
+        Some(aws) if !base.starts_with("https://") && is_aws_owned_start_url(aws) => aws.to_owned(),
+        _ => super::sso_client::start_url(base),
+    }
+}
+
+/// The sections for a session and these roles: `[sso-session NAME]`, `[services
+/// NAME]` pointing STS, SSO and SSO-OIDC at Rolegate, `[profile NAME]` that signs in
+/// (`aws sso login --profile NAME`, `aws sso logout --profile NAME`: those commands
+/// take their endpoints from the profile they run with, never from the sso-session),
+/// and one `credential_process` profile per role. The default profile is never
+/// touched, so one that points at real AWS keeps doing so.
+pub fn sections(session: &str, target: Target<'_>, roles: &[RoleEntry]) -> Vec<Section> {
+    let Target {
+        base,
+        start_url,
+        region,
+    } = target;
     let mut out = vec![
         Section {
             header: format!("sso-session {session}"),
             body: format!(
-                "sso_start_url = {}\nsso_region = {region}\nsso_registration_scopes = {SSO_SCOPE}\n",
-                super::sso_client::start_url(base)
+                "sso_start_url = {start_url}\nsso_region = {region}\nsso_registration_scopes = {SSO_SCOPE}\n"
             ),
         },
         Section {
@@ -58,6 +121,10 @@ pub fn sections(session: &str, base: &str, region: &str, roles: &[RoleEntry]) ->
             body: format!(
                 "sts =\n  endpoint_url = {base}\nsso =\n  endpoint_url = {base}\nsso_oidc =\n  endpoint_url = {base}\n"
             ),
+        },
+        Section {
+            header: format!("profile {session}"),
+            body: format!("sso_session = {session}\nservices = {session}\nregion = {region}\n"),
         },
     ];
     for role in roles {
@@ -177,6 +244,52 @@ fn write_to(path: &std::path::Path, sections: &[Section]) -> Result<(), String> 
     super::sso_cache::write_private_atomic(&target, merged.as_bytes())
 }
 
+/// The SSO endpoint of `[services NAME]` in the AWS config file, if any: where the
+/// Rolegate of a session is when its start URL is an AWS-shaped identifier.
+pub fn configured_sso_endpoint(session: &str) -> Option<String> {
+    let text = std::fs::read_to_string(config_path().ok()?).ok()?;
+    sso_endpoint_in(&text, session)
+}
+
+fn sso_endpoint_in(text: &str, session: &str) -> Option<String> {
+    let wanted = format!("services {session}");
+    let mut inside = false;
+    let mut service = String::new();
+    for line in text.lines() {
+        if let Some(header) = header_of(line) {
+            inside = header == wanted;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if line.starts_with(char::is_whitespace) {
+            if service == "sso" && key.trim() == "endpoint_url" {
+                return Some(value.trim().to_owned());
+            }
+        } else {
+            service = key.trim().to_owned();
+        }
+    }
+    None
+}
+
+/// The Rolegate base URL of a session: from the start URL its token was issued for,
+/// or else from the config file (`[services NAME]`, then `sso_start_url`). A start
+/// URL that is an AWS-shaped identifier names no server and is skipped.
+pub fn rolegate_base(session: &str, token_start_url: Option<&str>) -> Option<String> {
+    let own = |start: &str| {
+        (!is_aws_owned_start_url(start)).then(|| super::sso_client::base_of_start_url(start))
+    };
+    token_start_url
+        .and_then(own)
+        .or_else(|| configured_sso_endpoint(session))
+        .or_else(|| configured_start_url(session).as_deref().and_then(own))
+}
+
 /// The `sso_start_url` of `[sso-session NAME]` in the AWS config file, if any.
 pub fn configured_start_url(session: &str) -> Option<String> {
     let text = std::fs::read_to_string(config_path().ok()?).ok()?;
@@ -207,20 +320,24 @@ mod tests {
         }]
     }
 
+    fn target(base: &str) -> Target<'_> {
+        Target {
+            base,
+            start_url: "https://d-0000000000.awsapps.com/start",
+            region: "us-east-1",
+        }
+    }
+
     #[test]
-    fn snippet_has_session_services_and_one_profile_per_role() {
-        let text = render(&sections(
-            "corp",
-            "http://127.0.0.1:8080",
-            "us-east-1",
-            &roles(),
-        ));
+    fn snippet_has_session_services_login_profile_and_one_profile_per_role() {
+        let text = render(&sections("corp", target("http://127.0.0.1:8080"), &roles()));
         assert_eq!(
             text,
-            "[sso-session corp]\nsso_start_url = http://127.0.0.1:8080/start\nsso_region = us-east-1\n\
+            "[sso-session corp]\nsso_start_url = https://d-0000000000.awsapps.com/start\nsso_region = us-east-1\n\
              sso_registration_scopes = sso:account:access\n\n\
              [services corp]\nsts =\n  endpoint_url = http://127.0.0.1:8080\nsso =\n  endpoint_url = http://127.0.0.1:8080\n\
              sso_oidc =\n  endpoint_url = http://127.0.0.1:8080\n\n\
+             [profile corp]\nsso_session = corp\nservices = corp\nregion = us-east-1\n\n\
              [profile Developer-123456789012]\ncredential_process = rolegate credentials --sso-session corp \
              --account-id 123456789012 --role-name Developer\nregion = us-east-1\nservices = corp\n"
         );
@@ -228,12 +345,60 @@ mod tests {
             credential_process("rolegate", "1", "R"),
             "rolegate credentials --account-id 1 --role-name R"
         );
+        assert_eq!(
+            sso_endpoint_in(&text, "corp").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(sso_endpoint_in(&text, "other"), None);
+    }
+
+    #[test]
+    fn start_urls_the_aws_cli_v2_accepts() {
+        let aws = "https://d-0000000000.awsapps.com/start";
+        assert_eq!(
+            start_url_for_cli_v2("http://127.0.0.1:8080", Some(aws)),
+            aws
+        );
+        assert_eq!(
+            start_url_for_cli_v2("https://rg.example.com", Some(aws)),
+            "https://rg.example.com/start",
+            "https: the CLI v2 resolves it with HEAD"
+        );
+        assert_eq!(
+            start_url_for_cli_v2("http://127.0.0.1:8080", None),
+            "http://127.0.0.1:8080/start"
+        );
+        for owned in [
+            aws,
+            "https://my-org.awsapps.com/start/#/",
+            "https://ssoins-1.portal.eu-west-1.app.aws",
+            "https://identitycenter.amazonaws.com/ssoins-1",
+        ] {
+            assert!(is_aws_owned_start_url(owned), "{owned}");
+        }
+        for not_owned in [
+            "http://d-0000000000.awsapps.com/start",
+            "https://awsapps.com/start",
+            "https://evilawsapps.com/start",
+            "https://awsapps.com.evil.example/start",
+            "https://127.0.0.1:8443/start",
+            "not a url",
+        ] {
+            assert!(!is_aws_owned_start_url(not_owned), "{not_owned}");
+        }
     }
 
     #[test]
     fn merge_replaces_own_sections_and_keeps_the_rest() {
         let existing = "# my settings\n[default]\nregion = eu-west-1\n\n[sso-session corp]\nsso_start_url = http://old/start\n\n[profile  work ]\nregion = us-west-2\n";
-        let new = sections("corp", "http://new", "us-east-1", &roles());
+        let new = sections(
+            "corp",
+            Target {
+                start_url: "http://new/start",
+                ..target("http://new")
+            },
+            &roles(),
+        );
         let merged = merge(existing, &new);
         assert!(merged.starts_with("# my settings\n[default]\nregion = eu-west-1\n\n[sso-session corp]\nsso_start_url = http://new/start\n"), "{merged}");
         assert!(
@@ -257,7 +422,7 @@ mod tests {
         std::fs::write(&real, "[default]\nregion = eu-west-1\n").unwrap();
         let link = dir.path().join("config");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        write_to(&link, &sections("corp", "http://h", "us-east-1", &roles())).unwrap();
+        write_to(&link, &sections("corp", target("http://h"), &roles())).unwrap();
         assert!(
             std::fs::symlink_metadata(&link)
                 .unwrap()

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::login::{block_on, login_hint, parse_session_name};
 use super::sso_cache::{CachedToken, DEFAULT_SESSION, Freshness, SsoCache};
-use super::sso_client::{RoleCredentials, SsoClient, base_of_start_url};
+use super::sso_client::{RoleCredentials, SsoClient};
 
 /// Which role, with which sign-in.
 #[derive(Debug, Clone, clap::Args)]
@@ -78,14 +78,13 @@ pub async fn role_credentials(args: &RoleArgs) -> Result<RoleCredentials, String
     let session = args.sso_session.as_str();
     let cache = SsoCache::for_home()?;
     let Some(mut token) = cache.load_token(session)? else {
-        let configured =
-            super::aws_config::configured_start_url(session).map(|start| base_of_start_url(&start));
+        let configured = super::aws_config::rolegate_base(session, None);
         return Err(format!(
             "not signed in (no cached token for sso-session {session}): run {}",
             login_hint(configured.as_deref(), session)
         ));
     };
-    let Some(base) = token.start_url.as_deref().map(base_of_start_url) else {
+    let Some(base) = super::aws_config::rolegate_base(session, token.start_url.as_deref()) else {
         return Err(format!(
             "the cached token of sso-session {session} does not say which Rolegate issued it: run {}",
             login_hint(None, session)

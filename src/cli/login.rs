@@ -113,11 +113,22 @@ async fn login(args: &LoginArgs) -> Result<(), String> {
             format!("signed in (token saved), but cannot list your accounts and roles: {e}")
         })?;
     print_roles(&roles);
-    let sections = aws_config::sections(session, &base, &args.region, &roles);
+    let aws_start_url = client.aws_start_url().await;
+    let config_start = aws_config::start_url_for_cli_v2(&base, aws_start_url.as_deref());
+    let sections = aws_config::sections(
+        session,
+        aws_config::Target {
+            base: &base,
+            start_url: &config_start,
+            region: &args.region,
+        },
+        &roles,
+    );
     if args.write_config {
         let path = aws_config::write(&sections)?;
         eprintln!(
-            "Updated {}: [sso-session {session}], [services {session}] and {} profile(s).",
+            "Updated {}: [sso-session {session}], [services {session}], [profile {session}] \
+             (for `aws sso login --profile {session}` with the AWS CLI v2) and {} role profile(s).",
             path.display(),
             roles.len()
         );
@@ -140,13 +151,13 @@ async fn login(args: &LoginArgs) -> Result<(), String> {
 /// The base URL a session last signed in to (its token file), or the one configured
 /// for it in ~/.aws/config.
 fn remembered_base(cache: &SsoCache, session: &str) -> Option<String> {
-    let start = cache
+    let token_start = cache
         .load_token(session)
         .ok()
         .flatten()
-        .and_then(|t| t.start_url)
-        .or_else(|| aws_config::configured_start_url(session))?;
-    normalize_base_url(&start).ok()
+        .and_then(|t| t.start_url);
+    let base = aws_config::rolegate_base(session, token_start.as_deref())?;
+    normalize_base_url(&base).ok()
 }
 
 /// A client registration (cached while valid, as CLI v2 does) and a started device

@@ -14,7 +14,7 @@ use chrono::Utc;
 
 use super::login::{block_on, parse_session_name};
 use super::sso_cache::{CachedToken, DEFAULT_SESSION, Freshness, SsoCache};
-use super::sso_client::{ApiError, SsoClient, base_of_start_url};
+use super::sso_client::{ApiError, SsoClient};
 
 /// `rolegate logout`.
 #[derive(Debug, Clone, clap::Args)]
@@ -57,7 +57,7 @@ async fn logout(args: &LogoutArgs) -> Result<(), String> {
             return Ok(());
         }
     };
-    let at_server = match token.start_url.as_deref().map(base_of_start_url) {
+    let at_server = match super::aws_config::rolegate_base(session, token.start_url.as_deref()) {
         Some(base) => end_at_server(&base, &token).await,
         None => {
             AtServer::NotReached("the cached token does not say which Rolegate issued it".into())

@@ -294,6 +294,24 @@ impl SsoClient {
         &self.base
     }
 
+    /// The AWS-shaped start URL this Rolegate's `HEAD /start` redirects to (what the
+    /// AWS CLI v2 resolves its start URL to); None if it names none.
+    pub async fn aws_start_url(&self) -> Option<String> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .ok()?;
+        let response = http.head(self.url("/start")).send().await.ok()?;
+        if !response.status().is_redirection() {
+            return None;
+        }
+        let location = response.headers().get(reqwest::header::LOCATION)?;
+        let location = location.to_str().ok()?.to_owned();
+        super::aws_config::is_aws_owned_start_url(&location).then_some(location)
+    }
+
     /// RegisterClient: a public client for the device flow with [`SSO_SCOPE`].
     pub async fn register_client(&self, client_name: &str) -> Result<ClientRegistration, ApiError> {
         let body = serde_json::json!({

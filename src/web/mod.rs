@@ -36,6 +36,30 @@ pub struct AppState {
     pub portal: PortalSettings,
     /// How clients reach this server: public URL and trusted proxies (`[server]`).
     pub server: ServerSettings,
+    /// How the AWS tools identify this server (`[sso]`).
+    pub sso: SsoSettings,
+}
+
+/// The identity the AWS tools know this server by (`[sso]`).
+#[derive(Debug, Clone)]
+pub struct SsoSettings {
+    /// The AWS-shaped start URL (`https://<name>.awsapps.com/start`) that `HEAD
+    /// <public URL>/start` redirects to. The AWS CLI v2 (2.35.13 and later) accepts
+    /// only an https start URL on an AWS-owned host, or one that redirects to one; it
+    /// never contacts that host, it only sends the URL as `startUrl` / `issuerUrl`.
+    pub aws_start_url: String,
+}
+
+/// The default `sso.aws_start_url`: an Identity Center directory id that no AWS
+/// organisation has (ids are `d-` and ten hexadecimal digits, allotted by AWS).
+pub const DEFAULT_AWS_START_URL: &str = "https://d-0000000000.awsapps.com/start";
+
+impl Default for SsoSettings {
+    fn default() -> Self {
+        Self {
+            aws_start_url: DEFAULT_AWS_START_URL.to_owned(),
+        }
+    }
 }
 
 /// Portal behaviour an operator tunes in `[portal]`.
@@ -66,6 +90,11 @@ impl AppState {
 
     pub fn with_server(mut self, server: ServerSettings) -> Self {
         self.server = server;
+        self
+    }
+
+    pub fn with_sso(mut self, sso: SsoSettings) -> Self {
+        self.sso = sso;
         self
     }
 }

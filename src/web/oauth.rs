@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+mod authorization_code;
+
+use self::authorization_code::{AUTHORIZATION_CODE_GRANT, CodeExchange, short_client_id};
 use super::AppState;
 use super::aws_json::{BodyError, RateLimit, client_network, json_error, json_ok, read_body};
 use super::portal::{
@@ -40,6 +43,8 @@ const REGISTRATION_SECONDS: i64 = 90 * 86_400;
 const DEVICE_CODE_SECONDS: i64 = 600;
 /// The minimum polling interval a client is told to keep.
 const POLL_INTERVAL_SECONDS: i64 = 1;
+/// Polls tolerated within one interval before SlowDown (see [`poll_allowed`]).
+const POLL_BURST: usize = 2;
 /// The longest an access token lives (refresh tokens renew it until the session ends).
 const ACCESS_TOKEN_SECONDS: i64 = 3600;
 /// RFC 8628 §6.1: consonants only, so no words and no 0/O or 1/I confusion.
@@ -76,6 +81,13 @@ const TOKEN_FAILURE_LIMIT: RateLimit = RateLimit {
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // The AWS CLI v2 resolves a start URL with HEAD (§2.3 of the wire notes): one
+    // redirect to the AWS-shaped identifier. GET stays the portal's page.
+    cfg.service(
+        web::resource("/start")
+            .guard(actix_web::guard::Head())
+            .to(start_url_identifier),
+    );
     for (path, handler) in [
         ("/client/register", web::post().to(register_client)),
         (
@@ -91,7 +103,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
     }
     cfg.route("/device", web::get().to(device_page))
-        .route("/device", web::post().to(device_decision));
+        .route("/device", web::post().to(device_decision))
+        .route(
+            "/authorize",
+            web::get().to(authorization_code::authorize_page),
+        )
+        .route(
+            "/authorize",
+            web::post().to(authorization_code::authorize_decision),
+        );
+}
+
+/// `HEAD /start`: `302` to `sso.aws_start_url`, the identifier the AWS CLI v2 then
+/// sends as `startUrl` (it never requests it).
+async fn start_url_identifier(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, state.sso.aws_start_url.as_str()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
 }
 
 /// Any other method on an SSO-OIDC path: a typed error, not a bare 405.
@@ -126,6 +155,10 @@ pub(super) enum OidcError {
     UnsupportedGrantType(String),
     #[error("{0}")]
     InvalidClientMetadata(String),
+    #[error("{0}")]
+    InvalidRedirectUri(String),
+    #[error("{0}")]
+    UnauthorizedClient(&'static str),
     #[error("The request body is larger than {} KiB", BODY_LIMIT / 1024)]
     PayloadTooLarge,
     #[error("Too many requests from your network; try again in {0} seconds")]
@@ -152,6 +185,8 @@ impl OidcError {
             Self::InvalidScope(_) => "InvalidScopeException",
             Self::UnsupportedGrantType(_) => "UnsupportedGrantTypeException",
             Self::InvalidClientMetadata(_) => "InvalidClientMetadataException",
+            Self::InvalidRedirectUri(_) => "InvalidRedirectUriException",
+            Self::UnauthorizedClient(_) => "UnauthorizedClientException",
             Self::PayloadTooLarge => "InvalidRequestException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::Internal => "InternalServerException",
@@ -178,6 +213,8 @@ impl OidcError {
             Self::InvalidScope(_) => "invalid_scope",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
+            Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::Internal => "server_error",
         }
     }
@@ -422,6 +459,9 @@ struct RegisterClientRequest {
     scopes: Vec<String>,
     #[serde(default, deserialize_with = "list_or_null")]
     grant_types: Vec<String>,
+    /// Loopback URIs for the authorization code grant (any port at use time).
+    #[serde(default, deserialize_with = "list_or_null")]
+    redirect_uris: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -481,31 +521,38 @@ async fn register_client(
     if let Some(bad) = request
         .grant_types
         .iter()
-        .find(|g| *g != DEVICE_GRANT && *g != REFRESH_GRANT)
+        .find(|g| *g != DEVICE_GRANT && *g != REFRESH_GRANT && *g != AUTHORIZATION_CODE_GRANT)
     {
-        let hint = if bad == "authorization_code" {
-            "; Rolegate signs in terminals with the device code flow (aws sso login --use-device-code, or rolegate login)"
-        } else {
-            ""
-        };
         return Err(OidcError::UnsupportedGrantType(format!(
-            "grant type {:?} is not supported{hint}",
+            "grant type {:?} is not supported",
             bad.chars().take(64).collect::<String>()
         )));
     }
+    authorization_code::check_redirect_uris(&request.grant_types, &request.redirect_uris)?;
     let now = Utc::now().timestamp();
     let id_bytes: [u8; 18] = rand::random();
+    let short_id = format!("rgc-{}", URL_SAFE_NO_PAD.encode(id_bytes));
+    let expires_at = now + REGISTRATION_SECONDS;
+    let client_id = authorization_code::client_id_for(
+        &state,
+        &short_id,
+        client_name,
+        &request.scopes,
+        &request.grant_types,
+        &request.redirect_uris,
+        expires_at,
+    )?;
     let registration = Registration {
-        client_id: format!("rgc-{}", URL_SAFE_NO_PAD.encode(id_bytes)),
+        client_id,
         client_name: client_name.to_owned(),
         scopes: request.scopes,
         grant_types: request.grant_types,
         issued_at: now,
-        expires_at: now + REGISTRATION_SECONDS,
+        expires_at,
     };
     let sealed = serde_json::to_string(&registration).map_err(|e| internal("encode", e))?;
     let client_secret = state.sts.seal_secret(&sealed, CLIENT_SECRET_CONTEXT);
-    tracing::info!(client_id = %registration.client_id, client_name = %registration.client_name, "sso-oidc client registered");
+    tracing::info!(client_id = %short_client_id(&registration.client_id), client_name = %registration.client_name, "sso-oidc client registered");
     Ok(json_ok(&RegisterClientResponse {
         client_id: registration.client_id,
         client_secret,
@@ -655,11 +702,11 @@ async fn start_device_authorization(
     audit(
         &state,
         &request,
-        &format!("client:{}", registration.client_id),
+        &format!("client:{}", short_client_id(&registration.client_id)),
         "sso:StartDeviceAuthorization",
         &registration.client_name,
         Outcome::Success,
-        json!({ "client_id": registration.client_id }),
+        json!({ "client_id": short_client_id(&registration.client_id) }),
     )
     .await;
     let verification_uri = format!("{}/device", request_info::public_origin(&request));
@@ -684,6 +731,9 @@ struct CreateTokenRequest {
     grant_type: Option<String>,
     device_code: Option<String>,
     refresh_token: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -740,7 +790,7 @@ async fn token_request(
             audit(
                 state,
                 request,
-                &format!("client:{}", client_id.chars().take(64).collect::<String>()),
+                &format!("client:{}", short_client_id(client_id)),
                 "sso:CreateToken",
                 &grant_label,
                 Outcome::Failure,
@@ -750,23 +800,41 @@ async fn token_request(
             return Err(error);
         }
     };
-    let result = match grant_type {
-        DEVICE_GRANT => {
-            let device_code = required(&input.device_code, "deviceCode")?;
-            exchange_device_code(state, &registration, device_code, now).await
+    // Missing members are refusals too: audited like the others.
+    let result = async {
+        match grant_type {
+            DEVICE_GRANT => {
+                let device_code = required(&input.device_code, "deviceCode")?;
+                exchange_device_code(state, &registration, device_code, now).await
+            }
+            REFRESH_GRANT => {
+                let refresh_token = required(&input.refresh_token, "refreshToken")?;
+                refresh(state, &registration, refresh_token, now).await
+            }
+            AUTHORIZATION_CODE_GRANT => {
+                if !registration
+                    .grant_types
+                    .iter()
+                    .any(|g| g == AUTHORIZATION_CODE_GRANT)
+                {
+                    return Err(OidcError::UnauthorizedClient(
+                        "This client was not registered for the authorization_code grant",
+                    ));
+                }
+                let exchange = CodeExchange {
+                    code: required(&input.code, "code")?,
+                    redirect_uri: required(&input.redirect_uri, "redirectUri")?,
+                    code_verifier: required(&input.code_verifier, "codeVerifier")?,
+                };
+                authorization_code::exchange_code(state, &registration, &exchange, now).await
+            }
+            other => Err(OidcError::UnsupportedGrantType(format!(
+                "grant type {:?} is not supported",
+                other.chars().take(64).collect::<String>()
+            ))),
         }
-        REFRESH_GRANT => {
-            let refresh_token = required(&input.refresh_token, "refreshToken")?;
-            refresh(state, &registration, refresh_token, now).await
-        }
-        "authorization_code" => Err(OidcError::UnsupportedGrantType(
-            "The authorization code grant is not supported; use the device code flow (aws sso login --use-device-code, or rolegate login)".into(),
-        )),
-        other => Err(OidcError::UnsupportedGrantType(format!(
-            "grant type {:?} is not supported",
-            other.chars().take(64).collect::<String>()
-        ))),
-    };
+    }
+    .await;
     match result {
         Ok((identity, response)) => {
             audit(
@@ -776,7 +844,7 @@ async fn token_request(
                 "sso:CreateToken",
                 &registration.client_name,
                 Outcome::Success,
-                json!({ "client_id": registration.client_id, "grant_type": grant_label, "expires_in": response.expires_in }),
+                json!({ "client_id": short_client_id(&registration.client_id), "grant_type": grant_label, "expires_in": response.expires_in }),
             )
             .await;
             Ok(json_ok(&response))
@@ -787,7 +855,7 @@ async fn token_request(
                 audit(
                     state,
                     request,
-                    &format!("client:{}", registration.client_id),
+                    &format!("client:{}", short_client_id(&registration.client_id)),
                     "sso:CreateToken",
                     &registration.client_name,
                     if matches!(error, OidcError::AccessDenied(_)) {
@@ -827,8 +895,7 @@ async fn exchange_device_code(
             "The sign-in request was denied in the browser",
         )),
         Decision::Pending => {
-            let polled = format!("sso-device-poll:{device_hash}");
-            if first(state, &polled, POLL_INTERVAL_SECONDS).await? {
+            if poll_allowed(state, &device_hash).await? {
                 Err(OidcError::AuthorizationPending)
             } else {
                 Err(OidcError::SlowDown)
@@ -845,26 +912,11 @@ async fn exchange_device_code(
                     "The device code has already been exchanged for a token",
                 ));
             }
-            let grant_id = hex::encode(rand::random::<[u8; 32]>());
-            let deadline =
-                signed_in_at + i64::try_from(state.portal.session_ttl.as_secs()).unwrap_or(0);
-            put_json(
+            let (_, response) = begin_login(
                 state,
-                &grant_key(&grant_id),
-                &GrantRecord {
-                    client_id: registration.client_id.clone(),
-                    user_name: identity.user_name.clone(),
-                },
-                deadline - now,
-            )
-            .await?;
-            let response = issue_tokens(
-                state,
-                &Login {
-                    grant_id: &grant_id,
-                    client_id: &registration.client_id,
+                &registration.client_id,
+                &Approval {
                     identity: &identity,
-                    deadline,
                     signed_in_at,
                     valid_from_ms,
                 },
@@ -876,6 +928,68 @@ async fn exchange_device_code(
     }
 }
 
+/// Who approved a terminal sign-in, and from which portal sign-in.
+struct Approval<'a> {
+    identity: &'a PortalIdentity,
+    /// When the approving portal sign-in began (Unix seconds).
+    signed_in_at: i64,
+    /// See [`TokenRecord::valid_from_ms`].
+    valid_from_ms: i64,
+}
+
+/// Starts a terminal login that a person approved (device code or authorization
+/// code): a new grant that Logout ends, and its first access and refresh tokens.
+/// Every grant type issues its first tokens here. Returns the grant's id (what
+/// [`end_grant`] takes) with the tokens.
+async fn begin_login(
+    state: &AppState,
+    client_id: &str,
+    approval: &Approval<'_>,
+    now: i64,
+) -> Result<(String, CreateTokenResponse), OidcError> {
+    let grant_id = hex::encode(rand::random::<[u8; 32]>());
+    let deadline =
+        approval.signed_in_at + i64::try_from(state.portal.session_ttl.as_secs()).unwrap_or(0);
+    put_json(
+        state,
+        &grant_key(&grant_id),
+        &GrantRecord {
+            client_id: client_id.to_owned(),
+            user_name: approval.identity.user_name.clone(),
+        },
+        deadline - now,
+    )
+    .await?;
+    let tokens = issue_tokens(
+        state,
+        &Login {
+            grant_id: &grant_id,
+            client_id,
+            identity: approval.identity,
+            deadline,
+            signed_in_at: approval.signed_in_at,
+            valid_from_ms: approval.valid_from_ms,
+        },
+        now,
+    )
+    .await?;
+    Ok((grant_id, tokens))
+}
+
+/// Whether a poll of a pending device code keeps to the interval. Clients may send
+/// a burst of [`POLL_BURST`] polls per interval (the AWS CLI v2 polls twice back to
+/// back; AWS tolerates it): each takes a slot that frees itself after the interval.
+/// A client polling faster than that is told to slow down.
+async fn poll_allowed(state: &AppState, device_hash: &str) -> Result<bool, OidcError> {
+    for slot in 0..POLL_BURST {
+        let key = format!("sso-device-poll:{device_hash}:{slot}");
+        if first(state, &key, POLL_INTERVAL_SECONDS).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 async fn refresh(
     state: &AppState,
     registration: &Registration,
@@ -885,7 +999,20 @@ async fn refresh(
     let invalid =
         || OidcError::InvalidGrant("The refresh token is invalid, expired or already used");
     let key = refresh_key(refresh_token);
+    // Names the login of a rotated refresh token, for as long as that login could last.
+    let used = format!("sso-refresh-used:{}", digest(refresh_token));
     let Some(record) = get_json::<TokenRecord>(state, &key).await? else {
+        // A rotated refresh token presented again: two parties hold copies of it, so
+        // the whole login ends (OAuth 2.0 Security BCP §4.14.2): the newer refresh
+        // token and every access token of the grant.
+        let grant_id = match state.cache.get(&used).await {
+            Ok(value) => value.and_then(|v| String::from_utf8(v).ok()),
+            Err(error) => return Err(internal("cache read", error)),
+        };
+        if let Some(grant_id) = grant_id {
+            end_grant(state, &grant_id).await?;
+            return Err(OidcError::InvalidGrant(REFRESH_REPLAYED));
+        }
         return Err(invalid());
     };
     if !same(&record.client_id, &registration.client_id) {
@@ -893,10 +1020,20 @@ async fn refresh(
             "The refresh token was issued to another client",
         ));
     }
-    // Rotation: the first presenter wins, the old token never works again.
-    let used = format!("sso-refresh-used:{}", digest(refresh_token));
-    if !first(state, &used, record.deadline - now).await? {
-        return Err(invalid());
+    // Rotation: the first presenter wins, the old token never works again; a second
+    // presenter ends the login for both.
+    if !state
+        .cache
+        .put_if_absent(
+            &used,
+            record.grant_id.as_bytes(),
+            ttl(record.deadline - now),
+        )
+        .await
+        .map_err(|e| internal("cache write", e))?
+    {
+        end_grant(state, &record.grant_id).await?;
+        return Err(OidcError::InvalidGrant(REFRESH_REPLAYED));
     }
     let _ = state.cache.delete(&key).await;
     if record.deadline <= now {
@@ -922,6 +1059,17 @@ async fn refresh(
     )
     .await?;
     Ok((record.identity, response))
+}
+
+const REFRESH_REPLAYED: &str = "The refresh token was already used, so the sign-in it belongs to has been ended; sign in again";
+
+/// Ends a login: Logout, and a replayed refresh token.
+async fn end_grant(state: &AppState, grant_id: &str) -> Result<(), OidcError> {
+    state
+        .cache
+        .delete(&grant_key(grant_id))
+        .await
+        .map_err(|e| internal("cache delete", e))
 }
 
 /// The device login that new tokens belong to.
@@ -1033,11 +1181,7 @@ pub(super) async fn revoke(
     access_token: &str,
     record: &TokenRecord,
 ) -> Result<(), OidcError> {
-    state
-        .cache
-        .delete(&grant_key(&record.grant_id))
-        .await
-        .map_err(|e| internal("cache delete", e))?;
+    end_grant(state, &record.grant_id).await?;
     state
         .cache
         .delete(&access_key(access_token))
@@ -1132,21 +1276,41 @@ enum Lookup {
     Malformed,
     Unknown,
     Limited,
+    /// A link whose budget is spent: the code only fills in the form.
+    NotLookedUp {
+        code: String,
+    },
 }
 
-fn limiter_key(identity: &PortalIdentity, slot: usize) -> String {
+/// Which of a person's attempt budgets a lookup spends. Only a form POST (the
+/// person typed or confirmed a code) spends approval attempts: a GET can be any
+/// site's link, and must not be able to block the person's approvals. Links get
+/// their own budget; once it is spent, a link only fills in the form.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    /// A POST of the form: a wrong code counts against approvals.
+    Approve,
+    /// A GET with `?user_code=`: counts only against link lookups.
+    Link,
+}
+
+fn limiter_key(identity: &PortalIdentity, budget: Budget, slot: usize) -> String {
     let who = digest(&format!("{}|{}", identity.source_id, identity.user_name));
-    format!("sso-device-wrong:{who}:{slot}")
+    match budget {
+        Budget::Approve => format!("sso-device-wrong:{who}:{slot}"),
+        Budget::Link => format!("sso-device-link:{who}:{slot}"),
+    }
 }
 
 /// Finds the pending request a user code names. Every lookup takes one of the
-/// person's few attempt slots first (atomically, so parallel guesses count too); a
-/// code that names a request gives its slot back.
+/// person's few attempt slots of `budget` first (atomically, so parallel guesses
+/// count too); a code that names a request gives its slot back.
 async fn lookup(
     state: &AppState,
     request: &HttpRequest,
     session: &PortalSession,
     raw: &str,
+    budget: Budget,
     now: i64,
 ) -> Result<Lookup, OidcError> {
     let Some(code) = normalize_user_code(raw) else {
@@ -1154,7 +1318,7 @@ async fn lookup(
     };
     let mut slot = None;
     for i in 0..WRONG_CODE_LIMIT {
-        let key = limiter_key(&session.identity, i);
+        let key = limiter_key(&session.identity, budget, i);
         if state
             .cache
             .put_if_absent(&key, b"1", WRONG_CODE_WINDOW)
@@ -1166,6 +1330,11 @@ async fn lookup(
         }
     }
     let Some(slot) = slot else {
+        if budget == Budget::Link {
+            // Not a refusal: the link fills in the form, and the person's own
+            // Continue (a POST) looks the code up.
+            return Ok(Lookup::NotLookedUp { code });
+        }
         audit(
             state,
             request,
@@ -1222,6 +1391,7 @@ fn lookup_refusal(session: &PortalSession, raw: &str, lookup: &Lookup) -> Option
     let shown = raw.chars().take(16).collect::<String>();
     match lookup {
         Lookup::Pending { .. } => None,
+        Lookup::NotLookedUp { code } => Some(entry_page(session, code, StatusCode::OK, None)),
         Lookup::Malformed => Some(entry_page(
             session,
             &shown,
@@ -1279,7 +1449,7 @@ fn confirm_page<'a>(
             csrf: &session.csrf,
             user_code: code,
             client_name: Some(&grant.client_name),
-            client_id: &grant.client_id,
+            client_id: short_client_id(&grant.client_id),
             error: None,
             result: None,
         },
@@ -1311,7 +1481,7 @@ async fn device_page(
         return entry_page(&session, "", StatusCode::OK, None);
     }
     let now = Utc::now().timestamp();
-    let found = match lookup(&state, &request, &session, raw, now).await {
+    let found = match lookup(&state, &request, &session, raw, Budget::Link, now).await {
         Ok(found) => found,
         Err(_) => return unavailable(),
     };
@@ -1371,7 +1541,7 @@ async fn device_decision(
         );
     }
     let now = Utc::now().timestamp();
-    let found = match lookup(&state, &request, &session, raw, now).await {
+    let found = match lookup(&state, &request, &session, raw, Budget::Approve, now).await {
         Ok(found) => found,
         Err(_) => return unavailable(),
     };
@@ -1438,7 +1608,7 @@ async fn device_decision(
         } else {
             Outcome::Denied
         },
-        json!({ "client_id": grant.client_id, "decision": if approve { "approve" } else { "deny" } }),
+        json!({ "client_id": short_client_id(&grant.client_id), "decision": if approve { "approve" } else { "deny" } }),
     )
     .await;
     if approve {

@@ -812,7 +812,7 @@ async fn credentials(
         access_key_id: &creds.access_key_id,
         secret_access_key: &creds.secret_access_key,
         session_token: &creds.session_token,
-        aws_config: credential_process_config(&origin, &form.account, &form.role),
+        aws_config: credential_process_config(&state, &origin, &form.account, &form.role),
         origin,
     };
     html(StatusCode::OK, page.render().unwrap_or_default())
@@ -820,15 +820,21 @@ async fn credentials(
 
 /// The `~/.aws/config` text that makes a `credential_process` profile of this role
 /// work on its own: the same sections `rolegate login --write-config` writes.
-fn credential_process_config(origin: &str, account: &str, role: &str) -> String {
-    use crate::cli::aws_config::{RoleEntry, render, sections};
+fn credential_process_config(state: &AppState, origin: &str, account: &str, role: &str) -> String {
+    use crate::cli::aws_config::{RoleEntry, Target, render, sections, start_url_for_cli_v2};
     let role = RoleEntry {
         account_id: account.to_owned(),
         account_name: None,
         role_name: role.to_owned(),
     };
     let session = crate::cli::sso_cache::DEFAULT_SESSION;
-    render(&sections(session, origin, "us-east-1", &[role]))
+    let start_url = start_url_for_cli_v2(origin, Some(&state.sso.aws_start_url));
+    let target = Target {
+        base: origin,
+        start_url: &start_url,
+        region: "us-east-1",
+    };
+    render(&sections(session, target, &[role]))
 }
 
 /// Issues a role session for the signed-in person; a refusal (not entitled, or a

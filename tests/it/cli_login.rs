@@ -264,7 +264,10 @@ async fn login_then_aws_tools(db: TestStore) {
                          services = rolegate"
                     ),
                     format!("[services rolegate]\nsts =\n  endpoint_url = {base}"),
-                    format!("[sso-session rolegate]\nsso_start_url = {base}/start"),
+                    // http here: the AWS-shaped identifier the CLI v2 accepts.
+                    "[sso-session rolegate]\nsso_start_url = https://d-0000000000.awsapps.com/start"
+                        .to_owned(),
+                    "[profile rolegate]\nsso_session = rolegate\nservices = rolegate".to_owned(),
                 ] {
                     ensure!(
                         block.contains(&expected),
@@ -319,10 +322,12 @@ async fn login_then_aws_tools(db: TestStore) {
     assert!(!stdout.contains("DemoWorkload"), "{stdout}");
     assert!(
         stdout.starts_with(&format!(
-            "[sso-session rolegate]\nsso_start_url = {base}/start\nsso_region = us-east-1\n\
+            "[sso-session rolegate]\nsso_start_url = https://d-0000000000.awsapps.com/start\n\
+             sso_region = us-east-1\n\
              sso_registration_scopes = sso:account:access\n\n[services rolegate]\n\
              sts =\n  endpoint_url = {base}\nsso =\n  endpoint_url = {base}\n\
-             sso_oidc =\n  endpoint_url = {base}\n"
+             sso_oidc =\n  endpoint_url = {base}\n\n[profile rolegate]\nsso_session = rolegate\n\
+             services = rolegate\nregion = us-east-1\n"
         )),
         "{stdout}"
     );
@@ -338,6 +343,18 @@ async fn login_then_aws_tools(db: TestStore) {
     assert!(
         config.contains(&format!("[profile Developer-{ACCOUNT}]")),
         "{config}"
+    );
+    // The start URL the server's HEAD /start names (base is http here).
+    assert!(
+        config.contains("sso_start_url = https://d-0000000000.awsapps.com/start\n"),
+        "{config}"
+    );
+    // What `aws sso login --profile rolegate` would use, as botocore reads it.
+    let endpoints = botocore_endpoints(&home).await;
+    assert_eq!(endpoints["rolegate"]["sso-oidc"], base, "{endpoints}");
+    assert_eq!(
+        endpoints["default"]["sso-oidc"], "https://oidc.eu-west-1.amazonaws.com",
+        "{endpoints}"
     );
 
     // The token file is botocore's format, private, keyed by sha1("rolegate").
@@ -804,4 +821,87 @@ async fn credentials_without_a_usable_sign_in_say_how_to_get_one() {
     let (code, _, stderr) = rolegate(&["logout", "--sso-session", "corp"], home, &[]).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.starts_with("Not signed in"), "{stderr}");
+}
+
+/// The endpoints botocore (the .venv's, as the AWS CLI v2 has it) resolves for the
+/// SSO-OIDC, SSO and STS clients of the profiles `default`, `rolegate` and
+/// `Developer-<account>` in `home`'s config, and the `rolegate` sso-session's start
+/// URL, as JSON.
+async fn botocore_endpoints(home: &Path) -> serde_json::Value {
+    let script = r#"
+import json, botocore.session
+from botocore import UNSIGNED
+from botocore.config import Config
+out = {}
+for profile in ["default", "rolegate", "Developer-%s"]:
+    session = botocore.session.Session(profile=profile)
+    region = session.get_scoped_config().get("region")
+    out[profile] = {service: session.create_client(
+                        service, region_name=region, config=Config(signature_version=UNSIGNED)
+                    ).meta.endpoint_url
+                    for service in ["sso-oidc", "sso", "sts"]}
+session = botocore.session.Session(profile="rolegate")
+out["sso_session"] = session.full_config["sso_sessions"][session.get_scoped_config()["sso_session"]]
+print(json.dumps(out))
+"#
+    .replace("%s", ACCOUNT);
+    let (code, stdout, stderr) = run(venv_bin("python"), &["-c", &script], home, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// Issue 9: `aws sso login` and `aws sso logout` take their SSO-OIDC and SSO
+/// endpoints from the profile they run with, never from the sso-session. The config
+/// Rolegate writes (`rolegate login --write-config`, the portal's access-keys page)
+/// adds a `[profile rolegate]` with the session and the `[services rolegate]`
+/// endpoints, so `aws sso login --profile rolegate` (and `aws sso logout --profile
+/// rolegate`) reach Rolegate, while a default profile that points at real AWS keeps
+/// doing so: botocore's own config loader resolves each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn written_config_sends_the_login_profile_to_rolegate_and_leaves_default_alone() {
+    use rolegate::cli::aws_config::{RoleEntry, Target, merge, sections, start_url_for_cli_v2};
+    let home_dir = tempfile::tempdir().unwrap();
+    let home = home_dir.path();
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    let own = "[default]\nregion = eu-west-1\n";
+    let base = "http://127.0.0.1:18080";
+    let start_url = start_url_for_cli_v2(base, Some("https://d-0000000000.awsapps.com/start"));
+    let roles = [RoleEntry {
+        account_id: ACCOUNT.into(),
+        account_name: None,
+        role_name: "Developer".into(),
+    }];
+    let written = sections(
+        "rolegate",
+        Target {
+            base,
+            start_url: &start_url,
+            region: "us-east-1",
+        },
+        &roles,
+    );
+    std::fs::write(home.join(".aws/config"), merge(own, &written)).unwrap();
+
+    let endpoints = botocore_endpoints(home).await;
+    for service in ["sso-oidc", "sso", "sts"] {
+        assert_eq!(endpoints["rolegate"][service], base, "{endpoints}");
+        assert_eq!(
+            endpoints[format!("Developer-{ACCOUNT}")][service],
+            base,
+            "{endpoints}"
+        );
+    }
+    assert_eq!(
+        endpoints["default"]["sso-oidc"], "https://oidc.eu-west-1.amazonaws.com",
+        "the default profile still goes to AWS: {endpoints}"
+    );
+    assert_eq!(
+        endpoints["default"]["sso"], "https://portal.sso.eu-west-1.amazonaws.com",
+        "{endpoints}"
+    );
+    assert_eq!(
+        endpoints["sso_session"]["sso_start_url"], "https://d-0000000000.awsapps.com/start",
+        "an https start URL on an AWS-owned host, as the CLI v2 requires: {endpoints}"
+    );
+    assert_eq!(endpoints["sso_session"]["sso_region"], "us-east-1");
 }

@@ -19,6 +19,9 @@ use crate::browser::{
 };
 use crate::cli_login::{LoginRun, rolegate, run};
 use crate::helpers::{sqlite_store, venv_bin};
+use crate::sso::{
+    authorize_path, aws_home, create_token_with_code, pkce, portal_get, register_auth_code_client,
+};
 
 const ACCOUNT: &str = seed::DEMO_ACCOUNT_ID;
 
@@ -255,4 +258,143 @@ async fn mfa_enrolment_page_in_chromium() {
         (browser, outcome)
     })
     .await;
+}
+
+/// The CLI's side of the loopback redirect (RFC 8252 §7.3): a listener on an
+/// ephemeral port of 127.0.0.1 that answers the first request as the AWS CLI v2
+/// does and hands over its path and query.
+async fn loopback_listener() -> (u16, tokio::sync::oneshot::Receiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => request.extend_from_slice(&buffer[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&request).into_owned();
+        let target = text.split_whitespace().nth(1).unwrap_or("").to_owned();
+        let body = "<html><head><title>Amazon Web Services Sign-in</title></head>\
+                    <body><h1 id=\"cli-done\">Request approved</h1></body></html>";
+        let _ = stream
+            .write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .await;
+        let _ = sender.send(target);
+    });
+    (port, receiver)
+}
+
+/// Issue 9: the AWS CLI v2's default `aws sso login` (authorization code + PKCE),
+/// its wire played by boto3 and this test: RegisterClient with a loopback redirect
+/// URI, the authorize URL opened in Chromium signed out, sign-in through the OIDC
+/// source with the request kept, the client named on the approval page, Approve,
+/// and the browser lands on the test's loopback listener with code and state;
+/// CreateToken with the code and verifier gives a token that lists alice's accounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_code_sign_in_through_oidc_in_chromium() {
+    if !browser_installed() {
+        return;
+    }
+    let db = sqlite_store().await;
+    let Some((base, state, peer)) = with_oidc_peer(&db).await else {
+        return;
+    };
+    let home = aws_home();
+    let client = register_auth_code_client(home.path(), &base, "botocore-client-rolegate");
+    let (verifier, challenge) = pkce();
+    let (port, callback) = loopback_listener().await;
+    let redirect_uri = format!("http://127.0.0.1:{port}/oauth/callback");
+    let path = authorize_path(&client.id, &redirect_uri, "9b2e-state", &challenge);
+    {
+        let base = base.clone();
+        let path = path.clone();
+        with_browser("authorize-oidc-test", |browser| async move {
+            let outcome = async {
+                browser.goto(&format!("{base}{path}")).await?;
+                browser.wait_for_path("/signin").await?;
+                let kept = browser
+                    .find("input[name=return_to]")
+                    .await?
+                    .prop("value")
+                    .await?
+                    .unwrap_or_default();
+                ensure!(kept == path, "the sign-in page keeps the request: {kept:?}");
+                browser.find("a.signin-source").await?.click().await?;
+                provider_login(&browser, "alice-password").await?;
+                back_from_provider(&browser, &base, true).await?;
+                let at = browser.wait_for_path("/authorize").await?;
+                ensure!(at == path, "back at the authorize request: {at}");
+                let client = browser.find("#device-client").await?.text().await?;
+                ensure!(
+                    client.contains("botocore-client-rolegate")
+                        && client.contains("asks to sign in as Alice Example"),
+                    "requesting client shown: {client:?}"
+                );
+                browser.screenshot("authorize-confirm").await?;
+                let approve = browser.find("#approve").await?;
+                browser.click_to_next_page(&approve).await?;
+                let done = browser.find("#cli-done").await?.text().await?;
+                ensure!(
+                    done == "Request approved",
+                    "at the CLI's listener: {done:?}"
+                );
+                Ok(())
+            }
+            .await;
+            (browser, outcome)
+        })
+        .await;
+    }
+    let target = tokio::time::timeout(std::time::Duration::from_secs(5), callback)
+        .await
+        .expect("the browser reached the loopback listener")
+        .unwrap();
+    let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}{target}")).unwrap();
+    assert_eq!(url.path(), "/oauth/callback");
+    let params: std::collections::HashMap<String, String> =
+        url.query_pairs().into_owned().collect();
+    assert_eq!(params["state"], "9b2e-state");
+    let tokens = create_token_with_code(
+        home.path(),
+        &base,
+        &client,
+        &params["code"],
+        &redirect_uri,
+        &verifier,
+    );
+    let access = tokens["ok"]["accessToken"].as_str().expect("a token");
+    let (status, _, roles) = portal_get(
+        &base,
+        &format!("/assignment/roles?account_id={ACCOUNT}"),
+        Some(access),
+    )
+    .await;
+    assert_eq!(status, 200, "{roles}");
+    let names: Vec<&str> = roles["roleList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["roleName"].as_str())
+        .collect();
+    assert_eq!(names, ["Developer"], "the provider's alice: {roles}");
+    let audit = state.store.list_audit(100, None).await.unwrap();
+    assert!(audit.iter().any(|r| r.action == "sso:Authorize"
+        && r.outcome == Outcome::Success
+        && r.actor == "alice"
+        && r.target == "botocore-client-rolegate"));
+    drop(peer);
 }

@@ -37,7 +37,7 @@ impl Browser {
                     ("password", password_of(user)),
                     (
                         "return_to",
-                        &hidden(&form.body, "return_to").replace("&amp;", "&"),
+                        &html_unescape(&hidden(&form.body, "return_to")),
                     ),
                 ],
             )
@@ -47,6 +47,19 @@ impl Browser {
         assert_eq!(back, path, "the sign-in returns to the approval link");
         self.get(&back).await
     }
+}
+
+/// An attribute value as the browser reads it (askama escapes `&` as `&#38;`).
+fn html_unescape(value: &str) -> String {
+    value
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+        .replace("&#43;", "+")
+        .replace("&#47;", "/")
+        .replace("&#61;", "=")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
 }
 
 /// The demo seed plus a second account where alice's `developers` group has a role.
@@ -75,7 +88,7 @@ async fn seeded(db: &TestStore) -> rolegate::web::AppState {
 }
 
 /// A HOME for the AWS clients: CLI v1 must not fetch URL-valued parameters.
-fn aws_home() -> tempfile::TempDir {
+pub(crate) fn aws_home() -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(home.path().join(".aws")).unwrap();
     std::fs::write(
@@ -153,9 +166,9 @@ fn assert_oidc_error(
     assert!(body["error_description"].as_str().unwrap().len() > 5);
 }
 
-struct Client {
-    id: String,
-    secret: String,
+pub(crate) struct Client {
+    pub(crate) id: String,
+    pub(crate) secret: String,
 }
 
 async fn register(base: &str, name: &str) -> Client {
@@ -249,7 +262,11 @@ async fn signed_in_device(base: &str, user: &str) -> (Client, Value, Browser) {
     (client, tokens, browser)
 }
 
-async fn portal_get(base: &str, path: &str, token: Option<&str>) -> (u16, String, Value) {
+pub(crate) async fn portal_get(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String, Value) {
     let mut request = reqwest::Client::new().get(format!("{base}{path}"));
     if let Some(token) = token {
         request = request.header("x-amz-sso_bearer_token", token);
@@ -287,6 +304,12 @@ both_backends!(
     sso_anonymous_callers_are_rate_limited,
     sso_codes_and_refresh_tokens_are_single_use_under_races,
     sso_tokens_end_when_the_second_factor_changes,
+    sso_device_login_completes_right_after_approval,
+    sso_device_links_never_spend_approval_attempts,
+    sso_replayed_refresh_token_ends_the_whole_login,
+    sso_authorization_code_with_pkce_through_boto3,
+    sso_authorization_code_refusals,
+    sso_start_url_resolves_to_the_aws_shaped_identifier,
 );
 
 async fn sso_device_login_with_the_aws_cli(db: TestStore) {
@@ -658,13 +681,6 @@ async fn sso_boto3_refreshes_the_cached_token_and_notices_logout(db: TestStore) 
         .unwrap()
         .timestamp();
     assert!(new_expiry > now_secs() + 50 * 60, "{cached}");
-    // The old refresh token is spent.
-    assert_oidc_error(
-        &refresh(&base, &client, tokens["refreshToken"].as_str().unwrap()).await,
-        "InvalidGrantException",
-        400,
-        "invalid_grant",
-    );
 
     // After Logout, boto3 tells the user to sign in again.
     let out = aws(
@@ -693,6 +709,13 @@ async fn sso_boto3_refreshes_the_cached_token_and_notices_logout(db: TestStore) 
                 "The SSO session associated with this profile has expired or is otherwise invalid"
             ),
         "{stderr}"
+    );
+    // The old refresh token is spent (see also sso_replayed_refresh_token_ends_the_whole_login).
+    assert_oidc_error(
+        &refresh(&base, &client, tokens["refreshToken"].as_str().unwrap()).await,
+        "InvalidGrantException",
+        400,
+        "invalid_grant",
     );
 }
 
@@ -732,14 +755,17 @@ async fn sso_device_approval_refusals_and_rate_limit(db: TestStore) {
         "access_denied",
     );
 
-    // Pending, then polled too fast.
+    // Pending; a burst of two polls is tolerated (the AWS CLI v2 polls twice back to
+    // back), a third within the interval is too fast.
     let (device_code, user_code) = start_device(&base, &client).await;
-    assert_oidc_error(
-        &poll(&base, &client, &device_code).await,
-        "AuthorizationPendingException",
-        400,
-        "authorization_pending",
-    );
+    for _ in 0..2 {
+        assert_oidc_error(
+            &poll(&base, &client, &device_code).await,
+            "AuthorizationPendingException",
+            400,
+            "authorization_pending",
+        );
+    }
     assert_oidc_error(
         &poll(&base, &client, &device_code).await,
         "SlowDownException",
@@ -796,7 +822,8 @@ async fn sso_device_approval_refusals_and_rate_limit(db: TestStore) {
     assert!(confirm.body.contains("refusals-test"));
     assert!(confirm.body.contains("id=\"approve\""));
 
-    // Unknown codes: a clear page, each one counted; the sixth is refused.
+    // Unknown codes: a clear page, each one counted. Links (GET) spend their own
+    // budget, never the approvals': once it is spent a link only fills in the form.
     let unknown = alice.get("/device?user_code=BCDF-GHJK").await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
     assert!(
@@ -805,24 +832,47 @@ async fn sso_device_approval_refusals_and_rate_limit(db: TestStore) {
         unknown.body
     );
     assert!(!unknown.body.contains("id=\"approve\""));
-    for code in ["BBBB-BBBB", "CCCC-CCCC", "DDDD-DDDD"] {
+    for code in ["BBBB-BBBB", "CCCC-CCCC", "DDDD-DDDD", "FFFF-FFFF"] {
         assert_eq!(
             alice.get(&format!("/device?user_code={code}")).await.status,
             404
         );
     }
-    let fifth = alice
+    let filled = alice.get(&format!("/device?user_code={user_code}")).await;
+    assert_eq!(filled.status, 200, "{}", filled.body);
+    assert_eq!(hidden(&filled.body, "user_code"), user_code, "filled in");
+    assert!(!filled.body.contains("id=\"approve\""), "not looked up");
+    // Typed codes (POST): five wrong ones are refused one by one, then even the
+    // right one is refused for a while.
+    for code in [
+        "BBBB-BBBB",
+        "CCCC-CCCC",
+        "DDDD-DDDD",
+        "FFFF-FFFF",
+        "GGGG-GGGG",
+    ] {
+        let wrong = alice
+            .post(
+                "/device",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("user_code", code),
+                    ("decision", "continue"),
+                ],
+            )
+            .await;
+        assert_eq!(wrong.status, 404, "{}", wrong.body);
+    }
+    let sixth = alice
         .post(
             "/device",
             &[
                 ("csrf", csrf.as_str()),
-                ("user_code", "FFFF-FFFF"),
-                ("decision", "approve"),
+                ("user_code", user_code.as_str()),
+                ("decision", "continue"),
             ],
         )
         .await;
-    assert_eq!(fifth.status, 404);
-    let sixth = alice.get(&format!("/device?user_code={user_code}")).await;
     assert_eq!(sixth.status, 429, "{}", sixth.body);
     assert!(
         sixth.body.contains("Too many wrong codes"),
@@ -845,9 +895,17 @@ async fn sso_device_approval_refusals_and_rate_limit(db: TestStore) {
         )
         .await;
     assert_eq!(signed_in.status, 303);
+    let entry = again.get("/device").await;
     assert_eq!(
         again
-            .get(&format!("/device?user_code={user_code}"))
+            .post(
+                "/device",
+                &[
+                    ("csrf", hidden(&entry.body, "csrf").as_str()),
+                    ("user_code", user_code.as_str()),
+                    ("decision", "continue"),
+                ],
+            )
             .await
             .status,
         429
@@ -864,7 +922,7 @@ async fn sso_device_approval_refusals_and_rate_limit(db: TestStore) {
         .iter()
         .filter(|e| e.action == "sso:ApproveDevice" && e.outcome == Outcome::Failure)
         .count();
-    assert_eq!(wrong, 5, "each wrong code is audited");
+    assert_eq!(wrong, 10, "each wrong code is audited, linked or typed");
     assert!(audit.iter().any(|e| e.action == "sso:ApproveDevice"
         && e.outcome == Outcome::Denied
         && e.details["reason"] == "too many wrong user codes"));
@@ -914,12 +972,13 @@ async fn sso_portal_api_errors_and_shared_paths(db: TestStore) {
             &base,
             "/token",
             &json!({"clientId": client.id, "clientSecret": client.secret,
-                    "grantType": "authorization_code", "code": "x", "redirectUri": "http://127.0.0.1/cb"}),
+                    "grantType": "authorization_code", "code": "x", "redirectUri": "http://127.0.0.1/cb",
+                    "codeVerifier": "v".repeat(43)}),
         )
         .await,
-        "UnsupportedGrantTypeException",
+        "UnauthorizedClientException",
         400,
-        "unsupported_grant_type",
+        "unauthorized_client",
     );
     assert_oidc_error(
         &poll(&base, &client, "no-such-device-code").await,
@@ -1083,15 +1142,18 @@ async fn sso_device_login_across_replicas_through_redis(db: TestStore) {
         "expired"
     );
 
-    // Registered and started on A, polled on A and (too fast) on B.
+    // Registered and started on A, polled on A and B (a burst of two), then too fast
+    // on B: the replicas count the polls together.
     let client = register(a, "replicas-test").await;
     let (device_code, user_code) = start_device(a, &client).await;
-    assert_oidc_error(
-        &poll(a, &client, &device_code).await,
-        "AuthorizationPendingException",
-        400,
-        "authorization_pending",
-    );
+    for replica in [a, b] {
+        assert_oidc_error(
+            &poll(replica, &client, &device_code).await,
+            "AuthorizationPendingException",
+            400,
+            "authorization_pending",
+        );
+    }
     assert_oidc_error(
         &poll(b, &client, &device_code).await,
         "SlowDownException",
@@ -1525,4 +1587,696 @@ async fn sso_tokens_end_when_the_second_factor_changes(db: TestStore) {
     let (status, _, renewed) =
         refresh(&base, &client, tokens["refreshToken"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{renewed}");
+}
+
+/// Runs one boto3 call in the venv against Rolegate: `{"ok": response}` or
+/// `{"error": code, "message": ...}`.
+const BOTO3_CALL: &str = r#"
+import json, sys, boto3, botocore.exceptions
+args = json.loads(sys.argv[1])
+client = boto3.client(args.pop("service"), region_name="us-east-1")
+operation = args.pop("operation")
+try:
+    response = getattr(client, operation)(**args)
+    response.pop("ResponseMetadata", None)
+    print(json.dumps({"ok": response}, default=str))
+except botocore.exceptions.ClientError as e:
+    print(json.dumps({"error": e.response["Error"]["Code"], "message": e.response["Error"].get("Message")}))
+"#;
+
+pub(crate) fn boto3_call(home: &Path, base: &str, call: &Value) -> Value {
+    ok_json(
+        &command("python", home, base)
+            .args(["-c", BOTO3_CALL, &call.to_string()])
+            .output()
+            .unwrap(),
+    )
+}
+
+/// Issue 9: the AWS CLI v2 polls twice back to back; both are answered as pending
+/// (not SlowDown, which would add 5 s to every login), and the poll right after the
+/// approval gets the token. A client that really polls too fast is slowed down.
+async fn sso_device_login_completes_right_after_approval(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let client = register(&base, "burst-test").await;
+    let (device_code, user_code) = start_device(&base, &client).await;
+    for _ in 0..2 {
+        assert_oidc_error(
+            &poll(&base, &client, &device_code).await,
+            "AuthorizationPendingException",
+            400,
+            "authorization_pending",
+        );
+    }
+    assert_oidc_error(
+        &poll(&base, &client, &device_code).await,
+        "SlowDownException",
+        400,
+        "slow_down",
+    );
+    let mut alice = Browser::new(&base);
+    let page = alice
+        .sign_in_via(&format!("/device?user_code={user_code}"), "alice")
+        .await;
+    let approved = decide(&mut alice, &page, "approve").await;
+    assert!(
+        approved.body.contains("Device approved"),
+        "{}",
+        approved.body
+    );
+    let approved_at = std::time::Instant::now();
+    let (status, _, tokens) = poll(&base, &client, &device_code).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(tokens["accessToken"].as_str().is_some());
+    assert!(approved_at.elapsed() < std::time::Duration::from_secs(1));
+
+    // A second device: two polls, approval, and the CLI's back-to-back pair.
+    let (device_code, user_code) = start_device(&base, &client).await;
+    for _ in 0..2 {
+        assert_eq!(poll(&base, &client, &device_code).await.0, 400);
+    }
+    // The slots free themselves after the interval: polling once a second goes on.
+    tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+    for _ in 0..2 {
+        assert_oidc_error(
+            &poll(&base, &client, &device_code).await,
+            "AuthorizationPendingException",
+            400,
+            "authorization_pending",
+        );
+    }
+    let page = alice.get(&format!("/device?user_code={user_code}")).await;
+    decide(&mut alice, &page, "approve").await;
+    let (status, _, tokens) = poll(&base, &client, &device_code).await;
+    assert_eq!(status, 200, "{tokens}");
+}
+
+/// Issue 15 item 6: a GET (any site can make the person's browser send one) must not
+/// spend the person's device-approval attempts.
+async fn sso_device_links_never_spend_approval_attempts(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let client = register(&base, "links-test").await;
+    let (device_code, user_code) = start_device(&base, &client).await;
+    let mut alice = Browser::new(&base);
+    let entry = alice.sign_in_via("/device", "alice").await;
+    let csrf = hidden(&entry.body, "csrf");
+    // Six navigations with wrong codes, as another site's links would make them (the
+    // session cookie is SameSite=Lax, so a top-level cross-site GET carries it).
+    for code in [
+        "BBBB-BBBB",
+        "CCCC-CCCC",
+        "DDDD-DDDD",
+        "FFFF-FFFF",
+        "GGGG-GGGG",
+        "HHHH-HHHH",
+    ] {
+        let page = alice.get(&format!("/device?user_code={code}")).await;
+        assert!(matches!(page.status, 200 | 404), "{}", page.body);
+        assert!(!page.body.contains("id=\"approve\""));
+        assert!(!page.body.contains("Too many wrong codes"), "{}", page.body);
+    }
+    // alice's own POST with the right code still approves.
+    let approved = alice
+        .post(
+            "/device",
+            &[
+                ("csrf", csrf.as_str()),
+                ("user_code", user_code.as_str()),
+                ("confirmed_code", user_code.as_str()),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    assert!(
+        approved.body.contains("Device approved"),
+        "{}",
+        approved.body
+    );
+    let (status, _, tokens) = poll(&base, &client, &device_code).await;
+    assert_eq!(status, 200, "{tokens}");
+}
+
+/// Issue 15 item 8: presenting a rotated refresh token again (OAuth 2.0 Security BCP
+/// §4.14.2) ends the whole login: the newer refresh token and the access tokens,
+/// through boto3's sso-oidc client.
+async fn sso_replayed_refresh_token_ends_the_whole_login(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let (client, tokens, _) = signed_in_device(&base, "alice").await;
+    let home = aws_home();
+    let home = home.path();
+    let refresh_with = |token: &str| {
+        boto3_call(
+            home,
+            &base,
+            &json!({"service": "sso-oidc", "operation": "create_token",
+                    "clientId": client.id, "clientSecret": client.secret,
+                    "grantType": "refresh_token", "refreshToken": token}),
+        )
+    };
+    let first_refresh = tokens["refreshToken"].as_str().unwrap();
+    let renewed = refresh_with(first_refresh);
+    let renewed = &renewed["ok"];
+    let new_access = renewed["accessToken"].as_str().unwrap();
+    let new_refresh = renewed["refreshToken"].as_str().unwrap();
+    assert_ne!(new_refresh, first_refresh, "rotated");
+    let accounts = |token: &str| {
+        boto3_call(
+            home,
+            &base,
+            &json!({"service": "sso", "operation": "list_accounts", "accessToken": token}),
+        )
+    };
+    assert!(accounts(new_access)["ok"]["accountList"].is_array());
+    assert!(accounts(tokens["accessToken"].as_str().unwrap())["ok"].is_object());
+
+    // The old refresh token again: refused, and the login it belongs to ends.
+    let replayed = refresh_with(first_refresh);
+    assert_eq!(replayed["error"], "InvalidGrantException", "{replayed}");
+    let refused = refresh_with(new_refresh);
+    assert_eq!(refused["error"], "InvalidGrantException", "{refused}");
+    for token in [new_access, tokens["accessToken"].as_str().unwrap()] {
+        assert_eq!(accounts(token)["error"], "UnauthorizedException");
+    }
+    // Another login of the same person goes on.
+    let (_, other, _) = signed_in_device(&base, "alice").await;
+    assert!(accounts(other["accessToken"].as_str().unwrap())["ok"].is_object());
+
+    let audit = db.store.list_audit(200, None).await.unwrap();
+    assert!(audit.iter().any(|e| {
+        e.action == "sso:CreateToken"
+            && e.outcome == Outcome::Failure
+            && e.details["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("has been ended"))
+    }));
+}
+
+// ---------------------------------------------------------------------------------
+// Authorization code + PKCE (the AWS CLI v2's default `aws sso login`)
+
+/// The redirect URI the AWS CLI v2 registers (no port) and the one it then uses.
+const REGISTERED_REDIRECT: &str = "http://127.0.0.1/oauth/callback";
+
+/// A PKCE pair: (verifier, S256 challenge).
+pub(crate) fn pkce() -> (String, String) {
+    use base64::Engine;
+    use sha2::Digest;
+    let verifier = format!("v{}{}", "x".repeat(20), uuid_like());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+fn uuid_like() -> String {
+    let bytes: [u8; 24] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// RegisterClient as the AWS CLI v2 sends it for the auth-code flow, through boto3.
+pub(crate) fn register_auth_code_client(home: &Path, base: &str, name: &str) -> Client {
+    let registered = boto3_call(
+        home,
+        base,
+        &json!({"service": "sso-oidc", "operation": "register_client",
+                "clientName": name, "clientType": "public",
+                "grantTypes": ["authorization_code", "refresh_token"],
+                "redirectUris": [REGISTERED_REDIRECT],
+                "issuerUrl": START_URL, "scopes": ["sso:account:access"]}),
+    );
+    let ok = &registered["ok"];
+    assert!(
+        ok["clientSecretExpiresAt"].as_i64().is_some(),
+        "{registered}"
+    );
+    Client {
+        id: ok["clientId"].as_str().unwrap().to_owned(),
+        secret: ok["clientSecret"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// The `/authorize` path the AWS CLI v2 opens.
+pub(crate) fn authorize_path(
+    client_id: &str,
+    redirect_uri: &str,
+    state: &str,
+    challenge: &str,
+) -> String {
+    format!(
+        "/authorize?response_type=code&client_id={}&redirect_uri={}&state={state}\
+         &code_challenge_method=S256&scopes=sso%3Aaccount%3Aaccess&code_challenge={challenge}",
+        web_client::url_encode(client_id),
+        web_client::url_encode(redirect_uri)
+    )
+}
+
+/// The query parameters of a redirect to the loopback listener.
+fn callback_params(location: &str) -> std::collections::HashMap<String, String> {
+    let url = reqwest::Url::parse(location).unwrap();
+    url.query_pairs().into_owned().collect()
+}
+
+/// Clicks Approve or Deny on an `/authorize` page.
+async fn decide_authorize(browser: &mut Browser, page: &Page, decision: &str) -> Page {
+    let mut form: Vec<(&str, String)> = [
+        "csrf",
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "scopes",
+    ]
+    .into_iter()
+    .map(|name| (name, html_unescape(&hidden(&page.body, name))))
+    .collect();
+    form.push(("decision", decision.to_owned()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    browser.post("/authorize", &form).await
+}
+
+/// Approves the `/authorize` request at `path`: the code sent to the listener.
+async fn approved_code(browser: &mut Browser, path: &str) -> String {
+    let page = browser.get(path).await;
+    let approved = decide_authorize(browser, &page, "approve").await;
+    assert_eq!(approved.status, 302, "{}", approved.body);
+    callback_params(&approved.location.unwrap())["code"].clone()
+}
+
+pub(crate) fn create_token_with_code(
+    home: &Path,
+    base: &str,
+    client: &Client,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+) -> Value {
+    boto3_call(
+        home,
+        base,
+        &json!({"service": "sso-oidc", "operation": "create_token",
+                "clientId": client.id, "clientSecret": client.secret,
+                "grantType": "authorization_code", "code": code,
+                "redirectUri": redirect_uri, "codeVerifier": verifier}),
+    )
+}
+
+/// Issue 9: RegisterClient with the auth-code grant and a loopback redirect URI,
+/// `/authorize` through the portal sign-in (the request survives it), Approve, the
+/// redirect to the loopback listener with code and state, CreateToken with the code
+/// and verifier: tokens exactly like the device grant's (they list accounts, refresh).
+async fn sso_authorization_code_with_pkce_through_boto3(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let home = aws_home();
+    let home = home.path();
+    let client = register_auth_code_client(home, &base, "botocore-client-corp");
+    let (verifier, challenge) = pkce();
+    let redirect_uri = "http://127.0.0.1:44295/oauth/callback";
+    let path = authorize_path(&client.id, redirect_uri, "st-1", &challenge);
+
+    let mut alice = Browser::new(&base);
+    let page = alice.sign_in_via(&path, "alice").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("botocore-client-corp"), "{}", page.body);
+    assert!(
+        page.body.contains("id=\"device-client-id\">rgc-"),
+        "{}",
+        page.body
+    );
+    // The approval's redirect to the listener is allowed by this page's CSP only.
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("form-action 'self' http://127.0.0.1:44295;"),
+        "{csp}"
+    );
+    let approved = decide_authorize(&mut alice, &page, "approve").await;
+    assert_eq!(approved.status, 302, "{}", approved.body);
+    let location = approved.location.unwrap();
+    assert!(
+        location.starts_with("http://127.0.0.1:44295/oauth/callback?"),
+        "{location}"
+    );
+    let params = callback_params(&location);
+    assert_eq!(params["state"], "st-1");
+    let code = &params["code"];
+
+    let tokens = create_token_with_code(home, &base, &client, code, redirect_uri, &verifier);
+    let tokens = &tokens["ok"];
+    assert_eq!(tokens["tokenType"], "Bearer", "{tokens}");
+    let access = tokens["accessToken"].as_str().unwrap();
+    let accounts = boto3_call(
+        home,
+        &base,
+        &json!({"service": "sso", "operation": "list_accounts", "accessToken": access}),
+    );
+    assert!(
+        accounts["ok"]["accountList"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{accounts}"
+    );
+    // The refresh token renews as the device grant's does.
+    let (status, _, renewed) =
+        refresh(&base, &client, tokens["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{renewed}");
+    // The code is single-use; presented again, it ends the login it started (RFC
+    // 6749 §4.1.2): its tokens stop working.
+    let again = create_token_with_code(home, &base, &client, code, redirect_uri, &verifier);
+    assert_eq!(again["error"], "InvalidGrantException", "{again}");
+    let after = boto3_call(
+        home,
+        &base,
+        &json!({"service": "sso", "operation": "list_accounts",
+                "accessToken": renewed["accessToken"]}),
+    );
+    assert_eq!(after["error"], "UnauthorizedException", "{after}");
+    let (status, _, _) = refresh(&base, &client, renewed["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(status, 400);
+
+    // Also [::1] and localhost, on any port, when registered so.
+    let (status, _, body) = oidc(
+        &base,
+        "/client/register",
+        &json!({"clientName": "v6", "clientType": "public",
+                "grantTypes": ["authorization_code"],
+                "redirectUris": ["http://[::1]/cb", "http://localhost/cb"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v6 = body["clientId"].as_str().unwrap();
+    for uri in ["http://[::1]:5000/cb", "http://localhost:5001/cb"] {
+        let page = alice.get(&authorize_path(v6, uri, "s", &challenge)).await;
+        assert_eq!(page.status, 200, "{uri}: {}", page.body);
+    }
+
+    let audit = db.store.list_audit(200, None).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "sso:Authorize"
+        && e.outcome == Outcome::Success
+        && e.actor == "alice"));
+    assert!(audit.iter().any(|e| e.action == "sso:CreateToken"
+        && e.outcome == Outcome::Success
+        && e.details["grant_type"] == "authorization_code"));
+    let rendered = serde_json::to_string(&audit).unwrap();
+    assert!(
+        !rendered.contains(code.as_str()),
+        "codes stay out of the audit log"
+    );
+}
+
+/// Issue 9, bad input: an unknown client or a redirect URI it did not register (or
+/// not loopback) gets an error page, never a redirect; missing or `plain` PKCE, a
+/// wrong response type or scope, and Deny go back to the client with the RFC 6749
+/// §4.1.2.1 error; CreateToken refuses a reused code, another client, a wrong
+/// verifier or redirect URI with InvalidGrantException. Each refusal is audited and
+/// none yields a token.
+async fn sso_authorization_code_refusals(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state);
+    let home = aws_home();
+    let home = home.path();
+    let client = register_auth_code_client(home, &base, "refusal-client");
+    let other = register_auth_code_client(home, &base, "other-client");
+    let device_client = register(&base, "device-only").await;
+    let (verifier, challenge) = pkce();
+    let redirect_uri = "http://127.0.0.1:50000/oauth/callback";
+    let mut alice = Browser::new(&base);
+    alice
+        .sign_in_via(
+            &authorize_path(&client.id, redirect_uri, "s", &challenge),
+            "alice",
+        )
+        .await;
+
+    // RegisterClient: an auth-code client needs loopback redirect URIs, and no more
+    // of them than its client id can carry.
+    let long: Vec<String> = (0..10)
+        .map(|i| format!("http://127.0.0.1/{i}/{}", "p".repeat(480)))
+        .collect();
+    for uris in [
+        json!([]),
+        json!(["https://app.example/cb"]),
+        json!(["http://10.0.0.1/cb"]),
+        json!(long),
+    ] {
+        assert_oidc_error(
+            &oidc(
+                &base,
+                "/client/register",
+                &json!({"clientName": "x", "clientType": "public",
+                        "grantTypes": ["authorization_code"], "redirectUris": uris}),
+            )
+            .await,
+            "InvalidRedirectUriException",
+            400,
+            "invalid_redirect_uri",
+        );
+    }
+
+    // Error pages, never a redirect.
+    let mut tampered = client.id.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    for (client_id, uri) in [
+        ("rgc-unknown", redirect_uri),
+        (tampered.as_str(), redirect_uri),
+        (device_client.id.as_str(), redirect_uri),
+        (
+            client.id.as_str(),
+            "http://evil.example:50000/oauth/callback",
+        ),
+        (client.id.as_str(), "https://127.0.0.1:50000/oauth/callback"),
+        (client.id.as_str(), "http://127.0.0.1:50000/elsewhere"),
+        (client.id.as_str(), "http://localhost:50000/oauth/callback"),
+    ] {
+        let page = alice
+            .get(&authorize_path(client_id, uri, "s", &challenge))
+            .await;
+        assert_eq!(page.status, 400, "{client_id} {uri}: {}", page.body);
+        assert!(page.location.is_none());
+        assert!(page.body.contains("not valid"), "{}", page.body);
+        assert!(!page.body.contains("id=\"approve\""));
+    }
+    let page = alice.get("/authorize?response_type=code").await;
+    assert_eq!(page.status, 400);
+
+    // Errors at the client's redirect URI, with its state.
+    let good = authorize_path(&client.id, redirect_uri, "s1", &challenge);
+    for (path, error) in [
+        (
+            good.replace("&code_challenge_method=S256", ""),
+            "invalid_request",
+        ),
+        (
+            good.replace("code_challenge_method=S256", "code_challenge_method=plain"),
+            "invalid_request",
+        ),
+        (
+            good.replace(&format!("&code_challenge={challenge}"), ""),
+            "invalid_request",
+        ),
+        (
+            good.replace("response_type=code", "response_type=token"),
+            "unsupported_response_type",
+        ),
+        (good.replace("response_type=code&", ""), "invalid_request"),
+        (
+            good.replace("sso%3Aaccount%3Aaccess", "admin%3Aall"),
+            "invalid_scope",
+        ),
+    ] {
+        let page = alice.get(&path).await;
+        assert_eq!(page.status, 302, "{path}: {}", page.body);
+        let location = page.location.unwrap();
+        assert!(location.starts_with(redirect_uri), "{location}");
+        let params = callback_params(&location);
+        assert_eq!(params["error"], error, "{path}");
+        assert_eq!(params["state"], "s1");
+        assert!(!params.contains_key("code"));
+    }
+
+    // Deny: access_denied at the client.
+    let page = alice.get(&good).await;
+    let denied = decide_authorize(&mut alice, &page, "deny").await;
+    assert_eq!(denied.status, 302);
+    let params = callback_params(&denied.location.unwrap());
+    assert_eq!(params["error"], "access_denied");
+    assert!(!params.contains_key("code"));
+    // A form without the session's CSRF token: refused, no redirect.
+    let forged = alice
+        .post(
+            "/authorize",
+            &[
+                ("response_type", "code"),
+                ("client_id", client.id.as_str()),
+                ("redirect_uri", redirect_uri),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+
+    // CreateToken refusals.
+    let token_error = |answer: Value, exception: &str| {
+        assert_eq!(answer["error"], exception, "{answer}");
+        assert!(answer.get("ok").is_none());
+    };
+    let code = approved_code(&mut alice, &good).await;
+    token_error(
+        create_token_with_code(home, &base, &other, &code, redirect_uri, &verifier),
+        "InvalidGrantException",
+    );
+    // The code is spent by that attempt: its own client cannot use it now either.
+    token_error(
+        create_token_with_code(home, &base, &client, &code, redirect_uri, &verifier),
+        "InvalidGrantException",
+    );
+    let code = approved_code(&mut alice, &good).await;
+    let (wrong_verifier, _) = pkce();
+    token_error(
+        create_token_with_code(home, &base, &client, &code, redirect_uri, &wrong_verifier),
+        "InvalidGrantException",
+    );
+    let code = approved_code(&mut alice, &good).await;
+    token_error(
+        create_token_with_code(
+            home,
+            &base,
+            &client,
+            &code,
+            "http://127.0.0.1:50001/oauth/callback",
+            &verifier,
+        ),
+        "InvalidGrantException",
+    );
+    token_error(
+        create_token_with_code(
+            home,
+            &base,
+            &client,
+            "rgac-made-up",
+            redirect_uri,
+            &verifier,
+        ),
+        "InvalidGrantException",
+    );
+    let (status, kind, body) = oidc(
+        &base,
+        "/token",
+        &json!({"clientId": client.id, "clientSecret": client.secret,
+                "grantType": "authorization_code", "code": approved_code(&mut alice, &good).await,
+                "redirectUri": redirect_uri}),
+    )
+    .await;
+    assert_oidc_error(
+        &(status, kind, body),
+        "InvalidRequestException",
+        400,
+        "invalid_request",
+    );
+
+    let audit = db.store.list_audit(300, None).await.unwrap();
+    let refused = |reason: &str| {
+        audit.iter().any(|e| {
+            e.action == "sso:Authorize"
+                && e.outcome == Outcome::Failure
+                && e.details.to_string().contains(reason)
+        })
+    };
+    assert!(refused("unknown or expired client"));
+    assert!(refused(
+        "redirect_uri is not a loopback URI registered by the client"
+    ));
+    assert!(refused("invalid_request"));
+    assert!(refused("unsupported_response_type"));
+    assert!(refused("invalid_scope"));
+    assert!(audit.iter().any(|e| e.action == "sso:Authorize"
+        && e.outcome == Outcome::Denied
+        && e.details["error"] == "access_denied"));
+    let token_failures = audit
+        .iter()
+        .filter(|e| {
+            e.action == "sso:CreateToken"
+                && e.outcome == Outcome::Failure
+                && e.details["grant_type"] == "authorization_code"
+        })
+        .count();
+    assert!(token_failures >= 6, "{token_failures}");
+    assert!(!audit.iter().any(|e| e.action == "sso:CreateToken"
+        && e.outcome == Outcome::Success
+        && e.details["grant_type"] == "authorization_code"));
+}
+
+/// Issue 9: the AWS CLI v2 (2.35.13 and later) sends `HEAD <start URL>` and accepts
+/// exactly one redirect to an https URL on an AWS-owned host, which it never
+/// contacts and then sends as `startUrl` / `issuerUrl`. `HEAD /start` answers that
+/// redirect with `sso.aws_start_url`; GET stays the portal; SSO-OIDC accepts the
+/// identifier; the access-keys page writes it (this server is http).
+async fn sso_start_url_resolves_to_the_aws_shaped_identifier(db: TestStore) {
+    const CONFIGURED: &str = "https://d-9067000000.awsapps.com/start";
+    let state = seeded(&db).await.with_sso(rolegate::web::SsoSettings {
+        aws_start_url: CONFIGURED.into(),
+    });
+    let base = spawn_state(state);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let head = http.head(format!("{base}/start")).send().await.unwrap();
+    assert_eq!(head.status(), 302);
+    assert_eq!(head.headers()["location"], CONFIGURED);
+    let get = http.get(format!("{base}/start")).send().await.unwrap();
+    assert_eq!(get.status(), 303, "GET is the portal (sign-in first)");
+    assert!(
+        get.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/signin")
+    );
+
+    let (status, _, body) = oidc(
+        &base,
+        "/client/register",
+        &json!({"clientName": "botocore-client-corp", "clientType": "public",
+                "grantTypes": ["authorization_code", "refresh_token"],
+                "redirectUris": [REGISTERED_REDIRECT], "issuerUrl": CONFIGURED,
+                "scopes": ["sso:account:access"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let client = register(&base, "device").await;
+    let (status, _, body) = oidc(
+        &base,
+        "/device_authorization",
+        &json!({"clientId": client.id, "clientSecret": client.secret, "startUrl": CONFIGURED}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut alice = Browser::new(&base);
+    alice.sign_in("alice", password_of("alice"), "/start").await;
+    let start = alice.get("/start").await;
+    let keys = alice
+        .post(
+            "/start/credentials",
+            &[
+                ("csrf", hidden(&start.body, "csrf").as_str()),
+                ("account", seed::DEMO_ACCOUNT_ID),
+                ("role", "Developer"),
+            ],
+        )
+        .await;
+    assert_eq!(keys.status, 200, "{}", keys.body);
+    assert!(
+        keys.body.contains(&format!("sso_start_url = {CONFIGURED}")),
+        "{}",
+        keys.body
+    );
+    assert!(keys.body.contains("[profile rolegate]"), "{}", keys.body);
 }
