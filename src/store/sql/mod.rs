@@ -1,0 +1,162 @@
+//! One body of SQL serving both backends. Queries use `$n` placeholders, which
+//! PostgreSQL and (through sqlx) SQLite both accept; the two migration trees define
+//! the same schema. Each aggregate has one file holding its trait (a part of
+//! [`Store`]), its row types and a macro that implements the trait for
+//! `SqlStore<Sqlite>` and `SqlStore<Postgres>`; a new aggregate is one new file.
+//! This file holds what they share: the store itself, the write-transaction opener,
+//! the clock and id source, and the classification of database errors (with sqlx's
+//! backend-neutral `ErrorKind`).
+
+mod accounts;
+mod audit;
+mod directory;
+mod holders;
+mod iam_users;
+mod policies;
+mod roles;
+mod sts;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::error::ErrorKind;
+use sqlx::{Database, Pool, Postgres, Sqlite, Transaction};
+
+use super::{Backend, Store, StoreError, StoreResult};
+use crate::iam::{IdKind, Partition, ValidationError, new_unique_id};
+use crate::policy::{ParseOptions, Policy, PolicyKind};
+
+pub use accounts::AccountStore;
+pub use audit::AuditStore;
+pub use directory::DirectoryStore;
+pub use iam_users::IamUserStore;
+pub use policies::{PolicyScope, PolicyStore};
+pub use roles::RoleStore;
+pub use sts::StsKeyStore;
+
+pub struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+    partition: Partition,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    pub fn new(pool: Pool<DB>, partition: Partition) -> Self {
+        Self { pool, partition }
+    }
+}
+
+// SQLite: writing transactions take the write lock up front (`BEGIN IMMEDIATE`), so
+// they wait (busy_timeout) for another writer instead of failing with SQLITE_BUSY
+// when a deferred transaction that has already read tries to upgrade.
+impl SqlStore<Sqlite> {
+    /// Opens a transaction that will write.
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl SqlStore<Postgres> {
+    /// Opens a transaction that will write.
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Postgres>> {
+        self.pool.begin_with("BEGIN").await
+    }
+}
+
+macro_rules! impl_store {
+    ($db:ty, $backend:expr) => {
+        #[async_trait]
+        impl Store for SqlStore<$db> {
+            fn backend(&self) -> Backend {
+                $backend
+            }
+
+            fn partition(&self) -> &Partition {
+                &self.partition
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_store!(Sqlite, Backend::Sqlite);
+impl_store!(Postgres, Backend::Postgres);
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+fn new_id(kind: IdKind) -> String {
+    new_unique_id(kind, &mut rand::rng())
+}
+
+/// The constraint a database error broke, if any.
+fn violated(error: &sqlx::Error) -> Option<ErrorKind> {
+    match error {
+        // SQLite reports `ON DELETE RESTRICT` as SQLITE_CONSTRAINT_TRIGGER (1811),
+        // which sqlx does not classify; its message is the same as a plain FK error.
+        sqlx::Error::Database(db)
+            if matches!(db.kind(), ErrorKind::Other)
+                && db.message().contains("FOREIGN KEY constraint failed") =>
+        {
+            Some(ErrorKind::ForeignKeyViolation)
+        }
+        sqlx::Error::Database(db) => Some(db.kind()),
+        _ => None,
+    }
+}
+
+/// Maps a write error: a unique violation means the entity exists, a foreign-key
+/// violation means something it refers to does not (`missing`).
+fn write_error(error: sqlx::Error, entity: &'static str, key: &str, missing: &str) -> StoreError {
+    match violated(&error) {
+        Some(ErrorKind::UniqueViolation) => StoreError::AlreadyExists {
+            entity,
+            key: key.to_owned(),
+        },
+        Some(ErrorKind::ForeignKeyViolation) => StoreError::NotFound {
+            entity: "referenced entity",
+            key: missing.to_owned(),
+        },
+        Some(ErrorKind::CheckViolation) => StoreError::Invalid(ValidationError::new(
+            entity,
+            format!("{entity} {key} breaks a database constraint: {error}"),
+        )),
+        _ => StoreError::Backend(error),
+    }
+}
+
+/// Maps a delete error: a foreign-key violation means something still uses the entity.
+fn delete_error(error: sqlx::Error, what: &str) -> StoreError {
+    match violated(&error) {
+        Some(ErrorKind::ForeignKeyViolation) => {
+            StoreError::Conflict(format!("Cannot delete {what}: it is still in use."))
+        }
+        _ => StoreError::Backend(error),
+    }
+}
+
+fn not_found(entity: &'static str, key: impl Into<String>) -> StoreError {
+    StoreError::NotFound {
+        entity,
+        key: key.into(),
+    }
+}
+
+/// Parses a document before it is stored, so nothing invalid is ever written.
+fn check_document(document: &str, kind: PolicyKind, customer: bool, what: &str) -> StoreResult<()> {
+    Policy::parse(
+        document,
+        ParseOptions {
+            kind,
+            enforce_customer_size_limit: customer,
+        },
+    )
+    .map(|_| ())
+    .map_err(|error| StoreError::MalformedPolicy {
+        what: what.to_owned(),
+        error,
+    })
+}
