@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -76,9 +75,9 @@ pub enum Backend {
 
 /// The IAM model's persistence. Every method is one transaction.
 ///
-/// The methods live in one trait per aggregate (each declared beside its SQL in
-/// `sql/`); `Store` joins them, so a `&dyn Store` offers them all and callers need
-/// only `Store` in scope.
+/// The methods live in one trait per aggregate, each declared beside its SQL in
+/// `sql/`; `Store` joins them, so a `&dyn Store` offers every method without the
+/// aggregate traits being imported. A new aggregate adds its trait here.
 #[async_trait]
 pub trait Store:
     AccountStore

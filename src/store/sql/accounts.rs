@@ -9,6 +9,7 @@ use super::{SqlStore, delete_error, not_found, now, write_error};
 use crate::iam::{AccountId, ValidationError};
 use crate::store::{Account, ConsoleDestination, StoreResult};
 
+/// Accounts and their console-destination allow-lists (part of [`Store`](crate::store::Store)).
 #[async_trait]
 pub trait AccountStore: Send + Sync {
     async fn create_account(&self, id: &AccountId, name: &str) -> StoreResult<Account>;

@@ -8,6 +8,7 @@ use sqlx::{Postgres, Sqlite};
 use super::SqlStore;
 use crate::store::{AuditEvent, AuditRecord, StoreResult};
 
+/// The audit log (part of [`Store`](crate::store::Store)).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Appends to the audit log (which the database itself keeps append-only).

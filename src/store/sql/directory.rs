@@ -13,6 +13,7 @@ use crate::store::{
     User,
 };
 
+/// Identity sources, directory users and groups (part of [`Store`](crate::store::Store)).
 #[async_trait]
 pub trait DirectoryStore: Send + Sync {
     async fn create_identity_source(&self, new: &NewIdentitySource) -> StoreResult<IdentitySource>;

@@ -85,6 +85,23 @@ macro_rules! impl_policy_holders {
                 Ok(documents)
             }
 
+            /// Gives a new holder its inline policies, then its attachments.
+            pub(super) async fn hold_policies(
+                &self,
+                conn: &mut <$db as Database>::Connection,
+                holder: (PolicyHolder, &str),
+                inline: &[(PolicyName, String)],
+                attached: &[String],
+            ) -> StoreResult<()> {
+                for (name, document) in inline {
+                    self.upsert_inline(&mut *conn, holder, name, document).await?;
+                }
+                for arn in attached {
+                    self.attach(&mut *conn, holder, arn).await?;
+                }
+                Ok(())
+            }
+
             pub(super) async fn attach(
                 &self,
                 conn: &mut <$db as Database>::Connection,

@@ -2,6 +2,7 @@
 //! their access keys (at most two, secrets sealed before they get here).
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{Database, Postgres, Sqlite};
 
@@ -11,8 +12,8 @@ use crate::iam::{AccountId, IamPath, IdKind, Partition, Tags, UserName};
 use crate::store::{
     AccessKeyRecord, AccessKeyStatus, IamUser, NewIamUser, StoreError, StoreResult, UserPermissions,
 };
-use chrono::{DateTime, Utc};
 
+/// IAM users, their identity policies and access keys (part of [`Store`](crate::store::Store)).
 #[async_trait]
 pub trait IamUserStore: Send + Sync {
     async fn create_iam_user(&self, new: &NewIamUser) -> StoreResult<IamUser>;
@@ -146,13 +147,13 @@ macro_rules! impl_iam_user_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| write_error(e, "user", new.name.as_str(), &format!("account {}", new.account_id)))?;
-                let holder = (PolicyHolder::IamUser, user_id.as_str());
-                for (name, document) in &new.inline_policies {
-                    self.upsert_inline(&mut tx, holder, name, document).await?;
-                }
-                for arn in &new.attached_policies {
-                    self.attach(&mut tx, holder, arn).await?;
-                }
+                self.hold_policies(
+                    &mut tx,
+                    (PolicyHolder::IamUser, &user_id),
+                    &new.inline_policies,
+                    &new.attached_policies,
+                )
+                .await?;
                 let user = self.iam_user_row(&mut tx, &new.account_id, &new.name).await?;
                 tx.commit().await?;
                 Ok(user)

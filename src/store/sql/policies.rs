@@ -19,6 +19,7 @@ pub enum PolicyScope<'a> {
     Account(&'a AccountId),
 }
 
+/// Managed policies and their versions (part of [`Store`](crate::store::Store)).
 #[async_trait]
 pub trait PolicyStore: Send + Sync {
     /// Creates the policy and its version `v1` as the default.
@@ -119,6 +120,21 @@ macro_rules! impl_policy_store {
                     .fetch_optional(&mut *conn)
                     .await?
                     .ok_or_else(|| not_found("policy", arn))
+            }
+
+            /// The document of the policy's default version.
+            pub(super) async fn default_document(
+                &self,
+                conn: &mut <$db as Database>::Connection,
+                policy: &PolicyRow,
+            ) -> StoreResult<String> {
+                Ok(sqlx::query_scalar(
+                    "SELECT document FROM policy_versions WHERE policy_id = $1 AND version_id = $2",
+                )
+                .bind(&policy.id)
+                .bind(&policy.default_version_id)
+                .fetch_one(&mut *conn)
+                .await?)
             }
 
             async fn versions(
@@ -366,13 +382,7 @@ macro_rules! impl_policy_store {
             async fn policy_document(&self, arn: &str) -> StoreResult<String> {
                 let mut conn = self.pool.acquire().await?;
                 let policy = self.policy_row(&mut conn, arn).await?;
-                Ok(sqlx::query_scalar(
-                    "SELECT document FROM policy_versions WHERE policy_id = $1 AND version_id = $2",
-                )
-                .bind(&policy.id)
-                .bind(&policy.default_version_id)
-                .fetch_one(&mut *conn)
-                .await?)
+                self.default_document(&mut conn, &policy).await
             }
         }
     };

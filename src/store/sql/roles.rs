@@ -19,6 +19,7 @@ use crate::store::{
     StoreError, StoreResult,
 };
 
+/// Roles and the policies they hold (part of [`Store`](crate::store::Store)).
 #[async_trait]
 pub trait RoleStore: Send + Sync {
     /// Creates the role with its inline policies and attachments, all or nothing.
@@ -207,12 +208,13 @@ macro_rules! impl_role_store {
                         &format!("account {}", new.account_id),
                     )
                 })?;
-                for (name, document) in &new.inline_policies {
-                    self.upsert_inline(&mut tx, (PolicyHolder::Role, &role_id), name, document).await?;
-                }
-                for arn in &new.attached_policies {
-                    self.attach(&mut tx, (PolicyHolder::Role, &role_id), arn).await?;
-                }
+                self.hold_policies(
+                    &mut tx,
+                    (PolicyHolder::Role, &role_id),
+                    &new.inline_policies,
+                    &new.attached_policies,
+                )
+                .await?;
                 let role = self.role_row(&mut tx, &new.account_id, &new.name).await?;
                 tx.commit().await?;
                 Ok(role)
@@ -444,17 +446,9 @@ macro_rules! impl_role_store {
                 let permissions_boundary = match &role.permissions_boundary_arn {
                     Some(arn) => {
                         let policy = self.policy_row(&mut tx, arn).await?;
-                        let document: String = sqlx::query_scalar(
-                            "SELECT document FROM policy_versions \
-                             WHERE policy_id = $1 AND version_id = $2",
-                        )
-                        .bind(&policy.id)
-                        .bind(&policy.default_version_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
                         Some(NamedDocument {
                             source: arn.clone(),
-                            document,
+                            document: self.default_document(&mut tx, &policy).await?,
                         })
                     }
                     None => None,

@@ -11,6 +11,7 @@ use super::{SqlStore, new_id, not_found, now, write_error};
 use crate::iam::{AccountId, IdKind, Partition, ValidationError};
 use crate::store::{NewOidcProvider, OidcProvider, StoreResult, TokenKeyRecord};
 
+/// Token-signing keys and OIDC providers (part of [`Store`](crate::store::Store)).
 #[async_trait]
 pub trait StsKeyStore: Send + Sync {
     async fn list_token_keys(&self) -> StoreResult<Vec<TokenKeyRecord>>;
