@@ -1580,11 +1580,7 @@ async fn device_decision(
         Decision::Approved {
             identity: session.identity.clone(),
             // Tokens live no longer than the portal sign-in that approved them.
-            signed_in_at: if session.signed_in_at > 0 {
-                session.signed_in_at.min(now)
-            } else {
-                now
-            },
+            signed_in_at: session.sign_in_time(now),
             valid_from_ms: session.valid_from_ms,
         }
     } else {

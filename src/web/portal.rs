@@ -87,6 +87,19 @@ pub(crate) struct PortalSession {
     pub(crate) valid_from_ms: i64,
 }
 
+impl PortalSession {
+    /// When the person signed in (Unix seconds), never later than `now`: a terminal
+    /// sign-in approved from this session lives no longer than it. Sessions stored
+    /// before the field existed count from `now`.
+    pub(crate) fn sign_in_time(&self, now: i64) -> i64 {
+        if self.signed_in_at > 0 {
+            self.signed_in_at.min(now)
+        } else {
+            now
+        }
+    }
+}
+
 pub(crate) fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
     URL_SAFE_NO_PAD.encode(bytes)
