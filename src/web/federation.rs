@@ -36,12 +36,12 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
+use super::audit::{audit, audit_anonymous};
 use super::aws_json::{RateLimit, client_network};
-use super::portal::{
-    audit, audit_anonymous, error_page, html, issue_for_session, random_token, redirect,
-    safe_return_to, same, session, signed_in_form,
-};
+use super::page::{error_page, html, random_token, redirect, safe_return_to, same};
+use super::portal::issue_for_session;
 use super::request_info;
+use super::session::{session, signed_in_form};
 use crate::iam::{AccountId, RoleName};
 use crate::policy::{ParseOptions, Policy, PolicyKind, PolicySource};
 use crate::store::{ConsoleDestination, Outcome};

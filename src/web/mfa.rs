@@ -19,11 +19,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
+use super::audit::audit;
 use super::aws_json::client_network;
-use super::portal::{
-    PortalSession, audit, cookie, end_other_sessions, error_page, html, random_token, redirect,
-    safe_return_to, same, session, signed_in_form, start_session,
-};
+use super::page::{cookie, error_page, html, random_token, redirect, safe_return_to, same};
+use super::session::{PortalSession, end_other_sessions, session, signed_in_form, start_session};
 use crate::iam::UserName;
 use crate::idp::directory::SignInError;
 use crate::idp::totp::{self, TotpSecret};
@@ -567,7 +566,7 @@ async fn directory_form(
     action: &str,
 ) -> Result<(String, PortalSession, UserName), HttpResponse> {
     let session = signed_in_form(state, request, &form.csrf, action, DIRECTORY_SOURCE_ID).await?;
-    let Some((id, _)) = super::portal::session(state, request).await else {
+    let Some((id, _)) = super::session::session(state, request).await else {
         return Err(redirect("/signin?return_to=/account/mfa"));
     };
     if session.identity.source_id != DIRECTORY_SOURCE_ID {

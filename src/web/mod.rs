@@ -2,6 +2,7 @@
 //! the store, and results back to each surface's wire format.
 
 mod assets;
+mod audit;
 mod authorize;
 mod aws_json;
 mod federation;
@@ -9,8 +10,10 @@ mod health;
 mod mfa;
 mod oauth;
 mod oidc_login;
+mod page;
 mod portal;
 pub mod request_info;
+mod session;
 mod sso_api;
 mod sts_api;
 

@@ -26,12 +26,11 @@ mod authorization_code;
 
 use self::authorization_code::{AUTHORIZATION_CODE_GRANT, CodeExchange, short_client_id};
 use super::AppState;
+use super::audit::audit;
 use super::aws_json::{BodyError, RateLimit, client_network, json_error, json_ok, read_body};
-use super::portal::{
-    PortalSession, audit, ended_by_settings_change, error_page, html, random_token, redirect, same,
-    session, signed_in_form,
-};
+use super::page::{error_page, html, random_token, redirect, same};
 use super::request_info;
+use super::session::{PortalSession, ended_by_settings_change, session, signed_in_form};
 use crate::store::Outcome;
 use crate::sts::portal::PortalIdentity;
 

@@ -11,11 +11,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::portal::{
-    SignInSource, audit_anonymous, cookie, error_page, host_cookie_name, random_token, redirect,
-    safe_return_to, start_session_with,
-};
+use super::audit::audit_anonymous;
+use super::page::{cookie, error_page, host_cookie_name, random_token, redirect, safe_return_to};
 use super::request_info;
+use super::session::start_session_with;
 use crate::idp::oidc::{self, OidcConfig, OidcError};
 use crate::store::{IdentitySource, IdentitySourceKind, Outcome, StoreError};
 
@@ -30,6 +29,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn path_segment(value: &str) -> String {
     utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
+}
+
+/// A federated way to sign in, shown as a link on the sign-in page. A link, not a
+/// form: the CSP's `form-action 'self'` would block a form's redirect to the provider.
+pub(crate) struct SignInSource {
+    /// The local path that starts the sign-in (`return_to` is appended).
+    pub(crate) action: String,
+    pub(crate) name: String,
 }
 
 /// The enabled OIDC sources, as buttons for the sign-in page.

@@ -1,53 +1,39 @@
 //! The login portal: sign in at the built-in directory, see the accounts and roles
-//! your groups grant, get access keys for a role. Sessions live in the cache (shared
-//! by replicas); the cookie holds only an opaque random id.
+//! your groups grant, get access keys for a role, sign out. Sessions themselves are
+//! in `session.rs`, the shared page pieces in `page.rs`, the audit writer in
+//! `audit.rs`.
 
-use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::AppState;
-use super::aws_json::{RateLimit, client_network};
+use super::audit::{audit, audit_anonymous};
+use super::aws_json::client_network;
+use super::oidc_login::SignInSource;
+use super::page::{
+    cookie, error_page, host_cookie_name, html, random_token, redirect, safe_return_to, same,
+};
 use super::request_info;
+use super::session::{
+    PortalSession, end_session, session, session_removal, signed_in_form, start_session,
+};
 use crate::idp::directory::{SignInError, masked_name};
 use crate::seed::DIRECTORY_SOURCE_ID;
-use crate::store::{AuditEvent, Outcome};
+use crate::store::Outcome;
 use crate::sts::portal::PortalIdentity;
 
-const SESSION_COOKIE: &str = "rg_session";
 /// The login CSRF cookie, before any session exists: a random value, which the
 /// sign-in form must answer with its MAC under the server's key (a signed double
 /// submit: a value planted in the cookie is useless without the MAC). Over https the
 /// cookie is `__Host-rg_csrf`, which no other host or path can set.
 const CSRF_COOKIE: &str = "rg_csrf";
 const LOGIN_CSRF_CONTEXT: &str = "login-csrf";
-
-/// Refusals of anonymous requests that one client network may write to the audit
-/// log per window; past it they are logged at debug level only, after one event
-/// saying so, so an anonymous client cannot grow the database at will.
-const ANONYMOUS_AUDIT: RateLimit = RateLimit {
-    name: "audit-anonymous",
-    max: 60,
-    window: std::time::Duration::from_secs(15 * 60),
-};
-
-/// `base` over http; `__Host-base` over https (Secure, path `/`, no domain: the
-/// cookie can be set only by this origin).
-pub(crate) fn host_cookie_name(request: &HttpRequest, base: &'static str) -> String {
-    if request_info::is_https(request) {
-        format!("__Host-{base}")
-    } else {
-        base.to_owned()
-    }
-}
 
 /// The login CSRF cookie's value, if it has the shape this server gives it.
 fn login_csrf_nonce(request: &HttpRequest) -> Option<String> {
@@ -68,299 +54,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/portal.js", web::get().to(js));
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct PortalSession {
-    pub(crate) identity: PortalIdentity,
-    pub(crate) csrf: String,
-    /// The ID token of an OIDC sign-in, for `id_token_hint` at RP-initiated logout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) id_token: Option<String>,
-    /// When the person signed in (Unix seconds): a terminal sign-in approved from
-    /// this session ends when this session would. 0 in sessions stored before.
-    #[serde(default)]
-    pub(crate) signed_in_at: i64,
-    /// Since when (Unix milliseconds) this session stands for the user's current
-    /// sign-in settings: set at sign-in and renewed when this session turns a second
-    /// factor on or off. A session older than the user's
-    /// [`sessions_valid_from_key`] marker is over. 0 in sessions stored before.
-    #[serde(default)]
-    pub(crate) valid_from_ms: i64,
-}
-
-impl PortalSession {
-    /// When the person signed in (Unix seconds), never later than `now`: a terminal
-    /// sign-in approved from this session lives no longer than it. Sessions stored
-    /// before the field existed count from `now`.
-    pub(crate) fn sign_in_time(&self, now: i64) -> i64 {
-        if self.signed_in_at > 0 {
-            self.signed_in_at.min(now)
-        } else {
-            now
-        }
-    }
-}
-
-pub(crate) fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Sessions are stored under a hash of the cookie value, so whoever can read the
-/// cache cannot use what it finds there.
-fn session_key(id: &str) -> String {
-    format!(
-        "portal-session:{}",
-        hex::encode(Sha256::digest(id.as_bytes()))
-    )
-}
-
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-/// Only local paths: never an absolute URL or a scheme-relative `//host`.
-pub(crate) fn safe_return_to(candidate: &str) -> &str {
-    let ok = candidate.starts_with('/')
-        && !candidate.starts_with("//")
-        && !candidate.contains('\\')
-        && !candidate.chars().any(char::is_control);
-    if ok { candidate } else { "/start" }
-}
-
-pub(crate) fn cookie<'c>(request: &HttpRequest, name: &'c str, value: String) -> Cookie<'c> {
-    Cookie::build(name, value)
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(request_info::is_https(request))
-        .finish()
-}
-
-pub(crate) fn html(status: StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(body)
-}
-
-pub(crate) fn redirect(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to))
-        .finish()
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    title: &'a str,
-    message: &'a str,
-    next_href: &'a str,
-    next_label: &'a str,
-}
-
-pub(crate) fn error_page(
-    status: StatusCode,
-    title: &str,
-    message: &str,
-    next_href: &str,
-    next_label: &str,
-) -> HttpResponse {
-    let page = ErrorPage {
-        title,
-        message,
-        next_href,
-        next_label,
-    };
-    html(status, page.render().unwrap_or_else(|_| message.to_owned()))
-}
-
-fn origin(request: &HttpRequest) -> (Option<String>, Option<String>) {
-    (
-        request_info::client_ip(request).map(|ip| ip.to_string()),
-        request
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    )
-}
-
-pub(crate) async fn audit(
-    state: &AppState,
-    request: &HttpRequest,
-    actor: &str,
-    action: &str,
-    target: &str,
-    outcome: Outcome,
-    details: serde_json::Value,
-) {
-    let (source_ip, user_agent) = origin(request);
-    let event = AuditEvent {
-        at: Utc::now(),
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        target: target.to_owned(),
-        outcome,
-        source_ip,
-        user_agent,
-        details,
-    };
-    if let Err(error) = state.store.append_audit(&event).await {
-        tracing::error!(%error, "cannot write audit event");
-    }
-}
-
-/// [`audit`] for a refusal of an anonymous request, within the client network's
-/// [`ANONYMOUS_AUDIT`] budget.
-pub(crate) async fn audit_anonymous(
-    state: &AppState,
-    request: &HttpRequest,
-    actor: &str,
-    action: &str,
-    target: &str,
-    outcome: Outcome,
-    details: serde_json::Value,
-) {
-    let network = client_network(request);
-    // Without the counter the event is written: losing it would be worse.
-    let count: u64 = ANONYMOUS_AUDIT
-        .count(state.cache.as_ref(), &network)
-        .await
-        .unwrap_or_default();
-    if count <= ANONYMOUS_AUDIT.max {
-        audit(state, request, actor, action, target, outcome, details).await;
-    } else if count == ANONYMOUS_AUDIT.max + 1 {
-        audit(
-            state,
-            request,
-            "anonymous",
-            "audit:Suppressed",
-            &network,
-            Outcome::Denied,
-            json!({
-                "reason": "too many refused anonymous requests from this network: further ones are not recorded until the window ends",
-                "window_seconds": ANONYMOUS_AUDIT.window.as_secs(),
-                "last_action": action,
-            }),
-        )
-        .await;
-    } else {
-        tracing::debug!(%network, action, "anonymous refusal not audited (over budget)");
-    }
-}
-
-/// The signed-in session, if the cookie names a live one (not ended by a change of
-/// the user's sign-in settings since, see [`end_other_sessions`]).
-pub(crate) async fn session(
-    state: &AppState,
-    request: &HttpRequest,
-) -> Option<(String, PortalSession)> {
-    let id = request.cookie(SESSION_COOKIE)?.value().to_owned();
-    let key = session_key(&id);
-    let stored = state.cache.get(&key).await.ok()??;
-    let session: PortalSession = serde_json::from_slice(&stored).ok()?;
-    // Unreadable cache: no session (fail closed), as when the session itself is.
-    if ended_by_settings_change(
-        state,
-        &session.identity,
-        session.signed_in_at,
-        session.valid_from_ms,
-    )
-    .await
-    .ok()?
-    {
-        let _ = state.cache.delete(&key).await;
-        return None;
-    }
-    Some((id, session))
-}
-
-/// Whether a sign-in of `identity` that began at `signed_in_at` (Unix seconds) and
-/// stood for the user's sign-in settings since `valid_from_ms` (Unix milliseconds;
-/// 0 if unknown) is over because those settings changed later (a second factor
-/// turned on or off, see [`end_other_sessions`]). Portal sessions and the terminal
-/// sign-ins approved from them (`oauth`) both ask this. An unreadable marker counts
-/// as a change (fail closed); a cache error is the caller's to refuse on.
-pub(crate) async fn ended_by_settings_change(
-    state: &AppState,
-    identity: &PortalIdentity,
-    signed_in_at: i64,
-    valid_from_ms: i64,
-) -> Result<bool, crate::cache::CacheError> {
-    let Some(marker) = state.cache.get(&sessions_valid_from_key(identity)).await? else {
-        return Ok(false);
-    };
-    let valid_from = std::str::from_utf8(&marker)
-        .ok()
-        .and_then(|text| text.parse::<i64>().ok())
-        .unwrap_or(i64::MAX);
-    let since = valid_from_ms.max(signed_in_at.saturating_mul(1000));
-    Ok(since < valid_from)
-}
-
-/// The cache key of the moment (Unix milliseconds) before which every portal
-/// session of this user is over: set when a second factor is turned on or off.
-fn sessions_valid_from_key(identity: &PortalIdentity) -> String {
-    format!(
-        "portal-sessions-valid-from:{}:{}",
-        identity.source_id,
-        identity.user_name.to_lowercase()
-    )
-}
-
-/// After the user's sign-in settings changed (a second factor turned on or off):
-/// ends every other portal session of the user, on every replica, and every
-/// terminal sign-in (SSO access and refresh tokens) approved until now, and renews
-/// this session under a new id (returned as the cookie to set). Its sign-in time,
-/// and so its end, stays as it was.
-pub(crate) async fn end_other_sessions(
-    state: &AppState,
-    request: &HttpRequest,
-    id: &str,
-    mut session: PortalSession,
-) -> Result<Cookie<'static>, crate::cache::CacheError> {
-    let now = Utc::now();
-    let now_ms = now.timestamp_millis();
-    // Sessions live at most the session lifetime; so must the marker.
-    state
-        .cache
-        .put(
-            &sessions_valid_from_key(&session.identity),
-            now_ms.to_string().as_bytes(),
-            state.portal.session_ttl,
-        )
-        .await?;
-    session.valid_from_ms = now_ms;
-    let ttl = i64::try_from(state.portal.session_ttl.as_secs()).unwrap_or(i64::MAX);
-    let left = session
-        .signed_in_at
-        .saturating_add(ttl)
-        .saturating_sub(now.timestamp())
-        .clamp(1, ttl.max(1));
-    let renewed = random_token();
-    let stored = serde_json::to_vec(&session).unwrap_or_default();
-    state
-        .cache
-        .put(
-            &session_key(&renewed),
-            &stored,
-            std::time::Duration::from_secs(left.unsigned_abs()),
-        )
-        .await?;
-    let _ = state.cache.delete(&session_key(id)).await;
-    Ok(cookie(request, SESSION_COOKIE, renewed).into_owned())
-}
-
 async fn root() -> HttpResponse {
     redirect("/start")
-}
-
-/// A federated way to sign in, shown as a link on the sign-in page. A link, not a
-/// form: the CSP's `form-action 'self'` would block a form's redirect to the provider.
-pub(crate) struct SignInSource {
-    /// The local path that starts the sign-in (`return_to` is appended).
-    pub(crate) action: String,
-    pub(crate) name: String,
 }
 
 #[derive(Template)]
@@ -576,69 +271,6 @@ async fn audited_name(state: &AppState, typed: &str) -> String {
     masked_name(typed)
 }
 
-/// Creates a portal session for a signed-in identity (any identity source), audits
-/// the sign-in, sets the session cookie and redirects to `return_to` (local only).
-pub(crate) async fn start_session(
-    state: &AppState,
-    request: &HttpRequest,
-    identity: PortalIdentity,
-    return_to: &str,
-) -> HttpResponse {
-    start_session_with(state, request, identity, return_to, None).await
-}
-
-/// [`start_session`], keeping the OIDC ID token for RP-initiated logout.
-pub(crate) async fn start_session_with(
-    state: &AppState,
-    request: &HttpRequest,
-    identity: PortalIdentity,
-    return_to: &str,
-    id_token: Option<String>,
-) -> HttpResponse {
-    // A new sign-in in this browser replaces the one before: end it, so that its
-    // id (which may have leaked) stops working now rather than when it expires.
-    if let Some(previous) = request.cookie(SESSION_COOKIE) {
-        let _ = state.cache.delete(&session_key(previous.value())).await;
-    }
-    let id = random_token();
-    let session = PortalSession {
-        identity,
-        csrf: random_token(),
-        id_token,
-        signed_in_at: Utc::now().timestamp(),
-        valid_from_ms: Utc::now().timestamp_millis(),
-    };
-    let stored = serde_json::to_vec(&session).unwrap_or_default();
-    if let Err(error) = state
-        .cache
-        .put(&session_key(&id), &stored, state.portal.session_ttl)
-        .await
-    {
-        tracing::error!(%error, "cannot store portal session");
-        return error_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in unavailable",
-            "Your sign-in could not be completed. Please try again shortly.",
-            "/signin",
-            "Sign in",
-        );
-    }
-    let source = session.identity.source_id.clone();
-    audit(
-        state,
-        request,
-        &session.identity.user_name,
-        "portal:SignIn",
-        &source,
-        Outcome::Success,
-        json!({ "groups": session.identity.groups }),
-    )
-    .await;
-    let mut response = redirect(safe_return_to(return_to));
-    let _ = response.add_cookie(&cookie(request, SESSION_COOKIE, id));
-    response
-}
-
 struct AccountView {
     id: String,
     name: String,
@@ -714,40 +346,6 @@ async fn start(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse
         accounts,
     };
     html(StatusCode::OK, page.render().unwrap_or_default())
-}
-
-/// The guard of every state-changing portal form: a live session (else off to
-/// sign-in) and the session's CSRF token (else an audited refusal page).
-pub(crate) async fn signed_in_form(
-    state: &AppState,
-    request: &HttpRequest,
-    csrf: &str,
-    action: &str,
-    target: &str,
-) -> Result<PortalSession, HttpResponse> {
-    let Some((_, session)) = session(state, request).await else {
-        return Err(redirect("/signin?return_to=/start"));
-    };
-    if !same(&session.csrf, csrf) {
-        audit(
-            state,
-            request,
-            &session.identity.user_name,
-            action,
-            target,
-            Outcome::Denied,
-            json!({ "reason": "missing or wrong CSRF token" }),
-        )
-        .await;
-        return Err(error_page(
-            StatusCode::FORBIDDEN,
-            "Request not accepted",
-            "This request did not come from your Rolegate page. Go back to your accounts and try again.",
-            "/start",
-            "Your accounts",
-        ));
-    }
-    Ok(session)
 }
 
 #[derive(Deserialize)]
@@ -916,7 +514,7 @@ async fn logout(
                 "Accounts",
             );
         }
-        let _ = state.cache.delete(&session_key(&id)).await;
+        end_session(&state, &id).await;
         // After an OIDC sign-in, offer RP-initiated logout at the provider when it
         // supports it. A link, not a redirect: the CSP's `form-action 'self'` stops
         // browsers from following this form's redirect to another origin.
@@ -952,9 +550,7 @@ async fn logout(
         ),
         None => redirect("/signin"),
     };
-    let mut gone = cookie(&request, SESSION_COOKIE, String::new());
-    gone.make_removal();
-    let _ = response.add_cookie(&gone);
+    let _ = response.add_cookie(&session_removal(&request));
     response
 }
 

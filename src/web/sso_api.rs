@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::AppState;
+use super::audit::audit;
 use super::aws_json::{empty_ok, json_error, json_ok};
 use super::oauth::{self, TokenRecord};
-use super::portal::audit;
 use crate::store::{Outcome, Role};
 
 pub(super) const BEARER_HEADER: &str = "x-amz-sso_bearer_token";

@@ -28,10 +28,10 @@ use super::{
 };
 use crate::store::Outcome;
 use crate::sts::portal::PortalIdentity;
+use crate::web::audit::audit;
 use crate::web::aws_json::{RateLimit, client_network};
-use crate::web::portal::{
-    PortalSession, audit, error_page, html, random_token, redirect, same, session, signed_in_form,
-};
+use crate::web::page::{error_page, html, random_token, redirect, same};
+use crate::web::session::{PortalSession, session, signed_in_form};
 
 pub(super) const AUTHORIZATION_CODE_GRANT: &str = "authorization_code";
 /// Binds a sealed client id to its purpose.
