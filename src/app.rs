@@ -350,7 +350,7 @@ pub async fn open_configured_store(config: &Config) -> Result<Arc<dyn Store>, St
         .map_err(|error| {
             format!(
                 "cannot use database {}: {error}",
-                store::redact_url(&config.database.url)
+                crate::secrets::redact_url(&config.database.url)
             )
         })
 }

@@ -115,7 +115,7 @@ impl IdentitySourceEntry {
         if !slug_ok {
             return Err("id must be 1 to 64 lower-case letters, digits or '-'".into());
         }
-        if self.id == crate::seed::DIRECTORY_SOURCE_ID {
+        if self.id == crate::idp::directory::DIRECTORY_SOURCE_ID {
             return Err(format!(
                 "id {:?} is the built-in directory's; choose another id",
                 self.id
@@ -176,7 +176,7 @@ impl std::fmt::Debug for CacheConfig {
     // The URL may carry a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CacheConfig")
-            .field("url", &crate::store::redact_url(&self.url))
+            .field("url", &crate::secrets::redact_url(&self.url))
             .field("prefix", &self.prefix)
             .finish()
     }
@@ -239,7 +239,7 @@ impl std::fmt::Debug for DatabaseConfig {
     // The URL may carry a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseConfig")
-            .field("url", &crate::store::redact_url(&self.url))
+            .field("url", &crate::secrets::redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .field("connect_timeout_seconds", &self.connect_timeout_seconds)
             .finish()
@@ -353,7 +353,7 @@ impl Config {
         {
             return Err(ConfigError(format!(
                 "database.url {:?} must start with sqlite: or postgres:",
-                crate::store::redact_url(url)
+                crate::secrets::redact_url(url)
             )));
         }
         if !(1..=3600).contains(&self.sts.max_clock_skew_seconds) {

@@ -328,7 +328,7 @@ async fn migrate(file: Option<PathBuf>) -> Result<ExitCode, String> {
     let store = app::open_configured_store(&config).await?;
     println!(
         "migrations applied to {} ({:?})",
-        rolegate::store::redact_url(&config.database.url),
+        rolegate::secrets::redact_url(&config.database.url),
         store.backend()
     );
     Ok(ExitCode::SUCCESS)

@@ -17,7 +17,8 @@ use crate::store::{
 
 pub const DEMO_ACCOUNT_ID: &str = "123456789012";
 pub const DEMO_ACCOUNT_NAME: &str = "demo";
-pub const DIRECTORY_SOURCE_ID: &str = "directory";
+/// Where the demo seed puts its users: the built-in directory.
+pub use crate::idp::directory::DIRECTORY_SOURCE_ID;
 
 /// What the seed holds, for `dev` to print.
 #[derive(Debug, Default)]

@@ -146,7 +146,7 @@ pub async fn open_cache(url: Option<&str>, prefix: &str) -> Result<Arc<dyn Cache
         )),
         Some(url) => Err(CacheError(format!(
             "unsupported cache URL {}: use redis://host:port (or no URL for the in-memory cache)",
-            crate::store::redact_url(url)
+            crate::secrets::redact_url(url)
         ))),
     }
 }

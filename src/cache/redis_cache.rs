@@ -10,7 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncConnectionConfig, Client};
 
 use super::{Cache, CacheError};
-use crate::store::redact_url;
+use crate::secrets::redact_url;
 
 /// Redis behind the [`Cache`] trait.
 #[derive(Clone)]

@@ -19,6 +19,10 @@ use crate::cache::{Cache, CacheError};
 use crate::iam::UserName;
 use crate::store::{IdentitySourceKind, Store, StoreError, User};
 
+/// The id of the built-in directory identity source that the portal's password form
+/// signs in against.
+pub const DIRECTORY_SOURCE_ID: &str = "directory";
+
 /// OWASP's recommended argon2id parameters: 19 MiB of memory, two passes, one lane.
 pub const ARGON2_MEMORY_KIB: u32 = 19_456;
 pub const ARGON2_ITERATIONS: u32 = 2;

@@ -26,22 +26,7 @@ use super::context::ContextKeys;
 use super::document::{Effect, Policy, PolicyKind, PrincipalElement, Statement};
 use super::matcher::split_arn;
 use super::principal::MatchKind;
-
-/// Who is making the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrincipalRef<'a> {
-    /// An IAM user, role, role session (`arn:P:sts::A:assumed-role/R/S`),
-    /// federated user or account root, with its account id.
-    Aws { arn: &'a str, account: &'a str },
-    /// A web identity or SAML provider (`Principal: {"Federated": ...}`).
-    Federated(&'a str),
-    /// An AWS service principal such as `ec2.amazonaws.com`.
-    Service(&'a str),
-    /// An S3 canonical user id.
-    CanonicalUser(&'a str),
-    /// An unauthenticated caller (matches only `"*"`).
-    Anonymous,
-}
+pub use super::principal::PrincipalRef;
 
 /// A request to authorize.
 #[derive(Debug, Clone, Copy)]

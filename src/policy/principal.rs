@@ -1,6 +1,20 @@
 //! `Principal` / `NotPrincipal` elements.
 
-use super::eval::PrincipalRef;
+/// Who is making the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalRef<'a> {
+    /// An IAM user, role, role session (`arn:P:sts::A:assumed-role/R/S`),
+    /// federated user or account root, with its account id.
+    Aws { arn: &'a str, account: &'a str },
+    /// A web identity or SAML provider (`Principal: {"Federated": ...}`).
+    Federated(&'a str),
+    /// An AWS service principal such as `ec2.amazonaws.com`.
+    Service(&'a str),
+    /// An S3 canonical user id.
+    CanonicalUser(&'a str),
+    /// An unauthenticated caller (matches only `"*"`).
+    Anonymous,
+}
 
 /// How a resource-policy statement's `Principal` matched the caller; decides
 /// how the allow combines with identity policies (see `eval`).

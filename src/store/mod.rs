@@ -151,17 +151,3 @@ pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Stor
     };
     Ok(store)
 }
-
-/// Hides the password of a database URL so it can be printed.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}

@@ -246,7 +246,7 @@ pub struct Sts {
     sealer: Sealer,
     keyring: RwLock<TokenKeyring>,
     /// Validates web identity tokens (JWKS cache per provider).
-    pub(crate) web_identity: super::web_identity::WebIdentityVerifier,
+    pub(crate) web_identity: super::web_identity::jwks::WebIdentityVerifier,
     policies: PolicyCache,
     /// Ephemeral state: the per-access-key denylist.
     cache: Arc<dyn Cache>,
@@ -316,7 +316,7 @@ impl Sts {
             store,
             sealer,
             keyring: RwLock::new(keyring),
-            web_identity: super::web_identity::WebIdentityVerifier::new(),
+            web_identity: super::web_identity::jwks::WebIdentityVerifier::new(),
             policies: PolicyCache::default(),
             cache: Arc::new(MemoryCache::new()),
             last_reload: std::sync::Mutex::new(None),

@@ -20,8 +20,8 @@ use super::credentials::{self, KeyKind};
 use super::error::StsError;
 use super::service::{AssumedRole, Sts, packed_size_percent, parse_session_policy, store_failure};
 
-pub use jwks::VerifierSettings;
-use jwt::{SignatureError, UnverifiedToken, VerifiedClaims, invalid_token};
+pub use jwks::{VerifierSettings, WebIdentityVerifier};
+use jwt::{UnverifiedToken, VerifiedClaims, invalid_token};
 
 /// The action trust policies must allow.
 pub const ACTION: &str = "sts:AssumeRoleWithWebIdentity";
@@ -71,74 +71,6 @@ pub struct AssumedRoleWithWebIdentity {
     pub provider: String,
     /// `Audience`: the token audience that matched the provider's client ids.
     pub audience: String,
-}
-
-/// Validates web identity tokens; holds the per-issuer JWKS cache.
-#[derive(Debug)]
-pub struct WebIdentityVerifier {
-    jwks: jwks::JwksCache,
-}
-
-impl Default for WebIdentityVerifier {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl WebIdentityVerifier {
-    pub fn new() -> Self {
-        Self::with_settings(VerifierSettings::default())
-    }
-
-    pub fn with_settings(settings: VerifierSettings) -> Self {
-        Self {
-            jwks: jwks::JwksCache::new(settings),
-        }
-    }
-
-    pub fn settings(&self) -> &VerifierSettings {
-        self.jwks.settings()
-    }
-
-    /// Verifies the token's signature with the issuer's published keys, refetching
-    /// them once (rate limited) when the token names a key the cache does not have.
-    pub async fn verify_signature(
-        &self,
-        token: &UnverifiedToken<'_>,
-        now: i64,
-    ) -> Result<(), StsError> {
-        let issuer = token.issuer.as_str();
-        let keys = self.jwks.keys(issuer, now).await?;
-        let first = keys.verify(token);
-        let retry = match first {
-            Ok(()) => return Ok(()),
-            Err(SignatureError::NoMatchingKey) => true,
-            // Without a kid any key may have signed it: a rotation looks the same.
-            Err(SignatureError::Invalid) => token.key_id.is_none(),
-        };
-        let outcome = if retry {
-            match self
-                .jwks
-                .refresh_for_unknown_key(issuer, now, &keys)
-                .await?
-            {
-                Some(fresh) => fresh.verify(token),
-                None => first,
-            }
-        } else {
-            first
-        };
-        outcome.map_err(|error| {
-            tracing::info!(issuer, kid = ?token.key_id, ?error, "web identity token signature refused");
-            match error {
-                SignatureError::NoMatchingKey => invalid_token(format!(
-                    "The web identity token is signed with a key ({}) that the identity provider does not publish.",
-                    token.key_id.as_deref().unwrap_or("no kid")
-                )),
-                SignatureError::Invalid => invalid_token("The web identity token's signature is not valid."),
-            }
-        })
-    }
 }
 
 /// Checks the parameters that need no lookup. Returns the role's account and name,

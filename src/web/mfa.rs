@@ -24,9 +24,8 @@ use super::aws_json::client_network;
 use super::page::{cookie, error_page, html, random_token, redirect, safe_return_to, same};
 use super::session::{PortalSession, end_other_sessions, session, signed_in_form, start_session};
 use crate::iam::UserName;
-use crate::idp::directory::SignInError;
+use crate::idp::directory::{DIRECTORY_SOURCE_ID, SignInError};
 use crate::idp::totp::{self, TotpSecret};
-use crate::seed::DIRECTORY_SOURCE_ID;
 use crate::store::{Outcome, StoreError};
 use crate::sts::portal::PortalIdentity;
 

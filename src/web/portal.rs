@@ -23,8 +23,7 @@ use super::request_info;
 use super::session::{
     PortalSession, end_session, session, session_removal, signed_in_form, start_session,
 };
-use crate::idp::directory::{SignInError, masked_name};
-use crate::seed::DIRECTORY_SOURCE_ID;
+use crate::idp::directory::{DIRECTORY_SOURCE_ID, SignInError, masked_name};
 use crate::store::Outcome;
 use crate::sts::portal::PortalIdentity;
 

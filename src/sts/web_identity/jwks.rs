@@ -22,7 +22,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde_json::Value;
 
-use super::jwt::{KeySet, invalid_token};
+use super::jwt::{KeySet, SignatureError, UnverifiedToken, invalid_token};
 use crate::sts::error::StsError;
 
 /// Timings and limits of the key cache.
@@ -325,6 +325,74 @@ impl JwksCache {
         serde_json::from_slice(&body).map_err(|error| {
             tracing::warn!(issuer, url, %error, "identity provider document is not JSON");
             unusable_keys()
+        })
+    }
+}
+
+/// Validates web identity tokens; holds the per-issuer JWKS cache.
+#[derive(Debug)]
+pub struct WebIdentityVerifier {
+    jwks: JwksCache,
+}
+
+impl Default for WebIdentityVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WebIdentityVerifier {
+    pub fn new() -> Self {
+        Self::with_settings(VerifierSettings::default())
+    }
+
+    pub fn with_settings(settings: VerifierSettings) -> Self {
+        Self {
+            jwks: JwksCache::new(settings),
+        }
+    }
+
+    pub fn settings(&self) -> &VerifierSettings {
+        self.jwks.settings()
+    }
+
+    /// Verifies the token's signature with the issuer's published keys, refetching
+    /// them once (rate limited) when the token names a key the cache does not have.
+    pub async fn verify_signature(
+        &self,
+        token: &UnverifiedToken<'_>,
+        now: i64,
+    ) -> Result<(), StsError> {
+        let issuer = token.issuer.as_str();
+        let keys = self.jwks.keys(issuer, now).await?;
+        let first = keys.verify(token);
+        let retry = match first {
+            Ok(()) => return Ok(()),
+            Err(SignatureError::NoMatchingKey) => true,
+            // Without a kid any key may have signed it: a rotation looks the same.
+            Err(SignatureError::Invalid) => token.key_id.is_none(),
+        };
+        let outcome = if retry {
+            match self
+                .jwks
+                .refresh_for_unknown_key(issuer, now, &keys)
+                .await?
+            {
+                Some(fresh) => fresh.verify(token),
+                None => first,
+            }
+        } else {
+            first
+        };
+        outcome.map_err(|error| {
+            tracing::info!(issuer, kid = ?token.key_id, ?error, "web identity token signature refused");
+            match error {
+                SignatureError::NoMatchingKey => invalid_token(format!(
+                    "The web identity token is signed with a key ({}) that the identity provider does not publish.",
+                    token.key_id.as_deref().unwrap_or("no kid")
+                )),
+                SignatureError::Invalid => invalid_token("The web identity token's signature is not valid."),
+            }
         })
     }
 }
