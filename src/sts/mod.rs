@@ -1,6 +1,7 @@
 //! The STS core: credentials, stateless session tokens, SigV4 verification and
 //! assume-role decisions. Pure: time, keys and randomness are passed in.
 
+pub mod action;
 pub mod assume;
 pub mod credentials;
 pub mod error;

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::store::{AuditEvent, Outcome};
+use crate::sts::action::StsAction;
 use crate::sts::assume::{self, AssumeRoleParams, Caller, ListLimit};
 use crate::sts::credentials::account_of_access_key_id;
 use crate::sts::error::StsError;
@@ -52,14 +53,7 @@ fn has_action(ctx: &guard::GuardContext<'_>) -> bool {
 
 /// Actions whose answers carry a secret access key and session token.
 fn issues_credentials(action: &str) -> bool {
-    matches!(
-        action,
-        "AssumeRole"
-            | "AssumeRoleWithWebIdentity"
-            | "AssumeRoleWithSAML"
-            | "GetSessionToken"
-            | "GetFederationToken"
-    )
+    StsAction::parse(action).is_some_and(StsAction::issues_credentials)
 }
 
 /// The request's parameters (query string, then form body), parsed once into a map:
@@ -302,7 +296,7 @@ impl AuditNote {
             actor: None,
             target: None,
             access_key_id: None,
-            routine: matches!(action, "GetCallerIdentity" | "GetAccessKeyInfo"),
+            routine: StsAction::parse(action).is_some_and(StsAction::is_routine),
         }
     }
 
@@ -326,24 +320,15 @@ async fn dispatch(
         return Err(StsError::new("MissingAction", 400, "Missing Action"));
     }
     let version = params.required("Version")?;
-    let known = matches!(
-        action,
-        "GetCallerIdentity"
-            | "AssumeRole"
-            | "GetSessionToken"
-            | "GetAccessKeyInfo"
-            | "AssumeRoleWithWebIdentity"
-            | "DecodeAuthorizationMessage"
-    );
-    if version != VERSION || !known {
+    let Some(action) = StsAction::parse(action).filter(|_| version == VERSION) else {
         return Err(StsError::new(
             "InvalidAction",
             400,
             format!("Could not find operation {action} for version {version}"),
         ));
-    }
+    };
     let mut out = String::with_capacity(2048);
-    if action == "AssumeRoleWithWebIdentity" {
+    if !action.is_signed() {
         // Unsigned by design: the web identity token is the credential.
         web_identity(state, params, now, origin, audit, &mut out).await?;
         return Ok(out);
@@ -351,12 +336,12 @@ async fn dispatch(
     let caller = authenticate(state, request, body, now, audit).await?;
     audit.actor = Some(caller.arn.clone());
     match action {
-        "GetCallerIdentity" => {
+        StsAction::GetCallerIdentity => {
             element(&mut out, "Arn", &caller.arn);
             element(&mut out, "UserId", &caller.user_id);
             element(&mut out, "Account", &caller.account);
         }
-        "AssumeRole" => {
+        StsAction::AssumeRole => {
             let assume = AssumeRoleParams {
                 role_arn: params.required("RoleArn")?.to_owned(),
                 role_session_name: params.required("RoleSessionName")?.to_owned(),
@@ -394,7 +379,7 @@ async fn dispatch(
             }
             audit.access_key_id = Some(assumed.credentials.access_key_id.clone());
         }
-        "GetSessionToken" => {
+        StsAction::GetSessionToken => {
             let credentials = state
                 .sts
                 .get_session_token(&caller, params.integer("DurationSeconds")?, now.timestamp())
@@ -402,7 +387,7 @@ async fn dispatch(
             credentials_xml(&mut out, &credentials);
             audit.access_key_id = Some(credentials.access_key_id.clone());
         }
-        "GetAccessKeyInfo" => {
+        StsAction::GetAccessKeyInfo => {
             let key = params.required("AccessKeyId")?;
             let account = account_of_access_key_id(key).ok_or_else(|| {
                 StsError::constraint(
@@ -413,7 +398,7 @@ async fn dispatch(
             })?;
             element(&mut out, "Account", &account);
         }
-        "DecodeAuthorizationMessage" => {
+        StsAction::DecodeAuthorizationMessage => {
             let encoded = params.required("EncodedMessage")?;
             let decoded = state
                 .sts
@@ -421,7 +406,8 @@ async fn dispatch(
                 .await?;
             element(&mut out, "DecodedMessage", &decoded);
         }
-        _ => unreachable!("checked above"),
+        // Answered above, before any signature check.
+        StsAction::AssumeRoleWithWebIdentity => {}
     }
     Ok(out)
 }

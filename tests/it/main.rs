@@ -1,5 +1,13 @@
 //! One integration-test binary (each file under tests/ would be a slow separate link).
 
+// Tests and benchmarks may panic on what they did not expect; server code may not.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 mod authorize;
 mod browser;
 mod cache;
