@@ -50,7 +50,7 @@ pub fn build_server(
             // address as `server.trusted_proxies` says (not actix's `%{r}a`, which
             // believes forwarding headers from anyone).
             .wrap(
-                middleware::Logger::new("%{client}xi %U %s %b %Dms")
+                middleware::Logger::new("%{client}xi %U %s %b %Dms %{x-amzn-RequestId}o")
                     .custom_request_replace("client", |request| {
                         crate::web::request_info::client_ip(request.request())
                             .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
@@ -58,6 +58,35 @@ pub fn build_server(
                     .exclude("/healthz"),
             )
             .wrap(headers)
+            // Outermost (registered last): every request gets its id and a `tracing`
+            // span around everything else, the access log line included; the id goes
+            // back in `x-amzn-RequestId`.
+            .wrap_fn(|request, service| {
+                use actix_web::HttpMessage;
+                use actix_web::dev::Service;
+                use tracing::Instrument;
+                let id = crate::web::request_id::RequestId::new();
+                let span = tracing::info_span!(
+                    "request",
+                    id = %id,
+                    method = %request.method(),
+                    path = %request.path()
+                );
+                request.extensions_mut().insert(id.clone());
+                let response = span.in_scope(|| service.call(request));
+                async move {
+                    let mut response = response.await?;
+                    let name = actix_web::http::header::HeaderName::from_static("x-amzn-requestid");
+                    if !response.headers().contains_key(&name)
+                        && let Ok(value) =
+                            actix_web::http::header::HeaderValue::from_str(id.as_str())
+                    {
+                        response.headers_mut().insert(name, value);
+                    }
+                    Ok(response)
+                }
+                .instrument(span)
+            })
             .configure(configure)
     })
     .listen(listener)?;

@@ -1,5 +1,6 @@
 //! What the two AWS JSON surfaces (SSO-OIDC in `oauth`, the SSO portal API in
-//! `sso_api`) share on the wire: request ids, success and error responses with the
+//! `sso_api`) share on the wire: success and error responses (the request id header
+//! comes from the request middleware, see `request_id`) with the
 //! exception name in `x-amzn-ErrorType` (botocore reads the code from there), bounded
 //! request bodies, and per-address fixed-window rate limits for anonymous callers.
 
@@ -13,26 +14,10 @@ use serde::Serialize;
 use crate::cache::{Cache, CacheError};
 
 pub(super) const ERROR_TYPE_HEADER: &str = "x-amzn-ErrorType";
-const REQUEST_ID_HEADER: &str = "x-amzn-RequestId";
-
-/// A request id in the UUID shape the AWS SDKs log.
-pub(super) fn request_id() -> String {
-    let b: [u8; 16] = rand::random();
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
 
 /// `200` with a JSON body; never cached (bodies carry tokens and credentials).
 pub(super) fn json_ok(body: &impl Serialize) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((REQUEST_ID_HEADER, request_id()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(body)
 }
@@ -40,7 +25,6 @@ pub(super) fn json_ok(body: &impl Serialize) -> HttpResponse {
 /// `200` with no body (Logout), typed JSON like every answer of these APIs.
 pub(super) fn empty_ok() -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((REQUEST_ID_HEADER, request_id()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type("application/json")
         .finish()
@@ -57,7 +41,6 @@ pub(super) fn json_error(
     let mut response = HttpResponse::build(status);
     response
         .insert_header((ERROR_TYPE_HEADER, error_type))
-        .insert_header((REQUEST_ID_HEADER, request_id()))
         .insert_header((header::CACHE_CONTROL, "no-store"));
     if let Some(seconds) = retry_after {
         response.insert_header((header::RETRY_AFTER, seconds.to_string()));

@@ -12,6 +12,7 @@ mod oauth;
 mod oidc_login;
 mod page;
 mod portal;
+pub mod request_id;
 pub mod request_info;
 mod session;
 mod sso_api;

@@ -14,6 +14,7 @@ use quick_xml::escape::escape;
 use serde_json::json;
 
 use super::AppState;
+use super::request_id::RequestId;
 use crate::store::{AuditEvent, Outcome};
 use crate::sts::action::StsAction;
 use crate::sts::assume::{self, AssumeRoleParams, Caller, ListLimit};
@@ -132,19 +133,6 @@ impl Params {
     }
 }
 
-fn request_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    let hex = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
 fn timestamp(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -204,7 +192,7 @@ async fn handle(
     request: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let request_id = request_id();
+    let request_id = RequestId::of(&request).to_string();
     let now = Utc::now();
     let origin = Origin {
         source_ip: super::request_info::client_ip(&request).map(|ip| ip.to_string()),

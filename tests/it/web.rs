@@ -94,3 +94,40 @@ async fn readiness_fails_when_postgres_database_is_gone() {
         200
     );
 }
+
+/// Every answer carries its request's id in `x-amzn-RequestId`, a fresh one each
+/// time; AWS-shaped bodies repeat the same id (an STS error's `<RequestId>`), so a
+/// client's report and the server's log of one request name the same id.
+#[tokio::test]
+async fn every_answer_names_its_request_id() {
+    let db = crate::helpers::sqlite_store().await;
+    let base = spawn_server(db.store.clone()).await;
+    let client = reqwest::Client::new();
+    let id_of = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("x-amzn-requestid")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let first = client.get(format!("{base}/signin")).send().await.unwrap();
+    let second = client.get(format!("{base}/signin")).send().await.unwrap();
+    let (a, b) = (id_of(&first), id_of(&second));
+    assert_eq!(a.len(), 36, "{a:?}");
+    assert_ne!(a, b);
+
+    let sts = client
+        .post(format!("{base}/"))
+        .form(&[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sts.status(), 403);
+    let header = id_of(&sts);
+    let body = sts.text().await.unwrap();
+    assert!(
+        body.contains(&format!("<RequestId>{header}</RequestId>")),
+        "{header}: {body}"
+    );
+}
