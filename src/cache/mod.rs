@@ -37,6 +37,19 @@ pub trait Cache: Send + Sync + 'static {
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError>;
 }
 
+/// Hex SHA-256 of a bearer value (a session id, a code, a token): what the cache
+/// holds instead of the value, so whoever can read the cache cannot use what it finds
+/// there.
+pub fn digest(value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+/// The cache key `prefix:`[`digest`]`(value)`.
+pub fn hashed_key(prefix: &str, value: &str) -> String {
+    format!("{prefix}:{}", digest(value))
+}
+
 /// One process's cache. Expired entries are dropped on access and swept when the map
 /// grows, so memory stays bounded by what is live.
 #[derive(Default)]

@@ -35,9 +35,8 @@ use openidconnect::{
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, digest};
 use crate::secrets::Secret;
 use crate::store::{IdentitySource, IdentitySourceKind};
 use crate::sts::portal::PortalIdentity;
@@ -352,10 +351,6 @@ fn http() -> Result<&'static reqwest::Client, OidcError> {
         })
         .as_ref()
         .map_err(|e| OidcError::Unavailable(format!("HTTP client: {e}")))
-}
-
-fn digest(value: &str) -> String {
-    hex::encode(Sha256::digest(value.as_bytes()))
 }
 
 // ---------------------------------------------------------------------------

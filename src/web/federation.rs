@@ -33,7 +33,6 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::audit::{audit, audit_anonymous};
@@ -42,6 +41,7 @@ use super::page::{error_page, html, random_token, redirect, safe_return_to, same
 use super::portal::issue_for_session;
 use super::request_info;
 use super::session::{session, signed_in_form};
+use crate::cache::hashed_key;
 use crate::iam::{AccountId, RoleName};
 use crate::policy::{ParseOptions, Policy, PolicyKind, PolicySource};
 use crate::store::{ConsoleDestination, Outcome};
@@ -51,9 +51,9 @@ use crate::sts::service::CallerPolicies;
 
 /// AWS: a sign-in URL is valid for 15 minutes after the token was issued.
 const SIGNIN_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
-const SIGNIN_PREFIX: &str = "federation-signin:";
-const SIGNIN_USED_PREFIX: &str = "federation-signin-used:";
-const CONSOLE_PREFIX: &str = "console-session:";
+const SIGNIN_PREFIX: &str = "federation-signin";
+const SIGNIN_USED_PREFIX: &str = "federation-signin-used";
+const CONSOLE_PREFIX: &str = "console-session";
 const CONSOLE_COOKIE_PREFIX: &str = "rgc_";
 /// The console id's prefix that names the console in URLs and its cookie.
 const SHORT_ID_LEN: usize = 12;
@@ -81,10 +81,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/console/{short}/check", web::post().to(console_check))
         .route("/console/{short}/logout", web::post().to(console_logout))
         .route("/static/console.css", web::get().to(css));
-}
-
-fn hashed(prefix: &str, value: &str) -> String {
-    format!("{prefix}{}", hex::encode(Sha256::digest(value.as_bytes())))
 }
 
 fn no_store(mut response: HttpResponse) -> HttpResponse {
@@ -465,7 +461,11 @@ async fn get_signin_token(
     };
     if let Err(error) = state
         .cache
-        .put(&hashed(SIGNIN_PREFIX, &token), &stored, SIGNIN_TOKEN_TTL)
+        .put(
+            &hashed_key(SIGNIN_PREFIX, &token),
+            &stored,
+            SIGNIN_TOKEN_TTL,
+        )
         .await
     {
         tracing::error!(%error, "cannot store a sign-in token");
@@ -508,8 +508,8 @@ async fn consume(
     token: &str,
     now: i64,
 ) -> Result<Consumed, crate::cache::CacheError> {
-    let key = hashed(SIGNIN_PREFIX, token);
-    let used_key = hashed(SIGNIN_USED_PREFIX, token);
+    let key = hashed_key(SIGNIN_PREFIX, token);
+    let used_key = hashed_key(SIGNIN_USED_PREFIX, token);
     let Some(stored) = state.cache.get(&key).await? else {
         return Ok(if state.cache.get(&used_key).await?.is_some() {
             Consumed::Used
@@ -571,7 +571,7 @@ async fn peek_account(
     token: &str,
     now: i64,
 ) -> Result<Option<String>, crate::cache::CacheError> {
-    let Some(stored) = state.cache.get(&hashed(SIGNIN_PREFIX, token)).await? else {
+    let Some(stored) = state.cache.get(&hashed_key(SIGNIN_PREFIX, token)).await? else {
         return Ok(None);
     };
     let Ok(grant) = serde_json::from_slice::<SigninGrant>(&stored) else {
@@ -867,7 +867,7 @@ async fn open_console(
     if let Err(error) = state
         .cache
         .put(
-            &hashed(CONSOLE_PREFIX, &id),
+            &hashed_key(CONSOLE_PREFIX, &id),
             &stored,
             Duration::from_secs(ttl.unsigned_abs()),
         )
@@ -961,7 +961,7 @@ async fn load_console(
         && id.starts_with(short)
         && id.bytes().all(|b| b.is_ascii_hexdigit());
     let stored = if well_formed {
-        match state.cache.get(&hashed(CONSOLE_PREFIX, &id)).await {
+        match state.cache.get(&hashed_key(CONSOLE_PREFIX, &id)).await {
             Ok(stored) => stored,
             Err(error) => {
                 tracing::error!(%error, "cannot read console sessions");
@@ -994,7 +994,7 @@ async fn load_console(
             caller,
         }),
         Ok(_) | Err(_) => {
-            let _ = state.cache.delete(&hashed(CONSOLE_PREFIX, &id)).await;
+            let _ = state.cache.delete(&hashed_key(CONSOLE_PREFIX, &id)).await;
             Err(refuse_console(state, request, short, &session.access_key_id, "role session ended", "Role session ended", "The role session behind this console has expired or was revoked. Open the console again from your accounts.").await)
         }
     }
@@ -1295,7 +1295,10 @@ async fn render_console(
             );
         }
         Err(error) => {
-            let _ = state.cache.delete(&hashed(CONSOLE_PREFIX, &open.id)).await;
+            let _ = state
+                .cache
+                .delete(&hashed_key(CONSOLE_PREFIX, &open.id))
+                .await;
             return refuse_console(state, request, &open.short, &caller.arn, &error.message, "Role session ended", "The role session behind this console was revoked or its role no longer exists. Open the console again from your accounts.").await;
         }
     };
@@ -1460,7 +1463,10 @@ async fn console_logout(
             "Console",
         );
     }
-    let _ = state.cache.delete(&hashed(CONSOLE_PREFIX, &open.id)).await;
+    let _ = state
+        .cache
+        .delete(&hashed_key(CONSOLE_PREFIX, &open.id))
+        .await;
     audit(
         &state,
         &request,

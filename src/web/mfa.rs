@@ -16,13 +16,13 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::audit::audit;
 use super::aws_json::client_network;
 use super::page::{cookie, error_page, html, random_token, redirect, safe_return_to, same};
 use super::session::{PortalSession, end_other_sessions, session, signed_in_form, start_session};
+use crate::cache::hashed_key;
 use crate::iam::UserName;
 use crate::idp::directory::{DIRECTORY_SOURCE_ID, SignInError};
 use crate::idp::totp::{self, TotpSecret};
@@ -53,10 +53,6 @@ fn stored_secret_context(user_id: &str) -> String {
     format!("totp-secret:{user_id}")
 }
 
-fn hashed(prefix: &str, id: &str) -> String {
-    format!("{prefix}:{}", hex::encode(Sha256::digest(id.as_bytes())))
-}
-
 /// A password accepted, a code still owed.
 #[derive(Serialize, Deserialize)]
 struct PendingSignIn {
@@ -82,7 +78,7 @@ pub(crate) async fn challenge(
     let stored = serde_json::to_vec(&pending).unwrap_or_default();
     if let Err(error) = state
         .cache
-        .put(&hashed("mfa-pending", &id), &stored, PENDING_TTL)
+        .put(&hashed_key("mfa-pending", &id), &stored, PENDING_TTL)
         .await
     {
         tracing::error!(%error, "cannot store a pending second-factor sign-in");
@@ -96,7 +92,7 @@ pub(crate) async fn challenge(
 /// The pending sign-in this browser's cookie names: (cache key, state).
 async fn pending(state: &AppState, request: &HttpRequest) -> Option<(String, PendingSignIn)> {
     let id = request.cookie(PENDING_COOKIE)?.value().to_owned();
-    let key = hashed("mfa-pending", &id);
+    let key = hashed_key("mfa-pending", &id);
     let stored = state.cache.get(&key).await.ok()??;
     let pending = serde_json::from_slice(&stored).ok()?;
     Some((key, pending))
@@ -452,7 +448,7 @@ struct AccountPage<'a> {
 }
 
 fn enrol_key(session_id: &str) -> String {
-    hashed("mfa-enrol", session_id)
+    hashed_key("mfa-enrol", session_id)
 }
 
 fn enrol_context(identity: &PortalIdentity) -> String {

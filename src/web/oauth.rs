@@ -20,7 +20,6 @@ use rand::Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 mod authorization_code;
 
@@ -31,6 +30,7 @@ use super::aws_json::{BodyError, RateLimit, client_network, json_error, json_ok,
 use super::page::{error_page, html, random_token, redirect, same};
 use super::request_info;
 use super::session::{PortalSession, ended_by_settings_change, session, signed_in_form};
+use crate::cache::digest;
 use crate::store::Outcome;
 use crate::sts::portal::PortalIdentity;
 
@@ -316,11 +316,6 @@ fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OidcEr
 
 // ---------------------------------------------------------------------------------
 // Cache keys and records
-
-/// Hex SHA-256: the cache only ever sees hashes of codes and tokens.
-fn digest(value: &str) -> String {
-    hex::encode(Sha256::digest(value.as_bytes()))
-}
 
 fn device_key(device_hash: &str) -> String {
     format!("sso-device:{device_hash}")

@@ -9,11 +9,11 @@ use actix_web::{HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::audit::audit;
 use super::page::{cookie, error_page, random_token, redirect, safe_return_to, same};
+use crate::cache::hashed_key;
 use crate::store::Outcome;
 use crate::sts::portal::PortalIdentity;
 
@@ -54,10 +54,7 @@ impl PortalSession {
 /// Sessions are stored under a hash of the cookie value, so whoever can read the
 /// cache cannot use what it finds there.
 fn session_key(id: &str) -> String {
-    format!(
-        "portal-session:{}",
-        hex::encode(Sha256::digest(id.as_bytes()))
-    )
+    hashed_key("portal-session", id)
 }
 
 /// The signed-in session, if the cookie names a live one (not ended by a change of
