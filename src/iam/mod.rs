@@ -5,12 +5,14 @@
 
 mod arn;
 mod names;
+mod provider_url;
 
 pub use arn::{Arn, Partition};
 pub use names::{
     AccountId, Description, GroupName, IamPath, MaxSessionDuration, PolicyName, RoleName, Tag,
     Tags, UserName,
 };
+pub use provider_url::{ProviderUrlError, ProviderUrlKind, check_provider_url, is_loopback};
 
 use std::fmt;
 

@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::cache::{Cache, digest};
+use crate::iam::{ProviderUrlKind, check_provider_url};
 use crate::secrets::Secret;
 use crate::store::{IdentitySource, IdentitySourceKind};
 use crate::sts::portal::PortalIdentity;
@@ -182,7 +183,7 @@ impl OidcConfig {
 
     /// Checks what can be checked without asking the provider.
     pub fn validate(&self) -> Result<(), OidcError> {
-        check_provider_url(&self.issuer, "issuer")?;
+        provider_url(&self.issuer, "issuer", ProviderUrlKind::Issuer)?;
         if self.client_id.trim().is_empty() {
             return Err(OidcError::Misconfigured("client_id is empty".into()));
         }
@@ -305,35 +306,11 @@ impl OidcError {
     }
 }
 
-/// Whether the URL's host is this machine (127.0.0.0/8, ::1, localhost).
-fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Provider URLs must be `https://`; plain `http://` only on loopback (an identity
-/// provider on this machine, and tests). No credentials or fragment.
-pub fn check_provider_url(value: &str, what: &str) -> Result<Url, OidcError> {
-    let refuse = |why: &str| OidcError::Misconfigured(format!("the {what} {value:?} {why}"));
-    let url = Url::parse(value).map_err(|_| refuse("is not a URL"))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&url) => {}
-        _ => return Err(refuse("must use https (http only on loopback)")),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(refuse("must not contain credentials"));
-    }
-    if url.fragment().is_some() {
-        return Err(refuse("must not have a fragment"));
-    }
-    Ok(url)
+/// A provider URL of `kind` under the one set of rules
+/// ([`crate::iam::check_provider_url`]), refused as a misconfiguration.
+pub fn provider_url(value: &str, what: &str, kind: ProviderUrlKind) -> Result<Url, OidcError> {
+    check_provider_url(value, kind)
+        .map_err(|why| OidcError::Misconfigured(format!("the {what} {value:?} {why}")))
 }
 
 /// One HTTP client for every provider: no redirects (a provider must not steer
@@ -401,23 +378,39 @@ async fn discover(
 /// Every endpoint Rolegate talks to or sends people to follows the issuer rule.
 fn check_metadata(metadata: &ProviderMetadataWithLogout) -> Result<(), OidcError> {
     let provider = |e: OidcError| OidcError::Provider(e.to_string());
-    check_provider_url(
+    provider_url(
         metadata.authorization_endpoint().as_str(),
         "authorization endpoint",
+        ProviderUrlKind::Endpoint,
     )
     .map_err(provider)?;
-    check_provider_url(metadata.jwks_uri().as_str(), "JWKS URI").map_err(provider)?;
+    provider_url(
+        metadata.jwks_uri().as_str(),
+        "JWKS URI",
+        ProviderUrlKind::Endpoint,
+    )
+    .map_err(provider)?;
     let Some(token) = metadata.token_endpoint() else {
         return Err(OidcError::Provider(
             "the provider has no token endpoint".into(),
         ));
     };
-    check_provider_url(token.as_str(), "token endpoint").map_err(provider)?;
+    provider_url(token.as_str(), "token endpoint", ProviderUrlKind::Endpoint).map_err(provider)?;
     if let Some(userinfo) = metadata.userinfo_endpoint() {
-        check_provider_url(userinfo.as_str(), "userinfo endpoint").map_err(provider)?;
+        provider_url(
+            userinfo.as_str(),
+            "userinfo endpoint",
+            ProviderUrlKind::Endpoint,
+        )
+        .map_err(provider)?;
     }
     if let Some(end) = &metadata.additional_metadata().end_session_endpoint {
-        check_provider_url(end.as_str(), "end session endpoint").map_err(provider)?;
+        provider_url(
+            end.as_str(),
+            "end session endpoint",
+            ProviderUrlKind::Endpoint,
+        )
+        .map_err(provider)?;
     }
     Ok(())
 }
@@ -1030,7 +1023,10 @@ mod tests {
             "http://localhost:9000/realms/x",
             "http://[::1]:1",
         ] {
-            assert!(check_provider_url(ok, "issuer").is_ok(), "{ok}");
+            assert!(
+                provider_url(ok, "issuer", ProviderUrlKind::Issuer).is_ok(),
+                "{ok}"
+            );
         }
         for bad in [
             "http://idp.example.com",
@@ -1039,7 +1035,10 @@ mod tests {
             "https://idp.example.com/#f",
             "not a url",
         ] {
-            assert!(check_provider_url(bad, "issuer").is_err(), "{bad}");
+            assert!(
+                provider_url(bad, "issuer", ProviderUrlKind::Issuer).is_err(),
+                "{bad}"
+            );
         }
     }
 

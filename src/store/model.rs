@@ -57,7 +57,7 @@ impl ConsoleDestination {
         })?;
         match url.scheme() {
             "https" => {}
-            "http" if is_loopback(&url) => {}
+            "http" if crate::iam::is_loopback(&url) => {}
             _ => return Err(refuse("must use https (http only for loopback hosts)")),
         }
         let Some(host) = url.host_str() else {
@@ -111,17 +111,6 @@ impl ConsoleDestination {
 fn has_encoded_separator(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     lower.contains("%2f") || lower.contains("%5c")
-}
-
-fn is_loopback(url: &reqwest::Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl std::fmt::Display for ConsoleDestination {

@@ -182,7 +182,7 @@ impl Sts {
             }
             Err(error) => return Err(store_failure(error)),
         };
-        jwks::check_provider_url(&token.issuer, "issuer")?;
+        jwks::provider_url(&token.issuer, "issuer", crate::iam::ProviderUrlKind::Issuer)?;
         self.web_identity.verify_signature(&token, now).await?;
         let claims = jwt::validate_claims(&token.claims, &token.issuer, &provider.client_ids, now)
             .inspect_err(|error| {

@@ -15,7 +15,6 @@
 //!   in progress.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -23,6 +22,7 @@ use reqwest::Url;
 use serde_json::Value;
 
 use super::jwt::{KeySet, SignatureError, UnverifiedToken, invalid_token};
+use crate::iam::{ProviderUrlKind, check_provider_url};
 use crate::sts::error::StsError;
 
 /// Timings and limits of the key cache.
@@ -72,34 +72,11 @@ fn unusable_keys() -> StsError {
     )
 }
 
-/// Whether the URL's host is this machine (127.0.0.0/8, ::1, localhost).
-fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Issuers and key URLs must be `https://`; plain `http://` only on loopback, for
-/// an identity provider on the same machine (and tests). No credentials, query or
-/// fragment.
-pub fn check_provider_url(value: &str, what: &str) -> Result<Url, StsError> {
-    let refuse = |why: &str| invalid_token(format!("The {what} {value:?} {why}."));
-    let url = Url::parse(value).map_err(|_| refuse("is not a URL"))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&url) => {}
-        _ => return Err(refuse("must use https")),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(refuse("must not contain credentials"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(refuse("must not have a query or fragment"));
-    }
-    Ok(url)
+/// A provider URL of `kind` under the one set of rules
+/// ([`crate::iam::check_provider_url`]), refused as an invalid identity token.
+pub fn provider_url(value: &str, what: &str, kind: ProviderUrlKind) -> Result<Url, StsError> {
+    check_provider_url(value, kind)
+        .map_err(|why| invalid_token(format!("The {what} {value:?} {why}.")))
 }
 
 #[derive(Default)]
@@ -275,7 +252,7 @@ impl JwksCache {
             .get("jwks_uri")
             .and_then(Value::as_str)
             .ok_or_else(unusable_keys)?;
-        let jwks_url = check_provider_url(jwks_uri, "jwks_uri")?;
+        let jwks_url = provider_url(jwks_uri, "jwks_uri", ProviderUrlKind::Endpoint)?;
         let document = self.get_json(issuer, jwks_url.as_str()).await?;
         let keys = KeySet::from_jwks(&document).ok_or_else(unusable_keys)?;
         if keys.is_empty() {
@@ -410,7 +387,10 @@ mod tests {
             "http://localhost:9000/issuer",
             "http://[::1]:1234",
         ] {
-            assert!(check_provider_url(ok, "issuer").is_ok(), "{ok}");
+            assert!(
+                provider_url(ok, "issuer", ProviderUrlKind::Issuer).is_ok(),
+                "{ok}"
+            );
         }
         for bad in [
             "http://idp.example.com",
@@ -421,7 +401,7 @@ mod tests {
             "https://idp.example.com/#f",
             "idp.example.com",
         ] {
-            let error = check_provider_url(bad, "issuer").unwrap_err();
+            let error = provider_url(bad, "issuer", ProviderUrlKind::Issuer).unwrap_err();
             assert_eq!(error.code, "InvalidIdentityToken", "{bad}");
         }
     }
