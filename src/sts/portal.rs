@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::iam::{AccountId, RoleName, Tag};
-use crate::store::{Role, Store, StoreError, User};
+use crate::iam::Tag;
+use crate::store::{Role, Store, User};
 
 use super::assume::{self, AssumeRoleParams};
 use super::credentials::{self, KeyKind};
@@ -268,17 +268,8 @@ impl Sts {
                 identity.user_name
             ))
         };
-        let (Ok(account_id), Ok(name)) = (
-            AccountId::parse(account.to_owned()),
-            RoleName::parse(role_name.to_owned()),
-        ) else {
-            return Err(denied());
-        };
-        let role = match self.store().get_role(&account_id, &name).await {
-            Ok(role) => role,
-            Err(StoreError::NotFound { .. }) => return Err(denied()),
-            Err(error) => return Err(store_failure(error)),
-        };
+        let role = self.load_role(account, role_name, None, denied).await?;
+        let account_id = role.account_id.clone();
         if !is_entitled(&role, &identity.groups) {
             return Err(denied());
         }

@@ -12,7 +12,7 @@ use crate::policy::{
     ParseOptions, Policy, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy,
 };
 use crate::secrets::Sealer;
-use crate::store::{AccessKeyStatus, Store, StoreError};
+use crate::store::{AccessKeyStatus, Role, Store, StoreError};
 
 use super::assume::{self, AssumeRoleParams, Caller, CallerKind};
 use super::credentials::{self, KeyKind};
@@ -701,6 +701,50 @@ impl Sts {
         self.policies.get_or_parse(document, kind, source)
     }
 
+    /// Session-policy ARNs must name managed policies that exist, as AWS answers:
+    /// `InvalidParameterValue` "Policy … does not exist or is not attachable." Every
+    /// issuance path that takes `PolicyArns` checks them here.
+    pub(crate) async fn check_policy_arns(&self, arns: &[String]) -> Result<(), StsError> {
+        for arn in arns {
+            if let Err(error) = self.store.policy_document(arn).await {
+                return Err(match error {
+                    StoreError::NotFound { .. } | StoreError::Invalid(_) => StsError::new(
+                        "InvalidParameterValue",
+                        400,
+                        format!("Policy {arn} does not exist or is not attachable."),
+                    ),
+                    other => store_failure(other),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The role `name` of `account`, for every issuance path. A malformed account or
+    /// name, no such role, or (with `expected_arn`) a role whose ARN differs (the same
+    /// name under another path or partition) are all `denied()`: the caller learns
+    /// nothing about which roles exist.
+    pub(crate) async fn load_role(
+        &self,
+        account: &str,
+        name: &str,
+        expected_arn: Option<&str>,
+        denied: impl Fn() -> StsError,
+    ) -> Result<Role, StsError> {
+        let (Ok(account), Ok(name)) = (AccountId::parse(account), RoleName::parse(name)) else {
+            return Err(denied());
+        };
+        let role = match self.store.get_role(&account, &name).await {
+            Ok(role) => role,
+            Err(StoreError::NotFound { .. }) => return Err(denied()),
+            Err(error) => return Err(store_failure(error)),
+        };
+        if expected_arn.is_some_and(|arn| arn != role.arn) {
+            return Err(denied());
+        }
+        Ok(role)
+    }
+
     /// AssumeRole: validates, checks the trust policy (and the caller's own policies
     /// where AWS requires them), and issues a role session.
     pub async fn assume_role(
@@ -713,31 +757,11 @@ impl Sts {
         let (role_account, role_name) = assume::validate_assume_role(params)?;
         let denied = || StsError::not_authorized(&caller.arn, "sts:AssumeRole", &params.role_arn);
         let session_policy = parse_session_policy(params.policy.as_deref())?;
-        for arn in &params.policy_arns {
-            if let Err(error) = self.store.policy_document(arn).await {
-                return Err(match error {
-                    StoreError::NotFound { .. } | StoreError::Invalid(_) => StsError::new(
-                        "InvalidParameterValue",
-                        400,
-                        format!("Policy {arn} does not exist or is not attachable."),
-                    ),
-                    other => store_failure(other),
-                });
-            }
-        }
-        let (Ok(account), Ok(name)) = (AccountId::parse(role_account), RoleName::parse(role_name))
-        else {
-            return Err(denied());
-        };
-        let role = match self.store.get_role(&account, &name).await {
-            Ok(role) => role,
-            Err(StoreError::NotFound { .. }) => return Err(denied()),
-            Err(error) => return Err(store_failure(error)),
-        };
-        if role.arn != params.role_arn {
-            // Same name under another path, or another partition: not this role.
-            return Err(denied());
-        }
+        self.check_policy_arns(&params.policy_arns).await?;
+        let role = self
+            .load_role(&role_account, &role_name, Some(&params.role_arn), denied)
+            .await?;
+        let account = role.account_id.clone();
         let chained = caller.is_role_session();
         let duration = assume::role_session_duration(
             params.duration_seconds,

@@ -11,7 +11,7 @@
 pub mod jwks;
 pub mod jwt;
 
-use crate::iam::{AccountId, RoleName};
+use crate::iam::AccountId;
 use crate::policy::{ContextKeys, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy};
 use crate::store::StoreError;
 
@@ -194,28 +194,16 @@ impl Sts {
         let session_policy = parse_session_policy(params.policy.as_deref())?;
 
         // Session policy ARNs must exist (checked once the caller is authenticated).
-        for arn in &params.policy_arns {
-            if let Err(error) = self.store().policy_document(arn).await {
-                return Err(match error {
-                    StoreError::NotFound { .. } | StoreError::Invalid(_) => StsError::new(
-                        "InvalidParameterValue",
-                        400,
-                        format!("Policy {arn} does not exist or is not attachable."),
-                    ),
-                    other => store_failure(other),
-                });
-            }
-        }
+        self.check_policy_arns(&params.policy_arns).await?;
 
-        let name = RoleName::parse(role_name).map_err(|_| not_authorized())?;
-        let role = match self.store().get_role(&account, &name).await {
-            Ok(role) => role,
-            Err(StoreError::NotFound { .. }) => return Err(not_authorized()),
-            Err(error) => return Err(store_failure(error)),
-        };
-        if role.arn != params.role_arn {
-            return Err(not_authorized());
-        }
+        let role = self
+            .load_role(
+                account.as_str(),
+                &role_name,
+                Some(&params.role_arn),
+                not_authorized,
+            )
+            .await?;
         let duration = assume::role_session_duration(
             params.duration_seconds,
             role.max_session_duration.seconds(),
