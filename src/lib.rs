@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod iam;
 pub mod idp;
+pub mod mapping;
 pub mod policy;
 pub mod secrets;
 pub mod seed;

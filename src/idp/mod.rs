@@ -2,5 +2,6 @@
 //! groups; the federated sources (OIDC, SAML) arrive alongside it.
 
 pub mod directory;
+pub mod identity;
 pub mod oidc;
 pub mod totp;

@@ -1,7 +1,6 @@
 //! Role sessions for people signed in to the portal. The broker itself vouches for
-//! the identity, so the gate is the entitlement, as in IAM Identity Center: until
-//! mapping rules exist, a role lists the directory groups it grants itself to in its
-//! `rolegate:groups` tag (names separated by spaces or commas).
+//! the identity, so the gate is the entitlement, as in IAM Identity Center; which
+//! roles an identity is granted is [`crate::mapping`]'s to decide.
 //!
 //! Session tags from user attributes: an identity source's `session_tags` setting
 //! (tag key → attribute or claim name, in the source's `config` JSON) selects which
@@ -15,31 +14,15 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::iam::Tag;
+pub use crate::idp::identity::PortalIdentity;
+use crate::mapping;
+pub use crate::mapping::GROUPS_TAG;
 use crate::store::{Role, Store, User};
 
 use super::assume::{self, AssumeRoleParams};
 use super::credentials::{self, KeyKind};
 use super::error::StsError;
 use super::service::{AssumedRole, Sts, store_failure};
-
-/// The tag through which a role names the groups it is granted to.
-pub const GROUPS_TAG: &str = "rolegate:groups";
-
-/// Someone signed in to the portal, as their identity source describes them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PortalIdentity {
-    pub source_id: String,
-    pub user_name: String,
-    pub display_name: String,
-    pub email: Option<String>,
-    pub groups: Vec<String>,
-    /// The user's attributes selected by the identity source's `session_tags`
-    /// setting, by session-tag key (`Department` → `Engineering`): the session tags
-    /// of every role session issued for this identity. Sessions stored before this
-    /// field existed read as none.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub attributes: BTreeMap<String, String>,
-}
 
 /// IAM's longest tag value.
 const MAX_TAG_VALUE: usize = 256;
@@ -203,16 +186,6 @@ pub fn session_tags_of(identity: &PortalIdentity) -> Vec<(String, String)> {
     tags
 }
 
-/// Whether `role` is granted to someone in `groups` (group names ignore case).
-pub fn is_entitled(role: &Role, groups: &[String]) -> bool {
-    role.tags.get(GROUPS_TAG).is_some_and(|granted| {
-        granted
-            .split([' ', ','])
-            .filter(|g| !g.is_empty())
-            .any(|g| groups.iter().any(|mine| mine.eq_ignore_ascii_case(g)))
-    })
-}
-
 /// A role session name from a user name or email: IAM's `[\w+=,.@-]`, 2–64 chars.
 pub fn session_name(identity: &PortalIdentity) -> String {
     let raw = identity.email.as_deref().unwrap_or(&identity.user_name);
@@ -244,7 +217,7 @@ impl Sts {
                 .await
                 .map_err(store_failure)?
             {
-                if is_entitled(&role, &identity.groups) {
+                if mapping::grant(identity, &role).is_some() {
                     granted.push(role);
                 }
             }
@@ -270,7 +243,7 @@ impl Sts {
         };
         let role = self.load_role(account, role_name, None, denied).await?;
         let account_id = role.account_id.clone();
-        if !is_entitled(&role, &identity.groups) {
+        if mapping::grant(identity, &role).is_none() {
             return Err(denied());
         }
         let session_name = session_name(identity);
