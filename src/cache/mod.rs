@@ -3,7 +3,10 @@
 //! The in-memory implementation is the default for one process; a shared store
 //! (Redis) serves several replicas.
 
+pub mod rate_limit;
 pub mod redis_cache;
+
+pub use rate_limit::RateLimit;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

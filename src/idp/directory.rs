@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::cache::{Cache, CacheError};
+use crate::cache::{Cache, CacheError, RateLimit};
 use crate::iam::UserName;
 use crate::store::{IdentitySourceKind, Store, StoreError, User};
 
@@ -240,6 +240,7 @@ pub fn masked_name(typed: &str) -> String {
 /// The cache keys that track one user name of one source from one client network.
 struct LockKeys {
     base: String,
+    /// The client network, for the network's own budget.
     network: String,
 }
 
@@ -251,7 +252,7 @@ impl LockKeys {
         let name = hex::encode(Sha256::digest(user_name.as_str().to_lowercase().as_bytes()));
         Self {
             base: format!("signin:{source_id}:{name}:{network}"),
-            network: format!("signin-net:{source_id}:{network}"),
+            network: network.to_owned(),
         }
     }
 
@@ -326,13 +327,15 @@ impl DirectoryAuth {
         now: DateTime<Utc>,
     ) -> Result<AuthenticatedUser, SignInError> {
         self.check_source(source_id).await?;
+        self.check_network(network, now).await?;
         let Ok(name) = UserName::parse(user_name.trim()) else {
-            // No such user can exist; spend the same time anyway.
+            // No such user can exist; spend the same time anyway, and count it
+            // against the network like any other failure.
             self.verify(None, password).await?;
+            self.count_network_failure(network).await?;
             return Err(SignInError::InvalidCredentials);
         };
         let keys = LockKeys::new(source_id, &name, network);
-        self.check_network(&keys, now).await?;
         let slot = match self.claim(&keys, now).await? {
             NextSlot::Free(slot) => slot,
             NextSlot::WaitUntil(until) => return Err(SignInError::Locked { until }),
@@ -426,9 +429,7 @@ impl DirectoryAuth {
         slot: u32,
         now: DateTime<Utc>,
     ) -> Result<SignInError, SignInError> {
-        if self.policy.network_max_failures > 0 {
-            self.cache.incr(&keys.network, self.policy.window).await?;
-        }
+        self.count_network_failure(&keys.network).await?;
         let failures = slot.saturating_add(1);
         if self.policy.max_failures == 0 || failures < self.policy.max_failures {
             return Ok(SignInError::InvalidCredentials);
@@ -453,7 +454,7 @@ impl DirectoryAuth {
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, SignInError> {
         let keys = LockKeys::new(source_id, user_name, network);
-        if let Err(SignInError::Locked { until }) = self.check_network(&keys, now).await {
+        if let Err(SignInError::Locked { until }) = self.check_network(&keys.network, now).await {
             return Ok(Some(until));
         }
         match self.scan(&keys, now, 0).await? {
@@ -503,24 +504,39 @@ impl DirectoryAuth {
         }
     }
 
+    /// The failures one network may have within the window, across all names.
+    fn network_budget(&self) -> RateLimit {
+        RateLimit {
+            name: "signin-network-failures",
+            max: self.policy.network_max_failures,
+            window: self.policy.window,
+        }
+    }
+
     /// Refuses every attempt from a network that spent its failure budget.
-    async fn check_network(&self, keys: &LockKeys, now: DateTime<Utc>) -> Result<(), SignInError> {
-        let max = self.policy.network_max_failures;
-        if max == 0 {
+    async fn check_network(&self, network: &str, now: DateTime<Utc>) -> Result<(), SignInError> {
+        if self.policy.network_max_failures == 0 {
             return Ok(());
         }
-        let failures = self
-            .cache
-            .get(&keys.network)
+        if self
+            .network_budget()
+            .exceeded(self.cache.as_ref(), network)
             .await?
-            .and_then(|value| String::from_utf8(value).ok())
-            .and_then(|text| text.parse::<u64>().ok())
-            .unwrap_or(0);
-        if failures >= max {
-            tracing::warn!(key = %keys.network, failures, "directory sign-in: network over its failure budget");
+            .is_some()
+        {
+            tracing::warn!(%network, "directory sign-in: network over its failure budget");
             return Err(SignInError::Locked {
                 until: now + self.policy.window,
             });
+        }
+        Ok(())
+    }
+
+    async fn count_network_failure(&self, network: &str) -> Result<(), SignInError> {
+        if self.policy.network_max_failures > 0 {
+            self.network_budget()
+                .count(self.cache.as_ref(), network)
+                .await?;
         }
         Ok(())
     }

@@ -8,8 +8,9 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::AppState;
-use super::aws_json::{RateLimit, client_network};
+use super::aws_json::client_network;
 use super::request_info;
+use crate::cache::RateLimit;
 use crate::store::{AuditEvent, Outcome};
 
 /// Refusals of anonymous requests that one client network may write to the audit

@@ -36,11 +36,12 @@ use serde_json::json;
 
 use super::AppState;
 use super::audit::{audit, audit_anonymous};
-use super::aws_json::{RateLimit, client_network};
+use super::aws_json::client_network;
 use super::page::{error_page, html, random_token, redirect, safe_return_to, same};
 use super::portal::issue_for_session;
 use super::request_info;
 use super::session::{session, signed_in_form};
+use crate::cache::RateLimit;
 use crate::cache::hashed_key;
 use crate::iam::{AccountId, RoleName};
 use crate::policy::{ParseOptions, Policy, PolicyKind, PolicySource};

@@ -26,10 +26,11 @@ use super::{
     AppState, Approval, CreateTokenResponse, OidcError, Registration, begin_login, digest, first,
     get_json, put_json, valid_scope,
 };
+use crate::cache::RateLimit;
 use crate::store::Outcome;
 use crate::sts::portal::PortalIdentity;
 use crate::web::audit::audit;
-use crate::web::aws_json::{RateLimit, client_network};
+use crate::web::aws_json::client_network;
 use crate::web::page::{error_page, html, random_token, redirect, same};
 use crate::web::session::{PortalSession, session, signed_in_form};
 
