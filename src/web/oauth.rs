@@ -547,6 +547,14 @@ async fn register_client(
     };
     let sealed = serde_json::to_string(&registration).map_err(|e| internal("encode", e))?;
     let client_secret = state.sts.seal_secret(&sealed, CLIENT_SECRET_CONTEXT);
+    // Every later call carries the secret too, and refuses one over 4096 characters
+    // (`required`): a registration whose secret would not fit is refused now, not
+    // left unusable.
+    if client_secret.len() > 4096 {
+        return Err(OidcError::InvalidRedirectUri(
+            "the redirectUris (with the client name and scopes) are too long in total".into(),
+        ));
+    }
     tracing::info!(client_id = %short_client_id(&registration.client_id), client_name = %registration.client_name, "sso-oidc client registered");
     Ok(json_ok(&RegisterClientResponse {
         client_id: registration.client_id,

@@ -26,11 +26,9 @@ use super::{
     AppState, Approval, CreateTokenResponse, OidcError, Registration, begin_login, digest, first,
     get_json, put_json, valid_scope,
 };
-use crate::cache::RateLimit;
 use crate::store::Outcome;
 use crate::sts::portal::PortalIdentity;
-use crate::web::audit::audit;
-use crate::web::aws_json::client_network;
+use crate::web::audit::{audit, audit_anonymous};
 use crate::web::page::{error_page, html, random_token, redirect, same};
 use crate::web::session::{PortalSession, session, signed_in_form};
 
@@ -49,14 +47,6 @@ const REDIRECT_URI_LIMIT: usize = 512;
 /// Redirect URIs one client may register.
 const REDIRECT_URI_COUNT: usize = 10;
 const ACTION: &str = "sso:Authorize";
-/// Refused `/authorize` requests per network and minute: each is an audit record, and
-/// anyone can send them, so past this they are refused without one.
-const REFUSAL_LIMIT: RateLimit = RateLimit {
-    name: "sso-authorize-refusals",
-    max: 60,
-    window: std::time::Duration::from_secs(60),
-};
-
 // ---------------------------------------------------------------------------------
 // Pure parts: loopback redirect URIs and PKCE
 
@@ -519,38 +509,43 @@ fn refusal_page() -> HttpResponse {
     )
 }
 
-fn who(session: Option<&PortalSession>) -> String {
-    session.map_or_else(|| "anonymous".to_owned(), |s| s.identity.user_name.clone())
+/// One audit record of `/authorize`: the signed-in person's, or an anonymous one
+/// within the network's budget.
+async fn record(
+    state: &AppState,
+    request: &HttpRequest,
+    session: Option<&PortalSession>,
+    action: &str,
+    target: &str,
+    outcome: Outcome,
+    details: serde_json::Value,
+) {
+    match session {
+        Some(session) => {
+            let user = &session.identity.user_name;
+            audit(state, request, user, action, target, outcome, details).await;
+        }
+        None => {
+            audit_anonymous(state, request, "anonymous", action, target, outcome, details).await
+        }
+    }
 }
 
-/// Audits a refusal and renders it.
+/// Audits a refusal (within the network's anonymous budget when nobody is signed
+/// in, see [`audit_anonymous`]) and renders it: a page, or the RFC 6749 §4.1.2.1
+/// error on the client's redirect URI.
 async fn refuse(
     state: &AppState,
     request: &HttpRequest,
     session: Option<&PortalSession>,
     refusal: Refusal,
 ) -> HttpResponse {
-    match REFUSAL_LIMIT
-        .take(state.cache.as_ref(), &client_network(request))
-        .await
-    {
-        Ok(None) => {}
-        Ok(Some(_)) | Err(_) => {
-            return error_page(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many requests",
-                "Too many sign-in requests that could not be accepted came from your network. Try again in a minute.",
-                "/start",
-                "Your accounts",
-            );
-        }
-    }
     match refusal {
         Refusal::Page { reason } => {
-            audit(
+            record(
                 state,
                 request,
-                &who(session),
+                session,
                 ACTION,
                 "authorize",
                 Outcome::Failure,
@@ -566,10 +561,10 @@ async fn refuse(
             error,
             description,
         } => {
-            audit(
+            record(
                 state,
                 request,
-                &who(session),
+                session,
                 ACTION,
                 &client.name,
                 if error == "access_denied" {
@@ -700,13 +695,16 @@ pub(super) async fn authorize_decision(
     let code = match issue_code(&state, &checked, &session, now).await {
         Ok(code) => code,
         Err(_) => {
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Unavailable",
-                "Sign-in is unavailable right now. Please try again shortly.",
-                "/start",
-                "Your accounts",
-            );
+            // The client and its redirect URI are known good: tell the client, as
+            // RFC 6749 §4.1.2.1 says, rather than leaving it waiting.
+            let refusal = Refusal::Redirect {
+                client: Box::new(checked.registration),
+                redirect_uri: checked.redirect_uri,
+                state: checked.state,
+                error: "server_error",
+                description: "Rolegate could not complete the sign-in; try again shortly".into(),
+            };
+            return refuse(&state, &request, Some(&session), refusal).await;
         }
     };
     audit(
