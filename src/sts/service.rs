@@ -127,19 +127,25 @@ impl CallerPolicies {
         let Some(owner) = foreign else {
             return verdict;
         };
-        let cross = format!(
-            "cross-account request: {resource} belongs to account {owner}, not the caller's account {}",
-            caller.account
-        );
+        // Built only for the answers that explain themselves with it.
+        let cross = || {
+            format!(
+                "cross-account request: {resource} belongs to account {owner}, not the caller's account {}",
+                caller.account
+            )
+        };
         match (verdict.decision, resource_policy) {
             (Decision::ExplicitDeny, _) => verdict,
             (_, None) => Verdict {
                 decision: Decision::ImplicitDeny,
                 deciding: None,
-                reason: format!("{cross}, and no resource-based policy was supplied to allow it"),
+                reason: format!(
+                    "{}, and no resource-based policy was supplied to allow it",
+                    cross()
+                ),
             },
             (Decision::ImplicitDeny, Some(_)) => Verdict {
-                reason: format!("{cross}: {}", verdict.reason),
+                reason: format!("{}: {}", cross(), verdict.reason),
                 ..verdict
             },
             (Decision::Allowed, Some(_)) => verdict,
@@ -415,13 +421,14 @@ impl Sts {
             })
     }
 
-    /// Seals a secret for storage at rest (e.g. an identity source's client secret)
-    /// under the master key; `context` binds it to its purpose and owner.
     /// [`Sealer::mac`] under this server's master key, base64url.
     pub fn mac(&self, context: &str, data: &[u8]) -> String {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.sealer.mac(context, data))
     }
+
+    /// Seals a secret for storage at rest (e.g. an identity source's client secret)
+    /// under the master key; `context` binds it to its purpose and owner.
 
     pub fn seal_secret(&self, value: &str, context: &str) -> String {
         self.sealer

@@ -52,11 +52,6 @@ fn has_action(ctx: &guard::GuardContext<'_>) -> bool {
         .any(|pair| pair.split('=').next() == Some("Action"))
 }
 
-/// Actions whose answers carry a secret access key and session token.
-fn issues_credentials(action: &str) -> bool {
-    StsAction::parse(action).is_some_and(StsAction::issues_credentials)
-}
-
 /// The request's parameters (query string, then form body), parsed once into a map:
 /// every lookup is constant time, so reading a `.member.N` list costs time linear
 /// in its length and a request costs time linear in its size. The first occurrence
@@ -150,7 +145,13 @@ fn credentials_xml(out: &mut String, credentials: &IssuedCredentials) {
     out.push_str("</Credentials>");
 }
 
-fn success(action: &str, result_body: &str, request_id: &str) -> HttpResponse {
+/// `carries_credentials`: the body holds a secret key (never cached).
+fn success(
+    action: &str,
+    carries_credentials: bool,
+    result_body: &str,
+    request_id: &str,
+) -> HttpResponse {
     let body = format!(
         "<{action}Response xmlns=\"{NAMESPACE}\">\n  <{action}Result>{result_body}</{action}Result>\n  \
          <ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>\n</{action}Response>\n"
@@ -159,7 +160,7 @@ fn success(action: &str, result_body: &str, request_id: &str) -> HttpResponse {
     response
         .content_type("text/xml")
         .insert_header(("x-amzn-RequestId", request_id));
-    if issues_credentials(action) {
+    if carries_credentials {
         // Never kept by a browser or a proxy: the body holds a secret key.
         response.insert_header((header::CACHE_CONTROL, "no-store"));
     }
@@ -218,9 +219,11 @@ async fn handle(
     }
     let params = Params::new(pairs);
     let action = params.get("Action").unwrap_or_default().to_owned();
-    let mut audit = AuditNote::new(&action);
+    // Parsed once: every later decision takes the enum.
+    let known = StsAction::parse(&action);
+    let mut audit = AuditNote::new(known);
     let result = dispatch(
-        &state, &request, &body, &params, &action, now, &origin, &mut audit,
+        &state, &request, &body, &params, &action, known, now, &origin, &mut audit,
     )
     .await;
     let outcome = match &result {
@@ -259,7 +262,12 @@ async fn handle(
         }
     }
     match result {
-        Ok(result_body) => success(&action, &result_body, &request_id),
+        Ok(result_body) => success(
+            &action,
+            known.is_some_and(StsAction::issues_credentials),
+            &result_body,
+            &request_id,
+        ),
         Err(error) => {
             if error.status >= 500 {
                 tracing::error!(code = error.code, %request_id, "STS request failed");
@@ -279,12 +287,12 @@ struct AuditNote {
 }
 
 impl AuditNote {
-    fn new(action: &str) -> Self {
+    fn new(action: Option<StsAction>) -> Self {
         Self {
             actor: None,
             target: None,
             access_key_id: None,
-            routine: StsAction::parse(action).is_some_and(StsAction::is_routine),
+            routine: action.is_some_and(StsAction::is_routine),
         }
     }
 
@@ -300,6 +308,7 @@ async fn dispatch(
     body: &[u8],
     params: &Params,
     action: &str,
+    known: Option<StsAction>,
     now: DateTime<Utc>,
     origin: &Origin,
     audit: &mut AuditNote,
@@ -308,7 +317,7 @@ async fn dispatch(
         return Err(StsError::new("MissingAction", 400, "Missing Action"));
     }
     let version = params.required("Version")?;
-    let Some(action) = StsAction::parse(action).filter(|_| version == VERSION) else {
+    let Some(action) = known.filter(|_| version == VERSION) else {
         return Err(StsError::new(
             "InvalidAction",
             400,

@@ -219,6 +219,21 @@ pub fn validate(
 /// X-Amz-Date, as STS does (X-Amz-Expires is not honoured there).
 pub const PRESIGNED_STS_LIFETIME: chrono::Duration = chrono::Duration::minutes(15);
 
+/// AWS's answer to a signature older than `window`: SignatureDoesNotMatch
+/// "Signature expired: T is now earlier than NOW-WINDOW (NOW - WINDOW.)".
+fn signature_expired(t: DateTime<Utc>, now: DateTime<Utc>, window: chrono::Duration) -> SigV4Error {
+    SigV4Error::RequestExpired {
+        kind: ExpiryKind::SignatureExpired,
+        message: format!(
+            "Signature expired: {} is now earlier than {} ({} - {}.)",
+            amz(t),
+            amz(now.checked_sub_signed(window).unwrap_or(now)),
+            amz(now),
+            format_skew(window)
+        ),
+    }
+}
+
 fn check_time(
     info: &SignatureInfo,
     now: DateTime<Utc>,
@@ -267,31 +282,13 @@ fn check_time(
                         message: "Request has expired".to_owned(),
                     }
                 } else {
-                    SigV4Error::RequestExpired {
-                        kind: ExpiryKind::SignatureExpired,
-                        message: format!(
-                            "Signature expired: {} is now earlier than {} ({} - {}.)",
-                            amz(t),
-                            amz(now.checked_sub_signed(lifetime).unwrap_or(now)),
-                            amz(now),
-                            format_skew(lifetime)
-                        ),
-                    }
+                    signature_expired(t, now, lifetime)
                 });
             }
         }
         _ => {
             if t < earliest {
-                return Err(SigV4Error::RequestExpired {
-                    kind: ExpiryKind::SignatureExpired,
-                    message: format!(
-                        "Signature expired: {} is now earlier than {} ({} - {}.)",
-                        amz(t),
-                        amz(earliest),
-                        amz(now),
-                        format_skew(skew)
-                    ),
-                });
+                return Err(signature_expired(t, now, skew));
             }
         }
     }

@@ -526,7 +526,16 @@ async fn record(
             audit(state, request, user, action, target, outcome, details).await;
         }
         None => {
-            audit_anonymous(state, request, "anonymous", action, target, outcome, details).await
+            audit_anonymous(
+                state,
+                request,
+                "anonymous",
+                action,
+                target,
+                outcome,
+                details,
+            )
+            .await
         }
     }
 }
