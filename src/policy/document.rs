@@ -821,3 +821,25 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
         }),
     })
 }
+
+/// The most a resource-based policy supplied with a request may hold (20 KiB, IAM's
+/// limit for the largest resource policies, S3 bucket policies).
+pub const MAX_SUPPLIED_RESOURCE_POLICY: usize = 20 * 1024;
+
+/// A resource-based policy supplied with a request (`/v1/authorize`, the console's
+/// "Can I?"), bounded before it is parsed: `None` when blank, else the policy or why
+/// not. One function, so both places give the same answer.
+pub fn parse_supplied_resource_policy(text: &str) -> Result<Option<Policy>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.len() > MAX_SUPPLIED_RESOURCE_POLICY {
+        return Err(format!(
+            "the resource policy is longer than {MAX_SUPPLIED_RESOURCE_POLICY} bytes"
+        ));
+    }
+    Policy::parse(text, ParseOptions::new(PolicyKind::Resource))
+        .map(Some)
+        .map_err(|error| error.to_string())
+}

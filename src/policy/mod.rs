@@ -40,8 +40,8 @@ mod variables;
 pub use condition::parse_date;
 pub use context::ContextKeys;
 pub use document::{
-    CUSTOMER_POLICY_SIZE_LIMIT, Effect, ParseOptions, Policy, PolicyKind, PolicyVersion, Statement,
-    UnknownPolicyKind,
+    CUSTOMER_POLICY_SIZE_LIMIT, Effect, MAX_SUPPLIED_RESOURCE_POLICY, ParseOptions, Policy,
+    PolicyKind, PolicyVersion, Statement, UnknownPolicyKind, parse_supplied_resource_policy,
 };
 pub use error::{LIMIT_EXCEEDED, MALFORMED_POLICY_DOCUMENT, PolicyError};
 pub use eval::{

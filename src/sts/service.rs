@@ -429,7 +429,6 @@ impl Sts {
 
     /// Seals a secret for storage at rest (e.g. an identity source's client secret)
     /// under the master key; `context` binds it to its purpose and owner.
-
     pub fn seal_secret(&self, value: &str, context: &str) -> String {
         self.sealer
             .seal(value.as_bytes(), context, &mut rand::rng())

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::sts_api::{header_pairs, signed_request};
-use crate::policy::{Decision, ParseOptions, Policy, PolicyKind};
+use crate::policy::{Decision, Policy};
 use crate::store::{AuditEvent, Outcome};
 use crate::sts::assume::{Caller, is_reserved_context_key};
 use crate::sts::error::StsError;
@@ -165,10 +165,15 @@ async fn authorize(
         return sts_json_error(&error);
     }
 
-    let resource_policy = match input.resource_policy.as_ref().map(parse_resource_policy) {
+    let resource_policy = match input.resource_policy.as_ref().map(resource_policy_text) {
         None => None,
-        Some(Ok(policy)) => Some(policy),
-        Some(Err(message)) => return json_error(400, "MalformedPolicyDocument", &message),
+        Some(text) => match crate::policy::parse_supplied_resource_policy(&text) {
+            Ok(policy) => policy,
+            Err(message) => {
+                let message = format!("resource_policy: {message}");
+                return json_error(400, "MalformedPolicyDocument", &message);
+            }
+        },
     };
 
     // 2. The request the service received.
@@ -282,13 +287,13 @@ async fn may_authorize(
 }
 
 /// The `resource_policy` field: a policy document as JSON, or a string holding one.
-fn parse_resource_policy(value: &serde_json::Value) -> Result<Policy, String> {
-    let text = match value {
+/// The `resource_policy` member as policy text: a JSON string holding the document,
+/// or the document itself.
+fn resource_policy_text(value: &serde_json::Value) -> Cow<'_, str> {
+    match value {
         serde_json::Value::String(text) => Cow::Borrowed(text.as_str()),
         other => Cow::Owned(other.to_string()),
-    };
-    Policy::parse(&text, ParseOptions::new(PolicyKind::Resource))
-        .map_err(|error| format!("resource_policy: {error}"))
+    }
 }
 
 async fn decide(

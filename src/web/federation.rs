@@ -44,7 +44,7 @@ use super::session::{session, signed_in_form};
 use crate::cache::RateLimit;
 use crate::cache::hashed_key;
 use crate::iam::{AccountId, RoleName};
-use crate::policy::{ParseOptions, Policy, PolicyKind, PolicySource};
+use crate::policy::PolicySource;
 use crate::store::{ConsoleDestination, Outcome};
 use crate::sts::assume::{Caller, CallerKind, is_reserved_context_key};
 use crate::sts::credentials::KeyKind;
@@ -63,8 +63,6 @@ const CONSOLE_ID_LEN: usize = 64;
 const MIN_SESSION_DURATION: i64 = 900;
 const MAX_SESSION_DURATION: i64 = 43_200;
 const MAX_CHECK_FIELD: usize = 2_048;
-/// AWS's limit for the largest resource policies (S3 bucket policies: 20 KB).
-const MAX_CHECK_RESOURCE_POLICY: usize = 20 * 1024;
 const MAX_CONTEXT_LINES: usize = 50;
 const ANONYMOUS: &str = "anonymous";
 
@@ -1222,19 +1220,14 @@ fn check(
     {
         return failed("The action, resource or context is too long.".into());
     }
-    if form.resource_policy.len() > MAX_CHECK_RESOURCE_POLICY {
-        return failed("The resource policy is too long.".into());
-    }
     let extra = match parse_context(&form.context) {
         Ok(extra) => extra,
         Err(message) => return failed(message),
     };
-    let resource_policy = match form.resource_policy.trim() {
-        "" => None,
-        text => match Policy::parse(text, ParseOptions::new(PolicyKind::Resource)) {
-            Ok(policy) => Some(policy),
-            Err(error) => return failed(format!("The resource policy is not valid: {error}")),
-        },
+    let resource_policy = match crate::policy::parse_supplied_resource_policy(&form.resource_policy)
+    {
+        Ok(policy) => policy,
+        Err(error) => return failed(format!("The resource policy is not valid: {error}")),
     };
     let context = caller.context_with(now, extra.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
     let verdict = policies.authorize(caller, action, resource, &context, resource_policy.as_ref());
