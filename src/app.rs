@@ -32,8 +32,7 @@ pub fn build_server(
         let mut headers = middleware::DefaultHeaders::new()
             .add((
                 "Content-Security-Policy",
-                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                 frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+                crate::web::page::CONTENT_SECURITY_POLICY,
             ))
             .add(("X-Frame-Options", "DENY"))
             .add(("X-Content-Type-Options", "nosniff"))

@@ -10,7 +10,7 @@ mod health;
 mod mfa;
 mod oauth;
 mod oidc_login;
-mod page;
+pub(crate) mod page;
 mod portal;
 pub mod request_id;
 pub mod request_info;

@@ -44,7 +44,7 @@ const DEVICE_CODE_SECONDS: i64 = 600;
 /// The minimum polling interval a client is told to keep.
 const POLL_INTERVAL_SECONDS: i64 = 1;
 /// Polls tolerated within one interval before SlowDown (see [`poll_allowed`]).
-const POLL_BURST: usize = 2;
+const POLL_BURST: u64 = 2;
 /// The longest an access token lives (refresh tokens renew it until the session ends).
 const ACCESS_TOKEN_SECONDS: i64 = 3600;
 /// RFC 8628 §6.1: consonants only, so no words and no 0/O or 1/I confusion.
@@ -117,10 +117,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// `HEAD /start`: `302` to `sso.aws_start_url`, the identifier the AWS CLI v2 then
 /// sends as `startUrl` (it never requests it).
 async fn start_url_identifier(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Found()
-        .insert_header((header::LOCATION, state.sso.aws_start_url.as_str()))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
+    super::page::found(state.sso.aws_start_url.as_str())
 }
 
 /// Any other method on an SSO-OIDC path: a typed error, not a bare 405.
@@ -981,16 +978,17 @@ async fn begin_login(
 
 /// Whether a poll of a pending device code keeps to the interval. Clients may send
 /// a burst of [`POLL_BURST`] polls per interval (the AWS CLI v2 polls twice back to
-/// back; AWS tolerates it): each takes a slot that frees itself after the interval.
-/// A client polling faster than that is told to slow down.
+/// back; AWS tolerates it); a client polling faster than that is told to slow down.
 async fn poll_allowed(state: &AppState, device_hash: &str) -> Result<bool, OidcError> {
-    for slot in 0..POLL_BURST {
-        let key = format!("sso-device-poll:{device_hash}:{slot}");
-        if first(state, &key, POLL_INTERVAL_SECONDS).await? {
-            return Ok(true);
-        }
+    let limit = RateLimit {
+        name: "sso-device-poll",
+        max: POLL_BURST,
+        window: Duration::from_secs(POLL_INTERVAL_SECONDS.unsigned_abs()),
+    };
+    match limit.take(state.cache.as_ref(), device_hash).await {
+        Ok(over) => Ok(over.is_none()),
+        Err(error) => Err(internal("poll interval", error)),
     }
-    Ok(false)
 }
 
 async fn refresh(

@@ -12,6 +12,19 @@ use subtle::ConstantTimeEq;
 
 use super::request_info;
 
+/// Every page's Content-Security-Policy: no inline script or style, no framing,
+/// forms post only to this origin.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+/// [`CONTENT_SECURITY_POLICY`] with one more origin forms may go to (a page whose
+/// form's answer redirects to a client's loopback listener).
+pub fn content_security_policy_with_form_action(origin: &str) -> String {
+    CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {origin}"),
+    )
+}
+
 /// `base` over http; `__Host-base` over https (Secure, path `/`, no domain: the
 /// cookie can be set only by this origin).
 pub(crate) fn host_cookie_name(request: &HttpRequest, base: &'static str) -> String {
@@ -85,4 +98,12 @@ pub(crate) fn error_page(
         next_label,
     };
     html(status, page.render().unwrap_or_else(|_| message.to_owned()))
+}
+
+/// A `302` to `to` that no cache keeps (it may carry a one-time code).
+pub(crate) fn found(to: &str) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, to))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
 }

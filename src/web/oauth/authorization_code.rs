@@ -591,17 +591,9 @@ async fn refuse(
             if let Some(s) = client_state.as_deref() {
                 params.push(("state", s));
             }
-            found(&with_query(&redirect_uri, &params))
+            crate::web::page::found(&with_query(&redirect_uri, &params))
         }
     }
-}
-
-/// A 302 to the client's loopback listener.
-fn found(to: &str) -> HttpResponse {
-    HttpResponse::Found()
-        .insert_header((header::LOCATION, to))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
 }
 
 /// `GET /authorize`: checks the request, signs the person in (keeping the whole
@@ -648,10 +640,9 @@ fn approval_page(session: &PortalSession, checked: &Checked) -> HttpResponse {
     // `form-action` must allow that origin (and only it) or browsers stop there.
     if let Ok(url) = reqwest::Url::parse(&checked.redirect_uri) {
         let origin = url.origin().ascii_serialization();
-        if let Ok(value) = header::HeaderValue::from_str(&format!(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
-             frame-ancestors 'none'; form-action 'self' {origin}; base-uri 'none'"
-        )) {
+        if let Ok(value) = header::HeaderValue::from_str(
+            &crate::web::page::content_security_policy_with_form_action(&origin),
+        ) {
             response
                 .headers_mut()
                 .insert(header::CONTENT_SECURITY_POLICY, value);
@@ -730,7 +721,7 @@ pub(super) async fn authorize_decision(
     if let Some(s) = checked.state.as_deref() {
         params.push(("state", s));
     }
-    found(&with_query(&checked.redirect_uri, &params))
+    crate::web::page::found(&with_query(&checked.redirect_uri, &params))
 }
 
 #[cfg(test)]
