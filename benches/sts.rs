@@ -33,6 +33,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rolegate::clock::Random;
 use rolegate::iam::Partition;
 use rolegate::policy::{
     ContextKeys, ParseOptions, Policy, PolicyKind, PolicySet, PrincipalRef, Request,
@@ -105,7 +106,7 @@ fn assume_params() -> AssumeRoleParams {
 
 /// Claims of a typical AssumeRole session, as `role_session_claims` builds them.
 fn role_claims(now: i64) -> SessionClaims {
-    let mut rng = rand::rng();
+    let mut rng = Random::system().rng();
     assume::role_session_claims(
         &Partition::default(),
         ACCOUNT,
@@ -217,13 +218,13 @@ fn bench_token(c: &mut Criterion) {
     let keyring = keyring();
     let t = now().timestamp();
     let claims = role_claims(t);
-    let token = keyring.seal(&claims, &mut rand::rng());
+    let token = keyring.seal(&claims, &mut Random::system().rng());
     assert_eq!(keyring.open(&token, t + 1).ok().as_ref(), Some(&claims));
     eprintln!("session token: {} characters", token.len());
 
     let mut g = group(c, "token");
     g.bench_function("seal", |b| {
-        let mut rng = rand::rng();
+        let mut rng = Random::system().rng();
         b.iter(|| keyring.seal(black_box(&claims), &mut rng));
     });
     g.bench_function("open", |b| {
@@ -239,7 +240,7 @@ fn bench_sigv4(c: &mut Criterion) {
 
     let t = now().timestamp();
     let claims = role_claims(t);
-    let token = keyring().seal(&claims, &mut rand::rng());
+    let token = keyring().seal(&claims, &mut Random::system().rng());
     let with_token = WireRequest::signed(
         "Action=GetCallerIdentity&Version=2011-06-15",
         &claims.access_key_id,
@@ -292,11 +293,11 @@ fn bench_sigv4(c: &mut Criterion) {
 fn bench_credentials(c: &mut Criterion) {
     let mut g = group(c, "credentials");
     g.bench_function("new_access_key_id", |b| {
-        let mut rng = rand::rng();
+        let mut rng = Random::system().rng();
         b.iter(|| credentials::new_access_key_id(KeyKind::Temporary, black_box(ACCOUNT), &mut rng));
     });
     g.bench_function("new_secret_access_key", |b| {
-        let mut rng = rand::rng();
+        let mut rng = Random::system().rng();
         b.iter(|| credentials::new_secret_access_key(&mut rng));
     });
     g.finish();
@@ -461,7 +462,7 @@ fn bench_pipeline(c: &mut Criterion) {
 
     let mut g = group(c, "pipeline");
     g.bench_function("assume_role_core", |b| {
-        let mut rng = rand::rng();
+        let mut rng = Random::system().rng();
         b.iter(|| {
             verify_wire(black_box(&request), SECRET, &options);
             let context = assume_role_context(&caller, &params, t);

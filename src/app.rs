@@ -27,6 +27,7 @@ pub fn build_server(
         .public_url
         .as_ref()
         .is_some_and(crate::web::PublicUrl::is_https);
+    let random = state.random;
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         let mut headers = middleware::DefaultHeaders::new()
@@ -60,11 +61,11 @@ pub fn build_server(
             // Outermost (registered last): every request gets its id and a `tracing`
             // span around everything else, the access log line included; the id goes
             // back in `x-amzn-RequestId`.
-            .wrap_fn(|request, service| {
+            .wrap_fn(move |request, service| {
                 use actix_web::HttpMessage;
                 use actix_web::dev::Service;
                 use tracing::Instrument;
-                let id = crate::web::request_id::RequestId::new();
+                let id = crate::web::request_id::RequestId::new(&random);
                 let span = tracing::info_span!(
                     "request",
                     id = %id,
@@ -107,7 +108,8 @@ pub async fn app_state_with(
     sealer: Sealer,
     max_clock_skew: chrono::Duration,
 ) -> Result<AppState, String> {
-    let cache: Arc<dyn crate::cache::Cache> = Arc::new(crate::cache::MemoryCache::new());
+    let cache: Arc<dyn crate::cache::Cache> =
+        Arc::new(crate::cache::MemoryCache::new(store.clock().clone()));
     state_with_cache(store, sealer, max_clock_skew, cache).await
 }
 
@@ -127,6 +129,8 @@ pub async fn state_with_cache(
         cache.clone(),
     ));
     Ok(AppState {
+        clock: store.clock().clone(),
+        random: store.random(),
         store,
         sts: Arc::new(sts),
         cache,
@@ -260,7 +264,7 @@ fn dev_master_key(data_dir: &Path) -> Result<(Sealer, Option<PathBuf>), DevError
             None,
         )
     } else {
-        let key = Sealer::generate_master_key(&mut rand::rng());
+        let key = Sealer::generate_master_key(&mut crate::clock::Random::system().rng());
         write_private(&path, key.expose()).map_err(unreadable)?;
         (key, Some(path.clone()))
     };

@@ -405,6 +405,7 @@ impl Config {
             max_connections: self.database.max_connections,
             connect_timeout: Duration::from_secs(self.database.connect_timeout_seconds),
             partition: self.iam.partition.clone(),
+            ..StoreOptions::default()
         }
     }
 }

@@ -296,7 +296,7 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
     let store = app::open_configured_store(&config).await?;
     let skew = chrono::Duration::seconds(i64::from(config.sts.max_clock_skew_seconds));
     let cache_url = Some(config.cache.url.as_str()).filter(|u| !u.trim().is_empty());
-    let cache = rolegate::cache::open_cache(cache_url, &config.cache.prefix)
+    let cache = rolegate::cache::open_cache(cache_url, &config.cache.prefix, store.clock())
         .await
         .map_err(|e| e.to_string())?;
     let state = app::state_with_cache(store, sealer, skew, cache)

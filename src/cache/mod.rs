@@ -10,9 +10,11 @@ pub use rate_limit::RateLimit;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::clock::Clock;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cache unavailable: {0}")]
@@ -53,52 +55,58 @@ pub fn hashed_key(prefix: &str, value: &str) -> String {
     format!("{prefix}:{}", digest(value))
 }
 
+/// A value and when it expires (milliseconds since the epoch, on the cache's clock).
+type Entries = HashMap<String, (Vec<u8>, i64)>;
+
 /// One process's cache. Expired entries are dropped on access and swept when the map
 /// grows, so memory stays bounded by what is live.
-#[derive(Default)]
 pub struct MemoryCache {
-    entries: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+    entries: Mutex<Entries>,
+    clock: Clock,
 }
 
 impl MemoryCache {
     const SWEEP_AT: usize = 10_000;
 
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            entries: Mutex::default(),
+            clock,
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Vec<u8>, Instant)>> {
+    fn now(&self) -> i64 {
+        self.clock.timestamp_millis()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         match self.entries.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }
     }
 
-    fn insert(
-        entries: &mut HashMap<String, (Vec<u8>, Instant)>,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) {
-        let now = Instant::now();
+    fn insert(entries: &mut Entries, now: i64, key: &str, value: &[u8], ttl: Duration) {
         if entries.len() >= Self::SWEEP_AT {
             entries.retain(|_, (_, expires)| *expires > now);
         }
-        entries.insert(key.to_owned(), (value.to_vec(), now + ttl));
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        entries.insert(key.to_owned(), (value.to_vec(), now.saturating_add(ttl)));
     }
 }
 
 #[async_trait]
 impl Cache for MemoryCache {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
-        Self::insert(&mut self.lock(), key, value, ttl);
+        Self::insert(&mut self.lock(), self.now(), key, value, ttl);
         Ok(())
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let now = self.now();
         let mut entries = self.lock();
         match entries.get(key) {
-            Some((value, expires)) if *expires > Instant::now() => Ok(Some(value.clone())),
+            Some((value, expires)) if *expires > now => Ok(Some(value.clone())),
             Some(_) => {
                 entries.remove(key);
                 Ok(None)
@@ -113,14 +121,12 @@ impl Cache for MemoryCache {
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, CacheError> {
+        let now = self.now();
         let mut entries = self.lock();
-        if entries
-            .get(key)
-            .is_some_and(|(_, expires)| *expires > Instant::now())
-        {
+        if entries.get(key).is_some_and(|(_, expires)| *expires > now) {
             return Ok(false);
         }
-        Self::insert(&mut entries, key, value, ttl);
+        Self::insert(&mut entries, now, key, value, ttl);
         Ok(true)
     }
 
@@ -130,8 +136,8 @@ impl Cache for MemoryCache {
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+        let now = self.now();
         let mut entries = self.lock();
-        let now = Instant::now();
         if let Some((value, expires)) = entries.get_mut(key)
             && *expires > now
         {
@@ -143,7 +149,7 @@ impl Cache for MemoryCache {
             *value = count.to_string().into_bytes();
             return Ok(count);
         }
-        Self::insert(&mut entries, key, b"1", ttl);
+        Self::insert(&mut entries, now, key, b"1", ttl);
         Ok(1)
     }
 }
@@ -154,9 +160,13 @@ pub const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Opens the cache the configuration names: none means this process's
 /// [`MemoryCache`] (one replica, `dev`), a `redis://` URL a [`redis_cache::RedisCache`]
 /// shared by every replica that uses the same URL and `prefix`.
-pub async fn open_cache(url: Option<&str>, prefix: &str) -> Result<Arc<dyn Cache>, CacheError> {
+pub async fn open_cache(
+    url: Option<&str>,
+    prefix: &str,
+    clock: &Clock,
+) -> Result<Arc<dyn Cache>, CacheError> {
     match url.map(str::trim).filter(|url| !url.is_empty()) {
-        None => Ok(Arc::new(MemoryCache::new())),
+        None => Ok(Arc::new(MemoryCache::new(clock.clone()))),
         Some(url) if url.starts_with("redis://") => Ok(Arc::new(
             redis_cache::RedisCache::connect(url, prefix, REDIS_TIMEOUT).await?,
         )),
@@ -173,13 +183,14 @@ mod tests {
 
     #[tokio::test]
     async fn counters_count_within_their_window_then_start_again() {
-        let cache = MemoryCache::new();
-        let window = Duration::from_millis(200);
+        let (clock, hand) = Clock::adjustable();
+        let cache = MemoryCache::new(clock);
+        let window = Duration::from_secs(60);
         assert_eq!(cache.incr("c", window).await.unwrap(), 1);
         assert_eq!(cache.incr("c", window).await.unwrap(), 2);
         assert_eq!(cache.get("c").await.unwrap().as_deref(), Some(&b"2"[..]));
         assert_eq!(cache.incr("other", window).await.unwrap(), 1);
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        hand.advance(Duration::from_secs(61));
         assert_eq!(cache.incr("c", window).await.unwrap(), 1, "a new window");
     }
 }

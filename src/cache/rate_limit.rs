@@ -55,7 +55,7 @@ mod tests {
 
     #[tokio::test]
     async fn limits_count_per_network_and_say_how_long_to_wait() {
-        let cache = MemoryCache::new();
+        let cache = MemoryCache::new(crate::clock::Clock::system());
         let limit = RateLimit {
             name: "test",
             max: 2,

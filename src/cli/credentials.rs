@@ -92,7 +92,7 @@ pub async fn role_credentials(args: &RoleArgs) -> Result<RoleCredentials, String
     };
     let hint = login_hint(Some(&base), session);
     let client = SsoClient::new(&base)?;
-    let now = Utc::now();
+    let now = crate::clock::Clock::system().now();
     let freshness = token.freshness(now);
     if freshness != Freshness::Fresh {
         let refreshed = match token.refresh_material(now) {
@@ -105,7 +105,7 @@ pub async fn role_credentials(args: &RoleArgs) -> Result<RoleCredentials, String
                     grant.access_token,
                     grant.expires_in,
                     grant.refresh_token,
-                    Utc::now(),
+                    crate::clock::Clock::system().now(),
                 );
                 if let Err(e) = cache.save_token(session, &token) {
                     eprintln!("rolegate: warning: the refreshed token was not saved: {e}");
@@ -115,7 +115,9 @@ pub async fn role_credentials(args: &RoleArgs) -> Result<RoleCredentials, String
                 // Refresh tokens are single-use: a parallel `credential_process` (or
                 // botocore) may have just spent this one and saved what it got.
                 let reloaded = cache.load_token(session).ok().flatten();
-                if let Some(newer) = refreshed_elsewhere(&token, reloaded, Utc::now()) {
+                if let Some(newer) =
+                    refreshed_elsewhere(&token, reloaded, crate::clock::Clock::system().now())
+                {
                     token = newer;
                 } else {
                     match (failed, freshness) {

@@ -98,7 +98,7 @@ async fn login(args: &LoginArgs) -> Result<(), String> {
         grant.expires_in,
         grant.refresh_token,
         &registration,
-        Utc::now(),
+        crate::clock::Clock::system().now(),
     );
     let path = cache.save_token(session, &token)?;
     eprintln!(
@@ -169,7 +169,12 @@ async fn start_sign_in(
     start: &str,
 ) -> Result<(ClientRegistration, DeviceAuthorization), String> {
     let session = args.sso_session.as_str();
-    let cached = cache.load_registration(start, &args.region, session, Utc::now());
+    let cached = cache.load_registration(
+        start,
+        &args.region,
+        session,
+        crate::clock::Clock::system().now(),
+    );
     let reused = cached.is_some();
     let mut registration = match cached {
         Some(registration) => registration,
@@ -318,8 +323,8 @@ async fn poll_for_token(
 ) -> Result<TokenGrant, String> {
     let mut interval = authorization.interval.unwrap_or(5).max(1);
     // The server expires the code; this only guards against one that never does.
-    let give_up: DateTime<Utc> =
-        Utc::now() + TimeDelta::seconds(authorization.expires_in.max(0) + 60);
+    let give_up: DateTime<Utc> = crate::clock::Clock::system().now()
+        + TimeDelta::seconds(authorization.expires_in.max(0) + 60);
     let mut first = true;
     loop {
         if !first {
@@ -338,7 +343,7 @@ async fn poll_for_token(
             Poll::SlowDown => interval += 5,
             Poll::Failed(message) => return Err(message),
         }
-        if Utc::now() > give_up {
+        if crate::clock::Clock::system().now() > give_up {
             return Err(
                 "the sign-in request expired before it was approved; run `rolegate login` again"
                     .to_owned(),

@@ -10,8 +10,6 @@
 
 use std::process::ExitCode;
 
-use chrono::Utc;
-
 use super::login::{block_on, parse_session_name};
 use super::sso_cache::{CachedToken, DEFAULT_SESSION, Freshness, SsoCache};
 use super::sso_client::{ApiError, SsoClient};
@@ -96,7 +94,7 @@ async fn end_at_server(base: &str, token: &CachedToken) -> AtServer {
         Ok(client) => client,
         Err(e) => return AtServer::NotReached(e),
     };
-    let now = Utc::now();
+    let now = crate::clock::Clock::system().now();
     let mut access_token = token.access_token.clone();
     if token.freshness(now) == Freshness::Expired {
         let Some((id, secret, refresh)) = token.refresh_material(now) else {

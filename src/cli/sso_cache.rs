@@ -390,7 +390,7 @@ pub fn write_private_atomic(path: &Path, contents: &[u8]) -> Result<(), String> 
     let temporary = dir.join(format!(
         ".{name}.{}.{:08x}.tmp",
         std::process::id(),
-        rand::random::<u32>()
+        rand::RngCore::next_u32(&mut crate::clock::Random::system().rng())
     ));
     let written = (|| {
         let mut options = std::fs::OpenOptions::new();

@@ -18,9 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreGenderClaim, CoreIdToken,
     CoreIdTokenClaims, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
@@ -519,6 +519,7 @@ fn client_secret(
 /// the source configures none; `browser` is the browser-binding cookie's value.
 pub async fn begin(
     cache: &dyn Cache,
+    clock: &Clock,
     sts: &Sts,
     source: &IdentitySource,
     default_redirect_uri: &str,
@@ -557,7 +558,7 @@ pub async fn begin(
         redirect_uri,
         return_to: return_to.to_owned(),
         browser: digest(browser),
-        started_at: Utc::now().timestamp(),
+        started_at: clock.timestamp(),
     };
     let bytes = serde_json::to_vec(&pending).map_err(|e| OidcError::Unavailable(e.to_string()))?;
     cache
@@ -631,6 +632,7 @@ pub struct SignedIn {
 /// Redeems `code` for the sign-in `pending` at `source` and validates the answer.
 pub async fn complete(
     cache: &dyn Cache,
+    clock: &Clock,
     sts: &Sts,
     source: &IdentitySource,
     pending: &PendingLogin,
@@ -682,11 +684,25 @@ pub async fn complete(
         .ok_or(OidcError::MissingIdToken)?;
     let nonce = Nonce::new(pending.nonce.clone());
     let access_token = response.access_token();
-    let claims = match verify(&config, &metadata, id_token, &nonce, access_token) {
+    let claims = match verify(
+        &config,
+        &metadata,
+        id_token,
+        &nonce,
+        access_token,
+        clock.now(),
+    ) {
         // The provider may have rotated its keys since discovery: look again, once.
         Err(OidcError::BadSignature(reason)) if reason == NO_MATCHING_KEY => {
             metadata = discover(cache, &config, true).await?;
-            verify(&config, &metadata, id_token, &nonce, access_token)?
+            verify(
+                &config,
+                &metadata,
+                id_token,
+                &nonce,
+                access_token,
+                clock.now(),
+            )?
         }
         other => other?,
     };
@@ -738,9 +754,9 @@ fn verify(
     id_token: &CoreIdToken,
     nonce: &Nonce,
     access_token: &AccessToken,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<CoreIdTokenClaims, OidcError> {
     let trusted: BTreeSet<String> = config.trusted_audiences.iter().cloned().collect();
-    let now = Utc::now();
     let verifier = CoreIdTokenVerifier::new_public_client(
         ClientId::new(config.client_id.clone()),
         metadata.issuer().clone(),

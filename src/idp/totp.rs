@@ -284,7 +284,7 @@ mod tests {
             b"foobar".to_vec()
         );
         assert!(base32_decode("MZXW1").is_none());
-        let secret = TotpSecret::generate(&mut rand::rng());
+        let secret = TotpSecret::generate(&mut crate::clock::Random::system().rng());
         let text = secret.to_base32();
         assert_eq!(text.len(), 32, "160 bits are 32 base32 characters");
         assert_eq!(TotpSecret::from_base32(&text), Some(secret));

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::clock::{Clock, Random};
 use crate::iam::{Partition, ValidationError};
 use crate::policy::PolicyError;
 
@@ -93,6 +94,11 @@ pub trait Store:
 {
     fn backend(&self) -> Backend;
     fn partition(&self) -> &Partition;
+    /// The clock rows are stamped with: the application's one clock (the state built
+    /// on this store takes it from here).
+    fn clock(&self) -> &Clock;
+    /// The application's one random source.
+    fn random(&self) -> Random;
     /// Readiness: the database answers a query.
     async fn ping(&self) -> StoreResult<()>;
 }
@@ -103,6 +109,9 @@ pub struct StoreOptions {
     pub max_connections: u32,
     pub connect_timeout: Duration,
     pub partition: Partition,
+    /// When rows are written, and where new ids come from.
+    pub clock: Clock,
+    pub random: Random,
 }
 
 impl Default for StoreOptions {
@@ -111,6 +120,8 @@ impl Default for StoreOptions {
             max_connections: 10,
             connect_timeout: Duration::from_secs(5),
             partition: Partition::default(),
+            clock: Clock::system(),
+            random: Random::system(),
         }
     }
 }
@@ -133,7 +144,12 @@ pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Stor
             .connect_with(connect)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Arc::new(sql::SqlStore::new(pool, options.partition.clone()))
+        Arc::new(sql::SqlStore::new(
+            pool,
+            options.partition.clone(),
+            options.clock.clone(),
+            options.random,
+        ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let connect = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
@@ -142,7 +158,12 @@ pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Stor
             .connect_with(connect)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Arc::new(sql::SqlStore::new(pool, options.partition.clone()))
+        Arc::new(sql::SqlStore::new(
+            pool,
+            options.partition.clone(),
+            options.clock.clone(),
+            options.random,
+        ))
     } else {
         return Err(StoreError::Invalid(ValidationError::new(
             "database.url",

@@ -256,9 +256,9 @@ impl Sts {
             credentials::new_access_key_id(
                 KeyKind::Temporary,
                 account_id.as_str(),
-                &mut rand::rng(),
+                &mut self.random.rng(),
             ),
-            credentials::new_secret_access_key(&mut rand::rng()),
+            credentials::new_secret_access_key(&mut self.random.rng()),
         );
         let mut claims = assume::role_session_claims(
             self.partition(),

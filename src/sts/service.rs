@@ -4,9 +4,9 @@
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 
 use crate::cache::{Cache, MemoryCache};
+use crate::clock::{Clock, Random};
 use crate::iam::{AccountId, Partition, RoleName, UserName};
 use crate::policy::{
     ParseOptions, Policy, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy,
@@ -258,7 +258,10 @@ pub struct Sts {
     cache: Arc<dyn Cache>,
     /// When the key ring was last reloaded for an unknown key id: unauthenticated
     /// tokens must not be able to make every request a database query.
-    last_reload: std::sync::Mutex<Option<std::time::Instant>>,
+    /// (Milliseconds since the epoch.)
+    last_reload: std::sync::Mutex<Option<i64>>,
+    clock: Clock,
+    pub(crate) random: Random,
     /// How far a request's signing time may be from the server's clock.
     max_clock_skew: chrono::Duration,
 }
@@ -317,6 +320,8 @@ fn access_key_context(access_key_id: &str) -> String {
 impl Sts {
     /// Loads the session-token key ring, creating the first key on a new deployment.
     pub async fn open(store: Arc<dyn Store>, sealer: Sealer) -> Result<Self, String> {
+        let clock = store.clock().clone();
+        let random = store.random();
         let keyring = load_keyring(store.as_ref(), &sealer, true).await?;
         Ok(Self {
             store,
@@ -324,8 +329,10 @@ impl Sts {
             keyring: RwLock::new(keyring),
             web_identity: super::web_identity::jwks::WebIdentityVerifier::new(),
             policies: PolicyCache::default(),
-            cache: Arc::new(MemoryCache::new()),
+            cache: Arc::new(MemoryCache::new(clock.clone())),
             last_reload: std::sync::Mutex::new(None),
+            clock,
+            random,
             max_clock_skew: chrono::Duration::minutes(5),
         })
     }
@@ -391,7 +398,7 @@ impl Sts {
         self.sealer.seal(
             message.to_string().as_bytes(),
             AUTHORIZATION_MESSAGE_CONTEXT,
-            &mut rand::rng(),
+            &mut self.random.rng(),
         )
     }
 
@@ -431,7 +438,7 @@ impl Sts {
     /// under the master key; `context` binds it to its purpose and owner.
     pub fn seal_secret(&self, value: &str, context: &str) -> String {
         self.sealer
-            .seal(value.as_bytes(), context, &mut rand::rng())
+            .seal(value.as_bytes(), context, &mut self.random.rng())
     }
 
     /// Opens a value sealed by [`Sts::seal_secret`] with the same `context`.
@@ -457,7 +464,7 @@ impl Sts {
     /// Adds a new current key; tokens sealed with older keys stay valid until they expire.
     pub async fn rotate_token_key(&self) -> Result<u32, String> {
         let next = i64::from(self.read_keyring().current_key_id()) + 1;
-        let sealed = new_sealed_key(&self.sealer, next);
+        let sealed = new_sealed_key(&self.sealer, self.random, next);
         self.store
             .add_token_key(next, &sealed)
             .await
@@ -485,8 +492,8 @@ impl Sts {
     fn seal(&self, claims: &SessionClaims) -> String {
         let keyring = self.keyring.read();
         match keyring {
-            Ok(k) => k.seal(claims, &mut rand::rng()),
-            Err(poisoned) => poisoned.into_inner().seal(claims, &mut rand::rng()),
+            Ok(k) => k.seal(claims, &mut self.random.rng()),
+            Err(poisoned) => poisoned.into_inner().seal(claims, &mut self.random.rng()),
         }
     }
 
@@ -509,13 +516,13 @@ impl Sts {
 
     /// At most one key-ring reload per ten seconds per replica.
     fn may_reload(&self) -> bool {
-        const INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+        const INTERVAL_MS: i64 = 10_000;
         let mut last = match self.last_reload.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let now = std::time::Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < INTERVAL) {
+        let now = self.clock.timestamp_millis();
+        if last.is_some_and(|at| now.saturating_sub(at) < INTERVAL_MS) {
             return false;
         }
         *last = Some(now);
@@ -820,8 +827,12 @@ impl Sts {
         }
 
         let keys = (
-            credentials::new_access_key_id(KeyKind::Temporary, account.as_str(), &mut rand::rng()),
-            credentials::new_secret_access_key(&mut rand::rng()),
+            credentials::new_access_key_id(
+                KeyKind::Temporary,
+                account.as_str(),
+                &mut self.random.rng(),
+            ),
+            credentials::new_secret_access_key(&mut self.random.rng()),
         );
         let claims = assume::role_session_claims(
             self.partition(),
@@ -873,9 +884,9 @@ impl Sts {
             access_key_id: credentials::new_access_key_id(
                 KeyKind::Temporary,
                 &caller.account,
-                &mut rand::rng(),
+                &mut self.random.rng(),
             ),
-            secret_access_key: credentials::new_secret_access_key(&mut rand::rng()),
+            secret_access_key: credentials::new_secret_access_key(&mut self.random.rng()),
             kind: SessionKind::UserSession,
             account: caller.account.clone(),
             principal_arn: caller.arn.clone(),
@@ -911,13 +922,16 @@ impl Sts {
         account: &AccountId,
         user: &UserName,
     ) -> Result<(String, String), StoreError> {
-        let access_key_id =
-            credentials::new_access_key_id(KeyKind::LongTerm, account.as_str(), &mut rand::rng());
-        let secret = credentials::new_secret_access_key(&mut rand::rng());
+        let access_key_id = credentials::new_access_key_id(
+            KeyKind::LongTerm,
+            account.as_str(),
+            &mut self.random.rng(),
+        );
+        let secret = credentials::new_secret_access_key(&mut self.random.rng());
         let sealed = self.sealer.seal(
             secret.as_bytes(),
             &access_key_context(&access_key_id),
-            &mut rand::rng(),
+            &mut self.random.rng(),
         );
         self.store
             .create_access_key(account, user, &access_key_id, &sealed)
@@ -967,10 +981,9 @@ fn caller_from_claims(claims: SessionClaims) -> Caller {
     }
 }
 
-fn new_sealed_key(sealer: &Sealer, id: i64) -> String {
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
-    sealer.seal(&key, &key_context(id), &mut rand::rng())
+fn new_sealed_key(sealer: &Sealer, random: Random, id: i64) -> String {
+    let key: [u8; 32] = random.bytes();
+    sealer.seal(&key, &key_context(id), &mut random.rng())
 }
 
 async fn load_keyring(
@@ -983,7 +996,10 @@ async fn load_keyring(
         .await
         .map_err(|e| format!("cannot read session-token keys: {e}"))?;
     if records.is_empty() && create {
-        match store.add_token_key(1, &new_sealed_key(sealer, 1)).await {
+        match store
+            .add_token_key(1, &new_sealed_key(sealer, store.random(), 1))
+            .await
+        {
             Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
             Err(e) => return Err(format!("cannot create the first session-token key: {e}")),
         }

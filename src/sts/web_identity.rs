@@ -245,8 +245,12 @@ impl Sts {
         }
 
         let keys = (
-            credentials::new_access_key_id(KeyKind::Temporary, account.as_str(), &mut rand::rng()),
-            credentials::new_secret_access_key(&mut rand::rng()),
+            credentials::new_access_key_id(
+                KeyKind::Temporary,
+                account.as_str(),
+                &mut self.random.rng(),
+            ),
+            credentials::new_secret_access_key(&mut self.random.rng()),
         );
         let mut session = assume::role_session_claims(
             self.partition(),

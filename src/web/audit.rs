@@ -4,7 +4,6 @@
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
-use chrono::Utc;
 use serde_json::json;
 
 use super::AppState;
@@ -44,7 +43,7 @@ pub(crate) async fn audit(
 ) {
     let (source_ip, user_agent) = origin(request);
     let event = AuditEvent {
-        at: Utc::now(),
+        at: state.clock.now(),
         actor: actor.to_owned(),
         action: action.to_owned(),
         target: target.to_owned(),

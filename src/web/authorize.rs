@@ -11,7 +11,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -124,7 +123,7 @@ async fn authorize(
     http: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let now = Utc::now();
+    let now = state.clock.now();
     // 1. The calling service.
     let headers = header_pairs(&http);
     let signed = signed_request(&http, &headers, &body);
@@ -364,7 +363,7 @@ async fn audit(
     details: serde_json::Value,
 ) {
     let event = AuditEvent {
-        at: Utc::now(),
+        at: state.clock.now(),
         actor: actor.to_owned(),
         action: format!("authorize:{}", input.action),
         target: input.resource.clone(),

@@ -359,7 +359,7 @@ async fn get_signin_token(
     params: FederationParams,
 ) -> HttpResponse {
     const ACTION: &str = "federation:GetSigninToken";
-    let now = Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     let Some(raw) = params.session.as_deref().filter(|s| !s.trim().is_empty()) else {
         return json_error(
             StatusCode::BAD_REQUEST,
@@ -441,7 +441,7 @@ async fn get_signin_token(
         )
         .await;
     }
-    let token = random_token();
+    let token = random_token(&state.random);
     let grant = SigninGrant {
         access_key_id: given.session_id.clone(),
         session_token: given.session_token.clone(),
@@ -623,7 +623,7 @@ async fn refuse_unlisted(
 
 async fn login(state: &AppState, request: &HttpRequest, params: FederationParams) -> HttpResponse {
     const ACTION: &str = LOGIN_ACTION;
-    let now = Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     let raw_destination = params.destination.as_deref().unwrap_or("/console");
     let Some(destination) =
         parse_destination(raw_destination, &request_info::public_origin(request))
@@ -842,12 +842,12 @@ async fn open_console(
         ));
     }
     let ttl = duration.map_or(remaining, |d| d.min(remaining));
-    let id = hex::encode(rand::random::<[u8; 32]>());
+    let id = hex::encode(state.random.bytes::<32>());
     let short = id.get(..SHORT_ID_LEN).unwrap_or_default().to_owned();
     let session = ConsoleSession {
         access_key_id: caller.access_key_id.clone(),
         session_token: session_token.to_owned(),
-        csrf: random_token(),
+        csrf: random_token(&state.random),
         back: back.to_owned(),
         expires_at: now + ttl,
     };
@@ -980,7 +980,7 @@ async fn load_console(
     else {
         return Err(refuse_console(state, request, short, ANONYMOUS, "unknown or tampered console cookie", "Console session not valid", "This console session is not valid: it has ended, was signed out, or its cookie was changed. No session was opened. Open the console again from your accounts.").await);
     };
-    let now = Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     match state
         .sts
         .resolve_keys(&session.access_key_id, Some(&session.session_token), now)
@@ -1275,7 +1275,7 @@ async fn render_console(
     form: &CheckForm,
     run_check: bool,
 ) -> HttpResponse {
-    let now = Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     let caller = &open.caller;
     let policies = match state.sts.caller_policies(caller).await {
         Ok(policies) => policies,
@@ -1499,7 +1499,7 @@ async fn start_console(
         Err(refusal) => return refusal,
     };
     let user = portal.identity.user_name.clone();
-    let now = Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     let assumed = match issue_for_session(
         &state,
         &request,

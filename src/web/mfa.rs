@@ -69,11 +69,11 @@ pub(crate) async fn challenge(
     identity: PortalIdentity,
     return_to: &str,
 ) -> HttpResponse {
-    let id = random_token();
+    let id = random_token(&state.random);
     let pending = PendingSignIn {
         identity,
         return_to: safe_return_to(return_to).to_owned(),
-        csrf: random_token(),
+        csrf: random_token(&state.random),
     };
     let stored = serde_json::to_vec(&pending).unwrap_or_default();
     if let Err(error) = state
@@ -316,7 +316,7 @@ async fn submit_code(
     let Ok(name) = UserName::parse(user.as_str()) else {
         return expired(&request);
     };
-    let now = Utc::now();
+    let now = state.clock.now();
     let network = client_network(&request);
     match state
         .directory
@@ -480,7 +480,7 @@ async fn enrolment_secret(
     if !create {
         return None;
     }
-    let secret = TotpSecret::generate(&mut rand::rng());
+    let secret = TotpSecret::generate(&mut state.random.rng());
     let sealed = state.sts.seal_secret(&secret.to_base32(), &context);
     match state.cache.put(&key, sealed.as_bytes(), ENROL_TTL).await {
         Ok(()) => Some(secret),
@@ -545,7 +545,11 @@ async fn account_page(state: web::Data<AppState>, request: HttpRequest) -> HttpR
 /// sign-in behind this session is older than `portal.reauthenticate_within`, so the
 /// session alone (perhaps stolen) does not prove the person is at the keyboard.
 fn needs_password(state: &AppState, session: &PortalSession) -> bool {
-    let age = Utc::now().timestamp().saturating_sub(session.signed_in_at);
+    let age = state
+        .clock
+        .now()
+        .timestamp()
+        .saturating_sub(session.signed_in_at);
     u64::try_from(age).map_or(true, |age| {
         age >= state.portal.reauthenticate_within.as_secs()
     })
@@ -580,7 +584,7 @@ async fn directory_form(
             &name,
             &form.password,
             &client_network(request),
-            Utc::now(),
+            state.clock.now(),
         )
         .await;
     let (status, message, reason) = match confirmed {
@@ -642,7 +646,7 @@ async fn enable(
         )
         .await;
     };
-    let now = Utc::now();
+    let now = state.clock.now();
     let check = match check_code(&state, DIRECTORY_SOURCE_ID, &name, &secret, &form.code, now).await
     {
         Ok(check) => check,
@@ -751,7 +755,7 @@ async fn disable(
             .await
         }
     };
-    let now = Utc::now();
+    let now = state.clock.now();
     let network = client_network(&request);
     // Checked before the code and again after it: a lock set by concurrent wrong
     // guesses stops a right one too (as at sign-in).

@@ -32,6 +32,9 @@ pub use request_info::{PublicUrl, ServerSettings, TrustedProxies};
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The one clock and random source (the store's, shared by everything below).
+    pub clock: crate::clock::Clock,
+    pub random: crate::clock::Random,
     pub store: Arc<dyn Store>,
     pub sts: Arc<Sts>,
     /// Ephemeral state shared by replicas: portal sessions, sign-in tokens, lock-outs.

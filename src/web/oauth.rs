@@ -14,7 +14,6 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use rand::Rng;
 use serde::de::DeserializeOwned;
@@ -521,8 +520,8 @@ async fn register_client(
         )));
     }
     authorization_code::check_redirect_uris(&request.grant_types, &request.redirect_uris)?;
-    let now = Utc::now().timestamp();
-    let id_bytes: [u8; 18] = rand::random();
+    let now = state.clock.now().timestamp();
+    let id_bytes: [u8; 18] = state.random.bytes();
     let short_id = format!("rgc-{}", URL_SAFE_NO_PAD.encode(id_bytes));
     let expires_at = now + REGISTRATION_SECONDS;
     let client_id = authorization_code::client_id_for(
@@ -608,8 +607,8 @@ struct StartDeviceAuthorizationResponse {
     interval: i64,
 }
 
-fn new_user_code() -> String {
-    let mut rng = rand::rng();
+fn new_user_code(random: &crate::clock::Random) -> String {
+    let mut rng = random.rng();
     let mut code = String::with_capacity(9);
     for i in 0..8 {
         if i == 4 {
@@ -660,17 +659,17 @@ async fn start_device_authorization(
     let client_id = required(&input.client_id, "clientId")?;
     let client_secret = required(&input.client_secret, "clientSecret")?;
     required(&input.start_url, "startUrl")?;
-    let now = Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     let registration = verify_client(&state, client_id, client_secret, now)?;
 
     // Prefixed like every token here: a bare base64url value may start with `-`,
     // which command lines (`aws sso-oidc create-token --device-code ...`) take for a flag.
-    let device_code = format!("rgdc-{}", random_token());
+    let device_code = format!("rgdc-{}", random_token(&state.random));
     let device_hash = digest(&device_code);
     // A fresh user code, never one that is live for another device.
     let mut user_code = None;
     for _ in 0..8 {
-        let candidate = new_user_code();
+        let candidate = new_user_code(&state.random);
         let key = user_code_key(&candidate);
         if state
             .cache
@@ -783,7 +782,7 @@ async fn token_request(
     let grant_type = required(&input.grant_type, "grantType")?;
     // For the audit log: a bounded copy of what the caller sent.
     let grant_label: String = grant_type.chars().take(64).collect();
-    let now = Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     let registration = match verify_client(state, client_id, client_secret, now) {
         Ok(registration) => registration,
         Err(error) => {
@@ -947,7 +946,7 @@ async fn begin_login(
     approval: &Approval<'_>,
     now: i64,
 ) -> Result<(String, CreateTokenResponse), OidcError> {
-    let grant_id = hex::encode(rand::random::<[u8; 32]>());
+    let grant_id = hex::encode(state.random.bytes::<32>());
     let deadline =
         approval.signed_in_at + i64::try_from(state.portal.session_ttl.as_secs()).unwrap_or(0);
     put_json(
@@ -1096,8 +1095,8 @@ async fn issue_tokens(
         ));
     }
     let lifetime = remaining.min(ACCESS_TOKEN_SECONDS);
-    let access_token = format!("rgat-{}", random_token());
-    let refresh_token = format!("rgrt-{}", random_token());
+    let access_token = format!("rgat-{}", random_token(&state.random));
+    let refresh_token = format!("rgrt-{}", random_token(&state.random));
     let record = TokenRecord {
         grant_id: login.grant_id.to_owned(),
         client_id: login.client_id.to_owned(),
@@ -1481,7 +1480,7 @@ async fn device_page(
     if raw.is_empty() {
         return entry_page(&session, "", StatusCode::OK, None);
     }
-    let now = Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     let found = match lookup(&state, &request, &session, raw, Budget::Link, now).await {
         Ok(found) => found,
         Err(_) => return unavailable(),
@@ -1541,7 +1540,7 @@ async fn device_decision(
             Some("Enter the code shown in your terminal."),
         );
     }
-    let now = Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     let found = match lookup(&state, &request, &session, raw, Budget::Approve, now).await {
         Ok(found) => found,
         Err(_) => return unavailable(),
@@ -1636,7 +1635,7 @@ mod tests {
     #[test]
     fn user_codes_use_the_rfc_8628_alphabet_and_normalise() {
         for _ in 0..100 {
-            let code = new_user_code();
+            let code = new_user_code(&crate::clock::Random::system());
             assert_eq!(code.len(), 9);
             assert_eq!(normalize_user_code(&code).as_deref(), Some(code.as_str()));
         }

@@ -193,7 +193,7 @@ async fn begin(
     // Fresh for every sign-in, never taken from the request: a value planted in the
     // browser (say by a sibling subdomain over http) must not bind anything. Over
     // https the cookie is `__Host-` prefixed, which only this origin can set.
-    let binding = random_token();
+    let binding = random_token(&state.random);
     let callback = format!(
         "{}/signin/oidc/{}/callback",
         request_info::public_origin(&request),
@@ -201,6 +201,7 @@ async fn begin(
     );
     match oidc::begin(
         state.cache.as_ref(),
+        &state.clock,
         &state.sts,
         &source,
         &callback,
@@ -282,8 +283,15 @@ async fn finish(
         .code
         .filter(|c| !c.is_empty() && c.len() <= 4096)
         .ok_or(OidcError::MissingCode)?;
-    let signed_in =
-        oidc::complete(state.cache.as_ref(), &state.sts, &source, &pending, &code).await?;
+    let signed_in = oidc::complete(
+        state.cache.as_ref(),
+        &state.clock,
+        &state.sts,
+        &source,
+        &pending,
+        &code,
+    )
+    .await?;
     Ok(start_session_with(
         state,
         request,

@@ -35,8 +35,8 @@ pub(crate) fn host_cookie_name(request: &HttpRequest, base: &'static str) -> Str
     }
 }
 
-pub(crate) fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
+pub(crate) fn random_token(random: &crate::clock::Random) -> String {
+    let bytes: [u8; 32] = random.bytes();
     URL_SAFE_NO_PAD.encode(bytes)
 }
 

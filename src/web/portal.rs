@@ -8,7 +8,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -81,7 +80,7 @@ fn render_signin(
     error: Option<&str>,
     sources: &[SignInSource],
 ) -> HttpResponse {
-    let nonce = login_csrf_nonce(request).unwrap_or_else(random_token);
+    let nonce = login_csrf_nonce(request).unwrap_or_else(|| random_token(&state.random));
     let csrf = state.sts.mac(LOGIN_CSRF_CONTEXT, nonce.as_bytes());
     let page = SignInPage {
         csrf: &csrf,
@@ -171,7 +170,7 @@ async fn signin_directory(
             &form.username,
             &form.password,
             &client_network(&request),
-            Utc::now(),
+            state.clock.now(),
         )
         .await;
     let signed_in = match result {
@@ -460,7 +459,12 @@ pub(crate) async fn issue_for_session(
 ) -> Result<crate::sts::service::AssumedRole, HttpResponse> {
     let error = match state
         .sts
-        .issue_for_identity(&session.identity, account, role, Utc::now().timestamp())
+        .issue_for_identity(
+            &session.identity,
+            account,
+            role,
+            state.clock.now().timestamp(),
+        )
         .await
     {
         Ok(assumed) => return Ok(assumed),

@@ -14,8 +14,8 @@ pub const HEADER: &str = "x-amzn-RequestId";
 pub struct RequestId(String);
 
 impl RequestId {
-    pub fn new() -> Self {
-        let hex = hex::encode(rand::random::<[u8; 16]>());
+    pub fn new(random: &crate::clock::Random) -> Self {
+        let hex = random.hex::<16>();
         let part = |range: std::ops::Range<usize>| hex.get(range).unwrap_or_default().to_owned();
         Self(format!(
             "{}-{}-{}-{}-{}",
@@ -33,17 +33,11 @@ impl RequestId {
             .extensions()
             .get::<RequestId>()
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_else(|| Self::new(&crate::clock::Random::system()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl Default for RequestId {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -56,10 +50,11 @@ impl std::fmt::Display for RequestId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Random;
 
     #[test]
     fn ids_have_the_uuid_shape_and_differ() {
-        let (a, b) = (RequestId::new(), RequestId::new());
+        let (a, b) = (RequestId::new(&Random), RequestId::new(&Random));
         assert_ne!(a, b);
         let lengths: Vec<usize> = a.as_str().split('-').map(str::len).collect();
         assert_eq!(lengths, [8, 4, 4, 4, 12]);

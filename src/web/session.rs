@@ -6,7 +6,6 @@
 use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -127,7 +126,7 @@ pub(crate) async fn end_other_sessions(
     id: &str,
     mut session: PortalSession,
 ) -> Result<Cookie<'static>, crate::cache::CacheError> {
-    let now = Utc::now();
+    let now = state.clock.now();
     let now_ms = now.timestamp_millis();
     // Sessions live at most the session lifetime; so must the marker.
     state
@@ -145,7 +144,7 @@ pub(crate) async fn end_other_sessions(
         .saturating_add(ttl)
         .saturating_sub(now.timestamp())
         .clamp(1, ttl.max(1));
-    let renewed = random_token();
+    let renewed = random_token(&state.random);
     let stored = serde_json::to_vec(&session).unwrap_or_default();
     state
         .cache
@@ -183,13 +182,13 @@ pub(crate) async fn start_session_with(
     if let Some(previous) = request.cookie(SESSION_COOKIE) {
         let _ = state.cache.delete(&session_key(previous.value())).await;
     }
-    let id = random_token();
+    let id = random_token(&state.random);
     let session = PortalSession {
         identity,
-        csrf: random_token(),
+        csrf: random_token(&state.random),
         id_token,
-        signed_in_at: Utc::now().timestamp(),
-        valid_from_ms: Utc::now().timestamp_millis(),
+        signed_in_at: state.clock.now().timestamp(),
+        valid_from_ms: state.clock.now().timestamp_millis(),
     };
     let stored = serde_json::to_vec(&session).unwrap_or_default();
     if let Err(error) = state

@@ -7,7 +7,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, guard, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -233,7 +232,7 @@ async fn get_role_credentials(
     request: HttpRequest,
     query: web::Query<CredentialsQuery>,
 ) -> Result<HttpResponse, PortalApiError> {
-    let now = Utc::now();
+    let now = state.clock.now();
     let (_, record) = caller(&state, &request, now.timestamp()).await?;
     let (Some(role), Some(account)) = (
         query.role_name.as_deref().filter(|v| !v.is_empty()),
@@ -330,7 +329,7 @@ async fn list_accounts(
     request: HttpRequest,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PortalApiError> {
-    let (_, record) = caller(&state, &request, Utc::now().timestamp()).await?;
+    let (_, record) = caller(&state, &request, state.clock.now().timestamp()).await?;
     let roles = entitlements(&state, &record).await?;
     let names = state.store.list_accounts().await.map_err(|error| {
         tracing::error!(%error, "sso portal: cannot list accounts");
@@ -364,7 +363,7 @@ async fn list_account_roles(
     request: HttpRequest,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PortalApiError> {
-    let (_, record) = caller(&state, &request, Utc::now().timestamp()).await?;
+    let (_, record) = caller(&state, &request, state.clock.now().timestamp()).await?;
     let Some(account) = query.account_id.as_deref().filter(|v| !v.is_empty()) else {
         return Err(PortalApiError::InvalidRequest(
             "account_id is required".into(),
@@ -406,7 +405,7 @@ async fn logout(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, PortalApiError> {
-    let (token, record) = caller(&state, &request, Utc::now().timestamp()).await?;
+    let (token, record) = caller(&state, &request, state.clock.now().timestamp()).await?;
     oauth::revoke(&state, token, &record).await?;
     audit(
         &state,

@@ -194,7 +194,7 @@ async fn handle(
     body: web::Bytes,
 ) -> HttpResponse {
     let request_id = RequestId::of(&request).to_string();
-    let now = Utc::now();
+    let now = state.clock.now();
     let origin = Origin {
         source_ip: super::request_info::client_ip(&request).map(|ip| ip.to_string()),
         user_agent: request

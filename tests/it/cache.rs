@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rolegate::cache::redis_cache::RedisCache;
 use rolegate::cache::{Cache, open_cache};
+use rolegate::clock::Clock;
 
 /// The Redis the tests use.
 pub fn redis_url() -> String {
@@ -74,21 +75,41 @@ pub async fn remove_prefix(prefix: &str) {
     assert!(keys_under(prefix).await.is_empty());
 }
 
+/// How a cache test lets time pass: the memory cache reads the application's clock,
+/// which the test moves; Redis expires keys on its own clock, so for it the wait is
+/// real (and short).
+pub enum Elapse {
+    Clock(rolegate::clock::ClockHand),
+    Real,
+}
+
+impl Elapse {
+    pub async fn by(&self, duration: Duration) {
+        match self {
+            Elapse::Clock(hand) => hand.advance(duration),
+            Elapse::Real => tokio::time::sleep(duration).await,
+        }
+    }
+}
+
 /// Runs a behaviour test once per implementation: `both_caches!(name)` expects
-/// `async fn name(cache: Arc<dyn Cache>)` and makes `name::memory` and `name::redis`.
+/// `async fn name(cache: Arc<dyn Cache>, elapse: Elapse)` and makes `name::memory`
+/// and `name::redis`.
 macro_rules! both_caches {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn memory() {
-                    super::$name(std::sync::Arc::new(rolegate::cache::MemoryCache::new())).await
+                    let (clock, hand) = rolegate::clock::Clock::adjustable();
+                    let cache = rolegate::cache::MemoryCache::new(clock);
+                    super::$name(std::sync::Arc::new(cache), super::Elapse::Clock(hand)).await
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn redis() {
                     let prefix = super::unique_prefix();
                     let cache = super::redis_cache(&prefix).await;
-                    super::$name(std::sync::Arc::new(cache)).await;
+                    super::$name(std::sync::Arc::new(cache), super::Elapse::Real).await;
                     super::remove_prefix(&prefix).await;
                 }
             }
@@ -98,7 +119,7 @@ macro_rules! both_caches {
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-async fn values_expire_after_their_ttl(cache: Arc<dyn Cache>) {
+async fn values_expire_after_their_ttl(cache: Arc<dyn Cache>, elapse: Elapse) {
     cache
         .put("short", b"v", Duration::from_millis(300))
         .await
@@ -112,7 +133,7 @@ async fn values_expire_after_their_ttl(cache: Arc<dyn Cache>) {
         !cache.put_if_absent("short", b"x", MINUTE).await.unwrap(),
         "a live key is present"
     );
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    elapse.by(Duration::from_millis(450)).await;
     assert_eq!(cache.get("short").await.unwrap(), None, "expired");
     assert_eq!(cache.get("long").await.unwrap().as_deref(), Some(&b"w"[..]));
     assert!(
@@ -128,11 +149,11 @@ async fn values_expire_after_their_ttl(cache: Arc<dyn Cache>) {
         .put("tiny", b"t", Duration::from_micros(1500))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    elapse.by(Duration::from_millis(20)).await;
     assert_eq!(cache.get("tiny").await.unwrap(), None);
 }
 
-async fn put_replaces_value_and_ttl(cache: Arc<dyn Cache>) {
+async fn put_replaces_value_and_ttl(cache: Arc<dyn Cache>, elapse: Elapse) {
     assert_eq!(cache.get("k").await.unwrap(), None);
     cache.put("k", b"one", MINUTE).await.unwrap();
     cache.put("k", b"two", MINUTE).await.unwrap();
@@ -146,7 +167,7 @@ async fn put_replaces_value_and_ttl(cache: Arc<dyn Cache>) {
         cache.get("k").await.unwrap().as_deref(),
         Some(&b"three"[..])
     );
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    elapse.by(Duration::from_millis(350)).await;
     assert_eq!(cache.get("k").await.unwrap(), None);
     // Values are bytes, not text.
     let binary: Vec<u8> = (0..=255).collect();
@@ -156,7 +177,7 @@ async fn put_replaces_value_and_ttl(cache: Arc<dyn Cache>) {
     assert_eq!(cache.get("empty").await.unwrap(), Some(Vec::new()));
 }
 
-async fn put_if_absent_first_wins_under_concurrency(cache: Arc<dyn Cache>) {
+async fn put_if_absent_first_wins_under_concurrency(cache: Arc<dyn Cache>, _: Elapse) {
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let cache = cache.clone();
@@ -191,7 +212,7 @@ async fn put_if_absent_first_wins_under_concurrency(cache: Arc<dyn Cache>) {
     );
 }
 
-async fn delete_removes_and_tolerates_missing(cache: Arc<dyn Cache>) {
+async fn delete_removes_and_tolerates_missing(cache: Arc<dyn Cache>, _: Elapse) {
     cache.put("gone", b"v", MINUTE).await.unwrap();
     cache.put("kept", b"v", MINUTE).await.unwrap();
     cache.delete("gone").await.unwrap();
@@ -252,7 +273,9 @@ async fn redis_caches_with_the_same_prefix_share_state() {
     // Two replicas of one deployment: separate connections, one prefix.
     let prefix = unique_prefix();
     let replica_a: Arc<dyn Cache> = Arc::new(redis_cache(&prefix).await);
-    let replica_b: Arc<dyn Cache> = open_cache(Some(&redis_url()), &prefix).await.unwrap();
+    let replica_b: Arc<dyn Cache> = open_cache(Some(&redis_url()), &prefix, &Clock::system())
+        .await
+        .unwrap();
 
     replica_a
         .put("session:abc", b"alice", MINUTE)
@@ -328,7 +351,7 @@ async fn unreachable_redis_fails_fast_naming_the_url_without_password() {
         "the password is hidden: {error}"
     );
 
-    let error = open_cache(Some(url), "rolegate-test")
+    let error = open_cache(Some(url), "rolegate-test", &Clock::system())
         .await
         .err()
         .unwrap()
@@ -342,21 +365,27 @@ async fn unreachable_redis_fails_fast_naming_the_url_without_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_cache_picks_the_implementation_from_the_url() {
     // No URL: this process's memory.
-    let memory = open_cache(None, "ignored").await.unwrap();
+    let memory = open_cache(None, "ignored", &Clock::system()).await.unwrap();
     memory.put("k", b"v", MINUTE).await.unwrap();
     assert_eq!(memory.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
-    let other_memory = open_cache(None, "ignored").await.unwrap();
+    let other_memory = open_cache(None, "ignored", &Clock::system()).await.unwrap();
     assert_eq!(other_memory.get("k").await.unwrap(), None, "not shared");
 
     // A redis:// URL: Redis under the prefix.
     let prefix = unique_prefix();
-    let shared = open_cache(Some(&redis_url()), &prefix).await.unwrap();
+    let shared = open_cache(Some(&redis_url()), &prefix, &Clock::system())
+        .await
+        .unwrap();
     shared.put("k", b"v", MINUTE).await.unwrap();
     assert_eq!(keys_under(&prefix).await, [format!("{prefix}:k")]);
     remove_prefix(&prefix).await;
 
     for bad in ["memcached://127.0.0.1:11211", "127.0.0.1:6379"] {
-        let error = open_cache(Some(bad), "p").await.err().unwrap().to_string();
+        let error = open_cache(Some(bad), "p", &Clock::system())
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(error.contains("redis://"), "{error}");
     }
     let error = RedisCache::connect(&redis_url(), "", MINUTE)

@@ -92,7 +92,7 @@ async fn directory(db: &TestStore) {
 }
 
 fn memory() -> Arc<dyn Cache> {
-    Arc::new(MemoryCache::new())
+    Arc::new(MemoryCache::new(rolegate::clock::Clock::system()))
 }
 
 fn assert_invalid(result: Result<impl std::fmt::Debug, SignInError>) {
@@ -340,11 +340,14 @@ async fn lock_expires_and_success_resets_the_count(db: TestStore) {
         lockout: Duration::from_secs(60),
         ..LockoutPolicy::default()
     };
-    let auth = DirectoryAuth::with_policy(db.store.clone(), memory(), short_window);
+    // The failure counters live in the cache: its clock moves past the window.
+    let (clock, hand) = rolegate::clock::Clock::adjustable();
+    let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new(clock.clone()));
+    let auth = DirectoryAuth::with_policy(db.store.clone(), cache, short_window);
     assert_invalid(auth.authenticate(SOURCE, "alice", "guess", NET, now).await);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    hand.advance(Duration::from_millis(600));
     assert_invalid(auth.authenticate(SOURCE, "alice", "guess", NET, now).await);
-    auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, NET, Utc::now())
+    auth.authenticate(SOURCE, "alice", ALICE_PASSWORD, NET, clock.now())
         .await
         .unwrap();
 }

@@ -742,7 +742,7 @@ async fn federation_across_replicas(db: TestStore) {
     let url = "redis://127.0.0.1:6379/0";
     let skew = chrono::Duration::minutes(5);
     let cache = || async {
-        rolegate::cache::open_cache(Some(url), &prefix)
+        rolegate::cache::open_cache(Some(url), &prefix, &rolegate::clock::Clock::system())
             .await
             .unwrap()
     };

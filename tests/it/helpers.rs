@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use rolegate::clock::{Clock, ClockHand};
 use rolegate::store::{self, Store, StoreOptions};
 
 /// Admin connection to the PostgreSQL server the tests create databases on.
@@ -16,11 +17,26 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-/// A store on a fresh database, dropped with the value.
+/// A store on a fresh database, dropped with the value. Its clock (which the state
+/// and server built on it share) is adjustable: tests that wait for something to
+/// expire move it with `hand` instead of sleeping.
 pub struct TestStore {
     pub store: Arc<dyn Store>,
     pub url: String,
+    pub hand: ClockHand,
     _cleanup: Cleanup,
+}
+
+/// Store options with an adjustable clock, and its hand.
+pub fn test_store_options() -> (StoreOptions, ClockHand) {
+    let (clock, hand) = Clock::adjustable();
+    (
+        StoreOptions {
+            clock,
+            ..StoreOptions::default()
+        },
+        hand,
+    )
 }
 
 enum Cleanup {
@@ -45,12 +61,14 @@ fn unique_name(prefix: &str) -> String {
 pub async fn sqlite_store() -> TestStore {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("rolegate.db").display());
-    let store = store::open(&url, &StoreOptions::default())
+    let (options, hand) = test_store_options();
+    let store = store::open(&url, &options)
         .await
         .expect("open sqlite store");
     TestStore {
         store,
         url,
+        hand,
         _cleanup: Cleanup::Sqlite(dir),
     }
 }
@@ -98,12 +116,14 @@ fn drop_postgres_database(name: &str) {
 pub async fn postgres_store() -> TestStore {
     let (url, name) = create_postgres_database().await;
     let cleanup = Cleanup::Postgres { name };
-    let store = store::open(&url, &StoreOptions::default())
+    let (options, hand) = test_store_options();
+    let store = store::open(&url, &options)
         .await
         .expect("open postgres store");
     TestStore {
         store,
         url,
+        hand,
         _cleanup: cleanup,
     }
 }

@@ -1,7 +1,10 @@
 //! One integration-test binary (each file under tests/ would be a slow separate link).
 
 // Tests and benchmarks may panic on what they did not expect; server code may not.
+// They also keep real time with the real peers they drive (the AWS CLI, Chromium, the
+// OIDC provider); the server under test reads only its injected clock.
 #![allow(
+    clippy::disallowed_methods,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

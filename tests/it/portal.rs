@@ -215,10 +215,13 @@ async fn bad_sign_ins_and_redirects(db: TestStore) {
 async fn replicas_share_sessions_through_redis(db: TestStore) {
     let prefix = format!("rolegate-test-{:016x}", rand::random::<u64>());
     let cache = |prefix: String| async move {
-        let cache: Arc<dyn rolegate::cache::Cache> =
-            rolegate::cache::open_cache(Some("redis://127.0.0.1:6379/0"), &prefix)
-                .await
-                .unwrap();
+        let cache: Arc<dyn rolegate::cache::Cache> = rolegate::cache::open_cache(
+            Some("redis://127.0.0.1:6379/0"),
+            &prefix,
+            &rolegate::clock::Clock::system(),
+        )
+        .await
+        .unwrap();
         cache
     };
     let skew = chrono::Duration::minutes(5);
@@ -417,7 +420,7 @@ async fn portal_sessions_end_after_the_configured_lifetime() {
     let signed_in = browser.sign_in("bob", password_of("bob"), "/start").await;
     assert_eq!(signed_in.status, 303);
     assert_eq!(browser.get("/start").await.status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    db.hand.advance(std::time::Duration::from_millis(2500));
     let expired = browser.get("/start").await;
     assert_eq!(expired.status, 303);
     assert!(

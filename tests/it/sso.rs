@@ -799,7 +799,7 @@ async fn sso_device_approval_refusals_and_rate_limit(db: TestStore) {
         )
         .await;
     assert_eq!(forged.status, 403, "{}", forged.body);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    db.hand.advance(std::time::Duration::from_millis(1100));
     assert_oidc_error(
         &poll(&base, &client, &device_code).await,
         "AuthorizationPendingException",
@@ -1091,7 +1091,7 @@ async fn sso_portal_api_errors_and_shared_paths(db: TestStore) {
     assert_eq!(status, 200);
 
     // Past the session's end: the token and its refresh are over.
-    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    db.hand.advance(std::time::Duration::from_secs(11));
     let (status, kind, _) = portal_get(&base, "/assignment/accounts", Some(access)).await;
     assert_eq!((status, kind.as_str()), (401, "UnauthorizedException"));
     assert_oidc_error(
@@ -1106,9 +1106,13 @@ async fn sso_device_login_across_replicas_through_redis(db: TestStore) {
     let prefix = format!("rolegate-test-{:016x}", rand::random::<u64>());
     let mut bases = Vec::new();
     for _ in 0..2 {
-        let cache = rolegate::cache::open_cache(Some("redis://127.0.0.1:6379/0"), &prefix)
-            .await
-            .unwrap();
+        let cache = rolegate::cache::open_cache(
+            Some("redis://127.0.0.1:6379/0"),
+            &prefix,
+            &rolegate::clock::Clock::system(),
+        )
+        .await
+        .unwrap();
         let state = rolegate::app::state_with_cache(
             db.store.clone(),
             crate::helpers::test_sealer(),
@@ -1125,9 +1129,13 @@ async fn sso_device_login_across_replicas_through_redis(db: TestStore) {
     let (a, b) = (&bases[0], &bases[1]);
 
     // Rate-limit counters in Redis: one fixed window, then a fresh one.
-    let counters = rolegate::cache::open_cache(Some("redis://127.0.0.1:6379/0"), &prefix)
-        .await
-        .unwrap();
+    let counters = rolegate::cache::open_cache(
+        Some("redis://127.0.0.1:6379/0"),
+        &prefix,
+        &rolegate::clock::Clock::system(),
+    )
+    .await
+    .unwrap();
     let window = std::time::Duration::from_millis(300);
     assert_eq!(counters.incr("counter", window).await.unwrap(), 1);
     assert_eq!(counters.incr("counter", window).await.unwrap(), 2);
@@ -1519,7 +1527,7 @@ async fn sso_tokens_end_when_the_second_factor_changes(db: TestStore) {
     let setup = alice.get("/account/mfa").await;
     assert_eq!(setup.status, 200, "{}", setup.body);
     let secret = crate::totp::element_text(&setup.body, "totp-secret");
-    let code = crate::totp::fresh_code(&secret, &mut std::collections::HashSet::new()).await;
+    let code = crate::totp::fresh_code(&secret, &mut std::collections::HashSet::new(), &db).await;
     let on = alice
         .post(
             "/account/mfa",
@@ -1657,7 +1665,7 @@ async fn sso_device_login_completes_right_after_approval(db: TestStore) {
         assert_eq!(poll(&base, &client, &device_code).await.0, 400);
     }
     // The slots free themselves after the interval: polling once a second goes on.
-    tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+    db.hand.advance(std::time::Duration::from_millis(1050));
     for _ in 0..2 {
         assert_oidc_error(
             &poll(&base, &client, &device_code).await,

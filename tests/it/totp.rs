@@ -6,7 +6,7 @@
 //! library, in the test virtualenv), not by Rolegate's own code.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rolegate::iam::UserName;
 use rolegate::seed::{self, DIRECTORY_SOURCE_ID};
@@ -99,23 +99,27 @@ for step in sys.argv[2:]:
         .collect()
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
+/// The server's time (its clock is the test store's), in seconds.
+fn unix_now(db: &TestStore) -> f64 {
+    db.store.clock().timestamp_millis() as f64 / 1000.0
+}
+
+/// Moves the server's clock into the next time step, a little past its start.
+fn next_step(db: &TestStore, now: f64) {
+    db.hand
+        .advance(Duration::from_secs_f64(30.0 - now % 30.0 + 0.2));
 }
 
 /// Picks a code of a time step the server accepts now (±1 step) and later than every
 /// step this test has used (once a code is accepted, earlier steps are spent too),
 /// away from step boundaries so the server sees the same window. Waits for the next
 /// step when the whole window is used.
-pub(crate) async fn fresh_code(secret: &str, used: &mut HashSet<i64>) -> String {
+pub(crate) async fn fresh_code(secret: &str, used: &mut HashSet<i64>, db: &TestStore) -> String {
     loop {
-        let now = unix_now();
+        let now = unix_now(db);
         let into_step = now % 30.0;
         if into_step > 28.5 {
-            tokio::time::sleep(Duration::from_secs_f64(30.0 - into_step + 0.2)).await;
+            next_step(db, now);
             continue;
         }
         let current = (now / 30.0).floor() as i64;
@@ -127,13 +131,13 @@ pub(crate) async fn fresh_code(secret: &str, used: &mut HashSet<i64>) -> String 
             used.insert(step);
             return python_codes(secret, &[step]).remove(0);
         }
-        tokio::time::sleep(Duration::from_secs_f64(30.0 - into_step + 0.2)).await;
+        next_step(db, now);
     }
 }
 
 /// A six-digit code no step of the current window has.
-fn wrong_code(secret: &str) -> String {
-    let current = (unix_now() / 30.0).floor() as i64;
+fn wrong_code(secret: &str, db: &TestStore) -> String {
+    let current = (unix_now(db) / 30.0).floor() as i64;
     let valid = python_codes(
         secret,
         &[current - 2, current - 1, current, current + 1, current + 2],
@@ -231,7 +235,7 @@ async fn enrol_then_sign_in_needs_the_code(db: TestStore) {
     let wrong = alice
         .post(
             "/account/mfa",
-            &[("csrf", &csrf), ("code", &wrong_code(&secret))],
+            &[("csrf", &csrf), ("code", &wrong_code(&secret, &db))],
         )
         .await;
     assert_eq!(wrong.status, 400);
@@ -240,7 +244,7 @@ async fn enrol_then_sign_in_needs_the_code(db: TestStore) {
     let row = store.get_user(DIRECTORY_SOURCE_ID, &name).await.unwrap();
     assert!(row.totp_secret.is_none() && row.totp_enabled_at.is_none());
 
-    let code = fresh_code(&secret, &mut used).await;
+    let code = fresh_code(&secret, &mut used, &db).await;
     let on = alice
         .post("/account/mfa", &[("csrf", &csrf), ("code", &code)])
         .await;
@@ -288,7 +292,7 @@ async fn enrol_then_sign_in_needs_the_code(db: TestStore) {
     assert_eq!(alice.get("/start").await.status, 303, "not signed in yet");
 
     // A wrong code: refused, audited, and the same step can be retried.
-    let wrong = alice.code(&wrong_code(&secret)).await;
+    let wrong = alice.code(&wrong_code(&secret, &db)).await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("not correct"), "{}", wrong.body);
     assert!(!wrong.sets("rg_session"));
@@ -299,7 +303,7 @@ async fn enrol_then_sign_in_needs_the_code(db: TestStore) {
     );
 
     // The right code: signed in, and the deep link survives the extra step.
-    let code = fresh_code(&secret, &mut used).await;
+    let code = fresh_code(&secret, &mut used, &db).await;
     let done = alice.code(&format!("{} {}", &code[..3], &code[3..])).await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(done.location.as_deref(), Some(deep.as_str()));
@@ -323,13 +327,13 @@ async fn enrol_then_sign_in_needs_the_code(db: TestStore) {
     // An older code of the window after a newer one was accepted: spent too (RFC
     // 6238 §5.2), so a code read over someone's shoulder earlier is worthless.
     let current = loop {
-        let now = unix_now();
+        let now = unix_now(&db);
         let current = (now / 30.0).floor() as i64;
         // Both steps unused and the window steady for the next requests.
         if now % 30.0 < 25.0 && !used.contains(&current) && !used.contains(&(current + 1)) {
             break current;
         }
-        tokio::time::sleep(Duration::from_secs_f64(30.0 - now % 30.0 + 0.2)).await;
+        next_step(&db, now);
     };
     used.extend([current, current + 1]);
     let [older, newer]: [String; 2] = python_codes(&secret, &[current, current + 1])
@@ -366,7 +370,7 @@ async fn pending_state_is_single_use_and_bound_to_the_browser(db: TestStore) {
         other.get("/signin/totp").await.location.as_deref(),
         Some("/signin")
     );
-    let code = fresh_code(&secret, &mut used).await;
+    let code = fresh_code(&secret, &mut used, &db).await;
     let stolen = other
         .post("/signin/totp", &[("csrf", &csrf), ("code", &code)])
         .await;
@@ -394,7 +398,7 @@ async fn pending_state_is_single_use_and_bound_to_the_browser(db: TestStore) {
         replayer.get("/signin/totp").await.location.as_deref(),
         Some("/signin")
     );
-    let another = fresh_code(&secret, &mut used).await;
+    let another = fresh_code(&secret, &mut used, &db).await;
     let reused = replayer
         .post("/signin/totp", &[("csrf", &csrf), ("code", &another)])
         .await;
@@ -419,9 +423,9 @@ async fn wrong_codes_count_towards_lock_out(db: TestStore) {
     let pending = carol.sign_in("carol", password_of("carol"), "/start").await;
     assert_eq!(pending.location.as_deref(), Some("/signin/totp"));
     for _ in 0..2 {
-        assert_eq!(carol.code(&wrong_code(&secret)).await.status, 401);
+        assert_eq!(carol.code(&wrong_code(&secret, &db)).await.status, 401);
     }
-    let locked = carol.code(&wrong_code(&secret)).await;
+    let locked = carol.code(&wrong_code(&secret, &db)).await;
     assert_eq!(locked.status, 429, "fifth failure locks: {}", locked.body);
     assert!(
         locked.body.contains("Too many failed sign-ins"),
@@ -462,7 +466,7 @@ async fn disabling_requires_a_current_code(db: TestStore) {
     let mut alice = Browser::new(&base);
 
     alice.sign_in("alice", password_of("alice"), "/start").await;
-    let code = fresh_code(&secret, &mut used).await;
+    let code = fresh_code(&secret, &mut used, &db).await;
     assert_eq!(alice.code(&code).await.status, 303);
 
     let page = alice.get("/account/mfa").await;
@@ -481,7 +485,7 @@ async fn disabling_requires_a_current_code(db: TestStore) {
     let wrong = alice
         .post(
             "/account/mfa/disable",
-            &[("csrf", &csrf), ("code", &wrong_code(&secret))],
+            &[("csrf", &csrf), ("code", &wrong_code(&secret, &db))],
         )
         .await;
     assert_eq!(wrong.status, 400);
@@ -500,7 +504,7 @@ async fn disabling_requires_a_current_code(db: TestStore) {
             .is_some()
     );
 
-    let code = fresh_code(&secret, &mut used).await;
+    let code = fresh_code(&secret, &mut used, &db).await;
     let off = alice
         .post("/account/mfa/disable", &[("csrf", &csrf), ("code", &code)])
         .await;
@@ -615,7 +619,7 @@ async fn turning_totp_on_or_off_ends_other_sessions(db: TestStore) {
     let setup = alice.get("/account/mfa").await;
     let secret = element_text(&setup.body, "totp-secret");
     let csrf = hidden(&setup.body, "csrf");
-    let code = fresh_code(&secret, &mut used).await;
+    let code = fresh_code(&secret, &mut used, &db).await;
     let on = alice
         .post("/account/mfa", &[("csrf", &csrf), ("code", &code)])
         .await;
@@ -646,12 +650,12 @@ async fn turning_totp_on_or_off_ends_other_sessions(db: TestStore) {
         .sign_in("alice", password_of("alice"), "/start")
         .await;
     assert_eq!(pending.location.as_deref(), Some("/signin/totp"));
-    let code = fresh_code(&secret, &mut used).await;
+    let code = fresh_code(&secret, &mut used, &db).await;
     assert_eq!(elsewhere.code(&code).await.status, 303);
     assert_eq!(elsewhere.get("/start").await.status, 200);
     let page = alice.get("/account/mfa").await;
     let csrf = hidden(&page.body, "csrf");
-    let code = fresh_code(&secret, &mut used).await;
+    let code = fresh_code(&secret, &mut used, &db).await;
     let off = alice
         .post("/account/mfa/disable", &[("csrf", &csrf), ("code", &code)])
         .await;
@@ -751,14 +755,14 @@ async fn totp_lock_set_during_the_check_refuses_a_right_code(db: TestStore) {
     signed_in
         .sign_in("carol", password_of("carol"), "/start")
         .await;
-    let code = fresh_code(&secret, &mut used).await;
+    let code = fresh_code(&secret, &mut used, &db).await;
     assert_eq!(signed_in.code(&code).await.status, 303);
     let mut carol = Browser::new(&base);
     carol.set_cookie("rg_session", "/", signed_in.cookie("rg_session").unwrap());
     let page = carol.get("/account/mfa").await;
     assert!(page.body.contains("<strong>on</strong>"), "{}", page.body);
     let csrf = hidden(&page.body, "csrf");
-    let code = fresh_code(&secret, &mut used).await;
+    let code = fresh_code(&secret, &mut used, &db).await;
     let off = carol
         .post("/account/mfa/disable", &[("csrf", &csrf), ("code", &code)])
         .await;
@@ -774,7 +778,7 @@ async fn totp_lock_set_during_the_check_refuses_a_right_code(db: TestStore) {
     let mut carol = Browser::new(&base);
     let pending = carol.sign_in("carol", password_of("carol"), "/start").await;
     assert_eq!(pending.location.as_deref(), Some("/signin/totp"));
-    let code = fresh_code(&secret, &mut used).await;
+    let code = fresh_code(&secret, &mut used, &db).await;
     let refused = carol.code(&code).await;
     assert_eq!(refused.status, 429, "{}", refused.body);
     assert!(!refused.sets("rg_session"), "no session while locked");
@@ -818,7 +822,7 @@ async fn changing_the_second_factor_needs_the_password_after_a_while(db: TestSto
     let csrf = hidden(&setup.body, "csrf");
     let name = UserName::parse("alice").unwrap();
 
-    let code = fresh_code(&secret, &mut used).await;
+    let code = fresh_code(&secret, &mut used, &db).await;
     let without = alice
         .post("/account/mfa", &[("csrf", &csrf), ("code", &code)])
         .await;
@@ -853,7 +857,7 @@ async fn changing_the_second_factor_needs_the_password_after_a_while(db: TestSto
     // Turning it off asks the same.
     let page = alice.get("/account/mfa").await;
     let csrf = hidden(&page.body, "csrf");
-    let code = fresh_code(&secret, &mut used).await;
+    let code = fresh_code(&secret, &mut used, &db).await;
     let without = alice
         .post("/account/mfa/disable", &[("csrf", &csrf), ("code", &code)])
         .await;
@@ -905,13 +909,13 @@ async fn second_factor_in_chromium(db: TestStore) {
                 .await?;
 
             let code = browser.find("#code").await?;
-            code.send_keys(&wrong_code(&secret)).await?;
+            code.send_keys(&wrong_code(&secret, &db)).await?;
             let submit = browser.find("form[action='/signin/totp'] button").await?;
             browser.click_to_next_page(&submit).await?;
             let alert = browser.find("p.error[role=alert]").await?.text().await?;
             ensure!(alert.contains("not correct"), "error shown: {alert:?}");
 
-            let right = fresh_code(&secret, &mut used).await;
+            let right = fresh_code(&secret, &mut used, &db).await;
             browser.find("#code").await?.send_keys(&right).await?;
             browser
                 .find("form[action='/signin/totp'] button")

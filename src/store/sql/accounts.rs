@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::types::Json;
 use sqlx::{Postgres, Sqlite};
 
-use super::{SqlStore, delete_error, not_found, now, write_error};
+use super::{SqlStore, delete_error, not_found, write_error};
 use crate::iam::{AccountId, ValidationError};
 use crate::store::{Account, ConsoleDestination, StoreResult};
 
@@ -48,7 +48,7 @@ macro_rules! impl_account_store {
                 )
                 .bind(id.as_str())
                 .bind(name)
-                .bind(now())
+                .bind(self.now())
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| write_error(e, "account", id.as_str(), ""))

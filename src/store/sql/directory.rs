@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{Database, Postgres, Sqlite};
 
-use super::{SqlStore, delete_error, new_id, not_found, now, write_error};
+use super::{SqlStore, delete_error, not_found, write_error};
 use crate::iam::{GroupName, IdKind, UserName, ValidationError};
 use crate::store::{
     Group, IdentitySource, NewGroup, NewIdentitySource, NewUser, StoreError, StoreResult, Upserted,
@@ -141,7 +141,7 @@ macro_rules! impl_directory_store {
                 .bind(&new.display_name)
                 .bind(Json(&new.config))
                 .bind(new.enabled)
-                .bind(now())
+                .bind(self.now())
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| write_error(e, "identity source", &new.id, ""))
@@ -183,7 +183,7 @@ macro_rules! impl_directory_store {
                 .bind(&new.display_name)
                 .bind(Json(&new.config))
                 .bind(new.enabled)
-                .bind(now())
+                .bind(self.now())
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(|e| write_error(e, "identity source", &new.id, ""))?;
@@ -241,13 +241,13 @@ macro_rules! impl_directory_store {
                      RETURNING id, identity_source_id, user_name, display_name, email, \
                      password_hash, disabled, created_at, totp_secret, totp_enabled_at";
                 sqlx::query_as::<_, User>(sql)
-                    .bind(new_id(IdKind::User))
+                    .bind(self.new_id(IdKind::User))
                     .bind(&new.identity_source_id)
                     .bind(new.user_name.as_str())
                     .bind(&new.display_name)
                     .bind(new.email.as_deref())
                     .bind(new.password_hash.as_deref())
-                    .bind(now())
+                    .bind(self.now())
                     .fetch_one(&self.pool)
                     .await
                     .map_err(|e| {
@@ -346,11 +346,11 @@ macro_rules! impl_directory_store {
                      VALUES ($1, $2, $3, $4, $5) \
                      RETURNING id, identity_source_id, name, description, created_at",
                 )
-                .bind(new_id(IdKind::Group))
+                .bind(self.new_id(IdKind::Group))
                 .bind(&new.identity_source_id)
                 .bind(new.name.as_str())
                 .bind(&new.description)
-                .bind(now())
+                .bind(self.now())
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| {

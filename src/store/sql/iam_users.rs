@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{Database, Postgres, Sqlite};
 
 use super::holders::PolicyHolder;
-use super::{SqlStore, new_id, not_found, now, write_error};
+use super::{SqlStore, not_found, write_error};
 use crate::iam::{AccountId, IamPath, IdKind, Partition, Tags, UserName};
 use crate::store::{
     AccessKeyRecord, AccessKeyStatus, IamUser, NewIamUser, StoreError, StoreResult, UserPermissions,
@@ -133,7 +133,7 @@ macro_rules! impl_iam_user_store {
         impl IamUserStore for SqlStore<$db> {
             async fn create_iam_user(&self, new: &NewIamUser) -> StoreResult<IamUser> {
                 let mut tx = self.begin_write().await?;
-                let user_id = new_id(IdKind::User);
+                let user_id = self.new_id(IdKind::User);
                 sqlx::query(
                     "INSERT INTO iam_users (id, account_id, path, name, tags, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -143,7 +143,7 @@ macro_rules! impl_iam_user_store {
                 .bind(new.path.as_str())
                 .bind(new.name.as_str())
                 .bind(Json(&new.tags))
-                .bind(now())
+                .bind(self.now())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| write_error(e, "user", new.name.as_str(), &format!("account {}", new.account_id)))?;
@@ -211,7 +211,7 @@ macro_rules! impl_iam_user_store {
                         "Cannot exceed quota for AccessKeysPerUser: {MAX_ACCESS_KEYS}"
                     )));
                 }
-                let at = now();
+                let at = self.now();
                 sqlx::query(
                     "INSERT INTO access_keys (access_key_id, user_id, sealed_secret, status, created_at) \
                      VALUES ($1, $2, $3, 'Active', $4)",

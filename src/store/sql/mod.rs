@@ -22,6 +22,7 @@ use sqlx::error::ErrorKind;
 use sqlx::{Database, Pool, Postgres, Sqlite, Transaction};
 
 use super::{Backend, Store, StoreError, StoreResult};
+use crate::clock::{Clock, Random};
 use crate::iam::{IdKind, Partition, ValidationError, new_unique_id};
 use crate::policy::{ParseOptions, Policy, PolicyKind};
 
@@ -36,11 +37,27 @@ pub use sts::StsKeyStore;
 pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
     partition: Partition,
+    clock: Clock,
+    random: Random,
 }
 
 impl<DB: Database> SqlStore<DB> {
-    pub fn new(pool: Pool<DB>, partition: Partition) -> Self {
-        Self { pool, partition }
+    pub fn new(pool: Pool<DB>, partition: Partition, clock: Clock, random: Random) -> Self {
+        Self {
+            pool,
+            partition,
+            clock,
+            random,
+        }
+    }
+
+    /// When a row is written.
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn new_id(&self, kind: IdKind) -> String {
+        new_unique_id(kind, &mut self.random.rng())
     }
 }
 
@@ -73,6 +90,14 @@ macro_rules! impl_store {
                 &self.partition
             }
 
+            fn clock(&self) -> &Clock {
+                &self.clock
+            }
+
+            fn random(&self) -> Random {
+                self.random
+            }
+
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
@@ -83,14 +108,6 @@ macro_rules! impl_store {
 
 impl_store!(Sqlite, Backend::Sqlite);
 impl_store!(Postgres, Backend::Postgres);
-
-fn now() -> DateTime<Utc> {
-    Utc::now()
-}
-
-fn new_id(kind: IdKind) -> String {
-    new_unique_id(kind, &mut rand::rng())
-}
 
 /// The constraint a database error broke, if any.
 fn violated(error: &sqlx::Error) -> Option<ErrorKind> {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Postgres, Sqlite};
 
-use super::{SqlStore, check_document, delete_error, new_id, not_found, now, write_error};
+use super::{SqlStore, check_document, delete_error, not_found, write_error};
 use crate::iam::{AccountId, IamPath, IdKind, Partition, PolicyName};
 use crate::policy::PolicyKind;
 use crate::store::{ManagedPolicy, NewManagedPolicy, PolicyVersion, StoreError, StoreResult};
@@ -168,7 +168,7 @@ macro_rules! impl_policy_store {
                     customer,
                     &format!("policy {}", new.name),
                 )?;
-                let at = now();
+                let at = self.now();
                 let mut tx = self.begin_write().await?;
                 let row = sqlx::query_as::<_, PolicyRow>(
                     "INSERT INTO managed_policies (id, account_id, path, name, description, \
@@ -177,7 +177,7 @@ macro_rules! impl_policy_store {
                      RETURNING id, account_id, path, name, description, default_version_id, \
                      created_at, updated_at",
                 )
-                .bind(new_id(IdKind::Policy))
+                .bind(self.new_id(IdKind::Policy))
                 .bind(new.account_id.as_ref().map(AccountId::as_str))
                 .bind(new.path.as_str())
                 .bind(new.name.as_str())
@@ -278,7 +278,7 @@ macro_rules! impl_policy_store {
                     .unwrap_or(0)
                     + 1;
                 let version_id = format!("v{next}");
-                let at = now();
+                let at = self.now();
                 sqlx::query(
                     "INSERT INTO policy_versions (policy_id, version_id, document, created_at) \
                      VALUES ($1, $2, $3, $4)",
@@ -349,7 +349,7 @@ macro_rules! impl_policy_store {
                      WHERE id = $3",
                 )
                 .bind(version_id)
-                .bind(now())
+                .bind(self.now())
                 .bind(&policy.id)
                 .execute(&mut *tx)
                 .await?;

@@ -9,7 +9,7 @@ use sqlx::{Database, Postgres, Sqlite};
 
 use super::holders::PolicyHolder;
 use super::policies::PolicyRow;
-use super::{SqlStore, check_document, delete_error, new_id, not_found, now, write_error};
+use super::{SqlStore, check_document, delete_error, not_found, write_error};
 use crate::iam::{
     AccountId, IamPath, IdKind, MaxSessionDuration, Partition, PolicyName, RoleName, Tags,
 };
@@ -182,7 +182,7 @@ macro_rules! impl_role_store {
                     Some(arn) => Some(self.policy_row(&mut tx, arn).await?.id),
                     None => None,
                 };
-                let role_id = new_id(IdKind::Role);
+                let role_id = self.new_id(IdKind::Role);
                 sqlx::query(
                     "INSERT INTO roles (id, account_id, path, name, description, trust_policy, \
                      max_session_duration, permissions_boundary_id, tags, created_at) \
@@ -197,7 +197,7 @@ macro_rules! impl_role_store {
                 .bind(new.max_session_duration.seconds())
                 .bind(boundary_id)
                 .bind(Json(&new.tags))
-                .bind(now())
+                .bind(self.now())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{Postgres, Sqlite};
 
-use super::{SqlStore, new_id, not_found, now, write_error};
+use super::{SqlStore, not_found, write_error};
 use crate::iam::{AccountId, IdKind, Partition, ValidationError};
 use crate::store::{NewOidcProvider, OidcProvider, StoreResult, TokenKeyRecord};
 
@@ -78,7 +78,7 @@ macro_rules! impl_sts_key_store {
                 sqlx::query("INSERT INTO token_keys (id, sealed_key, created_at) VALUES ($1, $2, $3)")
                     .bind(id)
                     .bind(sealed_key)
-                    .bind(now())
+                    .bind(self.now())
                     .execute(&self.pool)
                     .await
                     .map_err(|e| write_error(e, "token key", &id.to_string(), ""))?;
@@ -93,11 +93,11 @@ macro_rules! impl_sts_key_store {
                 let sql = "INSERT INTO oidc_providers (id, account_id, url, client_ids, created_at) \
                      VALUES ($1, $2, $3, $4, $5) RETURNING id, account_id, url, client_ids, created_at";
                 sqlx::query_as::<_, OidcProviderRow>(sql)
-                    .bind(new_id(IdKind::Provider))
+                    .bind(self.new_id(IdKind::Provider))
                     .bind(new.account_id.as_str())
                     .bind(&url)
                     .bind(Json(&new.client_ids))
-                    .bind(now())
+                    .bind(self.now())
                     .fetch_one(&self.pool)
                     .await
                     .map_err(|e| write_error(e, "OIDC provider", &url, &format!("account {}", new.account_id)))?

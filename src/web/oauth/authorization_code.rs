@@ -16,7 +16,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -383,7 +382,7 @@ async fn issue_code(
     session: &PortalSession,
     now: i64,
 ) -> Result<String, OidcError> {
-    let code = format!("rgac-{}", random_token());
+    let code = format!("rgac-{}", random_token(&state.random));
     let record = CodeRecord {
         client_id: checked.client_id.clone(),
         redirect_uri: checked.redirect_uri.clone(),
@@ -603,7 +602,7 @@ pub(super) async fn authorize_page(
     request: HttpRequest,
     params: web::Query<AuthorizeParams>,
 ) -> HttpResponse {
-    let now = Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     let signed_in = session(&state, &request).await.map(|(_, s)| s);
     let checked = match check(&state, &params, now) {
         Ok(checked) => checked,
@@ -673,7 +672,7 @@ pub(super) async fn authorize_decision(
         Ok(session) => session,
         Err(refusal) => return refusal,
     };
-    let now = Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     let checked = match check(&state, &form.params, now) {
         Ok(checked) => checked,
         Err(refusal) => return refuse(&state, &request, Some(&session), refusal).await,
