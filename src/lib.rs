@@ -14,6 +14,7 @@ pub mod mapping;
 pub mod policy;
 pub mod secrets;
 pub mod seed;
+pub mod service;
 pub mod store;
 pub mod sts;
 pub mod web;

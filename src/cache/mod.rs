@@ -8,7 +8,7 @@ pub mod redis_cache;
 
 pub use rate_limit::RateLimit;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +40,14 @@ pub trait Cache: Send + Sync + 'static {
     /// keep that expiry, so the counter is a fixed window (rate limits use it). The
     /// value is the count in ASCII decimal, so [`Cache::get`] reads it too.
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError>;
+    /// Adds `member` to the set under `key` (an index: a person's sessions, say) and
+    /// keeps the set alive for at least `ttl` from now (never shortens it). Sets and
+    /// values use separate keys: never put both under one key.
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), CacheError>;
+    /// The members of the set under `key` (none when absent or expired), in no order.
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError>;
+    /// Removes `member` from the set under `key`; an empty set is gone.
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), CacheError>;
 }
 
 /// Hex SHA-256 of a bearer value (a session id, a code, a token): what the cache
@@ -57,11 +65,14 @@ pub fn hashed_key(prefix: &str, value: &str) -> String {
 
 /// A value and when it expires (milliseconds since the epoch, on the cache's clock).
 type Entries = HashMap<String, (Vec<u8>, i64)>;
+/// A set and when it expires.
+type Sets = HashMap<String, (BTreeSet<String>, i64)>;
 
 /// One process's cache. Expired entries are dropped on access and swept when the map
 /// grows, so memory stays bounded by what is live.
 pub struct MemoryCache {
     entries: Mutex<Entries>,
+    sets: Mutex<Sets>,
     clock: Clock,
 }
 
@@ -71,6 +82,7 @@ impl MemoryCache {
     pub fn new(clock: Clock) -> Self {
         Self {
             entries: Mutex::default(),
+            sets: Mutex::default(),
             clock,
         }
     }
@@ -81,6 +93,13 @@ impl MemoryCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         match self.entries.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn lock_sets(&self) -> std::sync::MutexGuard<'_, Sets> {
+        match self.sets.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }
@@ -151,6 +170,48 @@ impl Cache for MemoryCache {
         }
         Self::insert(&mut entries, now, key, b"1", ttl);
         Ok(1)
+    }
+
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), CacheError> {
+        let now = self.now();
+        let until = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        let mut sets = self.lock_sets();
+        if sets.len() >= Self::SWEEP_AT {
+            sets.retain(|_, (_, expires)| *expires > now);
+        }
+        let (members, expires) = sets
+            .entry(key.to_owned())
+            .or_insert_with(|| (BTreeSet::new(), until));
+        if *expires <= now {
+            members.clear();
+        }
+        *expires = (*expires).max(until);
+        members.insert(member.to_owned());
+        Ok(())
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError> {
+        let now = self.now();
+        let mut sets = self.lock_sets();
+        match sets.get(key) {
+            Some((members, expires)) if *expires > now => Ok(members.iter().cloned().collect()),
+            Some(_) => {
+                sets.remove(key);
+                Ok(Vec::new())
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), CacheError> {
+        let mut sets = self.lock_sets();
+        if let Some((members, _)) = sets.get_mut(key) {
+            members.remove(member);
+            if members.is_empty() {
+                sets.remove(key);
+            }
+        }
+        Ok(())
     }
 }
 

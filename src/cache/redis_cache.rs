@@ -181,4 +181,49 @@ impl Cache for RedisCache {
             .map_err(|e| self.error("INCR", e))?;
         Ok(count)
     }
+
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), CacheError> {
+        let mut conn = self.manager.clone();
+        let key = self.key(key);
+        // `NX` gives a new set its expiry, `GT` lengthens an existing one: never
+        // shortened, never left without a TTL.
+        redis::pipe()
+            .atomic()
+            .cmd("SADD")
+            .arg(&key)
+            .arg(member)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(millis(ttl))
+            .arg("NX")
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(millis(ttl))
+            .arg("GT")
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| self.error("SADD", e))
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError> {
+        let mut conn = self.manager.clone();
+        redis::cmd("SMEMBERS")
+            .arg(self.key(key))
+            .query_async::<Vec<String>>(&mut conn)
+            .await
+            .map_err(|e| self.error("SMEMBERS", e))
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), CacheError> {
+        let mut conn = self.manager.clone();
+        redis::cmd("SREM")
+            .arg(self.key(key))
+            .arg(member)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| self.error("SREM", e))
+    }
 }

@@ -223,7 +223,54 @@ async fn delete_removes_and_tolerates_missing(cache: Arc<dyn Cache>, _: Elapse) 
     assert!(cache.put_if_absent("gone", b"again", MINUTE).await.unwrap());
 }
 
+async fn sets_index_members_and_expire_as_a_whole(cache: Arc<dyn Cache>, elapse: Elapse) {
+    let sorted = |mut members: Vec<String>| {
+        members.sort();
+        members
+    };
+    assert!(cache.set_members("index").await.unwrap().is_empty());
+    cache.set_add("index", "b", MINUTE).await.unwrap();
+    cache.set_add("index", "a", MINUTE).await.unwrap();
+    cache.set_add("index", "a", MINUTE).await.unwrap();
+    assert_eq!(
+        sorted(cache.set_members("index").await.unwrap()),
+        ["a", "b"]
+    );
+    cache.set_remove("index", "b").await.unwrap();
+    cache.set_remove("index", "never-there").await.unwrap();
+    assert_eq!(cache.set_members("index").await.unwrap(), ["a"]);
+    cache.set_remove("index", "a").await.unwrap();
+    assert!(cache.set_members("index").await.unwrap().is_empty());
+
+    // A later, shorter add never shortens the set's life; a longer one lengthens it.
+    cache
+        .set_add("short", "x", Duration::from_millis(300))
+        .await
+        .unwrap();
+    cache
+        .set_add("short", "y", Duration::from_millis(100))
+        .await
+        .unwrap();
+    cache
+        .set_add("long", "x", Duration::from_millis(100))
+        .await
+        .unwrap();
+    cache.set_add("long", "y", MINUTE).await.unwrap();
+    elapse.by(Duration::from_millis(200)).await;
+    assert_eq!(
+        sorted(cache.set_members("short").await.unwrap()),
+        ["x", "y"]
+    );
+    elapse.by(Duration::from_millis(250)).await;
+    assert!(
+        cache.set_members("short").await.unwrap().is_empty(),
+        "expired"
+    );
+    assert_eq!(sorted(cache.set_members("long").await.unwrap()), ["x", "y"]);
+}
+
 both_caches!(
+    sets_index_members_and_expire_as_a_whole,
     values_expire_after_their_ttl,
     put_replaces_value_and_ttl,
     put_if_absent_first_wins_under_concurrency,

@@ -729,6 +729,20 @@ impl rolegate::cache::Cache for LockWhileChecking {
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, rolegate::cache::CacheError> {
         self.inner.incr(key, ttl).await
     }
+    async fn set_add(
+        &self,
+        key: &str,
+        member: &str,
+        ttl: Duration,
+    ) -> Result<(), rolegate::cache::CacheError> {
+        self.inner.set_add(key, member, ttl).await
+    }
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, rolegate::cache::CacheError> {
+        self.inner.set_members(key).await
+    }
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), rolegate::cache::CacheError> {
+        self.inner.set_remove(key, member).await
+    }
 }
 
 /// Racing submissions all pass the lock check before any wrong one is counted: a

@@ -1,0 +1,4 @@
+//! The flows that hold state, between the handlers (which translate HTTP) and the
+//! pure cores (which decide): each service takes its dependencies explicitly (store,
+//! cache, sealer, clock, random source), keeps its own cache keys, and has its own
+//! error enum that the handlers map onto their surface's wire format.
