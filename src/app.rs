@@ -128,14 +128,22 @@ pub async fn state_with_cache(
         store.clone(),
         cache.clone(),
     ));
+    let portal = crate::web::PortalSettings::default();
+    let sessions = Arc::new(crate::service::sessions::PortalSessions::new(
+        cache.clone(),
+        store.clock().clone(),
+        store.random(),
+        portal.session_ttl,
+    ));
     Ok(AppState {
         clock: store.clock().clone(),
         random: store.random(),
+        sessions,
         store,
         sts: Arc::new(sts),
         cache,
         directory,
-        portal: crate::web::PortalSettings::default(),
+        portal,
         server: crate::web::ServerSettings::default(),
         sso: crate::web::SsoSettings::default(),
     })

@@ -40,6 +40,8 @@ pub struct AppState {
     /// Ephemeral state shared by replicas: portal sessions, sign-in tokens, lock-outs.
     pub cache: Arc<dyn Cache>,
     pub directory: Arc<DirectoryAuth>,
+    /// Portal sessions (their lifetime is `portal.session_ttl`).
+    pub sessions: Arc<crate::service::sessions::PortalSessions>,
     pub portal: PortalSettings,
     /// How clients reach this server: public URL and trusted proxies (`[server]`).
     pub server: ServerSettings,
@@ -91,6 +93,12 @@ impl Default for PortalSettings {
 
 impl AppState {
     pub fn with_portal(mut self, portal: PortalSettings) -> Self {
+        self.sessions = Arc::new(crate::service::sessions::PortalSessions::new(
+            self.cache.clone(),
+            self.clock.clone(),
+            self.random,
+            portal.session_ttl,
+        ));
         self.portal = portal;
         self
     }

@@ -1,160 +1,55 @@
-//! Portal sessions: the signed-in session extractor and the CSRF guard of every
-//! state-changing form, starting a session at sign-in, and ending a user's sessions
-//! when their sign-in settings change. Sessions live in the cache (shared by
-//! replicas) under a hash of the cookie's opaque random id.
+//! The web side of portal sessions (kept by [`crate::service::sessions`]): the
+//! session cookie, the signed-in session extractor, the CSRF guard of every
+//! state-changing form, and the sign-in response (audit, cookie, redirect).
 
 use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::AppState;
 use super::audit::audit;
-use super::page::{cookie, error_page, random_token, redirect, safe_return_to, same};
-use crate::cache::hashed_key;
+use super::page::{cookie, error_page, redirect, safe_return_to, same};
+use crate::idp::identity::PortalIdentity;
+pub(crate) use crate::service::sessions::PortalSession;
+use crate::service::sessions::{SessionError, Started};
 use crate::store::Outcome;
-use crate::sts::portal::PortalIdentity;
 
 const SESSION_COOKIE: &str = "rg_session";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct PortalSession {
-    pub(crate) identity: PortalIdentity,
-    pub(crate) csrf: String,
-    /// The ID token of an OIDC sign-in, for `id_token_hint` at RP-initiated logout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) id_token: Option<String>,
-    /// When the person signed in (Unix seconds): a terminal sign-in approved from
-    /// this session ends when this session would. 0 in sessions stored before.
-    #[serde(default)]
-    pub(crate) signed_in_at: i64,
-    /// Since when (Unix milliseconds) this session stands for the user's current
-    /// sign-in settings: set at sign-in and renewed when this session turns a second
-    /// factor on or off. A session older than the user's
-    /// [`sessions_valid_from_key`] marker is over. 0 in sessions stored before.
-    #[serde(default)]
-    pub(crate) valid_from_ms: i64,
-}
-
-impl PortalSession {
-    /// When the person signed in (Unix seconds), never later than `now`: a terminal
-    /// sign-in approved from this session lives no longer than it. Sessions stored
-    /// before the field existed count from `now`.
-    pub(crate) fn sign_in_time(&self, now: i64) -> i64 {
-        if self.signed_in_at > 0 {
-            self.signed_in_at.min(now)
-        } else {
-            now
-        }
-    }
-}
-
-/// Sessions are stored under a hash of the cookie value, so whoever can read the
-/// cache cannot use what it finds there.
-fn session_key(id: &str) -> String {
-    hashed_key("portal-session", id)
-}
-
-/// The signed-in session, if the cookie names a live one (not ended by a change of
-/// the user's sign-in settings since, see [`end_other_sessions`]).
+/// The signed-in session, if the cookie names a live one: its id and the session.
 pub(crate) async fn session(
     state: &AppState,
     request: &HttpRequest,
 ) -> Option<(String, PortalSession)> {
     let id = request.cookie(SESSION_COOKIE)?.value().to_owned();
-    let key = session_key(&id);
-    let stored = state.cache.get(&key).await.ok()??;
-    let session: PortalSession = serde_json::from_slice(&stored).ok()?;
-    // Unreadable cache: no session (fail closed), as when the session itself is.
-    if ended_by_settings_change(
-        state,
-        &session.identity,
-        session.signed_in_at,
-        session.valid_from_ms,
-    )
-    .await
-    .ok()?
-    {
-        let _ = state.cache.delete(&key).await;
-        return None;
-    }
+    let session = state.sessions.find(&id).await?;
     Some((id, session))
 }
 
-/// Whether a sign-in of `identity` that began at `signed_in_at` (Unix seconds) and
-/// stood for the user's sign-in settings since `valid_from_ms` (Unix milliseconds;
-/// 0 if unknown) is over because those settings changed later (a second factor
-/// turned on or off, see [`end_other_sessions`]). Portal sessions and the terminal
-/// sign-ins approved from them (`oauth`) both ask this. An unreadable marker counts
-/// as a change (fail closed); a cache error is the caller's to refuse on.
+/// See [`PortalSessions::ended_by_settings_change`](crate::service::sessions::PortalSessions::ended_by_settings_change).
 pub(crate) async fn ended_by_settings_change(
     state: &AppState,
     identity: &PortalIdentity,
     signed_in_at: i64,
     valid_from_ms: i64,
-) -> Result<bool, crate::cache::CacheError> {
-    let Some(marker) = state.cache.get(&sessions_valid_from_key(identity)).await? else {
-        return Ok(false);
-    };
-    let valid_from = std::str::from_utf8(&marker)
-        .ok()
-        .and_then(|text| text.parse::<i64>().ok())
-        .unwrap_or(i64::MAX);
-    let since = valid_from_ms.max(signed_in_at.saturating_mul(1000));
-    Ok(since < valid_from)
-}
-
-/// The cache key of the moment (Unix milliseconds) before which every portal
-/// session of this user is over: set when a second factor is turned on or off.
-fn sessions_valid_from_key(identity: &PortalIdentity) -> String {
-    format!(
-        "portal-sessions-valid-from:{}:{}",
-        identity.source_id,
-        identity.user_name.to_lowercase()
-    )
+) -> Result<bool, SessionError> {
+    state
+        .sessions
+        .ended_by_settings_change(identity, signed_in_at, valid_from_ms)
+        .await
 }
 
 /// After the user's sign-in settings changed (a second factor turned on or off):
-/// ends every other portal session of the user, on every replica, and every
-/// terminal sign-in (SSO access and refresh tokens) approved until now, and renews
-/// this session under a new id (returned as the cookie to set). Its sign-in time,
-/// and so its end, stays as it was.
+/// ends their other sessions and terminal sign-ins, and renews this session under a
+/// new id (returned as the cookie to set).
 pub(crate) async fn end_other_sessions(
     state: &AppState,
     request: &HttpRequest,
     id: &str,
-    mut session: PortalSession,
-) -> Result<Cookie<'static>, crate::cache::CacheError> {
-    let now = state.clock.now();
-    let now_ms = now.timestamp_millis();
-    // Sessions live at most the session lifetime; so must the marker.
-    state
-        .cache
-        .put(
-            &sessions_valid_from_key(&session.identity),
-            now_ms.to_string().as_bytes(),
-            state.portal.session_ttl,
-        )
-        .await?;
-    session.valid_from_ms = now_ms;
-    let ttl = i64::try_from(state.portal.session_ttl.as_secs()).unwrap_or(i64::MAX);
-    let left = session
-        .signed_in_at
-        .saturating_add(ttl)
-        .saturating_sub(now.timestamp())
-        .clamp(1, ttl.max(1));
-    let renewed = random_token(&state.random);
-    let stored = serde_json::to_vec(&session).unwrap_or_default();
-    state
-        .cache
-        .put(
-            &session_key(&renewed),
-            &stored,
-            std::time::Duration::from_secs(left.unsigned_abs()),
-        )
-        .await?;
-    let _ = state.cache.delete(&session_key(id)).await;
+    session: PortalSession,
+) -> Result<Cookie<'static>, SessionError> {
+    let renewed = state.sessions.end_others(id, session).await?;
     Ok(cookie(request, SESSION_COOKIE, renewed).into_owned())
 }
 
@@ -177,34 +72,25 @@ pub(crate) async fn start_session_with(
     return_to: &str,
     id_token: Option<String>,
 ) -> HttpResponse {
-    // A new sign-in in this browser replaces the one before: end it, so that its
-    // id (which may have leaked) stops working now rather than when it expires.
-    if let Some(previous) = request.cookie(SESSION_COOKIE) {
-        let _ = state.cache.delete(&session_key(previous.value())).await;
-    }
-    let id = random_token(&state.random);
-    let session = PortalSession {
-        identity,
-        csrf: random_token(&state.random),
-        id_token,
-        signed_in_at: state.clock.now().timestamp(),
-        valid_from_ms: state.clock.now().timestamp_millis(),
-    };
-    let stored = serde_json::to_vec(&session).unwrap_or_default();
-    if let Err(error) = state
-        .cache
-        .put(&session_key(&id), &stored, state.portal.session_ttl)
+    // A new sign-in in this browser replaces the one before.
+    let previous = request.cookie(SESSION_COOKIE);
+    let Started { id, session } = match state
+        .sessions
+        .start(identity, id_token, previous.as_ref().map(|c| c.value()))
         .await
     {
-        tracing::error!(%error, "cannot store portal session");
-        return error_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in unavailable",
-            "Your sign-in could not be completed. Please try again shortly.",
-            "/signin",
-            "Sign in",
-        );
-    }
+        Ok(started) => started,
+        Err(error) => {
+            tracing::error!(%error, "cannot store portal session");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in unavailable",
+                "Your sign-in could not be completed. Please try again shortly.",
+                "/signin",
+                "Sign in",
+            );
+        }
+    };
     let source = session.identity.source_id.clone();
     audit(
         state,
@@ -257,7 +143,7 @@ pub(crate) async fn signed_in_form(
 
 /// Ends the session `id` on every replica (sign-out).
 pub(crate) async fn end_session(state: &AppState, id: &str) {
-    let _ = state.cache.delete(&session_key(id)).await;
+    state.sessions.end(id).await;
 }
 
 /// The cookie that removes the session cookie from the browser.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use rolegate::idp::directory::DIRECTORY_SOURCE_ID;
 use rolegate::seed;
 
 use crate::both_backends;
@@ -242,6 +243,7 @@ async fn replicas_share_sessions_through_redis(db: TestStore) {
     )
     .await
     .unwrap();
+    let sessions = first.sessions.clone();
     let (a, b) = (spawn_state(first), spawn_state(second));
 
     let mut bob = Browser::new(&a);
@@ -269,17 +271,126 @@ async fn replicas_share_sessions_through_redis(db: TestStore) {
         )
         .await;
     assert_eq!(keys.status, 200);
-    // Sign out on B: A no longer accepts the session.
+    // The per-person index is shared too: a second sign-in on B is listed on A.
+    let mut elsewhere = Browser::new(&b);
+    elsewhere.sign_in("bob", password_of("bob"), "/start").await;
+    let listed = sessions
+        .list_for_user(DIRECTORY_SOURCE_ID, "bob")
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    // Sign out on B: A no longer accepts the session, and the index forgets it.
     on_b.post("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(bob.get("/start").await.status, 303);
+    let listed = sessions
+        .list_for_user(DIRECTORY_SOURCE_ID, "bob")
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        sessions
+            .end_all_for_user(DIRECTORY_SOURCE_ID, "BOB")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        elsewhere.get("/start").await.status,
+        303,
+        "ended on every replica"
+    );
 
     crate::helpers::delete_redis_prefix(&prefix).await;
+}
+
+/// What the admin API will show and do: one person's live portal sessions (by a
+/// handle, never the cookie's id), ending one of them or all, and nobody else's.
+async fn a_persons_sessions_are_listed_and_ended(db: TestStore) {
+    let state = seeded(&db).await;
+    let sessions = state.sessions.clone();
+    let base = spawn_state(state);
+    let mut laptop = Browser::new(&base);
+    let mut phone = Browser::new(&base);
+    let mut alice = Browser::new(&base);
+    laptop.sign_in("bob", password_of("bob"), "/start").await;
+    db.hand.advance(std::time::Duration::from_secs(60));
+    phone.sign_in("bob", password_of("bob"), "/start").await;
+    alice.sign_in("alice", password_of("alice"), "/start").await;
+
+    let listed = sessions
+        .list_for_user(DIRECTORY_SOURCE_ID, "bob")
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        listed[0].signed_in_at < listed[1].signed_in_at,
+        "oldest first"
+    );
+    assert_eq!(
+        listed[0].expires_at - listed[0].signed_in_at,
+        8 * 3600,
+        "the portal session lifetime"
+    );
+    for (_, _, value) in laptop.cookies.iter().chain(&phone.cookies) {
+        assert!(
+            listed.iter().all(|s| s.handle != *value),
+            "never the id itself"
+        );
+    }
+
+    // Ending the laptop's session (the older one) leaves the phone signed in.
+    assert!(
+        sessions
+            .end_listed(DIRECTORY_SOURCE_ID, "bob", &listed[0].handle)
+            .await
+            .unwrap()
+    );
+    assert_eq!(laptop.get("/start").await.status, 303, "signed out");
+    assert_eq!(phone.get("/start").await.status, 200);
+    // A handle is only ever ended through its owner's list.
+    assert!(
+        !sessions
+            .end_listed(DIRECTORY_SOURCE_ID, "alice", &listed[1].handle)
+            .await
+            .unwrap()
+    );
+    assert_eq!(phone.get("/start").await.status, 200);
+
+    assert_eq!(
+        sessions
+            .end_all_for_user(DIRECTORY_SOURCE_ID, "bob")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(phone.get("/start").await.status, 303);
+    assert!(
+        sessions
+            .list_for_user(DIRECTORY_SOURCE_ID, "bob")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        alice.get("/start").await.status,
+        200,
+        "other people keep theirs"
+    );
+    assert_eq!(
+        sessions
+            .list_for_user(DIRECTORY_SOURCE_ID, "alice")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 both_backends!(
     sign_in_see_roles_and_use_access_keys,
     bad_sign_ins_and_redirects,
-    replicas_share_sessions_through_redis
+    replicas_share_sessions_through_redis,
+    a_persons_sessions_are_listed_and_ended
 );
 
 /// Two `rolegate serve` processes sharing PostgreSQL and Redis: sign in on one,
