@@ -120,6 +120,12 @@ pub async fn state_with_cache(
     max_clock_skew: chrono::Duration,
     cache: Arc<dyn crate::cache::Cache>,
 ) -> Result<AppState, String> {
+    let second_factor = Arc::new(crate::service::second_factor::SecondFactor::new(
+        cache.clone(),
+        store.clone(),
+        sealer.clone(),
+        store.random(),
+    ));
     let sts = Sts::open(store.clone(), sealer)
         .await?
         .with_max_clock_skew(max_clock_skew)
@@ -139,6 +145,7 @@ pub async fn state_with_cache(
         clock: store.clock().clone(),
         random: store.random(),
         sessions,
+        second_factor,
         store,
         sts: Arc::new(sts),
         cache,

@@ -3,4 +3,5 @@
 //! cache, sealer, clock, random source), keeps its own cache keys, and has its own
 //! error enum that the handlers map onto their surface's wire format.
 
+pub mod second_factor;
 pub mod sessions;

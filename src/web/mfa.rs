@@ -1,40 +1,33 @@
 //! The built-in directory's optional TOTP second factor on the web: the code step of
-//! a directory sign-in (`/signin/totp`) and self-service enrolment (`/account/mfa`).
+//! a directory sign-in (`/signin/totp`) and self-service enrolment (`/account/mfa`),
+//! over [`crate::service::second_factor`].
 //!
-//! After a correct password for a user with TOTP on, no session exists yet: a
-//! pending sign-in (the identity, `return_to` and a CSRF token) waits in the cache
-//! for five minutes under a hash of a random id that only this browser holds in a
-//! cookie. A correct, unused code turns it into a portal session exactly once; wrong
-//! codes count towards the directory's lock-out like wrong passwords. Secrets are
-//! sealed with the master key wherever they rest (database and cache).
-
-use std::time::Duration;
+//! After a correct password for a user with TOTP on, no session exists yet: the
+//! pending sign-in's id waits in a cookie only this browser holds. A correct, unused
+//! code turns it into a portal session exactly once; wrong codes count towards the
+//! directory's lock-out like wrong passwords.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
 use super::audit::audit;
 use super::aws_json::client_network;
-use super::page::{cookie, error_page, html, random_token, redirect, safe_return_to, same};
+use super::page::{PageError, cookie, html, redirect, safe_return_to, same};
 use super::session::{PortalSession, end_other_sessions, session, signed_in_form, start_session};
-use crate::cache::hashed_key;
 use crate::iam::UserName;
 use crate::idp::directory::{DIRECTORY_SOURCE_ID, SignInError};
-use crate::idp::totp::{self, TotpSecret};
-use crate::store::{Outcome, StoreError};
-use crate::sts::portal::PortalIdentity;
+use crate::idp::identity::PortalIdentity;
+use crate::idp::totp;
+use crate::service::second_factor::{CodeCheck, PendingSignIn, TurnedOn};
+use crate::store::Outcome;
 
 /// The browser's handle on its pending second-factor step.
 const PENDING_COOKIE: &str = "rg_mfa";
-/// How long the code step waits after the password was accepted.
-const PENDING_TTL: Duration = Duration::from_secs(5 * 60);
-/// How long an unconfirmed enrolment secret waits for its first code.
-const ENROL_TTL: Duration = Duration::from_secs(15 * 60);
 
 const SIGN_IN: &str = "portal:SignIn";
 const ENABLE: &str = "portal:EnableMFADevice";
@@ -48,19 +41,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account/mfa/disable", web::post().to(disable));
 }
 
-/// The sealing context of a user's stored TOTP secret: bound to the user's id.
-fn stored_secret_context(user_id: &str) -> String {
-    format!("totp-secret:{user_id}")
-}
-
-/// A password accepted, a code still owed.
-#[derive(Serialize, Deserialize)]
-struct PendingSignIn {
-    identity: PortalIdentity,
-    return_to: String,
-    csrf: String,
-}
-
 /// Called by the directory sign-in after a correct password when the user has TOTP
 /// on: parks the sign-in and sends the browser to the code step.
 pub(crate) async fn challenge(
@@ -69,34 +49,27 @@ pub(crate) async fn challenge(
     identity: PortalIdentity,
     return_to: &str,
 ) -> HttpResponse {
-    let id = random_token(&state.random);
-    let pending = PendingSignIn {
-        identity,
-        return_to: safe_return_to(return_to).to_owned(),
-        csrf: random_token(&state.random),
-    };
-    let stored = serde_json::to_vec(&pending).unwrap_or_default();
-    if let Err(error) = state
-        .cache
-        .put(&hashed_key("mfa-pending", &id), &stored, PENDING_TTL)
+    let id = match state
+        .second_factor
+        .park(identity, safe_return_to(return_to))
         .await
     {
-        tracing::error!(%error, "cannot store a pending second-factor sign-in");
-        return unavailable();
-    }
+        Ok(id) => id,
+        Err(error) => return unavailable(&error),
+    };
     let mut response = redirect("/signin/totp");
     let _ = response.add_cookie(&cookie(request, PENDING_COOKIE, id));
     response
 }
 
-/// The pending sign-in this browser's cookie names: (cache key, state).
+/// The pending sign-in this browser's cookie names: (its id, the sign-in).
 async fn pending(state: &AppState, request: &HttpRequest) -> Option<(String, PendingSignIn)> {
     let id = request.cookie(PENDING_COOKIE)?.value().to_owned();
-    let key = hashed_key("mfa-pending", &id);
-    let stored = state.cache.get(&key).await.ok()??;
-    let pending = serde_json::from_slice(&stored).ok()?;
-    Some((key, pending))
+    let pending = state.second_factor.pending(&id).await?;
+    Some((id, pending))
 }
+
+use actix_web::ResponseError;
 
 fn without_pending_cookie(request: &HttpRequest, mut response: HttpResponse) -> HttpResponse {
     let mut gone = cookie(request, PENDING_COOKIE, String::new());
@@ -105,42 +78,43 @@ fn without_pending_cookie(request: &HttpRequest, mut response: HttpResponse) -> 
     response
 }
 
-fn unavailable() -> HttpResponse {
-    error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
+/// The page for a failed dependency (the cause is logged).
+fn unavailable(cause: &dyn std::fmt::Display) -> HttpResponse {
+    PageError::unavailable(
+        cause,
         "Sign-in unavailable",
         "Your sign-in could not be completed. Please try again shortly.",
-        "/signin",
-        "Sign in",
     )
+    .next("/signin", "Sign in")
+    .error_response()
 }
 
 fn expired(request: &HttpRequest) -> HttpResponse {
     without_pending_cookie(
         request,
-        error_page(
+        PageError::new(
             StatusCode::UNAUTHORIZED,
             "Sign-in expired",
             "This sign-in was not finished in time, or was already used. Please sign in again.",
-            "/signin",
-            "Sign in",
-        ),
+        )
+        .next("/signin", "Sign in")
+        .error_response(),
     )
 }
 
 fn locked_page(request: &HttpRequest, until: DateTime<Utc>) -> HttpResponse {
     without_pending_cookie(
         request,
-        error_page(
+        PageError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "Account locked",
-            &format!(
+            format!(
                 "Too many failed sign-ins. Try again after {}.",
                 until.format("%H:%M:%S UTC")
             ),
-            "/signin",
-            "Sign in",
-        ),
+        )
+        .next("/signin", "Sign in")
+        .error_response(),
     )
 }
 
@@ -172,105 +146,15 @@ async fn code_page(state: web::Data<AppState>, request: HttpRequest) -> HttpResp
     }
 }
 
-/// What a submitted code turned out to be.
-enum CodeCheck {
-    Accepted,
-    Wrong,
-    /// Right, but already used for this user within its validity window.
-    Replayed,
-}
-
-impl CodeCheck {
-    fn reason(&self) -> &'static str {
-        match self {
-            CodeCheck::Accepted => "",
-            CodeCheck::Wrong => "wrong second factor",
-            CodeCheck::Replayed => "second factor code already used",
+/// What the person reads about a refused code.
+fn check_message(check: CodeCheck) -> &'static str {
+    match check {
+        CodeCheck::Accepted => "",
+        CodeCheck::Wrong => {
+            "That code is not correct. Enter the 6-digit code your authenticator app shows now."
         }
-    }
-
-    fn message(&self) -> &'static str {
-        match self {
-            CodeCheck::Accepted => "",
-            CodeCheck::Wrong => {
-                "That code is not correct. Enter the 6-digit code your authenticator app shows now."
-            }
-            CodeCheck::Replayed => {
-                "That code was already used. Wait for your authenticator app to show a new code and enter that."
-            }
-        }
-    }
-}
-
-/// Checks `input` against `secret` at `now` and claims the matched time step for
-/// this user, so that no code of that step is accepted again while it is valid.
-async fn check_code(
-    state: &AppState,
-    source_id: &str,
-    name: &UserName,
-    secret: &TotpSecret,
-    input: &str,
-    now: DateTime<Utc>,
-) -> Result<CodeCheck, crate::cache::CacheError> {
-    let Some(step) = totp::verify(secret, &totp::normalize_code(input), now.timestamp()) else {
-        return Ok(CodeCheck::Wrong);
-    };
-    let remember = totp::valid_until(step)
-        .saturating_sub(now.timestamp())
-        .clamp(1, 3 * totp::STEP_SECONDS);
-    let used = |step: i64| {
-        format!(
-            "totp-used:{source_id}:{}:{step}",
-            name.as_str().to_lowercase()
-        )
-    };
-    let remember = Duration::from_secs(remember.unsigned_abs() + 1);
-    if !state
-        .cache
-        .put_if_absent(&used(step), b"1", remember)
-        .await?
-    {
-        return Ok(CodeCheck::Replayed);
-    }
-    // RFC 6238 §5.2: once a code is accepted, codes of earlier steps still inside
-    // the window are spent too, so an observed older code cannot follow a newer one.
-    for earlier in step - 2 * totp::SKEW_STEPS..step {
-        state.cache.put(&used(earlier), b"1", remember).await?;
-    }
-    Ok(CodeCheck::Accepted)
-}
-
-/// The user's current TOTP secret: `Ok(None)` when the user is gone, disabled or has
-/// TOTP off; `Err` when it cannot be read (logged).
-async fn stored_secret(
-    state: &AppState,
-    source_id: &str,
-    name: &UserName,
-) -> Result<Option<(TotpSecret, DateTime<Utc>)>, ()> {
-    let user = match state.store.get_user(source_id, name).await {
-        Ok(user) => user,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
-        Err(error) => {
-            tracing::error!(%error, "cannot read a directory user");
-            return Err(());
-        }
-    };
-    let (Some(sealed), Some(since)) = (user.totp_secret.as_deref(), user.totp_enabled_at) else {
-        return Ok(None);
-    };
-    if user.disabled {
-        return Ok(None);
-    }
-    let opened = state
-        .sts
-        .open_secret(sealed, &stored_secret_context(&user.id))
-        .ok()
-        .and_then(|text| TotpSecret::from_base32(text.expose()));
-    match opened {
-        Some(secret) => Ok(Some((secret, since))),
-        None => {
-            tracing::error!(user = %user.user_name, "a stored TOTP secret cannot be opened");
-            Err(())
+        CodeCheck::Replayed => {
+            "That code was already used. Wait for your authenticator app to show a new code and enter that."
         }
     }
 }
@@ -290,7 +174,7 @@ async fn submit_code(
     request: HttpRequest,
     form: web::Form<CodeForm>,
 ) -> HttpResponse {
-    let Some((key, pending)) = pending(&state, &request).await else {
+    let Some((id, pending)) = pending(&state, &request).await else {
         return expired(&request);
     };
     let source_id = pending.identity.source_id.clone();
@@ -305,13 +189,7 @@ async fn submit_code(
             json!({ "reason": "missing or wrong CSRF token", "step": "second factor" }),
         )
         .await;
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "Sign-in form expired",
-            "The code form was not accepted (it may have expired, or came from another site). Please sign in again.",
-            "/signin",
-            "Sign in",
-        );
+        return PageError::sign_in_form_expired("code form").error_response();
     }
     let Ok(name) = UserName::parse(user.as_str()) else {
         return expired(&request);
@@ -325,7 +203,7 @@ async fn submit_code(
     {
         Ok(None) => {}
         Ok(Some(until)) => {
-            let _ = state.cache.delete(&key).await;
+            state.second_factor.abandon(&id).await;
             fail(
                 Outcome::Failure,
                 json!({ "reason": SignInError::Locked { until }.to_string(), "step": "second factor" }),
@@ -333,17 +211,14 @@ async fn submit_code(
             .await;
             return locked_page(&request, until);
         }
-        Err(error) => {
-            tracing::error!(%error, "second-factor sign-in unavailable");
-            return unavailable();
-        }
+        Err(error) => return unavailable(&error),
     }
     // The user is read again: deleted, disabled or TOTP turned off since the
     // password step all end this sign-in.
-    let secret = match stored_secret(&state, &source_id, &name).await {
+    let secret = match state.second_factor.stored_secret(&source_id, &name).await {
         Ok(Some((secret, _))) => secret,
         Ok(None) => {
-            let _ = state.cache.delete(&key).await;
+            state.second_factor.abandon(&id).await;
             fail(
                 Outcome::Failure,
                 json!({ "reason": "second factor no longer available" }),
@@ -351,14 +226,15 @@ async fn submit_code(
             .await;
             return expired(&request);
         }
-        Err(()) => return unavailable(),
+        Err(error) => return unavailable(&error),
     };
-    let check = match check_code(&state, &source_id, &name, &secret, &form.code, now).await {
+    let check = match state
+        .second_factor
+        .check_code(&source_id, &name, &secret, &form.code, now)
+        .await
+    {
         Ok(check) => check,
-        Err(error) => {
-            tracing::error!(%error, "second-factor sign-in unavailable");
-            return unavailable();
-        }
+        Err(error) => return unavailable(&error),
     };
     if !matches!(check, CodeCheck::Accepted) {
         let locked = match state
@@ -367,10 +243,7 @@ async fn submit_code(
             .await
         {
             Ok(locked) => locked,
-            Err(error) => {
-                tracing::error!(%error, "cannot count a failed second factor");
-                return unavailable();
-            }
+            Err(error) => return unavailable(&error),
         };
         let mut details = json!({ "reason": check.reason() });
         if let Some(until) = locked {
@@ -378,10 +251,14 @@ async fn submit_code(
         }
         fail(Outcome::Failure, details).await;
         if let Some(until) = locked {
-            let _ = state.cache.delete(&key).await;
+            state.second_factor.abandon(&id).await;
             return locked_page(&request, until);
         }
-        return render_code_page(&pending, StatusCode::UNAUTHORIZED, Some(check.message()));
+        return render_code_page(
+            &pending,
+            StatusCode::UNAUTHORIZED,
+            Some(check_message(check)),
+        );
     }
     // Concurrent guesses all pass the lock check above before any of them is
     // counted; a lock set by them meanwhile must stop a right guess too.
@@ -392,7 +269,7 @@ async fn submit_code(
     {
         Ok(None) => {}
         Ok(Some(until)) => {
-            let _ = state.cache.delete(&key).await;
+            state.second_factor.abandon(&id).await;
             fail(
                 Outcome::Failure,
                 json!({ "reason": SignInError::Locked { until }.to_string(), "step": "second factor" }),
@@ -400,25 +277,14 @@ async fn submit_code(
             .await;
             return locked_page(&request, until);
         }
-        Err(error) => {
-            tracing::error!(%error, "second-factor sign-in unavailable");
-            return unavailable();
-        }
+        Err(error) => return unavailable(&error),
     }
     // Single use even under concurrent submissions: the first claim wins.
-    match state
-        .cache
-        .put_if_absent(&format!("{key}:done"), b"1", PENDING_TTL)
-        .await
-    {
+    match state.second_factor.finish(&id).await {
         Ok(true) => {}
         Ok(false) => return expired(&request),
-        Err(error) => {
-            tracing::error!(%error, "second-factor sign-in unavailable");
-            return unavailable();
-        }
+        Err(error) => return unavailable(&error),
     }
-    let _ = state.cache.delete(&key).await;
     if let Err(error) = state
         .directory
         .complete_sign_in(&source_id, &name, &network)
@@ -447,50 +313,6 @@ struct AccountPage<'a> {
     uri: String,
 }
 
-fn enrol_key(session_id: &str) -> String {
-    hashed_key("mfa-enrol", session_id)
-}
-
-fn enrol_context(identity: &PortalIdentity) -> String {
-    format!(
-        "totp-enrol:{}:{}",
-        identity.source_id,
-        identity.user_name.to_lowercase()
-    )
-}
-
-/// The unconfirmed secret of this session's enrolment, made when there is none.
-async fn enrolment_secret(
-    state: &AppState,
-    session_id: &str,
-    identity: &PortalIdentity,
-    create: bool,
-) -> Option<TotpSecret> {
-    let key = enrol_key(session_id);
-    let context = enrol_context(identity);
-    if let Ok(Some(stored)) = state.cache.get(&key).await {
-        let opened = std::str::from_utf8(&stored)
-            .ok()
-            .and_then(|sealed| state.sts.open_secret(sealed, &context).ok())
-            .and_then(|text| TotpSecret::from_base32(text.expose()));
-        if opened.is_some() {
-            return opened;
-        }
-    }
-    if !create {
-        return None;
-    }
-    let secret = TotpSecret::generate(&mut state.random.rng());
-    let sealed = state.sts.seal_secret(&secret.to_base32(), &context);
-    match state.cache.put(&key, sealed.as_bytes(), ENROL_TTL).await {
-        Ok(()) => Some(secret),
-        Err(error) => {
-            tracing::error!(%error, "cannot store an enrolment secret");
-            None
-        }
-    }
-}
-
 /// Renders the account page for the session's identity, in whichever state it is.
 async fn render_account(
     state: &AppState,
@@ -515,20 +337,28 @@ async fn render_account(
         return html(status, page.render().unwrap_or_default());
     }
     let Ok(name) = UserName::parse(identity.user_name.as_str()) else {
-        return unavailable();
+        return unavailable(&"a stored user name no longer parses");
     };
-    match stored_secret(state, &identity.source_id, &name).await {
+    match state
+        .second_factor
+        .stored_secret(&identity.source_id, &name)
+        .await
+    {
         Ok(Some((_, since))) => {
             page.enabled_since = Some(since.format("%Y-%m-%d %H:%M UTC").to_string());
         }
         Ok(None) => {
-            let Some(secret) = enrolment_secret(state, session_id, identity, true).await else {
-                return unavailable();
+            let Some(secret) = state
+                .second_factor
+                .enrolment_secret(session_id, identity, true)
+                .await
+            else {
+                return unavailable(&"no enrolment secret could be kept");
             };
             page.uri = totp::otpauth_uri(&identity.user_name, &secret);
             page.secret = Some(secret.to_base32());
         }
-        Err(()) => return unavailable(),
+        Err(error) => return unavailable(&error),
     }
     html(status, page.render().unwrap_or_default())
 }
@@ -572,7 +402,7 @@ async fn directory_form(
         return Err(render_account(state, &id, &session, StatusCode::BAD_REQUEST, None).await);
     }
     let Ok(name) = UserName::parse(session.identity.user_name.as_str()) else {
-        return Err(unavailable());
+        return Err(unavailable(&"a session's user name no longer parses"));
     };
     if !needs_password(state, &session) {
         return Ok((id, session, name));
@@ -603,10 +433,7 @@ async fn directory_form(
             ),
             SignInError::Locked { until }.to_string(),
         ),
-        Err(error) => {
-            tracing::error!(%error, "cannot confirm a password");
-            return Err(unavailable());
-        }
+        Err(error) => return Err(unavailable(&error)),
     };
     audit(
         state,
@@ -631,12 +458,20 @@ async fn enable(
         Err(response) => return response,
     };
     let user = session.identity.user_name.as_str();
-    match stored_secret(&state, DIRECTORY_SOURCE_ID, &name).await {
+    match state
+        .second_factor
+        .stored_secret(DIRECTORY_SOURCE_ID, &name)
+        .await
+    {
         Ok(None) => {}
         Ok(Some(_)) => return redirect("/account/mfa"),
-        Err(()) => return unavailable(),
+        Err(error) => return unavailable(&error),
     }
-    let Some(secret) = enrolment_secret(&state, &id, &session.identity, false).await else {
+    let Some(secret) = state
+        .second_factor
+        .enrolment_secret(&id, &session.identity, false)
+        .await
+    else {
         return render_account(
             &state,
             &id,
@@ -647,13 +482,13 @@ async fn enable(
         .await;
     };
     let now = state.clock.now();
-    let check = match check_code(&state, DIRECTORY_SOURCE_ID, &name, &secret, &form.code, now).await
+    let check = match state
+        .second_factor
+        .check_code(DIRECTORY_SOURCE_ID, &name, &secret, &form.code, now)
+        .await
     {
         Ok(check) => check,
-        Err(error) => {
-            tracing::error!(%error, "cannot check an enrolment code");
-            return unavailable();
-        }
+        Err(error) => return unavailable(&error),
     };
     if !matches!(check, CodeCheck::Accepted) {
         audit(
@@ -671,30 +506,20 @@ async fn enable(
             &id,
             &session,
             StatusCode::BAD_REQUEST,
-            Some(check.message()),
+            Some(check_message(check)),
         )
         .await;
     }
-    let Ok(record) = state.store.get_user(DIRECTORY_SOURCE_ID, &name).await else {
-        return unavailable();
-    };
-    let sealed = state
-        .sts
-        .seal_secret(&secret.to_base32(), &stored_secret_context(&record.id));
     match state
-        .store
-        .set_totp_secret(DIRECTORY_SOURCE_ID, &name, Some((&sealed, now)))
+        .second_factor
+        .turn_on(DIRECTORY_SOURCE_ID, &name, &secret, &id, now)
         .await
     {
-        Ok(()) => {}
+        Ok(TurnedOn::Now) => {}
         // Another session of this user turned it on meanwhile; theirs stands.
-        Err(StoreError::AlreadyExists { .. }) => return redirect("/account/mfa"),
-        Err(error) => {
-            tracing::error!(%error, "cannot store a TOTP secret");
-            return unavailable();
-        }
+        Ok(TurnedOn::Already) => return redirect("/account/mfa"),
+        Err(error) => return unavailable(&error),
     }
-    let _ = state.cache.delete(&enrol_key(&id)).await;
     audit(
         &state,
         &request,
@@ -782,24 +607,28 @@ async fn disable(
                     .await,
                 )
             }
-            Err(_) => Some(unavailable()),
+            Err(error) => Some(unavailable(&error)),
         }
     };
     if let Some(refusal) = refuse_if_locked().await {
         return refusal;
     }
-    let secret = match stored_secret(&state, DIRECTORY_SOURCE_ID, &name).await {
+    let secret = match state
+        .second_factor
+        .stored_secret(DIRECTORY_SOURCE_ID, &name)
+        .await
+    {
         Ok(Some((secret, _))) => secret,
         Ok(None) => return redirect("/account/mfa"),
-        Err(()) => return unavailable(),
+        Err(error) => return unavailable(&error),
     };
-    let check = match check_code(&state, DIRECTORY_SOURCE_ID, &name, &secret, &form.code, now).await
+    let check = match state
+        .second_factor
+        .check_code(DIRECTORY_SOURCE_ID, &name, &secret, &form.code, now)
+        .await
     {
         Ok(check) => check,
-        Err(error) => {
-            tracing::error!(%error, "cannot check a code");
-            return unavailable();
-        }
+        Err(error) => return unavailable(&error),
     };
     if !matches!(check, CodeCheck::Accepted) {
         // Guessing codes here is guessing a second factor: it counts like sign-in.
@@ -815,7 +644,7 @@ async fn disable(
                 "Too many wrong codes. Try again after {}.",
                 until.format("%H:%M:%S UTC")
             ),
-            None => check.message().to_owned(),
+            None => check_message(check).to_owned(),
         };
         return render_account(
             &state,
@@ -830,12 +659,11 @@ async fn disable(
         return refusal;
     }
     if let Err(error) = state
-        .store
-        .set_totp_secret(DIRECTORY_SOURCE_ID, &name, None)
+        .second_factor
+        .turn_off(DIRECTORY_SOURCE_ID, &name)
         .await
     {
-        tracing::error!(%error, "cannot turn TOTP off");
-        return unavailable();
+        return unavailable(&error);
     }
     audit(
         &state,

@@ -42,6 +42,8 @@ pub struct AppState {
     pub directory: Arc<DirectoryAuth>,
     /// Portal sessions (their lifetime is `portal.session_ttl`).
     pub sessions: Arc<crate::service::sessions::PortalSessions>,
+    /// The directory's TOTP second factor: pending sign-ins, code checks, enrolment.
+    pub second_factor: Arc<crate::service::second_factor::SecondFactor>,
     pub portal: PortalSettings,
     /// How clients reach this server: public URL and trusted proxies (`[server]`).
     pub server: ServerSettings,

@@ -100,6 +100,79 @@ pub(crate) fn error_page(
     html(status, page.render().unwrap_or_else(|_| message.to_owned()))
 }
 
+/// The error of an HTML handler: an error page with a status, a title, a sentence
+/// for people and one link onwards. Handlers return `Result<HttpResponse, PageError>`
+/// and use `?`; actix renders the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PageError {
+    status: StatusCode,
+    title: String,
+    message: String,
+    next_href: String,
+    next_label: String,
+}
+
+impl PageError {
+    /// A page whose link leads back to the person's accounts.
+    pub(crate) fn new(status: StatusCode, title: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            title: title.to_owned(),
+            message: message.into(),
+            next_href: "/start".to_owned(),
+            next_label: "Your accounts".to_owned(),
+        }
+    }
+
+    /// Where the page's one link leads instead.
+    pub(crate) fn next(mut self, href: impl Into<String>, label: impl Into<String>) -> Self {
+        self.next_href = href.into();
+        self.next_label = label.into();
+        self
+    }
+
+    /// A dependency (the cache, the store) failed: the cause goes to the log, the
+    /// person reads only that `what` could not be done now.
+    pub(crate) fn unavailable(cause: &dyn std::fmt::Display, title: &str, what: &str) -> Self {
+        tracing::error!(error = %cause, "{what}");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, title, what)
+    }
+
+    /// A sign-in form that did not come from this site's own page (or is too old).
+    pub(crate) fn sign_in_form_expired(form: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Sign-in form expired",
+            format!(
+                "The {form} was not accepted (it may have expired, or came from another site). Please sign in again."
+            ),
+        )
+        .next("/signin", "Sign in")
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.title, self.message)
+    }
+}
+
+impl actix_web::ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        error_page(
+            self.status,
+            &self.title,
+            &self.message,
+            &self.next_href,
+            &self.next_label,
+        )
+    }
+}
+
 /// A `302` to `to` that no cache keeps (it may carry a one-time code).
 pub(crate) fn found(to: &str) -> HttpResponse {
     HttpResponse::Found()

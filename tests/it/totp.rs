@@ -753,14 +753,23 @@ async fn totp_lock_set_during_the_check_refuses_a_right_code(db: TestStore) {
     let store = state.store.clone();
     let inner = state.cache.clone();
     let secret = enable_in_store(store.as_ref(), "carol").await;
-    state.cache = std::sync::Arc::new(LockWhileChecking {
-        inner: inner.clone(),
-        directory: rolegate::idp::directory::DirectoryAuth::new(store.clone(), inner.clone()),
-    });
+    let unlocked = state.second_factor.clone();
+    // The code checks (the second-factor service) go through the locking cache.
+    let locking: std::sync::Arc<dyn rolegate::cache::Cache> =
+        std::sync::Arc::new(LockWhileChecking {
+            inner: inner.clone(),
+            directory: rolegate::idp::directory::DirectoryAuth::new(store.clone(), inner.clone()),
+        });
+    state.second_factor = std::sync::Arc::new(rolegate::service::second_factor::SecondFactor::new(
+        locking,
+        store.clone(),
+        test_sealer(),
+        state.random,
+    ));
     let directory = rolegate::idp::directory::DirectoryAuth::new(store.clone(), inner.clone());
     // The same cache behind a server that sets no lock: where carol signs in.
     let mut plain = state.clone();
-    plain.cache = inner.clone();
+    plain.second_factor = unlocked;
     let plain_base = spawn_state(plain);
     let base = spawn_state(state);
     let mut used = HashSet::new();
