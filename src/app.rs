@@ -128,13 +128,22 @@ pub async fn state_with_cache(
         store.clone(),
         cache.clone(),
     ));
+    let sts = Arc::new(sts);
+    let console = Arc::new(crate::service::console::ConsoleService::new(
+        cache.clone(),
+        store.clone(),
+        sts.clone(),
+        store.clock().clone(),
+        store.random(),
+    ));
     Ok(AppState {
         clock: store.clock().clone(),
         random: store.random(),
         store,
-        sts: Arc::new(sts),
+        sts,
         cache,
         directory,
+        console,
         portal: crate::web::PortalSettings::default(),
         server: crate::web::ServerSettings::default(),
         sso: crate::web::SsoSettings::default(),

@@ -1,6 +1,7 @@
 //! HTTP surfaces. Handlers are thin: they translate HTTP to calls into the cores and
 //! the store, and results back to each surface's wire format.
 
+mod api_error;
 mod assets;
 mod audit;
 mod authorize;
@@ -40,6 +41,8 @@ pub struct AppState {
     /// Ephemeral state shared by replicas: portal sessions, sign-in tokens, lock-outs.
     pub cache: Arc<dyn Cache>,
     pub directory: Arc<DirectoryAuth>,
+    /// Console sign-in tokens and console sessions.
+    pub console: Arc<crate::service::console::ConsoleService>,
     pub portal: PortalSettings,
     /// How clients reach this server: public URL and trusted proxies (`[server]`).
     pub server: ServerSettings,
