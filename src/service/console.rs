@@ -22,6 +22,7 @@ use crate::store::{NamedDocument, Store};
 use crate::sts::assume::{Caller, CallerKind};
 use crate::sts::credentials::KeyKind;
 use crate::sts::error::StsError;
+use crate::sts::portal::PortalIdentity;
 use crate::sts::service::{CallerPolicies, Sts};
 
 /// AWS: a sign-in URL is valid for 15 minutes after the token was issued.
@@ -212,6 +213,12 @@ impl PolicyDocuments {
             PolicySource::Resource => None,
         }
     }
+}
+
+/// A role the deep link to its console may offer, as the confirmation shows it.
+pub struct EntitledRole {
+    pub account_name: String,
+    pub description: String,
 }
 
 /// Whether `short` can name a console (lowercase hexadecimal of the right length).
@@ -488,6 +495,41 @@ impl ConsoleService {
             policies,
             documents,
         })
+    }
+
+    /// Role `role` of `account` if `identity` is entitled to it (a deep link names
+    /// any role; only an entitled one gets the Console button).
+    pub async fn entitled_role(
+        &self,
+        identity: &PortalIdentity,
+        account: &str,
+        role: &str,
+    ) -> Result<Option<EntitledRole>, ConsoleError> {
+        let roles = self
+            .sts
+            .entitlements(identity)
+            .await
+            .map_err(ConsoleError::Sts)?;
+        let Some(granted) = roles
+            .into_iter()
+            .find(|r| r.account_id.as_str() == account && r.name.as_str() == role)
+        else {
+            return Ok(None);
+        };
+        // The name only decorates the page: without it the button still works.
+        let account_name = self
+            .store
+            .list_accounts()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .find(|a| a.id == granted.account_id)
+            .map(|a| a.name)
+            .unwrap_or_default();
+        Ok(Some(EntitledRole {
+            account_name,
+            description: granted.description,
+        }))
     }
 
     /// Deletes a console that can no longer be used; a failure leaves it to expire.

@@ -139,8 +139,12 @@ pub(super) async fn confirm_console(
             percent_encoding::utf8_percent_encode(&here, percent_encoding::NON_ALPHANUMERIC);
         return redirect(&format!("/signin?return_to={encoded}"));
     };
-    let roles = match state.sts.entitlements(&portal.identity).await {
-        Ok(roles) => roles,
+    let granted = match state
+        .console
+        .entitled_role(&portal.identity, &account, &role)
+        .await
+    {
+        Ok(granted) => granted,
         Err(_) => {
             return error_page(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -151,10 +155,7 @@ pub(super) async fn confirm_console(
             );
         }
     };
-    let Some(granted) = roles
-        .iter()
-        .find(|r| r.account_id.as_str() == account && r.name.as_str() == role)
-    else {
+    let Some(granted) = granted else {
         audit(
             &state,
             &request,
@@ -173,19 +174,10 @@ pub(super) async fn confirm_console(
             ),
         );
     };
-    let account_name = state
-        .store
-        .list_accounts()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .find(|a| a.id == granted.account_id)
-        .map(|a| a.name)
-        .unwrap_or_default();
     let page = ConfirmPage {
         csrf: &portal.csrf,
         account: &account,
-        account_name: &account_name,
+        account_name: &granted.account_name,
         role: &role,
         description: &granted.description,
     };
