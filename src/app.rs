@@ -141,15 +141,24 @@ pub async fn state_with_cache(
         store.random(),
         portal.session_ttl,
     ));
+    let sts = Arc::new(sts);
+    let console = Arc::new(crate::service::console::ConsoleService::new(
+        cache.clone(),
+        store.clone(),
+        sts.clone(),
+        store.clock().clone(),
+        store.random(),
+    ));
     Ok(AppState {
         clock: store.clock().clone(),
         random: store.random(),
         sessions,
         second_factor,
         store,
-        sts: Arc::new(sts),
+        sts,
         cache,
         directory,
+        console,
         portal,
         server: crate::web::ServerSettings::default(),
         sso: crate::web::SsoSettings::default(),

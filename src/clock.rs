@@ -101,6 +101,12 @@ impl Random {
     pub fn hex<const N: usize>(&self) -> String {
         hex::encode(self.bytes::<N>())
     }
+
+    /// A bearer token: 32 random bytes in unpadded base64url (43 characters).
+    pub fn token(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.bytes::<32>())
+    }
 }
 
 /// A generator drawn from [`Random`].

@@ -4,10 +4,12 @@
 //! role name; the store and the web layer never re-check.
 
 mod arn;
+mod console_destination;
 mod names;
 mod provider_url;
 
 pub use arn::{Arn, Partition};
+pub use console_destination::{ConsoleDestination, LoginDestination};
 pub use names::{
     AccountId, Description, GroupName, IamPath, MaxSessionDuration, PolicyName, RoleName, Tag,
     Tags, UserName,

@@ -3,5 +3,6 @@
 //! cache, sealer, clock, random source), keeps its own cache keys, and has its own
 //! error enum that the handlers map onto their surface's wire format.
 
+pub mod console;
 pub mod second_factor;
 pub mod sessions;

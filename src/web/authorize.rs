@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::AppState;
+use super::api_error::ApiError;
 use super::sts_api::{header_pairs, signed_request};
 use crate::policy::{Decision, Policy};
 use crate::store::{AuditEvent, Outcome};
@@ -106,50 +107,30 @@ pub struct AuthorizeResponse {
     pub encoded_message: Option<String>,
 }
 
-fn json_error(status: u16, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(status)
-            .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
-    )
-    .json(json!({ "error": code, "message": message }))
-}
-
-fn sts_json_error(error: &StsError) -> HttpResponse {
-    json_error(error.status, error.code, &error.message)
-}
-
 async fn authorize(
     state: web::Data<AppState>,
     http: HttpRequest,
     body: web::Bytes,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
     // 1. The calling service.
     let headers = header_pairs(&http);
     let signed = signed_request(&http, &headers, &body);
     let options = state.sts.verify_options("rolegate");
-    let service = match state.sts.authenticate(&signed, now, &options).await {
-        Ok(caller) => caller,
-        Err(error) => return sts_json_error(&error),
-    };
-    let input: AuthorizeRequest = match serde_json::from_slice(&body) {
-        Ok(input) => input,
-        Err(error) => {
-            return json_error(
-                400,
-                "InvalidRequest",
-                &format!("invalid authorize request: {error}"),
-            );
-        }
-    };
-    if let Some(key) = input.context.keys().find(|k| is_reserved_context_key(k)) {
-        return json_error(
-            400,
+    let service = state.sts.authenticate(&signed, now, &options).await?;
+    let input: AuthorizeRequest = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::bad_request(
             "InvalidRequest",
-            &format!(
+            format!("invalid authorize request: {error}"),
+        )
+    })?;
+    if let Some(key) = input.context.keys().find(|k| is_reserved_context_key(k)) {
+        return Err(ApiError::bad_request(
+            "InvalidRequest",
+            format!(
                 "context key {key} is set by Rolegate from the verified session and cannot be supplied"
             ),
-        );
+        ));
     }
     if let Err(error) = may_authorize(&state, &service, &input.resource, now.timestamp()).await {
         audit(
@@ -161,7 +142,7 @@ async fn authorize(
             json!({ "code": error.code, "reason": error.message, "caller": "service" }),
         )
         .await;
-        return sts_json_error(&error);
+        return Err(error.into());
     }
 
     let resource_policy = match input.resource_policy.as_ref().map(resource_policy_text) {
@@ -170,7 +151,7 @@ async fn authorize(
             Ok(policy) => policy,
             Err(message) => {
                 let message = format!("resource_policy: {message}");
-                return json_error(400, "MalformedPolicyDocument", &message);
+                return Err(ApiError::bad_request("MalformedPolicyDocument", message));
             }
         },
     };
@@ -216,7 +197,7 @@ async fn authorize(
                 json!({ "code": error.code, "reason": error.message }),
             )
             .await;
-            return HttpResponse::Ok().json(AuthorizeResponse {
+            return Ok(HttpResponse::Ok().json(AuthorizeResponse {
                 decision: "Unauthenticated".into(),
                 principal_arn: None,
                 account: None,
@@ -226,7 +207,7 @@ async fn authorize(
                 deciding_statement: None,
                 error: Some(json!({ "code": error.code, "message": error.message, "http_status": error.status })),
                 encoded_message: None,
-            });
+            }));
         }
     };
 
@@ -241,7 +222,7 @@ async fn authorize(
     .await
     {
         Ok(response) => response,
-        Err(error) if error.status >= 500 => return sts_json_error(&error),
+        Err(error) if error.status >= 500 => return Err(error.into()),
         Err(error) => deny_response(&caller, &error),
     };
     let mut response = response;
@@ -259,7 +240,7 @@ async fn authorize(
         })));
         audit(&state, &http, &caller.arn, &input, Outcome::Denied, json!({ "decision": response.decision, "reason": response.reason, "service": service.arn })).await;
     }
-    HttpResponse::Ok().json(response)
+    Ok(HttpResponse::Ok().json(response))
 }
 
 /// Whether the calling service may ask about `resource`.

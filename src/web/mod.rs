@@ -1,6 +1,7 @@
 //! HTTP surfaces. Handlers are thin: they translate HTTP to calls into the cores and
 //! the store, and results back to each surface's wire format.
 
+mod api_error;
 mod assets;
 mod audit;
 mod authorize;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub sessions: Arc<crate::service::sessions::PortalSessions>,
     /// The directory's TOTP second factor: pending sign-ins, code checks, enrolment.
     pub second_factor: Arc<crate::service::second_factor::SecondFactor>,
+    /// Console sign-in tokens and console sessions.
+    pub console: Arc<crate::service::console::ConsoleService>,
     pub portal: PortalSettings,
     /// How clients reach this server: public URL and trusted proxies (`[server]`).
     pub server: ServerSettings,

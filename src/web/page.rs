@@ -6,8 +6,6 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
 
 use super::request_info;
@@ -36,8 +34,7 @@ pub(crate) fn host_cookie_name(request: &HttpRequest, base: &'static str) -> Str
 }
 
 pub(crate) fn random_token(random: &crate::clock::Random) -> String {
-    let bytes: [u8; 32] = random.bytes();
-    URL_SAFE_NO_PAD.encode(bytes)
+    random.token()
 }
 
 pub(crate) fn same(a: &str, b: &str) -> bool {
