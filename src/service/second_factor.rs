@@ -114,11 +114,6 @@ impl SecondFactor {
         }
     }
 
-    fn random_id(&self) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.random.bytes::<32>())
-    }
-
     /// Parks a sign-in whose password was right until its code comes; returns the id
     /// the browser keeps (in a cookie).
     pub async fn park(
@@ -126,11 +121,11 @@ impl SecondFactor {
         identity: PortalIdentity,
         return_to: &str,
     ) -> Result<String, SecondFactorError> {
-        let id = self.random_id();
+        let id = self.random.token();
         let pending = PendingSignIn {
             identity,
             return_to: return_to.to_owned(),
-            csrf: self.random_id(),
+            csrf: self.random.token(),
         };
         let stored = serde_json::to_vec(&pending).unwrap_or_default();
         self.cache

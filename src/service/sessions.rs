@@ -98,11 +98,6 @@ fn valid_from_key(identity: &PortalIdentity) -> String {
     )
 }
 
-fn new_id(random: &Random) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random.bytes::<32>())
-}
-
 impl PortalSessions {
     /// Sessions that last `ttl` from sign-in.
     pub fn new(cache: Arc<dyn Cache>, clock: Clock, random: Random, ttl: Duration) -> Self {
@@ -136,12 +131,12 @@ impl PortalSessions {
         let now = self.clock.now();
         let session = PortalSession {
             identity,
-            csrf: new_id(&self.random),
+            csrf: self.random.token(),
             id_token,
             signed_in_at: now.timestamp(),
             valid_from_ms: now.timestamp_millis(),
         };
-        let id = new_id(&self.random);
+        let id = self.random.token();
         self.store(&id, &session, self.ttl).await?;
         Ok(Started { id, session })
     }
@@ -238,7 +233,7 @@ impl PortalSessions {
             .saturating_add(ttl)
             .saturating_sub(now.timestamp())
             .clamp(1, ttl.max(1));
-        let renewed = new_id(&self.random);
+        let renewed = self.random.token();
         self.store(&renewed, &session, Duration::from_secs(left.unsigned_abs()))
             .await?;
         self.end(id).await;
