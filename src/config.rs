@@ -368,7 +368,7 @@ impl Config {
                     .into(),
             ));
         }
-        if !crate::cli::aws_config::is_aws_owned_start_url(self.sso.aws_start_url.trim()) {
+        if !crate::cli::sso_client::is_aws_owned_start_url(self.sso.aws_start_url.trim()) {
             return Err(ConfigError(format!(
                 "sso.aws_start_url {:?} must be an https URL on an AWS-owned host, e.g. \
                  https://d-0000000000.awsapps.com/start (the AWS CLI v2 accepts no other; it is \

@@ -5,40 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::sso_client::SSO_SCOPE;
-
-/// Whether `url` is an https URL on a host the AWS CLI v2 treats as AWS-owned (its
-/// `resolve_start_url`): such a start URL is an identifier the CLI never contacts.
-pub fn is_aws_owned_start_url(url: &str) -> bool {
-    let Ok(parsed) = reqwest::Url::parse(url) else {
-        return false;
-    };
-    let Some(host) = parsed.host_str() else {
-        return false;
-    };
-    const SUFFIXES: [&str; 8] = [
-        ".awsapps.com",
-        ".awsapps.cn",
-        ".app.aws",
-        ".portal.amazonaws.com",
-        ".portal.amazonaws.com.cn",
-        ".app.amazonwebservices.com.cn",
-        ".portal.amazonaws.eu",
-        ".api.amazonwebservices.eu",
-    ];
-    const HOSTS: [&str; 4] = [
-        "identitycenter.amazonaws.com",
-        "identitycenter.amazonaws.com.cn",
-        "identitycenter.amazonaws.eu",
-        "identitycenter.us-gov.amazonaws.com",
-    ];
-    parsed.scheme() == "https"
-        && parsed.username().is_empty()
-        && (SUFFIXES
-            .iter()
-            .any(|s| host.len() > s.len() && host.ends_with(s))
-            || HOSTS.contains(&host))
-}
+use super::sso_client::{SSO_SCOPE, is_aws_owned_start_url};
 
 /// One role the signed-in user may use.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -192,6 +192,39 @@ pub fn normalize_base_url(url: &str) -> Result<String, String> {
     Ok(base.to_owned())
 }
 
+/// Whether `url` is an https URL on a host the AWS CLI v2 treats as AWS-owned (its
+/// `resolve_start_url`): such a start URL is an identifier the CLI never contacts.
+pub fn is_aws_owned_start_url(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = parsed.host_str() else {
+        return false;
+    };
+    const SUFFIXES: [&str; 8] = [
+        ".awsapps.com",
+        ".awsapps.cn",
+        ".app.aws",
+        ".portal.amazonaws.com",
+        ".portal.amazonaws.com.cn",
+        ".app.amazonwebservices.com.cn",
+        ".portal.amazonaws.eu",
+        ".api.amazonwebservices.eu",
+    ];
+    const HOSTS: [&str; 4] = [
+        "identitycenter.amazonaws.com",
+        "identitycenter.amazonaws.com.cn",
+        "identitycenter.amazonaws.eu",
+        "identitycenter.us-gov.amazonaws.com",
+    ];
+    parsed.scheme() == "https"
+        && parsed.username().is_empty()
+        && (SUFFIXES
+            .iter()
+            .any(|s| host.len() > s.len() && host.ends_with(s))
+            || HOSTS.contains(&host))
+}
+
 /// The start URL that identifies a Rolegate to the AWS tools (`sso_start_url`).
 pub fn start_url(base: &str) -> String {
     format!("{base}/start")
@@ -309,7 +342,7 @@ impl SsoClient {
         }
         let location = response.headers().get(reqwest::header::LOCATION)?;
         let location = location.to_str().ok()?.to_owned();
-        super::aws_config::is_aws_owned_start_url(&location).then_some(location)
+        is_aws_owned_start_url(&location).then_some(location)
     }
 
     /// RegisterClient: a public client for the device flow with [`SSO_SCOPE`].
