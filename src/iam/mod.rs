@@ -7,7 +7,7 @@ mod arn;
 mod names;
 mod provider_url;
 
-pub use arn::{Arn, Partition};
+pub use arn::{Arn, Partition, RoleArn};
 pub use names::{
     AccountId, Description, GroupName, IamPath, MaxSessionDuration, PolicyName, RoleName, Tag,
     Tags, UserName,

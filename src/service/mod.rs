@@ -2,3 +2,7 @@
 //! pure cores (which decide): each service takes its dependencies explicitly (store,
 //! cache, sealer, clock, random source), keeps its own cache keys, and has its own
 //! error enum that the handlers map onto their surface's wire format.
+
+pub mod issuance;
+pub mod jwks;
+pub mod sealing;

@@ -48,7 +48,7 @@ use crate::policy::PolicySource;
 use crate::store::{ConsoleDestination, Outcome};
 use crate::sts::assume::{Caller, CallerKind, is_reserved_context_key};
 use crate::sts::credentials::KeyKind;
-use crate::sts::service::CallerPolicies;
+use crate::sts::policies::CallerPolicies;
 
 /// AWS: a sign-in URL is valid for 15 minutes after the token was issued.
 const SIGNIN_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -1620,7 +1620,7 @@ async fn confirm_console(
     };
     let Some(granted) = roles
         .iter()
-        .find(|r| r.account_id.as_str() == account && r.name.as_str() == role)
+        .find(|g| g.account().as_str() == account && g.role_name().as_str() == role)
     else {
         audit(
             &state,
@@ -1648,7 +1648,7 @@ async fn confirm_console(
         .await
         .unwrap_or_default()
         .into_iter()
-        .find(|a| a.id == granted.account_id)
+        .find(|a| &a.id == granted.account())
         .map(|a| a.name)
         .unwrap_or_default();
     let page = ConfirmPage {
@@ -1656,7 +1656,7 @@ async fn confirm_console(
         account: &account,
         account_name: &account_name,
         role: &role,
-        description: &granted.description,
+        description: granted.description(),
     };
     html(StatusCode::OK, page.render().unwrap_or_default())
 }

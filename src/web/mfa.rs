@@ -25,9 +25,9 @@ use super::session::{PortalSession, end_other_sessions, session, signed_in_form,
 use crate::cache::hashed_key;
 use crate::iam::UserName;
 use crate::idp::directory::{DIRECTORY_SOURCE_ID, SignInError};
+use crate::idp::identity::Identity;
 use crate::idp::totp::{self, TotpSecret};
 use crate::store::{Outcome, StoreError};
-use crate::sts::portal::PortalIdentity;
 
 /// The browser's handle on its pending second-factor step.
 const PENDING_COOKIE: &str = "rg_mfa";
@@ -56,7 +56,7 @@ fn stored_secret_context(user_id: &str) -> String {
 /// A password accepted, a code still owed.
 #[derive(Serialize, Deserialize)]
 struct PendingSignIn {
-    identity: PortalIdentity,
+    identity: Identity,
     return_to: String,
     csrf: String,
 }
@@ -66,7 +66,7 @@ struct PendingSignIn {
 pub(crate) async fn challenge(
     state: &AppState,
     request: &HttpRequest,
-    identity: PortalIdentity,
+    identity: Identity,
     return_to: &str,
 ) -> HttpResponse {
     let id = random_token(&state.random);
@@ -262,7 +262,7 @@ async fn stored_secret(
         return Ok(None);
     }
     let opened = state
-        .sts
+        .sealer
         .open_secret(sealed, &stored_secret_context(&user.id))
         .ok()
         .and_then(|text| TotpSecret::from_base32(text.expose()));
@@ -451,7 +451,7 @@ fn enrol_key(session_id: &str) -> String {
     hashed_key("mfa-enrol", session_id)
 }
 
-fn enrol_context(identity: &PortalIdentity) -> String {
+fn enrol_context(identity: &Identity) -> String {
     format!(
         "totp-enrol:{}:{}",
         identity.source_id,
@@ -463,7 +463,7 @@ fn enrol_context(identity: &PortalIdentity) -> String {
 async fn enrolment_secret(
     state: &AppState,
     session_id: &str,
-    identity: &PortalIdentity,
+    identity: &Identity,
     create: bool,
 ) -> Option<TotpSecret> {
     let key = enrol_key(session_id);
@@ -471,7 +471,7 @@ async fn enrolment_secret(
     if let Ok(Some(stored)) = state.cache.get(&key).await {
         let opened = std::str::from_utf8(&stored)
             .ok()
-            .and_then(|sealed| state.sts.open_secret(sealed, &context).ok())
+            .and_then(|sealed| state.sealer.open_secret(sealed, &context).ok())
             .and_then(|text| TotpSecret::from_base32(text.expose()));
         if opened.is_some() {
             return opened;
@@ -481,7 +481,7 @@ async fn enrolment_secret(
         return None;
     }
     let secret = TotpSecret::generate(&mut state.random.rng());
-    let sealed = state.sts.seal_secret(&secret.to_base32(), &context);
+    let sealed = state.sealer.seal_secret(&secret.to_base32(), &context);
     match state.cache.put(&key, sealed.as_bytes(), ENROL_TTL).await {
         Ok(()) => Some(secret),
         Err(error) => {
@@ -679,7 +679,7 @@ async fn enable(
         return unavailable();
     };
     let sealed = state
-        .sts
+        .sealer
         .seal_secret(&secret.to_base32(), &stored_secret_context(&record.id));
     match state
         .store

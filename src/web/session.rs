@@ -13,14 +13,14 @@ use super::AppState;
 use super::audit::audit;
 use super::page::{cookie, error_page, random_token, redirect, safe_return_to, same};
 use crate::cache::hashed_key;
+use crate::idp::identity::Identity;
 use crate::store::Outcome;
-use crate::sts::portal::PortalIdentity;
 
 const SESSION_COOKIE: &str = "rg_session";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct PortalSession {
-    pub(crate) identity: PortalIdentity,
+    pub(crate) identity: Identity,
     pub(crate) csrf: String,
     /// The ID token of an OIDC sign-in, for `id_token_hint` at RP-initiated logout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,7 +90,7 @@ pub(crate) async fn session(
 /// as a change (fail closed); a cache error is the caller's to refuse on.
 pub(crate) async fn ended_by_settings_change(
     state: &AppState,
-    identity: &PortalIdentity,
+    identity: &Identity,
     signed_in_at: i64,
     valid_from_ms: i64,
 ) -> Result<bool, crate::cache::CacheError> {
@@ -107,7 +107,7 @@ pub(crate) async fn ended_by_settings_change(
 
 /// The cache key of the moment (Unix milliseconds) before which every portal
 /// session of this user is over: set when a second factor is turned on or off.
-fn sessions_valid_from_key(identity: &PortalIdentity) -> String {
+fn sessions_valid_from_key(identity: &Identity) -> String {
     format!(
         "portal-sessions-valid-from:{}:{}",
         identity.source_id,
@@ -163,7 +163,7 @@ pub(crate) async fn end_other_sessions(
 pub(crate) async fn start_session(
     state: &AppState,
     request: &HttpRequest,
-    identity: PortalIdentity,
+    identity: Identity,
     return_to: &str,
 ) -> HttpResponse {
     start_session_with(state, request, identity, return_to, None).await
@@ -173,7 +173,7 @@ pub(crate) async fn start_session(
 pub(crate) async fn start_session_with(
     state: &AppState,
     request: &HttpRequest,
-    identity: PortalIdentity,
+    identity: Identity,
     return_to: &str,
     id_token: Option<String>,
 ) -> HttpResponse {
