@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::cache::{Cache, MemoryCache};
 use crate::clock::{Clock, Random};
-use crate::iam::{AccountId, Partition, RoleArn, RoleName, UserName};
+use crate::iam::{AccountId, RoleArn, RoleName, UserName};
 use crate::policy::{
     ParseOptions, Policy, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy,
 };
@@ -90,16 +90,12 @@ pub struct Sts {
     max_clock_skew: chrono::Duration,
 }
 
-pub(crate) fn store_failure(error: StoreError) -> StsError {
+fn store_failure(error: StoreError) -> StsError {
     tracing::error!(%error, "store failure in STS");
     StsError::internal()
 }
 
-pub(crate) fn parse_stored(
-    document: &str,
-    kind: PolicyKind,
-    source: &str,
-) -> Result<Policy, StsError> {
+fn parse_stored(document: &str, kind: PolicyKind, source: &str) -> Result<Policy, StsError> {
     Policy::parse(document, ParseOptions::new(kind)).map_err(|error| {
         // Stored documents were validated on write; failing here means data damage.
         tracing::error!(%error, source, "stored policy no longer parses");
@@ -230,10 +226,6 @@ impl Sts {
                     "The encoded authorization message is invalid.",
                 )
             })
-    }
-
-    pub fn partition(&self) -> &Partition {
-        self.store.partition()
     }
 
     /// Adds a new current key; tokens sealed with older keys stay valid until they expire.
@@ -480,7 +472,7 @@ impl Sts {
     }
 
     /// A stored document, parsed once and then served from the cache.
-    pub(crate) fn parsed(
+    fn parsed(
         &self,
         document: &str,
         kind: PolicyKind,
@@ -492,7 +484,7 @@ impl Sts {
     /// Session-policy ARNs must name managed policies that exist, as AWS answers:
     /// `InvalidParameterValue` "Policy … does not exist or is not attachable." Every
     /// issuance path that takes `PolicyArns` checks them here.
-    pub(crate) async fn check_policy_arns(&self, arns: &[String]) -> Result<(), StsError> {
+    async fn check_policy_arns(&self, arns: &[String]) -> Result<(), StsError> {
         for arn in arns {
             if let Err(error) = self.store.policy_document(arn).await {
                 return Err(match error {
@@ -511,7 +503,7 @@ impl Sts {
     /// The role `arn` names, for every issuance path. No such role, or one whose ARN
     /// differs (the same name under another path or partition), is `denied()`: the
     /// caller learns nothing about which roles exist.
-    pub(crate) async fn load_role(
+    async fn load_role(
         &self,
         arn: &RoleArn,
         denied: impl Fn() -> StsError,
@@ -703,7 +695,7 @@ impl Sts {
         Ok(self.credentials_for(&claims))
     }
 
-    pub(crate) fn credentials_for(&self, claims: &SessionClaims) -> IssuedCredentials {
+    fn credentials_for(&self, claims: &SessionClaims) -> IssuedCredentials {
         IssuedCredentials {
             access_key_id: claims.access_key_id.clone(),
             secret_access_key: claims.secret_access_key.clone(),

@@ -1,4 +1,5 @@
-//! Access key ids and secret access keys shaped like AWS's.
+//! Access key ids and secret access keys shaped like AWS's, and credentials as STS
+//! returns them.
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -25,6 +26,7 @@ impl std::fmt::Debug for IssuedCredentials {
     }
 }
 
+/// A role session as STS returns it.
 #[derive(Debug, Clone)]
 pub struct AssumedRole {
     pub credentials: IssuedCredentials,

@@ -3,10 +3,11 @@
 //!
 //! The token's `iss` selects an IAM OIDC provider of the role's account; the token is
 //! verified with the keys the issuer publishes (discovery document → `jwks_uri`,
-//! cached, see [`jwks`]) and checked by the pure rules in [`jwt`]; then the role's
-//! trust policy decides, with the provider's ARN as the `Federated` principal and the
-//! condition keys `<provider>:sub`, `:aud`, `:oaud`, `:azp` and `:amr`, where
-//! `<provider>` is the issuer without its scheme, as IAM names it.
+//! cached, see [`crate::service::jwks`]) and checked by the pure rules in [`jwt`];
+//! then the role's trust policy decides, with the provider's ARN as the `Federated`
+//! principal and the condition keys `<provider>:sub`, `:aud`, `:oaud`, `:azp` and
+//! `:amr`, where `<provider>` is the issuer without its scheme, as IAM names it.
+//! This module holds the rules; the issuance service does the lookups.
 
 pub mod jwt;
 
