@@ -10,8 +10,8 @@ use crate::config::{Config, LogFormat};
 use crate::iam::Partition;
 use crate::secrets::{Sealer, Secret};
 use crate::seed::{self, SeedReport};
+use crate::service::issuance::Sts;
 use crate::store::{self, Store, StoreOptions};
-use crate::sts::service::Sts;
 use crate::web::{AppState, configure};
 
 /// Builds the HTTP server on an already-bound listener (port 0 in tests).
@@ -120,11 +120,11 @@ pub async fn state_with_cache(
     max_clock_skew: chrono::Duration,
     cache: Arc<dyn crate::cache::Cache>,
 ) -> Result<AppState, String> {
+    let secret_sealer = crate::service::sealing::SecretSealer::new(sealer.clone(), store.random());
     let second_factor = Arc::new(crate::service::second_factor::SecondFactor::new(
         cache.clone(),
         store.clone(),
-        sealer.clone(),
-        store.random(),
+        secret_sealer.clone(),
     ));
     let sts = Sts::open(store.clone(), sealer)
         .await?
@@ -156,6 +156,7 @@ pub async fn state_with_cache(
         second_factor,
         store,
         sts,
+        sealer: secret_sealer,
         cache,
         directory,
         console,
@@ -198,13 +199,14 @@ pub async fn apply_identity_sources(
             let context = client_secret_context(&entry.id);
             let kept = stored.filter(|sealed| {
                 state
-                    .sts
+                    .sealer
                     .open_secret(sealed, &context)
                     .is_ok_and(|open| open.expose() == secret.expose())
             });
-            config.client_secret = Some(
-                kept.unwrap_or_else(|| seal_client_secret(&state.sts, &entry.id, secret.expose())),
-            );
+            config.client_secret =
+                Some(kept.unwrap_or_else(|| {
+                    seal_client_secret(&state.sealer, &entry.id, secret.expose())
+                }));
         }
         let new = store::NewIdentitySource {
             id: entry.id.clone(),
@@ -329,7 +331,13 @@ pub async fn prepare_dev(data_dir: &Path) -> Result<DevEnvironment, DevError> {
     let mut seeded = seed::seed_demo(store.as_ref()).await?;
     let state = app_state(store, sealer).await.map_err(DevError::Sts)?;
     let kept = existing_dev_key(data_dir);
-    let new_workload_keys = seed::seed_workload(&state.sts, &mut seeded, kept.as_deref()).await?;
+    let new_workload_keys = seed::seed_workload(
+        state.store.as_ref(),
+        &state.sts,
+        &mut seeded,
+        kept.as_deref(),
+    )
+    .await?;
     Ok(DevEnvironment {
         state,
         data_dir: data_dir.to_path_buf(),
@@ -347,10 +355,11 @@ impl DevEnvironment {
         let config_path = self.data_dir.join(AWS_CONFIG_FILE);
         let credentials_path = self.data_dir.join(AWS_CREDENTIALS_FILE);
         let endpoint = format!("http://{address}");
-        let role_arn = self.state.store.partition().role_arn(
-            &crate::iam::AccountId::parse(seed::DEMO_ACCOUNT_ID).map_err(std::io::Error::other)?,
-            &crate::iam::IamPath::root(),
-            seed::WORKLOAD_ROLE,
+        let role_arn = crate::iam::RoleArn::new(
+            self.state.store.partition(),
+            crate::iam::AccountId::parse(seed::DEMO_ACCOUNT_ID).map_err(std::io::Error::other)?,
+            crate::iam::IamPath::root(),
+            crate::iam::RoleName::parse(seed::WORKLOAD_ROLE).map_err(std::io::Error::other)?,
         );
         let config = format!(
             "# Written by `rolegate dev`: AWS CLI / SDK profiles for this Rolegate.\n\

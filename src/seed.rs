@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use serde_json::json;
 
 use crate::iam::{
-    AccountId, Description, GroupName, IamPath, MaxSessionDuration, PolicyName, RoleName, Tag,
-    Tags, UserName, ValidationError,
+    AccountId, Description, GroupName, IamPath, MaxSessionDuration, PolicyName, RoleArn, RoleName,
+    Tag, Tags, UserName, ValidationError,
 };
 use crate::idp::directory::hash_password;
 use crate::store::{
@@ -279,7 +279,7 @@ pub async fn seed_demo(store: &dyn Store) -> StoreResult<SeedReport> {
         new.tags = Tags::new(vec![
             Tag::parse("team", role.team)?,
             // Until mapping rules exist, a role names the groups it is granted to.
-            Tag::parse(crate::sts::portal::GROUPS_TAG, role.groups)?,
+            Tag::parse(crate::mapping::GROUPS_TAG, role.groups)?,
         ])?;
         new.attached_policies = role
             .attached
@@ -287,7 +287,12 @@ pub async fn seed_demo(store: &dyn Store) -> StoreResult<SeedReport> {
             .map(|name| policy_arn(name, is_global(name)))
             .collect();
         new.permissions_boundary = role.boundary.map(|name| policy_arn(name, false));
-        let arn = partition.role_arn(&account, &IamPath::root(), role.name);
+        let arn = RoleArn::new(
+            &partition,
+            account.clone(),
+            IamPath::root(),
+            new.name.clone(),
+        );
         let made = created(store.create_role(&new).await)?;
         report.note(made, format!("role {arn}"));
     }
@@ -355,16 +360,21 @@ pub const WORKLOAD_ROLE: &str = "DemoWorkload";
 /// (the key in an existing credentials file) is not one of its active keys, old keys
 /// are replaced, since a secret can only be shown once.
 pub async fn seed_workload(
-    sts: &crate::sts::service::Sts,
+    store: &dyn Store,
+    sts: &crate::service::issuance::Sts,
     report: &mut SeedReport,
     kept_key: Option<&str>,
 ) -> StoreResult<Option<(String, String)>> {
-    let store = sts.store().as_ref();
     let account = AccountId::parse(DEMO_ACCOUNT_ID)?;
     let partition = store.partition().clone();
     let user_name = UserName::parse(WORKLOAD_USER)?;
     let user_arn = partition.user_arn(&account, &IamPath::root(), WORKLOAD_USER);
-    let role_arn = partition.role_arn(&account, &IamPath::root(), WORKLOAD_ROLE);
+    let role_arn = RoleArn::new(
+        &partition,
+        account.clone(),
+        IamPath::root(),
+        RoleName::parse(WORKLOAD_ROLE)?,
+    );
 
     let made = created(
         store

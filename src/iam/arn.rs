@@ -3,7 +3,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AccountId, IamPath, Quoted, ValidationError};
+use super::{AccountId, IamPath, Quoted, RoleName, ValidationError};
 
 /// The ARN partition Rolegate speaks as (`aws` by default, configurable so that
 /// policies and SDKs written for another partition work unchanged).
@@ -34,11 +34,6 @@ impl Partition {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// `arn:<partition>:iam::<account>:role<path><name>`
-    pub fn role_arn(&self, account: &AccountId, path: &IamPath, name: &str) -> Arn {
-        Arn::iam(self, account, &format!("role{path}{name}"))
     }
 
     /// `arn:<partition>:iam::<account>:user<path><name>`
@@ -182,5 +177,119 @@ impl FromStr for Arn {
     type Err = ValidationError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
+    }
+}
+
+/// A role's ARN, `arn:<partition>:iam::<account>:role<path><name>`, parsed once where
+/// it arrives (STS parameters, the store's rows) so that nothing compares ARNs as
+/// text: two role ARNs are equal when partition, account, path and name are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoleArn {
+    pub partition: Partition,
+    pub account: AccountId,
+    pub path: IamPath,
+    pub name: RoleName,
+}
+
+impl RoleArn {
+    pub fn new(partition: &Partition, account: AccountId, path: IamPath, name: RoleName) -> Self {
+        Self {
+            partition: partition.clone(),
+            account,
+            path,
+            name,
+        }
+    }
+
+    /// Parses `arn:<partition>:iam::<account>:role<path><name>`: a valid partition,
+    /// no region, a 12-digit account, a valid path and role name.
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        let invalid = |why: &str| {
+            ValidationError::new(
+                "RoleArn",
+                format!("{} is not a valid role ARN: {why}", Quoted(value)),
+            )
+        };
+        let arn = Arn::parse(value)?;
+        if arn.service != "iam" || !arn.region.is_empty() {
+            return Err(invalid("it must be an IAM ARN without a region"));
+        }
+        let rest = arn
+            .resource
+            .strip_prefix("role/")
+            .ok_or_else(|| invalid("the resource must be role/<path><name>"))?;
+        let (path, name) = match rest.rfind('/') {
+            Some(at) => (&rest[..=at], &rest[at + 1..]),
+            None => ("", rest),
+        };
+        Ok(Self {
+            partition: Partition::parse(arn.partition)?,
+            account: AccountId::parse(arn.account)?,
+            path: IamPath::parse(format!("/{path}"))?,
+            name: RoleName::parse(name)?,
+        })
+    }
+}
+
+impl fmt::Display for RoleArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "arn:{}:iam::{}:role{}{}",
+            self.partition, self.account, self.path, self.name
+        )
+    }
+}
+
+impl FromStr for RoleArn {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl serde::Serialize for RoleArn {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_arns_parse_into_their_parts_and_print_back() {
+        for text in [
+            "arn:aws:iam::123456789012:role/Admin",
+            "arn:aws-cn:iam::123456789012:role/service/ci/Deploy-Bot",
+        ] {
+            let arn = RoleArn::parse(text).unwrap();
+            assert_eq!(arn.to_string(), text);
+        }
+        let arn = RoleArn::parse("arn:aws:iam::123456789012:role/service/ci/Deploy-Bot").unwrap();
+        assert_eq!(arn.account.as_str(), "123456789012");
+        assert_eq!(arn.path.as_str(), "/service/ci/");
+        assert_eq!(arn.name.as_str(), "Deploy-Bot");
+        assert_ne!(
+            arn,
+            RoleArn::parse("arn:aws:iam::123456789012:role/Deploy-Bot").unwrap()
+        );
+    }
+
+    #[test]
+    fn other_arns_are_not_role_arns() {
+        for text in [
+            "arn:aws:iam::123456789012:user/bob",
+            "arn:aws:sts::123456789012:role/Admin",
+            "arn:aws:iam:us-east-1:123456789012:role/Admin",
+            "arn:aws:iam::12345678901x:role/Admin",
+            "arn:aws:iam::123456789012:role/",
+            "arn:aws:iam::123456789012:role//Admin",
+            "arn:aws:iam::123456789012:role/bad name",
+            "role/Admin",
+        ] {
+            assert!(RoleArn::parse(text).is_err(), "{text}");
+        }
     }
 }

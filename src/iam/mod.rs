@@ -8,7 +8,7 @@ mod console_destination;
 mod names;
 mod provider_url;
 
-pub use arn::{Arn, Partition};
+pub use arn::{Arn, Partition, RoleArn};
 pub use console_destination::{ConsoleDestination, LoginDestination};
 pub use names::{
     AccountId, Description, GroupName, IamPath, MaxSessionDuration, PolicyName, RoleName, Tag,

@@ -17,7 +17,11 @@ use subtle::ConstantTimeEq;
 
 use crate::cache::{Cache, CacheError, RateLimit};
 use crate::iam::UserName;
+use crate::idp::identity::Identity;
 use crate::store::{IdentitySourceKind, Store, StoreError, User};
+use crate::sts::portal::{
+    DirectorySettings, directory_attribute, log_skipped_tags, select_attributes,
+};
 
 /// The id of the built-in directory identity source that the portal's password form
 /// signs in against.
@@ -492,6 +496,43 @@ impl DirectoryAuth {
     ) -> Result<(), SignInError> {
         self.clear_failures(&LockKeys::new(source_id, user_name, network))
             .await
+    }
+
+    /// The identity of a directory user who signed in as a member of `groups`: the
+    /// user id as subject, and the session-tag attributes the directory's
+    /// `session_tags` setting selects. Never fails the sign-in: an unreadable
+    /// setting or a skipped tag is logged and leaves the tag out.
+    pub async fn identity(&self, user: &User, groups: Vec<String>) -> Identity {
+        let source_id = DIRECTORY_SOURCE_ID;
+        let settings = match self.store.get_identity_source(source_id).await {
+            Ok(source) => serde_json::from_value::<DirectorySettings>(source.config)
+                .inspect_err(|error| {
+                    tracing::warn!(source = source_id, %error, "directory settings unreadable; no session tags");
+                })
+                .unwrap_or_default(),
+            Err(error) => {
+                tracing::warn!(source = source_id, %error, "cannot read the directory settings; no session tags");
+                DirectorySettings::default()
+            }
+        };
+        let (attributes, skipped) = select_attributes(&settings.session_tags, |name| {
+            directory_attribute(user, name)
+        });
+        log_skipped_tags(source_id, user.user_name.as_str(), &skipped);
+        Identity {
+            source_id: source_id.to_owned(),
+            subject: user.id.clone(),
+            user_name: user.user_name.to_string(),
+            display_name: if user.display_name.is_empty() {
+                user.user_name.to_string()
+            } else {
+                user.display_name.clone()
+            },
+            email: user.email.clone(),
+            groups,
+            attributes,
+            claims: Default::default(),
+        }
     }
 
     async fn check_source(&self, source_id: &str) -> Result<(), SignInError> {

@@ -9,7 +9,7 @@
 //! validates the ID token (signature with the provider's published keys and an
 //! asymmetric algorithm it advertises, issuer, audience, `azp`, expiry, issue time,
 //! nonce, `at_hash`), optionally asks the userinfo endpoint, and maps the claims to a
-//! [`PortalIdentity`].
+//! [`Identity`].
 //!
 //! The source's settings are its `config` JSON ([`OidcConfig`]); the client secret in
 //! it is sealed with the master key ([`seal_client_secret`]).
@@ -38,10 +38,10 @@ use serde_json::{Map, Value};
 
 use crate::cache::{Cache, digest};
 use crate::iam::{ProviderUrlKind, check_provider_url};
+use crate::idp::identity::{Identity, bounded_claims};
 use crate::secrets::Secret;
+use crate::service::sealing::SecretSealer;
 use crate::store::{IdentitySource, IdentitySourceKind};
-use crate::sts::portal::PortalIdentity;
-use crate::sts::service::Sts;
 
 /// How long a started sign-in may take at the identity provider.
 pub const LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
@@ -219,8 +219,8 @@ pub fn client_secret_context(source_id: &str) -> String {
 }
 
 /// Seals a client secret for the `client_secret` field of source `source_id`.
-pub fn seal_client_secret(sts: &Sts, source_id: &str, secret: &str) -> String {
-    sts.seal_secret(secret, &client_secret_context(source_id))
+pub fn seal_client_secret(sealer: &SecretSealer, source_id: &str, secret: &str) -> String {
+    sealer.seal_secret(secret, &client_secret_context(source_id))
 }
 
 /// Why an OIDC sign-in did not happen. `Display` is the reason for logs and the
@@ -500,7 +500,7 @@ fn preferred_auth(metadata: &ProviderMetadataWithLogout) -> AuthType {
 }
 
 fn client_secret(
-    sts: &Sts,
+    sealer: &SecretSealer,
     source_id: &str,
     config: &OidcConfig,
 ) -> Result<Option<Secret>, OidcError> {
@@ -508,7 +508,8 @@ fn client_secret(
         .client_secret
         .as_deref()
         .map(|sealed| {
-            sts.open_secret(sealed, &client_secret_context(source_id))
+            sealer
+                .open_secret(sealed, &client_secret_context(source_id))
                 .map_err(|e| OidcError::Misconfigured(format!("client secret: {e}")))
         })
         .transpose()
@@ -520,7 +521,7 @@ fn client_secret(
 pub async fn begin(
     cache: &dyn Cache,
     clock: &Clock,
-    sts: &Sts,
+    sealer: &SecretSealer,
     source: &IdentitySource,
     default_redirect_uri: &str,
     return_to: &str,
@@ -530,7 +531,7 @@ pub async fn begin(
         return Err(OidcError::UnknownSource(source.id.clone()));
     }
     let config = OidcConfig::from_source(source)?;
-    let secret = client_secret(sts, &source.id, &config)?;
+    let secret = client_secret(sealer, &source.id, &config)?;
     let metadata = discover(cache, &config, false).await?;
     let redirect_uri = config
         .redirect_uri
@@ -622,7 +623,7 @@ impl AdditionalClaims for OtherClaims {}
 /// A validated sign-in.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
-    pub identity: PortalIdentity,
+    pub identity: Identity,
     /// The raw ID token, kept for `id_token_hint` at RP-initiated logout.
     pub id_token: String,
     /// The validated claims (ID token, then userinfo), for diagnostics and mapping.
@@ -633,7 +634,7 @@ pub struct SignedIn {
 pub async fn complete(
     cache: &dyn Cache,
     clock: &Clock,
-    sts: &Sts,
+    sealer: &SecretSealer,
     source: &IdentitySource,
     pending: &PendingLogin,
     code: &str,
@@ -645,7 +646,7 @@ pub async fn complete(
         return Err(OidcError::SourceMismatch);
     }
     let config = OidcConfig::from_source(source)?;
-    let secret = client_secret(sts, &source.id, &config)?;
+    let secret = client_secret(sealer, &source.id, &config)?;
     let mut metadata = discover(cache, &config, false).await?;
     let client = build_client(
         &config,
@@ -939,7 +940,7 @@ pub fn map_identity(
     source_id: &str,
     claims: &Map<String, Value>,
     names: &ClaimNames,
-) -> Result<PortalIdentity, OidcError> {
+) -> Result<Identity, OidcError> {
     let subject =
         text_claim(claims, "sub").ok_or_else(|| OidcError::Claims("no sub claim".into()))?;
     // An address the provider says it has not verified is not an identity.
@@ -950,18 +951,41 @@ pub fn map_identity(
     let email = text_claim(claims, &names.email).filter(|_| verified);
     let user_name = text_claim(claims, &names.user_name)
         .or_else(|| email.clone())
-        .unwrap_or(subject);
+        .unwrap_or_else(|| subject.clone());
     let display_name = text_claim(claims, &names.display_name).unwrap_or_else(|| user_name.clone());
     let groups = groups_from(claim(claims, &names.groups), &names.groups_delimiter)?;
-    Ok(PortalIdentity {
+    let other_claims = claims
+        .iter()
+        .filter(|(name, _)| !TOKEN_CLAIMS.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()));
+    Ok(Identity {
         source_id: source_id.to_owned(),
+        subject,
         user_name,
         display_name,
         email,
         groups,
         attributes: BTreeMap::new(),
+        claims: bounded_claims(source_id, other_claims),
     })
 }
+
+/// Claims about the token rather than the person: not kept in the identity.
+const TOKEN_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "azp",
+    "auth_time",
+    "jti",
+    "sid",
+];
 
 /// A claim as a session-tag value: strings, numbers and booleans.
 fn claim_text(claims: &Map<String, Value>, name: &str) -> Option<String> {

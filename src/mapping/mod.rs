@@ -6,31 +6,84 @@
 //! The interim rule: a role lists the groups it is granted to in its
 //! `rolegate:groups` tag (names separated by spaces or commas, matched ignoring case).
 
-use crate::idp::identity::PortalIdentity;
+use crate::iam::{AccountId, RoleArn, RoleName};
+use crate::idp::identity::Identity;
 use crate::store::Role;
 
 /// The tag through which a role names the groups it is granted to.
 pub const GROUPS_TAG: &str = "rolegate:groups";
 
-/// A role granted to an identity, and why.
+/// A role granted to an identity, and why. Only [`entitlements`] makes one, so a
+/// grant in hand is something the rules granted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
-    /// The group (as the role's tag spells it) that grants the role.
-    pub because_of_group: String,
+    role: RoleArn,
+    description: String,
+    reason: Reason,
 }
 
-impl std::fmt::Display for Grant {
+impl Grant {
+    pub fn role(&self) -> &RoleArn {
+        &self.role
+    }
+
+    pub fn account(&self) -> &AccountId {
+        &self.role.account
+    }
+
+    pub fn role_name(&self) -> &RoleName {
+        &self.role.name
+    }
+
+    /// The role's description, for the lists that show grants.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub fn reason(&self) -> &Reason {
+        &self.reason
+    }
+}
+
+/// Why a role is granted: the identity's group and the rule that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    /// The group (as the rule spells it) that grants the role.
+    pub group: String,
+    /// The rule that lists the group.
+    pub rule: String,
+}
+
+impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "member of group {:?}, listed in the role's {GROUPS_TAG} tag",
-            self.because_of_group
+            "member of group {:?}, listed in {}",
+            self.group, self.rule
         )
     }
 }
 
-/// Whether `identity` is granted `role`, and why.
-pub fn grant(identity: &PortalIdentity, role: &Role) -> Option<Grant> {
+/// The roles among `roles` that `identity` is granted, in the order given, each
+/// with why.
+pub fn entitlements<'a>(
+    identity: &Identity,
+    roles: impl IntoIterator<Item = &'a Role>,
+) -> Vec<Grant> {
+    roles
+        .into_iter()
+        .filter_map(|role| {
+            Some(Grant {
+                role: role.arn.clone(),
+                description: role.description.clone(),
+                reason: reason(identity, role)?,
+            })
+        })
+        .collect()
+}
+
+/// The interim rule: a group of the identity listed in the role's groups tag.
+fn reason(identity: &Identity, role: &Role) -> Option<Reason> {
     let listed = role.tags.get(GROUPS_TAG)?;
     listed
         .split([' ', ','])
@@ -41,15 +94,16 @@ pub fn grant(identity: &PortalIdentity, role: &Role) -> Option<Grant> {
                 .iter()
                 .any(|mine| mine.eq_ignore_ascii_case(group))
         })
-        .map(|group| Grant {
-            because_of_group: group.to_owned(),
+        .map(|group| Reason {
+            group: group.to_owned(),
+            rule: format!("the role's {GROUPS_TAG} tag"),
         })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iam::{AccountId, IamPath, MaxSessionDuration, RoleName, Tag, Tags};
+    use crate::iam::{IamPath, MaxSessionDuration, Tag, Tags};
 
     fn role(groups: Option<&str>) -> Role {
         let tags = match groups {
@@ -58,7 +112,7 @@ mod tests {
         };
         Role {
             id: "r".into(),
-            arn: "arn:aws:iam::123456789012:role/Developer".into(),
+            arn: RoleArn::parse("arn:aws:iam::123456789012:role/Developer").unwrap(),
             account_id: AccountId::parse("123456789012").unwrap(),
             path: IamPath::default(),
             name: RoleName::parse("Developer").unwrap(),
@@ -72,32 +126,43 @@ mod tests {
         }
     }
 
-    fn identity(groups: &[&str]) -> PortalIdentity {
-        PortalIdentity {
+    fn identity(groups: &[&str]) -> Identity {
+        Identity {
             source_id: "directory".into(),
+            subject: "u-1".into(),
             user_name: "bob".into(),
             display_name: "Bob".into(),
             email: None,
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             attributes: Default::default(),
+            claims: Default::default(),
         }
     }
 
     #[test]
     fn a_listed_group_grants_and_says_which() {
         let developer = role(Some("admins Developers"));
-        let grant = grant(&identity(&["staff", "developers"]), &developer).unwrap();
-        assert_eq!(grant.because_of_group, "Developers");
-        assert!(grant.to_string().contains("Developers"), "{grant}");
+        let grants = entitlements(&identity(&["staff", "developers"]), [&developer]);
+        let [grant] = grants.as_slice() else {
+            panic!("{grants:?}")
+        };
+        assert_eq!(grant.role(), &developer.arn);
+        assert_eq!(grant.reason().group, "Developers");
+        let why = grant.reason().to_string();
+        assert!(
+            why.contains("Developers") && why.contains(GROUPS_TAG),
+            "{why}"
+        );
     }
 
     #[test]
     fn no_listed_group_or_no_tag_grants_nothing() {
+        let none: Vec<Grant> = Vec::new();
         assert_eq!(
-            grant(&identity(&["staff"]), &role(Some("admins developers"))),
-            None
+            entitlements(&identity(&["staff"]), [&role(Some("admins developers"))]),
+            none
         );
-        assert_eq!(grant(&identity(&["admins"]), &role(None)), None);
-        assert_eq!(grant(&identity(&[]), &role(Some("  "))), None);
+        assert_eq!(entitlements(&identity(&["admins"]), [&role(None)]), none);
+        assert_eq!(entitlements(&identity(&[]), [&role(Some("  "))]), none);
     }
 }

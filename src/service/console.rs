@@ -17,13 +17,14 @@ use subtle::ConstantTimeEq;
 use crate::cache::{Cache, CacheError, RateLimit, hashed_key};
 use crate::clock::{Clock, Random};
 use crate::iam::{AccountId, LoginDestination, RoleName};
+use crate::idp::identity::Identity;
 use crate::policy::PolicySource;
+use crate::service::issuance::Sts;
 use crate::store::{NamedDocument, Store};
 use crate::sts::assume::{Caller, CallerKind};
 use crate::sts::credentials::KeyKind;
 use crate::sts::error::StsError;
-use crate::sts::portal::PortalIdentity;
-use crate::sts::service::{CallerPolicies, Sts};
+use crate::sts::policies::CallerPolicies;
 
 /// AWS: a sign-in URL is valid for 15 minutes after the token was issued.
 const SIGNIN_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -501,7 +502,7 @@ impl ConsoleService {
     /// any role; only an entitled one gets the Console button).
     pub async fn entitled_role(
         &self,
-        identity: &PortalIdentity,
+        identity: &Identity,
         account: &str,
         role: &str,
     ) -> Result<Option<EntitledRole>, ConsoleError> {
@@ -512,7 +513,7 @@ impl ConsoleService {
             .map_err(ConsoleError::Sts)?;
         let Some(granted) = roles
             .into_iter()
-            .find(|r| r.account_id.as_str() == account && r.name.as_str() == role)
+            .find(|g| g.account().as_str() == account && g.role_name().as_str() == role)
         else {
             return Ok(None);
         };
@@ -523,12 +524,12 @@ impl ConsoleService {
             .await
             .unwrap_or_default()
             .into_iter()
-            .find(|a| a.id == granted.account_id)
+            .find(|a| &a.id == granted.account())
             .map(|a| a.name)
             .unwrap_or_default();
         Ok(Some(EntitledRole {
             account_name,
-            description: granted.description,
+            description: granted.description().to_owned(),
         }))
     }
 

@@ -4,5 +4,8 @@
 //! error enum that the handlers map onto their surface's wire format.
 
 pub mod console;
+pub mod issuance;
+pub mod jwks;
+pub mod sealing;
 pub mod second_factor;
 pub mod sessions;

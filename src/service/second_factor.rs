@@ -13,11 +13,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Cache, CacheError, hashed_key};
-use crate::clock::Random;
 use crate::iam::UserName;
-use crate::idp::identity::PortalIdentity;
+use crate::idp::identity::Identity;
 use crate::idp::totp::{self, TotpSecret};
-use crate::secrets::Sealer;
+use crate::service::sealing::SecretSealer;
 use crate::store::{Store, StoreError};
 
 /// How long the code step waits after the password was accepted.
@@ -38,7 +37,7 @@ pub enum SecondFactorError {
 /// A password accepted, a code still owed.
 #[derive(Serialize, Deserialize)]
 pub struct PendingSignIn {
-    pub identity: PortalIdentity,
+    pub identity: Identity,
     pub return_to: String,
     pub csrf: String,
 }
@@ -74,8 +73,7 @@ pub enum TurnedOn {
 pub struct SecondFactor {
     cache: Arc<dyn Cache>,
     store: Arc<dyn Store>,
-    sealer: Sealer,
-    random: Random,
+    sealer: SecretSealer,
 }
 
 fn pending_key(id: &str) -> String {
@@ -91,7 +89,7 @@ fn stored_secret_context(user_id: &str) -> String {
     format!("totp-secret:{user_id}")
 }
 
-fn enrol_context(identity: &PortalIdentity) -> String {
+fn enrol_context(identity: &Identity) -> String {
     format!(
         "totp-enrol:{}:{}",
         identity.source_id,
@@ -100,17 +98,11 @@ fn enrol_context(identity: &PortalIdentity) -> String {
 }
 
 impl SecondFactor {
-    pub fn new(
-        cache: Arc<dyn Cache>,
-        store: Arc<dyn Store>,
-        sealer: Sealer,
-        random: Random,
-    ) -> Self {
+    pub fn new(cache: Arc<dyn Cache>, store: Arc<dyn Store>, sealer: SecretSealer) -> Self {
         Self {
             cache,
             store,
             sealer,
-            random,
         }
     }
 
@@ -118,14 +110,14 @@ impl SecondFactor {
     /// the browser keeps (in a cookie).
     pub async fn park(
         &self,
-        identity: PortalIdentity,
+        identity: Identity,
         return_to: &str,
     ) -> Result<String, SecondFactorError> {
-        let id = self.random.token();
+        let id = self.sealer.random().token();
         let pending = PendingSignIn {
             identity,
             return_to: return_to.to_owned(),
-            csrf: self.random.token(),
+            csrf: self.sealer.random().token(),
         };
         let stored = serde_json::to_vec(&pending).unwrap_or_default();
         self.cache
@@ -184,16 +176,12 @@ impl SecondFactor {
     }
 
     fn open(&self, sealed: &str, context: &str) -> Option<TotpSecret> {
-        let bytes = self.sealer.open(sealed, context).ok()?;
-        TotpSecret::from_base32(std::str::from_utf8(&bytes).ok()?)
+        let text = self.sealer.open_secret(sealed, context).ok()?;
+        TotpSecret::from_base32(text.expose())
     }
 
     fn seal(&self, secret: &TotpSecret, context: &str) -> String {
-        self.sealer.seal(
-            secret.to_base32().as_bytes(),
-            context,
-            &mut self.random.rng(),
-        )
+        self.sealer.seal_secret(&secret.to_base32(), context)
     }
 
     /// Checks `input` against `secret` at `now` and claims the matched time step for
@@ -240,7 +228,7 @@ impl SecondFactor {
     pub async fn enrolment_secret(
         &self,
         session_id: &str,
-        identity: &PortalIdentity,
+        identity: &Identity,
         create: bool,
     ) -> Option<TotpSecret> {
         let key = enrol_key(session_id);
@@ -256,7 +244,7 @@ impl SecondFactor {
         if !create {
             return None;
         }
-        let secret = TotpSecret::generate(&mut self.random.rng());
+        let secret = TotpSecret::generate(&mut self.sealer.random().rng());
         let sealed = self.seal(&secret, &context);
         match self.cache.put(&key, sealed.as_bytes(), ENROL_TTL).await {
             Ok(()) => Some(secret),

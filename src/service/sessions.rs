@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::{Cache, CacheError, digest};
 use crate::clock::{Clock, Random};
-use crate::idp::identity::PortalIdentity;
+use crate::idp::identity::Identity;
 
 const SESSION_PREFIX: &str = "portal-session";
 
@@ -24,7 +24,7 @@ pub enum SessionError {
 /// A signed-in person's portal session, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PortalSession {
-    pub identity: PortalIdentity,
+    pub identity: Identity,
     pub csrf: String,
     /// The ID token of an OIDC sign-in, for `id_token_hint` at RP-initiated logout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,7 +90,7 @@ fn index_key(source_id: &str, user_name: &str) -> String {
 
 /// The moment (Unix milliseconds) before which every portal session of this person
 /// is over: set when a second factor is turned on or off.
-fn valid_from_key(identity: &PortalIdentity) -> String {
+fn valid_from_key(identity: &Identity) -> String {
     format!(
         "portal-sessions-valid-from:{}:{}",
         identity.source_id,
@@ -121,7 +121,7 @@ impl PortalSessions {
     /// (`replacing`) ends now, so its id (which may have leaked) stops working at once.
     pub async fn start(
         &self,
-        identity: PortalIdentity,
+        identity: Identity,
         id_token: Option<String>,
         replacing: Option<&str>,
     ) -> Result<Started, SessionError> {
@@ -191,7 +191,7 @@ impl PortalSessions {
     /// caller's to refuse on.
     pub async fn ended_by_settings_change(
         &self,
-        identity: &PortalIdentity,
+        identity: &Identity,
         signed_in_at: i64,
         valid_from_ms: i64,
     ) -> Result<bool, SessionError> {

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::iam::{
-    AccountId, Description, GroupName, IamPath, MaxSessionDuration, PolicyName, RoleName, Tags,
-    UserName,
+    AccountId, Description, GroupName, IamPath, MaxSessionDuration, PolicyName, RoleArn, RoleName,
+    Tags, UserName,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -99,7 +99,7 @@ pub struct RoleUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Role {
     pub id: String,
-    pub arn: String,
+    pub arn: RoleArn,
     pub account_id: AccountId,
     pub path: IamPath,
     pub name: RoleName,

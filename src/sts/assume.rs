@@ -1,7 +1,8 @@
 //! Pure assume-role rules: parameter validation, session durations, session tags and
 //! the request context that trust policies see. No I/O, no clock.
 
-use crate::policy::ContextKeys;
+use crate::iam::RoleArn;
+use crate::policy::{ContextKeys, ParseOptions, Policy, PolicyKind};
 
 use super::error::StsError;
 use super::token::{SessionClaims, SessionKind};
@@ -245,8 +246,8 @@ fn check_name(parameter: &str, value: &str, min: usize, max: usize) -> Result<()
     Ok(())
 }
 
-/// Checks everything that needs no lookup; returns the role's (account, name).
-pub fn validate_assume_role(params: &AssumeRoleParams) -> Result<(String, String), StsError> {
+/// Checks everything that needs no lookup; returns the role (see [`role_arn`]).
+pub fn validate_assume_role(params: &AssumeRoleParams) -> Result<Option<RoleArn>, StsError> {
     check_name("roleSessionName", &params.role_session_name, 2, 64)?;
     if let Some(source_identity) = &params.source_identity {
         check_name("sourceIdentity", source_identity, 2, 64)?;
@@ -307,25 +308,27 @@ pub fn validate_assume_role(params: &AssumeRoleParams) -> Result<(String, String
             )));
         }
     }
-    role_arn_parts(&params.role_arn)
+    role_arn(&params.role_arn)
 }
 
-/// (account, role name) of `arn:partition:iam::account:role/path/name`.
-pub fn role_arn_parts(role_arn: &str) -> Result<(String, String), StsError> {
+/// The role an AssumeRole-shaped request names. Not shaped like a role ARN
+/// (`arn:<partition>:iam::<12 characters>:role/...`) is AWS's ValidationError;
+/// shaped like one but naming no role that can exist (a region, a malformed account,
+/// path or name) is `None`, which callers answer as they answer a role that does not
+/// exist, so that the caller learns nothing more.
+pub fn role_arn(value: &str) -> Result<Option<RoleArn>, StsError> {
     let invalid = || {
         StsError::constraint(
             "roleArn",
-            role_arn,
+            value,
             "Member must be a role ARN such as arn:aws:iam::123456789012:role/Name",
         )
     };
-    let arn = crate::iam::Arn::parse(role_arn).map_err(|_| invalid())?;
-    let resource = arn.resource.strip_prefix("role/").ok_or_else(invalid)?;
-    if arn.service != "iam" || arn.account.len() != 12 {
+    let arn = crate::iam::Arn::parse(value).map_err(|_| invalid())?;
+    if arn.service != "iam" || arn.account.len() != 12 || !arn.resource.starts_with("role/") {
         return Err(invalid());
     }
-    let name = resource.rsplit('/').next().unwrap_or(resource);
-    Ok((arn.account, name.to_owned()))
+    Ok(RoleArn::parse(value).ok())
 }
 
 /// The session length for a role: DurationSeconds within [900, role max], one hour at
@@ -478,5 +481,61 @@ pub fn role_session_claims(
         source_identity,
         identity_subject: None,
         chained,
+    }
+}
+
+/// Parses an inline session policy (already size-checked by
+/// [`validate_assume_role`]); a parse error is AWS's
+/// `MalformedPolicyDocument`.
+pub fn parse_session_policy(document: Option<&str>) -> Result<Option<Policy>, StsError> {
+    document
+        .map(|p| {
+            Policy::parse(p, ParseOptions::new(PolicyKind::Session))
+                .map_err(|e| StsError::malformed_policy(e.to_string()))
+        })
+        .transpose()
+}
+
+/// AWS reports the packed size as a percentage of the allowance.
+pub fn packed_size_percent(params: &AssumeRoleParams, has_policy: bool) -> u32 {
+    let policy_chars = if has_policy {
+        params
+            .policy
+            .as_deref()
+            .map_or(0, |p| p.chars().filter(|c| !c.is_whitespace()).count())
+    } else {
+        0
+    };
+    let tag_chars: usize = params.tags.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let used = policy_chars + tag_chars + params.policy_arns.iter().map(String::len).sum::<usize>();
+    ((used * 100) / MAX_SESSION_POLICY_CHARS) as u32
+}
+
+impl Caller {
+    /// The caller behind a verified session token.
+    pub fn from_session(claims: SessionClaims) -> Self {
+        let kind = match claims.kind {
+            SessionKind::AssumedRole => {
+                let role_arn = claims.role_arn.clone().unwrap_or_default();
+                let role_name = role_arn.rsplit('/').next().unwrap_or_default().to_owned();
+                CallerKind::AssumedRole {
+                    role_arn,
+                    role_name,
+                    session_name: claims.session_name.clone().unwrap_or_default(),
+                }
+            }
+            SessionKind::UserSession => CallerKind::UserSession {
+                user_name: claims.session_name.clone().unwrap_or_default(),
+            },
+        };
+        Caller {
+            access_key_id: claims.access_key_id.clone(),
+            account: claims.account.clone(),
+            arn: claims.principal_arn.clone(),
+            user_id: claims.principal_id.clone(),
+            kind,
+            principal_tags: claims.tags.clone(),
+            session: Some(claims),
+        }
     }
 }

@@ -1,9 +1,41 @@
-//! Access key ids and secret access keys shaped like AWS's.
+//! Access key ids and secret access keys shaped like AWS's, and credentials as STS
+//! returns them.
 
+use chrono::{DateTime, Utc};
 use rand::Rng;
 
 const BASE32_UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Credentials as STS returns them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub expiration: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for IssuedCredentials {
+    // The secret and the token are bearer credentials: never in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A role session as STS returns it.
+#[derive(Debug, Clone)]
+pub struct AssumedRole {
+    pub credentials: IssuedCredentials,
+    pub assumed_role_arn: String,
+    pub assumed_role_id: String,
+    /// Percentage of the packed-policy allowance used, as AWS reports it.
+    pub packed_policy_size: u32,
+    pub source_identity: Option<String>,
+}
 
 /// Whether an access key id belongs to temporary (`ASIA`) or long-term (`AKIA`) keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

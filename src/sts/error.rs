@@ -96,3 +96,13 @@ impl fmt::Display for StsError {
 }
 
 impl std::error::Error for StsError {}
+
+impl From<super::sigv4::SigV4Error> for StsError {
+    fn from(error: super::sigv4::SigV4Error) -> Self {
+        Self::new(
+            error.code(),
+            error.http_status(),
+            error.message().to_owned(),
+        )
+    }
+}

@@ -1,11 +1,12 @@
-//! Role sessions for people signed in to the portal. The broker itself vouches for
-//! the identity, so the gate is the entitlement, as in IAM Identity Center; which
-//! roles an identity is granted is [`crate::mapping`]'s to decide.
+//! Role sessions for people signed in to the portal: their session names and tags.
+//! The broker itself vouches for the identity, so the gate is the entitlement, as in
+//! IAM Identity Center; which roles an identity is granted is [`crate::mapping`]'s to
+//! decide, and the issuance service issues.
 //!
 //! Session tags from user attributes: an identity source's `session_tags` setting
 //! (tag key → attribute or claim name, in the source's `config` JSON) selects which
 //! of the user's attributes become session tags; they are picked at sign-in into
-//! [`PortalIdentity::attributes`] and every role session issued for the identity
+//! [`Identity::attributes`] and every role session issued for the identity
 //! carries them, so policies can use `${aws:PrincipalTag/<key>}`. A value that breaks
 //! IAM's tag rules is skipped (and logged), never a reason to refuse the sign-in.
 
@@ -14,15 +15,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::iam::Tag;
-pub use crate::idp::identity::PortalIdentity;
-use crate::mapping;
-pub use crate::mapping::GROUPS_TAG;
-use crate::store::{Role, Store, User};
-
-use super::assume::{self, AssumeRoleParams};
-use super::credentials::{self, KeyKind};
-use super::error::StsError;
-use super::service::{AssumedRole, Sts, store_failure};
+use crate::idp::identity::Identity;
+use crate::store::User;
 
 /// IAM's longest tag value.
 const MAX_TAG_VALUE: usize = 256;
@@ -134,39 +128,11 @@ pub fn directory_attribute(user: &User, name: &str) -> Option<String> {
     }
 }
 
-/// The session-tag attributes of a directory user signing in at `source_id`, by
-/// the source's `session_tags`. Never fails the sign-in: an unreadable setting or
-/// a skipped tag is logged and leaves the tag out.
-pub async fn directory_attributes(
-    store: &dyn Store,
-    source_id: &str,
-    user: &User,
-) -> BTreeMap<String, String> {
-    let settings = match store.get_identity_source(source_id).await {
-        Ok(source) => match serde_json::from_value::<DirectorySettings>(source.config) {
-            Ok(settings) => settings,
-            Err(error) => {
-                tracing::warn!(source = source_id, %error, "directory settings unreadable; no session tags");
-                return BTreeMap::new();
-            }
-        },
-        Err(error) => {
-            tracing::warn!(source = source_id, %error, "cannot read the directory settings; no session tags");
-            return BTreeMap::new();
-        }
-    };
-    let (tags, skipped) = select_attributes(&settings.session_tags, |name| {
-        directory_attribute(user, name)
-    });
-    log_skipped_tags(source_id, user.user_name.as_str(), &skipped);
-    tags
-}
-
 /// The session tags of a portal identity's role sessions: its attributes, checked
 /// again against IAM's tag rules (a session stored by an older version, or edited
 /// in the cache, cannot smuggle in invalid tags); invalid ones are logged and left
 /// out.
-pub fn session_tags_of(identity: &PortalIdentity) -> Vec<(String, String)> {
+pub fn session_tags_of(identity: &Identity) -> Vec<(String, String)> {
     let mut tags: Vec<(String, String)> = Vec::new();
     for (key, value) in &identity.attributes {
         let fine = tags.len() < super::assume::MAX_SESSION_TAGS
@@ -187,7 +153,7 @@ pub fn session_tags_of(identity: &PortalIdentity) -> Vec<(String, String)> {
 }
 
 /// A role session name from a user name or email: IAM's `[\w+=,.@-]`, 2–64 chars.
-pub fn session_name(identity: &PortalIdentity) -> String {
+pub fn session_name(identity: &Identity) -> String {
     let raw = identity.email.as_deref().unwrap_or(&identity.user_name);
     let mut name: String = raw
         .chars()
@@ -204,85 +170,6 @@ pub fn session_name(identity: &PortalIdentity) -> String {
         name.push('-');
     }
     name
-}
-
-impl Sts {
-    /// Every (account, role) granted to `identity`, computed from its groups now.
-    pub async fn entitlements(&self, identity: &PortalIdentity) -> Result<Vec<Role>, StsError> {
-        let mut granted = Vec::new();
-        for account in self.store().list_accounts().await.map_err(store_failure)? {
-            for role in self
-                .store()
-                .list_roles(&account.id)
-                .await
-                .map_err(store_failure)?
-            {
-                if mapping::grant(identity, &role).is_some() {
-                    granted.push(role);
-                }
-            }
-        }
-        Ok(granted)
-    }
-
-    /// Issues a session of `role_name` in `account` for a portal identity, for the
-    /// role's maximum session duration, with the identity as SourceIdentity and its
-    /// attributes as session tags.
-    pub async fn issue_for_identity(
-        &self,
-        identity: &PortalIdentity,
-        account: &str,
-        role_name: &str,
-        now: i64,
-    ) -> Result<AssumedRole, StsError> {
-        let denied = || {
-            StsError::access_denied(format!(
-                "{} is not entitled to role {role_name} in account {account}",
-                identity.user_name
-            ))
-        };
-        let role = self.load_role(account, role_name, None, denied).await?;
-        let account_id = role.account_id.clone();
-        if mapping::grant(identity, &role).is_none() {
-            return Err(denied());
-        }
-        let session_name = session_name(identity);
-        let params = AssumeRoleParams {
-            role_arn: role.arn.clone(),
-            role_session_name: session_name.clone(),
-            ..AssumeRoleParams::default()
-        };
-        let keys = (
-            credentials::new_access_key_id(
-                KeyKind::Temporary,
-                account_id.as_str(),
-                &mut self.random.rng(),
-            ),
-            credentials::new_secret_access_key(&mut self.random.rng()),
-        );
-        let mut claims = assume::role_session_claims(
-            self.partition(),
-            account_id.as_str(),
-            &role.id,
-            &role.arn,
-            role.name.as_str(),
-            &params,
-            keys,
-            now,
-            role.max_session_duration.seconds(),
-            (session_tags_of(identity), Vec::new()),
-            Some(session_name),
-            false,
-        );
-        claims.identity_subject = Some(format!("{}|{}", identity.source_id, identity.user_name));
-        Ok(AssumedRole {
-            credentials: self.credentials_for(&claims),
-            assumed_role_arn: claims.principal_arn.clone(),
-            assumed_role_id: claims.principal_id.clone(),
-            packed_policy_size: 0,
-            source_identity: claims.source_identity.clone(),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -340,7 +227,7 @@ mod tests {
     #[test]
     fn sessions_stored_without_attributes_still_read() {
         let old = r#"{"source_id":"directory","user_name":"bob","display_name":"Bob","email":null,"groups":["developers"]}"#;
-        let identity: PortalIdentity = serde_json::from_str(old).unwrap();
+        let identity: Identity = serde_json::from_str(old).unwrap();
         assert!(identity.attributes.is_empty());
         let mut tagged = identity.clone();
         tagged

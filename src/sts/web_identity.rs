@@ -3,25 +3,23 @@
 //!
 //! The token's `iss` selects an IAM OIDC provider of the role's account; the token is
 //! verified with the keys the issuer publishes (discovery document → `jwks_uri`,
-//! cached, see [`jwks`]) and checked by the pure rules in [`jwt`]; then the role's
-//! trust policy decides, with the provider's ARN as the `Federated` principal and the
-//! condition keys `<provider>:sub`, `:aud`, `:oaud`, `:azp` and `:amr`, where
-//! `<provider>` is the issuer without its scheme, as IAM names it.
+//! cached, see [`crate::service::jwks`]) and checked by the pure rules in [`jwt`];
+//! then the role's trust policy decides, with the provider's ARN as the `Federated`
+//! principal and the condition keys `<provider>:sub`, `:aud`, `:oaud`, `:azp` and
+//! `:amr`, where `<provider>` is the issuer without its scheme, as IAM names it.
+//! This module holds the rules; the issuance service does the lookups.
 
-pub mod jwks;
 pub mod jwt;
 
-use crate::iam::AccountId;
-use crate::policy::{ContextKeys, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy};
-use crate::store::StoreError;
+use reqwest::Url;
+
+use crate::iam::{ProviderUrlKind, RoleArn, check_provider_url};
+use crate::policy::ContextKeys;
 
 use super::assume::{self, AssumeRoleParams};
-use super::credentials::{self, KeyKind};
+use super::credentials::AssumedRole;
 use super::error::StsError;
-use super::service::{AssumedRole, Sts, packed_size_percent, parse_session_policy, store_failure};
-
-pub use jwks::{VerifierSettings, WebIdentityVerifier};
-use jwt::{UnverifiedToken, VerifiedClaims, invalid_token};
+use jwt::{VerifiedClaims, invalid_token};
 
 /// The action trust policies must allow.
 pub const ACTION: &str = "sts:AssumeRoleWithWebIdentity";
@@ -73,11 +71,13 @@ pub struct AssumedRoleWithWebIdentity {
     pub audience: String,
 }
 
-/// Checks the parameters that need no lookup. Returns the role's account and name,
-/// the trimmed token, and the parameters in AssumeRole's shape for the shared rules.
-fn validate(
+/// Checks the parameters that need no lookup. Returns the role (see
+/// [`assume::role_arn`]), the trimmed token, and the parameters in AssumeRole's shape
+/// for the shared rules.
+#[allow(clippy::type_complexity)]
+pub fn validate(
     params: &WebIdentityParams,
-) -> Result<(String, String, &str, AssumeRoleParams), StsError> {
+) -> Result<(Option<RoleArn>, &str, AssumeRoleParams), StsError> {
     let shape = AssumeRoleParams {
         role_arn: params.role_arn.clone(),
         role_session_name: params.role_session_name.clone(),
@@ -86,7 +86,7 @@ fn validate(
         policy_arns: params.policy_arns.clone(),
         ..AssumeRoleParams::default()
     };
-    let (account, role_name) = assume::validate_assume_role(&shape)?;
+    let role_arn = assume::validate_assume_role(&shape)?;
     // boto3 sends a token file's trailing newline along.
     let token = params.web_identity_token.trim();
     let len = token.chars().count();
@@ -106,11 +106,11 @@ fn validate(
     }
     // The range check needs no role; the role's own maximum is checked later.
     assume::role_session_duration(params.duration_seconds, 43_200, false)?;
-    Ok((account, role_name, token, shape))
+    Ok((role_arn, token, shape))
 }
 
 /// The keys the trust policy sees for this request.
-fn trust_context(
+pub fn trust_context(
     provider_arn: &str,
     provider_url: &str,
     claims: &VerifiedClaims,
@@ -147,138 +147,46 @@ fn trust_context(
     context
 }
 
-fn not_authorized() -> StsError {
+pub fn not_authorized() -> StsError {
     StsError::access_denied(format!("Not authorized to perform {ACTION}"))
 }
 
-impl Sts {
-    /// AssumeRoleWithWebIdentity: verifies the ID token against the IAM OIDC provider
-    /// of the role's account, evaluates the role's trust policy and issues a role
-    /// session. Unsigned on the wire: the token is the only credential.
-    pub async fn assume_role_with_web_identity(
-        &self,
-        params: &WebIdentityParams,
-        source_ip: Option<&str>,
-        now: i64,
-    ) -> Result<AssumedRoleWithWebIdentity, StsError> {
-        // Cheap, bounded checks only (lengths, names, the session policy's raw
-        // and packed size): the caller is anonymous until the token is verified.
-        let (role_account, role_name, raw_token, shape) = validate(params)?;
-        let account = AccountId::parse(role_account).map_err(|_| not_authorized())?;
+/// A provider URL of `kind` under the one set of rules
+/// ([`crate::iam::check_provider_url`]), refused as an invalid identity token.
+pub fn provider_url(value: &str, what: &str, kind: ProviderUrlKind) -> Result<Url, StsError> {
+    check_provider_url(value, kind)
+        .map_err(|why| invalid_token(format!("The {what} {value:?} {why}.")))
+}
 
-        // The token: structure and header first, nothing trusted yet.
-        let token = UnverifiedToken::parse(raw_token)?;
-        let provider = match self
-            .store()
-            .find_oidc_provider(&account, &token.issuer)
-            .await
-        {
-            Ok(provider) => provider,
-            Err(StoreError::NotFound { .. } | StoreError::Invalid(_)) => {
-                return Err(invalid_token(format!(
-                    "No OpenIDConnect provider found in your account for {}",
-                    token.issuer
-                )));
-            }
-            Err(error) => return Err(store_failure(error)),
-        };
-        jwks::provider_url(&token.issuer, "issuer", crate::iam::ProviderUrlKind::Issuer)?;
-        self.web_identity.verify_signature(&token, now).await?;
-        let claims = jwt::validate_claims(&token.claims, &token.issuer, &provider.client_ids, now)
-            .inspect_err(|error| {
-                tracing::info!(issuer = %token.issuer, code = error.code, reason = %error.message, "web identity token refused");
-            })?;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-        // Parsed only now that the token is verified, so that an anonymous caller
-        // cannot make the policy parser work.
-        let session_policy = parse_session_policy(params.policy.as_deref())?;
-
-        // Session policy ARNs must exist (checked once the caller is authenticated).
-        self.check_policy_arns(&params.policy_arns).await?;
-
-        let role = self
-            .load_role(
-                account.as_str(),
-                &role_name,
-                Some(&params.role_arn),
-                not_authorized,
-            )
-            .await?;
-        let duration = assume::role_session_duration(
-            params.duration_seconds,
-            role.max_session_duration.seconds(),
-            false,
-        )?;
-
-        let trust = self.parsed(&role.trust_policy, PolicyKind::Trust, &role.arn)?;
-        let set = PolicySet {
-            identity: &[],
-            boundary: None,
-            session: &[],
-            resource: Some(ResourcePolicy {
-                policy: &trust,
-                owner_account: account.as_str(),
-            }),
-        };
-        let context = trust_context(
-            &provider.arn,
-            &provider.url,
-            &claims,
-            &params.role_session_name,
-            source_ip,
-            now,
-        );
-        let request = Request {
-            principal: PrincipalRef::Federated(&provider.arn),
-            action: ACTION,
-            resource: &role.arn,
-            context: &context,
-        };
-        if !crate::policy::evaluate(&set, &request).is_allowed() {
-            tracing::info!(
-                role = %role.arn,
-                provider = %provider.arn,
-                subject = %claims.subject,
-                "trust policy refused AssumeRoleWithWebIdentity"
+    #[test]
+    fn provider_urls_need_https_except_on_loopback() {
+        for ok in [
+            "https://idp.example.com",
+            "https://idp.example.com/realms/x",
+            "http://127.0.0.1:8080",
+            "http://localhost:9000/issuer",
+            "http://[::1]:1234",
+        ] {
+            assert!(
+                provider_url(ok, "issuer", ProviderUrlKind::Issuer).is_ok(),
+                "{ok}"
             );
-            return Err(not_authorized());
         }
-
-        let keys = (
-            credentials::new_access_key_id(
-                KeyKind::Temporary,
-                account.as_str(),
-                &mut self.random.rng(),
-            ),
-            credentials::new_secret_access_key(&mut self.random.rng()),
-        );
-        let mut session = assume::role_session_claims(
-            self.partition(),
-            account.as_str(),
-            &role.id,
-            &role.arn,
-            role.name.as_str(),
-            &shape,
-            keys,
-            now,
-            duration,
-            (Vec::new(), Vec::new()),
-            None,
-            false,
-        );
-        session.identity_subject = Some(format!("{}|{}", claims.issuer, claims.subject));
-        let assumed = AssumedRole {
-            credentials: self.credentials_for(&session),
-            assumed_role_arn: session.principal_arn.clone(),
-            assumed_role_id: session.principal_id.clone(),
-            packed_policy_size: packed_size_percent(&shape, session_policy.is_some()),
-            source_identity: None,
-        };
-        Ok(AssumedRoleWithWebIdentity {
-            assumed,
-            subject: claims.subject,
-            provider: claims.issuer,
-            audience: claims.audience,
-        })
+        for bad in [
+            "http://idp.example.com",
+            "http://10.0.0.1",
+            "ftp://127.0.0.1",
+            "https://user:pw@idp.example.com",
+            "https://idp.example.com/?q=1",
+            "https://idp.example.com/#f",
+            "idp.example.com",
+        ] {
+            let error = provider_url(bad, "issuer", ProviderUrlKind::Issuer).unwrap_err();
+            assert_eq!(error.code, "InvalidIdentityToken", "{bad}");
+        }
     }
 }

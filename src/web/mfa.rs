@@ -21,7 +21,7 @@ use super::page::{PageError, cookie, html, redirect, safe_return_to, same};
 use super::session::{PortalSession, end_other_sessions, session, signed_in_form, start_session};
 use crate::iam::UserName;
 use crate::idp::directory::{DIRECTORY_SOURCE_ID, SignInError};
-use crate::idp::identity::PortalIdentity;
+use crate::idp::identity::Identity;
 use crate::idp::totp;
 use crate::service::second_factor::{CodeCheck, PendingSignIn, TurnedOn};
 use crate::store::Outcome;
@@ -46,7 +46,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub(crate) async fn challenge(
     state: &AppState,
     request: &HttpRequest,
-    identity: PortalIdentity,
+    identity: Identity,
     return_to: &str,
 ) -> HttpResponse {
     let id = match state

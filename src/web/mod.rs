@@ -25,8 +25,8 @@ use actix_web::web;
 
 use crate::cache::Cache;
 use crate::idp::directory::DirectoryAuth;
+use crate::service::issuance::Sts;
 use crate::store::Store;
-use crate::sts::service::Sts;
 
 pub use request_info::{PublicUrl, ServerSettings, TrustedProxies};
 
@@ -38,6 +38,8 @@ pub struct AppState {
     pub random: crate::clock::Random,
     pub store: Arc<dyn Store>,
     pub sts: Arc<Sts>,
+    /// Seals secrets at rest and MACs server-issued values under the master key.
+    pub sealer: crate::service::sealing::SecretSealer,
     /// Ephemeral state shared by replicas: portal sessions, sign-in tokens, lock-outs.
     pub cache: Arc<dyn Cache>,
     pub directory: Arc<DirectoryAuth>,

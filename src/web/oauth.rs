@@ -31,8 +31,8 @@ use super::request_info;
 use super::session::{PortalSession, ended_by_settings_change, session, signed_in_form};
 use crate::cache::RateLimit;
 use crate::cache::digest;
+use crate::idp::identity::Identity;
 use crate::store::Outcome;
-use crate::sts::portal::PortalIdentity;
 
 /// Binds a sealed client secret to its purpose.
 const CLIENT_SECRET_CONTEXT: &str = "rolegate:sso-oidc:client-registration:v1";
@@ -363,13 +363,15 @@ struct DeviceGrant {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
+// Held only while a grant is read from or written to the cache: boxing saves nothing.
+#[allow(clippy::large_enum_variant)]
 enum Decision {
     Pending,
     /// `signed_in_at`: when the approving portal sign-in began; tokens end with it.
     /// `valid_from_ms`: since when that session stood for the user's sign-in settings
     /// (0 in approvals stored before); tokens end when those settings change.
     Approved {
-        identity: PortalIdentity,
+        identity: Identity,
         signed_in_at: i64,
         #[serde(default)]
         valid_from_ms: i64,
@@ -390,7 +392,7 @@ struct GrantRecord {
 pub(super) struct TokenRecord {
     pub(super) grant_id: String,
     pub(super) client_id: String,
-    pub(super) identity: PortalIdentity,
+    pub(super) identity: Identity,
     /// The absolute end of the login (approval + the portal session lifetime).
     pub(super) deadline: i64,
     pub(super) expires_at: i64,
@@ -542,7 +544,7 @@ async fn register_client(
         expires_at,
     };
     let sealed = serde_json::to_string(&registration).map_err(|e| internal("encode", e))?;
-    let client_secret = state.sts.seal_secret(&sealed, CLIENT_SECRET_CONTEXT);
+    let client_secret = state.sealer.seal_secret(&sealed, CLIENT_SECRET_CONTEXT);
     // Every later call carries the secret too, and refuses one over 4096 characters
     // (`required`): a registration whose secret would not fit is refused now, not
     // left unusable.
@@ -569,7 +571,7 @@ fn verify_client(
 ) -> Result<Registration, OidcError> {
     let invalid = || OidcError::InvalidClient("The client id or client secret is invalid");
     let opened = state
-        .sts
+        .sealer
         .open_secret(client_secret, CLIENT_SECRET_CONTEXT)
         .map_err(|_| invalid())?;
     let registration: Registration =
@@ -876,7 +878,7 @@ async fn exchange_device_code(
     registration: &Registration,
     device_code: &str,
     now: i64,
-) -> Result<(PortalIdentity, CreateTokenResponse), OidcError> {
+) -> Result<(Identity, CreateTokenResponse), OidcError> {
     let device_hash = digest(device_code);
     let Some(grant) = get_json::<DeviceGrant>(state, &device_key(&device_hash)).await? else {
         return Err(OidcError::ExpiredToken);
@@ -929,7 +931,7 @@ async fn exchange_device_code(
 
 /// Who approved a terminal sign-in, and from which portal sign-in.
 struct Approval<'a> {
-    identity: &'a PortalIdentity,
+    identity: &'a Identity,
     /// When the approving portal sign-in began (Unix seconds).
     signed_in_at: i64,
     /// See [`TokenRecord::valid_from_ms`].
@@ -995,7 +997,7 @@ async fn refresh(
     registration: &Registration,
     refresh_token: &str,
     now: i64,
-) -> Result<(PortalIdentity, CreateTokenResponse), OidcError> {
+) -> Result<(Identity, CreateTokenResponse), OidcError> {
     let invalid =
         || OidcError::InvalidGrant("The refresh token is invalid, expired or already used");
     let key = refresh_key(refresh_token);
@@ -1076,7 +1078,7 @@ async fn end_grant(state: &AppState, grant_id: &str) -> Result<(), OidcError> {
 struct Login<'a> {
     grant_id: &'a str,
     client_id: &'a str,
-    identity: &'a PortalIdentity,
+    identity: &'a Identity,
     deadline: i64,
     signed_in_at: i64,
     valid_from_ms: i64,
@@ -1294,7 +1296,7 @@ enum Budget {
     Link,
 }
 
-fn limiter_key(identity: &PortalIdentity, budget: Budget, slot: usize) -> String {
+fn limiter_key(identity: &Identity, budget: Budget, slot: usize) -> String {
     let who = digest(&format!("{}|{}", identity.source_id, identity.user_name));
     match budget {
         Budget::Approve => format!("sso-device-wrong:{who}:{slot}"),

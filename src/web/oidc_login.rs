@@ -202,7 +202,7 @@ async fn begin(
     match oidc::begin(
         state.cache.as_ref(),
         &state.clock,
-        &state.sts,
+        &state.sealer,
         &source,
         &callback,
         &return_to,
@@ -286,7 +286,7 @@ async fn finish(
     let signed_in = oidc::complete(
         state.cache.as_ref(),
         &state.clock,
-        &state.sts,
+        &state.sealer,
         &source,
         &pending,
         &code,

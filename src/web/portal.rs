@@ -24,7 +24,6 @@ use super::session::{
 };
 use crate::idp::directory::{DIRECTORY_SOURCE_ID, SignInError, masked_name};
 use crate::store::Outcome;
-use crate::sts::portal::PortalIdentity;
 
 /// The login CSRF cookie, before any session exists: a random value, which the
 /// sign-in form must answer with its MAC under the server's key (a signed double
@@ -81,7 +80,7 @@ fn render_signin(
     sources: &[SignInSource],
 ) -> HttpResponse {
     let nonce = login_csrf_nonce(request).unwrap_or_else(|| random_token(&state.random));
-    let csrf = state.sts.mac(LOGIN_CSRF_CONTEXT, nonce.as_bytes());
+    let csrf = state.sealer.mac(LOGIN_CSRF_CONTEXT, nonce.as_bytes());
     let page = SignInPage {
         csrf: &csrf,
         return_to: safe_return_to(return_to),
@@ -142,7 +141,7 @@ async fn signin_directory(
 ) -> HttpResponse {
     let form = form.into_inner();
     let expected = login_csrf_nonce(&request)
-        .map(|nonce| state.sts.mac(LOGIN_CSRF_CONTEXT, nonce.as_bytes()))
+        .map(|nonce| state.sealer.mac(LOGIN_CSRF_CONTEXT, nonce.as_bytes()))
         .unwrap_or_default();
     if expected.is_empty() || !same(&expected, &form.csrf) {
         audit_anonymous(
@@ -233,23 +232,10 @@ async fn signin_directory(
             return response;
         }
     };
-    let identity = PortalIdentity {
-        source_id: DIRECTORY_SOURCE_ID.to_owned(),
-        user_name: signed_in.user.user_name.to_string(),
-        display_name: if signed_in.user.display_name.is_empty() {
-            signed_in.user.user_name.to_string()
-        } else {
-            signed_in.user.display_name.clone()
-        },
-        email: signed_in.user.email.clone(),
-        groups: signed_in.groups.clone(),
-        attributes: crate::sts::portal::directory_attributes(
-            state.store.as_ref(),
-            DIRECTORY_SOURCE_ID,
-            &signed_in.user,
-        )
-        .await,
-    };
+    let identity = state
+        .directory
+        .identity(&signed_in.user, signed_in.groups.clone())
+        .await;
     // A second factor is owed: no session until the code step (src/web/mfa.rs).
     if signed_in.user.totp_enabled_at.is_some() {
         return super::mfa::challenge(&state, &request, identity, &form.return_to).await;
@@ -310,12 +296,12 @@ async fn start(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse
     };
     let names = state.store.list_accounts().await.unwrap_or_default();
     let mut accounts: Vec<AccountView> = Vec::new();
-    for role in roles {
-        let id = role.account_id.to_string();
+    for grant in roles {
+        let id = grant.account().to_string();
         if accounts.last().is_none_or(|a| a.id != id) {
             let name = names
                 .iter()
-                .find(|a| a.id == role.account_id)
+                .find(|a| &a.id == grant.account())
                 .map(|a| a.name.clone())
                 .unwrap_or_default();
             accounts.push(AccountView {
@@ -327,9 +313,9 @@ async fn start(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse
         }
         if let Some(account) = accounts.last_mut() {
             account.roles.push(RoleView {
-                search: format!("{} {}", role.name, role.description).to_lowercase(),
-                name: role.name.to_string(),
-                description: role.description.clone(),
+                search: format!("{} {}", grant.role_name(), grant.description()).to_lowercase(),
+                name: grant.role_name().to_string(),
+                description: grant.description().to_owned(),
             });
         }
     }
@@ -456,17 +442,15 @@ pub(crate) async fn issue_for_session(
     (account, role): (&str, &str),
     action: &str,
     consequence: &str,
-) -> Result<crate::sts::service::AssumedRole, HttpResponse> {
-    let error = match state
-        .sts
-        .issue_for_identity(
-            &session.identity,
-            account,
-            role,
-            state.clock.now().timestamp(),
-        )
-        .await
-    {
+) -> Result<crate::sts::credentials::AssumedRole, HttpResponse> {
+    let issued = async {
+        let grant = state.sts.grant(&session.identity, account, role).await?;
+        state
+            .sts
+            .issue_for_identity(&session.identity, &grant, state.clock.now().timestamp())
+            .await
+    };
+    let error = match issued.await {
         Ok(assumed) => return Ok(assumed),
         Err(error) => error,
     };

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::AppState;
 use super::audit::audit;
 use super::page::{cookie, error_page, redirect, safe_return_to, same};
-use crate::idp::identity::PortalIdentity;
+use crate::idp::identity::Identity;
 pub(crate) use crate::service::sessions::PortalSession;
 use crate::service::sessions::{SessionError, Started};
 use crate::store::Outcome;
@@ -30,7 +30,7 @@ pub(crate) async fn session(
 /// See [`PortalSessions::ended_by_settings_change`](crate::service::sessions::PortalSessions::ended_by_settings_change).
 pub(crate) async fn ended_by_settings_change(
     state: &AppState,
-    identity: &PortalIdentity,
+    identity: &Identity,
     signed_in_at: i64,
     valid_from_ms: i64,
 ) -> Result<bool, SessionError> {
@@ -58,7 +58,7 @@ pub(crate) async fn end_other_sessions(
 pub(crate) async fn start_session(
     state: &AppState,
     request: &HttpRequest,
-    identity: PortalIdentity,
+    identity: Identity,
     return_to: &str,
 ) -> HttpResponse {
     start_session_with(state, request, identity, return_to, None).await
@@ -68,7 +68,7 @@ pub(crate) async fn start_session(
 pub(crate) async fn start_session_with(
     state: &AppState,
     request: &HttpRequest,
-    identity: PortalIdentity,
+    identity: Identity,
     return_to: &str,
     id_token: Option<String>,
 ) -> HttpResponse {

@@ -14,7 +14,8 @@ use super::AppState;
 use super::audit::audit;
 use super::aws_json::{empty_ok, json_error, json_ok};
 use super::oauth::{self, TokenRecord};
-use crate::store::{Outcome, Role};
+use crate::mapping::Grant;
+use crate::store::Outcome;
 
 pub(super) const BEARER_HEADER: &str = "x-amz-sso_bearer_token";
 const DEFAULT_PAGE: usize = 20;
@@ -197,7 +198,10 @@ fn with_next(mut body: serde_json::Value, next: Option<String>) -> serde_json::V
     body
 }
 
-async fn entitlements(state: &AppState, record: &TokenRecord) -> Result<Vec<Role>, PortalApiError> {
+async fn entitlements(
+    state: &AppState,
+    record: &TokenRecord,
+) -> Result<Vec<Grant>, PortalApiError> {
     state
         .sts
         .entitlements(&record.identity)
@@ -248,11 +252,14 @@ async fn get_role_credentials(
         ));
     }
     let user = record.identity.user_name.as_str();
-    match state
-        .sts
-        .issue_for_identity(&record.identity, account, role, now.timestamp())
-        .await
-    {
+    let issued = async {
+        let grant = state.sts.grant(&record.identity, account, role).await?;
+        state
+            .sts
+            .issue_for_identity(&record.identity, &grant, now.timestamp())
+            .await
+    };
+    match issued.await {
         Ok(assumed) => {
             audit(
                 &state,
@@ -335,7 +342,7 @@ async fn list_accounts(
         tracing::error!(%error, "sso portal: cannot list accounts");
         PortalApiError::Internal
     })?;
-    let mut ids: Vec<String> = roles.iter().map(|r| r.account_id.to_string()).collect();
+    let mut ids: Vec<String> = roles.iter().map(|g| g.account().to_string()).collect();
     ids.sort();
     ids.dedup();
     let accounts: Vec<AccountInfo> = ids
@@ -377,10 +384,10 @@ async fn list_account_roles(
     let mut roles: Vec<RoleInfo> = entitlements(&state, &record)
         .await?
         .into_iter()
-        .filter(|r| r.account_id.as_str() == account)
-        .map(|r| RoleInfo {
-            role_name: r.name.to_string(),
-            account_id: r.account_id.to_string(),
+        .filter(|g| g.account().as_str() == account)
+        .map(|g| RoleInfo {
+            role_name: g.role_name().to_string(),
+            account_id: g.account().to_string(),
         })
         .collect();
     if roles.is_empty() {

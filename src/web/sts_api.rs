@@ -19,8 +19,8 @@ use crate::store::{AuditEvent, Outcome};
 use crate::sts::action::StsAction;
 use crate::sts::assume::{self, AssumeRoleParams, Caller, ListLimit};
 use crate::sts::credentials::account_of_access_key_id;
+use crate::sts::credentials::{AssumedRole, IssuedCredentials};
 use crate::sts::error::StsError;
-use crate::sts::service::{AssumedRole, IssuedCredentials};
 use crate::sts::sigv4;
 use crate::sts::web_identity::WebIdentityParams;
 

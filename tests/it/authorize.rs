@@ -25,7 +25,7 @@ struct Fixture {
 async fn fixture(db: TestStore) -> Fixture {
     let state = app_state(db.store.clone()).await;
     let mut report = seed::seed_demo(state.store.as_ref()).await.unwrap();
-    seed::seed_workload(&state.sts, &mut report, None)
+    seed::seed_workload(state.store.as_ref(), &state.sts, &mut report, None)
         .await
         .unwrap();
     let account = AccountId::parse(seed::DEMO_ACCOUNT_ID).unwrap();

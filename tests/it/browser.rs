@@ -703,7 +703,7 @@ async fn add_oidc_source(state: &rolegate::web::AppState, id: &str, name: &str, 
     use rolegate::store::{IdentitySourceKind, NewIdentitySource};
     let mut config = OidcConfig::new(issuer, "rolegate-portal");
     config.client_secret = Some(oidc::seal_client_secret(
-        &state.sts,
+        &state.sealer,
         id,
         "rolegate-portal-secret",
     ));

@@ -451,7 +451,7 @@ async fn serve_applies_configured_identity_sources() {
             .unwrap(),
     )
     .await
-    .sts
+    .sealer
     .open_secret(&sealed, &rolegate::idp::oidc::client_secret_context("corp"))
     .unwrap();
     assert_eq!(opened.expose(), "file-secret");

@@ -3,9 +3,9 @@
 //! page with "can I?", several consoles at once, and every bad input.
 
 use rolegate::iam::{AccountId, PolicyName, RoleName};
+use rolegate::idp::identity::Identity;
 use rolegate::seed::{self, DEMO_ACCOUNT_ID};
 use rolegate::store::{ConsoleDestination, IdentitySourceKind, NewIdentitySource, Outcome};
-use rolegate::sts::portal::PortalIdentity;
 
 use crate::both_backends;
 use crate::helpers::{TestStore, spawn_state, test_sealer};
@@ -84,15 +84,29 @@ fn deciding(page: &Page) -> &str {
     &page.body[start..start + page.body[start..].find('<').unwrap()]
 }
 
-fn bob() -> PortalIdentity {
-    PortalIdentity {
+fn bob() -> Identity {
+    Identity {
         source_id: seed::DIRECTORY_SOURCE_ID.into(),
         user_name: "bob".into(),
         display_name: "Bob Builder".into(),
         email: Some("bob@example.com".into()),
         groups: vec!["developers".into()],
         attributes: Default::default(),
+        subject: "bob".into(),
+        claims: Default::default(),
     }
+}
+
+/// Bob's Developer session, as the portal issues it.
+async fn developer_session(
+    sts: &rolegate::service::issuance::Sts,
+    now: i64,
+) -> rolegate::sts::credentials::AssumedRole {
+    let grant = sts
+        .grant(&bob(), DEMO_ACCOUNT_ID, "Developer")
+        .await
+        .unwrap();
+    sts.issue_for_identity(&bob(), &grant, now).await.unwrap()
 }
 
 const DEVELOPER_ARN: &str = "arn:aws:sts::123456789012:assumed-role/Developer/bob@example.com";
@@ -441,11 +455,7 @@ async fn portal_console_and_can_i(db: TestStore) {
 async fn federation_endpoint(db: TestStore) {
     let state = seeded(&db).await;
     let now = chrono::Utc::now().timestamp();
-    let assumed = state
-        .sts
-        .issue_for_identity(&bob(), DEMO_ACCOUNT_ID, "Developer", now)
-        .await
-        .unwrap();
+    let assumed = developer_session(&state.sts, now).await;
     let creds = assumed.credentials.clone();
     let base = spawn_state(state.clone());
     let client = reqwest::Client::new();
@@ -756,12 +766,7 @@ async fn federation_across_replicas(db: TestStore) {
             .await
             .unwrap();
     let now = chrono::Utc::now().timestamp();
-    let creds = first
-        .sts
-        .issue_for_identity(&bob(), DEMO_ACCOUNT_ID, "Developer", now)
-        .await
-        .unwrap()
-        .credentials;
+    let creds = developer_session(&first.sts, now).await.credentials;
     let (a, b) = (spawn_state(first), spawn_state(second));
 
     let good = session_json(
@@ -936,12 +941,7 @@ async fn external_console_destinations(db: TestStore) {
         .await
         .unwrap();
     let now = chrono::Utc::now().timestamp();
-    let creds = state
-        .sts
-        .issue_for_identity(&bob(), DEMO_ACCOUNT_ID, "Developer", now)
-        .await
-        .unwrap()
-        .credentials;
+    let creds = developer_session(&state.sts, now).await.credentials;
     let session = session_json(
         &creds.access_key_id,
         &creds.secret_access_key,

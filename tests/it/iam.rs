@@ -1,6 +1,8 @@
 //! IAM naming and ARN rules.
 
-use rolegate::iam::{AccountId, Arn, IamPath, MaxSessionDuration, Partition, RoleName, Tag, Tags};
+use rolegate::iam::{
+    AccountId, Arn, IamPath, MaxSessionDuration, Partition, RoleArn, RoleName, Tag, Tags,
+};
 
 #[test]
 fn role_names_follow_iam_rules() {
@@ -65,7 +67,13 @@ fn arns_parse_and_print_with_the_configured_partition() {
     let account = AccountId::parse("123456789012").unwrap();
     let path = IamPath::parse("/ops/").unwrap();
     assert_eq!(
-        partition.role_arn(&account, &path, "Deploy").to_string(),
+        RoleArn::new(
+            &partition,
+            account.clone(),
+            path.clone(),
+            RoleName::parse("Deploy").unwrap()
+        )
+        .to_string(),
         "arn:aws-cn:iam::123456789012:role/ops/Deploy"
     );
     assert_eq!(

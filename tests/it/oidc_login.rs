@@ -6,8 +6,8 @@
 
 use rolegate::iam::{AccountId, RoleName, Tag, Tags};
 use rolegate::idp::oidc::{self, ClaimNames, OidcConfig};
+use rolegate::mapping::GROUPS_TAG;
 use rolegate::store::{IdentitySourceKind, NewIdentitySource, NewRole, Outcome};
-use rolegate::sts::portal::GROUPS_TAG;
 use rolegate::web::AppState;
 use serde_json::{Value, json};
 
@@ -79,7 +79,7 @@ impl Fixture {
     /// Stores an OIDC source, sealing the plain client secret in `config`.
     async fn add_source(&self, id: &str, name: &str, mut config: OidcConfig, enabled: bool) {
         if let Some(secret) = config.client_secret.take() {
-            config.client_secret = Some(oidc::seal_client_secret(&self.state.sts, id, &secret));
+            config.client_secret = Some(oidc::seal_client_secret(&self.state.sealer, id, &secret));
         }
         self.state
             .store

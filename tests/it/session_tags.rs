@@ -5,8 +5,8 @@
 
 use rolegate::config::Config;
 use rolegate::iam::{AccountId, PolicyName, RoleName, Tag, Tags};
+use rolegate::mapping::GROUPS_TAG;
 use rolegate::store::NewRole;
-use rolegate::sts::portal::GROUPS_TAG;
 use serde_json::json;
 
 use crate::both_backends;

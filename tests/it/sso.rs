@@ -80,7 +80,7 @@ async fn seeded(db: &TestStore) -> rolegate::web::AppState {
         .to_string(),
     );
     role.tags = Tags::new(vec![
-        Tag::parse(rolegate::sts::portal::GROUPS_TAG, "developers").unwrap(),
+        Tag::parse(rolegate::mapping::GROUPS_TAG, "developers").unwrap(),
     ])
     .unwrap();
     state.store.create_role(&role).await.unwrap();

@@ -106,7 +106,7 @@ async fn roles_round_trip_with_arns_and_case_insensitive_names(db: TestStore) {
     new.tags = Tags::new(vec![Tag::parse("team", "platform").unwrap()]).unwrap();
     let role = store.create_role(&new).await.unwrap();
     assert_eq!(
-        role.arn,
+        role.arn.to_string(),
         format!("arn:aws:iam::{ACCOUNT}:role/service/ci/Deploy-Bot")
     );
     assert!(

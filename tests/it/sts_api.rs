@@ -17,7 +17,7 @@ const ACCOUNT: &str = seed::DEMO_ACCOUNT_ID;
 struct Fixture {
     _db: TestStore,
     store: std::sync::Arc<dyn rolegate::store::Store>,
-    sts: std::sync::Arc<rolegate::sts::service::Sts>,
+    sts: std::sync::Arc<rolegate::service::issuance::Sts>,
     base: String,
     access_key_id: String,
     secret: String,
@@ -27,10 +27,11 @@ struct Fixture {
 async fn fixture(db: TestStore) -> Fixture {
     let state = app_state(db.store.clone()).await;
     let mut report = seed::seed_demo(state.store.as_ref()).await.unwrap();
-    let (access_key_id, secret) = seed::seed_workload(&state.sts, &mut report, None)
-        .await
-        .unwrap()
-        .expect("new keys");
+    let (access_key_id, secret) =
+        seed::seed_workload(state.store.as_ref(), &state.sts, &mut report, None)
+            .await
+            .unwrap()
+            .expect("new keys");
     let store = state.store.clone();
     let sts = state.sts.clone();
     let base = spawn_state(state);

@@ -763,8 +763,7 @@ async fn totp_lock_set_during_the_check_refuses_a_right_code(db: TestStore) {
     state.second_factor = std::sync::Arc::new(rolegate::service::second_factor::SecondFactor::new(
         locking,
         store.clone(),
-        test_sealer(),
-        state.random,
+        state.sealer.clone(),
     ));
     let directory = rolegate::idp::directory::DirectoryAuth::new(store.clone(), inner.clone());
     // The same cache behind a server that sets no lock: where carol signs in.

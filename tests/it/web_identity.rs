@@ -9,9 +9,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rolegate::iam::{AccountId, RoleName};
+use rolegate::service::issuance::Sts;
 use rolegate::store::{NewOidcProvider, NewRole, Store};
 use rolegate::sts::error::StsError;
-use rolegate::sts::service::Sts;
 use rolegate::sts::web_identity::{AssumedRoleWithWebIdentity, WebIdentityParams};
 use serde_json::{Value, json};
 

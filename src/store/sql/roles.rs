@@ -11,7 +11,7 @@ use super::holders::PolicyHolder;
 use super::policies::PolicyRow;
 use super::{SqlStore, check_document, delete_error, not_found, write_error};
 use crate::iam::{
-    AccountId, IamPath, IdKind, MaxSessionDuration, Partition, PolicyName, RoleName, Tags,
+    AccountId, IamPath, IdKind, MaxSessionDuration, Partition, PolicyName, RoleArn, RoleName, Tags,
 };
 use crate::policy::PolicyKind;
 use crate::store::{
@@ -123,9 +123,7 @@ impl RoleRow {
             _ => None,
         };
         Ok(Role {
-            arn: partition
-                .role_arn(&account_id, &path, name.as_str())
-                .to_string(),
+            arn: RoleArn::new(partition, account_id.clone(), path.clone(), name.clone()),
             id: self.id,
             account_id,
             path,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::policy::PolicySource;
 use crate::service::console::PolicyDocuments;
 use crate::sts::assume::{Caller, is_reserved_context_key};
-use crate::sts::service::CallerPolicies;
+use crate::sts::policies::CallerPolicies;
 
 /// The longest action or resource accepted (the context may be eight times longer).
 pub(super) const MAX_CHECK_FIELD: usize = 2_048;

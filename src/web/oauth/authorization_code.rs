@@ -25,8 +25,8 @@ use super::{
     AppState, Approval, CreateTokenResponse, OidcError, Registration, begin_login, digest, first,
     get_json, put_json, valid_scope,
 };
+use crate::idp::identity::Identity;
 use crate::store::Outcome;
-use crate::sts::portal::PortalIdentity;
 use crate::web::audit::{audit, audit_anonymous};
 use crate::web::page::{error_page, html, random_token, redirect, same};
 use crate::web::session::{PortalSession, session, signed_in_form};
@@ -191,7 +191,7 @@ pub(super) fn client_id_for(
         expires_at,
     };
     let text = serde_json::to_string(&public).map_err(|e| super::internal("encode", e))?;
-    let sealed = state.sts.seal_secret(&text, CLIENT_ID_CONTEXT);
+    let sealed = state.sealer.seal_secret(&text, CLIENT_ID_CONTEXT);
     let client_id = format!("{short_id}.{}", URL_SAFE_NO_PAD.encode(sealed));
     // Every later call carries it (at most 4096 characters, as other members).
     if client_id.len() > 4096 {
@@ -206,7 +206,7 @@ pub(super) fn client_id_for(
 fn open_client_id(state: &AppState, client_id: &str, now: i64) -> Option<PublicRegistration> {
     let (short, sealed) = client_id.split_once('.')?;
     let sealed = String::from_utf8(URL_SAFE_NO_PAD.decode(sealed).ok()?).ok()?;
-    let opened = state.sts.open_secret(&sealed, CLIENT_ID_CONTEXT).ok()?;
+    let opened = state.sealer.open_secret(&sealed, CLIENT_ID_CONTEXT).ok()?;
     let public: PublicRegistration = serde_json::from_str(opened.expose()).ok()?;
     (same(&public.id, short) && public.expires_at > now).then_some(public)
 }
@@ -365,7 +365,7 @@ struct CodeRecord {
     client_id: String,
     redirect_uri: String,
     code_challenge: String,
-    identity: PortalIdentity,
+    identity: Identity,
     signed_in_at: i64,
     valid_from_ms: i64,
     expires_at: i64,
@@ -413,7 +413,7 @@ pub(super) async fn exchange_code(
     registration: &Registration,
     input: &CodeExchange<'_>,
     now: i64,
-) -> Result<(PortalIdentity, CreateTokenResponse), OidcError> {
+) -> Result<(Identity, CreateTokenResponse), OidcError> {
     let invalid =
         || OidcError::InvalidGrant("The authorization code is invalid, expired or already used");
     let hash = digest(input.code);

@@ -18,12 +18,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use reqwest::Url;
 use serde_json::Value;
 
-use super::jwt::{KeySet, SignatureError, UnverifiedToken, invalid_token};
-use crate::iam::{ProviderUrlKind, check_provider_url};
+use crate::iam::ProviderUrlKind;
 use crate::sts::error::StsError;
+use crate::sts::web_identity::jwt::{KeySet, SignatureError, UnverifiedToken, invalid_token};
+use crate::sts::web_identity::provider_url;
 
 /// Timings and limits of the key cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,13 +70,6 @@ fn unusable_keys() -> StsError {
     invalid_token(
         "Couldn't retrieve verification key from your identity provider, please reference AssumeRoleWithWebIdentity documentation for requirements",
     )
-}
-
-/// A provider URL of `kind` under the one set of rules
-/// ([`crate::iam::check_provider_url`]), refused as an invalid identity token.
-pub fn provider_url(value: &str, what: &str, kind: ProviderUrlKind) -> Result<Url, StsError> {
-    check_provider_url(value, kind)
-        .map_err(|why| invalid_token(format!("The {what} {value:?} {why}.")))
 }
 
 #[derive(Default)]
@@ -371,38 +364,5 @@ impl WebIdentityVerifier {
                 SignatureError::Invalid => invalid_token("The web identity token's signature is not valid."),
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn provider_urls_need_https_except_on_loopback() {
-        for ok in [
-            "https://idp.example.com",
-            "https://idp.example.com/realms/x",
-            "http://127.0.0.1:8080",
-            "http://localhost:9000/issuer",
-            "http://[::1]:1234",
-        ] {
-            assert!(
-                provider_url(ok, "issuer", ProviderUrlKind::Issuer).is_ok(),
-                "{ok}"
-            );
-        }
-        for bad in [
-            "http://idp.example.com",
-            "http://10.0.0.1",
-            "ftp://127.0.0.1",
-            "https://user:pw@idp.example.com",
-            "https://idp.example.com/?q=1",
-            "https://idp.example.com/#f",
-            "idp.example.com",
-        ] {
-            let error = provider_url(bad, "issuer", ProviderUrlKind::Issuer).unwrap_err();
-            assert_eq!(error.code, "InvalidIdentityToken", "{bad}");
-        }
     }
 }

@@ -1,5 +1,11 @@
-//! The STS service: authenticates callers' keys and tokens, gathers their policies
-//! through the store, and issues sessions using the pure rules in `assume`.
+//! Credential issuance: authenticates callers' keys and session tokens, gathers
+//! their policies through the store, and issues sessions (AssumeRole, GetSessionToken,
+//! web identity, portal identities) by the pure rules of [`crate::sts`]. Holds the
+//! session-token key ring, the parsed-policy cache and the access-key denylist; the
+//! one role loader and PolicyArns check every issuance path uses are here.
+
+mod portal;
+mod web_identity;
 
 use std::sync::{Arc, RwLock};
 
@@ -7,202 +13,20 @@ use chrono::{DateTime, Utc};
 
 use crate::cache::{Cache, MemoryCache};
 use crate::clock::{Clock, Random};
-use crate::iam::{AccountId, Partition, RoleName, UserName};
+use crate::iam::{AccountId, RoleArn, RoleName, UserName};
 use crate::policy::{
     ParseOptions, Policy, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy,
 };
 use crate::secrets::Sealer;
 use crate::store::{AccessKeyStatus, Role, Store, StoreError};
+use crate::sts::assume::{self, AssumeRoleParams, Caller, CallerKind};
+use crate::sts::credentials::{self, AssumedRole, IssuedCredentials, KeyKind};
+use crate::sts::error::StsError;
+use crate::sts::policies::CallerPolicies;
+use crate::sts::sigv4;
+use crate::sts::token::{SessionClaims, SessionKind, TokenError, TokenKeyring};
 
-use super::assume::{self, AssumeRoleParams, Caller, CallerKind};
-use super::credentials::{self, KeyKind};
-use super::error::StsError;
-use super::sigv4;
-use super::token::{SessionClaims, SessionKind, TokenKeyring};
-
-/// Credentials as STS returns them.
-#[derive(Clone, PartialEq, Eq)]
-pub struct IssuedCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: String,
-    pub expiration: DateTime<Utc>,
-}
-
-impl std::fmt::Debug for IssuedCredentials {
-    // The secret and the token are bearer credentials: never in logs.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("expiration", &self.expiration)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct AssumedRole {
-    pub credentials: IssuedCredentials,
-    pub assumed_role_arn: String,
-    pub assumed_role_id: String,
-    /// Percentage of the packed-policy allowance used, as AWS reports it.
-    pub packed_policy_size: u32,
-    pub source_identity: Option<String>,
-}
-
-/// A caller's identity-side policies, parsed.
-pub struct CallerPolicies {
-    pub identity: Vec<Arc<Policy>>,
-    pub boundary: Option<Arc<Policy>>,
-    pub session: Vec<Arc<Policy>>,
-}
-
-/// The outcome of evaluating a caller's own policies, detached from their borrow.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
-    pub decision: crate::policy::Decision,
-    /// Where the deciding statement is: (policy, statement index, Sid).
-    pub deciding: Option<(crate::policy::PolicySource, usize, Option<String>)>,
-    /// A sentence for people: why the decision came out this way.
-    pub reason: String,
-}
-
-impl Verdict {
-    pub fn is_allowed(&self) -> bool {
-        self.decision.is_allowed()
-    }
-}
-
-impl CallerPolicies {
-    /// Evaluates `action` on `resource` for `caller` under its identity policies,
-    /// boundary and session policies only: no resource policy and no account
-    /// boundary. For Rolegate's own permission checks (`rolegate:Authorize`
-    /// names the resource a service may *ask about*, in any account, and
-    /// `sts:DecodeAuthorizationMessage`); a request on a resource is decided by
-    /// [`authorize`](Self::authorize).
-    pub fn decide(
-        &self,
-        caller: &Caller,
-        action: &str,
-        resource: &str,
-        context: &crate::policy::ContextKeys,
-    ) -> Verdict {
-        self.evaluate(caller, action, resource, context, None)
-    }
-
-    /// The decision for `caller` performing `action` on `resource`, as AWS makes
-    /// it across accounts (`/v1/authorize` and the console's "Can I?" box).
-    ///
-    /// The resource's owner is the account in its ARN, or `aws:ResourceAccount`
-    /// from the context when the ARN has none (S3). In another account than the
-    /// caller's, the identity side (identity policies, boundary, session
-    /// policies) must allow *and* `resource_policy` (the owner's resource-based
-    /// policy) must allow the caller; without a resource policy the request is
-    /// an implicit deny. In the caller's own account (or when no owner is
-    /// known) the identity side decides as before, and a resource policy, if
-    /// given, may also grant: on its own when it names the caller's exact ARN,
-    /// otherwise subject to the boundary and session policies (AWS's
-    /// same-account rules, see [`crate::policy::evaluate`]). An explicit deny in
-    /// any of the policies wins everywhere.
-    pub fn authorize(
-        &self,
-        caller: &Caller,
-        action: &str,
-        resource: &str,
-        context: &crate::policy::ContextKeys,
-        resource_policy: Option<&Policy>,
-    ) -> Verdict {
-        use crate::policy::Decision;
-        let foreign = crate::policy::foreign_resource_owner(resource, context, &caller.account);
-        let owner = foreign.unwrap_or(&caller.account);
-        let verdict = self.evaluate(
-            caller,
-            action,
-            resource,
-            context,
-            resource_policy.map(|policy| ResourcePolicy {
-                policy,
-                owner_account: owner,
-            }),
-        );
-        let Some(owner) = foreign else {
-            return verdict;
-        };
-        // Built only for the answers that explain themselves with it.
-        let cross = || {
-            format!(
-                "cross-account request: {resource} belongs to account {owner}, not the caller's account {}",
-                caller.account
-            )
-        };
-        match (verdict.decision, resource_policy) {
-            (Decision::ExplicitDeny, _) => verdict,
-            (_, None) => Verdict {
-                decision: Decision::ImplicitDeny,
-                deciding: None,
-                reason: format!(
-                    "{}, and no resource-based policy was supplied to allow it",
-                    cross()
-                ),
-            },
-            (Decision::ImplicitDeny, Some(_)) => Verdict {
-                reason: format!("{}: {}", cross(), verdict.reason),
-                ..verdict
-            },
-            (Decision::Allowed, Some(_)) => verdict,
-        }
-    }
-
-    fn evaluate(
-        &self,
-        caller: &Caller,
-        action: &str,
-        resource: &str,
-        context: &crate::policy::ContextKeys,
-        resource_policy: Option<ResourcePolicy<'_>>,
-    ) -> Verdict {
-        use crate::policy::Decision;
-        let (identity, session) = self.refs();
-        let set = PolicySet {
-            identity: &identity,
-            boundary: self.boundary.as_deref(),
-            session: &session,
-            resource: resource_policy,
-        };
-        let request = Request {
-            principal: PrincipalRef::Aws {
-                arn: &caller.arn,
-                account: &caller.account,
-            },
-            action,
-            resource,
-            context,
-        };
-        let evaluation = crate::policy::evaluate(&set, &request);
-        let reason = match (&evaluation.deciding, evaluation.implicit_deny) {
-            (Some(_), _) if evaluation.decision == Decision::Allowed => {
-                "allowed by the deciding statement".to_owned()
-            }
-            (Some(_), _) => format!("explicitly denied: {action} on {resource}"),
-            (None, Some(reason)) => reason.to_string(),
-            (None, None) => "no statement allows the action".to_owned(),
-        };
-        Verdict {
-            decision: evaluation.decision,
-            deciding: evaluation
-                .deciding
-                .map(|d| (d.source, d.statement_index, d.sid.map(str::to_owned))),
-            reason,
-        }
-    }
-
-    /// Borrowed views in the shape `PolicySet` wants: (identity, session).
-    pub fn refs(&self) -> (Vec<&Policy>, Vec<&Policy>) {
-        (
-            self.identity.iter().map(Arc::as_ref).collect(),
-            self.session.iter().map(Arc::as_ref).collect(),
-        )
-    }
-}
+use super::jwks::WebIdentityVerifier;
 
 /// Parsed policies by the SHA-256 of (kind, document). Stored documents change
 /// rarely and parsing costs far more than evaluating, so every request after the
@@ -252,7 +76,7 @@ pub struct Sts {
     sealer: Sealer,
     keyring: RwLock<TokenKeyring>,
     /// Validates web identity tokens (JWKS cache per provider).
-    pub(crate) web_identity: super::web_identity::jwks::WebIdentityVerifier,
+    web_identity: WebIdentityVerifier,
     policies: PolicyCache,
     /// Ephemeral state: the per-access-key denylist.
     cache: Arc<dyn Cache>,
@@ -261,46 +85,22 @@ pub struct Sts {
     /// (Milliseconds since the epoch.)
     last_reload: std::sync::Mutex<Option<i64>>,
     clock: Clock,
-    pub(crate) random: Random,
+    random: Random,
     /// How far a request's signing time may be from the server's clock.
     max_clock_skew: chrono::Duration,
 }
 
-fn sigv4_error(error: sigv4::SigV4Error) -> StsError {
-    StsError::new(
-        error.code(),
-        error.http_status(),
-        error.message().to_owned(),
-    )
-}
-
-pub(crate) fn store_failure(error: StoreError) -> StsError {
+fn store_failure(error: StoreError) -> StsError {
     tracing::error!(%error, "store failure in STS");
     StsError::internal()
 }
 
-pub(crate) fn parse_stored(
-    document: &str,
-    kind: PolicyKind,
-    source: &str,
-) -> Result<Policy, StsError> {
+fn parse_stored(document: &str, kind: PolicyKind, source: &str) -> Result<Policy, StsError> {
     Policy::parse(document, ParseOptions::new(kind)).map_err(|error| {
         // Stored documents were validated on write; failing here means data damage.
         tracing::error!(%error, source, "stored policy no longer parses");
         StsError::internal()
     })
-}
-
-/// Parses an inline session policy (already size-checked by
-/// [`assume::validate_assume_role`]); a parse error is AWS's
-/// `MalformedPolicyDocument`.
-pub(crate) fn parse_session_policy(document: Option<&str>) -> Result<Option<Policy>, StsError> {
-    document
-        .map(|p| {
-            Policy::parse(p, ParseOptions::new(PolicyKind::Session))
-                .map_err(|e| StsError::malformed_policy(e.to_string()))
-        })
-        .transpose()
 }
 
 const AUTHORIZATION_MESSAGE_CONTEXT: &str = "authorization-message";
@@ -327,7 +127,7 @@ impl Sts {
             store,
             sealer,
             keyring: RwLock::new(keyring),
-            web_identity: super::web_identity::jwks::WebIdentityVerifier::new(),
+            web_identity: WebIdentityVerifier::new(),
             policies: PolicyCache::default(),
             cache: Arc::new(MemoryCache::new(clock.clone())),
             last_reload: std::sync::Mutex::new(None),
@@ -428,39 +228,6 @@ impl Sts {
             })
     }
 
-    /// [`Sealer::mac`] under this server's master key, base64url.
-    pub fn mac(&self, context: &str, data: &[u8]) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.sealer.mac(context, data))
-    }
-
-    /// Seals a secret for storage at rest (e.g. an identity source's client secret)
-    /// under the master key; `context` binds it to its purpose and owner.
-    pub fn seal_secret(&self, value: &str, context: &str) -> String {
-        self.sealer
-            .seal(value.as_bytes(), context, &mut self.random.rng())
-    }
-
-    /// Opens a value sealed by [`Sts::seal_secret`] with the same `context`.
-    pub fn open_secret(
-        &self,
-        sealed: &str,
-        context: &str,
-    ) -> Result<crate::secrets::Secret, crate::secrets::SealError> {
-        let bytes = self.sealer.open(sealed, context)?;
-        String::from_utf8(bytes)
-            .map(crate::secrets::Secret::new)
-            .map_err(|_| crate::secrets::SealError::Malformed)
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    pub fn partition(&self) -> &Partition {
-        self.store.partition()
-    }
-
     /// Adds a new current key; tokens sealed with older keys stay valid until they expire.
     pub async fn rotate_token_key(&self) -> Result<u32, String> {
         let next = i64::from(self.read_keyring().current_key_id()) + 1;
@@ -509,8 +276,8 @@ impl Sts {
         }
         let keyring = self.read_keyring();
         keyring.open(token, now).map_err(|error| match error {
-            super::token::TokenError::Invalid => StsError::invalid_client_token_id(),
-            super::token::TokenError::Expired => StsError::expired_token(),
+            TokenError::Invalid => StsError::invalid_client_token_id(),
+            TokenError::Expired => StsError::expired_token(),
         })
     }
 
@@ -547,7 +314,7 @@ impl Sts {
                     return Err(StsError::invalid_client_token_id());
                 }
                 let secret = claims.secret_access_key.clone();
-                Ok((caller_from_claims(claims), secret))
+                Ok((Caller::from_session(claims), secret))
             }
             (Some(KeyKind::LongTerm), _) => {
                 let record = match self.store.get_access_key(access_key_id).await {
@@ -601,9 +368,9 @@ impl Sts {
         now: DateTime<Utc>,
         options: &sigv4::VerifyOptions,
     ) -> Result<Caller, StsError> {
-        let info = sigv4::parse(request).map_err(sigv4_error)?;
+        let info = sigv4::parse(request).map_err(StsError::from)?;
         // Reject stale or malformed requests before any lookup.
-        sigv4::validate(&info, now, options).map_err(sigv4_error)?;
+        sigv4::validate(&info, now, options).map_err(StsError::from)?;
         let (caller, secret) = self
             .resolve_keys(
                 &info.access_key_id,
@@ -611,7 +378,7 @@ impl Sts {
                 now.timestamp(),
             )
             .await?;
-        sigv4::verify(request, &info, &secret, now, options).map_err(sigv4_error)?;
+        sigv4::verify(request, &info, &secret, now, options).map_err(StsError::from)?;
         Ok(caller)
     }
 
@@ -705,7 +472,7 @@ impl Sts {
     }
 
     /// A stored document, parsed once and then served from the cache.
-    pub(crate) fn parsed(
+    fn parsed(
         &self,
         document: &str,
         kind: PolicyKind,
@@ -717,7 +484,7 @@ impl Sts {
     /// Session-policy ARNs must name managed policies that exist, as AWS answers:
     /// `InvalidParameterValue` "Policy … does not exist or is not attachable." Every
     /// issuance path that takes `PolicyArns` checks them here.
-    pub(crate) async fn check_policy_arns(&self, arns: &[String]) -> Result<(), StsError> {
+    async fn check_policy_arns(&self, arns: &[String]) -> Result<(), StsError> {
         for arn in arns {
             if let Err(error) = self.store.policy_document(arn).await {
                 return Err(match error {
@@ -733,29 +500,77 @@ impl Sts {
         Ok(())
     }
 
-    /// The role `name` of `account`, for every issuance path. A malformed account or
-    /// name, no such role, or (with `expected_arn`) a role whose ARN differs (the same
-    /// name under another path or partition) are all `denied()`: the caller learns
-    /// nothing about which roles exist.
-    pub(crate) async fn load_role(
+    /// The role `arn` names, for every issuance path. No such role, or one whose ARN
+    /// differs (the same name under another path or partition), is `denied()`: the
+    /// caller learns nothing about which roles exist.
+    async fn load_role(
         &self,
-        account: &str,
-        name: &str,
-        expected_arn: Option<&str>,
+        arn: &RoleArn,
         denied: impl Fn() -> StsError,
     ) -> Result<Role, StsError> {
-        let (Ok(account), Ok(name)) = (AccountId::parse(account), RoleName::parse(name)) else {
-            return Err(denied());
-        };
-        let role = match self.store.get_role(&account, &name).await {
-            Ok(role) => role,
-            Err(StoreError::NotFound { .. }) => return Err(denied()),
-            Err(error) => return Err(store_failure(error)),
-        };
-        if expected_arn.is_some_and(|arn| arn != role.arn) {
+        let role = self.find_role(&arn.account, &arn.name, &denied).await?;
+        if role.arn != *arn {
             return Err(denied());
         }
         Ok(role)
+    }
+
+    /// The role `name` of `account`, whatever its path; none is `denied()`.
+    async fn find_role(
+        &self,
+        account: &AccountId,
+        name: &RoleName,
+        denied: impl Fn() -> StsError,
+    ) -> Result<Role, StsError> {
+        match self.store.get_role(account, name).await {
+            Ok(role) => Ok(role),
+            Err(StoreError::NotFound { .. }) => Err(denied()),
+            Err(error) => Err(store_failure(error)),
+        }
+    }
+
+    /// A new session of `role` for `params.role_session_name`, with fresh keys.
+    #[allow(clippy::too_many_arguments)]
+    fn role_session(
+        &self,
+        role: &Role,
+        params: &AssumeRoleParams,
+        now: i64,
+        duration: i64,
+        tags: (Vec<(String, String)>, Vec<String>),
+        source_identity: Option<String>,
+        chained: bool,
+    ) -> SessionClaims {
+        let account = role.account_id.as_str();
+        let keys = (
+            credentials::new_access_key_id(KeyKind::Temporary, account, &mut self.random.rng()),
+            credentials::new_secret_access_key(&mut self.random.rng()),
+        );
+        assume::role_session_claims(
+            &role.arn.partition,
+            account,
+            &role.id,
+            &role.arn.to_string(),
+            role.name.as_str(),
+            params,
+            keys,
+            now,
+            duration,
+            tags,
+            source_identity,
+            chained,
+        )
+    }
+
+    /// The role session `claims` as STS returns it.
+    fn assumed(&self, claims: &SessionClaims, packed_policy_size: u32) -> AssumedRole {
+        AssumedRole {
+            credentials: self.credentials_for(claims),
+            assumed_role_arn: claims.principal_arn.clone(),
+            assumed_role_id: claims.principal_id.clone(),
+            packed_policy_size,
+            source_identity: claims.source_identity.clone(),
+        }
     }
 
     /// AssumeRole: validates, checks the trust policy (and the caller's own policies
@@ -767,13 +582,15 @@ impl Sts {
         source_ip: Option<&str>,
         now: i64,
     ) -> Result<AssumedRole, StsError> {
-        let (role_account, role_name) = assume::validate_assume_role(params)?;
+        let role_arn = assume::validate_assume_role(params)?;
         let denied = || StsError::not_authorized(&caller.arn, "sts:AssumeRole", &params.role_arn);
-        let session_policy = parse_session_policy(params.policy.as_deref())?;
+        let session_policy = assume::parse_session_policy(params.policy.as_deref())?;
         self.check_policy_arns(&params.policy_arns).await?;
-        let role = self
-            .load_role(&role_account, &role_name, Some(&params.role_arn), denied)
-            .await?;
+        let Some(role_arn) = role_arn else {
+            return Err(denied());
+        };
+        let role = self.load_role(&role_arn, denied).await?;
+        let role_arn = role_arn.to_string();
         let account = role.account_id.clone();
         let chained = caller.is_role_session();
         let duration = assume::role_session_duration(
@@ -784,7 +601,7 @@ impl Sts {
         let tags = assume::session_tags(caller, &params.tags, &params.transitive_tag_keys)?;
         let source_identity = assume::source_identity(caller, params.source_identity.as_deref())?;
 
-        let trust = self.parsed(&role.trust_policy, PolicyKind::Trust, &role.arn)?;
+        let trust = self.parsed(&role.trust_policy, PolicyKind::Trust, &role_arn)?;
         let policies = self.caller_policies(caller).await?;
         let (identity, session) = policies.refs();
         let set = PolicySet {
@@ -817,47 +634,19 @@ impl Sts {
             let request = Request {
                 principal,
                 action,
-                resource: &role.arn,
+                resource: &role_arn,
                 context: &context,
             };
             let evaluation = crate::policy::evaluate(&set, &request);
             if !evaluation.is_allowed() {
-                return Err(StsError::not_authorized(&caller.arn, action, &role.arn));
+                return Err(StsError::not_authorized(&caller.arn, action, &role_arn));
             }
         }
 
-        let keys = (
-            credentials::new_access_key_id(
-                KeyKind::Temporary,
-                account.as_str(),
-                &mut self.random.rng(),
-            ),
-            credentials::new_secret_access_key(&mut self.random.rng()),
-        );
-        let claims = assume::role_session_claims(
-            self.partition(),
-            account.as_str(),
-            &role.id,
-            &role.arn,
-            role.name.as_str(),
-            params,
-            keys,
-            now,
-            duration,
-            tags,
-            source_identity.clone(),
-            chained,
-        );
-        let packed_policy_size = packed_size_percent(params, session_policy.is_some());
-        let assumed_role_arn = claims.principal_arn.clone();
-        let assumed_role_id = claims.principal_id.clone();
-        Ok(AssumedRole {
-            credentials: self.credentials_for(&claims),
-            assumed_role_arn,
-            assumed_role_id,
-            packed_policy_size,
-            source_identity,
-        })
+        let claims =
+            self.role_session(&role, params, now, duration, tags, source_identity, chained);
+        let packed_policy_size = assume::packed_size_percent(params, session_policy.is_some());
+        Ok(self.assumed(&claims, packed_policy_size))
     }
 
     /// GetSessionToken: temporary keys for an IAM user's long-term keys.
@@ -906,7 +695,7 @@ impl Sts {
         Ok(self.credentials_for(&claims))
     }
 
-    pub(crate) fn credentials_for(&self, claims: &SessionClaims) -> IssuedCredentials {
+    fn credentials_for(&self, claims: &SessionClaims) -> IssuedCredentials {
         IssuedCredentials {
             access_key_id: claims.access_key_id.clone(),
             secret_access_key: claims.secret_access_key.clone(),
@@ -937,47 +726,6 @@ impl Sts {
             .create_access_key(account, user, &access_key_id, &sealed)
             .await?;
         Ok((access_key_id, secret))
-    }
-}
-
-/// AWS reports the packed size as a percentage of the allowance.
-pub(crate) fn packed_size_percent(params: &AssumeRoleParams, has_policy: bool) -> u32 {
-    let policy_chars = if has_policy {
-        params
-            .policy
-            .as_deref()
-            .map_or(0, |p| p.chars().filter(|c| !c.is_whitespace()).count())
-    } else {
-        0
-    };
-    let tag_chars: usize = params.tags.iter().map(|(k, v)| k.len() + v.len()).sum();
-    let used = policy_chars + tag_chars + params.policy_arns.iter().map(String::len).sum::<usize>();
-    ((used * 100) / assume::MAX_SESSION_POLICY_CHARS) as u32
-}
-
-fn caller_from_claims(claims: SessionClaims) -> Caller {
-    let kind = match claims.kind {
-        SessionKind::AssumedRole => {
-            let role_arn = claims.role_arn.clone().unwrap_or_default();
-            let role_name = role_arn.rsplit('/').next().unwrap_or_default().to_owned();
-            CallerKind::AssumedRole {
-                role_arn,
-                role_name,
-                session_name: claims.session_name.clone().unwrap_or_default(),
-            }
-        }
-        SessionKind::UserSession => CallerKind::UserSession {
-            user_name: claims.session_name.clone().unwrap_or_default(),
-        },
-    };
-    Caller {
-        access_key_id: claims.access_key_id.clone(),
-        account: claims.account.clone(),
-        arn: claims.principal_arn.clone(),
-        user_id: claims.principal_id.clone(),
-        kind,
-        principal_tags: claims.tags.clone(),
-        session: Some(claims),
     }
 }
 
