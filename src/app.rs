@@ -120,6 +120,13 @@ pub async fn state_with_cache(
     max_clock_skew: chrono::Duration,
     cache: Arc<dyn crate::cache::Cache>,
 ) -> Result<AppState, String> {
+    let device = crate::service::device::DeviceService::new(
+        cache.clone(),
+        sealer.clone(),
+        store.clock().clone(),
+        store.random(),
+        crate::web::PortalSettings::default().session_ttl,
+    );
     let sts = Sts::open(store.clone(), sealer)
         .await?
         .with_max_clock_skew(max_clock_skew)
@@ -138,6 +145,7 @@ pub async fn state_with_cache(
         portal: crate::web::PortalSettings::default(),
         server: crate::web::ServerSettings::default(),
         sso: crate::web::SsoSettings::default(),
+        device,
     })
 }
 

@@ -13,6 +13,7 @@ use super::AppState;
 use super::audit::audit;
 use super::page::{cookie, error_page, random_token, redirect, safe_return_to, same};
 use crate::cache::hashed_key;
+use crate::service::sign_in_settings;
 use crate::store::Outcome;
 use crate::sts::portal::PortalIdentity;
 
@@ -32,7 +33,7 @@ pub(crate) struct PortalSession {
     /// Since when (Unix milliseconds) this session stands for the user's current
     /// sign-in settings: set at sign-in and renewed when this session turns a second
     /// factor on or off. A session older than the user's
-    /// [`sessions_valid_from_key`] marker is over. 0 in sessions stored before.
+    /// [`sign_in_settings`] marker is over. 0 in sessions stored before.
     #[serde(default)]
     pub(crate) valid_from_ms: i64,
 }
@@ -67,8 +68,8 @@ pub(crate) async fn session(
     let stored = state.cache.get(&key).await.ok()??;
     let session: PortalSession = serde_json::from_slice(&stored).ok()?;
     // Unreadable cache: no session (fail closed), as when the session itself is.
-    if ended_by_settings_change(
-        state,
+    if sign_in_settings::ended_by_settings_change(
+        state.cache.as_ref(),
         &session.identity,
         session.signed_in_at,
         session.valid_from_ms,
@@ -80,39 +81,6 @@ pub(crate) async fn session(
         return None;
     }
     Some((id, session))
-}
-
-/// Whether a sign-in of `identity` that began at `signed_in_at` (Unix seconds) and
-/// stood for the user's sign-in settings since `valid_from_ms` (Unix milliseconds;
-/// 0 if unknown) is over because those settings changed later (a second factor
-/// turned on or off, see [`end_other_sessions`]). Portal sessions and the terminal
-/// sign-ins approved from them (`oauth`) both ask this. An unreadable marker counts
-/// as a change (fail closed); a cache error is the caller's to refuse on.
-pub(crate) async fn ended_by_settings_change(
-    state: &AppState,
-    identity: &PortalIdentity,
-    signed_in_at: i64,
-    valid_from_ms: i64,
-) -> Result<bool, crate::cache::CacheError> {
-    let Some(marker) = state.cache.get(&sessions_valid_from_key(identity)).await? else {
-        return Ok(false);
-    };
-    let valid_from = std::str::from_utf8(&marker)
-        .ok()
-        .and_then(|text| text.parse::<i64>().ok())
-        .unwrap_or(i64::MAX);
-    let since = valid_from_ms.max(signed_in_at.saturating_mul(1000));
-    Ok(since < valid_from)
-}
-
-/// The cache key of the moment (Unix milliseconds) before which every portal
-/// session of this user is over: set when a second factor is turned on or off.
-fn sessions_valid_from_key(identity: &PortalIdentity) -> String {
-    format!(
-        "portal-sessions-valid-from:{}:{}",
-        identity.source_id,
-        identity.user_name.to_lowercase()
-    )
 }
 
 /// After the user's sign-in settings changed (a second factor turned on or off):
@@ -128,15 +96,13 @@ pub(crate) async fn end_other_sessions(
 ) -> Result<Cookie<'static>, crate::cache::CacheError> {
     let now = state.clock.now();
     let now_ms = now.timestamp_millis();
-    // Sessions live at most the session lifetime; so must the marker.
-    state
-        .cache
-        .put(
-            &sessions_valid_from_key(&session.identity),
-            now_ms.to_string().as_bytes(),
-            state.portal.session_ttl,
-        )
-        .await?;
+    sign_in_settings::settings_changed(
+        state.cache.as_ref(),
+        &session.identity,
+        now_ms,
+        state.portal.session_ttl,
+    )
+    .await?;
     session.valid_from_ms = now_ms;
     let ttl = i64::try_from(state.portal.session_ttl.as_secs()).unwrap_or(i64::MAX);
     let left = session

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::AppState;
 use super::audit::audit;
 use super::aws_json::{empty_ok, json_error, json_ok};
-use super::oauth::{self, TokenRecord};
+use crate::service::device::{DeviceError, TokenRecord};
 use crate::store::{Outcome, Role};
 
 pub(super) const BEARER_HEADER: &str = "x-amz-sso_bearer_token";
@@ -110,9 +110,9 @@ impl ResponseError for PortalApiError {
     }
 }
 
-impl From<oauth::OidcError> for PortalApiError {
-    fn from(_: oauth::OidcError) -> Self {
-        // The cause is already logged where it happened.
+impl From<DeviceError> for PortalApiError {
+    fn from(error: DeviceError) -> Self {
+        tracing::error!(%error, "sso portal: token lookup");
         Self::Internal
     }
 }
@@ -126,14 +126,15 @@ fn bearer_token(request: &HttpRequest) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// The login behind the request's bearer token: (token, record).
+/// The sign-in behind the request's bearer token: (token, record).
 async fn caller<'r>(
     state: &AppState,
     request: &'r HttpRequest,
-    now: i64,
 ) -> Result<(&'r str, TokenRecord), PortalApiError> {
     let token = bearer_token(request).ok_or(PortalApiError::Unauthorized)?;
-    let record = oauth::bearer(state, token, now)
+    let record = state
+        .device
+        .bearer(token)
         .await?
         .ok_or(PortalApiError::Unauthorized)?;
     Ok((token, record))
@@ -233,7 +234,7 @@ async fn get_role_credentials(
     query: web::Query<CredentialsQuery>,
 ) -> Result<HttpResponse, PortalApiError> {
     let now = state.clock.now();
-    let (_, record) = caller(&state, &request, now.timestamp()).await?;
+    let (_, record) = caller(&state, &request).await?;
     let (Some(role), Some(account)) = (
         query.role_name.as_deref().filter(|v| !v.is_empty()),
         query.account_id.as_deref().filter(|v| !v.is_empty()),
@@ -329,7 +330,7 @@ async fn list_accounts(
     request: HttpRequest,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PortalApiError> {
-    let (_, record) = caller(&state, &request, state.clock.now().timestamp()).await?;
+    let (_, record) = caller(&state, &request).await?;
     let roles = entitlements(&state, &record).await?;
     let names = state.store.list_accounts().await.map_err(|error| {
         tracing::error!(%error, "sso portal: cannot list accounts");
@@ -363,7 +364,7 @@ async fn list_account_roles(
     request: HttpRequest,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PortalApiError> {
-    let (_, record) = caller(&state, &request, state.clock.now().timestamp()).await?;
+    let (_, record) = caller(&state, &request).await?;
     let Some(account) = query.account_id.as_deref().filter(|v| !v.is_empty()) else {
         return Err(PortalApiError::InvalidRequest(
             "account_id is required".into(),
@@ -405,8 +406,8 @@ async fn logout(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, PortalApiError> {
-    let (token, record) = caller(&state, &request, state.clock.now().timestamp()).await?;
-    oauth::revoke(&state, token, &record).await?;
+    let (token, record) = caller(&state, &request).await?;
+    state.device.logout(token, &record).await?;
     audit(
         &state,
         &request,
