@@ -1,7 +1,8 @@
 //! The AWS SSO portal API (rest-json, unsigned, bearer token in the
 //! `x-amz-sso_bearer_token` header): GetRoleCredentials, ListAccounts,
-//! ListAccountRoles and Logout, for access tokens from the device login
-//! (`oauth`). Entitlements come from the identity's groups at every call.
+//! ListAccountRoles and Logout, for access tokens of the terminal sign-ins that
+//! `oauth` starts (looked up and ended by [`crate::service::device`]).
+//! Entitlements come from the identity's groups at every call.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, guard, web};
