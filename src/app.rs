@@ -126,6 +126,13 @@ pub async fn state_with_cache(
         store.clone(),
         secret_sealer.clone(),
     ));
+    let device = crate::service::device::DeviceService::new(
+        cache.clone(),
+        secret_sealer.clone(),
+        store.clock().clone(),
+        store.random(),
+        crate::web::PortalSettings::default().session_ttl,
+    );
     let sts = Sts::open(store.clone(), sealer)
         .await?
         .with_max_clock_skew(max_clock_skew)
@@ -163,6 +170,7 @@ pub async fn state_with_cache(
         portal,
         server: crate::web::ServerSettings::default(),
         sso: crate::web::SsoSettings::default(),
+        device,
     })
 }
 

@@ -160,3 +160,10 @@ impl Sealer {
             .map_err(|_| SealError::Tampered)
     }
 }
+
+/// Whether two secrets (tokens, CSRF values, keys) are equal, in time that does not
+/// depend on where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 use crate::cache::{Cache, CacheError, RateLimit, hashed_key};
 use crate::clock::{Clock, Random};
@@ -171,7 +170,7 @@ impl Console {
 
     /// Whether a form's token is this console's (constant time).
     pub fn csrf_matches(&self, given: &str) -> bool {
-        bool::from(self.stored.csrf.as_bytes().ct_eq(given.as_bytes()))
+        crate::secrets::same_secret(&self.stored.csrf, given)
     }
 
     /// Where "Back" and "Close console" go (a local path, as stored).
@@ -293,11 +292,7 @@ impl ConsoleService {
             .await
         {
             Ok((caller, secret))
-                if bool::from(
-                    secret
-                        .as_bytes()
-                        .ct_eq(credentials.secret_access_key.as_bytes()),
-                ) =>
+                if crate::secrets::same_secret(&secret, &credentials.secret_access_key) =>
             {
                 caller
             }

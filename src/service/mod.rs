@@ -4,8 +4,10 @@
 //! error enum that the handlers map onto their surface's wire format.
 
 pub mod console;
+pub mod device;
 pub mod issuance;
 pub mod jwks;
 pub mod sealing;
 pub mod second_factor;
 pub mod sessions;
+pub mod sign_in_settings;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{Cache, CacheError, digest};
 use crate::clock::{Clock, Random};
 use crate::idp::identity::Identity;
+use crate::service::sign_in_settings;
 
 const SESSION_PREFIX: &str = "portal-session";
 
@@ -88,16 +89,6 @@ fn index_key(source_id: &str, user_name: &str) -> String {
     )
 }
 
-/// The moment (Unix milliseconds) before which every portal session of this person
-/// is over: set when a second factor is turned on or off.
-fn valid_from_key(identity: &Identity) -> String {
-    format!(
-        "portal-sessions-valid-from:{}:{}",
-        identity.source_id,
-        identity.user_name.to_lowercase()
-    )
-}
-
 impl PortalSessions {
     /// Sessions that last `ttl` from sign-in.
     pub fn new(cache: Arc<dyn Cache>, clock: Clock, random: Random, ttl: Duration) -> Self {
@@ -168,14 +159,14 @@ impl PortalSessions {
         let key = key_of_handle(&digest(id));
         let stored = self.cache.get(&key).await.ok()??;
         let session: PortalSession = serde_json::from_slice(&stored).ok()?;
-        if self
-            .ended_by_settings_change(
-                &session.identity,
-                session.signed_in_at,
-                session.valid_from_ms,
-            )
-            .await
-            .ok()?
+        if sign_in_settings::ended_by_settings_change(
+            self.cache.as_ref(),
+            &session.identity,
+            session.signed_in_at,
+            session.valid_from_ms,
+        )
+        .await
+        .ok()?
         {
             let _ = self.cache.delete(&key).await;
             return None;
@@ -183,33 +174,10 @@ impl PortalSessions {
         Some(session)
     }
 
-    /// Whether a sign-in of `identity` that began at `signed_in_at` (Unix seconds)
-    /// and stood for the person's sign-in settings since `valid_from_ms` (Unix
-    /// milliseconds; 0 if unknown) is over because those settings changed later.
-    /// Portal sessions and the terminal sign-ins approved from them both ask this.
-    /// An unreadable marker counts as a change (fail closed); a cache error is the
-    /// caller's to refuse on.
-    pub async fn ended_by_settings_change(
-        &self,
-        identity: &Identity,
-        signed_in_at: i64,
-        valid_from_ms: i64,
-    ) -> Result<bool, SessionError> {
-        let Some(marker) = self.cache.get(&valid_from_key(identity)).await? else {
-            return Ok(false);
-        };
-        let valid_from = std::str::from_utf8(&marker)
-            .ok()
-            .and_then(|text| text.parse::<i64>().ok())
-            .unwrap_or(i64::MAX);
-        let since = valid_from_ms.max(signed_in_at.saturating_mul(1000));
-        Ok(since < valid_from)
-    }
-
     /// After the person's sign-in settings changed (a second factor turned on or
     /// off): ends every other portal session of theirs, on every replica, and every
     /// terminal sign-in approved until now (they ask
-    /// [`ended_by_settings_change`](Self::ended_by_settings_change)), and renews
+    /// [`sign_in_settings::ended_by_settings_change`]), and renews
     /// session `id` under a new id, returned. Its sign-in time, and so its end, stays.
     pub async fn end_others(
         &self,
@@ -218,14 +186,13 @@ impl PortalSessions {
     ) -> Result<String, SessionError> {
         let now = self.clock.now();
         let now_ms = now.timestamp_millis();
-        // Sessions live at most the session lifetime; so must the marker.
-        self.cache
-            .put(
-                &valid_from_key(&session.identity),
-                now_ms.to_string().as_bytes(),
-                self.ttl,
-            )
-            .await?;
+        sign_in_settings::settings_changed(
+            self.cache.as_ref(),
+            &session.identity,
+            now_ms,
+            self.ttl,
+        )
+        .await?;
         session.valid_from_ms = now_ms;
         let ttl = self.ttl_seconds();
         let left = session

@@ -54,6 +54,8 @@ pub struct AppState {
     pub server: ServerSettings,
     /// How the AWS tools identify this server (`[sso]`).
     pub sso: SsoSettings,
+    /// Device authorization and SSO tokens (`oauth`, `sso_api`).
+    pub device: crate::service::device::DeviceService,
 }
 
 /// The identity the AWS tools know this server by (`[sso]`).
@@ -106,6 +108,8 @@ impl AppState {
             self.random,
             portal.session_ttl,
         ));
+        // A terminal sign-in lasts as long as the portal sign-in that approved it.
+        self.device = self.device.with_sign_in_lifetime(portal.session_ttl);
         self.portal = portal;
         self
     }

@@ -6,7 +6,6 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
-use subtle::ConstantTimeEq;
 
 use super::request_info;
 
@@ -37,9 +36,7 @@ pub(crate) fn random_token(random: &crate::clock::Random) -> String {
     random.token()
 }
 
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
+pub(crate) use crate::secrets::same_secret as same;
 
 /// Only local paths: never an absolute URL or a scheme-relative `//host`.
 pub(crate) fn safe_return_to(candidate: &str) -> &str {

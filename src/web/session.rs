@@ -27,19 +27,6 @@ pub(crate) async fn session(
     Some((id, session))
 }
 
-/// See [`PortalSessions::ended_by_settings_change`](crate::service::sessions::PortalSessions::ended_by_settings_change).
-pub(crate) async fn ended_by_settings_change(
-    state: &AppState,
-    identity: &Identity,
-    signed_in_at: i64,
-    valid_from_ms: i64,
-) -> Result<bool, SessionError> {
-    state
-        .sessions
-        .ended_by_settings_change(identity, signed_in_at, valid_from_ms)
-        .await
-}
-
 /// After the user's sign-in settings changed (a second factor turned on or off):
 /// ends their other sessions and terminal sign-ins, and renews this session under a
 /// new id (returned as the cookie to set).

@@ -1,7 +1,8 @@
 //! The AWS SSO portal API (rest-json, unsigned, bearer token in the
 //! `x-amz-sso_bearer_token` header): GetRoleCredentials, ListAccounts,
-//! ListAccountRoles and Logout, for access tokens from the device login
-//! (`oauth`). Entitlements come from the identity's groups at every call.
+//! ListAccountRoles and Logout, for access tokens of the terminal sign-ins that
+//! `oauth` starts (looked up and ended by [`crate::service::device`]).
+//! Entitlements come from the identity's groups at every call.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, guard, web};
@@ -13,8 +14,8 @@ use serde_json::json;
 use super::AppState;
 use super::audit::audit;
 use super::aws_json::{empty_ok, json_error, json_ok};
-use super::oauth::{self, TokenRecord};
 use crate::mapping::Grant;
+use crate::service::device::{DeviceError, TokenRecord};
 use crate::store::Outcome;
 
 pub(super) const BEARER_HEADER: &str = "x-amz-sso_bearer_token";
@@ -111,9 +112,9 @@ impl ResponseError for PortalApiError {
     }
 }
 
-impl From<oauth::OidcError> for PortalApiError {
-    fn from(_: oauth::OidcError) -> Self {
-        // The cause is already logged where it happened.
+impl From<DeviceError> for PortalApiError {
+    fn from(error: DeviceError) -> Self {
+        tracing::error!(%error, "sso portal: token lookup");
         Self::Internal
     }
 }
@@ -127,14 +128,15 @@ fn bearer_token(request: &HttpRequest) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// The login behind the request's bearer token: (token, record).
+/// The sign-in behind the request's bearer token: (token, record).
 async fn caller<'r>(
     state: &AppState,
     request: &'r HttpRequest,
-    now: i64,
 ) -> Result<(&'r str, TokenRecord), PortalApiError> {
     let token = bearer_token(request).ok_or(PortalApiError::Unauthorized)?;
-    let record = oauth::bearer(state, token, now)
+    let record = state
+        .device
+        .bearer(token)
         .await?
         .ok_or(PortalApiError::Unauthorized)?;
     Ok((token, record))
@@ -237,7 +239,7 @@ async fn get_role_credentials(
     query: web::Query<CredentialsQuery>,
 ) -> Result<HttpResponse, PortalApiError> {
     let now = state.clock.now();
-    let (_, record) = caller(&state, &request, now.timestamp()).await?;
+    let (_, record) = caller(&state, &request).await?;
     let (Some(role), Some(account)) = (
         query.role_name.as_deref().filter(|v| !v.is_empty()),
         query.account_id.as_deref().filter(|v| !v.is_empty()),
@@ -336,7 +338,7 @@ async fn list_accounts(
     request: HttpRequest,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PortalApiError> {
-    let (_, record) = caller(&state, &request, state.clock.now().timestamp()).await?;
+    let (_, record) = caller(&state, &request).await?;
     let roles = entitlements(&state, &record).await?;
     let names = state.store.list_accounts().await.map_err(|error| {
         tracing::error!(%error, "sso portal: cannot list accounts");
@@ -370,7 +372,7 @@ async fn list_account_roles(
     request: HttpRequest,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PortalApiError> {
-    let (_, record) = caller(&state, &request, state.clock.now().timestamp()).await?;
+    let (_, record) = caller(&state, &request).await?;
     let Some(account) = query.account_id.as_deref().filter(|v| !v.is_empty()) else {
         return Err(PortalApiError::InvalidRequest(
             "account_id is required".into(),
@@ -412,8 +414,8 @@ async fn logout(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, PortalApiError> {
-    let (token, record) = caller(&state, &request, state.clock.now().timestamp()).await?;
-    oauth::revoke(&state, token, &record).await?;
+    let (token, record) = caller(&state, &request).await?;
+    state.device.logout(token, &record).await?;
     audit(
         &state,
         &request,

@@ -239,7 +239,16 @@ async fn decide(browser: &mut Browser, page: &Page, decision: &str) -> Page {
 
 /// Register, start and approve as `user`: (client, device code, browser).
 async fn approved_device(base: &str, user: &str) -> (Client, String, Browser) {
-    let client = register(base, "rolegate-test").await;
+    approved_device_of(base, user, "rolegate-test").await
+}
+
+/// [`approved_device`] for a client named `client_name`.
+async fn approved_device_of(
+    base: &str,
+    user: &str,
+    client_name: &str,
+) -> (Client, String, Browser) {
+    let client = register(base, client_name).await;
     let (device_code, user_code) = start_device(base, &client).await;
     let mut browser = Browser::new(base);
     let page = browser
@@ -310,6 +319,8 @@ both_backends!(
     sso_authorization_code_with_pkce_through_boto3,
     sso_authorization_code_refusals,
     sso_start_url_resolves_to_the_aws_shaped_identifier,
+    sso_terminal_sign_ins_are_listed_and_revoked,
+    sso_terminal_sign_ins_are_listed_and_revoked_through_redis,
 );
 
 async fn sso_device_login_with_the_aws_cli(db: TestStore) {
@@ -2287,4 +2298,183 @@ async fn sso_start_url_resolves_to_the_aws_shaped_identifier(db: TestStore) {
         keys.body
     );
     assert!(keys.body.contains("[profile rolegate]"), "{}", keys.body);
+}
+
+// ---------------------------------------------------------------------------------
+// One person's terminal sign-ins, for the admin API
+
+async fn sso_terminal_sign_ins_are_listed_and_revoked(db: TestStore) {
+    let state = seeded(&db).await;
+    let base = spawn_state(state.clone());
+    terminal_sign_ins_are_listed_and_revoked(&state, &base).await;
+    // A sign-in that ran out leaves the index on its own.
+    let (_, _, _) = signed_in_device_of(&base, "bob", "short-lived").await;
+    assert_eq!(sign_ins_of(&state, "bob").await, ["short-lived"]);
+    db.hand
+        .advance(std::time::Duration::from_secs(8 * 3600 + 1));
+    assert!(sign_ins_of(&state, "bob").await.is_empty());
+}
+
+async fn sso_terminal_sign_ins_are_listed_and_revoked_through_redis(db: TestStore) {
+    let prefix = format!("rolegate-test-{:016x}", rand::random::<u64>());
+    let cache = rolegate::cache::open_cache(
+        Some("redis://127.0.0.1:6379/0"),
+        &prefix,
+        &rolegate::clock::Clock::system(),
+    )
+    .await
+    .unwrap();
+    let state = rolegate::app::state_with_cache(
+        db.store.clone(),
+        crate::helpers::test_sealer(),
+        chrono::Duration::minutes(5),
+        cache,
+    )
+    .await
+    .unwrap();
+    seed::seed_demo(state.store.as_ref()).await.unwrap();
+    let base = spawn_state(state.clone());
+    terminal_sign_ins_are_listed_and_revoked(&state, &base).await;
+    crate::helpers::delete_redis_prefix(&prefix).await;
+}
+
+/// Register, start, approve as `user` and exchange for a client named `client_name`.
+async fn signed_in_device_of(
+    base: &str,
+    user: &str,
+    client_name: &str,
+) -> (Client, Value, Browser) {
+    let (client, device_code, browser) = approved_device_of(base, user, client_name).await;
+    let (status, _, tokens) = poll(base, &client, &device_code).await;
+    assert_eq!(status, 200, "{tokens}");
+    (client, tokens, browser)
+}
+
+/// The client names of `user`'s live terminal sign-ins, sorted.
+async fn sign_ins_of(state: &rolegate::web::AppState, user: &str) -> Vec<String> {
+    let mut names: Vec<String> = state
+        .device
+        .list_for_user(rolegate::idp::directory::DIRECTORY_SOURCE_ID, user)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|sign_in| sign_in.client_name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Whether an access token still works on the SSO portal API.
+async fn works(base: &str, access: &Value) -> bool {
+    let (status, kind, body) = portal_get(base, "/assignment/accounts", access.as_str()).await;
+    match status {
+        200 => true,
+        401 => {
+            assert_eq!(kind, "UnauthorizedException", "{body}");
+            false
+        }
+        _ => panic!("{status} {kind} {body}"),
+    }
+}
+
+/// An administrator lists one person's terminal sign-ins (client, issued, expires)
+/// and revokes one, then all: a revoked sign-in's access and refresh tokens stop
+/// working at once, other people's go on, and Logout leaves the list too.
+async fn terminal_sign_ins_are_listed_and_revoked(state: &rolegate::web::AppState, base: &str) {
+    use rolegate::idp::directory::DIRECTORY_SOURCE_ID as SOURCE;
+    let device = &state.device;
+    let (laptop, laptop_tokens, _) = signed_in_device_of(base, "alice", "laptop").await;
+    let (desktop, desktop_tokens, _) = signed_in_device_of(base, "alice", "desktop").await;
+    let (_, bob_tokens, _) = signed_in_device_of(base, "bob", "bob-cli").await;
+    assert_eq!(sign_ins_of(state, "alice").await, ["desktop", "laptop"]);
+    assert_eq!(
+        sign_ins_of(state, "ALICE").await,
+        ["desktop", "laptop"],
+        "names fold case"
+    );
+    assert_eq!(sign_ins_of(state, "bob").await, ["bob-cli"]);
+    let listed = device.list_for_user(SOURCE, "alice").await.unwrap();
+    let laptop_sign_in = listed.iter().find(|s| s.client_name == "laptop").unwrap();
+    assert!(
+        laptop_sign_in.client_id.starts_with("rgc-"),
+        "{laptop_sign_in:?}"
+    );
+    assert!(!laptop_sign_in.client_id.contains('.'), "the short id");
+    assert!(
+        laptop_sign_in.expires_at > laptop_sign_in.issued_at + 3600,
+        "{laptop_sign_in:?}"
+    );
+    // Refreshing rotates the tokens; the sign-in (and its entry) stays one.
+    let (status, _, laptop_tokens) = refresh(
+        base,
+        &laptop,
+        laptop_tokens["refreshToken"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{laptop_tokens}");
+    assert_eq!(device.list_for_user(SOURCE, "alice").await.unwrap(), listed);
+
+    // One sign-in, and only the person's own.
+    assert_eq!(
+        device
+            .revoke_for_user(SOURCE, "bob", Some(&laptop_sign_in.id))
+            .await
+            .unwrap(),
+        0,
+        "not bob's"
+    );
+    assert!(works(base, &laptop_tokens["accessToken"]).await);
+    assert_eq!(
+        device
+            .revoke_for_user(SOURCE, "alice", Some(&laptop_sign_in.id))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!works(base, &laptop_tokens["accessToken"]).await);
+    assert_oidc_error(
+        &refresh(
+            base,
+            &laptop,
+            laptop_tokens["refreshToken"].as_str().unwrap(),
+        )
+        .await,
+        "InvalidGrantException",
+        400,
+        "invalid_grant",
+    );
+    assert!(works(base, &desktop_tokens["accessToken"]).await);
+    assert_eq!(sign_ins_of(state, "alice").await, ["desktop"]);
+
+    // All of them.
+    assert_eq!(
+        device.revoke_for_user(SOURCE, "alice", None).await.unwrap(),
+        1
+    );
+    assert!(!works(base, &desktop_tokens["accessToken"]).await);
+    assert_oidc_error(
+        &refresh(
+            base,
+            &desktop,
+            desktop_tokens["refreshToken"].as_str().unwrap(),
+        )
+        .await,
+        "InvalidGrantException",
+        400,
+        "invalid_grant",
+    );
+    assert!(sign_ins_of(state, "alice").await.is_empty());
+
+    // Other people's sign-ins go on; Logout takes bob's off the list.
+    let bob_access = bob_tokens["accessToken"].as_str().unwrap();
+    assert!(works(base, &bob_tokens["accessToken"]).await);
+    let logout = reqwest::Client::new()
+        .post(format!("{base}/logout"))
+        .header("x-amz-sso_bearer_token", bob_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 200);
+    assert!(sign_ins_of(state, "bob").await.is_empty());
+    assert!(!works(base, &bob_tokens["accessToken"]).await);
 }
