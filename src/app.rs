@@ -156,7 +156,13 @@ pub async fn state_with_cache(
         store.clock().clone(),
         store.random(),
     ));
+    let oidc = Arc::new(crate::idp::oidc::OidcLogin::new(
+        cache.clone(),
+        store.clock().clone(),
+        secret_sealer.clone(),
+    ));
     Ok(AppState {
+        oidc,
         clock: store.clock().clone(),
         random: store.random(),
         sessions,

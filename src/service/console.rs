@@ -292,7 +292,7 @@ impl ConsoleService {
             .await
         {
             Ok((caller, secret))
-                if crate::secrets::same_secret(&secret, &credentials.secret_access_key) =>
+                if crate::secrets::same_secret(&secret, credentials.secret_access_key) =>
             {
                 caller
             }

@@ -43,6 +43,8 @@ pub struct AppState {
     /// Ephemeral state shared by replicas: portal sessions, sign-in tokens, lock-outs.
     pub cache: Arc<dyn Cache>,
     pub directory: Arc<DirectoryAuth>,
+    /// The relying party of the OIDC identity sources.
+    pub oidc: Arc<crate::idp::oidc::OidcLogin>,
     /// Portal sessions (their lifetime is `portal.session_ttl`).
     pub sessions: Arc<crate::service::sessions::PortalSessions>,
     /// The directory's TOTP second factor: pending sign-ins, code checks, enrolment.

@@ -199,16 +199,10 @@ async fn begin(
         request_info::public_origin(&request),
         path_segment(&source_id)
     );
-    match oidc::begin(
-        state.cache.as_ref(),
-        &state.clock,
-        &state.sealer,
-        &source,
-        &callback,
-        &return_to,
-        &binding,
-    )
-    .await
+    match state
+        .oidc
+        .begin(&source, &callback, &return_to, &binding)
+        .await
     {
         Ok(url) => {
             let mut response = redirect(&url);
@@ -259,7 +253,7 @@ async fn finish(
         return Err(provider_error.unwrap_or(OidcError::MissingState));
     };
     // Consumed before anything else: whatever happens next, this state is spent.
-    let pending = oidc::take_pending(state.cache.as_ref(), &state_param).await?;
+    let pending = state.oidc.take_pending(&state_param).await?;
     if pending.source_id != source_id {
         return Err(OidcError::SourceMismatch);
     }
@@ -283,15 +277,7 @@ async fn finish(
         .code
         .filter(|c| !c.is_empty() && c.len() <= 4096)
         .ok_or(OidcError::MissingCode)?;
-    let signed_in = oidc::complete(
-        state.cache.as_ref(),
-        &state.clock,
-        &state.sealer,
-        &source,
-        &pending,
-        &code,
-    )
-    .await?;
+    let signed_in = state.oidc.complete(&source, &pending, &code).await?;
     Ok(start_session_with(
         state,
         request,
@@ -312,7 +298,7 @@ pub(crate) async fn provider_logout_url(
 ) -> Option<(String, String)> {
     let source = load_source(state, source_id).await.ok()?;
     let fallback = format!("{}/signin", request_info::public_origin(request));
-    match oidc::logout_url(state.cache.as_ref(), &source, id_token, &fallback).await {
+    match state.oidc.logout_url(&source, id_token, &fallback).await {
         Ok(url) => url.map(|url| (url, source.display_name)),
         Err(error) => {
             tracing::warn!(source = source_id, reason = %error, "no RP-initiated logout");

@@ -145,6 +145,8 @@ struct DeviceGrant {
     decision: Decision,
 }
 
+// Held only while a grant is read from or written to the cache: boxing saves nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 enum Decision {
