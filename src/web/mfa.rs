@@ -69,8 +69,6 @@ async fn pending(state: &AppState, request: &HttpRequest) -> Option<(String, Pen
     Some((id, pending))
 }
 
-use actix_web::ResponseError;
-
 fn without_pending_cookie(request: &HttpRequest, mut response: HttpResponse) -> HttpResponse {
     let mut gone = cookie(request, PENDING_COOKIE, String::new());
     gone.make_removal();
@@ -86,7 +84,7 @@ fn unavailable(cause: &dyn std::fmt::Display) -> HttpResponse {
         "Your sign-in could not be completed. Please try again shortly.",
     )
     .next("/signin", "Sign in")
-    .error_response()
+    .into_response()
 }
 
 fn expired(request: &HttpRequest) -> HttpResponse {
@@ -98,7 +96,7 @@ fn expired(request: &HttpRequest) -> HttpResponse {
             "This sign-in was not finished in time, or was already used. Please sign in again.",
         )
         .next("/signin", "Sign in")
-        .error_response(),
+        .into_response(),
     )
 }
 
@@ -114,7 +112,7 @@ fn locked_page(request: &HttpRequest, until: DateTime<Utc>) -> HttpResponse {
             ),
         )
         .next("/signin", "Sign in")
-        .error_response(),
+        .into_response(),
     )
 }
 
@@ -189,7 +187,7 @@ async fn submit_code(
             json!({ "reason": "missing or wrong CSRF token", "step": "second factor" }),
         )
         .await;
-        return PageError::sign_in_form_expired("code form").error_response();
+        return PageError::sign_in_form_expired("code form").into_response();
     }
     let Ok(name) = UserName::parse(user.as_str()) else {
         return expired(&request);

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::audit::audit_anonymous;
-use super::page::{cookie, error_page, host_cookie_name, random_token, redirect, safe_return_to};
+use super::page::{PageError, cookie, host_cookie_name, random_token, redirect, safe_return_to};
 use super::request_info;
 use super::session::start_session_with;
 use crate::idp::oidc::{self, OidcConfig, OidcError};
@@ -170,7 +170,9 @@ async fn failed(
             "Your identity provider signed you in, but did not say who you are in a way Rolegate can use. Tell your administrator.".to_owned(),
         ),
     };
-    error_page(status, title, &message, "/signin", "Back to sign-in")
+    PageError::new(status, title, message)
+        .next("/signin", "Back to sign-in")
+        .into_response()
 }
 
 #[derive(Deserialize)]

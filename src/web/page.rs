@@ -78,7 +78,7 @@ struct ErrorPage<'a> {
     next_label: &'a str,
 }
 
-pub(crate) fn error_page(
+fn error_page(
     status: StatusCode,
     title: &str,
     message: &str,
@@ -130,6 +130,11 @@ impl PageError {
     pub(crate) fn unavailable(cause: &dyn std::fmt::Display, title: &str, what: &str) -> Self {
         tracing::error!(error = %cause, "{what}");
         Self::new(StatusCode::SERVICE_UNAVAILABLE, title, what)
+    }
+
+    /// The page itself, for handlers that answer with an `HttpResponse`.
+    pub(crate) fn into_response(self) -> HttpResponse {
+        actix_web::ResponseError::error_response(&self)
     }
 
     /// A sign-in form that did not come from this site's own page (or is too old).

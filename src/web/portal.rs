@@ -16,7 +16,7 @@ use super::audit::{audit, audit_anonymous};
 use super::aws_json::client_network;
 use super::oidc_login::SignInSource;
 use super::page::{
-    cookie, error_page, host_cookie_name, html, random_token, redirect, safe_return_to, same,
+    PageError, cookie, host_cookie_name, html, random_token, redirect, safe_return_to, same,
 };
 use super::request_info;
 use super::session::{
@@ -154,13 +154,7 @@ async fn signin_directory(
             json!({ "reason": "missing or wrong CSRF token" }),
         )
         .await;
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "Sign-in form expired",
-            "The sign-in form was not accepted (it may have expired, or came from another site). Please sign in again.",
-            "/signin",
-            "Sign in",
-        );
+        return PageError::sign_in_form_expired("sign-in form").into_response();
     }
     let result = state
         .directory
@@ -277,23 +271,26 @@ struct StartPage<'a> {
     accounts: Vec<AccountView>,
 }
 
-async fn start(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+async fn start(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, PageError> {
     let Some((_, session)) = session(&state, &request).await else {
-        return redirect("/signin?return_to=/start");
+        return Ok(redirect("/signin?return_to=/start"));
     };
     // Entitlements come from the identity's groups at every view, never a stale copy.
-    let roles = match state.sts.entitlements(&session.identity).await {
-        Ok(roles) => roles,
-        Err(_) => {
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
+    let roles = state
+        .sts
+        .entitlements(&session.identity)
+        .await
+        .map_err(|error| {
+            PageError::unavailable(
+                &error,
                 "Unavailable",
                 "Your accounts could not be listed right now.",
-                "/start",
-                "Try again",
-            );
-        }
-    };
+            )
+            .next("/start", "Try again")
+        })?;
     let names = state.store.list_accounts().await.unwrap_or_default();
     let mut accounts: Vec<AccountView> = Vec::new();
     for grant in roles {
@@ -329,7 +326,7 @@ async fn start(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse
         },
         accounts,
     };
-    html(StatusCode::OK, page.render().unwrap_or_default())
+    Ok(html(StatusCode::OK, page.render().unwrap_or_default()))
 }
 
 #[derive(Deserialize)]
@@ -471,13 +468,11 @@ pub(crate) async fn issue_for_session(
     .await;
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::FORBIDDEN);
     let message = format!("{} {consequence}", error.message);
-    Err(error_page(
-        status,
-        "No access to this role",
-        message.trim_end(),
-        "/start",
-        "Your accounts",
-    ))
+    Err(
+        PageError::new(status, "No access to this role", message.trim_end())
+            .next("/start", "Your accounts")
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -493,13 +488,13 @@ async fn logout(
     let mut provider_logout = None;
     if let Some((id, session)) = session(&state, &request).await {
         if !same(&session.csrf, &form.csrf) {
-            return error_page(
+            return PageError::new(
                 StatusCode::FORBIDDEN,
                 "Request not accepted",
                 "This sign-out did not come from your Rolegate page.",
-                "/start",
-                "Accounts",
-            );
+            )
+            .next("/start", "Accounts")
+            .into_response();
         }
         end_session(&state, &id).await;
         // After an OIDC sign-in, offer RP-initiated logout at the provider when it
@@ -526,15 +521,9 @@ async fn logout(
         .await;
     }
     let mut response = match provider_logout {
-        Some((url, provider)) => error_page(
-            StatusCode::OK,
-            "Signed out of Rolegate",
-            &format!(
+        Some((url, provider)) => PageError::new(StatusCode::OK, "Signed out of Rolegate", format!(
                 "You are signed out of Rolegate, but may still be signed in at {provider}. Continue to sign out there too."
-            ),
-            &url,
-            &format!("Sign out of {provider}"),
-        ),
+            )).next(url, format!("Sign out of {provider}")).into_response(),
         None => redirect("/signin"),
     };
     let _ = response.add_cookie(&session_removal(&request));

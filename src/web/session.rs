@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::audit::audit;
-use super::page::{cookie, error_page, redirect, safe_return_to, same};
+use super::page::{PageError, cookie, redirect, safe_return_to, same};
 use crate::idp::identity::Identity;
 pub(crate) use crate::service::sessions::PortalSession;
 use crate::service::sessions::{SessionError, Started};
@@ -69,13 +69,13 @@ pub(crate) async fn start_session_with(
         Ok(started) => started,
         Err(error) => {
             tracing::error!(%error, "cannot store portal session");
-            return error_page(
+            return PageError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in unavailable",
                 "Your sign-in could not be completed. Please try again shortly.",
-                "/signin",
-                "Sign in",
-            );
+            )
+            .next("/signin", "Sign in")
+            .into_response();
         }
     };
     let source = session.identity.source_id.clone();
@@ -117,13 +117,7 @@ pub(crate) async fn signed_in_form(
             json!({ "reason": "missing or wrong CSRF token" }),
         )
         .await;
-        return Err(error_page(
-            StatusCode::FORBIDDEN,
-            "Request not accepted",
-            "This request did not come from your Rolegate page. Go back to your accounts and try again.",
-            "/start",
-            "Your accounts",
-        ));
+        return Err(PageError::new(StatusCode::FORBIDDEN, "Request not accepted", "This request did not come from your Rolegate page. Go back to your accounts and try again.").next("/start", "Your accounts").into_response());
     }
     Ok(session)
 }

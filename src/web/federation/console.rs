@@ -19,7 +19,7 @@ use crate::store::Outcome;
 use crate::sts::assume::CallerKind;
 use crate::web::AppState;
 use crate::web::audit::audit;
-use crate::web::page::{error_page, html, redirect, safe_return_to};
+use crate::web::page::{PageError, html, redirect, safe_return_to};
 use crate::web::request_info;
 
 const CONSOLE_COOKIE_PREFIX: &str = "rgc_";
@@ -371,13 +371,7 @@ pub(super) async fn console_check(
             json!({ "reason": "missing or wrong CSRF token" }),
         )
         .await;
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "Request not accepted",
-            "This request did not come from your console page. Go back to the console and try again.",
-            &format!("/console/{}", console.short),
-            "Console",
-        );
+        return PageError::new(StatusCode::FORBIDDEN, "Request not accepted", "This request did not come from your console page. Go back to the console and try again.").next(format!("/console/{}", console.short), "Console").into_response();
     }
     render_console(&state, &request, &console, &form, true).await
 }
@@ -399,13 +393,13 @@ pub(super) async fn console_logout(
         Err(response) => return response,
     };
     if !console.csrf_matches(&form.csrf) {
-        return error_page(
+        return PageError::new(
             StatusCode::FORBIDDEN,
             "Request not accepted",
             "This sign-out did not come from your console page.",
-            &format!("/console/{}", console.short),
-            "Console",
-        );
+        )
+        .next(format!("/console/{}", console.short), "Console")
+        .into_response();
     }
     if let Err(error) = state.console.end(&console).await {
         // The cookie is removed below; the session expires with its role session.

@@ -18,7 +18,7 @@ mod start;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
-use super::page::error_page;
+use super::page::PageError;
 use crate::sts::assume::{Caller, CallerKind};
 
 /// The actor of audit events about requests that name no one.
@@ -48,7 +48,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// An error page whose way on is the portal's list of accounts.
 fn accounts_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    error_page(status, title, message, "/start", "Your accounts")
+    PageError::new(status, title, message)
+        .next("/start", "Your accounts")
+        .into_response()
 }
 
 /// At most 200 characters of a client-supplied value, for audit targets and pages.

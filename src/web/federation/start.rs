@@ -13,7 +13,7 @@ use super::{accounts_page, truncated};
 use crate::store::Outcome;
 use crate::web::AppState;
 use crate::web::audit::audit;
-use crate::web::page::{error_page, html, redirect};
+use crate::web::page::{PageError, html, redirect};
 use crate::web::portal::issue_for_session;
 use crate::web::session::{session, signed_in_form};
 
@@ -146,13 +146,13 @@ pub(super) async fn confirm_console(
     {
         Ok(granted) => granted,
         Err(_) => {
-            return error_page(
+            return PageError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Unavailable",
                 "Your roles could not be checked right now.",
-                "/start",
-                "Try again",
-            );
+            )
+            .next("/start", "Try again")
+            .into_response();
         }
     };
     let Some(granted) = granted else {

@@ -14,7 +14,7 @@ use crate::service::device::{Budget, Decided, Lookup, PendingDevice, UserCode, s
 use crate::store::Outcome;
 use crate::web::AppState;
 use crate::web::audit::audit;
-use crate::web::page::{error_page, html, redirect};
+use crate::web::page::{PageError, html, redirect};
 use crate::web::session::{PortalSession, session, signed_in_form};
 
 const ACTION: &str = "sso:ApproveDevice";
@@ -44,13 +44,13 @@ fn render(status: StatusCode, page: DevicePage<'_>) -> HttpResponse {
         Ok(body) => html(status, body),
         Err(error) => {
             tracing::error!(%error, "cannot render device page");
-            error_page(
+            PageError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Unavailable",
                 "This page could not be shown.",
-                "/start",
-                "Your accounts",
             )
+            .next("/start", "Your accounts")
+            .into_response()
         }
     }
 }
@@ -106,13 +106,13 @@ fn confirm_page(session: &PortalSession, pending: &PendingDevice) -> HttpRespons
 }
 
 fn unavailable() -> HttpResponse {
-    error_page(
+    PageError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "Unavailable",
         "Device sign-in is unavailable right now. Please try again shortly.",
-        "/device",
-        "Try again",
     )
+    .next("/device", "Try again")
+    .into_response()
 }
 
 /// What a person typed, bounded, to show back to them.
@@ -198,13 +198,7 @@ async fn find(
                 details,
             )
             .await;
-            Err(error_page(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many wrong codes",
-                "You entered too many wrong device codes. For your security, device approval is paused for 15 minutes. Start the sign-in again in your terminal later.",
-                "/start",
-                "Your accounts",
-            ))
+            Err(PageError::new(StatusCode::TOO_MANY_REQUESTS, "Too many wrong codes", "You entered too many wrong device codes. For your security, device approval is paused for 15 minutes. Start the sign-in again in your terminal later.").next("/start", "Your accounts").into_response())
         }
     }
 }

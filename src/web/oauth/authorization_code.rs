@@ -15,7 +15,7 @@ use crate::service::device::{AuthorizationRequest, AuthorizeParams, RedirectRefu
 use crate::store::Outcome;
 use crate::web::AppState;
 use crate::web::audit::{audit, audit_anonymous};
-use crate::web::page::{error_page, html, redirect};
+use crate::web::page::{PageError, html, redirect};
 use crate::web::session::{PortalSession, session, signed_in_form};
 
 const ACTION: &str = "sso:Authorize";
@@ -49,13 +49,7 @@ struct AuthorizePage<'a> {
 /// A page that shows no form from a foreign client: the client or redirect URI of
 /// the request cannot be trusted, so nothing goes back to it.
 fn refusal_page() -> HttpResponse {
-    error_page(
-        StatusCode::BAD_REQUEST,
-        "Sign-in request not valid",
-        "This sign-in link is not valid: the application is unknown, its registration has expired, or it asked to return somewhere it did not register. Nothing was sent back to it. Start the sign-in again in your terminal (aws sso login).",
-        "/start",
-        "Your accounts",
-    )
+    PageError::new(StatusCode::BAD_REQUEST, "Sign-in request not valid", "This sign-in link is not valid: the application is unknown, its registration has expired, or it asked to return somewhere it did not register. Nothing was sent back to it. Start the sign-in again in your terminal (aws sso login).").next("/start", "Your accounts").into_response()
 }
 
 /// One audit record of `/authorize`: the signed-in person's, or an anonymous one
