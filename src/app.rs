@@ -128,7 +128,9 @@ pub async fn state_with_cache(
         store.clone(),
         cache.clone(),
     ));
+    let audit = crate::service::audit::AuditLog::start(store.clone()).map_err(|e| e.to_string())?;
     Ok(AppState {
+        audit,
         clock: store.clock().clone(),
         random: store.random(),
         store,

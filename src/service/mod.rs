@@ -2,3 +2,5 @@
 //! pure cores (which decide): each service takes its dependencies explicitly (store,
 //! cache, sealer, clock, random source), keeps its own cache keys, and has its own
 //! error enum that the handlers map onto their surface's wire format.
+
+pub mod audit;

@@ -40,6 +40,8 @@ pub struct AppState {
     /// Ephemeral state shared by replicas: portal sessions, sign-in tokens, lock-outs.
     pub cache: Arc<dyn Cache>,
     pub directory: Arc<DirectoryAuth>,
+    /// The one audit writer: every audit event of every surface goes through it.
+    pub audit: crate::service::audit::AuditLog,
     pub portal: PortalSettings,
     /// How clients reach this server: public URL and trusted proxies (`[server]`).
     pub server: ServerSettings,
