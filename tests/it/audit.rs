@@ -1,9 +1,11 @@
 //! The audit writer (group commit) on a real store, both backends: concurrent events
 //! share transactions and keep each caller's order, an event is readable as soon as
-//! its append returns, a full queue only makes callers wait, and a failing database
-//! is each caller's error.
+//! its append returns, a full queue only makes callers wait, a failing database is
+//! each caller's error, and an event the database refuses takes no other with it.
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use async_trait::async_trait;
 use rolegate::service::audit::{AuditError, AuditLog};
@@ -178,6 +180,102 @@ async fn a_failed_database_is_the_callers_error(db: TestStore) {
     assert_eq!(log.len(), 1);
     assert_eq!((log[0].id, log[0].actor.as_str()), (id, "carol"));
 }
+
+/// Starts one append per event without letting the writer run (on a current-thread
+/// runtime it runs only when the test awaits something pending): they all wait in
+/// the queue when the writer next looks.
+async fn queue_all(
+    log: &AuditLog,
+    events: Vec<AuditEvent>,
+) -> Vec<Pin<Box<impl Future<Output = Result<i64, AuditError>> + '_>>> {
+    let mut appends = Vec::new();
+    for event in events {
+        let mut append = Box::pin(log.append(event));
+        std::future::poll_fn(|cx| {
+            assert!(append.as_mut().poll(cx).is_pending(), "written at once");
+            Poll::Ready(())
+        })
+        .await;
+        appends.push(append);
+    }
+    appends
+}
+
+async fn waiting_events_are_one_transaction(db: TestStore) {
+    let counter = Arc::new(GroupCounter {
+        store: db.store.clone(),
+        groups: Mutex::default(),
+    });
+    let log = AuditLog::start(counter.clone()).unwrap();
+    let events = (0..40).map(|n| event(&db, "queued", n)).collect();
+    let mut ids = Vec::new();
+    for append in queue_all(&log, events).await {
+        ids.push(append.await.unwrap());
+    }
+    assert_eq!(*counter.groups.lock().unwrap(), [40]);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let written = whole_log(db.store.as_ref()).await;
+    let order: Vec<_> = written
+        .iter()
+        .map(|record| record.details["n"].clone())
+        .collect();
+    assert_eq!(order, (0..40).map(|n| json!(n)).collect::<Vec<_>>());
+}
+
+async fn an_unwritable_event_fails_alone(db: TestStore) {
+    // PostgreSQL refuses NUL in text (SQLite keeps it): the group it is in is then
+    // written event by event, and only its own caller hears of it.
+    let counter = Arc::new(GroupCounter {
+        store: db.store.clone(),
+        groups: Mutex::default(),
+    });
+    let log = AuditLog::start(counter.clone()).unwrap();
+    let events = (0..40)
+        .map(|n| event(&db, if n == 20 { "nul\0actor" } else { "fine" }, n))
+        .collect();
+    let mut refused = Vec::new();
+    for (n, append) in queue_all(&log, events).await.into_iter().enumerate() {
+        if append.await.is_err() {
+            refused.push(n);
+        }
+    }
+    let postgres = db.url.starts_with("postgres");
+    let written = whole_log(db.store.as_ref()).await;
+    if postgres {
+        assert_eq!(refused, [20]);
+        assert_eq!(written.len(), 39);
+        let mut groups = vec![40];
+        groups.extend([1; 40]);
+        assert_eq!(*counter.groups.lock().unwrap(), groups);
+    } else {
+        assert_eq!(refused, [] as [usize; 0]);
+        assert_eq!(written.len(), 40);
+    }
+}
+
+/// `both_backends!` on a current-thread runtime, where the writer task runs only
+/// when the test waits.
+macro_rules! both_backends_one_thread {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "current_thread")]
+                async fn sqlite() {
+                    super::$name($crate::helpers::sqlite_store().await).await
+                }
+                #[tokio::test(flavor = "current_thread")]
+                async fn postgres() {
+                    super::$name($crate::helpers::postgres_store().await).await
+                }
+            }
+        )*
+    };
+}
+
+both_backends_one_thread!(
+    waiting_events_are_one_transaction,
+    an_unwritable_event_fails_alone
+);
 
 both_backends!(
     concurrent_events_share_transactions_and_keep_order,
