@@ -283,3 +283,34 @@ both_backends!(
     a_full_queue_only_makes_callers_wait,
     a_failed_database_is_the_callers_error,
 );
+
+/// The writer lives on the runtime that started it: when that runtime stops, the
+/// writer is gone and callers elsewhere are told so (no panic, no hang).
+#[test]
+fn a_stopped_runtime_stops_the_writer_cleanly() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let callers = runtime();
+    let db = callers.block_on(crate::helpers::sqlite_store());
+    assert!(matches!(
+        AuditLog::start(db.store.clone()),
+        Err(AuditError::NoRuntime(_))
+    ));
+    let writers = runtime();
+    let log = {
+        let _inside = writers.enter();
+        AuditLog::start(db.store.clone()).unwrap()
+    };
+    writers
+        .block_on(log.append(event(&db, "before", 0)))
+        .unwrap();
+    drop(writers);
+    let error = callers
+        .block_on(log.append(event(&db, "after", 0)))
+        .unwrap_err();
+    assert!(matches!(error, AuditError::Stopped), "{error:?}");
+}
