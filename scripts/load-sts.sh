@@ -5,12 +5,24 @@
 # AssumeRoleWithWebIdentity (unsigned, an RS256 ID token of a throw-away local issuer).
 #
 #   scripts/load-sts.sh
+#   LOAD_TARGETS=rolegate LOAD_DATABASE=postgres scripts/load-sts.sh
+#
+# Rolegate runs on SQLite (`rolegate dev`, the default) or on PostgreSQL
+# (LOAD_DATABASE=postgres): `rolegate dev` seeds its SQLite file as usual, then a
+# uniquely named database (rolegate_load_*) is created on LOAD_POSTGRES_URL, migrated
+# (`rolegate migrate`), filled with the rows `dev` seeded (scripts/load/
+# copy_to_postgres.py) and served by `rolegate serve` with dev's master key and the
+# in-memory cache; the database is dropped on exit.
 #
 # Settings (environment):
 #   LOAD_DURATION     seconds per wrk run (default 5, at most 10)
 #   LOAD_THREADS      wrk threads (default 1)
 #   LOAD_CONNECTIONS  wrk connections (default 32)
 #   LOAD_TARGETS      "rolegate moto" (default), or one of them
+#   LOAD_DATABASE     "sqlite" (default) or "postgres": Rolegate's database
+#   LOAD_POSTGRES_URL the PostgreSQL server for LOAD_DATABASE=postgres, as a user
+#                     allowed to create databases (default
+#                     postgres://postgres@127.0.0.1:5432)
 #   ROLEGATE_BIN      use this binary instead of `cargo build --release`
 #   LOAD_OUT          where wrk outputs, server logs and the table go
 #                     (default target/load-sts)
@@ -27,6 +39,8 @@ DURATION=${LOAD_DURATION:-5}
 THREADS=${LOAD_THREADS:-1}
 CONNECTIONS=${LOAD_CONNECTIONS:-32}
 TARGETS=${LOAD_TARGETS:-rolegate moto}
+DATABASE=${LOAD_DATABASE:-sqlite}
+POSTGRES_URL=${LOAD_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
 OUT=${LOAD_OUT:-$ROOT/target/load-sts}
 SERVER_LIFETIME=600
 
@@ -37,6 +51,13 @@ die() { log "$*"; exit 1; }
   die "LOAD_DURATION must be 1..10 seconds"
 [[ $THREADS =~ ^[0-9]+$ && $CONNECTIONS =~ ^[0-9]+$ ]] && ((THREADS >= 1 && CONNECTIONS >= THREADS)) ||
   die "LOAD_THREADS and LOAD_CONNECTIONS must be positive, connections >= threads"
+[[ $DATABASE == sqlite || $DATABASE == postgres ]] ||
+  die "LOAD_DATABASE must be sqlite or postgres"
+if [ "$DATABASE" = postgres ]; then
+  command -v psql >/dev/null || die "LOAD_DATABASE=postgres needs psql"
+  psql "$POSTGRES_URL/postgres" -qAtc 'SELECT 1' >/dev/null ||
+    die "cannot reach PostgreSQL at $POSTGRES_URL"
+fi
 
 # --- tools -----------------------------------------------------------------------
 if ! command -v wrk >/dev/null; then
@@ -66,6 +87,7 @@ fi
 # --- bookkeeping -----------------------------------------------------------------
 WORK=$(mktemp -d)
 PIDS=()
+LOAD_DB=
 cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do
@@ -74,6 +96,10 @@ cleanup() {
   for pid in "${PIDS[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
+  if [ -n "$LOAD_DB" ]; then
+    psql "$POSTGRES_URL/postgres" -qc "DROP DATABASE IF EXISTS $LOAD_DB WITH (FORCE)" ||
+      log "could not drop database $LOAD_DB"
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -99,6 +125,31 @@ wait_for() {
     sleep 0.1
   done
   die "$3 did not answer $1 within 30 s (see $OUT/$3.log)"
+}
+
+# stop_last: stops the server started last.
+stop_last() {
+  kill -TERM "${PIDS[-1]}" 2>/dev/null || true
+  wait "${PIDS[-1]}" 2>/dev/null || true
+  unset 'PIDS[-1]'
+}
+
+# serve_postgres PORT DATA_DIR: `rolegate serve` on a new database holding what
+# `rolegate dev` seeded into DATA_DIR.
+serve_postgres() {
+  local port=$1 data=$2 url
+  LOAD_DB=rolegate_load_$$_$(date +%s)
+  url=$POSTGRES_URL/$LOAD_DB
+  log "PostgreSQL database $LOAD_DB: migrate, copy the dev seed, serve"
+  psql "$POSTGRES_URL/postgres" -qc "CREATE DATABASE $LOAD_DB" >&2
+  ROLEGATE_DATABASE__URL=$url "$BIN" migrate >&2
+  "$PY" scripts/load/copy_to_postgres.py "$data/rolegate.db" |
+    psql "$url" -q -v ON_ERROR_STOP=1 >/dev/null
+  ROLEGATE_DATABASE__URL=$url ROLEGATE_SECRETS__MASTER_KEY=$(cat "$data/master.key") \
+    ROLEGATE_SERVER__LISTEN=127.0.0.1:$port ROLEGATE_LOG__FILTER=info,sqlx=warn \
+    timeout "$SERVER_LIFETIME" "$BIN" serve >"$OUT/rolegate.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "http://127.0.0.1:$port/healthz" "$!" rolegate
 }
 
 # load TARGET OPERATION URL: one wrk run with the captured request of OPERATION.
@@ -141,12 +192,18 @@ for target in $TARGETS; do
   case $target in
     rolegate)
       data=$WORK/rolegate-data
+      dev_log=rolegate
+      [ "$DATABASE" = postgres ] && dev_log=rolegate-dev
       timeout "$SERVER_LIFETIME" "$BIN" dev --listen "127.0.0.1:$port" --data-dir "$data" \
-        >"$OUT/rolegate.log" 2>&1 &
+        >"$OUT/$dev_log.log" 2>&1 &
       PIDS+=($!)
-      wait_for "$url/healthz" "$!" rolegate
+      wait_for "$url/healthz" "$!" "$dev_log"
       "$PY" scripts/load/register_oidc.py "$data/rolegate.db" "http://127.0.0.1:$OIDC_PORT" \
         "$AUDIENCE" "$WEB_ROLE" >&2
+      if [ "$DATABASE" = postgres ]; then
+        stop_last
+        serve_postgres "$port" "$data"
+      fi
       ACCESS_KEY_ID=$(sed -n 's/^aws_access_key_id *= *//p' "$data/aws-credentials")
       SECRET_ACCESS_KEY=$(sed -n 's/^aws_secret_access_key *= *//p' "$data/aws-credentials")
       ;;
@@ -167,14 +224,12 @@ for target in $TARGETS; do
     load "$target" "$op" "$url/"
   done
   # Stop this target before the next one so they never share the CPUs.
-  kill -TERM "${PIDS[-1]}" 2>/dev/null || true
-  wait "${PIDS[-1]}" 2>/dev/null || true
-  unset 'PIDS[-1]'
+  stop_last
 done
 
 {
   echo "STS load run $(date -u +%Y-%m-%dT%H:%M:%SZ): $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1))"
-  echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s on 127.0.0.1, same machine; one captured boto3 request replayed per run"
+  echo "rolegate on $DATABASE; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s on 127.0.0.1, same machine; one captured boto3 request replayed per run"
   echo
   printf '%-9s %-26s %10s %9s %9s %9s %8s %7s\n' target operation req/s p50_ms p99_ms requests non-2xx errors
   while IFS=$'\t' read -r target op rps p50 p99 requests non2xx socket; do

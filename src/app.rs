@@ -161,7 +161,9 @@ pub async fn state_with_cache(
         store.clock().clone(),
         secret_sealer.clone(),
     ));
+    let audit = crate::service::audit::AuditLog::start(store.clone()).map_err(|e| e.to_string())?;
     Ok(AppState {
+        audit,
         oidc,
         clock: store.clock().clone(),
         random: store.random(),

@@ -23,6 +23,7 @@ use crate::iam::{Partition, ValidationError};
 use crate::policy::PolicyError;
 
 pub use model::*;
+pub use sql::AUDIT_BATCH_LIMIT;
 pub use sql::{
     AccountStore, AuditStore, DirectoryStore, IamUserStore, PolicyScope, PolicyStore, RoleStore,
     StsKeyStore,

@@ -52,9 +52,7 @@ pub(crate) async fn audit(
         user_agent,
         details,
     };
-    if let Err(error) = state.store.append_audit(&event).await {
-        tracing::error!(%error, "cannot write audit event");
-    }
+    state.audit.record(event).await;
 }
 
 /// [`audit`] for a refusal of an anonymous request, within the client network's

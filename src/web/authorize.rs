@@ -357,7 +357,5 @@ async fn audit(
             .map(str::to_owned),
         details,
     };
-    if let Err(error) = state.store.append_audit(&event).await {
-        tracing::error!(%error, "cannot write audit event");
-    }
+    state.audit.record(event).await;
 }

@@ -51,6 +51,8 @@ pub struct AppState {
     pub second_factor: Arc<crate::service::second_factor::SecondFactor>,
     /// Console sign-in tokens and console sessions.
     pub console: Arc<crate::service::console::ConsoleService>,
+    /// The one audit writer: every audit event of every surface goes through it.
+    pub audit: crate::service::audit::AuditLog,
     pub portal: PortalSettings,
     /// How clients reach this server: public URL and trusted proxies (`[server]`).
     pub server: ServerSettings,

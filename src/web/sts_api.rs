@@ -257,9 +257,7 @@ async fn handle(
             user_agent: origin.user_agent.clone(),
             details,
         };
-        if let Err(error) = state.store.append_audit(&event).await {
-            tracing::error!(%error, "cannot write audit event");
-        }
+        state.audit.record(event).await;
     }
     match result {
         Ok(result_body) => success(

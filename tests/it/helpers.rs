@@ -414,3 +414,15 @@ pub async fn assert_audited(
         );
     }
 }
+
+/// Runs `sql` on the test database over a connection of its own (past the store).
+pub async fn raw_execute(db: &TestStore, sql: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    if db.url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await?;
+        sqlx::query(sql).execute(&mut conn).await.map(|_| ())
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await?;
+        sqlx::query(sql).execute(&mut conn).await.map(|_| ())
+    }
+}

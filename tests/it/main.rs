@@ -11,6 +11,7 @@
     clippy::unreachable
 )]
 
+mod audit;
 mod authorize;
 mod browser;
 mod cache;

@@ -11,7 +11,7 @@ use rolegate::store::{
 };
 use serde_json::json;
 
-use crate::helpers::TestStore;
+use crate::helpers::{TestStore, raw_execute};
 
 const ACCOUNT: &str = "111122223333";
 
@@ -702,17 +702,6 @@ async fn audit_log_is_append_only(db: TestStore) {
     let erase = raw_execute(&db, "DELETE FROM audit_events").await;
     assert!(erase.is_err(), "delete must be rejected");
     assert_eq!(store.list_audit(10, None).await.unwrap().len(), 3);
-}
-
-async fn raw_execute(db: &TestStore, sql: &str) -> Result<(), sqlx::Error> {
-    use sqlx::Connection;
-    if db.url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(&db.url).await?;
-        sqlx::query(sql).execute(&mut conn).await.map(|_| ())
-    } else {
-        let mut conn = sqlx::PgConnection::connect(&db.url).await?;
-        sqlx::query(sql).execute(&mut conn).await.map(|_| ())
-    }
 }
 
 async fn demo_seed_is_idempotent(db: TestStore) {

@@ -3,16 +3,31 @@
 
 use async_trait::async_trait;
 use sqlx::types::Json;
-use sqlx::{Postgres, Sqlite};
+use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::SqlStore;
-use crate::store::{AuditEvent, AuditRecord, StoreResult};
+use crate::store::{AuditEvent, AuditRecord, StoreError, StoreResult};
+
+/// The most events [`AuditStore::append_audit_batch`] takes at once: eight bound
+/// values each stay far below both databases' limits on one statement's parameters.
+pub const AUDIT_BATCH_LIMIT: usize = 256;
 
 /// The audit log (part of [`Store`](crate::store::Store)).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends to the audit log (which the database itself keeps append-only).
-    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64>;
+    /// Appends `events` (at most [`AUDIT_BATCH_LIMIT`]) in one statement, so in one
+    /// transaction: all or none. Each is cut to [`AuditEvent::bounded`] first.
+    /// Returns their ids, in the order of `events` (ids grow in that order).
+    async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<Vec<i64>>;
+
+    /// Appends one event (a batch of one).
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64> {
+        let ids = self.append_audit_batch(std::slice::from_ref(event)).await?;
+        ids.first()
+            .copied()
+            .ok_or(StoreError::Backend(sqlx::Error::RowNotFound))
+    }
+
     /// Newest first, at most `limit`, optionally only ids below `before_id` (paging).
     async fn list_audit(&self, limit: i64, before_id: Option<i64>)
     -> StoreResult<Vec<AuditRecord>>;
@@ -22,22 +37,40 @@ macro_rules! impl_audit_store {
     ($db:ty) => {
         #[async_trait]
         impl AuditStore for SqlStore<$db> {
-            async fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64> {
-                let event = &event.bounded();
-                Ok(sqlx::query_scalar::<_, i64>(
+            async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<Vec<i64>> {
+                if events.is_empty() {
+                    return Ok(Vec::new());
+                }
+                if events.len() > AUDIT_BATCH_LIMIT {
+                    return Err(StoreError::LimitExceeded(format!(
+                        "at most {AUDIT_BATCH_LIMIT} audit events are appended at once, not {}",
+                        events.len()
+                    )));
+                }
+                let events: Vec<AuditEvent> = events.iter().map(AuditEvent::bounded).collect();
+                let mut insert = QueryBuilder::<$db>::new(
                     "INSERT INTO audit_events (at, actor, action, target, outcome, source_ip, \
-                     user_agent, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                )
-                .bind(event.at)
-                .bind(&event.actor)
-                .bind(&event.action)
-                .bind(&event.target)
-                .bind(event.outcome.as_str())
-                .bind(event.source_ip.as_deref())
-                .bind(event.user_agent.as_deref())
-                .bind(Json(&event.details))
-                .fetch_one(&self.pool)
-                .await?)
+                     user_agent, details) ",
+                );
+                insert.push_values(&events, |mut row, event| {
+                    row.push_bind(event.at)
+                        .push_bind(&event.actor)
+                        .push_bind(&event.action)
+                        .push_bind(&event.target)
+                        .push_bind(event.outcome.as_str())
+                        .push_bind(event.source_ip.as_deref())
+                        .push_bind(event.user_agent.as_deref())
+                        .push_bind(Json(&event.details));
+                });
+                insert.push(" RETURNING id");
+                let mut ids: Vec<i64> = insert
+                    .build_query_scalar()
+                    .fetch_all(&self.pool)
+                    .await?;
+                // Rows get their ids in the order of VALUES; RETURNING's own order
+                // is not promised by either database.
+                ids.sort_unstable();
+                Ok(ids)
             }
 
             async fn list_audit(

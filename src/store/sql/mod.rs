@@ -27,6 +27,7 @@ use crate::iam::{IdKind, Partition, ValidationError, new_unique_id};
 use crate::policy::{ParseOptions, Policy, PolicyKind};
 
 pub use accounts::AccountStore;
+pub use audit::AUDIT_BATCH_LIMIT;
 pub use audit::AuditStore;
 pub use directory::DirectoryStore;
 pub use iam_users::IamUserStore;
