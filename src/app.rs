@@ -161,7 +161,9 @@ pub async fn state_with_cache(
         store.clock().clone(),
         secret_sealer.clone(),
     ));
-    let audit = crate::service::audit::AuditLog::start(store.clone()).map_err(|e| e.to_string())?;
+    let audit = crate::service::audit::AuditLog::start(store.clone())
+        .map_err(|e| e.to_string())?
+        .with_anonymous_budget(cache.clone());
     Ok(AppState {
         audit,
         oidc,

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{AUDIT_BATCH_LIMIT, AuditEvent, AuditStore, StoreError};
+use crate::cache::{Cache, RateLimit};
+use crate::store::{AUDIT_BATCH_LIMIT, AuditEvent, AuditStore, Outcome, StoreError};
 
 /// Events waiting for the writer; past this, callers wait for room (the writer
 /// never waits for a caller, so a full queue only slows them down).
@@ -32,7 +33,18 @@ pub enum AuditError {
 #[derive(Clone)]
 pub struct AuditLog {
     queue: mpsc::Sender<Pending>,
+    /// Where refusals of anonymous requests are counted per client network.
+    anonymous_budget: Option<Arc<dyn Cache>>,
 }
+
+/// Refusals of anonymous requests that one client network may write to the audit
+/// log per window; past it they are logged at debug level only, after one event
+/// saying so, so an anonymous client cannot grow the database at will.
+pub const ANONYMOUS_AUDIT: RateLimit = RateLimit {
+    name: "audit-anonymous",
+    max: 60,
+    window: std::time::Duration::from_secs(15 * 60),
+};
 
 struct Pending {
     event: AuditEvent,
@@ -45,7 +57,16 @@ impl AuditLog {
         let runtime = tokio::runtime::Handle::try_current()?;
         let (queue, waiting) = mpsc::channel(QUEUE_CAPACITY);
         runtime.spawn(write_groups(store, waiting));
-        Ok(Self { queue })
+        Ok(Self {
+            queue,
+            anonymous_budget: None,
+        })
+    }
+
+    /// Counts refusals of anonymous requests in `cache` (see [`ANONYMOUS_AUDIT`]).
+    pub fn with_anonymous_budget(mut self, cache: Arc<dyn Cache>) -> Self {
+        self.anonymous_budget = Some(cache);
+        self
     }
 
     /// Appends `event` and returns its id once it is committed.
@@ -63,6 +84,36 @@ impl AuditLog {
     pub async fn record(&self, event: AuditEvent) {
         if let Err(error) = self.append(event).await {
             tracing::error!(%error, "cannot write audit event");
+        }
+    }
+
+    /// [`record`](Self::record) for a refusal of an anonymous request from client
+    /// network `network`, within the network's [`ANONYMOUS_AUDIT`] budget: the first
+    /// event past it says that further ones go unrecorded until the window ends.
+    pub async fn record_anonymous(&self, mut event: AuditEvent, network: &str) {
+        // Without the counter the event is written: losing it would be worse.
+        let count = match &self.anonymous_budget {
+            Some(cache) => ANONYMOUS_AUDIT
+                .count(cache.as_ref(), network)
+                .await
+                .unwrap_or_default(),
+            None => 0,
+        };
+        if count <= ANONYMOUS_AUDIT.max {
+            self.record(event).await;
+        } else if count == ANONYMOUS_AUDIT.max + 1 {
+            event.details = serde_json::json!({
+                "reason": "too many refused anonymous requests from this network: further ones are not recorded until the window ends",
+                "window_seconds": ANONYMOUS_AUDIT.window.as_secs(),
+                "last_action": event.action,
+            });
+            event.actor = "anonymous".to_owned();
+            event.action = "audit:Suppressed".to_owned();
+            event.target = network.to_owned();
+            event.outcome = Outcome::Denied;
+            self.record(event).await;
+        } else {
+            tracing::debug!(%network, action = %event.action, "anonymous refusal not audited (over budget)");
         }
     }
 }
