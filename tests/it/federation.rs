@@ -8,7 +8,7 @@ use rolegate::seed::{self, DEMO_ACCOUNT_ID};
 use rolegate::store::{ConsoleDestination, IdentitySourceKind, NewIdentitySource, Outcome};
 
 use crate::both_backends;
-use crate::helpers::{TestStore, spawn_state, test_sealer};
+use crate::helpers::{TestStore, spawn_state};
 use crate::web_client::{Browser, Page, exported_keys, hidden, password_of, seeded, url_encode};
 
 impl Browser {
@@ -748,23 +748,10 @@ async fn deep_links(db: TestStore) {
 /// Replicas sharing Redis: a sign-in token minted on one works once on the other,
 /// and the cache holds it for at most 15 minutes.
 async fn federation_across_replicas(db: TestStore) {
-    let prefix = format!("rolegate-test-{:016x}", rand::random::<u64>());
-    let url = "redis://127.0.0.1:6379/0";
-    let skew = chrono::Duration::minutes(5);
-    let cache = || async {
-        rolegate::cache::open_cache(Some(url), &prefix, &rolegate::clock::Clock::system())
-            .await
-            .unwrap()
-    };
-    let first =
-        rolegate::app::state_with_cache(db.store.clone(), test_sealer(), skew, cache().await)
-            .await
-            .unwrap();
+    let prefix = crate::helpers::redis_prefix();
+    let first = crate::helpers::redis_replica(db.store.clone(), &prefix).await;
     seed::seed_demo(first.store.as_ref()).await.unwrap();
-    let second =
-        rolegate::app::state_with_cache(db.store.clone(), test_sealer(), skew, cache().await)
-            .await
-            .unwrap();
+    let second = crate::helpers::redis_replica(db.store.clone(), &prefix).await;
     let now = chrono::Utc::now().timestamp();
     let creds = developer_session(&first.sts, now).await.credentials;
     let (a, b) = (spawn_state(first), spawn_state(second));
@@ -779,7 +766,7 @@ async fn federation_across_replicas(db: TestStore) {
     assert_eq!(status, 200, "{body}");
     let token = body["SigninToken"].as_str().unwrap();
 
-    let mut redis = redis::Client::open(url)
+    let mut redis = redis::Client::open("redis://127.0.0.1:6379/0")
         .unwrap()
         .get_multiplexed_async_connection()
         .await

@@ -370,6 +370,23 @@ pub async fn signed_sts_call_at(
     (status, response.text().await.expect("body"))
 }
 
+/// A fresh Redis key prefix for one test; remove its keys with [`delete_redis_prefix`].
+pub fn redis_prefix() -> String {
+    format!("rolegate-test-{:016x}", rand::random::<u64>())
+}
+
+/// What each replica of a deployment builds: the state over `store` with the local
+/// Redis as its cache, under `prefix` (replicas sharing a prefix share state).
+pub async fn redis_replica(store: Arc<dyn Store>, prefix: &str) -> rolegate::web::AppState {
+    let cache =
+        rolegate::cache::open_cache(Some("redis://127.0.0.1:6379/0"), prefix, store.clock())
+            .await
+            .expect("Redis at 127.0.0.1:6379 is required for these tests");
+    rolegate::app::state_with_cache(store, test_sealer(), chrono::Duration::minutes(5), cache)
+        .await
+        .expect("app state")
+}
+
 /// Removes every key a test wrote under its Redis prefix.
 pub async fn delete_redis_prefix(prefix: &str) {
     let mut redis = redis::Client::open("redis://127.0.0.1:6379/0")

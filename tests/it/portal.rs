@@ -1,13 +1,11 @@
 //! The login portal over real HTTP: directory sign-in, entitlements from groups,
 //! access keys that work with boto3, CSRF, redirects, sessions shared by replicas.
 
-use std::sync::Arc;
-
 use rolegate::idp::directory::DIRECTORY_SOURCE_ID;
 use rolegate::seed;
 
 use crate::both_backends;
-use crate::helpers::{TestStore, spawn_state, test_sealer, venv_bin};
+use crate::helpers::{TestStore, spawn_state, venv_bin};
 use crate::web_client::{Browser, exported_keys, hidden, password_of, seeded};
 
 async fn sign_in_see_roles_and_use_access_keys(db: TestStore) {
@@ -214,35 +212,10 @@ async fn bad_sign_ins_and_redirects(db: TestStore) {
 /// Two Rolegate replicas sharing the database and Redis serve one user seamlessly:
 /// sign in on one, continue on the other.
 async fn replicas_share_sessions_through_redis(db: TestStore) {
-    let prefix = format!("rolegate-test-{:016x}", rand::random::<u64>());
-    let cache = |prefix: String| async move {
-        let cache: Arc<dyn rolegate::cache::Cache> = rolegate::cache::open_cache(
-            Some("redis://127.0.0.1:6379/0"),
-            &prefix,
-            &rolegate::clock::Clock::system(),
-        )
-        .await
-        .unwrap();
-        cache
-    };
-    let skew = chrono::Duration::minutes(5);
-    let first = rolegate::app::state_with_cache(
-        db.store.clone(),
-        test_sealer(),
-        skew,
-        cache(prefix.clone()).await,
-    )
-    .await
-    .unwrap();
+    let prefix = crate::helpers::redis_prefix();
+    let first = crate::helpers::redis_replica(db.store.clone(), &prefix).await;
     seed::seed_demo(first.store.as_ref()).await.unwrap();
-    let second = rolegate::app::state_with_cache(
-        db.store.clone(),
-        test_sealer(),
-        skew,
-        cache(prefix.clone()).await,
-    )
-    .await
-    .unwrap();
+    let second = crate::helpers::redis_replica(db.store.clone(), &prefix).await;
     let sessions = first.sessions.clone();
     let (a, b) = (spawn_state(first), spawn_state(second));
 

@@ -1114,24 +1114,10 @@ async fn sso_portal_api_errors_and_shared_paths(db: TestStore) {
 }
 
 async fn sso_device_login_across_replicas_through_redis(db: TestStore) {
-    let prefix = format!("rolegate-test-{:016x}", rand::random::<u64>());
+    let prefix = crate::helpers::redis_prefix();
     let mut bases = Vec::new();
     for _ in 0..2 {
-        let cache = rolegate::cache::open_cache(
-            Some("redis://127.0.0.1:6379/0"),
-            &prefix,
-            &rolegate::clock::Clock::system(),
-        )
-        .await
-        .unwrap();
-        let state = rolegate::app::state_with_cache(
-            db.store.clone(),
-            crate::helpers::test_sealer(),
-            chrono::Duration::minutes(5),
-            cache,
-        )
-        .await
-        .unwrap();
+        let state = crate::helpers::redis_replica(db.store.clone(), &prefix).await;
         if bases.is_empty() {
             seed::seed_demo(state.store.as_ref()).await.unwrap();
         }
@@ -2316,22 +2302,8 @@ async fn sso_terminal_sign_ins_are_listed_and_revoked(db: TestStore) {
 }
 
 async fn sso_terminal_sign_ins_are_listed_and_revoked_through_redis(db: TestStore) {
-    let prefix = format!("rolegate-test-{:016x}", rand::random::<u64>());
-    let cache = rolegate::cache::open_cache(
-        Some("redis://127.0.0.1:6379/0"),
-        &prefix,
-        &rolegate::clock::Clock::system(),
-    )
-    .await
-    .unwrap();
-    let state = rolegate::app::state_with_cache(
-        db.store.clone(),
-        crate::helpers::test_sealer(),
-        chrono::Duration::minutes(5),
-        cache,
-    )
-    .await
-    .unwrap();
+    let prefix = crate::helpers::redis_prefix();
+    let state = crate::helpers::redis_replica(db.store.clone(), &prefix).await;
     seed::seed_demo(state.store.as_ref()).await.unwrap();
     let base = spawn_state(state.clone());
     terminal_sign_ins_are_listed_and_revoked(&state, &base).await;

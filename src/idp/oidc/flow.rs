@@ -26,84 +26,107 @@ pub(super) fn used_key(state: &str) -> String {
     format!("oidc-login-used:{}", digest(state))
 }
 
-/// Starts a sign-in at `source`: remembers it and returns the provider's
-/// authorization URL to send the browser to. `default_redirect_uri` is used when
-/// the source configures none; `browser` is the browser-binding cookie's value.
-async fn begin(
-    cache: &dyn Cache,
-    clock: &Clock,
-    sealer: &SecretSealer,
-    source: &IdentitySource,
-    default_redirect_uri: &str,
-    return_to: &str,
-    browser: &str,
-) -> Result<String, OidcError> {
-    if !source.enabled {
-        return Err(OidcError::UnknownSource(source.id.clone()));
-    }
-    let config = OidcConfig::from_source(source)?;
-    let secret = client_secret(sealer, &source.id, &config)?;
-    let metadata = discover(cache, &config, false).await?;
-    let redirect_uri = config
-        .redirect_uri
-        .clone()
-        .unwrap_or_else(|| default_redirect_uri.to_owned());
-    let client = build_client(&config, metadata, secret.as_ref(), &redirect_uri)?;
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut request = client.authorize_url(
-        CoreAuthenticationFlow::AuthorizationCode,
-        CsrfToken::new_random,
-        Nonce::new_random,
-    );
-    for scope in config
-        .scopes
-        .iter()
-        .filter(|s| *s != "openid" && !s.is_empty())
-    {
-        request = request.add_scope(Scope::new(scope.clone()));
-    }
-    let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
-    let pending = PendingLogin {
-        source_id: source.id.clone(),
-        nonce: nonce.secret().clone(),
-        pkce_verifier: verifier.secret().clone(),
-        redirect_uri,
-        return_to: return_to.to_owned(),
-        browser: digest(browser),
-        started_at: clock.timestamp(),
-    };
-    let bytes = serde_json::to_vec(&pending).map_err(|e| OidcError::Unavailable(e.to_string()))?;
-    cache
-        .put(&pending_key(state.secret()), &bytes, LOGIN_TTL)
-        .await
-        .map_err(|e| OidcError::Unavailable(e.to_string()))?;
-    Ok(url.to_string())
+/// The relying party of every OIDC source: the cache (pending logins, discovery), the
+/// clock and the sealer (client secrets) a sign-in needs, held once.
+pub struct OidcLogin {
+    cache: std::sync::Arc<dyn Cache>,
+    clock: Clock,
+    sealer: SecretSealer,
 }
 
-/// Consumes the pending sign-in named by `state`: the first call wins, a second
-/// (a replayed callback) gets [`OidcError::ReplayedState`], an unknown or expired
-/// state [`OidcError::UnknownState`].
-async fn take_pending(cache: &dyn Cache, state: &str) -> Result<PendingLogin, OidcError> {
-    if state.is_empty() {
-        return Err(OidcError::MissingState);
+impl OidcLogin {
+    pub fn new(cache: std::sync::Arc<dyn Cache>, clock: Clock, sealer: SecretSealer) -> Self {
+        Self {
+            cache,
+            clock,
+            sealer,
+        }
     }
-    if state.len() > 512 {
-        return Err(OidcError::UnknownState);
+}
+
+impl OidcLogin {
+    /// Starts a sign-in at `source`: remembers it and returns the provider's
+    /// authorization URL to send the browser to. `default_redirect_uri` is used when
+    /// the source configures none; `browser` is the browser-binding cookie's value.
+    pub async fn begin(
+        &self,
+        source: &IdentitySource,
+        default_redirect_uri: &str,
+        return_to: &str,
+        browser: &str,
+    ) -> Result<String, OidcError> {
+        let (cache, clock, sealer) = (self.cache.as_ref(), &self.clock, &self.sealer);
+        if !source.enabled {
+            return Err(OidcError::UnknownSource(source.id.clone()));
+        }
+        let config = OidcConfig::from_source(source)?;
+        let secret = client_secret(sealer, &source.id, &config)?;
+        let metadata = discover(cache, &config, false).await?;
+        let redirect_uri = config
+            .redirect_uri
+            .clone()
+            .unwrap_or_else(|| default_redirect_uri.to_owned());
+        let client = build_client(&config, metadata, secret.as_ref(), &redirect_uri)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        for scope in config
+            .scopes
+            .iter()
+            .filter(|s| *s != "openid" && !s.is_empty())
+        {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        let pending = PendingLogin {
+            source_id: source.id.clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+            redirect_uri,
+            return_to: return_to.to_owned(),
+            browser: digest(browser),
+            started_at: clock.timestamp(),
+        };
+        let bytes =
+            serde_json::to_vec(&pending).map_err(|e| OidcError::Unavailable(e.to_string()))?;
+        cache
+            .put(&pending_key(state.secret()), &bytes, LOGIN_TTL)
+            .await
+            .map_err(|e| OidcError::Unavailable(e.to_string()))?;
+        Ok(url.to_string())
     }
-    let unavailable = |e: crate::cache::CacheError| OidcError::Unavailable(e.to_string());
-    let first = cache
-        .put_if_absent(&used_key(state), b"1", LOGIN_TTL)
-        .await
-        .map_err(unavailable)?;
-    if !first {
-        return Err(OidcError::ReplayedState);
+}
+
+impl OidcLogin {
+    /// Consumes the pending sign-in named by `state`: the first call wins, a second
+    /// (a replayed callback) gets [`OidcError::ReplayedState`], an unknown or expired
+    /// state [`OidcError::UnknownState`].
+    pub async fn take_pending(&self, state: &str) -> Result<PendingLogin, OidcError> {
+        let cache = self.cache.as_ref();
+        if state.is_empty() {
+            return Err(OidcError::MissingState);
+        }
+        if state.len() > 512 {
+            return Err(OidcError::UnknownState);
+        }
+        let unavailable = |e: crate::cache::CacheError| OidcError::Unavailable(e.to_string());
+        let first = cache
+            .put_if_absent(&used_key(state), b"1", LOGIN_TTL)
+            .await
+            .map_err(unavailable)?;
+        if !first {
+            return Err(OidcError::ReplayedState);
+        }
+        let key = pending_key(state);
+        let Some(stored) = cache.get(&key).await.map_err(unavailable)? else {
+            return Err(OidcError::UnknownState);
+        };
+        cache.delete(&key).await.map_err(unavailable)?;
+        serde_json::from_slice(&stored).map_err(|_| OidcError::UnknownState)
     }
-    let key = pending_key(state);
-    let Some(stored) = cache.get(&key).await.map_err(unavailable)? else {
-        return Err(OidcError::UnknownState);
-    };
-    cache.delete(&key).await.map_err(unavailable)?;
-    serde_json::from_slice(&stored).map_err(|_| OidcError::UnknownState)
 }
 
 /// Whether `browser` (the binding cookie's value) is the one the sign-in started with.
@@ -141,114 +164,116 @@ pub struct SignedIn {
     pub claims: Map<String, Value>,
 }
 
-/// Redeems `code` for the sign-in `pending` at `source` and validates the answer.
-async fn complete(
-    cache: &dyn Cache,
-    clock: &Clock,
-    sealer: &SecretSealer,
-    source: &IdentitySource,
-    pending: &PendingLogin,
-    code: &str,
-) -> Result<SignedIn, OidcError> {
-    if !source.enabled {
-        return Err(OidcError::UnknownSource(source.id.clone()));
-    }
-    if pending.source_id != source.id {
-        return Err(OidcError::SourceMismatch);
-    }
-    let config = OidcConfig::from_source(source)?;
-    let secret = client_secret(sealer, &source.id, &config)?;
-    let mut metadata = discover(cache, &config, false).await?;
-    let client = build_client(
-        &config,
-        metadata.clone(),
-        secret.as_ref(),
-        &pending.redirect_uri,
-    )?;
-    let http = http()?;
-    let response = client
-        .exchange_code(AuthorizationCode::new(code.to_owned()))
-        .map_err(|e| OidcError::Provider(e.to_string()))?
-        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
-        .request_async(http)
-        .await
-        .map_err(|e| match e {
-            RequestTokenError::ServerResponse(answer) => OidcError::CodeRejected(format!(
-                "{}{}",
-                answer.error().as_ref(),
-                answer
-                    .error_description()
-                    .map(|d| format!(": {}", clip(d)))
-                    .unwrap_or_default()
-            )),
-            // The body may hold tokens: never include it.
-            RequestTokenError::Parse(error, _) => {
-                OidcError::InvalidToken(format!("unreadable token response at {}", error.path()))
-            }
-            RequestTokenError::Request(error) => {
-                OidcError::Provider(format!("token request failed: {}", error_chain(&error)))
-            }
-            RequestTokenError::Other(reason) => OidcError::Provider(reason),
-        })?;
-    let id_token = response
-        .extra_fields()
-        .id_token()
-        .ok_or(OidcError::MissingIdToken)?;
-    let nonce = Nonce::new(pending.nonce.clone());
-    let access_token = response.access_token();
-    let claims = match verify(
-        &config,
-        &metadata,
-        id_token,
-        &nonce,
-        access_token,
-        clock.now(),
-    ) {
-        // The provider may have rotated its keys since discovery: look again, once.
-        Err(OidcError::BadSignature(reason)) if reason == NO_MATCHING_KEY => {
-            metadata = discover(cache, &config, true).await?;
-            verify(
-                &config,
-                &metadata,
-                id_token,
-                &nonce,
-                access_token,
-                clock.now(),
-            )?
+impl OidcLogin {
+    /// Redeems `code` for the sign-in `pending` at `source` and validates the answer.
+    pub async fn complete(
+        &self,
+        source: &IdentitySource,
+        pending: &PendingLogin,
+        code: &str,
+    ) -> Result<SignedIn, OidcError> {
+        let (cache, clock, sealer) = (self.cache.as_ref(), &self.clock, &self.sealer);
+        if !source.enabled {
+            return Err(OidcError::UnknownSource(source.id.clone()));
         }
-        other => other?,
-    };
-    let raw = id_token.to_string();
-    let mut all = verified_payload(&raw)?;
-    if config.userinfo && metadata.userinfo_endpoint().is_some() {
-        let client = build_client(&config, metadata, secret.as_ref(), &pending.redirect_uri)?;
-        let request = client
-            .user_info(access_token.clone(), Some(claims.subject().clone()))
-            .map_err(|e| OidcError::UserInfo(e.to_string()))?;
-        let info: UserInfoClaims<OtherClaims, CoreGenderClaim> = request
+        if pending.source_id != source.id {
+            return Err(OidcError::SourceMismatch);
+        }
+        let config = OidcConfig::from_source(source)?;
+        let secret = client_secret(sealer, &source.id, &config)?;
+        let mut metadata = discover(cache, &config, false).await?;
+        let client = build_client(
+            &config,
+            metadata.clone(),
+            secret.as_ref(),
+            &pending.redirect_uri,
+        )?;
+        let http = http()?;
+        let response = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| OidcError::Provider(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
             .request_async(http)
             .await
-            .map_err(|e| OidcError::UserInfo(error_chain(&e)))?;
-        if let Ok(Value::Object(extra)) = serde_json::to_value(&info) {
-            for (name, value) in extra {
-                // The ID token's own claims (iss, aud, nonce...) stay as validated.
-                if !matches!(
-                    name.as_str(),
-                    "iss" | "aud" | "sub" | "exp" | "iat" | "nonce" | "azp"
-                ) {
-                    all.insert(name, value);
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(answer) => OidcError::CodeRejected(format!(
+                    "{}{}",
+                    answer.error().as_ref(),
+                    answer
+                        .error_description()
+                        .map(|d| format!(": {}", clip(d)))
+                        .unwrap_or_default()
+                )),
+                // The body may hold tokens: never include it.
+                RequestTokenError::Parse(error, _) => OidcError::InvalidToken(format!(
+                    "unreadable token response at {}",
+                    error.path()
+                )),
+                RequestTokenError::Request(error) => {
+                    OidcError::Provider(format!("token request failed: {}", error_chain(&error)))
+                }
+                RequestTokenError::Other(reason) => OidcError::Provider(reason),
+            })?;
+        let id_token = response
+            .extra_fields()
+            .id_token()
+            .ok_or(OidcError::MissingIdToken)?;
+        let nonce = Nonce::new(pending.nonce.clone());
+        let access_token = response.access_token();
+        let claims = match verify(
+            &config,
+            &metadata,
+            id_token,
+            &nonce,
+            access_token,
+            clock.now(),
+        ) {
+            // The provider may have rotated its keys since discovery: look again, once.
+            Err(OidcError::BadSignature(reason)) if reason == NO_MATCHING_KEY => {
+                metadata = discover(cache, &config, true).await?;
+                verify(
+                    &config,
+                    &metadata,
+                    id_token,
+                    &nonce,
+                    access_token,
+                    clock.now(),
+                )?
+            }
+            other => other?,
+        };
+        let raw = id_token.to_string();
+        let mut all = verified_payload(&raw)?;
+        if config.userinfo && metadata.userinfo_endpoint().is_some() {
+            let client = build_client(&config, metadata, secret.as_ref(), &pending.redirect_uri)?;
+            let request = client
+                .user_info(access_token.clone(), Some(claims.subject().clone()))
+                .map_err(|e| OidcError::UserInfo(e.to_string()))?;
+            let info: UserInfoClaims<OtherClaims, CoreGenderClaim> = request
+                .request_async(http)
+                .await
+                .map_err(|e| OidcError::UserInfo(error_chain(&e)))?;
+            if let Ok(Value::Object(extra)) = serde_json::to_value(&info) {
+                for (name, value) in extra {
+                    // The ID token's own claims (iss, aud, nonce...) stay as validated.
+                    if !matches!(
+                        name.as_str(),
+                        "iss" | "aud" | "sub" | "exp" | "iat" | "nonce" | "azp"
+                    ) {
+                        all.insert(name, value);
+                    }
                 }
             }
         }
+        let mut identity = map_identity(&source.id, &all, &config.claims)?;
+        identity.attributes =
+            claim_attributes(&source.id, &identity.user_name, &all, &config.session_tags);
+        Ok(SignedIn {
+            identity,
+            id_token: raw,
+            claims: all,
+        })
     }
-    let mut identity = map_identity(&source.id, &all, &config.claims)?;
-    identity.attributes =
-        claim_attributes(&source.id, &identity.user_name, &all, &config.session_tags);
-    Ok(SignedIn {
-        identity,
-        id_token: raw,
-        claims: all,
-    })
 }
 
 pub(super) fn clip(text: &str) -> String {
@@ -385,106 +410,36 @@ pub(super) fn verified_payload(raw: &str) -> Result<Map<String, Value>, OidcErro
 // Claim mapping
 // ---------------------------------------------------------------------------
 
-/// The provider's end-session URL for a session signed in with `id_token`, when the
-/// provider advertises one: `id_token_hint`, `client_id` and
-/// `post_logout_redirect_uri` (the source's, else `default_post_logout`).
-async fn logout_url(
-    cache: &dyn Cache,
-    source: &IdentitySource,
-    id_token: &str,
-    default_post_logout: &str,
-) -> Result<Option<String>, OidcError> {
-    let config = OidcConfig::from_source(source)?;
-    let metadata = discover(cache, &config, false).await?;
-    let Some(end) = metadata.additional_metadata().end_session_endpoint.clone() else {
-        return Ok(None);
-    };
-    let hint: CoreIdToken = id_token
-        .parse()
-        .map_err(|_| OidcError::InvalidToken("stored ID token unreadable".into()))?;
-    let post_logout = config
-        .post_logout_redirect_uri
-        .clone()
-        .unwrap_or_else(|| default_post_logout.to_owned());
-    let post_logout = PostLogoutRedirectUrl::new(post_logout)
-        .map_err(|e| OidcError::Misconfigured(format!("post_logout_redirect_uri: {e}")))?;
-    let url = LogoutRequest::from(end)
-        .set_id_token_hint(&hint)
-        .set_client_id(ClientId::new(config.client_id.clone()))
-        .set_post_logout_redirect_uri(post_logout)
-        .http_get_url();
-    Ok(Some(url.to_string()))
-}
-
-/// The relying party of every OIDC source: the cache (pending logins, discovery), the
-/// clock and the sealer (client secrets) a sign-in needs, held once.
-pub struct OidcLogin {
-    cache: std::sync::Arc<dyn Cache>,
-    clock: Clock,
-    sealer: SecretSealer,
-}
-
 impl OidcLogin {
-    pub fn new(cache: std::sync::Arc<dyn Cache>, clock: Clock, sealer: SecretSealer) -> Self {
-        Self {
-            cache,
-            clock,
-            sealer,
-        }
-    }
-
-    /// Starts a sign-in at `source`: remembers it and returns the provider's
-    /// authorization URL to send the browser to. `default_redirect_uri` is used when
-    /// the source configures none; `browser` is the browser-binding cookie's value.
-    pub async fn begin(
-        &self,
-        source: &IdentitySource,
-        default_redirect_uri: &str,
-        return_to: &str,
-        browser: &str,
-    ) -> Result<String, OidcError> {
-        begin(
-            self.cache.as_ref(),
-            &self.clock,
-            &self.sealer,
-            source,
-            default_redirect_uri,
-            return_to,
-            browser,
-        )
-        .await
-    }
-
-    /// Takes back the sign-in `state` names, exactly once.
-    pub async fn take_pending(&self, state: &str) -> Result<PendingLogin, OidcError> {
-        take_pending(self.cache.as_ref(), state).await
-    }
-
-    /// Redeems `code` for the sign-in `pending` at `source` and validates the answer.
-    pub async fn complete(
-        &self,
-        source: &IdentitySource,
-        pending: &PendingLogin,
-        code: &str,
-    ) -> Result<SignedIn, OidcError> {
-        complete(
-            self.cache.as_ref(),
-            &self.clock,
-            &self.sealer,
-            source,
-            pending,
-            code,
-        )
-        .await
-    }
-
-    /// The provider's end-session URL for a session signed in with `id_token`.
+    /// The provider's end-session URL for a session signed in with `id_token`, when the
+    /// provider advertises one: `id_token_hint`, `client_id` and
+    /// `post_logout_redirect_uri` (the source's, else `default_post_logout`).
     pub async fn logout_url(
         &self,
         source: &IdentitySource,
         id_token: &str,
         default_post_logout: &str,
     ) -> Result<Option<String>, OidcError> {
-        logout_url(self.cache.as_ref(), source, id_token, default_post_logout).await
+        let cache = self.cache.as_ref();
+        let config = OidcConfig::from_source(source)?;
+        let metadata = discover(cache, &config, false).await?;
+        let Some(end) = metadata.additional_metadata().end_session_endpoint.clone() else {
+            return Ok(None);
+        };
+        let hint: CoreIdToken = id_token
+            .parse()
+            .map_err(|_| OidcError::InvalidToken("stored ID token unreadable".into()))?;
+        let post_logout = config
+            .post_logout_redirect_uri
+            .clone()
+            .unwrap_or_else(|| default_post_logout.to_owned());
+        let post_logout = PostLogoutRedirectUrl::new(post_logout)
+            .map_err(|e| OidcError::Misconfigured(format!("post_logout_redirect_uri: {e}")))?;
+        let url = LogoutRequest::from(end)
+            .set_id_token_hint(&hint)
+            .set_client_id(ClientId::new(config.client_id.clone()))
+            .set_post_logout_redirect_uri(post_logout)
+            .http_get_url();
+        Ok(Some(url.to_string()))
     }
 }
