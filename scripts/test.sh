@@ -83,5 +83,8 @@ cargo fmt --all -- --check
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
+log "no import cycles between modules"
+python3 scripts/check-module-cycles.py
+
 log "cargo nextest run (SQLite and PostgreSQL)"
 cargo nextest run --no-fail-fast "$@"

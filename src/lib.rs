@@ -1,7 +1,8 @@
 //! Rolegate: a self-hosted federated identity broker with its own AWS-compatible STS.
 //!
-//! The pure cores (`policy`, `iam`) do no I/O; `store` persists the IAM model;
-//! `web` translates HTTP to calls into the cores and back; `app` wires it all up.
+//! A request flows handler (`web`) → service (`service`) → pure cores (`policy`,
+//! `sts`, `mapping`, `iam`), with `store` and `cache` behind the services; `idp` are
+//! the identity sources, `clock` the one clock and random source, `app` the wiring.
 
 pub mod app;
 pub mod cache;
