@@ -26,7 +26,7 @@ pub use model::*;
 pub use sql::AUDIT_BATCH_LIMIT;
 pub use sql::{
     AccountStore, AuditStore, DirectoryStore, IamUserStore, PolicyScope, PolicyStore, RoleStore,
-    StsKeyStore,
+    RulesetStore, StsKeyStore,
 };
 
 /// What went wrong in a store call, in terms a handler can map to its wire format.
@@ -85,6 +85,7 @@ pub trait Store:
     AccountStore
     + PolicyStore
     + RoleStore
+    + RulesetStore
     + DirectoryStore
     + IamUserStore
     + StsKeyStore

@@ -498,3 +498,44 @@ pub struct OidcProvider {
     pub client_ids: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
+
+/// A published ruleset version, without its rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RulesetVersionSummary {
+    pub version: i64,
+    pub content_hash: String,
+    pub published_by: String,
+    /// For a restore: the version whose rules it copied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<i64>,
+    pub published_at: DateTime<Utc>,
+}
+
+/// A published ruleset version: the mapping rules as the admin API's JSON array.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RulesetVersion {
+    #[serde(flatten)]
+    pub summary: RulesetVersionSummary,
+    pub rules: serde_json::Value,
+}
+
+/// A ruleset to publish on top of version `base` (0: the first).
+#[derive(Debug, Clone)]
+pub struct NewRulesetVersion {
+    pub base: i64,
+    pub content_hash: String,
+    pub rules: serde_json::Value,
+    pub published_by: String,
+    pub restored_from: Option<i64>,
+}
+
+/// A person's latest sign-in: the identity the mapping rules saw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecentSignIn {
+    pub source_id: String,
+    pub subject: String,
+    pub user_name: String,
+    /// The [`Identity`](crate::idp::identity::Identity), as JSON.
+    pub identity: serde_json::Value,
+    pub signed_in_at: DateTime<Utc>,
+}

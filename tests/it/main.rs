@@ -29,6 +29,7 @@ mod oidc_peer;
 mod policy;
 mod portal;
 mod proxy;
+mod rulesets;
 mod session_tags;
 mod sigv4;
 mod sso;

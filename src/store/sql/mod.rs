@@ -14,6 +14,7 @@ mod holders;
 mod iam_users;
 mod policies;
 mod roles;
+mod rulesets;
 mod sts;
 
 use async_trait::async_trait;
@@ -33,6 +34,7 @@ pub use directory::DirectoryStore;
 pub use iam_users::IamUserStore;
 pub use policies::{PolicyScope, PolicyStore};
 pub use roles::RoleStore;
+pub use rulesets::RulesetStore;
 pub use sts::StsKeyStore;
 
 pub struct SqlStore<DB: Database> {
