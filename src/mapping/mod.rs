@@ -6,6 +6,24 @@
 //! The interim rule: a role lists the groups it is granted to in its
 //! `rolegate:groups` tag (names separated by spaces or commas, matched ignoring case).
 
+pub mod catalog;
+pub mod claims;
+pub mod compile;
+pub mod evaluate;
+pub mod rules;
+mod template;
+
+pub use catalog::{Catalog, CatalogRole};
+pub use claims::{ClaimsError, ClaimsHygiene, SourceClaims};
+pub use compile::{CompiledRuleset, RuleError, check_references, content_hash};
+pub use evaluate::{
+    Entitlement, Evaluation, GrantedBy, NotApplied, Removed, SessionSettings, Warning,
+};
+pub use rules::{
+    Case, Condition, Effect, ForEach, GrantTemplate, Leaf, Op, Rule, Selector, SessionTemplate,
+    Sources, Target, Validity,
+};
+
 use crate::iam::{AccountId, RoleArn, RoleName};
 use crate::idp::identity::Identity;
 use crate::store::Role;

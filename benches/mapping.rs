@@ -1,0 +1,2 @@
+//! Mapping-rule evaluation throughput (placeholder until the benchmark lands).
+fn main() {}

@@ -1,0 +1,956 @@
+//! Evaluates a compiled ruleset against one identity's claims: the entitlements,
+//! what deny rules removed, warnings, and why every other rule did not apply.
+//!
+//! - Rules run in (priority, id) order; grants add up, and any matching deny rule
+//!   removes the grants it targets whatever the priorities.
+//! - Session settings come from session rules (optionally scoped by `target`)
+//!   and from a grant rule's own `session`; per setting the lowest priority
+//!   number wins, and a different value from another rule is a SESSION_CONFLICT
+//!   warning naming both.
+//! - Rendered settings are checked against the STS limits; one that fails (or whose
+//!   claim is missing) is omitted with a warning, never sent half-rendered.
+
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::catalog::{Catalog, CatalogRole};
+use super::claims::SourceClaims;
+use super::compile::{
+    AccountRef, CompiledRule, CompiledRuleset, CompiledSession, CompiledTarget, Cond, LeafKind,
+    MAX_SESSION_TAGS, RoleRef, valid_session_name,
+};
+use super::rules::{Case, Effect, Op, Sources};
+use super::template::{Captures, Template};
+use crate::iam::{AccountId, RoleName, Tag};
+
+/// STS: the longest session tag value, in characters.
+const MAX_TAG_VALUE_CHARS: usize = 256;
+
+/// The outcome of evaluating the rules for one identity.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Evaluation {
+    /// Sorted by (account, role).
+    pub entitlements: Vec<Entitlement>,
+    /// Granted, then removed by a deny rule; sorted by (account, role).
+    pub removed: Vec<Removed>,
+    pub warnings: Vec<Warning>,
+    /// Rules that did not fire, in evaluation order.
+    pub not_applied: Vec<NotApplied>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entitlement {
+    pub account: AccountId,
+    pub role: RoleName,
+    pub session: SessionSettings,
+    pub granted_by: Vec<GrantedBy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantedBy {
+    pub rule: String,
+    /// The claim values that matched, as `claim=value` (e.g. `groups=developers`).
+    pub matched: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct SessionSettings {
+    pub name: Option<String>,
+    pub source_identity: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub transitive_tag_keys: Vec<String>,
+    /// Already capped at the role's maximum.
+    pub max_duration_seconds: Option<i64>,
+    /// The rules that set something, in priority order.
+    pub from_rules: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Removed {
+    pub account: AccountId,
+    pub role: RoleName,
+    pub denied_by: Vec<String>,
+    pub granted_by: Vec<GrantedBy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub code: &'static str,
+    pub rule: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotApplied {
+    pub rule: String,
+    /// `disabled`, `expired`, `not yet valid`, `rule is scoped to source …`,
+    /// `conditions not met` or `for_each matched no value`.
+    pub reason: String,
+    /// What nearly matched, such as "differs only by case: …".
+    pub near_miss: Option<String>,
+}
+
+impl Evaluation {
+    /// The entitlement for `account` and `role` (exact spelling), if granted.
+    pub fn entitlement(&self, account: &str, role: &str) -> Option<&Entitlement> {
+        self.entitlements
+            .iter()
+            .find(|e| e.account.as_str() == account && e.role.as_str() == role)
+    }
+
+    /// Why `rule` did not apply, if it did not.
+    pub fn not_applied(&self, rule: &str) -> Option<&NotApplied> {
+        self.not_applied.iter().find(|n| n.rule == rule)
+    }
+
+    /// Whether a warning with `code` was given.
+    pub fn warned(&self, code: &str) -> bool {
+        self.warnings.iter().any(|w| w.code == code)
+    }
+}
+
+impl CompiledRuleset {
+    /// Evaluates the rules for `claims` at `now`.
+    pub fn evaluate(
+        &self,
+        claims: &SourceClaims,
+        catalog: &Catalog,
+        now: DateTime<Utc>,
+    ) -> Evaluation {
+        let ctx = Context::new(self, claims);
+        let mut run = Run::default();
+        let mut trail = Vec::new();
+        for rule in &self.order {
+            ctx.rule(rule, catalog, now, &mut run, &mut trail);
+        }
+        run.finish(catalog)
+    }
+}
+
+/// A leaf that held, and the claim value (and rule value) it held on.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    leaf: usize,
+    value: usize,
+    rule_value: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Normal,
+    /// Every comparison ignores case: for "differs only by case" near misses.
+    IgnoreCase,
+}
+
+struct ClaimState<'a> {
+    values: &'a [String],
+    exact: OnceCell<HashMap<&'a str, usize>>,
+    lower: OnceCell<HashMap<String, usize>>,
+    /// Per case mode, per pattern slot: the indices of the values it matches.
+    hits: [OnceCell<Vec<Vec<usize>>>; 2],
+}
+
+struct Context<'a> {
+    rules: &'a CompiledRuleset,
+    claims: &'a SourceClaims,
+    states: Vec<ClaimState<'a>>,
+}
+
+impl<'a> Context<'a> {
+    fn new(rules: &'a CompiledRuleset, claims: &'a SourceClaims) -> Self {
+        let states = rules
+            .claims
+            .iter()
+            .map(|c| ClaimState {
+                values: claims.get(&c.name),
+                exact: OnceCell::new(),
+                lower: OnceCell::new(),
+                hits: [OnceCell::new(), OnceCell::new()],
+            })
+            .collect();
+        Self {
+            rules,
+            claims,
+            states,
+        }
+    }
+
+    fn insensitive(&self, case: Option<Case>, mode: Mode) -> bool {
+        mode == Mode::IgnoreCase
+            || match case {
+                Some(Case::Insensitive) => true,
+                Some(Case::Sensitive) => false,
+                None => !self.claims.case_sensitive,
+            }
+    }
+
+    fn exact(&self, claim: usize) -> Option<&HashMap<&'a str, usize>> {
+        let state = self.states.get(claim)?;
+        Some(state.exact.get_or_init(|| {
+            let mut map = HashMap::with_capacity(state.values.len());
+            for (i, v) in state.values.iter().enumerate() {
+                map.entry(v.as_str()).or_insert(i);
+            }
+            map
+        }))
+    }
+
+    fn lower(&self, claim: usize) -> Option<&HashMap<String, usize>> {
+        let state = self.states.get(claim)?;
+        Some(state.lower.get_or_init(|| {
+            let mut map = HashMap::with_capacity(state.values.len());
+            for (i, v) in state.values.iter().enumerate() {
+                map.entry(v.to_lowercase()).or_insert(i);
+            }
+            map
+        }))
+    }
+
+    /// Per pattern slot of `claim`, the values it matches.
+    fn hits(&self, claim: usize, insensitive: bool) -> Option<&Vec<Vec<usize>>> {
+        let state = self.states.get(claim)?;
+        let mode = usize::from(insensitive);
+        let index = self.rules.claims.get(claim)?.modes.get(mode)?;
+        Some(state.hits.get(mode)?.get_or_init(|| {
+            let mut hits = vec![Vec::new(); index.regexes.len()];
+            for (i, value) in state.values.iter().enumerate() {
+                match &index.set {
+                    Some(set) => {
+                        if set.is_match(value) {
+                            for slot in set.matches(value).iter() {
+                                if let Some(h) = hits.get_mut(slot) {
+                                    h.push(i);
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        for (slot, regex) in index.regexes.iter().enumerate() {
+                            if regex.is_match(value)
+                                && let Some(h) = hits.get_mut(slot)
+                            {
+                                h.push(i);
+                            }
+                        }
+                    }
+                }
+            }
+            hits
+        }))
+    }
+
+    fn eval(&self, cond: &Cond, mode: Mode, trail: &mut Vec<Hit>) -> bool {
+        match cond {
+            Cond::All(children) => {
+                let mark = trail.len();
+                for child in children {
+                    if !self.eval(child, mode, trail) {
+                        trail.truncate(mark);
+                        return false;
+                    }
+                }
+                true
+            }
+            Cond::Any(children) => {
+                for child in children {
+                    let mark = trail.len();
+                    if self.eval(child, mode, trail) {
+                        return true;
+                    }
+                    trail.truncate(mark);
+                }
+                false
+            }
+            Cond::Not(child) => {
+                let mark = trail.len();
+                let inner = self.eval(child, mode, trail);
+                trail.truncate(mark);
+                !inner
+            }
+            Cond::Leaf(leaf) => self.leaf(*leaf, mode, trail),
+        }
+    }
+
+    fn leaf(&self, index: usize, mode: Mode, trail: &mut Vec<Hit>) -> bool {
+        let Some(leaf) = self.rules.leaves.get(index) else {
+            return false;
+        };
+        let Some(state) = self.states.get(leaf.claim) else {
+            return false;
+        };
+        let insensitive = self.insensitive(leaf.case, mode);
+        let hit = |value, rule_value| Hit {
+            leaf: index,
+            value,
+            rule_value,
+        };
+        match &leaf.kind {
+            LeafKind::Exists => {
+                let present = !state.values.is_empty();
+                if present {
+                    trail.push(hit(0, None));
+                }
+                present
+            }
+            LeafKind::Set { lower } => {
+                let found = |k: usize| -> Option<usize> {
+                    if insensitive {
+                        self.lower(leaf.claim)?.get(lower.get(k)?).copied()
+                    } else {
+                        self.exact(leaf.claim)?
+                            .get(leaf.values.get(k)?.as_str())
+                            .copied()
+                    }
+                };
+                let mut matches = (0..leaf.values.len()).filter_map(|k| found(k).map(|v| (k, v)));
+                match leaf.op {
+                    Op::ContainsAll => {
+                        let mark = trail.len();
+                        let mut all = true;
+                        for k in 0..leaf.values.len() {
+                            match found(k) {
+                                Some(v) => trail.push(hit(v, Some(k))),
+                                None => {
+                                    all = false;
+                                    break;
+                                }
+                            }
+                        }
+                        if !all {
+                            trail.truncate(mark);
+                        }
+                        all
+                    }
+                    Op::NoneOf => matches.next().is_none(),
+                    _ => match matches.next() {
+                        Some((k, v)) => {
+                            trail.push(hit(v, Some(k)));
+                            true
+                        }
+                        None => false,
+                    },
+                }
+            }
+            LeafKind::Pattern { slots } => {
+                let Some(hits) = self.hits(leaf.claim, insensitive) else {
+                    return false;
+                };
+                for (k, slot) in slots.iter().enumerate() {
+                    if let Some(&v) = hits.get(*slot).and_then(|h| h.first()) {
+                        trail.push(hit(v, Some(k)));
+                        return true;
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    fn claim_name(&self, claim: usize) -> &str {
+        self.rules.claims.get(claim).map_or("", |c| c.name.as_str())
+    }
+
+    fn value(&self, claim: usize, value: usize) -> &str {
+        self.states
+            .get(claim)
+            .and_then(|s| s.values.get(value))
+            .map_or("", String::as_str)
+    }
+
+    /// `claim=value` for each hit.
+    fn matched(&self, trail: &[Hit]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::with_capacity(trail.len());
+        for hit in trail {
+            let Some(leaf) = self.rules.leaves.get(hit.leaf) else {
+                continue;
+            };
+            let text = format!(
+                "{}={}",
+                self.claim_name(leaf.claim),
+                self.value(leaf.claim, hit.value)
+            );
+            if !out.contains(&text) {
+                out.push(text);
+            }
+        }
+        out
+    }
+
+    /// Whether the rule's conditions would hold ignoring case, and how.
+    fn case_near_miss(&self, rule: &CompiledRule) -> Option<String> {
+        let cond = rule.when.as_ref()?;
+        let mut trail = Vec::new();
+        if !rule.case_matters || !self.eval(cond, Mode::IgnoreCase, &mut trail) {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for hit in &trail {
+            let Some(leaf) = self.rules.leaves.get(hit.leaf) else {
+                continue;
+            };
+            if self.insensitive(leaf.case, Mode::Normal) {
+                continue;
+            }
+            let claim = self.claim_name(leaf.claim);
+            let value = self.value(leaf.claim, hit.value);
+            let said = hit
+                .rule_value
+                .and_then(|k| leaf.values.get(k))
+                .map_or(String::new(), |w| {
+                    format!(", the rule says {} {w:?}", leaf.op.as_str())
+                });
+            parts.push(format!("{claim} has {value:?}{said}"));
+        }
+        Some(format!(
+            "differs only by case: {} (set \"case\": \"insensitive\" to match)",
+            parts.join("; ")
+        ))
+    }
+
+    fn rule(
+        &self,
+        rule: &CompiledRule,
+        catalog: &Catalog,
+        now: DateTime<Utc>,
+        run: &mut Run,
+        trail: &mut Vec<Hit>,
+    ) {
+        let skip = |run: &mut Run, reason: String, near_miss: Option<String>| {
+            run.not_applied.push(NotApplied {
+                rule: rule.id.clone(),
+                reason,
+                near_miss,
+            });
+        };
+        if !rule.enabled {
+            return skip(run, "disabled".into(), None);
+        }
+        if let Some(valid) = &rule.valid {
+            if valid.not_before.is_some_and(|t| now < t) {
+                return skip(run, "not yet valid".into(), None);
+            }
+            if valid.not_after.is_some_and(|t| now > t) {
+                return skip(run, "expired".into(), None);
+            }
+        }
+        trail.clear();
+        let holds = rule
+            .when
+            .as_ref()
+            .is_none_or(|c| self.eval(c, Mode::Normal, trail));
+        if !rule.sources.includes(&self.claims.source) {
+            let scope = match &rule.sources {
+                Sources::Any => "any".to_owned(),
+                Sources::Ids(ids) => ids.join(", "),
+            };
+            let near = holds.then(|| {
+                format!(
+                    "the conditions match, but the identity comes from source {}",
+                    self.claims.source
+                )
+            });
+            return skip(run, format!("rule is scoped to source {scope}"), near);
+        }
+        if !holds {
+            return skip(run, "conditions not met".into(), self.case_near_miss(rule));
+        }
+        let matched = self.matched(trail);
+
+        // for_each: one binding per matching value.
+        let bindings: Vec<Option<(Captures, String)>> = match &rule.for_each {
+            None => vec![None],
+            Some(fe) => {
+                let insensitive = self.insensitive(fe.case, Mode::Normal);
+                let regex = self
+                    .rules
+                    .claims
+                    .get(fe.claim)
+                    .and_then(|c| c.modes.get(usize::from(insensitive)))
+                    .and_then(|m| m.regexes.get(fe.slot));
+                let indices = self
+                    .hits(fe.claim, insensitive)
+                    .and_then(|h| h.get(fe.slot))
+                    .cloned()
+                    .unwrap_or_default();
+                let mut out = Vec::new();
+                for i in indices {
+                    let value = self.value(fe.claim, i);
+                    let Some(caps) = regex.and_then(|r| r.captures(value)) else {
+                        continue;
+                    };
+                    let mut captures = Captures::new();
+                    if let Some(regex) = regex {
+                        for name in regex.capture_names().flatten() {
+                            if let Some(m) = caps.name(name) {
+                                captures.insert(name.to_owned(), m.as_str().to_owned());
+                            }
+                        }
+                    }
+                    out.push(Some((
+                        captures,
+                        format!("{}={value}", self.claim_name(fe.claim)),
+                    )));
+                }
+                if out.is_empty() {
+                    return skip(
+                        run,
+                        format!(
+                            "for_each matched no value of claim {}",
+                            self.claim_name(fe.claim)
+                        ),
+                        None,
+                    );
+                }
+                out
+            }
+        };
+
+        match rule.effect {
+            Effect::Deny => run.denies.push(Deny {
+                rule: rule.id.clone(),
+                target: rule.target.clone(),
+            }),
+            Effect::Session => {
+                if let Some(session) = &rule.session {
+                    let rendered = self.render(rule, session, None, run);
+                    let index = run.rendered.len();
+                    run.rendered.push(rendered);
+                    run.session_rules.push((index, rule.target.clone()));
+                }
+            }
+            Effect::Grant => {
+                for binding in &bindings {
+                    let captures = binding.as_ref().map(|(c, _)| c);
+                    let mut matched_here = matched.clone();
+                    if let Some((_, value)) = binding
+                        && !matched_here.contains(value)
+                    {
+                        matched_here.push(value.clone());
+                    }
+                    let session = rule.session.as_ref().map(|s| {
+                        let rendered = self.render(rule, s, captures, run);
+                        run.rendered.push(rendered);
+                        run.rendered.len() - 1
+                    });
+                    for grant in &rule.grants {
+                        for (account, role) in self.resolve(rule, grant, captures, catalog, run) {
+                            run.grant(account, role, &rule.id, &matched_here, session);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn resolve(
+        &self,
+        rule: &CompiledRule,
+        grant: &super::compile::CompiledGrant,
+        captures: Option<&Captures>,
+        catalog: &Catalog,
+        run: &mut Run,
+    ) -> Vec<(AccountId, CatalogRole)> {
+        let render = |t: &Template, run: &mut Run, what: &str| match t.render(self.claims, captures)
+        {
+            Ok(v) => Some(v),
+            Err(missing) => {
+                run.warn(
+                    "TEMPLATE_UNRESOLVED",
+                    Some(&rule.id),
+                    format!("grant skipped: the {what} template needs {missing}, which is missing"),
+                );
+                None
+            }
+        };
+        let role = match &grant.role {
+            RoleRef::Literal(r) => r.clone(),
+            RoleRef::Template(t) => match render(t, run, "role") {
+                Some(r) => r,
+                None => return Vec::new(),
+            },
+        };
+        let account = match &grant.account {
+            AccountRef::All => {
+                let found: Vec<_> = catalog
+                    .accounts_with_role(&role)
+                    .map(|(a, r)| (a.clone(), r.clone()))
+                    .collect();
+                if found.is_empty() {
+                    run.warn(
+                        "UNKNOWN_ROLE",
+                        Some(&rule.id),
+                        format!("no account has a role named {role:?}; grant skipped"),
+                    );
+                }
+                return found;
+            }
+            AccountRef::Literal(a) => a.clone(),
+            AccountRef::Template(t) => match render(t, run, "account") {
+                Some(a) => a,
+                None => return Vec::new(),
+            },
+        };
+        let Some(account_id) = catalog.account(&account) else {
+            run.warn(
+                "UNKNOWN_ACCOUNT",
+                Some(&rule.id),
+                format!("account {account:?} does not exist; grant of {role:?} skipped"),
+            );
+            return Vec::new();
+        };
+        match catalog.role(&account, &role) {
+            Some(found) => vec![(account_id.clone(), found.clone())],
+            None => {
+                run.warn(
+                    "UNKNOWN_ROLE",
+                    Some(&rule.id),
+                    format!("account {account} has no role named {role:?}; grant skipped"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn render(
+        &self,
+        rule: &CompiledRule,
+        session: &CompiledSession,
+        captures: Option<&Captures>,
+        run: &mut Run,
+    ) -> Rendered {
+        let mut out = Rendered {
+            rule: rule.id.clone(),
+            priority: rule.priority,
+            name: None,
+            source_identity: None,
+            tags: Vec::new(),
+            transitive_tag_keys: Vec::new(),
+            max_duration_seconds: session.max_duration_seconds,
+        };
+        for (field, template, slot) in [
+            ("session name", &session.name, &mut out.name),
+            (
+                "source identity",
+                &session.source_identity,
+                &mut out.source_identity,
+            ),
+        ] {
+            let Some(template) = template else { continue };
+            match template.render(self.claims, captures) {
+                Ok(value) if valid_session_name(&value) => *slot = Some(value),
+                Ok(value) => run.warn(
+                    if field == "session name" {
+                        "INVALID_SESSION_NAME"
+                    } else {
+                        "INVALID_SOURCE_IDENTITY"
+                    },
+                    Some(&rule.id),
+                    format!(
+                        "{field} {value:?} omitted: it must be 2 to 64 characters of letters, digits and _+=,.@-"
+                    ),
+                ),
+                Err(missing) => run.warn(
+                    "MISSING_CLAIM",
+                    Some(&rule.id),
+                    format!("{field} omitted: {missing} is missing and has no default"),
+                ),
+            }
+        }
+        for (key, template) in &session.tags {
+            match template.render(self.claims, captures) {
+                Ok(value) if value.chars().count() > MAX_TAG_VALUE_CHARS => run.warn(
+                    "TAG_VALUE_TOO_LONG",
+                    Some(&rule.id),
+                    format!(
+                        "session tag {key:?} omitted: its value has {} characters, STS allows {MAX_TAG_VALUE_CHARS} (use truncate:{MAX_TAG_VALUE_CHARS})",
+                        value.chars().count()
+                    ),
+                ),
+                Ok(value) => match Tag::parse(key.as_str(), value.as_str()) {
+                    Ok(_) => out.tags.push((key.clone(), value)),
+                    Err(e) => run.warn(
+                        "INVALID_TAG_VALUE",
+                        Some(&rule.id),
+                        format!("session tag {key:?} omitted: {e}"),
+                    ),
+                },
+                Err(missing) => run.warn(
+                    "MISSING_CLAIM",
+                    Some(&rule.id),
+                    format!("session tag {key:?} omitted: {missing} is missing and has no default"),
+                ),
+            }
+        }
+        out.transitive_tag_keys = session
+            .transitive_tag_keys
+            .iter()
+            .filter(|k| out.tags.iter().any(|(key, _)| key == *k))
+            .cloned()
+            .collect();
+        out
+    }
+}
+
+/// One rule's rendered session settings.
+#[derive(Debug, Clone)]
+struct Rendered {
+    rule: String,
+    priority: i32,
+    name: Option<String>,
+    source_identity: Option<String>,
+    tags: Vec<(String, String)>,
+    transitive_tag_keys: Vec<String>,
+    max_duration_seconds: Option<i64>,
+}
+
+struct Deny {
+    rule: String,
+    target: Option<CompiledTarget>,
+}
+
+struct Candidate {
+    account: AccountId,
+    role: CatalogRole,
+    granted_by: Vec<GrantedBy>,
+    /// Rendered sessions of the granting rules.
+    sessions: Vec<usize>,
+}
+
+#[derive(Default)]
+struct Run {
+    candidates: BTreeMap<(String, String), Candidate>,
+    denies: Vec<Deny>,
+    rendered: Vec<Rendered>,
+    /// Session rules that fired: rendered settings and target.
+    session_rules: Vec<(usize, Option<CompiledTarget>)>,
+    warnings: Vec<Warning>,
+    warned: HashSet<(&'static str, Option<String>, String)>,
+    not_applied: Vec<NotApplied>,
+}
+
+impl Run {
+    fn warn(&mut self, code: &'static str, rule: Option<&str>, message: String) {
+        let key = (code, rule.map(str::to_owned), message);
+        if self.warned.insert(key.clone()) {
+            self.warnings.push(Warning {
+                code,
+                rule: key.1,
+                message: key.2,
+            });
+        }
+    }
+
+    fn grant(
+        &mut self,
+        account: AccountId,
+        role: CatalogRole,
+        rule: &str,
+        matched: &[String],
+        session: Option<usize>,
+    ) {
+        let key = (account.as_str().to_owned(), role.name.as_str().to_owned());
+        let candidate = self.candidates.entry(key).or_insert_with(|| Candidate {
+            account,
+            role,
+            granted_by: Vec::new(),
+            sessions: Vec::new(),
+        });
+        match candidate.granted_by.iter_mut().find(|g| g.rule == rule) {
+            Some(by) => {
+                for m in matched {
+                    if !by.matched.contains(m) {
+                        by.matched.push(m.clone());
+                    }
+                }
+            }
+            None => candidate.granted_by.push(GrantedBy {
+                rule: rule.to_owned(),
+                matched: matched.to_vec(),
+            }),
+        }
+        if let Some(s) = session
+            && !candidate.sessions.contains(&s)
+        {
+            candidate.sessions.push(s);
+        }
+    }
+
+    fn finish(mut self, _catalog: &Catalog) -> Evaluation {
+        let mut out = Evaluation::default();
+        let candidates = std::mem::take(&mut self.candidates);
+        for (_, candidate) in candidates {
+            let account = candidate.account.as_str();
+            let role = candidate.role.name.as_str();
+            let denied_by: Vec<String> = self
+                .denies
+                .iter()
+                .filter(|d| d.target.as_ref().is_some_and(|t| t.covers(account, role)))
+                .map(|d| d.rule.clone())
+                .collect();
+            if !denied_by.is_empty() {
+                out.removed.push(Removed {
+                    account: candidate.account,
+                    role: candidate.role.name,
+                    denied_by,
+                    granted_by: candidate.granted_by,
+                });
+                continue;
+            }
+            let session = self.session(&candidate);
+            out.entitlements.push(Entitlement {
+                account: candidate.account,
+                role: candidate.role.name,
+                session,
+                granted_by: candidate.granted_by,
+            });
+        }
+        out.warnings = self.warnings;
+        out.not_applied = self.not_applied;
+        out
+    }
+
+    /// Merges the session settings that apply to one entitlement.
+    fn session(&mut self, candidate: &Candidate) -> SessionSettings {
+        let account = candidate.account.as_str();
+        let role = candidate.role.name.as_str();
+        let mut applicable: Vec<usize> = candidate.sessions.clone();
+        for (index, target) in &self.session_rules {
+            if target.as_ref().is_none_or(|t| t.covers(account, role)) {
+                applicable.push(*index);
+            }
+        }
+        applicable.sort_by(|a, b| {
+            let (a, b) = (self.rendered.get(*a), self.rendered.get(*b));
+            a.map(|r| (r.priority, &r.rule))
+                .cmp(&b.map(|r| (r.priority, &r.rule)))
+        });
+        applicable.dedup();
+
+        let mut settings = SessionSettings::default();
+        // The rule that set each setting (tags by lower-cased key).
+        let mut owner: HashMap<String, (String, i32)> = HashMap::new();
+        let mut tag_keys: HashMap<String, String> = HashMap::new();
+        let mut conflicts = Vec::new();
+        let mut too_many = None;
+        for index in applicable {
+            let Some(r) = self.rendered.get(index) else {
+                continue;
+            };
+            let mut contributed = false;
+            let mut set = |field: String,
+                           value: &str,
+                           current: Option<&str>,
+                           contributed: &mut bool|
+             -> bool {
+                match (current, owner.get(&field)) {
+                    (Some(existing), Some((winner, priority))) => {
+                        if existing != value && *winner != r.rule {
+                            conflicts.push((
+                                r.rule.clone(),
+                                format!(
+                                    "{field}: rule {winner} (priority {priority}) sets {existing:?} and wins over rule {} (priority {}) setting {value:?}",
+                                    r.rule, r.priority
+                                ),
+                            ));
+                        }
+                        false
+                    }
+                    _ => {
+                        owner.insert(field, (r.rule.clone(), r.priority));
+                        *contributed = true;
+                        true
+                    }
+                }
+            };
+            if let Some(name) = &r.name
+                && set(
+                    "session name".into(),
+                    name,
+                    settings.name.as_deref(),
+                    &mut contributed,
+                )
+            {
+                settings.name = Some(name.clone());
+            }
+            if let Some(si) = &r.source_identity
+                && set(
+                    "source identity".into(),
+                    si,
+                    settings.source_identity.as_deref(),
+                    &mut contributed,
+                )
+            {
+                settings.source_identity = Some(si.clone());
+            }
+            if let Some(seconds) = r.max_duration_seconds {
+                let current = settings.max_duration_seconds.map(|s| s.to_string());
+                if set(
+                    "max duration".into(),
+                    &seconds.to_string(),
+                    current.as_deref(),
+                    &mut contributed,
+                ) {
+                    settings.max_duration_seconds = Some(seconds);
+                }
+            }
+            for (key, value) in &r.tags {
+                let lower = key.to_ascii_lowercase();
+                let current = tag_keys
+                    .get(&lower)
+                    .and_then(|k| settings.tags.get(k))
+                    .cloned();
+                if current.is_none() && settings.tags.len() >= MAX_SESSION_TAGS {
+                    too_many = Some(r.rule.clone());
+                    continue;
+                }
+                if set(
+                    format!("tag {key:?}"),
+                    value,
+                    current.as_deref(),
+                    &mut contributed,
+                ) {
+                    tag_keys.insert(lower, key.clone());
+                    settings.tags.insert(key.clone(), value.clone());
+                }
+            }
+            for key in &r.transitive_tag_keys {
+                if settings.tags.contains_key(key) && !settings.transitive_tag_keys.contains(key) {
+                    settings.transitive_tag_keys.push(key.clone());
+                }
+            }
+            if contributed {
+                settings.from_rules.push(r.rule.clone());
+            }
+        }
+        for (loser, conflict) in conflicts {
+            self.warn("SESSION_CONFLICT", Some(&loser), conflict);
+        }
+        if let Some(rule) = too_many {
+            self.warn(
+                "TOO_MANY_TAGS",
+                Some(&rule),
+                format!(
+                    "{account}/{role}: STS allows {MAX_SESSION_TAGS} session tags; tags of lower-priority rules were omitted"
+                ),
+            );
+        }
+        if let Some(seconds) = settings.max_duration_seconds
+            && seconds > candidate.role.max_session_seconds
+        {
+            self.warn(
+                "MAX_DURATION_CAPPED",
+                owner.get("max duration").map(|(rule, _)| rule.as_str()),
+                format!(
+                    "{account}/{role}: session duration {seconds} s capped at the role's maximum of {} s",
+                    candidate.role.max_session_seconds
+                ),
+            );
+            settings.max_duration_seconds = Some(candidate.role.max_session_seconds);
+        }
+        settings.transitive_tag_keys.sort();
+        settings
+    }
+}
