@@ -164,7 +164,13 @@ pub async fn state_with_cache(
     let audit = crate::service::audit::AuditLog::start(store.clone())
         .map_err(|e| e.to_string())?
         .with_anonymous_budget(cache.clone());
+    let entitlements = sts.entitlement_service().clone();
+    let rulesets = Arc::new(crate::service::rulesets::Rulesets::new(
+        entitlements.clone(),
+    ));
     Ok(AppState {
+        entitlements,
+        rulesets,
         audit,
         oidc,
         clock: store.clock().clone(),

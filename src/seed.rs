@@ -276,11 +276,7 @@ pub async fn seed_demo(store: &dyn Store) -> StoreResult<SeedReport> {
         );
         new.description = Description::parse(role.description)?;
         new.max_session_duration = MaxSessionDuration::from_seconds(role.max_hours * 3600)?;
-        new.tags = Tags::new(vec![
-            Tag::parse("team", role.team)?,
-            // Until mapping rules exist, a role names the groups it is granted to.
-            Tag::parse(crate::mapping::GROUPS_TAG, role.groups)?,
-        ])?;
+        new.tags = Tags::new(vec![Tag::parse("team", role.team)?])?;
         new.attached_policies = role
             .attached
             .iter()
@@ -349,6 +345,8 @@ pub async fn seed_demo(store: &dyn Store) -> StoreResult<SeedReport> {
         }
         report.note(made, format!("user {user} (groups: {})", groups.join(", ")));
     }
+
+    seed_rules(store, &mut report).await?;
     Ok(report)
 }
 
@@ -359,6 +357,53 @@ pub const WORKLOAD_ROLE: &str = "DemoWorkload";
 /// `DemoWorkload`. Returns new access keys when the user needs them: when `kept_key`
 /// (the key in an existing credentials file) is not one of its active keys, old keys
 /// are replaced, since a secret can only be shown once.
+/// The demo's mapping rules: each demo role granted to the directory groups it
+/// names, published as the first ruleset version when none was ever published (an
+/// administrator's rules are never replaced).
+async fn seed_rules(store: &dyn Store, report: &mut SeedReport) -> StoreResult<()> {
+    if store.current_ruleset_head().await?.is_some() {
+        report.note(false, "mapping rules (the published ruleset)".into());
+        return Ok(());
+    }
+    let rules = demo_rules();
+    let parsed: Vec<crate::mapping::Rule> = serde_json::from_value(rules.clone())
+        .map_err(|e| ValidationError::new("rules", format!("demo rules: {e}")))?;
+    store
+        .publish_ruleset(&crate::store::NewRulesetVersion {
+            base: 0,
+            content_hash: crate::mapping::content_hash(&parsed),
+            rules,
+            published_by: "rolegate dev".into(),
+            restored_from: None,
+        })
+        .await?;
+    report.note(
+        true,
+        format!("mapping rules: {} rules as ruleset version 1", parsed.len()),
+    );
+    Ok(())
+}
+
+/// One grant rule per demo role, for the directory groups the role lists.
+pub fn demo_rules() -> serde_json::Value {
+    let rules: Vec<serde_json::Value> = DEMO_ROLES
+        .iter()
+        .map(|role| {
+            let groups: Vec<&str> = role.groups.split_whitespace().collect();
+            json!({
+                "id": format!("demo-{}", role.name.to_lowercase()),
+                "name": format!("{} for {}", role.name, groups.join(", ")),
+                "effect": "grant",
+                "source": [DIRECTORY_SOURCE_ID],
+                "when": { "claim": "groups", "op": "contains_any", "values": groups,
+                          "case": "insensitive" },
+                "grant": [{ "account": DEMO_ACCOUNT_ID, "role": role.name }],
+            })
+        })
+        .collect();
+    serde_json::Value::Array(rules)
+}
+
 pub async fn seed_workload(
     store: &dyn Store,
     sts: &crate::service::issuance::Sts,

@@ -88,6 +88,8 @@ pub struct Sts {
     random: Random,
     /// How far a request's signing time may be from the server's clock.
     max_clock_skew: chrono::Duration,
+    /// Who is granted which role (the published mapping rules).
+    entitlements: Arc<super::entitlements::Entitlements>,
 }
 
 fn store_failure(error: StoreError) -> StsError {
@@ -124,6 +126,7 @@ impl Sts {
         let random = store.random();
         let keyring = load_keyring(store.as_ref(), &sealer, true).await?;
         Ok(Self {
+            entitlements: Arc::new(super::entitlements::Entitlements::new(store.clone())),
             store,
             sealer,
             keyring: RwLock::new(keyring),
@@ -135,6 +138,12 @@ impl Sts {
             random,
             max_clock_skew: chrono::Duration::minutes(5),
         })
+    }
+
+    /// The entitlement service every issuance path asks (shared with the admin API,
+    /// so both see one compiled ruleset).
+    pub fn entitlement_service(&self) -> &Arc<super::entitlements::Entitlements> {
+        &self.entitlements
     }
 
     /// Sets the SigV4 clock-skew window (default five minutes).

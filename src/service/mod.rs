@@ -6,8 +6,10 @@
 pub mod audit;
 pub mod console;
 pub mod device;
+pub mod entitlements;
 pub mod issuance;
 pub mod jwks;
+pub mod rulesets;
 pub mod sealing;
 pub mod second_factor;
 pub mod sessions;

@@ -152,6 +152,58 @@ pub fn session_tags_of(identity: &Identity) -> Vec<(String, String)> {
     tags
 }
 
+/// The settings of a role session issued for a portal identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSession {
+    pub name: String,
+    pub source_identity: String,
+    pub tags: Vec<(String, String)>,
+    pub transitive_tag_keys: Vec<String>,
+    /// Seconds.
+    pub duration: i64,
+}
+
+/// A portal identity's role session: what the mapping rules chose (already checked
+/// against STS limits by the engine), else the defaults: the identity's name as
+/// session name and source identity, its attributes as tags, the role's maximum
+/// duration. Tags from rules replace attribute tags of the same key (ignoring case).
+pub fn portal_session(
+    identity: &Identity,
+    chosen: &crate::mapping::SessionSettings,
+    role_max_seconds: i64,
+) -> PortalSession {
+    let name = chosen
+        .name
+        .clone()
+        .unwrap_or_else(|| session_name(identity));
+    let source_identity = chosen
+        .source_identity
+        .clone()
+        .unwrap_or_else(|| name.clone());
+    let mut tags: Vec<(String, String)> = session_tags_of(identity)
+        .into_iter()
+        .filter(|(key, _)| !chosen.tags.keys().any(|k| k.eq_ignore_ascii_case(key)))
+        .collect();
+    tags.extend(chosen.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+    tags.truncate(super::assume::MAX_SESSION_TAGS);
+    let transitive_tag_keys = chosen
+        .transitive_tag_keys
+        .iter()
+        .filter(|key| tags.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)))
+        .cloned()
+        .collect();
+    let duration = chosen
+        .max_duration_seconds
+        .map_or(role_max_seconds, |d| d.min(role_max_seconds));
+    PortalSession {
+        name,
+        source_identity,
+        tags,
+        transitive_tag_keys,
+        duration,
+    }
+}
+
 /// A role session name from a user name or email: IAM's `[\w+=,.@-]`, 2–64 chars.
 pub fn session_name(identity: &Identity) -> String {
     let raw = identity.email.as_deref().unwrap_or(&identity.user_name);

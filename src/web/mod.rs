@@ -38,6 +38,11 @@ pub struct AppState {
     pub random: crate::clock::Random,
     pub store: Arc<dyn Store>,
     pub sts: Arc<Sts>,
+    /// Who is granted which role: the published mapping rules (the one instance
+    /// `sts` asks too) and the recent sign-ins.
+    pub entitlements: Arc<crate::service::entitlements::Entitlements>,
+    /// Publishing mapping rules, dry runs, impact and the access views.
+    pub rulesets: Arc<crate::service::rulesets::Rulesets>,
     /// Seals secrets at rest and MACs server-issued values under the master key.
     pub sealer: crate::service::sealing::SecretSealer,
     /// Ephemeral state shared by replicas: portal sessions, sign-in tokens, lock-outs.

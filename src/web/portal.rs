@@ -23,6 +23,7 @@ use super::session::{
     PortalSession, end_session, session, session_removal, signed_in_form, start_session,
 };
 use crate::idp::directory::{DIRECTORY_SOURCE_ID, SignInError, masked_name};
+use crate::service::entitlements::Grant;
 use crate::store::Outcome;
 
 /// The login CSRF cookie, before any session exists: a random value, which the
@@ -371,7 +372,7 @@ async fn credentials(
         Err(refusal) => return refusal,
     };
     let user = session.identity.user_name.clone();
-    let assumed = match issue_for_session(
+    let (assumed, grant) = match issue_for_session(
         &state,
         &request,
         &session,
@@ -381,7 +382,7 @@ async fn credentials(
     )
     .await
     {
-        Ok(assumed) => assumed,
+        Ok(issued) => issued,
         Err(refusal) => return refusal,
     };
     audit(
@@ -391,7 +392,7 @@ async fn credentials(
         "portal:GetRoleCredentials",
         &assumed.assumed_role_arn,
         Outcome::Success,
-        json!({ "access_key_id": assumed.credentials.access_key_id }),
+        grant.audited(json!({ "access_key_id": assumed.credentials.access_key_id })),
     )
     .await;
     let creds = &assumed.credentials;
@@ -439,16 +440,17 @@ pub(crate) async fn issue_for_session(
     (account, role): (&str, &str),
     action: &str,
     consequence: &str,
-) -> Result<crate::sts::credentials::AssumedRole, HttpResponse> {
-    let issued = async {
-        let grant = state.sts.grant(&session.identity, account, role).await?;
-        state
-            .sts
-            .issue_for_identity(&session.identity, &grant, state.clock.now().timestamp())
-            .await
-    };
-    let error = match issued.await {
-        Ok(assumed) => return Ok(assumed),
+) -> Result<(crate::sts::credentials::AssumedRole, Grant), HttpResponse> {
+    let issued = state
+        .sts
+        .issue_granted(
+            &session.identity,
+            (account, role),
+            state.clock.now().timestamp(),
+        )
+        .await;
+    let error = match issued {
+        Ok(issued) => return Ok(issued),
         Err(error) => error,
     };
     let outcome = if error.status == 403 {

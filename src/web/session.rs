@@ -59,6 +59,25 @@ pub(crate) async fn start_session_with(
     return_to: &str,
     id_token: Option<String>,
 ) -> HttpResponse {
+    // Claims the mapping rules cannot take (more groups than the source allows)
+    // refuse the sign-in: deciding on a silently cut list could grant or deny wrongly.
+    if let Err(crate::service::entitlements::EntitlementError::Claims { code, message }) =
+        state.entitlements.claims_of(&identity)
+    {
+        audit(
+            state,
+            request,
+            &identity.user_name,
+            "portal:SignIn",
+            &identity.source_id,
+            Outcome::Denied,
+            json!({ "code": code, "reason": message }),
+        )
+        .await;
+        return PageError::new(StatusCode::FORBIDDEN, "Sign-in refused", message)
+            .next("/signin", "Sign in")
+            .into_response();
+    }
     // A new sign-in in this browser replaces the one before.
     let previous = request.cookie(SESSION_COOKIE);
     let Started { id, session } = match state
@@ -78,6 +97,11 @@ pub(crate) async fn start_session_with(
             .into_response();
         }
     };
+    // Kept for dry runs, impact reports and the access views; never a reason to
+    // fail the sign-in.
+    if let Err(error) = state.entitlements.record_sign_in(&session.identity).await {
+        tracing::warn!(%error, "cannot record the sign-in for the mapping rules");
+    }
     let source = session.identity.source_id.clone();
     audit(
         state,

@@ -14,8 +14,8 @@ use serde_json::json;
 use super::AppState;
 use super::audit::audit;
 use super::aws_json::{empty_ok, json_error, json_ok};
-use crate::mapping::Grant;
 use crate::service::device::{DeviceError, TokenRecord};
+use crate::service::entitlements::Grant;
 use crate::store::Outcome;
 
 pub(super) const BEARER_HEADER: &str = "x-amz-sso_bearer_token";
@@ -254,15 +254,12 @@ async fn get_role_credentials(
         ));
     }
     let user = record.identity.user_name.as_str();
-    let issued = async {
-        let grant = state.sts.grant(&record.identity, account, role).await?;
-        state
-            .sts
-            .issue_for_identity(&record.identity, &grant, now.timestamp())
-            .await
-    };
-    match issued.await {
-        Ok(assumed) => {
+    let issued = state
+        .sts
+        .issue_granted(&record.identity, (account, role), now.timestamp())
+        .await;
+    match issued {
+        Ok((assumed, grant)) => {
             audit(
                 &state,
                 &request,
@@ -270,7 +267,7 @@ async fn get_role_credentials(
                 "sso:GetRoleCredentials",
                 &assumed.assumed_role_arn,
                 Outcome::Success,
-                json!({ "access_key_id": assumed.credentials.access_key_id, "client_id": record.client_id }),
+                grant.audited(json!({ "access_key_id": assumed.credentials.access_key_id, "client_id": record.client_id })),
             )
             .await;
             let creds = assumed.credentials;

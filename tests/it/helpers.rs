@@ -443,3 +443,32 @@ pub async fn raw_execute(db: &TestStore, sql: &str) -> Result<(), sqlx::Error> {
         sqlx::query(sql).execute(&mut conn).await.map(|_| ())
     }
 }
+
+/// Publishes the current ruleset plus one rule: members of `group` (ignoring case)
+/// signed in through `source` get `role` in `account`.
+pub async fn grant_group(
+    state: &rolegate::web::AppState,
+    source: &str,
+    group: &str,
+    account: &str,
+    role: &str,
+) {
+    let current = state.rulesets.current().await.expect("ruleset");
+    let mut rules = current.rules.clone();
+    rules.push(
+        serde_json::from_value(serde_json::json!({
+            "id": format!("test-{source}-{group}-{account}-{role}").to_lowercase(),
+            "name": format!("{role} for {group}"),
+            "effect": "grant",
+            "source": [source],
+            "when": {"claim": "groups", "op": "contains_any", "values": [group], "case": "insensitive"},
+            "grant": [{"account": account, "role": role}],
+        }))
+        .expect("rule"),
+    );
+    state
+        .rulesets
+        .publish(current.version, &rules, "test", None)
+        .await
+        .expect("publish");
+}

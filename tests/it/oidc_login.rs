@@ -4,9 +4,8 @@
 //! from the provider's groups, RP-initiated logout, and every bad-input case (the
 //! provider misbehaves on demand through its `/_test/tamper` hook).
 
-use rolegate::iam::{AccountId, RoleName, Tag, Tags};
+use rolegate::iam::{AccountId, RoleName};
 use rolegate::idp::oidc::{self, ClaimNames, OidcConfig};
-use rolegate::mapping::GROUPS_TAG;
 use rolegate::store::{IdentitySourceKind, NewIdentitySource, NewRole, Outcome};
 use rolegate::web::AppState;
 use serde_json::{Value, json};
@@ -48,7 +47,7 @@ async fn setup(db: &TestStore) -> Option<Fixture> {
     let account = AccountId::parse(ACCOUNT).unwrap();
     store.create_account(&account, "engineering").await.unwrap();
     for (name, group) in [("Developer", "developers"), ("Auditor", "auditors")] {
-        let mut role = NewRole::new(
+        let role = NewRole::new(
             account.clone(),
             RoleName::parse(name).unwrap(),
             json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
@@ -56,8 +55,8 @@ async fn setup(db: &TestStore) -> Option<Fixture> {
                 "Action": "sts:AssumeRole"}]})
             .to_string(),
         );
-        role.tags = Tags::new(vec![Tag::parse(GROUPS_TAG, group).unwrap()]).unwrap();
         store.create_role(&role).await.unwrap();
+        crate::helpers::grant_group(&state, "corp", group, ACCOUNT, name).await;
     }
     let fixture = Fixture { base, peer, state };
     fixture

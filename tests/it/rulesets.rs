@@ -95,14 +95,18 @@ async fn recent_sign_ins_keep_the_latest_per_person_within_retention(db: TestSto
     assert_eq!(a.identity, json!({ "groups": ["new"] }));
 
     // Two days on, a new sign-in drops everyone older than the retention limit.
-    db.hand.advance(std::time::Duration::from_secs(2 * 24 * 3600));
+    db.hand
+        .advance(std::time::Duration::from_secs(2 * 24 * 3600));
     store
         .record_sign_in(&sign_in("c", &[]), store.clock().now() - day)
         .await
         .unwrap();
     let recent = store.recent_sign_ins(10).await.unwrap();
     assert_eq!(
-        recent.iter().map(|s| s.subject.as_str()).collect::<Vec<_>>(),
+        recent
+            .iter()
+            .map(|s| s.subject.as_str())
+            .collect::<Vec<_>>(),
         ["c"]
     );
 }

@@ -4,8 +4,7 @@
 //! showing the tags and deciding `${aws:PrincipalTag/...}` policies.
 
 use rolegate::config::Config;
-use rolegate::iam::{AccountId, PolicyName, RoleName, Tag, Tags};
-use rolegate::mapping::GROUPS_TAG;
+use rolegate::iam::{AccountId, PolicyName, RoleName};
 use rolegate::store::NewRole;
 use serde_json::json;
 
@@ -51,7 +50,6 @@ async fn oidc_claims_as_session_tags(db: TestStore) {
             "Action": "sts:AssumeRole"}]})
         .to_string(),
     );
-    role.tags = Tags::new(vec![Tag::parse(GROUPS_TAG, "developers").unwrap()]).unwrap();
     role.inline_policies = vec![(
         PolicyName::parse("OwnHome").unwrap(),
         json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
@@ -60,6 +58,7 @@ async fn oidc_claims_as_session_tags(db: TestStore) {
         .to_string(),
     )];
     state.store.create_role(&role).await.unwrap();
+    crate::helpers::grant_group(&state, "corp", "developers", ACCOUNT, "Developer").await;
 
     // The source comes from configuration, as `serve` applies it.
     let dir = tempfile::tempdir().unwrap();

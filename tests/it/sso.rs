@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use rolegate::iam::{AccountId, RoleName, Tag, Tags};
+use rolegate::iam::{AccountId, RoleName};
 use rolegate::seed;
 use rolegate::store::{NewRole, Outcome};
 use serde_json::{Value, json};
@@ -71,7 +71,7 @@ async fn seeded(db: &TestStore) -> rolegate::web::AppState {
         .create_account(&account, "sandbox")
         .await
         .unwrap();
-    let mut role = NewRole::new(
+    let role = NewRole::new(
         account,
         RoleName::parse("Sandbox").unwrap(),
         json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
@@ -79,11 +79,15 @@ async fn seeded(db: &TestStore) -> rolegate::web::AppState {
             "Action": "sts:AssumeRole"}]})
         .to_string(),
     );
-    role.tags = Tags::new(vec![
-        Tag::parse(rolegate::mapping::GROUPS_TAG, "developers").unwrap(),
-    ])
-    .unwrap();
     state.store.create_role(&role).await.unwrap();
+    crate::helpers::grant_group(
+        &state,
+        "directory",
+        "developers",
+        SANDBOX_ACCOUNT,
+        "Sandbox",
+    )
+    .await;
     state
 }
 

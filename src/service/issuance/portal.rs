@@ -1,31 +1,35 @@
 //! Role sessions for people signed in to the portal: which roles they are granted
-//! is [`crate::mapping`]'s to decide, the session's name and tags
-//! [`crate::sts::portal`]'s; this reads the candidate roles and issues what was
+//! is the published ruleset's to decide ([`crate::service::entitlements`]), the
+//! session's name, tags and duration [`crate::sts::portal`]'s; this issues what was
 //! granted.
 
 use crate::iam::{AccountId, RoleArn, RoleName};
 use crate::idp::identity::Identity;
-use crate::mapping::{self, Grant};
+use crate::service::entitlements::{EntitlementError, Grant};
 use crate::sts::assume::AssumeRoleParams;
 use crate::sts::credentials::AssumedRole;
 use crate::sts::error::StsError;
-use crate::sts::portal::{session_name, session_tags_of};
+use crate::sts::portal::portal_session;
 
-use super::{Sts, store_failure};
+use super::Sts;
+
+fn entitlement_failure(error: EntitlementError) -> StsError {
+    match error {
+        EntitlementError::Claims { message, .. } => StsError::access_denied(message),
+        other => {
+            tracing::error!(error = %other, "cannot compute entitlements");
+            StsError::internal()
+        }
+    }
+}
 
 impl Sts {
-    /// Every role granted to `identity`, with why, computed from its groups now.
+    /// Every role granted to `identity` now, with why.
     pub async fn entitlements(&self, identity: &Identity) -> Result<Vec<Grant>, StsError> {
-        let mut roles = Vec::new();
-        for account in self.store.list_accounts().await.map_err(store_failure)? {
-            roles.extend(
-                self.store
-                    .list_roles(&account.id)
-                    .await
-                    .map_err(store_failure)?,
-            );
-        }
-        Ok(mapping::entitlements(identity, &roles))
+        self.entitlements
+            .grants(identity)
+            .await
+            .map_err(entitlement_failure)
     }
 
     /// The grant of role `role_name` in `account` to `identity`, as a person picked
@@ -42,15 +46,29 @@ impl Sts {
         else {
             return Err(denied());
         };
-        let role = self.find_role(&account_id, &name, denied).await?;
-        mapping::entitlements(identity, [&role])
-            .pop()
+        self.entitlements
+            .grant(identity, &account_id, &name)
+            .await
+            .map_err(entitlement_failure)?
             .ok_or_else(denied)
     }
 
-    /// Issues a session of the granted role for a portal identity, for the role's
-    /// maximum session duration, with the identity as SourceIdentity and its
-    /// attributes as session tags.
+    /// Issues a session of role `role_name` in `account` for `identity` if the rules
+    /// grant it now; returns the grant with the session, for the audit event.
+    pub async fn issue_granted(
+        &self,
+        identity: &Identity,
+        (account, role_name): (&str, &str),
+        now: i64,
+    ) -> Result<(AssumedRole, Grant), StsError> {
+        let grant = self.grant(identity, account, role_name).await?;
+        let assumed = self.issue_for_identity(identity, &grant, now).await?;
+        Ok((assumed, grant))
+    }
+
+    /// Issues a session of the granted role for a portal identity: the session
+    /// settings the rules chose (name, source identity, tags, duration) over the
+    /// defaults (the identity's name, its attributes as tags, the role's maximum).
     pub async fn issue_for_identity(
         &self,
         identity: &Identity,
@@ -63,19 +81,23 @@ impl Sts {
                 not_entitled(identity, arn.account.as_str(), arn.name.as_str())
             })
             .await?;
-        let session_name = session_name(identity);
+        let session = portal_session(
+            identity,
+            grant.session(),
+            role.max_session_duration.seconds(),
+        );
         let params = AssumeRoleParams {
             role_arn: arn.to_string(),
-            role_session_name: session_name.clone(),
+            role_session_name: session.name.clone(),
             ..AssumeRoleParams::default()
         };
         let mut claims = self.role_session(
             &role,
             &params,
             now,
-            role.max_session_duration.seconds(),
-            (session_tags_of(identity), Vec::new()),
-            Some(session_name),
+            session.duration,
+            (session.tags, session.transitive_tag_keys),
+            Some(session.source_identity),
             false,
         );
         claims.identity_subject = Some(format!("{}|{}", identity.source_id, identity.user_name));

@@ -8,8 +8,7 @@ use sqlx::{Postgres, Sqlite};
 
 use super::{SqlStore, not_found, write_error};
 use crate::store::{
-    NewRulesetVersion, RecentSignIn, RulesetVersion, RulesetVersionSummary, StoreError,
-    StoreResult,
+    NewRulesetVersion, RecentSignIn, RulesetVersion, RulesetVersionSummary, StoreError, StoreResult,
 };
 
 /// Ruleset versions and recent sign-ins (part of [`Store`](crate::store::Store)).
@@ -39,7 +38,14 @@ pub trait RulesetStore: Send + Sync {
     async fn recent_sign_ins(&self, limit: i64) -> StoreResult<Vec<RecentSignIn>>;
 }
 
-type VersionRow = (i64, String, Json<serde_json::Value>, String, Option<i64>, DateTime<Utc>);
+type VersionRow = (
+    i64,
+    String,
+    Json<serde_json::Value>,
+    String,
+    Option<i64>,
+    DateTime<Utc>,
+);
 type SummaryRow = (i64, String, String, Option<i64>, DateTime<Utc>);
 
 fn version(row: VersionRow) -> RulesetVersion {
@@ -145,11 +151,13 @@ macro_rules! impl_ruleset_store {
                 .fetch_one(&mut *tx)
                 .await
                 // Two publishers on the same base: the second loses the race here.
-                .map_err(|e| match write_error(e, "ruleset version", &next.to_string(), "") {
-                    StoreError::AlreadyExists { .. } => StoreError::Conflict(format!(
-                        "the ruleset moved past version {current} meanwhile"
-                    )),
-                    other => other,
+                .map_err(|e| {
+                    match write_error(e, "ruleset version", &next.to_string(), "") {
+                        StoreError::AlreadyExists { .. } => StoreError::Conflict(format!(
+                            "the ruleset moved past version {current} meanwhile"
+                        )),
+                        other => other,
+                    }
                 })?;
                 tx.commit().await?;
                 Ok(version(row))
@@ -186,7 +194,13 @@ macro_rules! impl_ruleset_store {
             async fn recent_sign_ins(&self, limit: i64) -> StoreResult<Vec<RecentSignIn>> {
                 let rows = sqlx::query_as::<
                     _,
-                    (String, String, String, Json<serde_json::Value>, DateTime<Utc>),
+                    (
+                        String,
+                        String,
+                        String,
+                        Json<serde_json::Value>,
+                        DateTime<Utc>,
+                    ),
                 >(
                     "SELECT source_id, subject, user_name, identity, signed_in_at \
                      FROM recent_sign_ins ORDER BY signed_in_at DESC, source_id, subject \

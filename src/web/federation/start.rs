@@ -37,7 +37,7 @@ pub(super) async fn start_console(
         Err(refusal) => return refusal,
     };
     let user = portal.identity.user_name.clone();
-    let assumed = match issue_for_session(
+    let (assumed, grant) = match issue_for_session(
         &state,
         &request,
         &portal,
@@ -47,7 +47,7 @@ pub(super) async fn start_console(
     )
     .await
     {
-        Ok(assumed) => assumed,
+        Ok(issued) => issued,
         Err(refusal) => return refusal,
     };
     let credentials = &assumed.credentials;
@@ -109,7 +109,9 @@ pub(super) async fn start_console(
         ACTION,
         &assumed.assumed_role_arn,
         Outcome::Success,
-        json!({ "access_key_id": credentials.access_key_id, "console": opened.short }),
+        grant.audited(
+            json!({ "access_key_id": credentials.access_key_id, "console": opened.short }),
+        ),
     )
     .await;
     response
