@@ -932,3 +932,75 @@ both_backends!(
     admin_openapi_document_is_valid,
     admin_openapi_document_matches_router,
 );
+
+/// `rolegate dev`: alice is an admin, and a write-scoped token waits in
+/// `<data-dir>/admin-token` (mode 0600), kept across restarts while it works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_dev_makes_alice_an_admin_and_writes_a_token() {
+    use crate::helpers::start_binary;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let first = start_binary(&args, &[], Duration::from_secs(60));
+    let out = first.stdout.join("\n");
+    let file = data.join("admin-token");
+    assert!(out.contains(&file.display().to_string()), "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    let me = call(
+        &first.base_url,
+        Method::GET,
+        "/whoami",
+        Auth::Token(&token),
+        None,
+    )
+    .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    assert_eq!(me.json()["scope"], "write");
+    let mut browser = Browser::new(&first.base_url);
+    let signed_in = browser
+        .sign_in("alice", crate::web_client::password_of("alice"), "/start")
+        .await;
+    assert_eq!(signed_in.status, 303);
+    let cookie = browser.cookie("rg_session").unwrap().to_owned();
+    let me = call(
+        &first.base_url,
+        Method::GET,
+        "/whoami",
+        Auth::Session {
+            id: &cookie,
+            csrf: None,
+        },
+        None,
+    )
+    .await;
+    assert_eq!(me.json()["actor"], "directory:alice");
+    drop(first);
+
+    let second = start_binary(&args, &[], Duration::from_secs(60));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().trim(),
+        token,
+        "kept"
+    );
+    let me = call(
+        &second.base_url,
+        Method::GET,
+        "/whoami",
+        Auth::Token(&token),
+        None,
+    )
+    .await;
+    assert_eq!(me.status, StatusCode::OK);
+}
