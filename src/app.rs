@@ -168,7 +168,12 @@ pub async fn state_with_cache(
     let rulesets = Arc::new(crate::service::rulesets::Rulesets::new(
         entitlements.clone(),
     ));
+    let admin = Arc::new(crate::service::admin_access::AdminAccess::new(
+        store.clone(),
+        Vec::new(),
+    ));
     Ok(AppState {
+        admin,
         entitlements,
         rulesets,
         audit,
@@ -270,6 +275,9 @@ pub struct DevEnvironment {
     pub generated_master_key: Option<PathBuf>,
     /// New keys of the demo IAM user, to be written to the credentials file.
     pub new_workload_keys: Option<(String, String)>,
+    /// Where the dev admin API token (write scope) is, and whether this start made it.
+    pub admin_token_path: PathBuf,
+    pub admin_token_created: bool,
 }
 
 /// Why `rolegate dev` could not start; each says what to do about it.
@@ -291,6 +299,7 @@ pub enum DevError {
 const MASTER_KEY_FILE: &str = "master.key";
 const AWS_CONFIG_FILE: &str = "aws-config";
 const AWS_CREDENTIALS_FILE: &str = "aws-credentials";
+const ADMIN_TOKEN_FILE: &str = "admin-token";
 const DEV_PROFILE: &str = "rolegate-dev";
 const DEV_REGION: &str = "us-east-1";
 
@@ -353,7 +362,10 @@ pub async fn prepare_dev(data_dir: &Path) -> Result<DevEnvironment, DevError> {
     };
     let store = store::open(&url, &options).await?;
     let mut seeded = seed::seed_demo(store.as_ref()).await?;
-    let state = app_state(store, sealer).await.map_err(DevError::Sts)?;
+    let state = app_state(store, sealer)
+        .await
+        .map_err(DevError::Sts)?
+        .with_admin_groups(seed::dev_admin_groups());
     let kept = existing_dev_key(data_dir);
     let new_workload_keys = seed::seed_workload(
         state.store.as_ref(),
@@ -362,6 +374,8 @@ pub async fn prepare_dev(data_dir: &Path) -> Result<DevEnvironment, DevError> {
         kept.as_deref(),
     )
     .await?;
+    let admin_token_path = data_dir.join(ADMIN_TOKEN_FILE);
+    let admin_token_created = dev_admin_token(&state, &admin_token_path).await?;
     Ok(DevEnvironment {
         state,
         data_dir: data_dir.to_path_buf(),
@@ -369,7 +383,34 @@ pub async fn prepare_dev(data_dir: &Path) -> Result<DevEnvironment, DevError> {
         seeded,
         generated_master_key,
         new_workload_keys,
+        admin_token_path,
+        admin_token_created,
     })
+}
+
+/// Keeps the dev admin API token in `path` while it works; otherwise issues a new
+/// write-scoped one and writes it there (mode 0600). True when it made one.
+async fn dev_admin_token(state: &AppState, path: &Path) -> Result<bool, DevError> {
+    if let Ok(kept) = std::fs::read_to_string(path)
+        && state.admin.authenticate(kept.trim()).await.is_ok()
+    {
+        return Ok(false);
+    }
+    let issued = state
+        .admin
+        .issue(
+            "rolegate dev",
+            store::AdminScope::Write,
+            Some(crate::service::admin_access::MAX_EXPIRES_IN_DAYS),
+            "cli:dev",
+        )
+        .await
+        .map_err(|e| DevError::Sts(format!("cannot create the dev admin API token: {e}")))?;
+    write_private(path, &format!("{}\n", issued.secret)).map_err(|source| DevError::DataDir {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(true)
 }
 
 impl DevEnvironment {

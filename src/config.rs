@@ -25,6 +25,9 @@ pub struct Config {
     pub cache: CacheConfig,
     pub portal: PortalConfig,
     pub sso: SsoConfig,
+    /// `[admin]`: who may use the admin API.
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// `[[identity_sources]]`: sources created or updated at start-up.
     #[serde(default)]
     pub identity_sources: Vec<IdentitySourceEntry>,
@@ -133,6 +136,24 @@ impl IdentitySourceEntry {
             return Err("client_secret is empty (leave it out for a public client)".into());
         }
         self.oidc_config().map(|_| ())
+    }
+}
+
+/// `[admin]`: the groups whose members are admins (admin API), each written with its
+/// identity source: `groups = ["directory:admins", "corp:platform-admins"]`.
+/// Membership is checked on every request against the signed-in identity.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl AdminConfig {
+    /// The validated `groups`.
+    pub fn groups(&self) -> Result<Vec<crate::service::admin_access::AdminGroup>, ConfigError> {
+        crate::service::admin_access::AdminGroup::parse_all(&self.groups)
+            .map_err(|why| ConfigError(format!("admin.groups: {why}")))
     }
 }
 
@@ -322,6 +343,7 @@ impl Config {
                 // ROLEGATE_SERVER__TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7: a list.
                 .list_separator(",")
                 .with_list_parse_key("server.trusted_proxies")
+                .with_list_parse_key("admin.groups")
                 .source(Some(vars)),
         );
         let config: Config = builder
@@ -334,6 +356,7 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         self.server.settings()?;
+        self.admin.groups()?;
         let mut ids = std::collections::BTreeSet::new();
         for (i, entry) in self.identity_sources.iter().enumerate() {
             entry.check().map_err(|why| {

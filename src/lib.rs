@@ -5,6 +5,7 @@
 //! the identity sources, `clock` the one clock and random source, `app` the wiring.
 
 pub mod app;
+pub mod bootstrap;
 pub mod cache;
 pub mod cli;
 pub mod clock;

@@ -89,6 +89,33 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Administration from the server's own configuration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create the first admin: a directory user in the first `directory:` group of
+    /// `[admin] groups` and/or a write-scoped admin API token (printed once on
+    /// stdout). Idempotent: an existing user is left alone; each --token run makes
+    /// one more token.
+    Bootstrap {
+        /// TOML file layered over the defaults; ROLEGATE_* variables override both.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The directory user to create (left alone if it exists).
+        #[arg(long)]
+        user: Option<String>,
+        /// Read the new user's password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Also create a write-scoped admin API token with this name.
+        #[arg(long)]
+        token: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,6 +165,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Policy { command } => run_policy(command),
+        Command::Admin {
+            command:
+                AdminCommand::Bootstrap {
+                    config,
+                    user,
+                    password_stdin,
+                    token,
+                },
+        } => runtime()
+            .and_then(|rt| rt.block_on(admin_bootstrap(config, user, password_stdin, token))),
         Command::Login(args) => login_cli::run(&args),
         Command::Credentials { role, format } => credentials_cli::run_credentials(&role, format),
         Command::Exec { role, command } => credentials_cli::run_exec(&role, &command),
@@ -233,10 +270,17 @@ async fn dev(
     let mut env = app::prepare_dev(&data_dir)
         .await
         .map_err(|e| format!("dev: {e}"))?;
+    let mut admin_groups = env.state.admin.groups().to_vec();
+    for group in configured.admin.groups().map_err(|e| e.to_string())? {
+        if !admin_groups.contains(&group) {
+            admin_groups.push(group);
+        }
+    }
     env.state = env
         .state
         .with_server(server_settings)
-        .with_sso(configured.sso.settings());
+        .with_sso(configured.sso.settings())
+        .with_admin_groups(admin_groups);
     let sources = app::apply_identity_sources(&env.state, &configured.identity_sources).await?;
     let listener = bind(listen)?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
@@ -279,6 +323,27 @@ async fn dev(
     for (user, password) in rolegate::seed::DEMO_SIGN_INS {
         println!("  {user} / {password}");
     }
+    let groups: Vec<String> = env
+        .state
+        .admin
+        .groups()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    println!(
+        "Admin API: http://{address}/admin/api/v1/ (admins: members of {}; alice is one). A write-scoped token is in {} ({}):",
+        groups.join(", "),
+        env.admin_token_path.display(),
+        if env.admin_token_created {
+            "new"
+        } else {
+            "kept"
+        }
+    );
+    println!(
+        "  curl -H \"Authorization: Bearer $(cat {})\" http://{address}/admin/api/v1/whoami",
+        env.admin_token_path.display()
+    );
     let server = app::build_server(listener, env.state, 0).map_err(|e| e.to_string())?;
     println!("Ready: http://{address}/  (health: http://{address}/healthz)");
     server.await.map_err(|e| format!("server stopped: {e}"))?;
@@ -331,6 +396,45 @@ async fn migrate(file: Option<PathBuf>) -> Result<ExitCode, String> {
         rolegate::secrets::redact_url(&config.database.url),
         store.backend()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn admin_bootstrap(
+    file: Option<PathBuf>,
+    user: Option<String>,
+    password_stdin: bool,
+    token: Option<String>,
+) -> Result<ExitCode, String> {
+    let config = load_config(file)?;
+    let groups = config.admin.groups().map_err(|e| e.to_string())?;
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        Some(rolegate::secrets::Secret::new(
+            line.trim_end_matches(['\r', '\n']).to_owned(),
+        ))
+    } else {
+        None
+    };
+    let store = app::open_configured_store(&config).await?;
+    let done = rolegate::bootstrap::run(
+        store,
+        &groups,
+        rolegate::bootstrap::Bootstrap {
+            user,
+            password,
+            token,
+        },
+    )
+    .await?;
+    for line in &done.lines {
+        eprintln!("{line}");
+    }
+    if let Some(secret) = done.token_secret {
+        println!("{secret}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

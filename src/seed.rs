@@ -192,6 +192,16 @@ const DEMO_USERS: &[(&str, &str, &str, &[&str])] = &[
     ("carol", "Carol Checker", "carol@example.com", &["auditors"]),
 ];
 
+/// `rolegate dev`'s `[admin] groups`: the demo `admins` group (alice is in it).
+pub const DEV_ADMIN_GROUP: &str = "directory:admins";
+
+/// The admin groups `rolegate dev` starts with.
+pub fn dev_admin_groups() -> Vec<crate::service::admin_access::AdminGroup> {
+    crate::service::admin_access::AdminGroup::parse(DEV_ADMIN_GROUP)
+        .into_iter()
+        .collect()
+}
+
 /// The demo directory's sign-ins (user name, password), for `dev` to print. The
 /// passwords are set only when [`seed_demo`] creates the users.
 pub const DEMO_SIGN_INS: &[(&str, &str)] = &[

@@ -3,6 +3,7 @@
 //! cache, sealer, clock, random source), keeps its own cache keys, and has its own
 //! error enum that the handlers map onto their surface's wire format.
 
+pub mod admin_access;
 pub mod audit;
 pub mod console;
 pub mod device;

@@ -25,8 +25,8 @@ use crate::policy::PolicyError;
 pub use model::*;
 pub use sql::AUDIT_BATCH_LIMIT;
 pub use sql::{
-    AccountStore, AuditStore, DirectoryStore, IamUserStore, PolicyScope, PolicyStore, RoleStore,
-    RulesetStore, StsKeyStore,
+    AccountStore, AdminTokenStore, AuditStore, DirectoryStore, IamUserStore, PolicyScope,
+    PolicyStore, RoleStore, RulesetStore, StsKeyStore,
 };
 
 /// What went wrong in a store call, in terms a handler can map to its wire format.
@@ -90,6 +90,7 @@ pub trait Store:
     + IamUserStore
     + StsKeyStore
     + AuditStore
+    + AdminTokenStore
     + Send
     + Sync
     + 'static

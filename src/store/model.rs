@@ -539,3 +539,85 @@ pub struct RecentSignIn {
     pub identity: serde_json::Value,
     pub signed_in_at: DateTime<Utc>,
 }
+
+/// What an admin API token may do: `read` (GET) or `write` (everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminScope {
+    Read,
+    Write,
+}
+
+impl AdminScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminScope::Read => "read",
+            AdminScope::Write => "write",
+        }
+    }
+
+    /// Whether this scope allows writes.
+    pub fn can_write(self) -> bool {
+        self == AdminScope::Write
+    }
+}
+
+impl TryFrom<String> for AdminScope {
+    type Error = crate::iam::ValidationError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "read" => Ok(Self::Read),
+            "write" => Ok(Self::Write),
+            other => Err(crate::iam::ValidationError::new(
+                "scope",
+                format!("unknown admin token scope {other:?}: use read or write"),
+            )),
+        }
+    }
+}
+
+/// An admin API token to store: its secret only as a hash.
+#[derive(Debug, Clone)]
+pub struct NewAdminToken {
+    /// `at-` and random hex.
+    pub id: String,
+    pub name: String,
+    /// Lower-case hex SHA-256 of the secret.
+    pub secret_sha256: String,
+    pub scope: AdminScope,
+    /// The admin who created it (an audit actor, `directory:alice`).
+    pub created_by: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A stored admin API token. The secret itself is never stored; its hash never
+/// leaves the store's callers (it is not serialised).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AdminToken {
+    pub id: String,
+    pub name: String,
+    #[serde(skip)]
+    pub secret_sha256: String,
+    #[sqlx(try_from = "String")]
+    pub scope: AdminScope,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Which audit events to read, newest first. Every filter is optional; text
+/// filters match exactly.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// At or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Before.
+    pub until: Option<DateTime<Utc>>,
+    /// Only ids below this one (paging: the last id of the previous page).
+    pub before_id: Option<i64>,
+}

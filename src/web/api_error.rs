@@ -1,5 +1,5 @@
 //! The one error answer of Rolegate's own JSON surfaces (`/v1/authorize`, the JSON
-//! answers of `/federation`, the admin API): an HTTP status and a body
+//! answers of `/federation`; the admin API has its own, `admin::error`): an HTTP status and a body
 //! `{"error": "<stable code>", "message": "...", "field": "..."}` (`field` only for
 //! validation errors), never cached, with `Retry-After` when the client should come
 //! back later. Handlers return `Result<_, ApiError>` and use `?`. The AWS JSON

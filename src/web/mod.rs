@@ -1,6 +1,7 @@
 //! HTTP surfaces. Handlers are thin: they translate HTTP to calls into the cores and
 //! the store, and results back to each surface's wire format.
 
+pub mod admin;
 mod api_error;
 mod assets;
 mod audit;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub sso: SsoSettings,
     /// Device authorization and SSO tokens (`oauth`, `sso_api`).
     pub device: crate::service::device::DeviceService,
+    /// Who is an admin (`[admin] groups`) and the admin API tokens.
+    pub admin: Arc<crate::service::admin_access::AdminAccess>,
 }
 
 /// The identity the AWS tools know this server by (`[sso]`).
@@ -132,6 +135,18 @@ impl AppState {
         self.sso = sso;
         self
     }
+
+    /// Makes the members of `groups` admins (`[admin] groups`).
+    pub fn with_admin_groups(
+        mut self,
+        groups: Vec<crate::service::admin_access::AdminGroup>,
+    ) -> Self {
+        self.admin = Arc::new(crate::service::admin_access::AdminAccess::new(
+            self.store.clone(),
+            groups,
+        ));
+        self
+    }
 }
 
 /// Registers every route; used by the server and by in-process tests alike.
@@ -146,5 +161,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(portal::routes)
         .configure(mfa::routes)
         .configure(oidc_login::routes)
-        .configure(federation::routes);
+        .configure(federation::routes)
+        .configure(admin::routes);
 }

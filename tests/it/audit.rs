@@ -9,7 +9,9 @@ use std::task::Poll;
 
 use async_trait::async_trait;
 use rolegate::service::audit::{AuditError, AuditLog};
-use rolegate::store::{AuditEvent, AuditRecord, AuditStore, Outcome, Store, StoreResult};
+use rolegate::store::{
+    AuditEvent, AuditFilter, AuditRecord, AuditStore, Outcome, Store, StoreResult,
+};
 use serde_json::json;
 
 use crate::both_backends;
@@ -35,6 +37,14 @@ impl AuditStore for GroupCounter {
         before_id: Option<i64>,
     ) -> StoreResult<Vec<AuditRecord>> {
         self.store.list_audit(limit, before_id).await
+    }
+
+    async fn list_audit_filtered(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        self.store.list_audit_filtered(filter, limit).await
     }
 }
 

@@ -11,6 +11,7 @@
     clippy::unreachable
 )]
 
+mod admin;
 mod audit;
 mod authorize;
 mod browser;

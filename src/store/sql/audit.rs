@@ -6,7 +6,7 @@ use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::SqlStore;
-use crate::store::{AuditEvent, AuditRecord, StoreError, StoreResult};
+use crate::store::{AuditEvent, AuditFilter, AuditRecord, StoreError, StoreResult};
 
 /// The most events [`AuditStore::append_audit_batch`] takes at once: eight bound
 /// values each stay far below both databases' limits on one statement's parameters.
@@ -31,6 +31,13 @@ pub trait AuditStore: Send + Sync {
     /// Newest first, at most `limit`, optionally only ids below `before_id` (paging).
     async fn list_audit(&self, limit: i64, before_id: Option<i64>)
     -> StoreResult<Vec<AuditRecord>>;
+
+    /// The events `filter` selects, newest first, at most `limit` (1 to 1000).
+    async fn list_audit_filtered(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>>;
 }
 
 macro_rules! impl_audit_store {
@@ -86,6 +93,42 @@ macro_rules! impl_audit_store {
                 .bind(limit.clamp(1, 1000))
                 .fetch_all(&self.pool)
                 .await?)
+            }
+
+            async fn list_audit_filtered(
+                &self,
+                filter: &AuditFilter,
+                limit: i64,
+            ) -> StoreResult<Vec<AuditRecord>> {
+                let mut select = QueryBuilder::<$db>::new(
+                    "SELECT id, at, actor, action, target, outcome, source_ip, user_agent, \
+                     details FROM audit_events WHERE 1 = 1",
+                );
+                if let Some(actor) = &filter.actor {
+                    select.push(" AND actor = ").push_bind(actor.clone());
+                }
+                if let Some(action) = &filter.action {
+                    select.push(" AND action = ").push_bind(action.clone());
+                }
+                if let Some(outcome) = filter.outcome {
+                    select.push(" AND outcome = ").push_bind(outcome.as_str());
+                }
+                if let Some(since) = filter.since {
+                    select.push(" AND at >= ").push_bind(since);
+                }
+                if let Some(until) = filter.until {
+                    select.push(" AND at < ").push_bind(until);
+                }
+                if let Some(before) = filter.before_id {
+                    select.push(" AND id < ").push_bind(before);
+                }
+                select
+                    .push(" ORDER BY id DESC LIMIT ")
+                    .push_bind(limit.clamp(1, 1000));
+                Ok(select
+                    .build_query_as::<AuditRecord>()
+                    .fetch_all(&self.pool)
+                    .await?)
             }
         }
     };

@@ -8,6 +8,7 @@
 //! backend-neutral `ErrorKind`).
 
 mod accounts;
+mod admin_tokens;
 mod audit;
 mod directory;
 mod holders;
@@ -28,6 +29,7 @@ use crate::iam::{IdKind, Partition, ValidationError, new_unique_id};
 use crate::policy::{ParseOptions, Policy, PolicyKind};
 
 pub use accounts::AccountStore;
+pub use admin_tokens::AdminTokenStore;
 pub use audit::AUDIT_BATCH_LIMIT;
 pub use audit::AuditStore;
 pub use directory::DirectoryStore;

@@ -1,0 +1,15 @@
+-- Admin API tokens: a secret shown once, stored as the hex SHA-256 of the secret.
+-- created_by is the admin who made the token (the token acts as them until it
+-- expires or is revoked).
+CREATE TABLE admin_tokens (
+    id             TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    secret_sha256  TEXT NOT NULL,
+    scope          TEXT NOT NULL CHECK (scope IN ('read', 'write')),
+    created_by     TEXT NOT NULL,
+    created_at     TIMESTAMPTZ NOT NULL,
+    expires_at     TIMESTAMPTZ NOT NULL,
+    last_used_at   TIMESTAMPTZ,
+    revoked_at     TIMESTAMPTZ
+);
+CREATE INDEX admin_tokens_created_at ON admin_tokens (created_at);

@@ -1,0 +1,77 @@
+//! `/admin/api/v1/people/{source}/{user_name}/sessions`: one person's portal
+//! sessions and terminal sign-ins (`rolegate login`, the AWS CLI's SSO sign-ins),
+//! and ending them all. Ending is audited.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use super::auth::{AdminRead, AdminWrite};
+use super::error::AdminError;
+use crate::store::Outcome;
+use crate::web::AppState;
+use crate::web::audit::audit;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/people/{source}/{user_name}/sessions", web::get().to(list))
+        .route(
+            "/people/{source}/{user_name}/sessions",
+            web::delete().to(revoke_all),
+        );
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    AdminRead(_): AdminRead,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let (source, user_name) = path.into_inner();
+    let portal = state
+        .sessions
+        .list_for_user(&source, &user_name)
+        .await
+        .map_err(AdminError::unavailable)?;
+    let terminal = state
+        .device
+        .list_for_user(&source, &user_name)
+        .await
+        .map_err(AdminError::unavailable)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "source": source,
+        "user_name": user_name,
+        "portal_sessions": portal,
+        "terminal_sign_ins": terminal,
+    })))
+}
+
+async fn revoke_all(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    AdminWrite(admin): AdminWrite,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let (source, user_name) = path.into_inner();
+    let portal = state
+        .sessions
+        .end_all_for_user(&source, &user_name)
+        .await
+        .map_err(AdminError::unavailable)?;
+    let terminal = state
+        .device
+        .revoke_for_user(&source, &user_name, None)
+        .await
+        .map_err(AdminError::unavailable)?;
+    audit(
+        &state,
+        &request,
+        &admin.actor,
+        "admin:RevokeSessions",
+        &format!("{source}:{user_name}"),
+        Outcome::Success,
+        json!({ "portal_sessions_ended": portal, "terminal_sign_ins_ended": terminal }),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(json!({
+        "portal_sessions_ended": portal,
+        "terminal_sign_ins_ended": terminal,
+    })))
+}
