@@ -80,9 +80,9 @@ impl std::fmt::Display for AdminGroup {
 /// Whether `identity` is an admin under `groups_config`: a member of one of its
 /// groups, as its own identity source says.
 pub fn is_admin(groups_config: &[AdminGroup], identity: &Identity) -> bool {
-    groups_config.iter().any(|admin| {
-        admin.source == identity.source_id && identity.groups.iter().any(|g| *g == admin.group)
-    })
+    groups_config
+        .iter()
+        .any(|admin| admin.source == identity.source_id && identity.groups.contains(&admin.group))
 }
 
 /// The audit actor of a person: `source:user_name`.

@@ -317,7 +317,7 @@ async fn admin_session_writes_need_csrf(db: TestStore) {
 async fn token_rows(db: &TestStore) -> Vec<(String, String, String)> {
     use sqlx::{Connection, Row};
     let sql = "SELECT id, secret_sha256, name || '|' || scope || '|' || created_by AS everything FROM admin_tokens";
-    let rows = if db.url.starts_with("sqlite:") {
+    if db.url.starts_with("sqlite:") {
         let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
         sqlx::query(sql)
             .fetch_all(&mut conn)
@@ -335,8 +335,7 @@ async fn token_rows(db: &TestStore) -> Vec<(String, String, String)> {
             .into_iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect()
-    };
-    rows
+    }
 }
 
 async fn admin_tokens_scope_expiry_and_revocation(db: TestStore) {

@@ -505,3 +505,40 @@ async fn serve_applies_configured_identity_sources() {
         "{stderr}"
     );
 }
+
+#[test]
+fn admin_groups_default_to_none_and_are_source_and_group() {
+    let defaults = Config::load(None, env(&[])).unwrap();
+    assert!(defaults.admin.groups().unwrap().is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rolegate.toml");
+    std::fs::write(
+        &file,
+        "[admin]\ngroups = [\"directory:admins\", \"corp:platform-admins\"]\n",
+    )
+    .unwrap();
+    let from_file = Config::load(Some(&file), env(&[])).unwrap();
+    let groups: Vec<String> = from_file
+        .admin
+        .groups()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(groups, ["directory:admins", "corp:platform-admins"]);
+
+    let from_env = Config::load(
+        None,
+        env(&[("ROLEGATE_ADMIN__GROUPS", "directory:admins,corp:ops")]),
+    )
+    .unwrap();
+    assert_eq!(from_env.admin.groups().unwrap().len(), 2);
+
+    std::fs::write(&file, "[admin]\ngroups = [\"admins\"]\n").unwrap();
+    let error = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+    assert!(
+        error.contains("admin.groups") && error.contains("source:group"),
+        "{error}"
+    );
+}
