@@ -217,24 +217,20 @@ impl<'a> Context<'a> {
         Some(state.hits.get(mode)?.get_or_init(|| {
             let mut hits = vec![Vec::new(); index.regexes.len()];
             for (i, value) in state.values.iter().enumerate() {
-                match &index.set {
-                    Some(set) => {
-                        if set.is_match(value) {
-                            for slot in set.matches(value).iter() {
-                                if let Some(h) = hits.get_mut(slot) {
-                                    h.push(i);
-                                }
-                            }
-                        }
-                    }
-                    None => {
-                        for (slot, regex) in index.regexes.iter().enumerate() {
-                            if regex.is_match(value)
-                                && let Some(h) = hits.get_mut(slot)
-                            {
+                for (set, slots) in &index.sets {
+                    if set.is_match(value) {
+                        for k in set.matches(value).iter() {
+                            if let Some(h) = slots.get(k).and_then(|s| hits.get_mut(*s)) {
                                 h.push(i);
                             }
                         }
+                    }
+                }
+                for slot in &index.loose {
+                    if index.regexes.get(*slot).is_some_and(|r| r.is_match(value))
+                        && let Some(h) = hits.get_mut(*slot)
+                    {
+                        h.push(i);
                     }
                 }
             }
