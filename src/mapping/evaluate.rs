@@ -217,24 +217,20 @@ impl<'a> Context<'a> {
         Some(state.hits.get(mode)?.get_or_init(|| {
             let mut hits = vec![Vec::new(); index.regexes.len()];
             for (i, value) in state.values.iter().enumerate() {
-                match &index.set {
-                    Some(set) => {
-                        if set.is_match(value) {
-                            for slot in set.matches(value).iter() {
-                                if let Some(h) = hits.get_mut(slot) {
-                                    h.push(i);
-                                }
-                            }
-                        }
-                    }
-                    None => {
-                        for (slot, regex) in index.regexes.iter().enumerate() {
-                            if regex.is_match(value)
-                                && let Some(h) = hits.get_mut(slot)
-                            {
+                for (set, slots) in &index.sets {
+                    if set.is_match(value) {
+                        for k in set.matches(value).iter() {
+                            if let Some(h) = slots.get(k).and_then(|s| hits.get_mut(*s)) {
                                 h.push(i);
                             }
                         }
+                    }
+                }
+                for slot in &index.loose {
+                    if index.regexes.get(*slot).is_some_and(|r| r.is_match(value))
+                        && let Some(h) = hits.get_mut(*slot)
+                    {
+                        h.push(i);
                     }
                 }
             }
@@ -907,7 +903,7 @@ impl Run {
                     continue;
                 }
                 if set(
-                    format!("tag {key:?}"),
+                    format!("tag {lower:?}"),
                     value,
                     current.as_deref(),
                     &mut contributed,
@@ -952,5 +948,542 @@ impl Run {
         }
         settings.transitive_tag_keys.sort();
         settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::claims::ClaimsHygiene;
+    use crate::mapping::rules::Rule;
+    use serde_json::{Value, json};
+
+    const A: &str = "111111111111";
+    const B: &str = "222222222222";
+
+    fn catalog() -> Catalog {
+        let mut catalog = Catalog::new();
+        for (account, role, max) in [
+            (A, "Developer", 3600),
+            (A, "Admin", 3600),
+            (A, "ReadOnly", 43_200),
+            (B, "Developer", 7200),
+            (B, "ReadOnly", 3600),
+        ] {
+            catalog.add_role(
+                AccountId::parse(account).unwrap(),
+                RoleName::parse(role).unwrap(),
+                max,
+            );
+        }
+        catalog
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn claims_from(source: &str, claims: Value, case_sensitive: bool) -> SourceClaims {
+        let Value::Object(map) = claims else {
+            panic!("object expected")
+        };
+        let hygiene = ClaimsHygiene {
+            case_sensitive,
+            ..ClaimsHygiene::default()
+        };
+        SourceClaims::from_json(source, &map, &hygiene).unwrap()
+    }
+
+    fn evaluate_with(rules: Value, claims: &SourceClaims) -> Evaluation {
+        let rules: Vec<Rule> = serde_json::from_value(rules).unwrap();
+        let compiled = CompiledRuleset::compile(&rules)
+            .unwrap_or_else(|e| panic!("{}", serde_json::to_string(&e).unwrap()));
+        compiled.evaluate(claims, &catalog(), now())
+    }
+
+    fn evaluate(rules: Value, claims: Value) -> Evaluation {
+        evaluate_with(rules, &claims_from("corp", claims, true))
+    }
+
+    fn grant_when(id: &str, when: Value) -> Value {
+        json!({"id": id, "name": id, "effect": "grant", "source": ["corp"], "when": when,
+               "grant": [{"account": A, "role": "Developer"}]})
+    }
+
+    fn holds(when: Value, claims: Value) -> bool {
+        let out = evaluate(json!([grant_when("r", when)]), claims);
+        out.entitlement(A, "Developer").is_some()
+    }
+
+    fn alice() -> Value {
+        json!({"groups": ["staff", "developers", "Ops-Team"], "email": "alice@example.com"})
+    }
+
+    #[test]
+    fn every_operator() {
+        let leaf = |op: &str, v: Value| {
+            let mut leaf = json!({"claim": "groups", "op": op});
+            let key = if v.is_array() { "values" } else { "value" };
+            leaf[key] = v;
+            leaf
+        };
+        let cases = [
+            (leaf("equals", json!("developers")), true),
+            (leaf("equals", json!("dev")), false),
+            (leaf("in", json!(["x", "developers"])), true),
+            (leaf("in", json!(["x", "y"])), false),
+            (leaf("contains_any", json!(["nope", "staff"])), true),
+            (leaf("contains_any", json!(["nope"])), false),
+            (leaf("contains_all", json!(["staff", "developers"])), true),
+            (leaf("contains_all", json!(["staff", "admins"])), false),
+            (leaf("none_of", json!(["admins", "contractors"])), true),
+            (leaf("none_of", json!(["admins", "staff"])), false),
+            (leaf("starts_with", json!("dev")), true),
+            (leaf("starts_with", json!(["x", "Ops-"])), true),
+            (leaf("starts_with", json!("eloper")), false),
+            (leaf("ends_with", json!("-Team")), true),
+            (leaf("ends_with", json!("dev")), false),
+            (leaf("glob", json!("dev*rs")), true),
+            (leaf("glob", json!("st?ff")), true),
+            (leaf("glob", json!("dev")), false),
+            (leaf("glob", json!("Ops.Team")), false),
+            (leaf("regex", json!("dev.*")), true),
+            (leaf("regex", json!("dev")), false),
+            (leaf("regex", json!("velop")), false),
+            (leaf("regex", json!("[a-z]+|x")), true),
+            (json!({"claim": "email", "op": "exists"}), true),
+            (json!({"claim": "phone", "op": "exists"}), false),
+            (
+                json!({"claim": "email", "op": "ends_with", "value": "@example.com"}),
+                true,
+            ),
+            (
+                json!({"claim": "phone", "op": "none_of", "values": ["1"]}),
+                true,
+            ),
+            (
+                json!({"claim": "phone", "op": "contains_any", "values": ["1"]}),
+                false,
+            ),
+            (
+                json!({"all": [leaf("equals", json!("staff")), {"not": leaf("equals", json!("admins"))}]}),
+                true,
+            ),
+            (
+                json!({"all": [leaf("equals", json!("staff")), leaf("equals", json!("admins"))]}),
+                false,
+            ),
+            (
+                json!({"any": [leaf("equals", json!("admins")), leaf("glob", json!("*ops*"))]}),
+                false,
+            ),
+            (
+                json!({"any": [leaf("equals", json!("admins")), leaf("glob", json!("*Ops*"))]}),
+                true,
+            ),
+            (json!({"not": leaf("equals", json!("staff"))}), false),
+        ];
+        for (when, expected) in cases {
+            assert_eq!(holds(when.clone(), alice()), expected, "{when}");
+        }
+    }
+
+    #[test]
+    fn case_follows_the_rule_then_the_source() {
+        let leaf = |case: Option<&str>| {
+            let mut leaf =
+                json!({"claim": "groups", "op": "contains_any", "values": ["DEVELOPERS"]});
+            if let Some(case) = case {
+                leaf["case"] = json!(case);
+            }
+            leaf
+        };
+        let rules = |case| json!([grant_when("r", leaf(case))]);
+        let sensitive_source = claims_from("corp", alice(), true);
+        let insensitive_source = claims_from("corp", alice(), false);
+        let granted = |rules: Value, claims: &SourceClaims| {
+            evaluate_with(rules, claims)
+                .entitlement(A, "Developer")
+                .is_some()
+        };
+        assert!(!granted(rules(None), &sensitive_source));
+        assert!(granted(rules(None), &insensitive_source));
+        assert!(granted(rules(Some("insensitive")), &sensitive_source));
+        assert!(!granted(rules(Some("sensitive")), &insensitive_source));
+        // Patterns too.
+        let regex = json!([grant_when(
+            "r",
+            json!({"claim": "groups", "op": "regex",
+            "value": "ops-.*", "case": "insensitive"})
+        )]);
+        assert!(granted(regex, &sensitive_source));
+        let glob = json!([grant_when(
+            "r",
+            json!({"claim": "groups", "op": "glob", "value": "OPS-*"})
+        )]);
+        assert!(granted(glob.clone(), &insensitive_source));
+        assert!(!granted(glob, &sensitive_source));
+    }
+
+    #[test]
+    fn near_misses_explain_case_and_source() {
+        let out = evaluate(
+            json!([grant_when(
+                "r",
+                json!({"claim": "groups", "op": "contains_any", "values": ["Developers"]})
+            )]),
+            alice(),
+        );
+        let miss = out.not_applied("r").unwrap();
+        assert_eq!(miss.reason, "conditions not met");
+        let near = miss.near_miss.as_deref().unwrap();
+        assert!(near.contains("differs only by case"), "{near}");
+        assert!(
+            near.contains("\"developers\"") && near.contains("\"Developers\""),
+            "{near}"
+        );
+
+        // A plain miss has no near miss.
+        let out = evaluate(
+            json!([grant_when(
+                "r",
+                json!({"claim": "groups", "op": "equals", "value": "admins"})
+            )]),
+            alice(),
+        );
+        assert_eq!(out.not_applied("r").unwrap().near_miss, None);
+
+        // The same group name from another source does not match.
+        let rules = json!([grant_when(
+            "r",
+            json!({"claim": "groups", "op": "equals", "value": "developers"})
+        )]);
+        let out = evaluate_with(rules, &claims_from("other-idp", alice(), true));
+        assert!(out.entitlements.is_empty());
+        let miss = out.not_applied("r").unwrap();
+        assert_eq!(miss.reason, "rule is scoped to source corp");
+        assert!(miss.near_miss.as_deref().unwrap().contains("other-idp"));
+    }
+
+    #[test]
+    fn deny_wins_whatever_the_priority() {
+        let rules = json!([
+            {"id": "g", "name": "", "effect": "grant", "source": ["corp"], "priority": 1,
+             "when": {"claim": "groups", "op": "equals", "value": "staff"},
+             "grant": [{"account": A, "role": "Admin"}, {"account": A, "role": "Developer"}]},
+            {"id": "d", "name": "", "effect": "deny", "source": "any", "priority": 1000,
+             "when": {"claim": "email", "op": "glob", "value": "*@example.com"},
+             "target": {"accounts": [A], "roles": ["admin"]}}
+        ]);
+        let out = evaluate(rules.clone(), alice());
+        assert!(out.entitlement(A, "Admin").is_none());
+        assert!(out.entitlement(A, "Developer").is_some());
+        let [removed] = out.removed.as_slice() else {
+            panic!("{:?}", out.removed)
+        };
+        assert_eq!(
+            (removed.account.as_str(), removed.role.as_str()),
+            (A, "Admin")
+        );
+        assert_eq!(removed.denied_by, ["d"]);
+        assert_eq!(removed.granted_by[0].rule, "g");
+        assert_eq!(removed.granted_by[0].matched, ["groups=staff"]);
+
+        // "any" reaches identities from every source; the grant is scoped to corp.
+        let mut other = rules;
+        other[0]["source"] = json!(["corp", "other"]);
+        let out = evaluate_with(other, &claims_from("other", alice(), true));
+        assert_eq!(out.removed.len(), 1);
+    }
+
+    #[test]
+    fn for_each_yields_one_grant_per_matching_value() {
+        let rules = json!([{"id": "fe", "name": "", "effect": "grant", "source": ["corp"],
+            "for_each": {"claim": "groups", "regex": r"aws#(?P<account>[0-9]{12})#(?P<role>[\w+=,.@-]{1,64})"},
+            "grant": [{"account": "${match.account}", "role": "${match.role}"}]}]);
+        let groups = json!({"groups": [
+            format!("aws#{A}#Developer"), format!("aws#{B}#readonly"), "aws#333333333333#Developer",
+            format!("aws#{A}#Ghost"), format!("x-aws#{A}#Admin"), "staff"]});
+        let out = evaluate(rules, groups);
+        let granted: Vec<(&str, &str)> = out
+            .entitlements
+            .iter()
+            .map(|e| (e.account.as_str(), e.role.as_str()))
+            .collect();
+        assert_eq!(granted, [(A, "Developer"), (B, "ReadOnly")]);
+        assert_eq!(
+            out.entitlement(B, "ReadOnly").unwrap().granted_by[0].matched,
+            [format!("groups=aws#{B}#readonly")]
+        );
+        assert!(
+            out.warned("UNKNOWN_ACCOUNT") && out.warned("UNKNOWN_ROLE"),
+            "{:?}",
+            out.warnings
+        );
+
+        let none = evaluate(
+            json!([{"id": "fe", "name": "", "effect": "grant", "source": ["corp"],
+                "for_each": {"claim": "groups", "regex": "aws#(?P<role>.+)"},
+                "grant": [{"account": A, "role": "${match.role}"}]}]),
+            alice(),
+        );
+        assert!(
+            none.not_applied("fe")
+                .unwrap()
+                .reason
+                .contains("for_each matched no value")
+        );
+    }
+
+    #[test]
+    fn unknown_grants_are_skipped_and_the_rest_apply() {
+        let rules = json!([{"id": "g", "name": "", "effect": "grant", "source": ["corp"],
+            "grant": [{"account": A, "role": "Ghost"}, {"account": "999999999999", "role": "Developer"},
+                      {"account": A, "role": "developer"}, {"account": "*", "role": "ReadOnly"},
+                      {"account": "*", "role": "Nobody"}]}]);
+        let out = evaluate(rules, alice());
+        let granted: Vec<(&str, &str)> = out
+            .entitlements
+            .iter()
+            .map(|e| (e.account.as_str(), e.role.as_str()))
+            .collect();
+        assert_eq!(
+            granted,
+            [(A, "Developer"), (A, "ReadOnly"), (B, "ReadOnly")]
+        );
+        let codes: Vec<&str> = out.warnings.iter().map(|w| w.code).collect();
+        assert_eq!(codes, ["UNKNOWN_ROLE", "UNKNOWN_ACCOUNT", "UNKNOWN_ROLE"]);
+        assert!(out.warnings.iter().all(|w| w.rule.as_deref() == Some("g")));
+    }
+
+    #[test]
+    fn entitlements_merge_and_rules_run_in_priority_then_id_order() {
+        let rules = json!([
+            grant_when("z", json!({"claim": "groups", "op": "equals", "value": "staff"})),
+            grant_when("b", json!({"claim": "groups", "op": "equals", "value": "developers"})),
+            {"id": "a", "name": "", "effect": "grant", "source": ["corp"], "priority": 100, "enabled": false,
+             "grant": [{"account": A, "role": "Admin"}]},
+            {"id": "c", "name": "", "effect": "grant", "source": ["corp"], "priority": 5,
+             "when": {"claim": "groups", "op": "equals", "value": "nobody"},
+             "grant": [{"account": A, "role": "Admin"}]},
+        ]);
+        let out = evaluate(rules, alice());
+        let [e] = out.entitlements.as_slice() else {
+            panic!("{:?}", out.entitlements)
+        };
+        let by: Vec<&str> = e.granted_by.iter().map(|g| g.rule.as_str()).collect();
+        assert_eq!(by, ["b", "z"]);
+        let skipped: Vec<(&str, &str)> = out
+            .not_applied
+            .iter()
+            .map(|n| (n.rule.as_str(), n.reason.as_str()))
+            .collect();
+        assert_eq!(skipped, [("c", "conditions not met"), ("a", "disabled")]);
+    }
+
+    #[test]
+    fn validity_windows_use_the_given_time() {
+        let windowed = |valid: Value| {
+            let mut rule = grant_when("r", Value::Null);
+            rule.as_object_mut().unwrap().remove("when");
+            rule["valid"] = valid;
+            evaluate(json!([rule]), alice())
+        };
+        let out = windowed(json!({"not_after": "2026-05-31T00:00:00Z"}));
+        assert_eq!(out.not_applied("r").unwrap().reason, "expired");
+        let out = windowed(json!({"not_before": "2026-06-02T00:00:00Z"}));
+        assert_eq!(out.not_applied("r").unwrap().reason, "not yet valid");
+        let out = windowed(
+            json!({"not_before": "2026-05-01T00:00:00Z", "not_after": "2026-07-01T00:00:00Z"}),
+        );
+        assert!(out.entitlement(A, "Developer").is_some());
+    }
+
+    fn session_rule(id: &str, priority: i32, session: Value) -> Value {
+        json!({"id": id, "name": "", "effect": "session", "source": ["corp"], "priority": priority,
+               "session": session})
+    }
+
+    fn developer_session(rules: Value, claims: Value) -> (SessionSettings, Evaluation) {
+        let mut list = rules.as_array().unwrap().clone();
+        list.push(grant_when(
+            "grant",
+            json!({"claim": "groups", "op": "equals", "value": "staff"}),
+        ));
+        let out = evaluate(Value::Array(list), claims);
+        let session = out.entitlement(A, "Developer").unwrap().session.clone();
+        (session, out)
+    }
+
+    #[test]
+    fn session_templates_render_within_sts_limits() {
+        let claims = json!({"groups": ["staff"], "email": "Alice.Smith@Example.com",
+            "department": "eng", "bio": "x".repeat(300), "nickname": "has space"});
+        let (session, out) = developer_session(
+            json!([session_rule(
+                "s",
+                10,
+                json!({
+                "name": "${claims.email|lower|truncate:64}",
+                "source_identity": "${claims.nickname}",
+                "tags": {"department": "${claims.department|upper}", "cost-center": "${claims.cost_center|default:none}",
+                         "team": "${claims.team}", "bio": "${claims.bio}", "short-bio": "${claims.bio|truncate:256}"},
+                "transitive_tag_keys": ["department", "team"],
+                "max_duration_seconds": 7200})
+            )]),
+            claims,
+        );
+        assert_eq!(session.name.as_deref(), Some("alice.smith@example.com"));
+        assert_eq!(session.source_identity, None);
+        assert_eq!(
+            session.tags.get("department").map(String::as_str),
+            Some("ENG")
+        );
+        assert_eq!(
+            session.tags.get("cost-center").map(String::as_str),
+            Some("none")
+        );
+        assert_eq!(session.tags.get("short-bio").map(|v| v.len()), Some(256));
+        assert!(!session.tags.contains_key("team") && !session.tags.contains_key("bio"));
+        assert_eq!(session.transitive_tag_keys, ["department"]);
+        // Capped at the role's maximum (Developer in A: 3600 s).
+        assert_eq!(session.max_duration_seconds, Some(3600));
+        assert_eq!(session.from_rules, ["s"]);
+        for code in [
+            "MISSING_CLAIM",
+            "TAG_VALUE_TOO_LONG",
+            "INVALID_SOURCE_IDENTITY",
+            "MAX_DURATION_CAPPED",
+        ] {
+            assert!(out.warned(code), "{code}: {:?}", out.warnings);
+        }
+        assert!(!serde_json::to_string(&out).unwrap().contains("\"${"));
+
+        let (session, out) = developer_session(
+            json!([session_rule(
+                "s",
+                10,
+                json!({"name": "${claims.email|replace:@:#}"})
+            )]),
+            json!({"groups": ["staff"], "email": "a@b.c"}),
+        );
+        assert_eq!(session.name, None);
+        assert!(out.warned("INVALID_SESSION_NAME"));
+    }
+
+    #[test]
+    fn priority_settles_session_conflicts_and_says_so() {
+        let (session, out) = developer_session(
+            json!([
+                session_rule(
+                    "late",
+                    20,
+                    json!({"name": "late-name", "tags": {"team": "b", "only-late": "x"}})
+                ),
+                session_rule(
+                    "early",
+                    10,
+                    json!({"name": "early-name", "tags": {"Team": "a"}})
+                ),
+                session_rule("same", 30, json!({"name": "early-name"})),
+            ]),
+            json!({"groups": ["staff"]}),
+        );
+        assert_eq!(session.name.as_deref(), Some("early-name"));
+        assert_eq!(session.tags.get("Team").map(String::as_str), Some("a"));
+        assert!(!session.tags.contains_key("team"));
+        assert_eq!(session.tags.get("only-late").map(String::as_str), Some("x"));
+        assert_eq!(session.from_rules, ["early", "late"]);
+        let conflicts: Vec<&Warning> = out
+            .warnings
+            .iter()
+            .filter(|w| w.code == "SESSION_CONFLICT")
+            .collect();
+        assert_eq!(conflicts.len(), 2, "{conflicts:?}");
+        assert!(conflicts.iter().all(|w| w.rule.as_deref() == Some("late")
+            && w.message.contains("early")
+            && w.message.contains("late")));
+    }
+
+    #[test]
+    fn at_most_fifty_session_tags() {
+        let tags = |prefix: &str| -> Value {
+            (0..30)
+                .map(|i| (format!("{prefix}{i:02}"), json!("v")))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        let (session, out) = developer_session(
+            json!([
+                session_rule("a", 10, json!({"tags": tags("a")})),
+                session_rule("b", 20, json!({"tags": tags("b")}))
+            ]),
+            json!({"groups": ["staff"]}),
+        );
+        assert_eq!(session.tags.len(), MAX_SESSION_TAGS);
+        assert!(session.tags.contains_key("a29") && !session.tags.contains_key("b29"));
+        assert!(out.warned("TOO_MANY_TAGS"));
+    }
+
+    #[test]
+    fn session_scope_and_grant_rule_sessions() {
+        let rules = json!([
+            {"id": "admins-only", "name": "", "effect": "session", "source": ["corp"],
+             "target": {"roles": ["Admin"]}, "session": {"name": "admin-session"}},
+            {"id": "fe", "name": "", "effect": "grant", "source": ["corp"],
+             "for_each": {"claim": "groups", "regex": "team-(?P<team>[a-z]+)"},
+             "grant": [{"account": B, "role": "Developer"}],
+             "session": {"tags": {"team": "${match.team}"}}}
+        ]);
+        let out = evaluate(rules, json!({"groups": ["team-blue"]}));
+        let e = out.entitlement(B, "Developer").unwrap();
+        assert_eq!(e.session.name, None);
+        assert_eq!(e.session.tags.get("team").map(String::as_str), Some("blue"));
+        assert_eq!(e.granted_by[0].matched, ["groups=team-blue"]);
+    }
+
+    #[test]
+    fn catastrophic_patterns_run_in_linear_time() {
+        let rules = json!([grant_when(
+            "r",
+            json!({"claim": "blob", "op": "regex", "value": "(a+)+$"})
+        )]);
+        let long = "a".repeat(100_000);
+        assert!(
+            evaluate(rules.clone(), json!({"blob": long}))
+                .entitlement(A, "Developer")
+                .is_some()
+        );
+        let almost = format!("{}b", "a".repeat(100_000));
+        assert!(
+            evaluate(rules, json!({"blob": almost}))
+                .entitlement(A, "Developer")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn identities_evaluate_through_their_hygiene() {
+        let identity = crate::idp::identity::Identity {
+            source_id: "entra".into(),
+            subject: "s".into(),
+            user_name: "bob".into(),
+            display_name: "Bob".into(),
+            email: None,
+            groups: vec!["3F2A9C1E-5B7D-4E8F-9A0B-1C2D3E4F5A6B".into()],
+            attributes: Default::default(),
+            claims: Default::default(),
+        };
+        let claims = SourceClaims::from_identity(&identity, &ClaimsHygiene::default()).unwrap();
+        let mut rule = grant_when(
+            "r",
+            json!({"claim": "groups", "op": "equals",
+            "value": "3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b"}),
+        );
+        rule["source"] = json!(["entra"]);
+        let out = evaluate_with(json!([rule]), &claims);
+        assert!(out.entitlement(A, "Developer").is_some(), "{out:?}");
     }
 }
