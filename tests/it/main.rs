@@ -25,6 +25,7 @@ mod federation;
 mod hardening;
 mod helpers;
 mod iam;
+mod mapping_api;
 mod oidc_login;
 mod oidc_peer;
 mod policy;

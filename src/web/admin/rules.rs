@@ -178,7 +178,7 @@ async fn put_ruleset(
                 &state,
                 &request,
                 &admin.actor,
-                "admin.ruleset.publish",
+                "admin:PublishRuleset",
                 &error,
             )
             .await;
@@ -189,7 +189,7 @@ async fn put_ruleset(
         &state,
         &request,
         &admin.actor,
-        "admin.ruleset.publish",
+        "admin:PublishRuleset",
         &before,
         &after,
         json!({}),
@@ -263,7 +263,7 @@ async fn restore(
                 &state,
                 &request,
                 &admin.actor,
-                "admin.ruleset.restore",
+                "admin:RestoreRuleset",
                 &error,
             )
             .await;
@@ -274,7 +274,7 @@ async fn restore(
         &state,
         &request,
         &admin.actor,
-        "admin.ruleset.restore",
+        "admin:RestoreRuleset",
         &before,
         &after,
         json!({ "restored_from": number }),
@@ -376,7 +376,7 @@ async fn create_rule(
                 &state,
                 &request,
                 &admin.actor,
-                "admin.mapping_rule.create",
+                "admin:CreateMappingRule",
                 &error,
             )
             .await;
@@ -387,7 +387,7 @@ async fn create_rule(
         &state,
         &request,
         &admin.actor,
-        "admin.mapping_rule.create",
+        "admin:CreateMappingRule",
         &before,
         &after,
         json!({ "rule": id }),
@@ -470,7 +470,7 @@ async fn replace_rule(
                 &state,
                 &request,
                 &admin.actor,
-                "admin.mapping_rule.update",
+                "admin:UpdateMappingRule",
                 &error,
             )
             .await;
@@ -481,7 +481,7 @@ async fn replace_rule(
         &state,
         &request,
         &admin.actor,
-        "admin.mapping_rule.update",
+        "admin:UpdateMappingRule",
         &before,
         &after,
         json!({ "rule": id }),
@@ -521,7 +521,7 @@ async fn delete_rule(
         &state,
         &request,
         &admin.actor,
-        "admin.mapping_rule.delete",
+        "admin:DeleteMappingRule",
         &before,
         &after,
         json!({ "rule": id }),

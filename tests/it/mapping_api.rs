@@ -1,0 +1,519 @@
+//! The mapping-rule endpoints of the admin API over real HTTP on both backends: the
+//! ruleset and its versions under `If-Match`, single-rule edits, validation errors
+//! with pointers and nothing half-saved, restore, the dry run, impact over recent
+//! sign-ins, the access views, token scopes and the audit trail; and that a change
+//! applies to the next issuance.
+
+use reqwest::{Method, StatusCode};
+use rolegate::iam::{AccountId, RoleName};
+use rolegate::idp::identity::Identity;
+use rolegate::service::admin_access::AdminGroup;
+use rolegate::store::{AdminScope, NewRole, Outcome};
+use rolegate::web::AppState;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{TestStore, app_state, spawn_state};
+
+const API: &str = "/admin/api/v1";
+const ACCOUNT: &str = "111122223333";
+
+fn person(user: &str, groups: &[&str]) -> Identity {
+    Identity {
+        source_id: "directory".into(),
+        subject: format!("id-{user}"),
+        user_name: user.into(),
+        display_name: user.into(),
+        email: Some(format!("{user}@example.com")),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        attributes: Default::default(),
+        claims: Default::default(),
+    }
+}
+
+struct Api {
+    state: AppState,
+    base: String,
+    write: String,
+    read: String,
+}
+
+struct Answer {
+    status: StatusCode,
+    etag: Option<String>,
+    body: Value,
+}
+
+impl Answer {
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl Api {
+    async fn start(db: &TestStore) -> Self {
+        let state = app_state(db.store.clone())
+            .await
+            .with_admin_groups(vec![AdminGroup::parse("directory:admins").unwrap()]);
+        let account = AccountId::parse(ACCOUNT).unwrap();
+        state
+            .store
+            .create_account(&account, "engineering")
+            .await
+            .unwrap();
+        for name in ["Developer", "Auditor"] {
+            let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+                "Action": "sts:AssumeRole"}]});
+            let role = NewRole::new(
+                account.clone(),
+                RoleName::parse(name).unwrap(),
+                trust.to_string(),
+            );
+            state.store.create_role(&role).await.unwrap();
+        }
+        let write = state
+            .admin
+            .issue("tests", AdminScope::Write, None, "directory:alice")
+            .await
+            .unwrap()
+            .secret;
+        let read = state
+            .admin
+            .issue("viewer", AdminScope::Read, None, "directory:alice")
+            .await
+            .unwrap()
+            .secret;
+        let base = spawn_state(state.clone());
+        Self {
+            state,
+            base,
+            write,
+            read,
+        }
+    }
+
+    async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        if_match: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{API}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(tag) = if_match {
+            request = request.header("if-match", tag);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let etag = response
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+        };
+        Answer { status, etag, body }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        if_match: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        self.call_as(&self.write, method, path, if_match, body)
+            .await
+    }
+}
+
+fn grant_rule(id: &str, group: &str, role: &str) -> Value {
+    json!({
+        "id": id, "name": format!("{role} for {group}"), "effect": "grant",
+        "source": ["directory"],
+        "when": {"claim": "groups", "op": "contains_any", "values": [group]},
+        "grant": [{"account": ACCOUNT, "role": role}],
+    })
+}
+
+async fn ruleset_versions_under_if_match(db: TestStore) {
+    let api = Api::start(&db).await;
+    let empty = api.call(Method::GET, "/ruleset", None, None).await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert_eq!(empty.body["version"], 0);
+    assert_eq!(empty.body["rules"], json!([]));
+    assert_eq!(empty.etag.as_deref(), Some("\"v0\""));
+
+    let rules = json!({ "rules": [grant_rule("r-devs", "developers", "Developer")] });
+    let missing = api
+        .call(Method::PUT, "/ruleset", None, Some(rules.clone()))
+        .await;
+    assert_eq!(missing.status, StatusCode::PRECONDITION_REQUIRED);
+    assert_eq!(missing.code(), "PRECONDITION_REQUIRED");
+
+    let first = api
+        .call(Method::PUT, "/ruleset", Some("\"v0\""), Some(rules.clone()))
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.body["version"], 1);
+    assert_eq!(first.etag.as_deref(), Some("\"v1\""));
+    assert_eq!(first.body["rules"][0]["id"], "r-devs");
+
+    // Made against version 0, which is no longer in force.
+    let stale = api
+        .call(Method::PUT, "/ruleset", Some("\"v0\""), Some(rules.clone()))
+        .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(stale.code(), "PRECONDITION_FAILED");
+
+    // A read token cannot write.
+    let read_only = api
+        .call_as(
+            &api.read,
+            Method::PUT,
+            "/ruleset",
+            Some("\"v1\""),
+            Some(rules.clone()),
+        )
+        .await;
+    assert_eq!(read_only.status, StatusCode::FORBIDDEN);
+    assert_eq!(read_only.code(), "INSUFFICIENT_SCOPE");
+
+    // Invalid rules: every fault named with a pointer into the body, nothing saved.
+    let lookaround = json!({"rules": [
+        grant_rule("r-devs", "developers", "Developer"),
+        {"id": "r-bad", "name": "bad", "effect": "grant", "source": ["directory"],
+         "when": {"claim": "groups", "op": "regex", "value": "(?=admin)x"},
+         "grant": [{"account": ACCOUNT, "role": "Developer"}]},
+    ]});
+    let refused = api
+        .call(Method::PUT, "/ruleset", Some("\"v1\""), Some(lookaround))
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.code(), "REGEX_UNSUPPORTED_SYNTAX");
+    let pointer = refused.body["error"]["pointer"].as_str().unwrap();
+    assert!(pointer.starts_with("/rules/1/when"), "{pointer}");
+
+    let no_source = json!({"rules": [{"id": "r-x", "name": "x", "effect": "grant",
+        "grant": [{"account": ACCOUNT, "role": "Developer"}]}]});
+    let refused = api
+        .call(Method::PUT, "/ruleset", Some("\"v1\""), Some(no_source))
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.code(), "SOURCE_REQUIRED");
+
+    let unknown_role = json!({"rules": [grant_rule("r-x", "developers", "Nonexistent")]});
+    let refused = api
+        .call(Method::PUT, "/ruleset", Some("\"v1\""), Some(unknown_role))
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.code(), "UNKNOWN_ROLE");
+    assert_eq!(refused.body["error"]["pointer"], "/rules/0/grant/0/role");
+
+    let still = api.call(Method::GET, "/ruleset", None, None).await;
+    assert_eq!(still.body["version"], 1, "nothing was half-saved");
+
+    // Single-rule edits publish versions too.
+    let created = api
+        .call(
+            Method::POST,
+            "/mapping-rules",
+            Some("\"v1\""),
+            Some(grant_rule("r-audit", "auditors", "Auditor")),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.etag.as_deref(), Some("\"v2\""));
+    let duplicate = api
+        .call(
+            Method::POST,
+            "/mapping-rules",
+            Some("\"v2\""),
+            Some(grant_rule("r-audit", "x", "Auditor")),
+        )
+        .await;
+    assert_eq!(duplicate.status, StatusCode::CONFLICT);
+    let bad_single = api
+        .call(
+            Method::POST,
+            "/mapping-rules",
+            Some("\"v2\""),
+            Some(grant_rule("r-new", "x", "Ghost")),
+        )
+        .await;
+    assert_eq!(bad_single.code(), "UNKNOWN_ROLE");
+    assert_eq!(
+        bad_single.body["error"]["pointer"], "/grant/0/role",
+        "points into the rule sent"
+    );
+
+    let fetched = api
+        .call(Method::GET, "/mapping-rules/r-audit", None, None)
+        .await;
+    assert_eq!(fetched.body["grant"][0]["role"], "Auditor");
+    let mut changed = grant_rule("r-audit", "auditors", "Auditor");
+    changed["name"] = json!("Auditors, renamed");
+    let updated = api
+        .call(
+            Method::PUT,
+            "/mapping-rules/r-audit",
+            Some("\"v2\""),
+            Some(changed),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    assert_eq!(updated.etag.as_deref(), Some("\"v3\""));
+    assert_eq!(updated.body["name"], "Auditors, renamed");
+    let deleted = api
+        .call(
+            Method::DELETE,
+            "/mapping-rules/r-audit",
+            Some("\"v3\""),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = api
+        .call(Method::GET, "/mapping-rules/r-audit", None, None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+
+    let versions = api.call(Method::GET, "/ruleset/versions", None, None).await;
+    let numbers: Vec<i64> = versions.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [4, 3, 2, 1]);
+
+    // Restoring version 2 publishes its content as version 5.
+    let restored = api
+        .call(
+            Method::POST,
+            "/ruleset/versions/2/restore",
+            Some("\"v4\""),
+            None,
+        )
+        .await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
+    assert_eq!(restored.body["version"], 5);
+    let v2 = api
+        .call(Method::GET, "/ruleset/versions/2", None, None)
+        .await;
+    assert_eq!(restored.body["rules"], v2.body["rules"]);
+    assert_eq!(restored.body["content_hash"], v2.body["content_hash"]);
+
+    // Every change is audited with the actor, the version, the before and after.
+    let events = db.store.list_audit(200, None).await.unwrap();
+    let find = |action: &str, outcome: Outcome| {
+        events
+            .iter()
+            .find(|e| e.action == action && e.outcome == outcome)
+            .unwrap_or_else(|| panic!("no {action} {outcome:?} event"))
+    };
+    let created = find("admin:CreateMappingRule", Outcome::Success);
+    assert!(
+        created.actor.contains("directory:alice"),
+        "{}",
+        created.actor
+    );
+    assert_eq!(created.details["version"], 2);
+    assert_eq!(created.details["rule"], "r-audit");
+    assert_eq!(created.details["before"].as_array().unwrap().len(), 1);
+    assert_eq!(created.details["after"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        find("admin:RestoreRuleset", Outcome::Success).details["restored_from"],
+        2
+    );
+    let refused = find("admin:PublishRuleset", Outcome::Failure);
+    assert!(refused.details["errors"].is_array(), "{}", refused.details);
+}
+
+async fn dry_run_impact_access_views_and_next_request(db: TestStore) {
+    let api = Api::start(&db).await;
+    let rules = json!({ "rules": [grant_rule("r-devs", "developers", "Developer")] });
+    let first = api
+        .call(Method::PUT, "/ruleset", Some("\"v0\""), Some(rules))
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+
+    let alice = person("alice", &["developers", "admins"]);
+    let bob = person("bob", &["auditors"]);
+    for who in [&alice, &bob] {
+        api.state.entitlements.record_sign_in(who).await.unwrap();
+    }
+
+    // The dry run: the published ruleset, or candidate rules, over given claims.
+    let tested = api
+        .call(
+            Method::POST,
+            "/mapping-rules/test",
+            None,
+            Some(json!({"source": "directory", "claims": {"groups": ["developers"]}})),
+        )
+        .await;
+    assert_eq!(tested.status, StatusCode::OK, "{}", tested.body);
+    assert_eq!(tested.body["entitlements"][0]["role"], "Developer");
+    assert_eq!(
+        tested.body["entitlements"][0]["granted_by"][0]["rule"],
+        "r-devs"
+    );
+    let near = api
+        .call(
+            Method::POST,
+            "/mapping-rules/test",
+            None,
+            Some(json!({"source": "directory", "claims": {"groups": ["Developers"]}})),
+        )
+        .await;
+    assert_eq!(near.body["entitlements"], json!([]));
+    let miss = &near.body["not_applied"][0];
+    assert_eq!(miss["rule"], "r-devs");
+    assert!(
+        miss["near_miss"].as_str().unwrap().contains("case"),
+        "{miss}"
+    );
+    let candidate = api
+        .call(
+            Method::POST,
+            "/mapping-rules/test",
+            None,
+            Some(
+                json!({"source": "directory", "claims": {"groups": ["auditors"]},
+                        "rules": [grant_rule("r-audit", "auditors", "Auditor")]}),
+            ),
+        )
+        .await;
+    assert_eq!(candidate.body["entitlements"][0]["role"], "Auditor");
+
+    // Impact: who gains and who loses, before anything is published.
+    let impact = api
+        .call(
+            Method::POST,
+            "/ruleset/impact",
+            None,
+            Some(json!({"rules": [grant_rule("r-audit", "auditors", "Auditor")]})),
+        )
+        .await;
+    assert_eq!(impact.status, StatusCode::OK, "{}", impact.body);
+    let people = impact.body["people"].as_array().unwrap();
+    let of = |name: &str| {
+        people
+            .iter()
+            .find(|p| p["user_name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        of("alice")["loses"],
+        json!([{"account": ACCOUNT, "role": "Developer"}])
+    );
+    assert_eq!(
+        of("bob")["gains"],
+        json!([{"account": ACCOUNT, "role": "Auditor"}])
+    );
+    assert_eq!(
+        api.call(Method::GET, "/ruleset", None, None).await.body["version"],
+        1
+    );
+
+    // Who holds a role, and everything one person reaches, with why.
+    let holders = api
+        .call(
+            Method::GET,
+            &format!("/access/roles/{ACCOUNT}/Developer"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(holders.status, StatusCode::OK, "{}", holders.body);
+    let listed = holders.body["people"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["user_name"], "alice");
+    assert_eq!(listed[0]["granted_by"][0]["rule"], "r-devs");
+    let reach = api
+        .call(Method::GET, "/access/people/directory/id-alice", None, None)
+        .await;
+    assert_eq!(
+        reach.body["evaluation"]["entitlements"][0]["role"],
+        "Developer"
+    );
+    let nobody = api
+        .call(
+            Method::GET,
+            "/access/people/directory/id-nobody",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND);
+
+    // A change applies at the next request: no restart, no stale copy.
+    let roles = |grants: Vec<rolegate::service::entitlements::Grant>| {
+        grants
+            .iter()
+            .map(|g| g.role_name().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        roles(api.state.sts.entitlements(&bob).await.unwrap()),
+        Vec::<String>::new()
+    );
+    let published = api
+        .call(
+            Method::POST,
+            "/mapping-rules",
+            Some("\"v1\""),
+            Some(grant_rule("r-audit", "auditors", "Auditor")),
+        )
+        .await;
+    assert_eq!(published.status, StatusCode::CREATED);
+    assert_eq!(
+        roles(api.state.sts.entitlements(&bob).await.unwrap()),
+        ["Auditor"]
+    );
+    let restored = api
+        .call(
+            Method::POST,
+            "/ruleset/versions/1/restore",
+            Some("\"v2\""),
+            None,
+        )
+        .await;
+    assert_eq!(restored.status, StatusCode::OK);
+    assert_eq!(
+        roles(api.state.sts.entitlements(&bob).await.unwrap()),
+        Vec::<String>::new()
+    );
+}
+
+both_backends!(
+    ruleset_versions_under_if_match,
+    dry_run_impact_access_views_and_next_request,
+);
