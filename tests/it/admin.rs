@@ -902,15 +902,22 @@ async fn admin_openapi_document_matches_router(db: TestStore) {
         let concrete = path
             .replace("{id}", &token_id)
             .replace("{source}", "directory")
-            .replace("{user_name}", "bob");
+            .replace("{user_name}", "bob")
+            .replace("{n}", "1")
+            .replace("{account}", "123456789012")
+            .replace("{role}", "Developer")
+            .replace("{subject}", "bob");
         for method in item.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = (method == Method::POST || method == Method::PUT || method == Method::PATCH)
                 .then(|| json!({}));
             let answer = call(&base, method.clone(), &concrete, Auth::Token(&write), body).await;
+            // A documented entity may not exist (404 from its handler); only the
+            // router's fallback says the endpoint itself is unknown.
+            let unrouted = answer.status == StatusCode::NOT_FOUND
+                && answer.text.contains("No admin API endpoint");
             assert!(
-                answer.status != StatusCode::NOT_FOUND
-                    && answer.status != StatusCode::METHOD_NOT_ALLOWED,
+                !unrouted && answer.status != StatusCode::METHOD_NOT_ALLOWED,
                 "{method} {path} is documented but answers {}: {}",
                 answer.status,
                 answer.text
@@ -918,7 +925,7 @@ async fn admin_openapi_document_matches_router(db: TestStore) {
             checked += 1;
         }
     }
-    assert!(checked >= 9, "{checked}");
+    assert!(checked >= 20, "{checked}");
 }
 
 both_backends!(

@@ -232,6 +232,7 @@ both_backends!(
     wrong_password_at_provider_gives_no_session,
     unknown_disabled_and_insecure_sources,
     rotated_provider_keys_are_fetched_again,
+    admin_rules_decide_oidc_roles_on_the_portal_and_the_terminal,
 );
 
 async fn sign_in_grants_roles_from_provider_groups(db: TestStore) {
@@ -747,4 +748,197 @@ async fn rotated_provider_keys_are_fetched_again(db: TestStore) {
         (1, 1),
         "fetched again once after the restart"
     );
+}
+
+/// One admin API call with a bearer token: (status, ETag, JSON body).
+async fn admin_call(
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    if_match: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Option<String>, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{base}/admin/api/v1{path}"))
+        .bearer_auth(token);
+    if let Some(tag) = if_match {
+        request = request.header("if-match", tag);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let etag = response
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    (
+        status,
+        etag,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+/// `rolegate credentials` for a role, with the terminal sign-in in `home`.
+async fn terminal_credentials(home: &std::path::Path, role: &str) -> (i32, String) {
+    let (code, stdout, stderr) = crate::cli_login::rolegate(
+        &["credentials", "--account-id", ACCOUNT, "--role-name", role],
+        home,
+        &[],
+    )
+    .await;
+    (code, format!("{stdout}{stderr}"))
+}
+
+/// End to end: a rule made through the admin API decides which roles a person
+/// signing in through the real OIDC provider gets, on the portal and through
+/// `rolegate login`; a change applies at the next request, `impact` names the
+/// person before it is published, and restoring the previous version restores the
+/// previous result.
+async fn admin_rules_decide_oidc_roles_on_the_portal_and_the_terminal(db: TestStore) {
+    use reqwest::Method;
+    let Some(fx) = setup(&db).await else { return };
+    let token = fx
+        .state
+        .admin
+        .issue(
+            "e2e",
+            rolegate::store::AdminScope::Write,
+            None,
+            "directory:root",
+        )
+        .await
+        .unwrap()
+        .secret;
+    let base = fx.base.clone();
+    // One rule: corp's `developers` get Auditor (not what the group name suggests).
+    let (_, etag, _) = admin_call(&base, &token, Method::GET, "/ruleset", None, None).await;
+    let rule = |role: &str| {
+        json!({"id": "corp-devs", "name": "Corp developers", "effect": "grant",
+               "source": ["corp"],
+               "when": {"claim": "groups", "op": "contains_any", "values": ["developers"]},
+               "grant": [{"account": ACCOUNT, "role": role}]})
+    };
+    let (status, etag, published) = admin_call(
+        &base,
+        &token,
+        Method::PUT,
+        "/ruleset",
+        etag.as_deref(),
+        Some(json!({"rules": [rule("Auditor")]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{published}");
+    let first_version = published["version"].as_i64().unwrap();
+
+    // The portal: exactly the granted role.
+    let mut rg = fx.rolegate();
+    let done = fx.sign_in(&mut rg, "corp", "alice").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let start = rg.fetch("/start", None).await;
+    assert!(start.body.contains("Auditor"), "{}", start.body);
+    assert!(!start.body.contains("Developer"), "{}", start.body);
+
+    // The terminal: `rolegate login`, approved in the same (OIDC-signed-in) browser.
+    let home_dir = tempfile::tempdir().unwrap();
+    let home = home_dir.path();
+    let mut login = crate::cli_login::LoginRun::start(&base, home, &[]);
+    let (url, code) = login.verification_url().await.unwrap();
+    let page = rg.fetch(&url, None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = hidden(&page.body, "csrf");
+    let decided = rg
+        .fetch(
+            "/device",
+            Some(&[
+                ("csrf", &csrf),
+                ("user_code", &code),
+                ("confirmed_code", &code),
+                ("decision", "approve"),
+            ]),
+        )
+        .await;
+    assert_eq!(decided.status, 200, "{}", decided.body);
+    let (status, stdout, stderr) = login.finish().await.unwrap();
+    assert_eq!(status, 0, "{stdout}{stderr}");
+    assert!(stderr.contains(&format!("Auditor-{ACCOUNT}")), "{stderr}");
+    assert!(!stderr.contains("Developer"), "{stderr}");
+    let (code_ok, out) = terminal_credentials(home, "Auditor").await;
+    assert_eq!(code_ok, 0, "{out}");
+    assert!(out.contains("AccessKeyId"), "{out}");
+    let (refused, out) = terminal_credentials(home, "Developer").await;
+    assert_ne!(refused, 0, "{out}");
+
+    // Impact names alice before the change is published.
+    let (status, _, impact) = admin_call(
+        &base,
+        &token,
+        Method::POST,
+        "/ruleset/impact",
+        None,
+        Some(json!({"rules": [rule("Developer")]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{impact}");
+    let alice = impact["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["user_name"] == "alice" && p["source"] == "corp")
+        .unwrap_or_else(|| panic!("alice not named: {impact}"))
+        .clone();
+    assert_eq!(
+        alice["gains"],
+        json!([{"account": ACCOUNT, "role": "Developer"}])
+    );
+    assert_eq!(
+        alice["loses"],
+        json!([{"account": ACCOUNT, "role": "Auditor"}])
+    );
+
+    // The change applies at the next request, on the portal and in the terminal.
+    let (status, etag, _) = admin_call(
+        &base,
+        &token,
+        Method::PUT,
+        "/mapping-rules/corp-devs",
+        etag.as_deref(),
+        Some(rule("Developer")),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let start = rg.fetch("/start", None).await;
+    assert!(start.body.contains("Developer"), "{}", start.body);
+    assert!(!start.body.contains("Auditor"), "{}", start.body);
+    assert_eq!(terminal_credentials(home, "Developer").await.0, 0);
+    assert_ne!(terminal_credentials(home, "Auditor").await.0, 0);
+
+    // Restoring the first version restores the first result.
+    let (status, _, restored) = admin_call(
+        &base,
+        &token,
+        Method::POST,
+        &format!("/ruleset/versions/{first_version}/restore"),
+        etag.as_deref(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{restored}");
+    let start = rg.fetch("/start", None).await;
+    assert!(start.body.contains("Auditor"), "{}", start.body);
+    assert!(!start.body.contains("Developer"), "{}", start.body);
+    assert_eq!(terminal_credentials(home, "Auditor").await.0, 0);
+    assert_ne!(terminal_credentials(home, "Developer").await.0, 0);
+
+    // The issued sessions' audit events name the ruleset version and the rule.
+    let records = fx.state.store.list_audit(200, None).await.unwrap();
+    let issued = records
+        .iter()
+        .find(|r| r.action == "sso:GetRoleCredentials" && r.outcome == Outcome::Success)
+        .expect("terminal credentials audited");
+    assert_eq!(issued.details["granted_by"], json!(["corp-devs"]));
+    assert_eq!(issued.details["ruleset_version"], restored["version"]);
 }
