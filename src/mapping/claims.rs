@@ -54,6 +54,29 @@ impl Default for ClaimsHygiene {
     }
 }
 
+impl ClaimsHygiene {
+    /// The most groups a source may allow.
+    pub const MAX_GROUPS_LIMIT: usize = 100_000;
+
+    /// Refuses settings that cannot work: an empty groups claim or delimiter, a cap
+    /// of zero or above [`Self::MAX_GROUPS_LIMIT`].
+    pub fn check(&self) -> Result<(), String> {
+        if self.groups_claim.trim().is_empty() {
+            return Err("groups_claim is empty".into());
+        }
+        if self.split.as_deref().is_some_and(str::is_empty) {
+            return Err("split is empty (leave it out to keep values whole)".into());
+        }
+        if !(1..=Self::MAX_GROUPS_LIMIT).contains(&self.max_groups) {
+            return Err(format!(
+                "max_groups must be 1 to {}",
+                Self::MAX_GROUPS_LIMIT
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The claims the rules are evaluated against.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct SourceClaims {

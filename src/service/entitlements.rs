@@ -240,24 +240,37 @@ impl Entitlements {
         })
     }
 
-    /// The claims hygiene of identity source `source`.
-    pub fn hygiene(&self, _source: &str) -> ClaimsHygiene {
-        ClaimsHygiene::default()
+    /// The claims hygiene of identity source `source`: its config's `mapping`
+    /// settings, read at every call like the rules (a change applies at once); the
+    /// defaults for a source without them (or one that no longer exists).
+    pub async fn hygiene(&self, source: &str) -> Result<ClaimsHygiene, EntitlementError> {
+        let stored = match self.store.get_identity_source(source).await {
+            Ok(stored) => stored,
+            Err(StoreError::NotFound { .. }) => return Ok(ClaimsHygiene::default()),
+            Err(error) => return Err(error.into()),
+        };
+        Ok(match stored.config.get("mapping") {
+            None => ClaimsHygiene::default(),
+            Some(settings) => serde_json::from_value(settings.clone()).unwrap_or_else(|error| {
+                // Validated when the source was saved; unreadable now means damage.
+                tracing::error!(source, %error, "identity source mapping settings unreadable; using defaults");
+                ClaimsHygiene::default()
+            }),
+        })
     }
 
     /// The identity's claims as the rules see them.
-    pub fn claims_of(&self, identity: &Identity) -> Result<SourceClaims, EntitlementError> {
-        SourceClaims::from_identity(identity, &self.hygiene(&identity.source_id)).map_err(|e| {
-            EntitlementError::Claims {
-                code: e.code,
-                message: e.message,
-            }
+    pub async fn claims_of(&self, identity: &Identity) -> Result<SourceClaims, EntitlementError> {
+        let hygiene = self.hygiene(&identity.source_id).await?;
+        SourceClaims::from_identity(identity, &hygiene).map_err(|e| EntitlementError::Claims {
+            code: e.code,
+            message: e.message,
         })
     }
 
     /// Evaluates the published ruleset for `identity` now.
     pub async fn decide(&self, identity: &Identity) -> Result<Decision, EntitlementError> {
-        let claims = self.claims_of(identity)?;
+        let claims = self.claims_of(identity).await?;
         let published = self.published().await?;
         let view = self.catalog().await?;
         Ok(Decision {

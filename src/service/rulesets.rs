@@ -10,9 +10,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::idp::identity::Identity;
-use crate::mapping::{
-    self, Catalog, CompiledRuleset, Evaluation, GrantedBy, Rule, RuleError, SourceClaims,
-};
+use crate::mapping::{self, CompiledRuleset, Evaluation, GrantedBy, Rule, RuleError, SourceClaims};
 use crate::store::{NewRulesetVersion, RulesetVersion, StoreError};
 
 use super::entitlements::{EntitlementError, Entitlements, subject_of};
@@ -185,14 +183,14 @@ impl Rulesets {
         claims: &serde_json::Map<String, serde_json::Value>,
         rules: Option<&[Rule]>,
     ) -> Result<Evaluation, RulesetError> {
-        let claims = SourceClaims::from_json(source, claims, &self.entitlements.hygiene(source))
-            .map_err(|e| {
-                RulesetError::Invalid(vec![RuleError {
-                    code: e.code,
-                    message: e.message,
-                    pointer: "/claims".into(),
-                }])
-            })?;
+        let hygiene = self.entitlements.hygiene(source).await?;
+        let claims = SourceClaims::from_json(source, claims, &hygiene).map_err(|e| {
+            RulesetError::Invalid(vec![RuleError {
+                code: e.code,
+                message: e.message,
+                pointer: "/claims".into(),
+            }])
+        })?;
         let view = self.entitlements.catalog().await?;
         let now = self.entitlements.store().clock().now();
         Ok(match rules {
@@ -215,7 +213,7 @@ impl Rulesets {
         let view = self.entitlements.catalog().await?;
         let mut report = Vec::new();
         for identity in self.entitlements.recent_identities().await? {
-            let Ok(claims) = self.entitlements.claims_of(&identity) else {
+            let Ok(claims) = self.entitlements.claims_of(&identity).await else {
                 continue;
             };
             let now = self.entitlements.store().clock().now();
@@ -280,15 +278,13 @@ impl Rulesets {
         let now = self.entitlements.store().clock().now();
         let mut evaluated = Vec::new();
         for identity in self.entitlements.recent_identities().await? {
-            if let Ok(claims) = self.entitlements.claims_of(&identity) {
+            if let Ok(claims) = self.entitlements.claims_of(&identity).await {
                 let evaluation = published.ruleset.evaluate(&claims, &view.catalog, now);
                 evaluated.push((identity, evaluation));
             }
         }
         Ok(evaluated)
     }
-
-    pub fn catalog_checked(&self, _catalog: &Catalog) {}
 }
 
 fn held(evaluation: &Evaluation) -> BTreeSet<AccountRole> {

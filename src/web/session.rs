@@ -62,7 +62,7 @@ pub(crate) async fn start_session_with(
     // Claims the mapping rules cannot take (more groups than the source allows)
     // refuse the sign-in: deciding on a silently cut list could grant or deny wrongly.
     if let Err(crate::service::entitlements::EntitlementError::Claims { code, message }) =
-        state.entitlements.claims_of(&identity)
+        state.entitlements.claims_of(&identity).await
     {
         audit(
             state,

@@ -31,7 +31,7 @@ struct Fixture {
 async fn setup(db: &TestStore) -> Option<Fixture> {
     let state = crate::helpers::app_state(db.store.clone()).await;
     let base = spawn_state(state.clone());
-    let callbacks = ["corp", "csv", "wrongsecret", "disabled"]
+    let callbacks = ["corp", "csv", "wrongsecret", "disabled", "capped"]
         .map(|id| format!("{base}/signin/oidc/{id}/callback"))
         .join(",");
     let peer = OidcPeer::start_with(
@@ -232,6 +232,7 @@ both_backends!(
     wrong_password_at_provider_gives_no_session,
     unknown_disabled_and_insecure_sources,
     rotated_provider_keys_are_fetched_again,
+    more_groups_than_the_source_allows_refuse_the_sign_in,
     admin_rules_decide_oidc_roles_on_the_portal_and_the_terminal,
 );
 
@@ -330,6 +331,8 @@ async fn large_and_delimited_group_claims(db: TestStore) {
     };
     fx.add_source("csv", "Corp (CSV groups)", config, true)
         .await;
+    // Rules name their source: corp's grant does not reach csv's `developers`.
+    crate::helpers::grant_group(&fx.state, "csv", "developers", ACCOUNT, "Developer").await;
     let mut rg = fx.rolegate();
     let done = fx.sign_in(&mut rg, "csv", "alice").await;
     assert_eq!(done.status, 303, "{}", done.body);
@@ -941,4 +944,34 @@ async fn admin_rules_decide_oidc_roles_on_the_portal_and_the_terminal(db: TestSt
         .expect("terminal credentials audited");
     assert_eq!(issued.details["granted_by"], json!(["corp-devs"]));
     assert_eq!(issued.details["ruleset_version"], restored["version"]);
+}
+
+/// A source's `mapping.max_groups`: a person in more groups is refused at sign-in
+/// (audited), never decided on a silently cut list; under the cap, they sign in.
+async fn more_groups_than_the_source_allows_refuse_the_sign_in(db: TestStore) {
+    let Some(fx) = setup(&db).await else { return };
+    let mut config = fx.config(SECRET);
+    config.mapping = Some(rolegate::mapping::ClaimsHygiene {
+        max_groups: 1000,
+        ..Default::default()
+    });
+    fx.add_source("capped", "Capped", config, true).await;
+    crate::helpers::grant_group(&fx.state, "capped", "developers", ACCOUNT, "Developer").await;
+
+    let mut rg = fx.rolegate();
+    let page = fx.sign_in(&mut rg, "capped", "bob").await;
+    refused(&mut rg, &page, 403, "1000").await;
+    let records = fx.state.store.list_audit(100, None).await.unwrap();
+    let denied = records
+        .iter()
+        .find(|r| r.action == "portal:SignIn" && r.outcome == Outcome::Denied)
+        .expect("refusal audited");
+    assert_eq!(denied.details["code"], "GROUPS_LIMIT_EXCEEDED");
+
+    // Two groups are well under the cap.
+    let mut rg = fx.rolegate();
+    let done = fx.sign_in(&mut rg, "capped", "alice").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let start = rg.fetch("/start", None).await;
+    assert!(start.body.contains("Developer"), "{}", start.body);
 }

@@ -125,6 +125,11 @@ pub struct OidcConfig {
     /// or a value IAM tags cannot hold leaves the tag out (logged).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub session_tags: BTreeMap<String, String>,
+    /// How the mapping rules see this source's claims (`[identity_sources.mapping]`:
+    /// groups claim, delimiter, prefix filter, GUID lower-casing, the groups cap and
+    /// the default case sensitivity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<crate::mapping::ClaimsHygiene>,
 }
 
 fn default_scopes() -> Vec<String> {
@@ -180,6 +185,7 @@ impl OidcConfig {
             post_logout_redirect_uri: None,
             trusted_audiences: Vec::new(),
             session_tags: BTreeMap::new(),
+            mapping: None,
         }
     }
 
@@ -217,6 +223,11 @@ impl OidcConfig {
         }
         crate::sts::portal::check_session_tags(&self.session_tags)
             .map_err(OidcError::Misconfigured)?;
+        if let Some(mapping) = &self.mapping {
+            mapping
+                .check()
+                .map_err(|e| OidcError::Misconfigured(format!("mapping: {e}")))?;
+        }
         Ok(())
     }
 
