@@ -743,6 +743,15 @@ pub(crate) async fn with_oidc_peer(
         ],
     )?;
     add_oidc_source(&state, "corp", "Corp IdP", &peer.issuer).await;
+    // The demo rules are the directory's: corp's `developers` get Developer too.
+    crate::helpers::grant_group(
+        &state,
+        "corp",
+        "developers",
+        seed::DEMO_ACCOUNT_ID,
+        "Developer",
+    )
+    .await;
     Some((base, state, peer))
 }
 
