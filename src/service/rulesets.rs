@@ -4,7 +4,7 @@
 //! version in force, and is audited with the before and after. Dry runs, impact
 //! reports and the access views evaluate over the recent sign-ins.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -155,26 +155,6 @@ impl Rulesets {
         to_current(published)
     }
 
-    /// The published rules with `change` applied, published on top of `base`.
-    pub async fn edit(
-        &self,
-        base: i64,
-        actor: &str,
-        change: impl FnOnce(&mut Vec<Rule>) -> Result<(), RulesetError>,
-    ) -> Result<(CurrentRuleset, CurrentRuleset), RulesetError> {
-        let before = self.current().await?;
-        if before.version != base {
-            return Err(RulesetError::Stale {
-                base,
-                current: before.version,
-            });
-        }
-        let mut rules = before.rules.clone();
-        change(&mut rules)?;
-        let after = self.publish(base, &rules, actor, None).await?;
-        Ok((before, after))
-    }
-
     /// Evaluates `rules` (compiled here) or the published ruleset for claims given
     /// directly: the dry run of `POST /mapping-rules/test`.
     pub async fn test(
@@ -309,13 +289,4 @@ fn to_current(stored: RulesetVersion) -> Result<CurrentRuleset, RulesetError> {
         content_hash: stored.summary.content_hash,
         rules,
     })
-}
-
-/// Rule ids in `rules`, for duplicate checks on create.
-pub fn rule_ids(rules: &[Rule]) -> BTreeMap<&str, usize> {
-    rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.id.as_str(), i))
-        .collect()
 }

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{AdminRead, AdminWrite};
+use super::auth::{Admin, AdminRead, AdminWrite};
 use super::error::AdminError;
 use crate::mapping::{Rule, RuleError};
 use crate::service::rulesets::{CurrentRuleset, RulesetError};
@@ -160,41 +160,17 @@ async fn put_ruleset(
     AdminWrite(admin): AdminWrite,
     body: web::Json<RulesBody>,
 ) -> Result<HttpResponse, AdminError> {
-    let before = state
-        .rulesets
-        .current()
-        .await
-        .map_err(|e| refusal(e, in_rules_body))?;
-    let base = if_match(&request, before.version)?;
     let rules = parse_rules(body.into_inner().rules, in_rules_body)?;
-    let after = match state
-        .rulesets
-        .publish(base, &rules, &admin.actor, None)
-        .await
-    {
-        Ok(after) => after,
-        Err(error) => {
-            audit_refused(
-                &state,
-                &request,
-                &admin.actor,
-                "admin:PublishRuleset",
-                &error,
-            )
-            .await;
-            return Err(refusal(error, in_rules_body));
-        }
+    let change = Change {
+        action: "admin:PublishRuleset",
+        details: json!({}),
+        restored_from: None,
     };
-    audit_published(
-        &state,
-        &request,
-        &admin.actor,
-        "admin:PublishRuleset",
-        &before,
-        &after,
-        json!({}),
-    )
-    .await;
+    let after = publish(&state, &request, &admin, change, |current| {
+        *current = rules;
+        Ok(None)
+    })
+    .await?;
     Ok(with_etag(
         HttpResponse::Ok().json(ruleset_body(&after)),
         after.version,
@@ -241,45 +217,21 @@ async fn restore(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let number = version_number(&path)?;
-    let before = state
-        .rulesets
-        .current()
-        .await
-        .map_err(|e| refusal(e, in_rules_body))?;
-    let base = if_match(&request, before.version)?;
     let old = state
         .rulesets
         .version(number)
         .await
         .map_err(|e| refusal(e, in_rules_body))?;
-    let after = match state
-        .rulesets
-        .publish(base, &old.rules, &admin.actor, Some(number))
-        .await
-    {
-        Ok(after) => after,
-        Err(error) => {
-            audit_refused(
-                &state,
-                &request,
-                &admin.actor,
-                "admin:RestoreRuleset",
-                &error,
-            )
-            .await;
-            return Err(refusal(error, in_rules_body));
-        }
+    let change = Change {
+        action: "admin:RestoreRuleset",
+        details: json!({ "restored_from": number }),
+        restored_from: Some(number),
     };
-    audit_published(
-        &state,
-        &request,
-        &admin.actor,
-        "admin:RestoreRuleset",
-        &before,
-        &after,
-        json!({ "restored_from": number }),
-    )
-    .await;
+    let after = publish(&state, &request, &admin, change, |current| {
+        *current = old.rules;
+        Ok(None)
+    })
+    .await?;
     Ok(with_etag(
         HttpResponse::Ok().json(ruleset_body(&after)),
         after.version,
@@ -348,17 +300,13 @@ async fn create_rule(
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, AdminError> {
     let rule = parse_rule(body.into_inner())?;
-    let before = state
-        .rulesets
-        .current()
-        .await
-        .map_err(|e| refusal(e, in_rules_body))?;
-    let base = if_match(&request, before.version)?;
-    let index = before.rules.len();
     let id = rule.id.clone();
-    let edited = state
-        .rulesets
-        .edit(base, &admin.actor, |rules| {
+    let after = publish(
+        &state,
+        &request,
+        &admin,
+        rule_change("admin:CreateMappingRule", &id),
+        |rules| {
             if rules.iter().any(|r| r.id == rule.id) {
                 return Err(RulesetError::Duplicate(format!(
                     "a rule with id {:?} already exists",
@@ -366,38 +314,15 @@ async fn create_rule(
                 )));
             }
             rules.push(rule);
-            Ok(())
-        })
-        .await;
-    let (before, after) = match edited {
-        Ok(pair) => pair,
-        Err(error) => {
-            audit_refused(
-                &state,
-                &request,
-                &admin.actor,
-                "admin:CreateMappingRule",
-                &error,
-            )
-            .await;
-            return Err(refusal(error, in_rule_body(index)));
-        }
-    };
-    audit_published(
-        &state,
-        &request,
-        &admin.actor,
-        "admin:CreateMappingRule",
-        &before,
-        &after,
-        json!({ "rule": id }),
+            Ok(Some(rules.len() - 1))
+        },
     )
-    .await;
+    .await?;
     let rule = after.rules.iter().find(|r| r.id == id);
     let mut response = HttpResponse::Created();
     response.insert_header((
         header::LOCATION,
-        format!("/admin/api/v1/mapping-rules/{id}"),
+        format!("{}/mapping-rules/{id}", super::PREFIX),
     ));
     Ok(with_etag(response.json(rule), after.version))
 }
@@ -416,12 +341,13 @@ async fn get_rule(
         .rules
         .iter()
         .find(|r| r.id == *path)
-        .ok_or_else(|| no_such_rule(&path))?;
+        .ok_or_else(|| {
+            AdminError::not_found(
+                "NOT_FOUND",
+                format!("mapping rule {:?} does not exist", *path),
+            )
+        })?;
     Ok(with_etag(HttpResponse::Ok().json(rule), current.version))
-}
-
-fn no_such_rule(id: &str) -> AdminError {
-    AdminError::not_found("NOT_FOUND", format!("mapping rule {id:?} does not exist"))
 }
 
 async fn replace_rule(
@@ -445,52 +371,20 @@ async fn replace_rule(
         }
     }
     let rule = parse_rule(body)?;
-    let before = state
-        .rulesets
-        .current()
-        .await
-        .map_err(|e| refusal(e, in_rules_body))?;
-    let base = if_match(&request, before.version)?;
-    let index = before
-        .rules
-        .iter()
-        .position(|r| r.id == id)
-        .ok_or_else(|| no_such_rule(&id))?;
-    let edited = state
-        .rulesets
-        .edit(base, &admin.actor, |rules| {
-            rules[index] = rule;
-            Ok(())
-        })
-        .await;
-    let (before, after) = match edited {
-        Ok(pair) => pair,
-        Err(error) => {
-            audit_refused(
-                &state,
-                &request,
-                &admin.actor,
-                "admin:UpdateMappingRule",
-                &error,
-            )
-            .await;
-            return Err(refusal(error, in_rule_body(index)));
-        }
-    };
-    audit_published(
+    let after = publish(
         &state,
         &request,
-        &admin.actor,
-        "admin:UpdateMappingRule",
-        &before,
-        &after,
-        json!({ "rule": id }),
+        &admin,
+        rule_change("admin:UpdateMappingRule", &id),
+        |rules| {
+            let index = position(rules, &id)?;
+            rules[index] = rule;
+            Ok(Some(index))
+        },
     )
-    .await;
-    Ok(with_etag(
-        HttpResponse::Ok().json(&after.rules[index]),
-        after.version,
-    ))
+    .await?;
+    let rule = after.rules.iter().find(|r| r.id == id);
+    Ok(with_etag(HttpResponse::Ok().json(rule), after.version))
 }
 
 async fn delete_rule(
@@ -500,34 +394,92 @@ async fn delete_rule(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let id = path.into_inner();
+    let after = publish(
+        &state,
+        &request,
+        &admin,
+        rule_change("admin:DeleteMappingRule", &id),
+        |rules| {
+            let index = position(rules, &id)?;
+            rules.remove(index);
+            Ok(None)
+        },
+    )
+    .await?;
+    Ok(with_etag(HttpResponse::NoContent().finish(), after.version))
+}
+
+/// Where rule `id` is in `rules`.
+fn position(rules: &[Rule], id: &str) -> Result<usize, RulesetError> {
+    rules
+        .iter()
+        .position(|r| r.id == id)
+        .ok_or_else(|| RulesetError::NotFound(format!("mapping rule {id:?} does not exist")))
+}
+
+/// What a write publishes, for its audit event.
+struct Change {
+    action: &'static str,
+    details: serde_json::Value,
+    restored_from: Option<i64>,
+}
+
+fn rule_change(action: &'static str, id: &str) -> Change {
+    Change {
+        action,
+        details: json!({ "rule": id }),
+        restored_from: None,
+    }
+}
+
+/// Every ruleset write: the rules in force, changed by `edit`, published on top of
+/// the version `If-Match` names, and audited either way. `edit` returns the index
+/// of the single rule the request sent, if it sent one, so errors point into its
+/// body rather than into the whole list.
+async fn publish(
+    state: &AppState,
+    request: &HttpRequest,
+    admin: &Admin,
+    change: Change,
+    edit: impl FnOnce(&mut Vec<Rule>) -> Result<Option<usize>, RulesetError>,
+) -> Result<CurrentRuleset, AdminError> {
     let before = state
         .rulesets
         .current()
         .await
         .map_err(|e| refusal(e, in_rules_body))?;
-    let base = if_match(&request, before.version)?;
-    if !before.rules.iter().any(|r| r.id == id) {
-        return Err(no_such_rule(&id));
+    let base = if_match(request, before.version)?;
+    let mut rules = before.rules.clone();
+    let published = match edit(&mut rules) {
+        Ok(single) => state
+            .rulesets
+            .publish(base, &rules, &admin.actor, change.restored_from)
+            .await
+            .map_err(|error| (error, single)),
+        Err(error) => Err((error, None)),
+    };
+    match published {
+        Ok(after) => {
+            audit_published(
+                state,
+                request,
+                &admin.actor,
+                change.action,
+                &before,
+                &after,
+                change.details,
+            )
+            .await;
+            Ok(after)
+        }
+        Err((error, single)) => {
+            audit_refused(state, request, &admin.actor, change.action, &error).await;
+            Err(match single {
+                Some(index) => refusal(error, in_rule_body(index)),
+                None => refusal(error, in_rules_body),
+            })
+        }
     }
-    let (before, after) = state
-        .rulesets
-        .edit(base, &admin.actor, |rules| {
-            rules.retain(|r| r.id != id);
-            Ok(())
-        })
-        .await
-        .map_err(|e| refusal(e, in_rules_body))?;
-    audit_published(
-        &state,
-        &request,
-        &admin.actor,
-        "admin:DeleteMappingRule",
-        &before,
-        &after,
-        json!({ "rule": id }),
-    )
-    .await;
-    Ok(with_etag(HttpResponse::NoContent().finish(), after.version))
 }
 
 #[derive(Deserialize)]
