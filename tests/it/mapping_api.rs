@@ -125,6 +125,12 @@ impl Api {
         Answer { status, etag, body }
     }
 
+    /// `POST /mapping-rules` made against version `if_match`.
+    async fn create_rule(&self, if_match: &str, rule: Value) -> Answer {
+        self.call(Method::POST, "/mapping-rules", Some(if_match), Some(rule))
+            .await
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -240,31 +246,16 @@ async fn ruleset_versions_under_if_match(db: TestStore) {
 
     // Single-rule edits publish versions too.
     let created = api
-        .call(
-            Method::POST,
-            "/mapping-rules",
-            Some("\"v1\""),
-            Some(grant_rule("r-audit", "auditors", "Auditor")),
-        )
+        .create_rule("\"v1\"", grant_rule("r-audit", "auditors", "Auditor"))
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     assert_eq!(created.etag.as_deref(), Some("\"v2\""));
     let duplicate = api
-        .call(
-            Method::POST,
-            "/mapping-rules",
-            Some("\"v2\""),
-            Some(grant_rule("r-audit", "x", "Auditor")),
-        )
+        .create_rule("\"v2\"", grant_rule("r-audit", "x", "Auditor"))
         .await;
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
     let bad_single = api
-        .call(
-            Method::POST,
-            "/mapping-rules",
-            Some("\"v2\""),
-            Some(grant_rule("r-new", "x", "Ghost")),
-        )
+        .create_rule("\"v2\"", grant_rule("r-new", "x", "Ghost"))
         .await;
     assert_eq!(bad_single.code(), "UNKNOWN_ROLE");
     assert_eq!(
@@ -486,12 +477,7 @@ async fn dry_run_impact_access_views_and_next_request(db: TestStore) {
         Vec::<String>::new()
     );
     let published = api
-        .call(
-            Method::POST,
-            "/mapping-rules",
-            Some("\"v1\""),
-            Some(grant_rule("r-audit", "auditors", "Auditor")),
-        )
+        .create_rule("\"v1\"", grant_rule("r-audit", "auditors", "Auditor"))
         .await;
     assert_eq!(published.status, StatusCode::CREATED);
     assert_eq!(

@@ -166,7 +166,18 @@ async fn put_ruleset(
         details: json!({}),
         restored_from: None,
     };
-    let after = publish(&state, &request, &admin, change, |current| {
+    publish_list(&state, &request, &admin, change, rules).await
+}
+
+/// Publishes `rules` as the whole list; answers with the new version.
+async fn publish_list(
+    state: &AppState,
+    request: &HttpRequest,
+    admin: &Admin,
+    change: Change,
+    rules: Vec<Rule>,
+) -> Result<HttpResponse, AdminError> {
+    let after = publish(state, request, admin, change, |current| {
         *current = rules;
         Ok(None)
     })
@@ -227,15 +238,7 @@ async fn restore(
         details: json!({ "restored_from": number }),
         restored_from: Some(number),
     };
-    let after = publish(&state, &request, &admin, change, |current| {
-        *current = old.rules;
-        Ok(None)
-    })
-    .await?;
-    Ok(with_etag(
-        HttpResponse::Ok().json(ruleset_body(&after)),
-        after.version,
-    ))
+    publish_list(&state, &request, &admin, change, old.rules).await
 }
 
 async fn impact(
