@@ -196,7 +196,11 @@ pub async fn export(store: &Arc<dyn Store>) -> Result<Document, StoreError> {
     let accounts = store.list_accounts().await?;
     let mut policies = store.list_policies(PolicyScope::Global).await?;
     for account in &accounts {
-        policies.extend(store.list_policies(PolicyScope::Account(&account.id)).await?);
+        policies.extend(
+            store
+                .list_policies(PolicyScope::Account(&account.id))
+                .await?,
+        );
     }
     for policy in policies {
         document.policies.push(PolicyEntry {
@@ -333,7 +337,10 @@ enum Step {
     CreateAccount(AccountId, String),
     CreatePolicy(NewManagedPolicy),
     /// A new default version.
-    UpdatePolicy { arn: String, document: String },
+    UpdatePolicy {
+        arn: String,
+        document: String,
+    },
     CreateRole(Box<NewRole>),
     UpdateRole {
         account: AccountId,
@@ -354,10 +361,16 @@ enum Step {
     CreateDirectory,
     CreateDirectoryUser(NewUser),
     CreateGroup(NewGroup),
-    AddMember { group: GroupName, user: UserName },
+    AddMember {
+        group: GroupName,
+        user: UserName,
+    },
     CreateIamUser(NewIamUser),
     CreateOidcProvider(NewOidcProvider),
-    PublishRules { base: i64, rules: Vec<Rule> },
+    PublishRules {
+        base: i64,
+        rules: Vec<Rule>,
+    },
 }
 
 /// What an import will do: its steps, a line per change, and what it leaves alone.
@@ -409,7 +422,11 @@ impl Faults {
     }
 
     /// `Some(value)`, or the fault recorded and `None`.
-    fn check<T, E: std::fmt::Display>(&mut self, pointer: String, result: Result<T, E>) -> Option<T> {
+    fn check<T, E: std::fmt::Display>(
+        &mut self,
+        pointer: String,
+        result: Result<T, E>,
+    ) -> Option<T> {
         match result {
             Ok(value) => Some(value),
             Err(error) => {
@@ -445,14 +462,20 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
     let known_account = |faults: &mut Faults, pointer: String, id: &str| -> Option<AccountId> {
         let account = faults.check(pointer.clone(), AccountId::parse(id))?;
         if !known_accounts.contains(id) {
-            faults.add(pointer, format!("account {id} is neither in the database nor in the document"));
+            faults.add(
+                pointer,
+                format!("account {id} is neither in the database nor in the document"),
+            );
             return None;
         }
         Some(account)
     };
 
     for (i, entry) in wanted.accounts.iter().enumerate() {
-        let Some(id) = faults.check(format!("/accounts/{i}/id"), AccountId::parse(entry.id.as_str())) else {
+        let Some(id) = faults.check(
+            format!("/accounts/{i}/id"),
+            AccountId::parse(entry.id.as_str()),
+        ) else {
             continue;
         };
         match have.accounts.iter().find(|a| a.id == entry.id) {
@@ -476,8 +499,15 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
     let mut policy_arns: BTreeSet<String> = BTreeSet::new();
     for entry in &have.policies {
         if let Ok(path) = IamPath::parse(entry.path.as_str()) {
-            let owner = entry.account.as_deref().and_then(|a| AccountId::parse(a).ok());
-            policy_arns.insert(partition.policy_arn(owner.as_ref(), &path, &entry.name).to_string());
+            let owner = entry
+                .account
+                .as_deref()
+                .and_then(|a| AccountId::parse(a).ok());
+            policy_arns.insert(
+                partition
+                    .policy_arn(owner.as_ref(), &path, &entry.name)
+                    .to_string(),
+            );
         }
     }
     for (i, entry) in wanted.policies.iter().enumerate() {
@@ -491,14 +521,23 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
         };
         let path = faults.check(at("path"), IamPath::parse(entry.path.as_str()));
         let name = faults.check(at("name"), PolicyName::parse(entry.name.as_str()));
-        let description = faults.check(at("description"), Description::parse(entry.description.as_str()));
+        let description = faults.check(
+            at("description"),
+            Description::parse(entry.description.as_str()),
+        );
         faults.policy(at("document"), &entry.document, PolicyKind::Identity, true);
         let (Some(path), Some(name), Some(description)) = (path, name, description) else {
             continue;
         };
-        let arn = partition.policy_arn(owner.as_ref(), &path, name.as_str()).to_string();
+        let arn = partition
+            .policy_arn(owner.as_ref(), &path, name.as_str())
+            .to_string();
         policy_arns.insert(arn.clone());
-        match have.policies.iter().find(|p| p.account == entry.account && p.path == entry.path && p.name == entry.name) {
+        match have
+            .policies
+            .iter()
+            .find(|p| p.account == entry.account && p.path == entry.path && p.name == entry.name)
+        {
             None => plan.step(
                 Step::CreatePolicy(NewManagedPolicy {
                     account_id: owner,
@@ -521,7 +560,10 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
     }
     let known_policy = |faults: &mut Faults, pointer: String, arn: &str| {
         if !policy_arns.contains(arn) {
-            faults.add(pointer, format!("managed policy {arn} is neither in the database nor in the document"));
+            faults.add(
+                pointer,
+                format!("managed policy {arn} is neither in the database nor in the document"),
+            );
         }
     };
 
@@ -536,9 +578,20 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
         let account = known_account(&mut faults, at("account"), &entry.account);
         let name = faults.check(at("name"), RoleName::parse(entry.name.as_str()));
         let path = faults.check(at("path"), IamPath::parse(entry.path.as_str()));
-        let description = faults.check(at("description"), Description::parse(entry.description.as_str()));
-        let duration = faults.check(at("max_session_duration"), MaxSessionDuration::from_seconds(entry.max_session_duration));
-        faults.policy(at("trust_policy"), &entry.trust_policy, PolicyKind::Trust, false);
+        let description = faults.check(
+            at("description"),
+            Description::parse(entry.description.as_str()),
+        );
+        let duration = faults.check(
+            at("max_session_duration"),
+            MaxSessionDuration::from_seconds(entry.max_session_duration),
+        );
+        faults.policy(
+            at("trust_policy"),
+            &entry.trust_policy,
+            PolicyKind::Trust,
+            false,
+        );
         let mut inline = Vec::new();
         for (policy, document) in &entry.inline_policies {
             let pointer = format!("/roles/{i}/inline_policies/{policy}");
@@ -548,7 +601,11 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
             }
         }
         for (j, arn) in entry.attached_policies.iter().enumerate() {
-            known_policy(&mut faults, format!("/roles/{i}/attached_policies/{j}"), arn);
+            known_policy(
+                &mut faults,
+                format!("/roles/{i}/attached_policies/{j}"),
+                arn,
+            );
         }
         if let Some(arn) = &entry.permissions_boundary {
             known_policy(&mut faults, at("permissions_boundary"), arn);
@@ -559,9 +616,10 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
             continue;
         };
         catalog.add_role(account.clone(), name.clone(), duration.seconds());
-        let existing = have.roles.iter().find(|r| {
-            r.account == entry.account && r.name.eq_ignore_ascii_case(&entry.name)
-        });
+        let existing = have
+            .roles
+            .iter()
+            .find(|r| r.account == entry.account && r.name.eq_ignore_ascii_case(&entry.name));
         let Some(existing) = existing else {
             plan.step(
                 Step::CreateRole(Box::new(NewRole {
@@ -630,7 +688,11 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
                 continue;
             }
             role_changed = true;
-            let verb = if current.is_some() { "update" } else { "create" };
+            let verb = if current.is_some() {
+                "update"
+            } else {
+                "create"
+            };
             plan.step(
                 Step::PutRolePolicy {
                     account: account.clone(),
@@ -638,7 +700,10 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
                     name: policy.clone(),
                     document,
                 },
-                format!("{verb} inline policy {policy} of role {role_name} in account {}", entry.account),
+                format!(
+                    "{verb} inline policy {policy} of role {role_name} in account {}",
+                    entry.account
+                ),
             );
         }
         for arn in &entry.attached_policies {
@@ -652,7 +717,10 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
                     role: name.clone(),
                     arn: arn.clone(),
                 },
-                format!("attach {arn} to role {role_name} in account {}", entry.account),
+                format!(
+                    "attach {arn} to role {role_name} in account {}",
+                    entry.account
+                ),
             );
         }
         if !role_changed {
@@ -661,7 +729,8 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
     }
 
     // The built-in directory: users, groups, memberships.
-    let directory_needed = !wanted.directory_users.is_empty() || !wanted.directory_groups.is_empty();
+    let directory_needed =
+        !wanted.directory_users.is_empty() || !wanted.directory_groups.is_empty();
     if directory_needed {
         match store.get_identity_source(DIRECTORY_SOURCE_ID).await {
             Ok(_) => {}
@@ -678,7 +747,10 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
         .map(|u| u.user_name.to_lowercase())
         .collect();
     for (i, entry) in wanted.directory_users.iter().enumerate() {
-        let Some(user_name) = faults.check(format!("/directory_users/{i}/user_name"), UserName::parse(entry.user_name.as_str())) else {
+        let Some(user_name) = faults.check(
+            format!("/directory_users/{i}/user_name"),
+            UserName::parse(entry.user_name.as_str()),
+        ) else {
             continue;
         };
         if known_users.insert(entry.user_name.to_lowercase()) {
@@ -690,10 +762,16 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
                     email: entry.email.clone(),
                     password_hash: None,
                 }),
-                format!("create directory user {} (no password yet: set one to let it sign in)", entry.user_name),
+                format!(
+                    "create directory user {} (no password yet: set one to let it sign in)",
+                    entry.user_name
+                ),
             );
         } else {
-            let existing = have.directory_users.iter().find(|u| u.user_name.eq_ignore_ascii_case(&entry.user_name));
+            let existing = have
+                .directory_users
+                .iter()
+                .find(|u| u.user_name.eq_ignore_ascii_case(&entry.user_name));
             if existing.is_some_and(|u| u != entry) {
                 plan.notes.push(format!(
                     "directory user {} differs in display name or email; import does not change existing users",
@@ -704,7 +782,10 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
         }
     }
     for (i, entry) in wanted.directory_groups.iter().enumerate() {
-        let Some(group) = faults.check(format!("/directory_groups/{i}/name"), GroupName::parse(entry.name.as_str())) else {
+        let Some(group) = faults.check(
+            format!("/directory_groups/{i}/name"),
+            GroupName::parse(entry.name.as_str()),
+        ) else {
             continue;
         };
         let existing = have.directory_groups.iter().find(|g| g.name == entry.name);
@@ -725,7 +806,12 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
                 continue;
             };
             if !known_users.contains(&member.to_lowercase()) {
-                faults.add(pointer, format!("directory user {member} is neither in the database nor in the document"));
+                faults.add(
+                    pointer,
+                    format!(
+                        "directory user {member} is neither in the database nor in the document"
+                    ),
+                );
                 continue;
             }
             if existing.is_some_and(|g| g.members.iter().any(|m| m.eq_ignore_ascii_case(member))) {
@@ -759,12 +845,20 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
             }
         }
         for (j, arn) in entry.attached_policies.iter().enumerate() {
-            known_policy(&mut faults, format!("/iam_users/{i}/attached_policies/{j}"), arn);
+            known_policy(
+                &mut faults,
+                format!("/iam_users/{i}/attached_policies/{j}"),
+                arn,
+            );
         }
         let (Some(account), Some(name), Some(path)) = (account, name, path) else {
             continue;
         };
-        match have.iam_users.iter().find(|u| u.account == entry.account && u.name.eq_ignore_ascii_case(&entry.name)) {
+        match have
+            .iam_users
+            .iter()
+            .find(|u| u.account == entry.account && u.name.eq_ignore_ascii_case(&entry.name))
+        {
             None => plan.step(
                 Step::CreateIamUser(NewIamUser {
                     account_id: account,
@@ -774,7 +868,10 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
                     inline_policies: inline,
                     attached_policies: entry.attached_policies.clone(),
                 }),
-                format!("create IAM user {} in account {}", entry.name, entry.account),
+                format!(
+                    "create IAM user {} in account {}",
+                    entry.name, entry.account
+                ),
             ),
             Some(existing) => {
                 if existing != entry {
@@ -789,10 +886,16 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
     }
 
     for (i, entry) in wanted.oidc_providers.iter().enumerate() {
-        let Some(account) = known_account(&mut faults, format!("/oidc_providers/{i}/account"), &entry.account) else {
+        let Some(account) = known_account(
+            &mut faults,
+            format!("/oidc_providers/{i}/account"),
+            &entry.account,
+        ) else {
             continue;
         };
-        let same = |p: &&OidcProviderEntry| p.account == entry.account && bare_url(&p.url) == bare_url(&entry.url);
+        let same = |p: &&OidcProviderEntry| {
+            p.account == entry.account && bare_url(&p.url) == bare_url(&entry.url)
+        };
         match have.oidc_providers.iter().find(same) {
             None => plan.step(
                 Step::CreateOidcProvider(NewOidcProvider {
@@ -800,7 +903,10 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
                     url: entry.url.clone(),
                     client_ids: entry.client_ids.clone(),
                 }),
-                format!("create OIDC provider {} in account {}", entry.url, entry.account),
+                format!(
+                    "create OIDC provider {} in account {}",
+                    entry.url, entry.account
+                ),
             ),
             Some(existing) => {
                 if existing.client_ids != entry.client_ids {
@@ -818,12 +924,18 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
     match CompiledRuleset::compile(&wanted.mapping_rules) {
         Err(errors) => {
             for error in errors {
-                faults.add(format!("/mapping_rules{}", error.pointer), format!("{}: {}", error.code, error.message));
+                faults.add(
+                    format!("/mapping_rules{}", error.pointer),
+                    format!("{}: {}", error.code, error.message),
+                );
             }
         }
         Ok(_) => {
             for error in mapping::check_references(&wanted.mapping_rules, &catalog) {
-                faults.add(format!("/mapping_rules{}", error.pointer), format!("{}: {}", error.code, error.message));
+                faults.add(
+                    format!("/mapping_rules{}", error.pointer),
+                    format!("{}: {}", error.code, error.message),
+                );
             }
         }
     }
@@ -870,9 +982,10 @@ pub async fn apply(store: &Arc<dyn Store>, plan: &ImportPlan) -> Result<String, 
         let result = match step {
             Step::CreateAccount(id, name) => store.create_account(id, name).await.map(drop),
             Step::CreatePolicy(new) => store.create_policy(new).await.map(drop),
-            Step::UpdatePolicy { arn, document } => {
-                store.create_policy_version(arn, document, true).await.map(drop)
-            }
+            Step::UpdatePolicy { arn, document } => store
+                .create_policy_version(arn, document, true)
+                .await
+                .map(drop),
             Step::CreateRole(new) => store.create_role(new).await.map(drop),
             Step::UpdateRole {
                 account,
@@ -901,7 +1014,9 @@ pub async fn apply(store: &Arc<dyn Store>, plan: &ImportPlan) -> Result<String, 
             Step::CreateDirectoryUser(new) => store.create_user(new).await.map(drop),
             Step::CreateGroup(new) => store.create_group(new).await.map(drop),
             Step::AddMember { group, user } => {
-                store.add_user_to_group(DIRECTORY_SOURCE_ID, group, user).await
+                store
+                    .add_user_to_group(DIRECTORY_SOURCE_ID, group, user)
+                    .await
             }
             Step::CreateIamUser(new) => store.create_iam_user(new).await.map(drop),
             Step::CreateOidcProvider(new) => store.create_oidc_provider(new).await.map(drop),

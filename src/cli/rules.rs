@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::login::block_on;
 use super::sso_client::normalize_base_url;
+use crate::mapping::Rule;
 
 /// The admin API token, when no `--token-file` is given.
 pub const TOKEN_ENV: &str = "ROLEGATE_ADMIN_TOKEN";
@@ -221,7 +222,9 @@ impl AdminClient {
 
     /// `GET /ruleset`: the version in force and its rules.
     async fn current(&self) -> Result<RulesFile, Failure> {
-        let answer = self.call(reqwest::Method::GET, "/ruleset", None, None).await?;
+        let answer = self
+            .call(reqwest::Method::GET, "/ruleset", None, None)
+            .await?;
         if answer.status != 200 {
             return Err(Failure(answer.errors()));
         }
@@ -237,8 +240,7 @@ fn read_file(path: &Path) -> Result<RulesFile, String> {
         std::io::read_to_string(std::io::stdin())
             .map_err(|e| format!("cannot read the rules from standard input: {e}"))?
     } else {
-        std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
     };
     serde_json::from_str(&text).map_err(|e| {
         format!(
@@ -287,7 +289,7 @@ async fn plan(client: &AdminClient, path: &Path) -> Result<ExitCode, Failure> {
             current.base_version
         ));
     }
-    let diff = rule_diff(&current.rules, &file.rules);
+    let diff = rule_diff(&normalized(&current.rules), &normalized(&file.rules));
     if diff.is_empty() {
         out.push_str("No changes: the file's rules are the rules in force.\n");
         print!("{out}");
@@ -356,6 +358,21 @@ async fn apply(client: &AdminClient, path: &Path) -> Result<ExitCode, Failure> {
     }
 }
 
+/// Rules with their defaults filled in (`priority`, `enabled`, ...), so that a field
+/// left out and one spelled out with its default compare equal; a rule that does
+/// not parse is kept as written (the server names its fault).
+fn normalized(rules: &[Value]) -> Vec<Value> {
+    rules
+        .iter()
+        .map(|rule| {
+            serde_json::from_value::<Rule>(rule.clone())
+                .ok()
+                .and_then(|parsed| serde_json::to_value(parsed).ok())
+                .unwrap_or_else(|| rule.clone())
+        })
+        .collect()
+}
+
 /// Rules added, removed and changed (by id), a changed one with its fields'
 /// before and after; and whether the order changed.
 pub fn rule_diff(current: &[Value], wanted: &[Value]) -> Vec<String> {
@@ -368,7 +385,11 @@ pub fn rule_diff(current: &[Value], wanted: &[Value]) -> Vec<String> {
             None => lines.push(format!("+ {key}: {}", compact(rule))),
             Some(old) if old != rule => {
                 lines.push(format!("~ {key}:"));
-                lines.extend(field_diff(old, rule).into_iter().map(|l| format!("    {l}")));
+                lines.extend(
+                    field_diff(old, rule)
+                        .into_iter()
+                        .map(|l| format!("    {l}")),
+                );
             }
             Some(_) => {}
         }
@@ -377,7 +398,11 @@ pub fn rule_diff(current: &[Value], wanted: &[Value]) -> Vec<String> {
         lines.push(format!("- {key}"));
     }
     let order = |rules: &[Value], other: &BTreeMap<String, &Value>| -> Vec<String> {
-        rules.iter().map(id).filter(|k| other.contains_key(k)).collect()
+        rules
+            .iter()
+            .map(id)
+            .filter(|k| other.contains_key(k))
+            .collect()
     };
     if lines.is_empty() && order(current, &after) != order(wanted, &before) {
         lines.push(format!(
@@ -470,6 +495,9 @@ mod tests {
     #[test]
     fn the_token_comes_from_the_environment_or_a_private_file() {
         assert!(read_token(None, None).unwrap_err().contains(TOKEN_ENV));
-        assert_eq!(read_token(None, Some(" rgat_x\n".into())).unwrap(), "rgat_x");
+        assert_eq!(
+            read_token(None, Some(" rgat_x\n".into())).unwrap(),
+            "rgat_x"
+        );
     }
 }
