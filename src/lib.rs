@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod iam;
+pub mod iam_document;
 pub mod idp;
 pub mod mapping;
 pub mod policy;

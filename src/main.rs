@@ -1,5 +1,5 @@
-//! The `rolegate` binary: `dev`, `serve`, `migrate`, `policy`, and the client
-//! commands `login`, `credentials`, `exec` and `logout`.
+//! The `rolegate` binary: `dev`, `serve`, `migrate`, `policy`, `admin`, and the
+//! client commands `login`, `credentials`, `exec`, `logout` and `rules`.
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, TcpListener};
@@ -13,6 +13,7 @@ use rolegate::cli::credentials::{self as credentials_cli, Format, RoleArgs};
 use rolegate::cli::login::{self as login_cli, LoginArgs};
 use rolegate::cli::logout::{self as logout_cli, LogoutArgs};
 use rolegate::cli::policy as policy_cli;
+use rolegate::cli::rules::{self as rules_cli, RulesArgs};
 use rolegate::config::{Config, LogFormat};
 use rolegate::policy::PolicyKind;
 
@@ -84,6 +85,10 @@ enum Command {
     /// Sign this terminal out: Rolegate ends the sign-in (its access and refresh
     /// tokens) and the cached token is deleted; the client registration is kept.
     Logout(LogoutArgs),
+    /// Mapping rules in git: export the rules in force to a file, plan a file's
+    /// changes (exit 0: none, 2: changes, 1: error) and apply it, through the admin
+    /// API (token in $ROLEGATE_ADMIN_TOKEN or --token-file).
+    Rules(RulesArgs),
     /// Validate and simulate IAM policies offline.
     Policy {
         #[command(subcommand)]
@@ -115,6 +120,28 @@ enum AdminCommand {
         /// Also create a write-scoped admin API token with this name.
         #[arg(long)]
         token: Option<String>,
+    },
+    /// Write the IAM model (accounts, roles, managed policies, directory users and
+    /// groups, IAM users, OIDC providers, mapping rules) as one document: JSON, or
+    /// TOML when DOCUMENT ends in .toml; `-` is standard output (JSON). No password
+    /// hashes, TOTP secrets or access keys.
+    Export {
+        /// TOML file layered over the defaults; ROLEGATE_* variables override both.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        document: PathBuf,
+    },
+    /// Create and update the IAM model from a document `admin export` wrote: prints
+    /// what will be created, updated or left alone, asks before writing (unless
+    /// --yes), and never deletes.
+    Import {
+        /// TOML file layered over the defaults; ROLEGATE_* variables override both.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        document: PathBuf,
+        /// Apply without asking (required when standard input is not a terminal).
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -175,6 +202,18 @@ fn main() -> ExitCode {
                 },
         } => runtime()
             .and_then(|rt| rt.block_on(admin_bootstrap(config, user, password_stdin, token))),
+        Command::Admin {
+            command: AdminCommand::Export { config, document },
+        } => runtime().and_then(|rt| rt.block_on(admin_export(config, document))),
+        Command::Admin {
+            command:
+                AdminCommand::Import {
+                    config,
+                    document,
+                    yes,
+                },
+        } => runtime().and_then(|rt| rt.block_on(admin_import(config, document, yes))),
+        Command::Rules(args) => Ok(rules_cli::run(&args)),
         Command::Login(args) => login_cli::run(&args),
         Command::Credentials { role, format } => credentials_cli::run_credentials(&role, format),
         Command::Exec { role, command } => credentials_cli::run_exec(&role, &command),
@@ -445,5 +484,62 @@ async fn rotate_token_key(file: Option<PathBuf>) -> Result<ExitCode, String> {
     let state = app::app_state(store, sealer).await?;
     let key_id = state.sts.rotate_token_key().await?;
     println!("session-token key {key_id} is now current");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn admin_export(file: Option<PathBuf>, document: PathBuf) -> Result<ExitCode, String> {
+    let config = load_config(file)?;
+    let store = app::open_configured_store(&config).await?;
+    let exported = rolegate::iam_document::export(&store)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = rolegate::iam_document::render(&exported, &document)?;
+    if document.as_os_str() == "-" {
+        print!("{text}");
+    } else {
+        std::fs::write(&document, text)
+            .map_err(|e| format!("cannot write {}: {e}", document.display()))?;
+        eprintln!("{}", exported.summary(&document));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn admin_import(
+    file: Option<PathBuf>,
+    document: PathBuf,
+    yes: bool,
+) -> Result<ExitCode, String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let config = load_config(file)?;
+    let wanted = rolegate::iam_document::read(&document)?;
+    let store = app::open_configured_store(&config).await?;
+    let plan = rolegate::iam_document::plan(&store, &wanted).await?;
+    for line in plan.lines() {
+        println!("{line}");
+    }
+    if !plan.has_changes() {
+        println!("no changes");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(
+                "standard input is not a terminal: give --yes to apply without asking".into(),
+            );
+        }
+        print!("Apply these changes? Type yes: ");
+        std::io::stdout().flush().map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map_err(|e| format!("cannot read the answer: {e}"))?;
+        if answer.trim() != "yes" {
+            println!("nothing changed");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let done = rolegate::iam_document::apply(&store, &plan).await?;
+    println!("{done}");
     Ok(ExitCode::SUCCESS)
 }

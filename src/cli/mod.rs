@@ -7,5 +7,6 @@ pub mod credentials;
 pub mod login;
 pub mod logout;
 pub mod policy;
+pub mod rules;
 pub mod sso_cache;
 pub mod sso_client;

@@ -31,6 +31,7 @@ mod oidc_peer;
 mod policy;
 mod portal;
 mod proxy;
+mod rules_cli;
 mod rulesets;
 mod session_tags;
 mod sigv4;
