@@ -1338,6 +1338,19 @@ mod tests {
     }
 
     #[test]
+    fn a_compiled_ruleset_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync + 'static>(_: &T) {}
+        let compiled = CompiledRuleset::compile(&rules(json!([grant("a", Value::Null)]))).unwrap();
+        shareable(&compiled);
+        let shared = std::sync::Arc::new(compiled);
+        let copy = std::sync::Arc::clone(&shared);
+        let ids = std::thread::spawn(move || copy.rules().len())
+            .join()
+            .unwrap();
+        assert_eq!(ids, 1);
+    }
+
+    #[test]
     fn content_hash_is_stable_and_follows_content() {
         let list = rules(json!([grant(
             "a",

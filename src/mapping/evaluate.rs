@@ -126,7 +126,7 @@ impl CompiledRuleset {
         for rule in &self.order {
             ctx.rule(rule, catalog, now, &mut run, &mut trail);
         }
-        run.finish(catalog)
+        run.finish()
     }
 }
 
@@ -774,8 +774,9 @@ impl Run {
         }
     }
 
-    fn finish(mut self, _catalog: &Catalog) -> Evaluation {
+    fn finish(mut self) -> Evaluation {
         let mut out = Evaluation::default();
+        let mut cache = HashMap::new();
         let candidates = std::mem::take(&mut self.candidates);
         for (_, candidate) in candidates {
             let account = candidate.account.as_str();
@@ -795,7 +796,7 @@ impl Run {
                 });
                 continue;
             }
-            let session = self.session(&candidate);
+            let session = self.session(&candidate, &mut cache);
             out.entitlements.push(Entitlement {
                 account: candidate.account,
                 role: candidate.role.name,
@@ -808,8 +809,14 @@ impl Run {
         out
     }
 
-    /// Merges the session settings that apply to one entitlement.
-    fn session(&mut self, candidate: &Candidate) -> SessionSettings {
+    /// The session settings of one entitlement: the merge of the settings that
+    /// apply to it (cached per set of applicable settings, which entitlements
+    /// mostly share), capped at the role's maximum duration.
+    fn session(
+        &mut self,
+        candidate: &Candidate,
+        cache: &mut HashMap<Vec<usize>, Merged>,
+    ) -> SessionSettings {
         let account = candidate.account.as_str();
         let role = candidate.role.name.as_str();
         let mut applicable: Vec<usize> = candidate.sessions.clone();
@@ -824,121 +831,33 @@ impl Run {
                 .cmp(&b.map(|r| (r.priority, &r.rule)))
         });
         applicable.dedup();
-
-        let mut settings = SessionSettings::default();
-        // The rule that set each setting (tags by lower-cased key).
-        let mut owner: HashMap<String, (String, i32)> = HashMap::new();
-        let mut tag_keys: HashMap<String, String> = HashMap::new();
-        let mut conflicts = Vec::new();
-        let mut too_many = None;
-        for index in applicable {
-            let Some(r) = self.rendered.get(index) else {
-                continue;
-            };
-            let mut contributed = false;
-            let mut set = |field: String,
-                           value: &str,
-                           current: Option<&str>,
-                           contributed: &mut bool|
-             -> bool {
-                match (current, owner.get(&field)) {
-                    (Some(existing), Some((winner, priority))) => {
-                        if existing != value && *winner != r.rule {
-                            conflicts.push((
-                                r.rule.clone(),
-                                format!(
-                                    "{field}: rule {winner} (priority {priority}) sets {existing:?} and wins over rule {} (priority {}) setting {value:?}",
-                                    r.rule, r.priority
-                                ),
-                            ));
-                        }
-                        false
-                    }
-                    _ => {
-                        owner.insert(field, (r.rule.clone(), r.priority));
-                        *contributed = true;
-                        true
-                    }
+        let merged = match cache.get(&applicable) {
+            Some(merged) => merged.clone(),
+            None => {
+                let merged = merge(&self.rendered, &applicable);
+                for (loser, conflict) in &merged.conflicts {
+                    self.warn("SESSION_CONFLICT", Some(loser), conflict.clone());
                 }
-            };
-            if let Some(name) = &r.name
-                && set(
-                    "session name".into(),
-                    name,
-                    settings.name.as_deref(),
-                    &mut contributed,
-                )
-            {
-                settings.name = Some(name.clone());
-            }
-            if let Some(si) = &r.source_identity
-                && set(
-                    "source identity".into(),
-                    si,
-                    settings.source_identity.as_deref(),
-                    &mut contributed,
-                )
-            {
-                settings.source_identity = Some(si.clone());
-            }
-            if let Some(seconds) = r.max_duration_seconds {
-                let current = settings.max_duration_seconds.map(|s| s.to_string());
-                if set(
-                    "max duration".into(),
-                    &seconds.to_string(),
-                    current.as_deref(),
-                    &mut contributed,
-                ) {
-                    settings.max_duration_seconds = Some(seconds);
+                if let Some(rule) = &merged.too_many_tags {
+                    self.warn(
+                        "TOO_MANY_TAGS",
+                        Some(rule),
+                        format!(
+                            "STS allows {MAX_SESSION_TAGS} session tags; tags of rule {rule} and later ones were omitted"
+                        ),
+                    );
                 }
+                cache.insert(applicable, merged.clone());
+                merged
             }
-            for (key, value) in &r.tags {
-                let lower = key.to_ascii_lowercase();
-                let current = tag_keys
-                    .get(&lower)
-                    .and_then(|k| settings.tags.get(k))
-                    .cloned();
-                if current.is_none() && settings.tags.len() >= MAX_SESSION_TAGS {
-                    too_many = Some(r.rule.clone());
-                    continue;
-                }
-                if set(
-                    format!("tag {lower:?}"),
-                    value,
-                    current.as_deref(),
-                    &mut contributed,
-                ) {
-                    tag_keys.insert(lower, key.clone());
-                    settings.tags.insert(key.clone(), value.clone());
-                }
-            }
-            for key in &r.transitive_tag_keys {
-                if settings.tags.contains_key(key) && !settings.transitive_tag_keys.contains(key) {
-                    settings.transitive_tag_keys.push(key.clone());
-                }
-            }
-            if contributed {
-                settings.from_rules.push(r.rule.clone());
-            }
-        }
-        for (loser, conflict) in conflicts {
-            self.warn("SESSION_CONFLICT", Some(&loser), conflict);
-        }
-        if let Some(rule) = too_many {
-            self.warn(
-                "TOO_MANY_TAGS",
-                Some(&rule),
-                format!(
-                    "{account}/{role}: STS allows {MAX_SESSION_TAGS} session tags; tags of lower-priority rules were omitted"
-                ),
-            );
-        }
+        };
+        let mut settings = merged.settings;
         if let Some(seconds) = settings.max_duration_seconds
             && seconds > candidate.role.max_session_seconds
         {
             self.warn(
                 "MAX_DURATION_CAPPED",
-                owner.get("max duration").map(|(rule, _)| rule.as_str()),
+                merged.duration_rule.as_deref(),
                 format!(
                     "{account}/{role}: session duration {seconds} s capped at the role's maximum of {} s",
                     candidate.role.max_session_seconds
@@ -946,9 +865,133 @@ impl Run {
             );
             settings.max_duration_seconds = Some(candidate.role.max_session_seconds);
         }
-        settings.transitive_tag_keys.sort();
         settings
     }
+}
+
+/// Merged session settings, before the role's duration cap.
+#[derive(Debug, Clone, Default)]
+struct Merged {
+    settings: SessionSettings,
+    /// (overridden rule, message).
+    conflicts: Vec<(String, String)>,
+    /// The first rule whose tags did not fit.
+    too_many_tags: Option<String>,
+    /// The rule that set the duration.
+    duration_rule: Option<String>,
+}
+
+/// One setting's value and the rule (and priority) that set it.
+struct Setter<'a> {
+    value: &'a str,
+    rule: &'a str,
+    priority: i32,
+}
+
+impl<'a> Setter<'a> {
+    fn new(value: &'a str, r: &'a Rendered) -> Self {
+        Self {
+            value,
+            rule: &r.rule,
+            priority: r.priority,
+        }
+    }
+}
+
+/// Merges rendered settings given in priority order: the first to set a value
+/// wins; a later, different value is a conflict.
+fn merge(rendered: &[Rendered], applicable: &[usize]) -> Merged {
+    let mut out = Merged::default();
+    let mut name: Option<Setter<'_>> = None;
+    let mut source_identity: Option<Setter<'_>> = None;
+    let mut duration: Option<(i64, &str, i32)> = None;
+    // By lower-cased key: (key as written, setter).
+    let mut tags: BTreeMap<String, (&str, Setter<'_>)> = BTreeMap::new();
+    let mut transitive: Vec<&str> = Vec::new();
+    let mut conflict = |field: &str, winner: &Setter<'_>, r: &Rendered, value: &str| {
+        if winner.value != value && winner.rule != r.rule {
+            out.conflicts.push((
+                r.rule.clone(),
+                format!(
+                    "{field}: rule {} (priority {}) sets {:?} and wins over rule {} (priority {}) setting {value:?}",
+                    winner.rule, winner.priority, winner.value, r.rule, r.priority
+                ),
+            ));
+        }
+    };
+    let mut from_rules: Vec<&str> = Vec::new();
+    let mut too_many = None;
+    for r in applicable.iter().filter_map(|i| rendered.get(*i)) {
+        let mut contributed = false;
+        for (field, value, slot) in [
+            ("session name", &r.name, &mut name),
+            ("source identity", &r.source_identity, &mut source_identity),
+        ] {
+            let Some(value) = value else { continue };
+            match slot {
+                Some(winner) => conflict(field, winner, r, value),
+                None => {
+                    *slot = Some(Setter::new(value, r));
+                    contributed = true;
+                }
+            }
+        }
+        if let Some(seconds) = r.max_duration_seconds {
+            match duration {
+                Some((winning, rule, priority)) => {
+                    let (w, v) = (winning.to_string(), seconds.to_string());
+                    let winner = Setter {
+                        value: &w,
+                        rule,
+                        priority,
+                    };
+                    conflict("max duration", &winner, r, &v);
+                }
+                None => {
+                    duration = Some((seconds, r.rule.as_str(), r.priority));
+                    contributed = true;
+                }
+            }
+        }
+        for (key, value) in &r.tags {
+            let lower = key.to_ascii_lowercase();
+            if let Some((_, winner)) = tags.get(&lower) {
+                conflict(&format!("tag {lower:?}"), winner, r, value);
+                continue;
+            }
+            if tags.len() >= MAX_SESSION_TAGS {
+                too_many.get_or_insert_with(|| r.rule.clone());
+                continue;
+            }
+            tags.insert(lower, (key.as_str(), Setter::new(value, r)));
+            contributed = true;
+        }
+        for key in &r.transitive_tag_keys {
+            let owned = tags
+                .get(&key.to_ascii_lowercase())
+                .is_some_and(|(written, _)| written == key);
+            if owned && !transitive.contains(&key.as_str()) {
+                transitive.push(key);
+            }
+        }
+        if contributed {
+            from_rules.push(&r.rule);
+        }
+    }
+    let settings = &mut out.settings;
+    settings.name = name.map(|s| s.value.to_owned());
+    settings.source_identity = source_identity.map(|s| s.value.to_owned());
+    settings.max_duration_seconds = duration.map(|(seconds, _, _)| seconds);
+    settings.tags = tags
+        .into_values()
+        .map(|(key, s)| (key.to_owned(), s.value.to_owned()))
+        .collect();
+    transitive.sort_unstable();
+    settings.transitive_tag_keys = transitive.into_iter().map(str::to_owned).collect();
+    settings.from_rules = from_rules.into_iter().map(str::to_owned).collect();
+    out.duration_rule = duration.map(|(_, rule, _)| rule.to_owned());
+    out.too_many_tags = too_many;
+    out
 }
 
 #[cfg(test)]

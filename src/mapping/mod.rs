@@ -5,6 +5,13 @@
 //!
 //! The interim rule: a role lists the groups it is granted to in its
 //! `rolegate:groups` tag (names separated by spaces or commas, matched ignoring case).
+//!
+//! The rule engine that replaces it lives in the submodules, all pure:
+//! [`rules`] (the JSON wire and export format), [`compile`] (checks with JSON
+//! pointers, compiles once per ruleset version, `content_hash`,
+//! `check_references`), [`claims`] (per-source claims hygiene), [`catalog`] (the
+//! accounts and roles grants resolve against) and [`evaluate`] (entitlements with
+//! their explanation: who granted, what was removed, warnings, near misses).
 
 pub mod catalog;
 pub mod claims;
