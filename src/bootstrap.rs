@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::iam::{GroupName, UserName};
-use crate::idp::directory::{DIRECTORY_SOURCE_ID, MAX_PASSWORD_BYTES, hash_password_async};
+use crate::idp::directory::{DIRECTORY_SOURCE_ID, hash_password_async};
 use crate::secrets::Secret;
 use crate::service::admin_access::{AdminAccess, AdminGroup};
 use crate::service::audit::AuditLog;
@@ -19,7 +19,7 @@ use crate::store::{
 };
 
 /// The shortest password a bootstrapped admin may have.
-pub const MIN_ADMIN_PASSWORD_CHARS: usize = 12;
+pub const MIN_ADMIN_PASSWORD_CHARS: usize = crate::idp::directory::MIN_PASSWORD_CHARS;
 /// The audit actor of what the command does without a user.
 pub const BOOTSTRAP_ACTOR: &str = "cli:bootstrap";
 
@@ -172,11 +172,7 @@ async fn bootstrap_user(
         format!("user {user} does not exist yet: give its password on standard input with --password-stdin")
     })?;
     let typed = password.expose();
-    if typed.chars().count() < MIN_ADMIN_PASSWORD_CHARS || typed.len() > MAX_PASSWORD_BYTES {
-        return Err(format!(
-            "the password must be at least {MIN_ADMIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)"
-        ));
-    }
+    crate::idp::directory::check_new_password(typed)?;
     let hash = hash_password_async(typed.to_owned())
         .await
         .map_err(|e| e.to_string())?;

@@ -1,7 +1,7 @@
 //! The built-in directory: Rolegate's own users with argon2id password hashes.
 //!
 //! Sign-in is deliberately uninformative: an unknown user, a wrong password, a user
-//! without a password and a disabled user all get the same [`SignInError::InvalidCredentials`],
+//! without a password, a disabled user and a user an admin locked all get the same [`SignInError::InvalidCredentials`],
 //! and the work done is the same (a password is always verified, against a dummy hash
 //! when there is no real one), so neither the answer nor its timing tells which names
 //! exist. Repeated failures lock the name for a while; the failure counter and the
@@ -34,6 +34,20 @@ pub const ARGON2_PARALLELISM: u32 = 1;
 
 /// Longer passwords are refused outright (hashing cost grows with the input).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The shortest password an admin may give a directory user.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// Whether `password` may be set as a directory user's new password: at least
+/// [`MIN_PASSWORD_CHARS`] characters and at most [`MAX_PASSWORD_BYTES`] bytes.
+pub fn check_new_password(password: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
+        return Err(format!(
+            "the password must be at least {MIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)"
+        ));
+    }
+    Ok(())
+}
 
 /// A hash of a throw-away password with the parameters above: what a sign-in for a
 /// user without a (real) hash verifies against, so it costs the same.
@@ -198,8 +212,8 @@ pub struct AuthenticatedUser {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
-    /// Unknown user, wrong password, no password or disabled user: deliberately one
-    /// answer for all.
+    /// Unknown user, wrong password, no password, disabled or locked user:
+    /// deliberately one answer for all.
     #[error("the user name or password is incorrect")]
     InvalidCredentials,
     /// Too many recent failures for this user name from this network, or from this
@@ -408,7 +422,8 @@ impl DirectoryAuth {
         }
     }
 
-    /// The user when `password` is theirs (and they are enabled), else `None`.
+    /// The user when `password` is theirs (and they are enabled and not locked by an
+    /// admin), else `None`: a locked user's right password fails like a wrong one.
     async fn verify_claimed(
         &self,
         source_id: &str,
@@ -422,7 +437,7 @@ impl DirectoryAuth {
         };
         let hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let matches = self.verify(hash, password).await?;
-        Ok(user.filter(|user| matches && !user.disabled))
+        Ok(user.filter(|user| matches && !user.disabled && user.locked_at.is_none()))
     }
 
     /// Records a failed attempt that holds `slot`: the failure is the slot itself.

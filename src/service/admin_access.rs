@@ -85,6 +85,78 @@ pub fn is_admin(groups_config: &[AdminGroup], identity: &Identity) -> bool {
         .any(|admin| admin.source == identity.source_id && identity.groups.contains(&admin.group))
 }
 
+/// A change to the directory or to the identity sources that can cost a person
+/// their admin access (see [`loses_admin_access`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessChange<'a> {
+    /// `user_name` of `source` leaves `group`.
+    LeaveGroup {
+        source: &'a str,
+        group: &'a str,
+        user_name: &'a str,
+    },
+    /// `group` of `source` is deleted, with every membership.
+    DeleteGroup { source: &'a str, group: &'a str },
+    /// `user_name` of `source` can no longer sign in (deleted or locked).
+    RemoveUser { source: &'a str, user_name: &'a str },
+    /// Nobody can sign in through `source` any more (deleted or disabled).
+    RemoveSource { source: &'a str },
+}
+
+/// Whether `identity` would be an admin under `groups_config` after `change`.
+/// Directory names compare without case, as the directory keeps them unique.
+pub fn is_admin_after(
+    groups_config: &[AdminGroup],
+    identity: &Identity,
+    change: AccessChange<'_>,
+) -> bool {
+    let same = |a: &str, b: &str| a.to_lowercase() == b.to_lowercase();
+    let is_me = |source: &str, user_name: &str| {
+        identity.source_id == source && same(&identity.user_name, user_name)
+    };
+    // The group this identity loses, if the change takes one away.
+    let lost_group = match change {
+        AccessChange::RemoveSource { source } if identity.source_id == source => return false,
+        AccessChange::RemoveUser { source, user_name } if is_me(source, user_name) => {
+            return false;
+        }
+        AccessChange::LeaveGroup {
+            source,
+            group,
+            user_name,
+        } if is_me(source, user_name) => Some(group),
+        AccessChange::DeleteGroup { source, group } if identity.source_id == source => Some(group),
+        _ => None,
+    };
+    groups_config.iter().any(|admin| {
+        admin.source == identity.source_id
+            && identity
+                .groups
+                .iter()
+                .any(|g| *g == admin.group && !lost_group.is_some_and(|lost| same(g, lost)))
+    })
+}
+
+/// Whether `change` would take admin access away from `identity`, an admin now.
+pub fn loses_admin_access(
+    groups_config: &[AdminGroup],
+    identity: &Identity,
+    change: AccessChange<'_>,
+) -> bool {
+    is_admin(groups_config, identity) && !is_admin_after(groups_config, identity, change)
+}
+
+/// The person an audit actor stands for, as (source, user name): `directory:alice`
+/// itself, or the creator of a token, `token:<id> (directory:alice)`.
+pub fn acting_person(actor: &str) -> Option<(&str, &str)> {
+    let person = match actor.strip_prefix("token:") {
+        Some(rest) => rest.split_once(" (")?.1.strip_suffix(')')?,
+        None => actor,
+    };
+    let (source, user_name) = person.split_once(':')?;
+    (!source.is_empty() && !user_name.is_empty()).then_some((source, user_name))
+}
+
 /// The audit actor of a person: `source:user_name`.
 pub fn person_actor(identity: &Identity) -> String {
     format!("{}:{}", identity.source_id, identity.user_name)
@@ -285,6 +357,80 @@ mod tests {
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             attributes: Default::default(),
             claims: Default::default(),
+        }
+    }
+
+    #[test]
+    fn lockout_guard_knows_who_would_stop_being_an_admin() {
+        let groups =
+            AdminGroup::parse_all(&["directory:admins".into(), "directory:ops".into()]).unwrap();
+        let only_admins = identity("directory", &["admins", "developers"]);
+        let both = identity("directory", &["admins", "ops"]);
+        let leave = |group| AccessChange::LeaveGroup {
+            source: "directory",
+            group,
+            user_name: "Alice",
+        };
+        assert!(loses_admin_access(&groups, &only_admins, leave("admins")));
+        assert!(loses_admin_access(&groups, &only_admins, leave("ADMINS")));
+        assert!(!loses_admin_access(
+            &groups,
+            &only_admins,
+            leave("developers")
+        ));
+        // Still an admin through the other admin group.
+        assert!(!loses_admin_access(&groups, &both, leave("admins")));
+        // Someone else leaving changes nothing for alice.
+        let bob_leaves = AccessChange::LeaveGroup {
+            source: "directory",
+            group: "admins",
+            user_name: "bob",
+        };
+        assert!(!loses_admin_access(&groups, &only_admins, bob_leaves));
+        let delete = |group| AccessChange::DeleteGroup {
+            source: "directory",
+            group,
+        };
+        assert!(loses_admin_access(&groups, &only_admins, delete("admins")));
+        assert!(!loses_admin_access(&groups, &both, delete("ops")));
+        let remove = |user_name| AccessChange::RemoveUser {
+            source: "directory",
+            user_name,
+        };
+        assert!(loses_admin_access(&groups, &both, remove("alice")));
+        assert!(!loses_admin_access(&groups, &both, remove("bob")));
+        let source = |source| AccessChange::RemoveSource { source };
+        assert!(loses_admin_access(&groups, &both, source("directory")));
+        assert!(!loses_admin_access(&groups, &both, source("corp")));
+        // The same group name of another source is another group.
+        let corp = AccessChange::DeleteGroup {
+            source: "corp",
+            group: "admins",
+        };
+        assert!(!loses_admin_access(&groups, &only_admins, corp));
+        // Who is not an admin cannot lose it.
+        let dev = identity("directory", &["developers"]);
+        assert!(!loses_admin_access(&groups, &dev, remove("alice")));
+    }
+
+    #[test]
+    fn acting_person_of_sessions_and_tokens() {
+        assert_eq!(
+            acting_person("directory:alice"),
+            Some(("directory", "alice"))
+        );
+        assert_eq!(
+            acting_person("token:0011aabb (corp:bob@example.com)"),
+            Some(("corp", "bob@example.com"))
+        );
+        assert_eq!(acting_person("cli:bootstrap"), Some(("cli", "bootstrap")));
+        for bad in [
+            "token:0011 directory:alice",
+            "anonymous",
+            "token:x ()",
+            ":x",
+        ] {
+            assert_eq!(acting_person(bad), None, "{bad}");
         }
     }
 

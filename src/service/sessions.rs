@@ -270,6 +270,41 @@ impl PortalSessions {
         Ok(existed)
     }
 
+    /// Gives every live portal session of the person `groups` (after an admin changed
+    /// their directory groups), so group-based decisions such as admin access follow
+    /// at once. Each session keeps its end. Returns how many were updated.
+    pub async fn set_groups_for_user(
+        &self,
+        source_id: &str,
+        user_name: &str,
+        groups: &[String],
+    ) -> Result<usize, SessionError> {
+        let now = self.clock.now().timestamp();
+        let ttl = self.ttl_seconds();
+        let mut updated = 0;
+        for live in self.list_for_user(source_id, user_name).await? {
+            let key = key_of_handle(&live.handle);
+            let Some(stored) = self.cache.get(&key).await? else {
+                continue;
+            };
+            let Ok(mut session) = serde_json::from_slice::<PortalSession>(&stored) else {
+                continue;
+            };
+            session.identity.groups = groups.to_vec();
+            let left = session
+                .signed_in_at
+                .saturating_add(ttl)
+                .saturating_sub(now)
+                .clamp(1, ttl.max(1));
+            let bytes = serde_json::to_vec(&session).unwrap_or_default();
+            self.cache
+                .put(&key, &bytes, Duration::from_secs(left.unsigned_abs()))
+                .await?;
+            updated += 1;
+        }
+        Ok(updated)
+    }
+
     /// Ends every portal session of the person; returns how many were live.
     pub async fn end_all_for_user(
         &self,

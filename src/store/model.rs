@@ -239,6 +239,9 @@ pub struct User {
     pub totp_secret: Option<String>,
     /// When the user turned the TOTP second factor on; `None` while it is off.
     pub totp_enabled_at: Option<DateTime<Utc>>,
+    /// When an admin locked the user (sign-in fails like a wrong password until an
+    /// admin unlocks); `None` while not locked.
+    pub locked_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for User {
@@ -251,6 +254,7 @@ impl std::fmt::Debug for User {
             .field("email", &self.email)
             .field("disabled", &self.disabled)
             .field("totp_enabled_at", &self.totp_enabled_at)
+            .field("locked_at", &self.locked_at)
             .finish_non_exhaustive()
     }
 }

@@ -199,7 +199,12 @@ async fn signin_directory(
             if let SignInError::Unavailable(reason) = &error {
                 tracing::error!(%reason, "directory sign-in unavailable");
             }
-            let actor = audited_name(&state, &form.username).await;
+            let (actor, locked) = audited_name(&state, &form.username).await;
+            let mut details = json!({ "reason": error.to_string() });
+            // The person reads the wrong-password answer; the audit log says why.
+            if locked && matches!(error, SignInError::InvalidCredentials) {
+                details["locked_by_admin"] = json!(true);
+            }
             audit_anonymous(
                 &state,
                 &request,
@@ -207,7 +212,7 @@ async fn signin_directory(
                 "portal:SignIn",
                 DIRECTORY_SOURCE_ID,
                 Outcome::Failure,
-                json!({ "reason": error.to_string() }),
+                details,
             )
             .await;
             let sources = super::oidc_login::signin_sources(&state).await;
@@ -240,14 +245,14 @@ async fn signin_directory(
 
 /// How a failed sign-in names its actor in the audit log: the user name when such a
 /// user exists, else a masked form ([`masked_name`]), since what was typed may be a
-/// password typed into the wrong field.
-async fn audited_name(state: &AppState, typed: &str) -> String {
+/// password typed into the wrong field. Also whether that user is locked by an admin.
+async fn audited_name(state: &AppState, typed: &str) -> (String, bool) {
     if let Ok(name) = crate::iam::UserName::parse(typed.trim())
         && let Ok(user) = state.store.get_user(DIRECTORY_SOURCE_ID, &name).await
     {
-        return user.user_name.to_string();
+        return (user.user_name.to_string(), user.locked_at.is_some());
     }
-    masked_name(typed)
+    (masked_name(typed), false)
 }
 
 struct AccountView {

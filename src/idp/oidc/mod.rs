@@ -202,31 +202,52 @@ impl OidcConfig {
 
     /// Checks what can be checked without asking the provider.
     pub fn validate(&self) -> Result<(), OidcError> {
-        provider_url(&self.issuer, "issuer", ProviderUrlKind::Issuer)?;
+        self.validate_fields().map_err(|(_, error)| error)
+    }
+
+    /// [`validate`](Self::validate), naming the setting at fault as a JSON pointer
+    /// into the `config` JSON (`/issuer`, `/claims/groups_delimiter`).
+    pub fn validate_fields(&self) -> Result<(), (&'static str, OidcError)> {
+        provider_url(&self.issuer, "issuer", ProviderUrlKind::Issuer)
+            .map_err(|e| ("/issuer", e))?;
         if self.client_id.trim().is_empty() {
-            return Err(OidcError::Misconfigured("client_id is empty".into()));
-        }
-        if self.claims.groups_delimiter.is_empty() {
-            return Err(OidcError::Misconfigured(
-                "claims.groups_delimiter is empty".into(),
+            return Err((
+                "/client_id",
+                OidcError::Misconfigured("client_id is empty".into()),
             ));
         }
-        for (what, uri) in [
-            ("redirect_uri", &self.redirect_uri),
-            ("post_logout_redirect_uri", &self.post_logout_redirect_uri),
+        if self.claims.groups_delimiter.is_empty() {
+            return Err((
+                "/claims/groups_delimiter",
+                OidcError::Misconfigured("claims.groups_delimiter is empty".into()),
+            ));
+        }
+        for (what, pointer, uri) in [
+            ("redirect_uri", "/redirect_uri", &self.redirect_uri),
+            (
+                "post_logout_redirect_uri",
+                "/post_logout_redirect_uri",
+                &self.post_logout_redirect_uri,
+            ),
         ] {
             if let Some(uri) = uri
                 && Url::parse(uri).is_err()
             {
-                return Err(OidcError::Misconfigured(format!("{what} is not a URL")));
+                return Err((
+                    pointer,
+                    OidcError::Misconfigured(format!("{what} is not a URL")),
+                ));
             }
         }
         crate::sts::portal::check_session_tags(&self.session_tags)
-            .map_err(OidcError::Misconfigured)?;
+            .map_err(|e| ("/session_tags", OidcError::Misconfigured(e)))?;
         if let Some(mapping) = &self.mapping {
-            mapping
-                .check()
-                .map_err(|e| OidcError::Misconfigured(format!("mapping: {e}")))?;
+            mapping.check().map_err(|e| {
+                (
+                    "/mapping",
+                    OidcError::Misconfigured(format!("mapping: {e}")),
+                )
+            })?;
         }
         Ok(())
     }

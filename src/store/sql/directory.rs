@@ -27,6 +27,16 @@ pub trait DirectoryStore: Send + Sync {
         &self,
         new: &NewIdentitySource,
     ) -> StoreResult<(IdentitySource, Upserted)>;
+    /// Replaces the display name, settings and enabled flag of the existing source
+    /// `new.id` in one transaction: (before, after). `NotFound` when there is none,
+    /// `Conflict` when it is of another kind.
+    async fn update_identity_source(
+        &self,
+        new: &NewIdentitySource,
+    ) -> StoreResult<(IdentitySource, IdentitySource)>;
+    /// Deletes the source and returns it; `Conflict` while users or groups of it
+    /// exist.
+    async fn delete_identity_source(&self, id: &str) -> StoreResult<IdentitySource>;
 
     async fn create_user(&self, new: &NewUser) -> StoreResult<User>;
     async fn get_user(&self, source: &str, user_name: &UserName) -> StoreResult<User>;
@@ -47,8 +57,25 @@ pub trait DirectoryStore: Send + Sync {
         totp: Option<(&str, DateTime<Utc>)>,
     ) -> StoreResult<()>;
     async fn delete_user(&self, source: &str, user_name: &UserName) -> StoreResult<()>;
+    /// Locks a directory user (`Some(when)`; an existing lock keeps its time) or
+    /// unlocks (`None`); returns the user as it is now.
+    async fn set_user_locked(
+        &self,
+        source: &str,
+        user_name: &UserName,
+        locked_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<User>;
     async fn create_group(&self, new: &NewGroup) -> StoreResult<Group>;
     async fn list_groups(&self, source: &str) -> StoreResult<Vec<Group>>;
+    /// The user names of a group's members, in name order.
+    async fn group_members(&self, source: &str, group: &GroupName) -> StoreResult<Vec<UserName>>;
+    /// Deletes a group (its memberships with it); returns the group and the user
+    /// names of the members it had.
+    async fn delete_group(
+        &self,
+        source: &str,
+        group: &GroupName,
+    ) -> StoreResult<(Group, Vec<UserName>)>;
     async fn add_user_to_group(
         &self,
         source: &str,
@@ -81,11 +108,21 @@ fn check_source_id(id: &str) -> StoreResult<()> {
     }
 }
 
-const USER_SELECT: &str = "SELECT id, identity_source_id, user_name, display_name, email, \
-     password_hash, disabled, created_at, totp_secret, totp_enabled_at FROM users";
+macro_rules! user_columns {
+    () => {
+        "id, identity_source_id, user_name, display_name, email, password_hash, disabled, \
+         created_at, totp_secret, totp_enabled_at, locked_at"
+    };
+}
+
+const USER_SELECT: &str = concat!("SELECT ", user_columns!(), " FROM users");
+
+const GROUP_COLUMNS: &str = "id, identity_source_id, name, description, created_at";
 
 const GROUP_SELECT: &str =
     "SELECT id, identity_source_id, name, description, created_at FROM user_groups";
+
+const SOURCE_COLUMNS: &str = "id, kind, display_name, config, enabled, created_at";
 
 macro_rules! impl_directory_store {
     ($db:ty) => {
@@ -121,6 +158,23 @@ macro_rules! impl_directory_store {
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or_else(|| not_found("group", group.as_str()))
+            }
+            async fn member_names(
+                &self,
+                conn: &mut <$db as Database>::Connection,
+                group_id: &str,
+            ) -> StoreResult<Vec<UserName>> {
+                let names = sqlx::query_scalar::<_, String>(
+                    "SELECT u.user_name FROM users u JOIN group_members m ON m.user_id = u.id \
+                     WHERE m.group_id = $1 ORDER BY lower(u.user_name)",
+                )
+                .bind(group_id)
+                .fetch_all(&mut *conn)
+                .await?;
+                names
+                    .into_iter()
+                    .map(|name| UserName::parse(&name).map_err(StoreError::from))
+                    .collect()
             }
         }
 
@@ -235,11 +289,63 @@ macro_rules! impl_directory_store {
                 Ok((updated, Upserted::Updated))
             }
 
+            async fn update_identity_source(
+                &self,
+                new: &NewIdentitySource,
+            ) -> StoreResult<(IdentitySource, IdentitySource)> {
+                let mut tx = self.begin_write().await?;
+                // Lock the row (PostgreSQL; SQLite holds the write lock) before reading.
+                sqlx::query("UPDATE identity_sources SET id = id WHERE id = $1")
+                    .bind(&new.id)
+                    .execute(&mut *tx)
+                    .await?;
+                let sql = format!("SELECT {SOURCE_COLUMNS} FROM identity_sources WHERE id = $1");
+                let before = sqlx::query_as::<_, IdentitySource>(&sql)
+                    .bind(&new.id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| not_found("identity source", new.id.as_str()))?;
+                if before.kind != new.kind {
+                    return Err(StoreError::Conflict(format!(
+                        "identity source {} is of kind {}, not {}; its kind cannot change",
+                        new.id,
+                        before.kind.as_str(),
+                        new.kind.as_str()
+                    )));
+                }
+                let sql = format!(
+                    "UPDATE identity_sources SET display_name = $1, config = $2, enabled = $3 \
+                     WHERE id = $4 RETURNING {SOURCE_COLUMNS}"
+                );
+                let after = sqlx::query_as::<_, IdentitySource>(&sql)
+                    .bind(&new.display_name)
+                    .bind(Json(&new.config))
+                    .bind(new.enabled)
+                    .bind(&new.id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| write_error(e, "identity source", &new.id, ""))?;
+                tx.commit().await?;
+                Ok((before, after))
+            }
+
+            async fn delete_identity_source(&self, id: &str) -> StoreResult<IdentitySource> {
+                let mut tx = self.begin_write().await?;
+                let sql = format!("DELETE FROM identity_sources WHERE id = $1 RETURNING {SOURCE_COLUMNS}");
+                let deleted = sqlx::query_as::<_, IdentitySource>(&sql)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| delete_error(e, &format!("identity source {id} (it has users or groups)")))?
+                    .ok_or_else(|| not_found("identity source", id))?;
+                tx.commit().await?;
+                Ok(deleted)
+            }
+
             async fn create_user(&self, new: &NewUser) -> StoreResult<User> {
-                let sql = "INSERT INTO users (id, identity_source_id, user_name, display_name, \
+                let sql = concat!("INSERT INTO users (id, identity_source_id, user_name, display_name, \
                      email, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     RETURNING id, identity_source_id, user_name, display_name, email, \
-                     password_hash, disabled, created_at, totp_secret, totp_enabled_at";
+                     RETURNING ", user_columns!());
                 sqlx::query_as::<_, User>(sql)
                     .bind(self.new_id(IdKind::User))
                     .bind(&new.identity_source_id)
@@ -340,6 +446,33 @@ macro_rules! impl_directory_store {
                 Ok(())
             }
 
+            async fn set_user_locked(
+                &self,
+                source: &str,
+                user_name: &UserName,
+                locked_at: Option<DateTime<Utc>>,
+            ) -> StoreResult<User> {
+                // COALESCE keeps the time of an existing lock; NULL unlocks.
+                let keep = if locked_at.is_some() {
+                    "COALESCE(locked_at, $1)"
+                } else {
+                    "$1"
+                };
+                let sql = format!(
+                    "UPDATE users SET locked_at = {keep} \
+                     WHERE identity_source_id = $2 AND lower(user_name) = lower($3) \
+                     RETURNING {}",
+                    user_columns!()
+                );
+                sqlx::query_as::<_, User>(&sql)
+                    .bind(locked_at)
+                    .bind(source)
+                    .bind(user_name.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| not_found("user", user_name.as_str()))
+            }
+
             async fn create_group(&self, new: &NewGroup) -> StoreResult<Group> {
                 sqlx::query_as::<_, Group>(
                     "INSERT INTO user_groups (id, identity_source_id, name, description, created_at) \
@@ -370,6 +503,34 @@ macro_rules! impl_directory_store {
                     .bind(source)
                     .fetch_all(&self.pool)
                     .await?)
+            }
+
+            async fn group_members(
+                &self,
+                source: &str,
+                group: &GroupName,
+            ) -> StoreResult<Vec<UserName>> {
+                let mut conn = self.pool.acquire().await?;
+                let group_id = self.group_id(&mut conn, source, group).await?;
+                self.member_names(&mut conn, &group_id).await
+            }
+
+            async fn delete_group(
+                &self,
+                source: &str,
+                group: &GroupName,
+            ) -> StoreResult<(Group, Vec<UserName>)> {
+                let mut tx = self.begin_write().await?;
+                let group_id = self.group_id(&mut tx, source, group).await?;
+                let members = self.member_names(&mut tx, &group_id).await?;
+                let sql = format!("DELETE FROM user_groups WHERE id = $1 RETURNING {GROUP_COLUMNS}");
+                let deleted = sqlx::query_as::<_, Group>(&sql)
+                    .bind(&group_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| delete_error(e, &format!("group {group}")))?;
+                tx.commit().await?;
+                Ok((deleted, members))
             }
 
             async fn add_user_to_group(

@@ -7,6 +7,8 @@ pub mod auth;
 pub mod error;
 
 mod audit;
+mod directory;
+mod identity_sources;
 mod people;
 mod rules;
 mod tokens;
@@ -37,6 +39,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(audit::routes)
             .configure(people::routes)
             .configure(rules::routes)
+            .configure(directory::routes)
+            .configure(identity_sources::routes)
             .default_service(web::to(unknown)),
     );
 }

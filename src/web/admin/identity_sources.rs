@@ -1,0 +1,402 @@
+//! `/admin/api/v1/identity-sources`: list, read, create, replace (which also enables
+//! and disables) and delete identity sources of kind `oidc` and `directory` (SAML
+//! later). OIDC settings are validated as the configuration file's are
+//! ([`OidcConfig::validate_fields`]); a client secret in a request is sealed with the
+//! master key before it is stored and never shown again (`"client_secret": "set"`).
+//! The built-in directory cannot be deleted. Deleting or disabling the source the
+//! acting admin signs in through is guarded like the directory's changes
+//! ([`super::directory::lockout_guard`]). Every change is audited with the before and
+//! after (secrets never included).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::auth::{AdminRead, AdminWrite};
+use super::directory::{Confirm, lockout_guard};
+use super::error::AdminError;
+use crate::idp::directory::DIRECTORY_SOURCE_ID;
+use crate::idp::oidc::{OidcConfig, seal_client_secret};
+use crate::service::admin_access::AccessChange;
+use crate::store::{IdentitySource, IdentitySourceKind, NewIdentitySource, Outcome, StoreError};
+use crate::sts::portal::{DIRECTORY_ATTRIBUTES, DirectorySettings, check_session_tags};
+use crate::web::AppState;
+use crate::web::audit::audit;
+
+/// What a client secret reads as in every answer and audit event.
+const SECRET_SHOWN_AS: &str = "set";
+/// The longest display name (as in the configuration file).
+const MAX_DISPLAY_NAME_CHARS: usize = 100;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/identity-sources", web::get().to(list))
+        .route("/identity-sources", web::post().to(create))
+        .route("/identity-sources/{source}", web::get().to(get))
+        .route("/identity-sources/{source}", web::put().to(replace))
+        .route("/identity-sources/{source}", web::delete().to(delete));
+}
+
+/// A source as the API shows it: the client secret only as `"set"`.
+fn view(source: &IdentitySource) -> Value {
+    let mut config = source.config.clone();
+    if let Some(settings) = config.as_object_mut()
+        && settings.contains_key("client_secret")
+    {
+        settings.insert("client_secret".into(), json!(SECRET_SHOWN_AS));
+    }
+    json!({
+        "id": source.id,
+        "kind": source.kind,
+        "display_name": source.display_name,
+        "enabled": source.enabled,
+        "created_at": source.created_at,
+        "config": config,
+    })
+}
+
+fn no_source(id: &str) -> AdminError {
+    AdminError::not_found("NOT_FOUND", format!("There is no identity source {id:?}."))
+}
+
+fn source_error(id: &str) -> impl Fn(StoreError) -> AdminError + '_ {
+    move |error| match error {
+        StoreError::NotFound { .. } => no_source(id),
+        other => other.into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceBody {
+    /// Required to create; when replacing, the path's (a different one is refused).
+    #[serde(default)]
+    id: Option<String>,
+    kind: IdentitySourceKind,
+    display_name: String,
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
+    #[serde(default)]
+    config: Map<String, Value>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// What a request says about the client secret.
+enum SecretChange {
+    /// Absent, or `"set"` (what GET shows): keep the stored one.
+    Keep,
+    /// `null`: a public client from now on.
+    Remove,
+    New(String),
+}
+
+fn secret_change(config: &mut Map<String, Value>) -> Result<SecretChange, AdminError> {
+    match config.remove("client_secret") {
+        None => Ok(SecretChange::Keep),
+        Some(Value::Null) => Ok(SecretChange::Remove),
+        Some(Value::String(s)) if s == SECRET_SHOWN_AS => Ok(SecretChange::Keep),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(SecretChange::New(s)),
+        Some(_) => Err(AdminError::invalid(
+            "INVALID_CLIENT_SECRET",
+            "client_secret must be a non-empty string (null makes a public client)",
+            Some("/config/client_secret".into()),
+        )),
+    }
+}
+
+/// The setting a serde error names (`unknown field `x``, `missing field `x``).
+fn serde_pointer(message: &str) -> String {
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.split_once(prefix))
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(field, _)| field);
+    match named {
+        Some(field) => format!("/config/{field}"),
+        None => "/config".into(),
+    }
+}
+
+/// The checked source a body describes, for id `id`, with the client secret sealed
+/// (or kept from `stored`).
+fn checked_source(
+    state: &AppState,
+    id: &str,
+    body: SourceBody,
+    stored: Option<&IdentitySource>,
+) -> Result<NewIdentitySource, AdminError> {
+    let display_name = body.display_name.trim().to_owned();
+    if display_name.is_empty()
+        || display_name.chars().count() > MAX_DISPLAY_NAME_CHARS
+        || display_name.chars().any(char::is_control)
+    {
+        return Err(AdminError::invalid(
+            "INVALID_DISPLAY_NAME",
+            format!("display_name must be 1 to {MAX_DISPLAY_NAME_CHARS} characters"),
+            Some("/display_name".into()),
+        ));
+    }
+    let config = match body.kind {
+        IdentitySourceKind::Oidc => oidc_config(state, id, body.config, stored)?,
+        IdentitySourceKind::Directory => directory_config(id, body.config)?,
+        IdentitySourceKind::Saml => {
+            return Err(AdminError::invalid(
+                "UNSUPPORTED_KIND",
+                "SAML sources are not configurable yet; use \"oidc\" or \"directory\"",
+                Some("/kind".into()),
+            ));
+        }
+    };
+    Ok(NewIdentitySource {
+        id: id.to_owned(),
+        kind: body.kind,
+        display_name,
+        config,
+        enabled: body.enabled,
+    })
+}
+
+fn oidc_config(
+    state: &AppState,
+    id: &str,
+    mut settings: Map<String, Value>,
+    stored: Option<&IdentitySource>,
+) -> Result<Value, AdminError> {
+    if id == DIRECTORY_SOURCE_ID {
+        return Err(AdminError::invalid(
+            "RESERVED_ID",
+            format!("id {id:?} is the built-in directory's; choose another id"),
+            Some("/id".into()),
+        ));
+    }
+    let secret = secret_change(&mut settings)?;
+    let mut config: OidcConfig = serde_json::from_value(Value::Object(settings)).map_err(|e| {
+        let message = e.to_string();
+        AdminError::invalid(
+            "INVALID_OIDC_CONFIG",
+            message.clone(),
+            Some(serde_pointer(&message)),
+        )
+    })?;
+    config.validate_fields().map_err(|(pointer, error)| {
+        AdminError::invalid(
+            "INVALID_OIDC_CONFIG",
+            error.to_string(),
+            Some(format!("/config{pointer}")),
+        )
+    })?;
+    config.client_secret = match secret {
+        SecretChange::Keep => stored
+            .and_then(|s| s.config.get("client_secret"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        SecretChange::Remove => None,
+        SecretChange::New(plain) => Some(seal_client_secret(&state.sealer, id, &plain)),
+    };
+    Ok(config.to_json())
+}
+
+/// The built-in directory's settings: its session tags name directory attributes.
+fn directory_config(id: &str, settings: Map<String, Value>) -> Result<Value, AdminError> {
+    if id != DIRECTORY_SOURCE_ID {
+        return Err(AdminError::invalid(
+            "UNSUPPORTED_KIND",
+            format!("the only directory source is the built-in one, {DIRECTORY_SOURCE_ID:?}"),
+            Some("/kind".into()),
+        ));
+    }
+    let value = Value::Object(settings);
+    let parsed: DirectorySettings = serde_json::from_value(value.clone()).map_err(|e| {
+        AdminError::invalid(
+            "INVALID_DIRECTORY_CONFIG",
+            e.to_string(),
+            Some("/config".into()),
+        )
+    })?;
+    let invalid_tags = |message: String| {
+        AdminError::invalid(
+            "INVALID_DIRECTORY_CONFIG",
+            message,
+            Some("/config/session_tags".into()),
+        )
+    };
+    check_session_tags(&parsed.session_tags).map_err(invalid_tags)?;
+    if let Some((key, attribute)) = parsed
+        .session_tags
+        .iter()
+        .find(|(_, attribute)| !DIRECTORY_ATTRIBUTES.contains(&attribute.as_str()))
+    {
+        return Err(invalid_tags(format!(
+            "session tag {key:?} names {attribute:?}; a directory user has {}",
+            DIRECTORY_ATTRIBUTES.join(", ")
+        )));
+    }
+    Ok(value)
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    AdminRead(_): AdminRead,
+) -> Result<HttpResponse, AdminError> {
+    let sources: Vec<Value> = state
+        .store
+        .list_identity_sources()
+        .await?
+        .iter()
+        .map(view)
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "identity_sources": sources })))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    AdminRead(_): AdminRead,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let id = path.into_inner();
+    let source = state
+        .store
+        .get_identity_source(&id)
+        .await
+        .map_err(source_error(&id))?;
+    Ok(HttpResponse::Ok().json(view(&source)))
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    AdminWrite(admin): AdminWrite,
+    body: web::Json<SourceBody>,
+) -> Result<HttpResponse, AdminError> {
+    let mut body = body.into_inner();
+    let Some(id) = body.id.take() else {
+        return Err(AdminError::invalid(
+            "VALIDATION_ERROR",
+            "id is required",
+            Some("/id".into()),
+        ));
+    };
+    let new = checked_source(&state, &id, body, None)?;
+    let created = state.store.create_identity_source(&new).await?;
+    let after = view(&created);
+    audit(
+        &state,
+        &request,
+        &admin.actor,
+        "admin:CreateIdentitySource",
+        &created.id,
+        Outcome::Success,
+        json!({ "before": null, "after": after }),
+    )
+    .await;
+    Ok(HttpResponse::Created().json(after))
+}
+
+async fn replace(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    AdminWrite(admin): AdminWrite,
+    path: web::Path<String>,
+    body: web::Json<SourceBody>,
+    confirm: web::Query<Confirm>,
+) -> Result<HttpResponse, AdminError> {
+    let id = path.into_inner();
+    let mut body = body.into_inner();
+    if body.id.take().is_some_and(|named| named != id) {
+        return Err(AdminError::invalid(
+            "ID_MISMATCH",
+            "the id in the body differs from the path's; an identity source's id cannot change",
+            Some("/id".into()),
+        ));
+    }
+    let stored = state
+        .store
+        .get_identity_source(&id)
+        .await
+        .map_err(source_error(&id))?;
+    let new = checked_source(&state, &id, body, Some(&stored))?;
+    let action = "admin:UpdateIdentitySource";
+    if stored.enabled && !new.enabled {
+        lockout_guard(
+            &state,
+            &request,
+            &admin,
+            &confirm,
+            action,
+            &id,
+            AccessChange::RemoveSource { source: &id },
+        )
+        .await?;
+    }
+    let (before, after) = state
+        .store
+        .update_identity_source(&new)
+        .await
+        .map_err(source_error(&id))?;
+    let shown = view(&after);
+    audit(
+        &state,
+        &request,
+        &admin.actor,
+        action,
+        &id,
+        Outcome::Success,
+        json!({
+            "before": view(&before),
+            "after": shown,
+            "client_secret_changed": before.config.get("client_secret") != after.config.get("client_secret"),
+        }),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(shown))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    AdminWrite(admin): AdminWrite,
+    path: web::Path<String>,
+    confirm: web::Query<Confirm>,
+) -> Result<HttpResponse, AdminError> {
+    let id = path.into_inner();
+    if id == DIRECTORY_SOURCE_ID {
+        return Err(AdminError::conflict(
+            "BUILT_IN_SOURCE",
+            "The built-in directory cannot be deleted; disable it with PUT and \"enabled\": false.",
+        ));
+    }
+    state
+        .store
+        .get_identity_source(&id)
+        .await
+        .map_err(source_error(&id))?;
+    let action = "admin:DeleteIdentitySource";
+    lockout_guard(
+        &state,
+        &request,
+        &admin,
+        &confirm,
+        action,
+        &id,
+        AccessChange::RemoveSource { source: &id },
+    )
+    .await?;
+    let deleted = state
+        .store
+        .delete_identity_source(&id)
+        .await
+        .map_err(source_error(&id))?;
+    audit(
+        &state,
+        &request,
+        &admin.actor,
+        action,
+        &id,
+        Outcome::Success,
+        json!({ "before": view(&deleted), "after": null }),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
