@@ -6,8 +6,13 @@
 pub mod auth;
 pub mod error;
 
+mod accounts;
 mod audit;
+mod iam_users;
+mod oidc_providers;
 mod people;
+mod policies;
+mod roles;
 mod rules;
 mod tokens;
 
@@ -37,6 +42,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(audit::routes)
             .configure(people::routes)
             .configure(rules::routes)
+            .configure(accounts::routes)
+            .configure(roles::routes)
+            .configure(policies::routes)
+            .configure(iam_users::routes)
+            .configure(oidc_providers::routes)
             .default_service(web::to(unknown)),
     );
 }
