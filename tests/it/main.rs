@@ -12,6 +12,7 @@
 )]
 
 mod admin;
+mod admin_iam;
 mod audit;
 mod authorize;
 mod browser;
