@@ -427,16 +427,22 @@ async fn admin_iam_role_lifecycle(db: TestStore) {
     )
     .await;
     let events = db.store.list_audit(200, None).await.unwrap();
+    // Newest first: the first update is the last one listed.
     let update = events
         .iter()
+        .rev()
         .find(|e| e.action == "admin:UpdateRole")
         .unwrap();
     assert_eq!(update.actor, api.actor());
     assert_eq!(update.target, format!("role/{ACCOUNT}/App"));
     assert_eq!(update.details["before"]["description"], "the app");
     assert_eq!(
-        update.details["after"]["inline_policies"]["S3Read"],
+        update.details["before"]["inline_policies"]["S3Read"],
         allow("s3:GetObject")
+    );
+    assert_eq!(
+        update.details["after"]["inline_policies"],
+        json!({"Sqs": allow("sqs:SendMessage")})
     );
     let delete = events
         .iter()

@@ -411,6 +411,8 @@ async fn revoke_sessions(
         .store
         .revoke_role_sessions(&account, &role, now)
         .await?;
+    // As stored (PostgreSQL keeps microseconds).
+    let after = state.store.get_role(&account, &role).await?;
     audit(
         &state,
         &request,
@@ -420,12 +422,12 @@ async fn revoke_sessions(
         Outcome::Success,
         json!({
             "before": { "revoke_sessions_before": before.revoke_sessions_before },
-            "after": { "revoke_sessions_before": now },
+            "after": { "revoke_sessions_before": after.revoke_sessions_before },
         }),
     )
     .await;
     Ok(HttpResponse::Ok().json(json!({
-        "arn": before.arn.to_string(),
-        "revoke_sessions_before": now,
+        "arn": after.arn.to_string(),
+        "revoke_sessions_before": after.revoke_sessions_before,
     })))
 }
