@@ -1052,9 +1052,8 @@ fn glob_to_regex(glob: &str) -> String {
 fn compile_anchored(pattern: &str) -> Result<[Regex; 2], (&'static str, String)> {
     // Parsed alone first, so that a pattern such as `a)|(b` cannot escape the
     // anchoring group. A tiny size limit stops right after parsing.
-    match RegexBuilder::new(pattern).size_limit(1).build() {
-        Err(regex::Error::Syntax(message)) => return Err(syntax_error(&message)),
-        Ok(_) | Err(_) => {}
+    if let Err(regex::Error::Syntax(message)) = RegexBuilder::new(pattern).size_limit(1).build() {
+        return Err(syntax_error(&message));
     }
     let build = |insensitive| {
         RegexBuilder::new(&anchored(pattern))
