@@ -94,6 +94,10 @@ pub struct RoleUpdate {
     /// `Some(None)` removes the boundary.
     pub permissions_boundary: Option<Option<String>>,
     pub tags: Option<Tags>,
+    /// Replaces every inline policy of the role with these.
+    pub inline_policies: Option<Vec<(PolicyName, String)>>,
+    /// Replaces every attachment of the role with these managed policy ARNs.
+    pub attached_policies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

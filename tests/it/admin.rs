@@ -908,7 +908,11 @@ async fn admin_openapi_document_matches_router(db: TestStore) {
             .replace("{role}", "Developer")
             .replace("{subject}", "bob")
             .replace("{user}", "bob")
-            .replace("{group}", "developers");
+            .replace("{group}", "developers")
+            .replace("{policy_id}", "ANPANOSUCHPOLICY0000")
+            .replace("{version_id}", "v1")
+            .replace("{key_id}", "AKIANOSUCHKEY0000000")
+            .replace("{provider_id}", "AOPANOSUCHPROVIDER00");
         for method in item.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = (method == Method::POST || method == Method::PUT || method == Method::PATCH)

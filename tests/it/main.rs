@@ -13,6 +13,7 @@
 
 mod admin;
 mod admin_directory;
+mod admin_iam;
 mod audit;
 mod authorize;
 mod browser;

@@ -25,6 +25,8 @@ pub trait PolicyStore: Send + Sync {
     /// Creates the policy and its version `v1` as the default.
     async fn create_policy(&self, new: &NewManagedPolicy) -> StoreResult<ManagedPolicy>;
     async fn get_policy(&self, arn: &str) -> StoreResult<ManagedPolicy>;
+    /// Looks a policy up by its unique id (`ANPA...`), which never changes.
+    async fn get_policy_by_id(&self, id: &str) -> StoreResult<ManagedPolicy>;
     async fn list_policies(&self, scope: PolicyScope<'_>) -> StoreResult<Vec<ManagedPolicy>>;
     /// Fails with `Conflict` while the policy is attached or used as a boundary.
     async fn delete_policy(&self, arn: &str) -> StoreResult<()>;
@@ -213,6 +215,16 @@ macro_rules! impl_policy_store {
                 let mut conn = self.pool.acquire().await?;
                 self.policy_row(&mut conn, arn)
                     .await?
+                    .into_policy(&self.partition)
+            }
+
+            async fn get_policy_by_id(&self, id: &str) -> StoreResult<ManagedPolicy> {
+                let sql = format!("{POLICY_SELECT} WHERE id = $1");
+                sqlx::query_as::<_, PolicyRow>(&sql)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| not_found("policy", id))?
                     .into_policy(&self.partition)
             }
 

@@ -42,6 +42,13 @@ pub trait RoleStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Fails with `Conflict` while policies are attached or inline, as IAM's DeleteRole.
     async fn delete_role(&self, account: &AccountId, name: &RoleName) -> StoreResult<()>;
+    /// Deletes the role with its inline policies and attachments (what the console
+    /// does for an admin), all or nothing.
+    async fn delete_role_with_policies(
+        &self,
+        account: &AccountId,
+        name: &RoleName,
+    ) -> StoreResult<()>;
     /// Creates or replaces an inline policy.
     async fn put_role_policy(
         &self,
@@ -275,6 +282,22 @@ macro_rules! impl_role_store {
                 .bind(&role.id)
                 .execute(&mut *tx)
                 .await?;
+                if let Some(inline) = &update.inline_policies {
+                    sqlx::query("DELETE FROM role_inline_policies WHERE role_id = $1")
+                        .bind(&role.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    self.hold_policies(&mut tx, (PolicyHolder::Role, &role.id), inline, &[])
+                        .await?;
+                }
+                if let Some(attached) = &update.attached_policies {
+                    sqlx::query("DELETE FROM role_policy_attachments WHERE role_id = $1")
+                        .bind(&role.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    self.hold_policies(&mut tx, (PolicyHolder::Role, &role.id), &[], attached)
+                        .await?;
+                }
                 let role = self.role_row(&mut tx, account, name).await?;
                 tx.commit().await?;
                 Ok(role)
@@ -316,6 +339,23 @@ macro_rules! impl_role_store {
                         "Cannot delete entity, must delete policies first.".into(),
                     ));
                 }
+                sqlx::query("DELETE FROM roles WHERE id = $1")
+                    .bind(&role.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| delete_error(e, &format!("role {name}")))?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_role_with_policies(
+                &self,
+                account: &AccountId,
+                name: &RoleName,
+            ) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let role = self.role_row(&mut tx, account, name).await?;
+                // Inline policies and attachments go with the role (ON DELETE CASCADE).
                 sqlx::query("DELETE FROM roles WHERE id = $1")
                     .bind(&role.id)
                     .execute(&mut *tx)

@@ -23,6 +23,10 @@ pub trait StsKeyStore: Send + Sync {
     async fn find_oidc_provider(&self, account: &AccountId, url: &str)
     -> StoreResult<OidcProvider>;
     async fn list_oidc_providers(&self) -> StoreResult<Vec<OidcProvider>>;
+    /// An account's provider by its id (`AOPA...`).
+    async fn get_oidc_provider(&self, account: &AccountId, id: &str) -> StoreResult<OidcProvider>;
+    /// Deletes an account's provider by its id; its tokens are no longer trusted.
+    async fn delete_oidc_provider(&self, account: &AccountId, id: &str) -> StoreResult<()>;
 }
 
 #[derive(sqlx::FromRow)]
@@ -124,6 +128,29 @@ macro_rules! impl_sts_key_store {
                     .into_iter()
                     .map(|row| row.into_provider(&self.partition))
                     .collect()
+            }
+
+            async fn get_oidc_provider(&self, account: &AccountId, id: &str) -> StoreResult<OidcProvider> {
+                let sql = format!("{OIDC_PROVIDER_SELECT} WHERE account_id = $1 AND id = $2");
+                sqlx::query_as::<_, OidcProviderRow>(&sql)
+                    .bind(account.as_str())
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| not_found("OIDC provider", id))?
+                    .into_provider(&self.partition)
+            }
+
+            async fn delete_oidc_provider(&self, account: &AccountId, id: &str) -> StoreResult<()> {
+                let deleted = sqlx::query("DELETE FROM oidc_providers WHERE account_id = $1 AND id = $2")
+                    .bind(account.as_str())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                if deleted.rows_affected() == 0 {
+                    return Err(not_found("OIDC provider", id));
+                }
+                Ok(())
             }
         }
     };

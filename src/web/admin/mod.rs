@@ -6,10 +6,15 @@
 pub mod auth;
 pub mod error;
 
+mod accounts;
 mod audit;
 mod directory;
+mod iam_users;
 mod identity_sources;
+mod oidc_providers;
 mod people;
+mod policies;
+mod roles;
 mod rules;
 mod tokens;
 
@@ -41,6 +46,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(rules::routes)
             .configure(directory::routes)
             .configure(identity_sources::routes)
+            .configure(accounts::routes)
+            .configure(roles::routes)
+            .configure(policies::routes)
+            .configure(iam_users::routes)
+            .configure(oidc_providers::routes)
             .default_service(web::to(unknown)),
     );
 }

@@ -1,0 +1,439 @@
+//! Managed policies, global or customer managed in an account, and their versions
+//! (at most five, one the default). A policy is named in paths by its unique id
+//! (`ANPA...`, the `id` field): it never changes and needs no escaping, unlike the
+//! ARN. Also the policy-document helpers the role and IAM-user modules share:
+//! documents are taken as JSON objects (or their text) and validated by the policy
+//! engine before anything is stored.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::accounts::{account_in_path, invalid_at};
+use super::auth::{AdminRead, AdminWrite};
+use super::error::AdminError;
+use crate::iam::{AccountId, Description, IamPath, PolicyName};
+use crate::policy::{LIMIT_EXCEEDED, ParseOptions, Policy, PolicyKind};
+use crate::store::{
+    ManagedPolicy, NewManagedPolicy, Outcome, PolicyScope, PolicyVersion, StoreError,
+};
+use crate::web::AppState;
+use crate::web::audit::audit;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/policies", web::get().to(list))
+        .route("/policies", web::post().to(create))
+        .route("/policies/{policy_id}", web::get().to(get))
+        .route("/policies/{policy_id}", web::delete().to(delete))
+        .route(
+            "/policies/{policy_id}/versions",
+            web::get().to(list_versions),
+        )
+        .route(
+            "/policies/{policy_id}/versions",
+            web::post().to(create_version),
+        )
+        .route(
+            "/policies/{policy_id}/default-version",
+            web::put().to(set_default_version),
+        )
+        .route(
+            "/policies/{policy_id}/versions/{version_id}",
+            web::delete().to(delete_version),
+        );
+}
+
+/// A policy document as the API takes it: a JSON object, or its text in a string
+/// (kept as written, so what IAM tools print round-trips).
+pub(super) fn document_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A stored document as the API shows it: as JSON (stored documents are valid).
+pub(super) fn document_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+/// Validates a document with the policy engine before anything is stored: 422
+/// `MALFORMED_POLICY_DOCUMENT` (or `POLICY_TOO_LARGE`) naming `what` and the
+/// engine's detail, with `pointer` at the field.
+pub(super) fn check_document(
+    text: &str,
+    kind: PolicyKind,
+    customer: bool,
+    what: &str,
+    pointer: &str,
+) -> Result<(), AdminError> {
+    let options = ParseOptions {
+        kind,
+        enforce_customer_size_limit: customer,
+    };
+    Policy::parse(text, options).map(|_| ()).map_err(|error| {
+        let code = if error.code() == LIMIT_EXCEEDED {
+            "POLICY_TOO_LARGE"
+        } else {
+            "MALFORMED_POLICY_DOCUMENT"
+        };
+        AdminError::invalid(code, format!("{what}: {error:#}"), Some(pointer.to_owned()))
+    })
+}
+
+/// Managed policies an entity refers to by ARN must exist: 422 `UNKNOWN_POLICY` at
+/// `pointer` otherwise (before anything is written).
+pub(super) async fn check_policy_exists(
+    state: &AppState,
+    arn: &str,
+    pointer: &str,
+) -> Result<(), AdminError> {
+    match state.store.get_policy(arn).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::NotFound { .. } | StoreError::Invalid(_)) => Err(AdminError::invalid(
+            "UNKNOWN_POLICY",
+            format!("there is no managed policy {arn}"),
+            Some(pointer.to_owned()),
+        )),
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn view(policy: &ManagedPolicy) -> Value {
+    json!({
+        "id": policy.id,
+        "arn": policy.arn,
+        "account": policy.account_id,
+        "path": policy.path,
+        "name": policy.name,
+        "description": policy.description,
+        "default_version_id": policy.default_version_id,
+        "created_at": policy.created_at,
+        "updated_at": policy.updated_at,
+    })
+}
+
+fn version_view(version: &PolicyVersion) -> Value {
+    json!({
+        "version_id": version.version_id,
+        "is_default": version.is_default,
+        "created_at": version.created_at,
+        "document": document_json(&version.document),
+    })
+}
+
+fn target(policy: &ManagedPolicy) -> String {
+    format!("policy/{}", policy.arn)
+}
+
+/// The policy a path names by id.
+async fn policy_in_path(state: &AppState, id: &str) -> Result<ManagedPolicy, AdminError> {
+    Ok(state.store.get_policy_by_id(id).await?)
+}
+
+/// The policy and its default document, as shown and audited.
+async fn full_view(state: &AppState, policy: &ManagedPolicy) -> Result<Value, AdminError> {
+    let document = state.store.policy_document(&policy.arn).await?;
+    let mut body = view(policy);
+    body["document"] = document_json(&document);
+    Ok(body)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// An account id, or `global`; absent: every policy.
+    account: Option<String>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    _admin: AdminRead,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AdminError> {
+    let policies = match query.into_inner().account.as_deref() {
+        Some("global") => state.store.list_policies(PolicyScope::Global).await?,
+        Some(raw) => {
+            let account = account_in_path(raw)?;
+            state.store.get_account(&account).await?;
+            state
+                .store
+                .list_policies(PolicyScope::Account(&account))
+                .await?
+        }
+        None => {
+            let mut all = state.store.list_policies(PolicyScope::Global).await?;
+            for account in state.store.list_accounts().await? {
+                all.extend(
+                    state
+                        .store
+                        .list_policies(PolicyScope::Account(&account.id))
+                        .await?,
+                );
+            }
+            all
+        }
+    };
+    let policies: Vec<Value> = policies.iter().map(view).collect();
+    Ok(HttpResponse::Ok().json(json!({ "policies": policies })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatePolicy {
+    /// The owning account (customer managed); absent or null: a global policy.
+    #[serde(default)]
+    account: Option<String>,
+    name: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    document: Value,
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    AdminWrite(admin): AdminWrite,
+    body: web::Json<CreatePolicy>,
+) -> Result<HttpResponse, AdminError> {
+    let body = body.into_inner();
+    let account_id = body
+        .account
+        .map(AccountId::parse)
+        .transpose()
+        .map_err(|e| invalid_at("/account", e))?;
+    let name = PolicyName::parse(body.name).map_err(|e| invalid_at("/name", e))?;
+    let path = body
+        .path
+        .map(IamPath::parse)
+        .transpose()
+        .map_err(|e| invalid_at("/path", e))?
+        .unwrap_or_default();
+    let description = Description::parse(body.description.unwrap_or_default())
+        .map_err(|e| invalid_at("/description", e))?;
+    let document = document_text(&body.document);
+    let customer = account_id.is_some();
+    check_document(
+        &document,
+        PolicyKind::Identity,
+        customer,
+        &format!("policy {name}"),
+        "/document",
+    )?;
+    if let Some(account) = &account_id {
+        state
+            .store
+            .get_account(account)
+            .await
+            .map_err(|error| match error {
+                StoreError::NotFound { .. } => AdminError::invalid(
+                    "UNKNOWN_ACCOUNT",
+                    format!("account {account} does not exist"),
+                    Some("/account".into()),
+                ),
+                other => other.into(),
+            })?;
+    }
+    let policy = state
+        .store
+        .create_policy(&NewManagedPolicy {
+            account_id,
+            path,
+            name,
+            description,
+            document,
+        })
+        .await?;
+    let after = full_view(&state, &policy).await?;
+    audit(
+        &state,
+        &request,
+        &admin.actor,
+        "admin:CreatePolicy",
+        &target(&policy),
+        Outcome::Success,
+        json!({ "after": after }),
+    )
+    .await;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            "Location",
+            format!("{}/policies/{}", super::PREFIX, policy.id),
+        ))
+        .json(after))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    _admin: AdminRead,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let policy = policy_in_path(&state, &path).await?;
+    Ok(HttpResponse::Ok().json(full_view(&state, &policy).await?))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    AdminWrite(admin): AdminWrite,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let policy = policy_in_path(&state, &path).await?;
+    let before = full_view(&state, &policy).await?;
+    state.store.delete_policy(&policy.arn).await?;
+    audit(
+        &state,
+        &request,
+        &admin.actor,
+        "admin:DeletePolicy",
+        &target(&policy),
+        Outcome::Success,
+        json!({ "before": before }),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn list_versions(
+    state: web::Data<AppState>,
+    _admin: AdminRead,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let policy = policy_in_path(&state, &path).await?;
+    let versions: Vec<Value> = state
+        .store
+        .list_policy_versions(&policy.arn)
+        .await?
+        .iter()
+        .map(version_view)
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "policy_id": policy.id, "versions": versions })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateVersion {
+    document: Value,
+    #[serde(default)]
+    set_as_default: bool,
+}
+
+async fn create_version(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    AdminWrite(admin): AdminWrite,
+    path: web::Path<String>,
+    body: web::Json<CreateVersion>,
+) -> Result<HttpResponse, AdminError> {
+    let policy = policy_in_path(&state, &path).await?;
+    let body = body.into_inner();
+    let document = document_text(&body.document);
+    check_document(
+        &document,
+        PolicyKind::Identity,
+        policy.account_id.is_some(),
+        &format!("policy {}", policy.name),
+        "/document",
+    )?;
+    let version = state
+        .store
+        .create_policy_version(&policy.arn, &document, body.set_as_default)
+        .await?;
+    let after = version_view(&version);
+    audit(
+        &state,
+        &request,
+        &admin.actor,
+        "admin:CreatePolicyVersion",
+        &target(&policy),
+        Outcome::Success,
+        json!({ "policy_id": policy.id, "before_default": policy.default_version_id, "after": after }),
+    )
+    .await;
+    Ok(HttpResponse::Created().json(after))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefaultVersion {
+    version_id: String,
+}
+
+async fn set_default_version(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    AdminWrite(admin): AdminWrite,
+    path: web::Path<String>,
+    body: web::Json<DefaultVersion>,
+) -> Result<HttpResponse, AdminError> {
+    let policy = policy_in_path(&state, &path).await?;
+    let version_id = body.into_inner().version_id;
+    state
+        .store
+        .set_default_policy_version(&policy.arn, &version_id)
+        .await
+        .map_err(|error| match error {
+            StoreError::NotFound { .. } => AdminError::invalid(
+                "UNKNOWN_VERSION",
+                format!("policy {} has no version {version_id:?}", policy.arn),
+                Some("/version_id".into()),
+            ),
+            other => other.into(),
+        })?;
+    let after = policy_in_path(&state, &policy.id).await?;
+    audit(
+        &state,
+        &request,
+        &admin.actor,
+        "admin:SetDefaultPolicyVersion",
+        &target(&policy),
+        Outcome::Success,
+        json!({
+            "policy_id": policy.id,
+            "before": { "default_version_id": policy.default_version_id },
+            "after": { "default_version_id": after.default_version_id },
+        }),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(view(&after)))
+}
+
+async fn delete_version(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    AdminWrite(admin): AdminWrite,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let (policy_id, version_id) = path.into_inner();
+    let policy = policy_in_path(&state, &policy_id).await?;
+    let before = state
+        .store
+        .get_policy_version(&policy.arn, &version_id)
+        .await?;
+    state
+        .store
+        .delete_policy_version(&policy.arn, &version_id)
+        .await
+        .map_err(|error| match error {
+            StoreError::Conflict(message) => AdminError::conflict(
+                "CONFLICT",
+                format!(
+                    "{message} Make another version the default first (PUT .../default-version)."
+                ),
+            ),
+            other => other.into(),
+        })?;
+    audit(
+        &state,
+        &request,
+        &admin.actor,
+        "admin:DeletePolicyVersion",
+        &target(&policy),
+        Outcome::Success,
+        json!({ "policy_id": policy.id, "before": version_view(&before) }),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
