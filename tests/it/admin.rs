@@ -390,7 +390,13 @@ async fn admin_tokens_scope_expiry_and_revocation(db: TestStore) {
     // Secrets are never listed, and stored only as their SHA-256.
     let listed = call(&base, Method::GET, "/tokens", Auth::Token(&write), None).await;
     for secret in [&read, &write, &short, &made_by_token] {
-        let secret_part = secret.rsplit_once('_').unwrap().1;
+        // The secret follows the hex id's underscore; it may hold underscores itself.
+        let secret_part = secret
+            .strip_prefix("rgat_")
+            .unwrap()
+            .split_once('_')
+            .unwrap()
+            .1;
         assert!(
             !listed.text.contains(secret_part),
             "GET /tokens shows a secret"
@@ -618,7 +624,13 @@ async fn admin_audit_events_and_export(db: TestStore) {
     assert_eq!(lines[0]["action"], "admin:RevokeToken");
     assert_eq!(lines[1]["action"], "admin:CreateToken");
     let everything = call(&base, Method::GET, "/audit-events/export", session(), None).await;
-    let secret_part = secret.rsplit_once('_').unwrap().1;
+    // The secret follows the hex id's underscore; it may hold underscores itself.
+    let secret_part = secret
+        .strip_prefix("rgat_")
+        .unwrap()
+        .split_once('_')
+        .unwrap()
+        .1;
     assert!(
         !everything.text.contains(secret_part),
         "a secret reached the audit log"
