@@ -8,11 +8,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{AdminRead, AdminWrite};
+use super::common::audit_change;
 use super::error::AdminError;
 use crate::iam::{AccountId, ConsoleDestination, ValidationError};
-use crate::store::{Account, Outcome, StoreError};
+use crate::store::{Account, StoreError};
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/accounts", web::get().to(list))
@@ -91,13 +91,12 @@ async fn create(
                 other => other.into(),
             })?;
     let after = view(&account);
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateAccount",
         &target(&id),
-        Outcome::Success,
         json!({ "after": after }),
     )
     .await;
@@ -137,13 +136,12 @@ async fn delete(
             ),
             other => other.into(),
         })?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:DeleteAccount",
         &target(&id),
-        Outcome::Success,
         json!({ "before": before }),
     )
     .await;
@@ -204,13 +202,12 @@ async fn put_destinations(
             StoreError::Invalid(invalid) => invalid_at("/destinations", invalid),
             other => other.into(),
         })?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:SetConsoleDestinations",
         &target(&id),
-        Outcome::Success,
         json!({
             "before": destinations_view(&before)["destinations"],
             "after": destinations_view(&after)["destinations"],

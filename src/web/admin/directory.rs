@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::{Admin, AdminRead, AdminWrite};
+use super::common::audit_change;
 use super::error::AdminError;
 use crate::iam::{GroupName, UserName};
 use crate::idp::directory::{DIRECTORY_SOURCE_ID, check_new_password, hash_password_async};
@@ -345,13 +346,12 @@ async fn create_user(
         })
         .await?;
     let after = to_json(user_view(&user, None));
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateDirectoryUser",
         &user_target(&user_name),
-        Outcome::Success,
         json!({ "before": null, "after": after }),
     )
     .await;
@@ -424,13 +424,12 @@ async fn delete_user(
         .await
         .map_err(user_error(&raw))?;
     let (portal, terminal) = end_sign_ins(&state, &user.user_name).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         action,
         &target,
-        Outcome::Success,
         json!({
             "before": to_json(user_view(&user, Some(groups))),
             "after": null,
@@ -498,13 +497,12 @@ async fn set_password(
         .await
         .map_err(user_error(&raw))?;
     let (portal, terminal) = end_sign_ins(&state, &before.user_name).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:SetDirectoryUserPassword",
         &user_target(&before.user_name),
-        Outcome::Success,
         json!({
             "before": { "password_set": before.password_hash.is_some() },
             "after": { "password_set": true },
@@ -546,13 +544,12 @@ async fn reset_totp(
         .map_err(user_error(&raw))?;
     // Sign-ins made with the old second factor end with it.
     let (portal, terminal) = end_sign_ins(&state, &before.user_name).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:ResetDirectoryUserTotp",
         &user_target(&before.user_name),
-        Outcome::Success,
         json!({
             "before": { "totp_enabled_at": before.totp_enabled_at },
             "after": { "totp_enabled_at": null },
@@ -648,16 +645,7 @@ async fn set_locked(
         details["portal_sessions_ended"] = json!(portal);
         details["terminal_sign_ins_ended"] = json!(terminal);
     }
-    audit(
-        &state,
-        &request,
-        &admin.actor,
-        action,
-        &target,
-        Outcome::Success,
-        details,
-    )
-    .await;
+    audit_change(&state, &request, &admin, action, &target, details).await;
     Ok(HttpResponse::Ok().json(user_view(&after, None)))
 }
 
@@ -704,13 +692,12 @@ async fn create_group(
         })
         .await?;
     let after = to_json(group_view(&group, &[]));
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateDirectoryGroup",
         &group_target(&name),
-        Outcome::Success,
         json!({ "before": null, "after": after }),
     )
     .await;
@@ -759,13 +746,12 @@ async fn delete_group(
     for member in &members {
         refresh_session_groups(&state, member).await?;
     }
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         action,
         &target,
-        Outcome::Success,
         json!({ "before": to_json(group_view(&group, &members)), "after": null }),
     )
     .await;
@@ -818,13 +804,12 @@ async fn add_member(
         .store
         .group_members(DIRECTORY_SOURCE_ID, &group_name)
         .await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:AddDirectoryGroupMember",
         &group_target(&group_name),
-        Outcome::Success,
         json!({
             "user_name": user.user_name.to_string(),
             "before": { "members": names(&before) },
@@ -878,13 +863,12 @@ async fn remove_member(
         .store
         .group_members(DIRECTORY_SOURCE_ID, &group_name)
         .await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         action,
         &target,
-        Outcome::Success,
         json!({
             "user_name": user.user_name.to_string(),
             "before": { "members": names(&before) },

@@ -10,13 +10,13 @@ use serde_json::{Map, Value, json};
 
 use super::accounts::{account_in_path, existing_account, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
+use super::common::audit_change;
 use super::error::AdminError;
 use super::policies::{check_document, check_policy_exists, document_json, document_text};
 use crate::iam::{AccountId, IamPath, PolicyName, Tag, Tags, UserName};
 use crate::policy::PolicyKind;
-use crate::store::{AccessKeyRecord, AccessKeyStatus, NewIamUser, Outcome, UserPermissions};
+use crate::store::{AccessKeyRecord, AccessKeyStatus, NewIamUser, UserPermissions};
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/accounts/{account}/iam-users", web::get().to(list))
@@ -178,13 +178,12 @@ async fn create(
         })
         .await?;
     let after = view(&state.store.user_permissions(&account, &user.name).await?);
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateIamUser",
         &target(&account, &user.name),
-        Outcome::Success,
         json!({ "after": after }),
     )
     .await;
@@ -237,13 +236,12 @@ async fn create_key(
     let (access_key_id, secret) = state.sts.create_access_key(&account, &owner.name).await?;
     let key = state.store.get_access_key(&access_key_id).await?;
     let shown = key_view(&key);
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateAccessKey",
         &target(&account, &owner.name),
-        Outcome::Success,
         json!({ "after": shown }),
     )
     .await;
@@ -296,13 +294,12 @@ async fn set_key_status(
     let before = key_in_path(&state, &account, &user, &key_id).await?;
     state.store.set_access_key_status(&key_id, status).await?;
     let after = key_in_path(&state, &account, &user, &key_id).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:UpdateAccessKey",
         &target(&account, &before.user.name),
-        Outcome::Success,
         json!({ "before": key_view(&before), "after": key_view(&after) }),
     )
     .await;
@@ -319,13 +316,12 @@ async fn delete_key(
     let (account, user) = path_of((account, user))?;
     let before = key_in_path(&state, &account, &user, &key_id).await?;
     state.store.delete_access_key(&key_id).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:DeleteAccessKey",
         &target(&account, &before.user.name),
-        Outcome::Success,
         json!({ "before": key_view(&before) }),
     )
     .await;

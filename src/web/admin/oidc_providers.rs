@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 
 use super::accounts::{account_in_path, existing_account};
 use super::auth::{AdminRead, AdminWrite};
+use super::common::audit_change;
 use super::error::AdminError;
 use crate::iam::{AccountId, ProviderUrlKind, check_provider_url};
-use crate::store::{NewOidcProvider, OidcProvider, Outcome};
+use crate::store::{NewOidcProvider, OidcProvider};
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/accounts/{account}/oidc-providers", web::get().to(list))
@@ -117,13 +117,12 @@ async fn create(
         })
         .await?;
     let after = view(&provider);
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateOidcProvider",
         &target(&provider),
-        Outcome::Success,
         json!({ "after": after }),
     )
     .await;
@@ -168,13 +167,12 @@ async fn delete(
         .store
         .delete_oidc_provider(&account, &provider.id)
         .await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:DeleteOidcProvider",
         &target(&provider),
-        Outcome::Success,
         json!({ "before": view(&provider) }),
     )
     .await;

@@ -6,10 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::auth::{AdminRead, AdminWrite};
+use super::common::audit_change;
 use super::error::AdminError;
-use crate::store::Outcome;
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/people/{source}/{user_name}/sessions", web::get().to(list))
@@ -60,13 +59,12 @@ async fn revoke_all(
         .revoke_for_user(&source, &user_name, None)
         .await
         .map_err(AdminError::unavailable)?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:RevokeSessions",
         &format!("{source}:{user_name}"),
-        Outcome::Success,
         json!({ "portal_sessions_ended": portal, "terminal_sign_ins_ended": terminal }),
     )
     .await;

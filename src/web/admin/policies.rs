@@ -11,14 +11,12 @@ use serde_json::{Value, json};
 
 use super::accounts::{account_in_path, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
+use super::common::audit_change;
 use super::error::AdminError;
 use crate::iam::{AccountId, Description, IamPath, PolicyName};
 use crate::policy::{LIMIT_EXCEEDED, ParseOptions, Policy, PolicyKind};
-use crate::store::{
-    ManagedPolicy, NewManagedPolicy, Outcome, PolicyScope, PolicyVersion, StoreError,
-};
+use crate::store::{ManagedPolicy, NewManagedPolicy, PolicyScope, PolicyVersion, StoreError};
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/policies", web::get().to(list))
@@ -247,13 +245,12 @@ async fn create(
         })
         .await?;
     let after = full_view(&state, &policy).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreatePolicy",
         &target(&policy),
-        Outcome::Success,
         json!({ "after": after }),
     )
     .await;
@@ -283,13 +280,12 @@ async fn delete(
     let policy = policy_in_path(&state, &path).await?;
     let before = full_view(&state, &policy).await?;
     state.store.delete_policy(&policy.arn).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:DeletePolicy",
         &target(&policy),
-        Outcome::Success,
         json!({ "before": before }),
     )
     .await;
@@ -342,16 +338,7 @@ async fn create_version(
         .create_policy_version(&policy.arn, &document, body.set_as_default)
         .await?;
     let after = version_view(&version);
-    audit(
-        &state,
-        &request,
-        &admin.actor,
-        "admin:CreatePolicyVersion",
-        &target(&policy),
-        Outcome::Success,
-        json!({ "policy_id": policy.id, "before_default": policy.default_version_id, "after": after }),
-    )
-    .await;
+    audit_change(&state, &request, &admin, "admin:CreatePolicyVersion", &target(&policy), json!({ "policy_id": policy.id, "before_default": policy.default_version_id, "after": after })).await;
     Ok(HttpResponse::Created().json(after))
 }
 
@@ -383,13 +370,12 @@ async fn set_default_version(
             other => other.into(),
         })?;
     let after = policy_in_path(&state, &policy.id).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:SetDefaultPolicyVersion",
         &target(&policy),
-        Outcome::Success,
         json!({
             "policy_id": policy.id,
             "before": { "default_version_id": policy.default_version_id },
@@ -425,13 +411,12 @@ async fn delete_version(
             ),
             other => other.into(),
         })?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:DeletePolicyVersion",
         &target(&policy),
-        Outcome::Success,
         json!({ "policy_id": policy.id, "before": version_view(&before) }),
     )
     .await;

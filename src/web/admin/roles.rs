@@ -11,15 +11,15 @@ use serde_json::{Map, Value, json};
 
 use super::accounts::{account_in_path, existing_account, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
+use super::common::audit_change;
 use super::error::AdminError;
 use super::policies::{check_document, check_policy_exists, document_json, document_text};
 use crate::iam::{
     AccountId, Description, IamPath, MaxSessionDuration, PolicyName, RoleName, Tag, Tags,
 };
 use crate::policy::PolicyKind;
-use crate::store::{NewRole, Outcome, RolePermissions, RoleUpdate};
+use crate::store::{NewRole, RolePermissions, RoleUpdate};
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/accounts/{account}/roles", web::get().to(list))
@@ -269,13 +269,12 @@ async fn create(
     };
     let role = state.store.create_role(&new).await?;
     let after = full_view(&state, &account, &role.name).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateRole",
         &target(&account, &role.name),
-        Outcome::Success,
         json!({ "after": after }),
     )
     .await;
@@ -321,13 +320,12 @@ async fn replace(
     };
     let updated = state.store.update_role(&account, &role, &update).await?;
     let after = full_view(&state, &account, &updated.name).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:UpdateRole",
         &target(&account, &updated.name),
-        Outcome::Success,
         json!({ "before": before, "after": after }),
     )
     .await;
@@ -383,13 +381,12 @@ async fn delete(
         .delete_role_with_policies(&account, &role)
         .await?;
     let warnings = rules_granting(&state, &account, &role).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:DeleteRole",
         &target(&account, &role),
-        Outcome::Success,
         json!({ "before": before, "warnings": warnings }),
     )
     .await;
@@ -413,13 +410,12 @@ async fn revoke_sessions(
         .await?;
     // As stored (PostgreSQL keeps microseconds).
     let after = state.store.get_role(&account, &role).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:RevokeRoleSessions",
         &target(&account, &before.name),
-        Outcome::Success,
         json!({
             "before": { "revoke_sessions_before": before.revoke_sessions_before },
             "after": { "revoke_sessions_before": after.revoke_sessions_before },

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::{AdminRead, AdminWrite, Scope};
+use super::common::audit_change;
 use super::error::AdminError;
 use crate::service::admin_access::{TokenStatus, token_status};
-use crate::store::{AdminToken, Outcome, StoreError};
+use crate::store::{AdminToken, StoreError};
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/tokens", web::get().to(list))
@@ -83,13 +83,12 @@ async fn create(
         .issue(&body.name, body.scope, body.expires_in_days, &admin.actor)
         .await?;
     let token = issued.token;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateToken",
         &token.id,
-        Outcome::Success,
         json!({
             "token_id": token.id,
             "name": token.name,
@@ -123,13 +122,12 @@ async fn revoke(
         }
         Err(error) => return Err(error.into()),
     };
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:RevokeToken",
         &token.id,
-        Outcome::Success,
         json!({
             "token_id": token.id,
             "name": token.name,

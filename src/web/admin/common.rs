@@ -1,0 +1,86 @@
+//! What every admin handler does the same way: names in paths that answer 404
+//! when malformed, store "not found" turned into the handler's own 404 or 422, the
+//! success audit of a change, list and creation answers, and ending a person's
+//! sign-ins.
+
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::auth::Admin;
+use super::error::AdminError;
+use crate::store::{Outcome, StoreError};
+use crate::web::AppState;
+use crate::web::audit::audit;
+
+/// A name or id from the path: one that does not parse names nothing (404
+/// `NOT_FOUND` with `missing`'s message), like one that parses but is not stored.
+pub(super) fn named_in_path<T, E>(
+    parsed: Result<T, E>,
+    missing: impl FnOnce() -> String,
+) -> Result<T, AdminError> {
+    parsed.map_err(|_| AdminError::not_found("NOT_FOUND", missing()))
+}
+
+/// Store errors where "not found" is `missing` (a 404 naming the entity, or a 422
+/// pointing at the field that named it); every other error as usual.
+pub(super) fn when_not_found(
+    missing: impl Fn() -> AdminError,
+) -> impl Fn(StoreError) -> AdminError {
+    move |error| match error {
+        StoreError::NotFound { .. } => missing(),
+        other => other.into(),
+    }
+}
+
+/// Audits a change `admin` made successfully.
+pub(super) async fn audit_change(
+    state: &AppState,
+    request: &HttpRequest,
+    admin: &Admin,
+    action: &str,
+    target: &str,
+    details: Value,
+) {
+    audit(
+        state,
+        request,
+        &admin.actor,
+        action,
+        target,
+        Outcome::Success,
+        details,
+    )
+    .await;
+}
+
+/// `{"<key>": [every item as shown]}`.
+pub(super) fn listed<T, V: Serialize>(key: &str, items: &[T], view: impl Fn(&T) -> V) -> Value {
+    json!({ key: items.iter().map(view).collect::<Vec<_>>() })
+}
+
+/// 201 with `Location` at `path` under the admin API.
+pub(super) fn created_at(path: &str, body: &Value) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header(("Location", format!("{}{path}", super::PREFIX)))
+        .json(body)
+}
+
+/// Ends every portal session and terminal sign-in of a person: (portal, terminal).
+pub(super) async fn end_sign_ins(
+    state: &AppState,
+    source: &str,
+    user_name: &str,
+) -> Result<(usize, usize), AdminError> {
+    let portal = state
+        .sessions
+        .end_all_for_user(source, user_name)
+        .await
+        .map_err(AdminError::unavailable)?;
+    let terminal = state
+        .device
+        .revoke_for_user(source, user_name, None)
+        .await
+        .map_err(AdminError::unavailable)?;
+    Ok((portal, terminal))
+}
