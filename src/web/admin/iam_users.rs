@@ -12,9 +12,10 @@ use super::accounts::{account_in_path, existing_account, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
 use super::common::audit_change;
 use super::error::AdminError;
-use super::policies::{check_document, check_policy_exists, document_json, document_text};
-use crate::iam::{AccountId, IamPath, PolicyName, Tag, Tags, UserName};
-use crate::policy::PolicyKind;
+use super::policies::{
+    check_attached_policies, check_inline_policies, identity_policies_view, optional_iam_path,
+};
+use crate::iam::{AccountId, Tag, Tags, UserName};
 use crate::store::{AccessKeyRecord, AccessKeyStatus, NewIamUser, UserPermissions};
 use crate::web::AppState;
 
@@ -56,16 +57,7 @@ fn target(account: &AccountId, user: &UserName) -> String {
 /// A user with its inline policies by name and its attached policies' ARNs.
 fn view(permissions: &UserPermissions) -> Value {
     let user = &permissions.user;
-    let mut inline = Map::new();
-    let mut attached = Vec::new();
-    for document in &permissions.identity_policies {
-        // Attached policies are named by ARN; inline names cannot hold a colon.
-        if document.source.starts_with("arn:") {
-            attached.push(json!(document.source));
-        } else {
-            inline.insert(document.source.clone(), document_json(&document.document));
-        }
-    }
+    let (inline, attached) = identity_policies_view(&permissions.identity_policies);
     json!({
         "id": user.id,
         "arn": user.arn,
@@ -138,34 +130,11 @@ async fn create(
     let account = existing_account(&state, &path).await?;
     let body = body.into_inner();
     let name = UserName::parse(body.name).map_err(|e| invalid_at("/name", e))?;
-    let user_path = body
-        .path
-        .map(IamPath::parse)
-        .transpose()
-        .map_err(|e| invalid_at("/path", e))?
-        .unwrap_or_default();
+    let user_path = optional_iam_path(body.path)?;
     let tags = Tags::new(body.tags).map_err(|e| invalid_at("/tags", e))?;
-    let mut inline_policies = Vec::with_capacity(body.inline_policies.len());
-    for (policy, document) in &body.inline_policies {
-        let pointer = format!(
-            "/inline_policies/{}",
-            policy.replace('~', "~0").replace('/', "~1")
-        );
-        let policy_name =
-            PolicyName::parse(policy.as_str()).map_err(|e| invalid_at(&pointer, e))?;
-        let text = document_text(document);
-        check_document(
-            &text,
-            PolicyKind::Identity,
-            true,
-            &format!("inline policy {policy} of IAM user {name}"),
-            &pointer,
-        )?;
-        inline_policies.push((policy_name, text));
-    }
-    for (index, arn) in body.attached_policies.iter().enumerate() {
-        check_policy_exists(&state, arn, &format!("/attached_policies/{index}")).await?;
-    }
+    let inline_policies =
+        check_inline_policies(&body.inline_policies, &format!("IAM user {name}"))?;
+    check_attached_policies(&state, &body.attached_policies).await?;
     let user = state
         .store
         .create_iam_user(&NewIamUser {

@@ -7,7 +7,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::accounts::{account_in_path, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
@@ -15,7 +15,9 @@ use super::common::audit_change;
 use super::error::AdminError;
 use crate::iam::{AccountId, Description, IamPath, PolicyName};
 use crate::policy::{LIMIT_EXCEEDED, ParseOptions, Policy, PolicyKind};
-use crate::store::{ManagedPolicy, NewManagedPolicy, PolicyScope, PolicyVersion, StoreError};
+use crate::store::{
+    ManagedPolicy, NamedDocument, NewManagedPolicy, PolicyScope, PolicyVersion, StoreError,
+};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -95,6 +97,70 @@ pub(super) async fn check_policy_exists(
         )),
         Err(other) => Err(other.into()),
     }
+}
+
+/// A role's or IAM user's inline policies, checked in full: (name, text) each, with
+/// errors pointing at the policy by name. `owner` names the entity ("role Admin").
+pub(super) fn check_inline_policies(
+    policies: &Map<String, Value>,
+    owner: &str,
+) -> Result<Vec<(PolicyName, String)>, AdminError> {
+    let mut checked = Vec::with_capacity(policies.len());
+    for (name, document) in policies {
+        // JSON pointer escaping of the key (RFC 6901); IAM names hold neither.
+        let pointer = format!(
+            "/inline_policies/{}",
+            name.replace('~', "~0").replace('/', "~1")
+        );
+        let policy_name = PolicyName::parse(name.as_str()).map_err(|e| invalid_at(&pointer, e))?;
+        let text = document_text(document);
+        check_document(
+            &text,
+            PolicyKind::Identity,
+            true,
+            &format!("inline policy {name} of {owner}"),
+            &pointer,
+        )?;
+        checked.push((policy_name, text));
+    }
+    Ok(checked)
+}
+
+/// Managed policies attached by ARN, each of which must exist.
+pub(super) async fn check_attached_policies(
+    state: &AppState,
+    arns: &[String],
+) -> Result<(), AdminError> {
+    for (index, arn) in arns.iter().enumerate() {
+        check_policy_exists(state, arn, &format!("/attached_policies/{index}")).await?;
+    }
+    Ok(())
+}
+
+/// A role's or IAM user's identity policies as shown: inline ones by name with
+/// their documents, attached ones by ARN.
+pub(super) fn identity_policies_view(
+    documents: &[NamedDocument],
+) -> (Map<String, Value>, Vec<Value>) {
+    let mut inline = Map::new();
+    let mut attached = Vec::new();
+    for document in documents {
+        // Attached policies are named by ARN; inline names cannot hold a colon.
+        if document.source.starts_with("arn:") {
+            attached.push(json!(document.source));
+        } else {
+            inline.insert(document.source.clone(), document_json(&document.document));
+        }
+    }
+    (inline, attached)
+}
+
+/// An optional IAM path from the body (`/path`); absent: `/`.
+pub(super) fn optional_iam_path(raw: Option<String>) -> Result<IamPath, AdminError> {
+    raw.map(IamPath::parse)
+        .transpose()
+        .map_err(|e| invalid_at("/path", e))
+        .map(Option::unwrap_or_default)
 }
 
 fn view(policy: &ManagedPolicy) -> Value {
@@ -203,12 +269,7 @@ async fn create(
         .transpose()
         .map_err(|e| invalid_at("/account", e))?;
     let name = PolicyName::parse(body.name).map_err(|e| invalid_at("/name", e))?;
-    let path = body
-        .path
-        .map(IamPath::parse)
-        .transpose()
-        .map_err(|e| invalid_at("/path", e))?
-        .unwrap_or_default();
+    let path = optional_iam_path(body.path)?;
     let description = Description::parse(body.description.unwrap_or_default())
         .map_err(|e| invalid_at("/description", e))?;
     let document = document_text(&body.document);

@@ -13,10 +13,11 @@ use super::accounts::{account_in_path, existing_account, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
 use super::common::audit_change;
 use super::error::AdminError;
-use super::policies::{check_document, check_policy_exists, document_json, document_text};
-use crate::iam::{
-    AccountId, Description, IamPath, MaxSessionDuration, PolicyName, RoleName, Tag, Tags,
+use super::policies::{
+    check_attached_policies, check_document, check_inline_policies, check_policy_exists,
+    document_json, document_text, identity_policies_view, optional_iam_path,
 };
+use crate::iam::{AccountId, Description, MaxSessionDuration, PolicyName, RoleName, Tag, Tags};
 use crate::policy::PolicyKind;
 use crate::store::{NewRole, RolePermissions, RoleUpdate};
 use crate::web::AppState;
@@ -124,30 +125,12 @@ async fn check(state: &AppState, role: &str, settings: Settings) -> Result<Check
         .map_err(|e| invalid_at("/max_session_duration", e))?
         .unwrap_or_default();
     let tags = Tags::new(settings.tags).map_err(|e| invalid_at("/tags", e))?;
-    let mut inline_policies = Vec::with_capacity(settings.inline_policies.len());
-    for (name, document) in &settings.inline_policies {
-        // JSON pointer escaping of the key (RFC 6901); IAM names hold neither.
-        let pointer = format!(
-            "/inline_policies/{}",
-            name.replace('~', "~0").replace('/', "~1")
-        );
-        let policy_name = PolicyName::parse(name.as_str()).map_err(|e| invalid_at(&pointer, e))?;
-        let text = document_text(document);
-        check_document(
-            &text,
-            PolicyKind::Identity,
-            true,
-            &format!("inline policy {name} of role {role}"),
-            &pointer,
-        )?;
-        inline_policies.push((policy_name, text));
-    }
+    let inline_policies =
+        check_inline_policies(&settings.inline_policies, &format!("role {role}"))?;
     if let Some(arn) = &settings.permissions_boundary {
         check_policy_exists(state, arn, "/permissions_boundary").await?;
     }
-    for (index, arn) in settings.attached_policies.iter().enumerate() {
-        check_policy_exists(state, arn, &format!("/attached_policies/{index}")).await?;
-    }
+    check_attached_policies(state, &settings.attached_policies).await?;
     Ok(Checked {
         trust_policy,
         description,
@@ -163,16 +146,7 @@ async fn check(state: &AppState, role: &str, settings: Settings) -> Result<Check
 /// attached policies' ARNs: what GET answers and the audit records.
 fn view(permissions: &RolePermissions) -> Value {
     let role = &permissions.role;
-    let mut inline = Map::new();
-    let mut attached = Vec::new();
-    for document in &permissions.identity_policies {
-        // Attached policies are named by ARN; inline names cannot hold a colon.
-        if document.source.starts_with("arn:") {
-            attached.push(json!(document.source));
-        } else {
-            inline.insert(document.source.clone(), document_json(&document.document));
-        }
-    }
+    let (inline, attached) = identity_policies_view(&permissions.identity_policies);
     json!({
         "id": role.id,
         "arn": role.arn.to_string(),
@@ -248,12 +222,7 @@ async fn create(
     let account = existing_account(&state, &path).await?;
     let body = CreateRole::from_body(body.into_inner())?;
     let name = RoleName::parse(body.name).map_err(|e| invalid_at("/name", e))?;
-    let role_path = body
-        .path
-        .map(IamPath::parse)
-        .transpose()
-        .map_err(|e| invalid_at("/path", e))?
-        .unwrap_or_default();
+    let role_path = optional_iam_path(body.path)?;
     let checked = check(&state, name.as_str(), body.settings).await?;
     let new = NewRole {
         account_id: account.clone(),
