@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{AdminRead, AdminWrite};
-use super::common::audit_change;
+use super::common::{audit_change, created_at, listed, named_in_path};
 use super::error::AdminError;
 use crate::iam::{AccountId, ConsoleDestination, ValidationError};
 use crate::store::{Account, StoreError};
@@ -31,8 +31,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The account a path names: an id that is not 12 digits names no account (404).
 pub(super) fn account_in_path(raw: &str) -> Result<AccountId, AdminError> {
-    AccountId::parse(raw)
-        .map_err(|_| AdminError::not_found("NOT_FOUND", format!("account {raw} does not exist")))
+    named_in_path(AccountId::parse(raw), || {
+        format!("account {raw} does not exist")
+    })
+}
+
+/// An account and what `name_in_path` reads in it, from a two-part path.
+pub(super) fn in_account<T>(
+    (account, name): (String, String),
+    name_in_path: impl FnOnce(&str) -> Result<T, AdminError>,
+) -> Result<(AccountId, T), AdminError> {
+    Ok((account_in_path(&account)?, name_in_path(&name)?))
 }
 
 /// The account a path names, which must exist.
@@ -56,14 +65,8 @@ fn target(id: &AccountId) -> String {
 }
 
 async fn list(state: web::Data<AppState>, _admin: AdminRead) -> Result<HttpResponse, AdminError> {
-    let accounts: Vec<Value> = state
-        .store
-        .list_accounts()
-        .await?
-        .iter()
-        .map(view)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "accounts": accounts })))
+    let accounts = state.store.list_accounts().await?;
+    Ok(HttpResponse::Ok().json(listed("accounts", &accounts, view)))
 }
 
 #[derive(Deserialize)]
@@ -100,9 +103,7 @@ async fn create(
         json!({ "after": after }),
     )
     .await;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("{}/accounts/{id}", super::PREFIX)))
-        .json(after))
+    Ok(created_at(&format!("/accounts/{id}"), &after))
 }
 
 async fn get(

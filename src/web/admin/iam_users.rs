@@ -8,9 +8,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::accounts::{account_in_path, existing_account, invalid_at};
+use super::accounts::{existing_account, in_account, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
-use super::common::audit_change;
+use super::common::{audit_change, created_at, listed, named_in_path, when_not_found};
 use super::error::AdminError;
 use super::policies::{
     check_attached_policies, check_inline_policies, identity_policies_view, optional_iam_path,
@@ -42,12 +42,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn user_in_path(raw: &str) -> Result<UserName, AdminError> {
-    UserName::parse(raw)
-        .map_err(|_| AdminError::not_found("NOT_FOUND", format!("IAM user {raw} does not exist")))
+    named_in_path(UserName::parse(raw), || {
+        format!("IAM user {raw} does not exist")
+    })
 }
 
 fn path_of(path: (String, String)) -> Result<(AccountId, UserName), AdminError> {
-    Ok((account_in_path(&path.0)?, user_in_path(&path.1)?))
+    in_account(path, user_in_path)
 }
 
 fn target(account: &AccountId, user: &UserName) -> String {
@@ -87,23 +88,19 @@ async fn list(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let account = existing_account(&state, &path).await?;
-    let users: Vec<Value> = state
-        .store
-        .list_iam_users(&account)
-        .await?
-        .iter()
-        .map(|user| {
-            json!({
-                "id": user.id,
-                "arn": user.arn,
-                "path": user.path,
-                "name": user.name,
-                "tags": user.tags,
-                "created_at": user.created_at,
-            })
+    let users = state.store.list_iam_users(&account).await?;
+    let mut body = listed("iam_users", &users, |user| {
+        json!({
+            "id": user.id,
+            "arn": user.arn,
+            "path": user.path,
+            "name": user.name,
+            "tags": user.tags,
+            "created_at": user.created_at,
         })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "account": account, "iam_users": users })))
+    });
+    body["account"] = json!(account);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 #[derive(Deserialize)]
@@ -156,16 +153,10 @@ async fn create(
         json!({ "after": after }),
     )
     .await;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            "Location",
-            format!(
-                "{}/accounts/{account}/iam-users/{}",
-                super::PREFIX,
-                user.name
-            ),
-        ))
-        .json(after))
+    Ok(created_at(
+        &format!("/accounts/{account}/iam-users/{}", user.name),
+        &after,
+    ))
 }
 
 async fn get(
@@ -184,14 +175,8 @@ async fn list_keys(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
     let (account, user) = path_of(path.into_inner())?;
-    let keys: Vec<Value> = state
-        .store
-        .list_access_keys(&account, &user)
-        .await?
-        .iter()
-        .map(key_view)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "access_keys": keys })))
+    let keys = state.store.list_access_keys(&account, &user).await?;
+    Ok(HttpResponse::Ok().json(listed("access_keys", &keys, key_view)))
 }
 
 async fn create_key(
@@ -233,11 +218,11 @@ async fn key_in_path(
             format!("IAM user {user} in account {account} has no access key {key_id}"),
         )
     };
-    let key = match state.store.get_access_key(key_id).await {
-        Ok(key) => key,
-        Err(crate::store::StoreError::NotFound { .. }) => return Err(missing()),
-        Err(other) => return Err(other.into()),
-    };
+    let key = state
+        .store
+        .get_access_key(key_id)
+        .await
+        .map_err(when_not_found(&missing))?;
     let owned = key.user.account_id == *account
         && key.user.name.as_str().eq_ignore_ascii_case(user.as_str());
     if owned { Ok(key) } else { Err(missing()) }

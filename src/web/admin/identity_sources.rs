@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::{AdminRead, AdminWrite};
-use super::common::audit_change;
+use super::common::{audit_change, listed, when_not_found};
 use super::directory::{Confirm, lockout_guard};
 use super::error::AdminError;
 use crate::idp::directory::DIRECTORY_SOURCE_ID;
@@ -59,10 +59,7 @@ fn no_source(id: &str) -> AdminError {
 }
 
 fn source_error(id: &str) -> impl Fn(StoreError) -> AdminError + '_ {
-    move |error| match error {
-        StoreError::NotFound { .. } => no_source(id),
-        other => other.into(),
-    }
+    when_not_found(move || no_source(id))
 }
 
 #[derive(Deserialize)]
@@ -240,14 +237,8 @@ async fn list(
     state: web::Data<AppState>,
     AdminRead(_): AdminRead,
 ) -> Result<HttpResponse, AdminError> {
-    let sources: Vec<Value> = state
-        .store
-        .list_identity_sources()
-        .await?
-        .iter()
-        .map(view)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "identity_sources": sources })))
+    let sources = state.store.list_identity_sources().await?;
+    Ok(HttpResponse::Ok().json(listed("identity_sources", &sources, view)))
 }
 
 async fn get(

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::accounts::{account_in_path, existing_account};
 use super::auth::{AdminRead, AdminWrite};
-use super::common::audit_change;
+use super::common::{audit_change, created_at, listed};
 use super::error::AdminError;
 use crate::iam::{AccountId, ProviderUrlKind, check_provider_url};
 use crate::store::{NewOidcProvider, OidcProvider};
@@ -51,15 +51,11 @@ async fn list(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let account = existing_account(&state, &path).await?;
-    let providers: Vec<Value> = state
-        .store
-        .list_oidc_providers()
-        .await?
-        .iter()
-        .filter(|p| p.account_id == account)
-        .map(view)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "account": account, "oidc_providers": providers })))
+    let mut providers = state.store.list_oidc_providers().await?;
+    providers.retain(|p| p.account_id == account);
+    let mut body = listed("oidc_providers", &providers, view);
+    body["account"] = json!(account);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 #[derive(Deserialize)]
@@ -126,16 +122,10 @@ async fn create(
         json!({ "after": after }),
     )
     .await;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            "Location",
-            format!(
-                "{}/accounts/{account}/oidc-providers/{}",
-                super::PREFIX,
-                provider.id
-            ),
-        ))
-        .json(after))
+    Ok(created_at(
+        &format!("/accounts/{account}/oidc-providers/{}", provider.id),
+        &after,
+    ))
 }
 
 async fn provider_in_path(

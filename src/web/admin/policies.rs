@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::accounts::{account_in_path, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
-use super::common::audit_change;
+use super::common::{audit_change, created_at, listed, when_not_found};
 use super::error::AdminError;
 use crate::iam::{AccountId, Description, IamPath, PolicyName};
 use crate::policy::{LIMIT_EXCEEDED, ParseOptions, Policy, PolicyKind};
@@ -238,8 +238,7 @@ async fn list(
             all
         }
     };
-    let policies: Vec<Value> = policies.iter().map(view).collect();
-    Ok(HttpResponse::Ok().json(json!({ "policies": policies })))
+    Ok(HttpResponse::Ok().json(listed("policies", &policies, view)))
 }
 
 #[derive(Deserialize)]
@@ -286,14 +285,13 @@ async fn create(
             .store
             .get_account(account)
             .await
-            .map_err(|error| match error {
-                StoreError::NotFound { .. } => AdminError::invalid(
+            .map_err(when_not_found(|| {
+                AdminError::invalid(
                     "UNKNOWN_ACCOUNT",
                     format!("account {account} does not exist"),
                     Some("/account".into()),
-                ),
-                other => other.into(),
-            })?;
+                )
+            }))?;
     }
     let policy = state
         .store
@@ -315,12 +313,7 @@ async fn create(
         json!({ "after": after }),
     )
     .await;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            "Location",
-            format!("{}/policies/{}", super::PREFIX, policy.id),
-        ))
-        .json(after))
+    Ok(created_at(&format!("/policies/{}", policy.id), &after))
 }
 
 async fn get(
@@ -359,14 +352,10 @@ async fn list_versions(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let policy = policy_in_path(&state, &path).await?;
-    let versions: Vec<Value> = state
-        .store
-        .list_policy_versions(&policy.arn)
-        .await?
-        .iter()
-        .map(version_view)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "policy_id": policy.id, "versions": versions })))
+    let versions = state.store.list_policy_versions(&policy.arn).await?;
+    let mut body = listed("versions", &versions, version_view);
+    body["policy_id"] = json!(policy.id);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 #[derive(Deserialize)]
@@ -422,14 +411,13 @@ async fn set_default_version(
         .store
         .set_default_policy_version(&policy.arn, &version_id)
         .await
-        .map_err(|error| match error {
-            StoreError::NotFound { .. } => AdminError::invalid(
+        .map_err(when_not_found(|| {
+            AdminError::invalid(
                 "UNKNOWN_VERSION",
                 format!("policy {} has no version {version_id:?}", policy.arn),
                 Some("/version_id".into()),
-            ),
-            other => other.into(),
-        })?;
+            )
+        }))?;
     let after = policy_in_path(&state, &policy.id).await?;
     audit_change(
         &state,

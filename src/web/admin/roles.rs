@@ -9,9 +9,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::accounts::{account_in_path, existing_account, invalid_at};
+use super::accounts::{existing_account, in_account, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
-use super::common::audit_change;
+use super::common::{audit_change, created_at, listed, named_in_path};
 use super::error::AdminError;
 use super::policies::{
     check_attached_policies, check_document, check_inline_policies, check_policy_exists,
@@ -184,8 +184,9 @@ fn target(account: &AccountId, role: &RoleName) -> String {
 
 /// The role a path names (a malformed name names none).
 fn role_in_path(raw: &str) -> Result<RoleName, AdminError> {
-    RoleName::parse(raw)
-        .map_err(|_| AdminError::not_found("NOT_FOUND", format!("role {raw} does not exist")))
+    named_in_path(RoleName::parse(raw), || {
+        format!("role {raw} does not exist")
+    })
 }
 
 async fn full_view(
@@ -202,14 +203,10 @@ async fn list(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let account = existing_account(&state, &path).await?;
-    let roles: Vec<Value> = state
-        .store
-        .list_roles(&account)
-        .await?
-        .iter()
-        .map(summary)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "account": account, "roles": roles })))
+    let roles = state.store.list_roles(&account).await?;
+    let mut body = listed("roles", &roles, summary);
+    body["account"] = json!(account);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 async fn create(
@@ -247,12 +244,10 @@ async fn create(
         json!({ "after": after }),
     )
     .await;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            "Location",
-            format!("{}/accounts/{account}/roles/{}", super::PREFIX, role.name),
-        ))
-        .json(after))
+    Ok(created_at(
+        &format!("/accounts/{account}/roles/{}", role.name),
+        &after,
+    ))
 }
 
 async fn get(
@@ -260,9 +255,7 @@ async fn get(
     _admin: AdminRead,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
-    let (account, role) = path.into_inner();
-    let account = account_in_path(&account)?;
-    let role = role_in_path(&role)?;
+    let (account, role) = in_account(path.into_inner(), role_in_path)?;
     Ok(HttpResponse::Ok().json(full_view(&state, &account, &role).await?))
 }
 
@@ -273,9 +266,7 @@ async fn replace(
     path: web::Path<(String, String)>,
     body: web::Json<Settings>,
 ) -> Result<HttpResponse, AdminError> {
-    let (account, role) = path.into_inner();
-    let account = account_in_path(&account)?;
-    let role = role_in_path(&role)?;
+    let (account, role) = in_account(path.into_inner(), role_in_path)?;
     let before = full_view(&state, &account, &role).await?;
     let checked = check(&state, role.as_str(), body.into_inner()).await?;
     let update = RoleUpdate {
@@ -341,9 +332,7 @@ async fn delete(
     AdminWrite(admin): AdminWrite,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
-    let (account, role) = path.into_inner();
-    let account = account_in_path(&account)?;
-    let role = role_in_path(&role)?;
+    let (account, role) = in_account(path.into_inner(), role_in_path)?;
     let before = full_view(&state, &account, &role).await?;
     state
         .store
@@ -368,9 +357,7 @@ async fn revoke_sessions(
     AdminWrite(admin): AdminWrite,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
-    let (account, role) = path.into_inner();
-    let account = account_in_path(&account)?;
-    let role = role_in_path(&role)?;
+    let (account, role) = in_account(path.into_inner(), role_in_path)?;
     let before = state.store.get_role(&account, &role).await?;
     let now = state.clock.now();
     state
