@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::auth::{AdminRead, AdminWrite};
-use super::common::audit_change;
+use super::common::{audit_change, end_sign_ins};
 use super::error::AdminError;
 use crate::web::AppState;
 
@@ -49,16 +49,7 @@ async fn revoke_all(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
     let (source, user_name) = path.into_inner();
-    let portal = state
-        .sessions
-        .end_all_for_user(&source, &user_name)
-        .await
-        .map_err(AdminError::unavailable)?;
-    let terminal = state
-        .device
-        .revoke_for_user(&source, &user_name, None)
-        .await
-        .map_err(AdminError::unavailable)?;
+    let (portal, terminal) = end_sign_ins(&state, &source, &user_name).await?;
     audit_change(
         &state,
         &request,
