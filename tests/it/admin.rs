@@ -9,98 +9,20 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use rolegate::idp::identity::Identity;
 use rolegate::service::admin_access::AdminGroup;
 use rolegate::web::AppState;
 use serde_json::{Value, json};
 
+use crate::admin_client::{API, Auth, call, person, session_of, with_admins};
 use crate::both_backends;
 use crate::helpers::{TestStore, app_state, rolegate_bin, spawn_state};
 use crate::web_client::Browser;
 
-const API: &str = "/admin/api/v1";
-
-fn person(user: &str, groups: &[&str]) -> Identity {
-    Identity {
-        source_id: "directory".into(),
-        subject: format!("id-{user}"),
-        user_name: user.into(),
-        display_name: user.into(),
-        email: None,
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-        attributes: Default::default(),
-        claims: Default::default(),
-    }
-}
-
 /// The state with `directory:admins` as the admin group, and its server.
 async fn admin_server(db: &TestStore) -> (AppState, String) {
-    let state = app_state(db.store.clone())
-        .await
-        .with_admin_groups(vec![AdminGroup::parse("directory:admins").unwrap()]);
+    let state = with_admins(app_state(db.store.clone()).await);
     let base = spawn_state(state.clone());
     (state, base)
-}
-
-/// A signed-in portal session: (cookie value, CSRF token).
-async fn session_of(state: &AppState, identity: Identity) -> (String, String) {
-    let started = state.sessions.start(identity, None, None).await.unwrap();
-    (started.id, started.session.csrf)
-}
-
-/// How a test call authenticates.
-enum Auth<'a> {
-    None,
-    Session { id: &'a str, csrf: Option<&'a str> },
-    Token(&'a str),
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    text: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
-    }
-
-    fn code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    }
-}
-
-async fn call(
-    base: &str,
-    method: Method,
-    path: &str,
-    auth: Auth<'_>,
-    body: Option<Value>,
-) -> Answer {
-    let mut request = reqwest::Client::new().request(method, format!("{base}{API}{path}"));
-    match auth {
-        Auth::None => {}
-        Auth::Session { id, csrf } => {
-            request = request.header("cookie", format!("rg_session={id}"));
-            if let Some(csrf) = csrf {
-                request = request.header("x-csrf-token", csrf);
-            }
-        }
-        Auth::Token(token) => request = request.bearer_auth(token),
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    Answer {
-        status: response.status(),
-        headers: response.headers().clone(),
-        text: response.text().await.unwrap(),
-    }
 }
 
 /// Creates a token as `auth`: (id, secret).
@@ -286,7 +208,7 @@ async fn admin_session_writes_need_csrf(db: TestStore) {
     )
     .await;
     assert_eq!(
-        (bad_scope.status, bad_scope.code().as_str()),
+        (bad_scope.status, bad_scope.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "MALFORMED_JSON")
     );
     let too_long = call(
@@ -450,7 +372,7 @@ async fn admin_tokens_scope_expiry_and_revocation(db: TestStore) {
     )
     .await;
     assert_eq!(
-        (missing.status, missing.code().as_str()),
+        (missing.status, missing.code()),
         (StatusCode::NOT_FOUND, "NOT_FOUND")
     );
 
@@ -585,7 +507,7 @@ async fn admin_audit_events_and_export(db: TestStore) {
     )
     .await;
     assert_eq!(
-        (bad.status, bad.code().as_str()),
+        (bad.status, bad.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR")
     );
     let bad = call(
