@@ -73,10 +73,7 @@ async fn admin_authentication_errors(db: TestStore) {
         &base,
         Method::GET,
         "/whoami",
-        Auth::Session {
-            id: &bob,
-            csrf: Some(&bob_csrf),
-        },
+        Auth::session(&bob, &bob_csrf),
         None,
     )
     .await;
@@ -87,17 +84,7 @@ async fn admin_authentication_errors(db: TestStore) {
     let mut corp = person("mallory", &["admins"]);
     corp.source_id = "corp".into();
     let (mallory, _) = session_of(&state, corp).await;
-    let refused = call(
-        &base,
-        Method::GET,
-        "/whoami",
-        Auth::Session {
-            id: &mallory,
-            csrf: None,
-        },
-        None,
-    )
-    .await;
+    let refused = call(&base, Method::GET, "/whoami", Auth::cookie(&mallory), None).await;
     assert_eq!(refused.code(), "NOT_AN_ADMIN");
 
     // Unknown endpoints answer in the same shape; the document needs no credentials.
@@ -136,17 +123,7 @@ async fn admin_session_writes_need_csrf(db: TestStore) {
     let (state, base) = admin_server(&db).await;
     let (alice, csrf) = session_of(&state, person("alice", &["admins", "developers"])).await;
 
-    let me = call(
-        &base,
-        Method::GET,
-        "/whoami",
-        Auth::Session {
-            id: &alice,
-            csrf: None,
-        },
-        None,
-    )
-    .await;
+    let me = call(&base, Method::GET, "/whoami", Auth::cookie(&alice), None).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);
     assert_eq!(me.headers["cache-control"], "no-store");
     let me = me.json();
@@ -160,10 +137,7 @@ async fn admin_session_writes_need_csrf(db: TestStore) {
         &base,
         Method::POST,
         "/tokens",
-        Auth::Session {
-            id: &alice,
-            csrf: None,
-        },
+        Auth::cookie(&alice),
         Some(body.clone()),
     )
     .await;
@@ -173,10 +147,7 @@ async fn admin_session_writes_need_csrf(db: TestStore) {
         &base,
         Method::POST,
         "/tokens",
-        Auth::Session {
-            id: &alice,
-            csrf: Some("forged"),
-        },
+        Auth::session(&alice, "forged"),
         Some(body.clone()),
     )
     .await;
@@ -185,20 +156,14 @@ async fn admin_session_writes_need_csrf(db: TestStore) {
         &base,
         Method::POST,
         "/tokens",
-        Auth::Session {
-            id: &alice,
-            csrf: Some(&csrf),
-        },
+        Auth::session(&alice, &csrf),
         Some(body),
     )
     .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
 
     // Bodies that are not JSON, or not the expected shape, or break a rule.
-    let session = || Auth::Session {
-        id: &alice,
-        csrf: Some(&csrf),
-    };
+    let session = || Auth::session(&alice, &csrf);
     let bad_scope = call(
         &base,
         Method::POST,
@@ -263,10 +228,7 @@ async fn token_rows(db: &TestStore) -> Vec<(String, String, String)> {
 async fn admin_tokens_scope_expiry_and_revocation(db: TestStore) {
     let (state, base) = admin_server(&db).await;
     let (alice, csrf) = session_of(&state, person("alice", &["admins"])).await;
-    let session = || Auth::Session {
-        id: &alice,
-        csrf: Some(&csrf),
-    };
+    let session = || Auth::session(&alice, &csrf);
 
     let (read_id, read) = create_token(&base, session(), "reader", "read", None).await;
     let (write_id, write) = create_token(&base, session(), "writer", "write", None).await;
@@ -421,10 +383,7 @@ async fn admin_tokens_scope_expiry_and_revocation(db: TestStore) {
 async fn admin_audit_events_and_export(db: TestStore) {
     let (state, base) = admin_server(&db).await;
     let (alice, csrf) = session_of(&state, person("alice", &["admins"])).await;
-    let session = || Auth::Session {
-        id: &alice,
-        csrf: Some(&csrf),
-    };
+    let session = || Auth::session(&alice, &csrf);
     let (id, secret) = create_token(&base, session(), "auditor", "read", Some(30)).await;
     let revoked = call(
         &base,
@@ -554,17 +513,7 @@ async fn admin_people_sessions_list_and_revoke(db: TestStore) {
     let (dave1, _) = session_of(&state, person("dave", &["admins"])).await;
     let (dave2, _) = session_of(&state, person("Dave", &["admins"])).await;
     for dave in [&dave1, &dave2] {
-        let me = call(
-            &base,
-            Method::GET,
-            "/whoami",
-            Auth::Session {
-                id: dave,
-                csrf: None,
-            },
-            None,
-        )
-        .await;
+        let me = call(&base, Method::GET, "/whoami", Auth::cookie(dave), None).await;
         assert_eq!(me.status, StatusCode::OK);
     }
 
@@ -572,10 +521,7 @@ async fn admin_people_sessions_list_and_revoke(db: TestStore) {
         &base,
         Method::GET,
         "/people/directory/dave/sessions",
-        Auth::Session {
-            id: &alice,
-            csrf: None,
-        },
+        Auth::cookie(&alice),
         None,
     )
     .await;
@@ -594,10 +540,7 @@ async fn admin_people_sessions_list_and_revoke(db: TestStore) {
         &base,
         Method::DELETE,
         "/people/directory/dave/sessions",
-        Auth::Session {
-            id: &alice,
-            csrf: None,
-        },
+        Auth::cookie(&alice),
         None,
     )
     .await;
@@ -606,27 +549,14 @@ async fn admin_people_sessions_list_and_revoke(db: TestStore) {
         &base,
         Method::DELETE,
         "/people/directory/dave/sessions",
-        Auth::Session {
-            id: &alice,
-            csrf: Some(&csrf),
-        },
+        Auth::session(&alice, &csrf),
         None,
     )
     .await;
     assert_eq!(ended.status, StatusCode::OK, "{}", ended.text);
     assert_eq!(ended.json()["portal_sessions_ended"], 2);
     for dave in [&dave1, &dave2] {
-        let me = call(
-            &base,
-            Method::GET,
-            "/whoami",
-            Auth::Session {
-                id: dave,
-                csrf: None,
-            },
-            None,
-        )
-        .await;
+        let me = call(&base, Method::GET, "/whoami", Auth::cookie(dave), None).await;
         assert_eq!(
             me.status,
             StatusCode::UNAUTHORIZED,
@@ -639,28 +569,16 @@ async fn admin_people_sessions_list_and_revoke(db: TestStore) {
     assert_ne!(start.status, 200, "the portal still takes the cookie");
     // alice's own session goes on.
     assert_eq!(
-        call(
-            &base,
-            Method::GET,
-            "/whoami",
-            Auth::Session {
-                id: &alice,
-                csrf: None
-            },
-            None
-        )
-        .await
-        .status,
+        call(&base, Method::GET, "/whoami", Auth::cookie(&alice), None)
+            .await
+            .status,
         StatusCode::OK
     );
     let audited = call(
         &base,
         Method::GET,
         "/audit-events?action=admin:RevokeSessions",
-        Auth::Session {
-            id: &alice,
-            csrf: None,
-        },
+        Auth::cookie(&alice),
         None,
     )
     .await
@@ -741,17 +659,7 @@ async fn admin_bootstrap_cli_is_idempotent(db: TestStore) {
     let signed_in = browser.sign_in("root", password, "/start").await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
     let cookie = browser.cookie("rg_session").unwrap().to_owned();
-    let me = call(
-        &base,
-        Method::GET,
-        "/whoami",
-        Auth::Session {
-            id: &cookie,
-            csrf: None,
-        },
-        None,
-    )
-    .await;
+    let me = call(&base, Method::GET, "/whoami", Auth::cookie(&cookie), None).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);
     assert_eq!(me.json()["actor"], "directory:root");
 }
@@ -809,10 +717,7 @@ async fn admin_openapi_document_is_valid(db: TestStore) {
 async fn admin_openapi_document_matches_router(db: TestStore) {
     let (state, base) = admin_server(&db).await;
     let (alice, csrf) = session_of(&state, person("alice", &["admins"])).await;
-    let session = || Auth::Session {
-        id: &alice,
-        csrf: Some(&csrf),
-    };
+    let session = || Auth::session(&alice, &csrf);
     let (_, write) = create_token(&base, session(), "probe", "write", None).await;
     // A token of its own for DELETE /tokens/{id}, so the probe's stays.
     let (token_id, _) = create_token(&base, session(), "victim", "read", None).await;
@@ -912,10 +817,7 @@ async fn admin_dev_makes_alice_an_admin_and_writes_a_token() {
         &first.base_url,
         Method::GET,
         "/whoami",
-        Auth::Session {
-            id: &cookie,
-            csrf: None,
-        },
+        Auth::cookie(&cookie),
         None,
     )
     .await;

@@ -100,6 +100,21 @@ pub enum Auth<'a> {
     Token(&'a str),
 }
 
+impl<'a> Auth<'a> {
+    /// A portal session's cookie without its CSRF token.
+    pub fn cookie(id: &'a str) -> Self {
+        Auth::Session { id, csrf: None }
+    }
+
+    /// A portal session's cookie with its CSRF token.
+    pub fn session(id: &'a str, csrf: &'a str) -> Self {
+        Auth::Session {
+            id,
+            csrf: Some(csrf),
+        }
+    }
+}
+
 pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,

@@ -403,10 +403,7 @@ async fn admin_directory_groups_and_lockout_guard(db: TestStore) {
         .start(person("alice", &["admins", "developers"]), None, None)
         .await
         .unwrap();
-    let session = Auth::Session {
-        id: &started.id,
-        csrf: Some(&started.session.csrf),
-    };
+    let session = Auth::session(&started.id, &started.session.csrf);
     let refused = api
         .call_as(
             session,
@@ -441,10 +438,7 @@ async fn admin_directory_groups_and_lockout_guard(db: TestStore) {
     assert_eq!(next.status, StatusCode::FORBIDDEN, "{}", next.text);
     assert_eq!(next.code(), "NOT_AN_ADMIN");
     // Every session of hers follows.
-    let other = Auth::Session {
-        id: &second_session,
-        csrf: Some(""),
-    };
+    let other = Auth::session(&second_session, "");
     assert_eq!(
         api.call_as(other, Method::GET, "/whoami", None)
             .await

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{AdminRead, AdminWrite};
-use super::common::{audit_change, created_at, listed, named_in_path};
+use super::common::{audit_change, created, listed, named_in_path, when_conflict};
 use super::error::AdminError;
 use crate::iam::{AccountId, ConsoleDestination, ValidationError};
 use crate::store::{Account, StoreError};
@@ -56,6 +56,14 @@ pub(super) fn invalid_at(pointer: impl Into<String>, error: ValidationError) -> 
     AdminError::invalid("VALIDATION_ERROR", error.message, Some(pointer.into()))
 }
 
+/// Store errors where a rule the store checks is broken by the value at `pointer`.
+fn invalid_in_store(pointer: &'static str) -> impl Fn(StoreError) -> AdminError {
+    move |error| match error {
+        StoreError::Invalid(invalid) => invalid_at(pointer, invalid),
+        other => other.into(),
+    }
+}
+
 fn view(account: &Account) -> Value {
     json!({ "id": account.id, "name": account.name, "created_at": account.created_at })
 }
@@ -84,26 +92,22 @@ async fn create(
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
     let id = AccountId::parse(body.id).map_err(|e| invalid_at("/id", e))?;
-    let account =
-        state
-            .store
-            .create_account(&id, &body.name)
-            .await
-            .map_err(|error| match error {
-                StoreError::Invalid(invalid) => invalid_at("/name", invalid),
-                other => other.into(),
-            })?;
+    let account = state
+        .store
+        .create_account(&id, &body.name)
+        .await
+        .map_err(invalid_in_store("/name"))?;
     let after = view(&account);
-    audit_change(
+    Ok(created(
         &state,
         &request,
         &admin,
         "admin:CreateAccount",
         &target(&id),
-        json!({ "after": after }),
+        &format!("/accounts/{id}"),
+        after,
     )
-    .await;
-    Ok(created_at(&format!("/accounts/{id}"), &after))
+    .await)
 }
 
 async fn get(
@@ -128,15 +132,11 @@ async fn delete(
         .store
         .delete_account(&id)
         .await
-        .map_err(|error| match error {
-            StoreError::Conflict(_) => AdminError::conflict(
-                "CONFLICT",
-                format!(
-                    "account {id} still has roles, managed policies, IAM users or OIDC providers; delete them first"
-                ),
-            ),
-            other => other.into(),
-        })?;
+        .map_err(when_conflict(|_| {
+            format!(
+                "account {id} still has roles, managed policies, IAM users or OIDC providers; delete them first"
+            )
+        }))?;
     audit_change(
         &state,
         &request,
@@ -199,10 +199,7 @@ async fn put_destinations(
         .store
         .set_console_destinations(&id, &parsed)
         .await
-        .map_err(|error| match error {
-            StoreError::Invalid(invalid) => invalid_at("/destinations", invalid),
-            other => other.into(),
-        })?;
+        .map_err(invalid_in_store("/destinations"))?;
     audit_change(
         &state,
         &request,

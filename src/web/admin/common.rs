@@ -33,6 +33,17 @@ pub(super) fn when_not_found(
     }
 }
 
+/// Store errors where a conflict is 409 `CONFLICT` with `message` (given the
+/// store's own); every other error as usual.
+pub(super) fn when_conflict(
+    message: impl Fn(String) -> String,
+) -> impl Fn(StoreError) -> AdminError {
+    move |error| match error {
+        StoreError::Conflict(why) => AdminError::conflict("CONFLICT", message(why)),
+        other => other.into(),
+    }
+}
+
 /// Audits a change `admin` made successfully.
 pub(super) async fn audit_change(
     state: &AppState,
@@ -59,11 +70,29 @@ pub(super) fn listed<T, V: Serialize>(key: &str, items: &[T], view: impl Fn(&T) 
     json!({ key: items.iter().map(view).collect::<Vec<_>>() })
 }
 
-/// 201 with `Location` at `path` under the admin API.
-pub(super) fn created_at(path: &str, body: &Value) -> HttpResponse {
+/// Audits a creation with the entity `after` it and answers 201 with it and its
+/// `Location` (`path` under the admin API).
+pub(super) async fn created(
+    state: &AppState,
+    request: &HttpRequest,
+    admin: &Admin,
+    action: &str,
+    target: &str,
+    path: &str,
+    after: Value,
+) -> HttpResponse {
+    audit_change(
+        state,
+        request,
+        admin,
+        action,
+        target,
+        json!({ "after": after }),
+    )
+    .await;
     HttpResponse::Created()
         .insert_header(("Location", format!("{}{path}", super::PREFIX)))
-        .json(body)
+        .json(after)
 }
 
 /// Ends every portal session and terminal sign-in of a person: (portal, terminal).

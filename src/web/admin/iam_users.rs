@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::accounts::{existing_account, in_account, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
-use super::common::{audit_change, created_at, listed, named_in_path, when_not_found};
+use super::common::{audit_change, created, listed, named_in_path, when_not_found};
 use super::error::AdminError;
 use super::policies::{
     check_attached_policies, check_inline_policies, identity_policies_view, optional_iam_path,
@@ -144,19 +144,16 @@ async fn create(
         })
         .await?;
     let after = view(&state.store.user_permissions(&account, &user.name).await?);
-    audit_change(
+    Ok(created(
         &state,
         &request,
         &admin,
         "admin:CreateIamUser",
         &target(&account, &user.name),
-        json!({ "after": after }),
-    )
-    .await;
-    Ok(created_at(
         &format!("/accounts/{account}/iam-users/{}", user.name),
-        &after,
-    ))
+        after,
+    )
+    .await)
 }
 
 async fn get(

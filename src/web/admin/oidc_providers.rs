@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::accounts::{account_in_path, existing_account};
 use super::auth::{AdminRead, AdminWrite};
-use super::common::{audit_change, created_at, listed};
+use super::common::{audit_change, created, listed};
 use super::error::AdminError;
 use crate::iam::{AccountId, ProviderUrlKind, check_provider_url};
 use crate::store::{NewOidcProvider, OidcProvider};
@@ -113,19 +113,16 @@ async fn create(
         })
         .await?;
     let after = view(&provider);
-    audit_change(
+    Ok(created(
         &state,
         &request,
         &admin,
         "admin:CreateOidcProvider",
         &target(&provider),
-        json!({ "after": after }),
-    )
-    .await;
-    Ok(created_at(
         &format!("/accounts/{account}/oidc-providers/{}", provider.id),
-        &after,
-    ))
+        after,
+    )
+    .await)
 }
 
 async fn provider_in_path(

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::accounts::{account_in_path, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
-use super::common::{audit_change, created_at, listed, when_not_found};
+use super::common::{audit_change, created, listed, when_conflict, when_not_found};
 use super::error::AdminError;
 use crate::iam::{AccountId, Description, IamPath, PolicyName};
 use crate::policy::{LIMIT_EXCEEDED, ParseOptions, Policy, PolicyKind};
@@ -304,16 +304,16 @@ async fn create(
         })
         .await?;
     let after = full_view(&state, &policy).await?;
-    audit_change(
+    Ok(created(
         &state,
         &request,
         &admin,
         "admin:CreatePolicy",
         &target(&policy),
-        json!({ "after": after }),
+        &format!("/policies/{}", policy.id),
+        after,
     )
-    .await;
-    Ok(created_at(&format!("/policies/{}", policy.id), &after))
+    .await)
 }
 
 async fn get(
@@ -451,15 +451,9 @@ async fn delete_version(
         .store
         .delete_policy_version(&policy.arn, &version_id)
         .await
-        .map_err(|error| match error {
-            StoreError::Conflict(message) => AdminError::conflict(
-                "CONFLICT",
-                format!(
-                    "{message} Make another version the default first (PUT .../default-version)."
-                ),
-            ),
-            other => other.into(),
-        })?;
+        .map_err(when_conflict(|message| {
+            format!("{message} Make another version the default first (PUT .../default-version).")
+        }))?;
     audit_change(
         &state,
         &request,

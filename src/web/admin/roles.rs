@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::accounts::{existing_account, in_account, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
-use super::common::{audit_change, created_at, listed, named_in_path};
+use super::common::{audit_change, created, listed, named_in_path};
 use super::error::AdminError;
 use super::policies::{
     check_attached_policies, check_document, check_inline_policies, check_policy_exists,
@@ -235,19 +235,16 @@ async fn create(
     };
     let role = state.store.create_role(&new).await?;
     let after = full_view(&state, &account, &role.name).await?;
-    audit_change(
+    Ok(created(
         &state,
         &request,
         &admin,
         "admin:CreateRole",
         &target(&account, &role.name),
-        json!({ "after": after }),
-    )
-    .await;
-    Ok(created_at(
         &format!("/accounts/{account}/roles/{}", role.name),
-        &after,
-    ))
+        after,
+    )
+    .await)
 }
 
 async fn get(
