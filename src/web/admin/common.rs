@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::auth::Admin;
 use super::error::AdminError;
+use crate::iam::AccountId;
 use crate::store::{Outcome, StoreError};
 use crate::web::AppState;
 use crate::web::audit::audit;
@@ -68,6 +69,18 @@ pub(super) async fn audit_change(
 /// `{"<key>": [every item as shown]}`.
 pub(super) fn listed<T, V: Serialize>(key: &str, items: &[T], view: impl Fn(&T) -> V) -> Value {
     json!({ key: items.iter().map(view).collect::<Vec<_>>() })
+}
+
+/// `{"account": <account>, "<key>": [every item as shown]}`.
+pub(super) fn listed_in_account<T, V: Serialize>(
+    account: &AccountId,
+    key: &str,
+    items: &[T],
+    view: impl Fn(&T) -> V,
+) -> Value {
+    let mut body = listed(key, items, view);
+    body["account"] = json!(account);
+    body
 }
 
 /// Audits a creation with the entity `after` it and answers 201 with it and its

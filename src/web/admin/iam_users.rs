@@ -10,7 +10,9 @@ use serde_json::{Map, Value, json};
 
 use super::accounts::{existing_account, in_account, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
-use super::common::{audit_change, created, listed, named_in_path, when_not_found};
+use super::common::{
+    audit_change, created, listed, listed_in_account, named_in_path, when_not_found,
+};
 use super::error::AdminError;
 use super::policies::{
     check_attached_policies, check_inline_policies, identity_policies_view, optional_iam_path,
@@ -89,7 +91,7 @@ async fn list(
 ) -> Result<HttpResponse, AdminError> {
     let account = existing_account(&state, &path).await?;
     let users = state.store.list_iam_users(&account).await?;
-    let mut body = listed("iam_users", &users, |user| {
+    let body = listed_in_account(&account, "iam_users", &users, |user| {
         json!({
             "id": user.id,
             "arn": user.arn,
@@ -99,7 +101,6 @@ async fn list(
             "created_at": user.created_at,
         })
     });
-    body["account"] = json!(account);
     Ok(HttpResponse::Ok().json(body))
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::accounts::{account_in_path, existing_account};
 use super::auth::{AdminRead, AdminWrite};
-use super::common::{audit_change, created, listed};
+use super::common::{audit_change, created, listed_in_account};
 use super::error::AdminError;
 use crate::iam::{AccountId, ProviderUrlKind, check_provider_url};
 use crate::store::{NewOidcProvider, OidcProvider};
@@ -53,8 +53,7 @@ async fn list(
     let account = existing_account(&state, &path).await?;
     let mut providers = state.store.list_oidc_providers().await?;
     providers.retain(|p| p.account_id == account);
-    let mut body = listed("oidc_providers", &providers, view);
-    body["account"] = json!(account);
+    let body = listed_in_account(&account, "oidc_providers", &providers, view);
     Ok(HttpResponse::Ok().json(body))
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::accounts::{existing_account, in_account, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
-use super::common::{audit_change, created, listed, named_in_path};
+use super::common::{audit_change, created, listed_in_account, named_in_path};
 use super::error::AdminError;
 use super::policies::{
     check_attached_policies, check_document, check_inline_policies, check_policy_exists,
@@ -204,8 +204,7 @@ async fn list(
 ) -> Result<HttpResponse, AdminError> {
     let account = existing_account(&state, &path).await?;
     let roles = state.store.list_roles(&account).await?;
-    let mut body = listed("roles", &roles, summary);
-    body["account"] = json!(account);
+    let body = listed_in_account(&account, "roles", &roles, summary);
     Ok(HttpResponse::Ok().json(body))
 }
 

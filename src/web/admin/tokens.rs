@@ -47,6 +47,16 @@ fn view(token: AdminToken, now: DateTime<Utc>) -> TokenView {
     }
 }
 
+/// A token as its audit events record it: never its secret or its hash.
+fn audited(token: &AdminToken) -> serde_json::Value {
+    json!({
+        "token_id": token.id,
+        "name": token.name,
+        "scope": token.scope,
+        "expires_at": token.expires_at,
+    })
+}
+
 async fn list(
     state: web::Data<AppState>,
     AdminRead(_): AdminRead,
@@ -89,12 +99,7 @@ async fn create(
         &admin,
         "admin:CreateToken",
         &token.id,
-        json!({
-            "token_id": token.id,
-            "name": token.name,
-            "scope": token.scope,
-            "expires_at": token.expires_at,
-        }),
+        audited(&token),
     )
     .await;
     let mut body =
@@ -122,20 +127,11 @@ async fn revoke(
         }
         Err(error) => return Err(error.into()),
     };
-    audit_change(
-        &state,
-        &request,
-        &admin,
-        "admin:RevokeToken",
-        &token.id,
-        json!({
-            "token_id": token.id,
-            "name": token.name,
-            "scope": token.scope,
-            "expires_at": token.expires_at,
-            "created_by": token.created_by,
-        }),
-    )
+    audit_change(&state, &request, &admin, "admin:RevokeToken", &token.id, {
+        let mut details = audited(&token);
+        details["created_by"] = json!(token.created_by);
+        details
+    })
     .await;
     Ok(HttpResponse::NoContent().finish())
 }
