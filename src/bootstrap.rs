@@ -9,14 +9,11 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::iam::{GroupName, UserName};
-use crate::idp::directory::{DIRECTORY_SOURCE_ID, hash_password_async};
+use crate::idp::directory::{DIRECTORY_SOURCE_ID, built_in_source, hash_password_async};
 use crate::secrets::Secret;
 use crate::service::admin_access::{AdminAccess, AdminGroup};
 use crate::service::audit::AuditLog;
-use crate::store::{
-    AdminScope, AuditEvent, IdentitySourceKind, NewGroup, NewIdentitySource, NewUser, Outcome,
-    Store, StoreError,
-};
+use crate::store::{AdminScope, AuditEvent, NewGroup, NewUser, Outcome, Store, StoreError};
 
 /// The shortest password a bootstrapped admin may have.
 pub const MIN_ADMIN_PASSWORD_CHARS: usize = crate::idp::directory::MIN_PASSWORD_CHARS;
@@ -120,13 +117,7 @@ async fn bootstrap_user(
         Ok(_) => {}
         Err(StoreError::NotFound { .. }) => {
             store
-                .create_identity_source(&NewIdentitySource {
-                    id: DIRECTORY_SOURCE_ID.into(),
-                    kind: IdentitySourceKind::Directory,
-                    display_name: "Rolegate directory".into(),
-                    config: json!({}),
-                    enabled: true,
-                })
+                .create_identity_source(&built_in_source())
                 .await
                 .map_err(|e| e.to_string())?;
             done.lines.push(format!(

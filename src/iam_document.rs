@@ -22,15 +22,15 @@ use crate::iam::{
     AccountId, Description, GroupName, IamPath, MaxSessionDuration, PolicyName, RoleName, Tags,
     UserName,
 };
-use crate::idp::directory::DIRECTORY_SOURCE_ID;
+use crate::idp::directory::{DIRECTORY_SOURCE_ID, built_in_source};
 use crate::mapping::{self, CompiledRuleset, Rule};
 use crate::policy::{ParseOptions, Policy, PolicyKind};
 use crate::service::audit::AuditLog;
 use crate::service::entitlements::Entitlements;
 use crate::service::rulesets::Rulesets;
 use crate::store::{
-    AuditEvent, IdentitySourceKind, NewGroup, NewIamUser, NewIdentitySource, NewManagedPolicy,
-    NewOidcProvider, NewRole, NewUser, Outcome, PolicyScope, RoleUpdate, Store, StoreError,
+    AuditEvent, NewGroup, NewIamUser, NewManagedPolicy, NewOidcProvider, NewRole, NewUser, Outcome,
+    PolicyScope, RoleUpdate, Store, StoreError,
 };
 
 /// The audit actor of an import.
@@ -566,6 +566,25 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
             );
         }
     };
+    // A role's or IAM user's (at `entry`) inline policies, checked and named, and
+    // its attached ones, which must be known.
+    let identity_policies = |faults: &mut Faults,
+                             entry: &str,
+                             inline: &BTreeMap<String, Value>,
+                             attached: &[String]| {
+        let mut checked = Vec::new();
+        for (policy, document) in inline {
+            let pointer = format!("{entry}/inline_policies/{policy}");
+            faults.policy(pointer.clone(), document, PolicyKind::Identity, false);
+            if let Some(name) = faults.check(pointer, PolicyName::parse(policy.as_str())) {
+                checked.push((name, document_text(document)));
+            }
+        }
+        for (j, arn) in attached.iter().enumerate() {
+            known_policy(faults, format!("{entry}/attached_policies/{j}"), arn);
+        }
+        checked
+    };
 
     // Roles, by account and name (ignoring case, as IAM).
     let mut catalog = Entitlements::new(store.clone())
@@ -592,21 +611,12 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
             PolicyKind::Trust,
             false,
         );
-        let mut inline = Vec::new();
-        for (policy, document) in &entry.inline_policies {
-            let pointer = format!("/roles/{i}/inline_policies/{policy}");
-            faults.policy(pointer.clone(), document, PolicyKind::Identity, false);
-            if let Some(name) = faults.check(pointer, PolicyName::parse(policy.as_str())) {
-                inline.push((name, document_text(document)));
-            }
-        }
-        for (j, arn) in entry.attached_policies.iter().enumerate() {
-            known_policy(
-                &mut faults,
-                format!("/roles/{i}/attached_policies/{j}"),
-                arn,
-            );
-        }
+        let inline = identity_policies(
+            &mut faults,
+            &format!("/roles/{i}"),
+            &entry.inline_policies,
+            &entry.attached_policies,
+        );
         if let Some(arn) = &entry.permissions_boundary {
             known_policy(&mut faults, at("permissions_boundary"), arn);
         }
@@ -836,21 +846,12 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
         let account = known_account(&mut faults, at("account"), &entry.account);
         let name = faults.check(at("name"), UserName::parse(entry.name.as_str()));
         let path = faults.check(at("path"), IamPath::parse(entry.path.as_str()));
-        let mut inline = Vec::new();
-        for (policy, document) in &entry.inline_policies {
-            let pointer = format!("/iam_users/{i}/inline_policies/{policy}");
-            faults.policy(pointer.clone(), document, PolicyKind::Identity, false);
-            if let Some(name) = faults.check(pointer, PolicyName::parse(policy.as_str())) {
-                inline.push((name, document_text(document)));
-            }
-        }
-        for (j, arn) in entry.attached_policies.iter().enumerate() {
-            known_policy(
-                &mut faults,
-                format!("/iam_users/{i}/attached_policies/{j}"),
-                arn,
-            );
-        }
+        let inline = identity_policies(
+            &mut faults,
+            &format!("/iam_users/{i}"),
+            &entry.inline_policies,
+            &entry.attached_policies,
+        );
         let (Some(account), Some(name), Some(path)) = (account, name, path) else {
             continue;
         };
@@ -921,23 +922,16 @@ pub async fn plan(store: &Arc<dyn Store>, wanted: &Document) -> Result<ImportPla
     }
 
     // Mapping rules: published as a new version only when they differ.
-    match CompiledRuleset::compile(&wanted.mapping_rules) {
-        Err(errors) => {
-            for error in errors {
-                faults.add(
-                    format!("/mapping_rules{}", error.pointer),
-                    format!("{}: {}", error.code, error.message),
-                );
-            }
-        }
-        Ok(_) => {
-            for error in mapping::check_references(&wanted.mapping_rules, &catalog) {
-                faults.add(
-                    format!("/mapping_rules{}", error.pointer),
-                    format!("{}: {}", error.code, error.message),
-                );
-            }
-        }
+    // References are checked only in rules that compile.
+    let rule_errors = match CompiledRuleset::compile(&wanted.mapping_rules) {
+        Err(errors) => errors,
+        Ok(_) => mapping::check_references(&wanted.mapping_rules, &catalog),
+    };
+    for error in rule_errors {
+        faults.add(
+            format!("/mapping_rules{}", error.pointer),
+            format!("{}: {}", error.code, error.message),
+        );
     }
     let current = rulesets(store).current().await.map_err(|e| e.to_string())?;
     if mapping::content_hash(&current.rules) != mapping::content_hash(&wanted.mapping_rules) {
@@ -1002,13 +996,7 @@ pub async fn apply(store: &Arc<dyn Store>, plan: &ImportPlan) -> Result<String, 
                 store.attach_role_policy(account, role, arn).await
             }
             Step::CreateDirectory => store
-                .create_identity_source(&NewIdentitySource {
-                    id: DIRECTORY_SOURCE_ID.into(),
-                    kind: IdentitySourceKind::Directory,
-                    display_name: "Rolegate directory".into(),
-                    config: json!({}),
-                    enabled: true,
-                })
+                .create_identity_source(&built_in_source())
                 .await
                 .map(drop),
             Step::CreateDirectoryUser(new) => store.create_user(new).await.map(drop),

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 use crate::cache::{Cache, CacheError, RateLimit};
 use crate::iam::UserName;
 use crate::idp::identity::Identity;
-use crate::store::{IdentitySourceKind, Store, StoreError, User};
+use crate::store::{IdentitySourceKind, NewIdentitySource, Store, StoreError, User};
 use crate::sts::portal::{
     DirectorySettings, directory_attribute, log_skipped_tags, select_attributes,
 };
@@ -26,6 +26,17 @@ use crate::sts::portal::{
 /// The id of the built-in directory identity source that the portal's password form
 /// signs in against.
 pub const DIRECTORY_SOURCE_ID: &str = "directory";
+
+/// The built-in directory as an identity source (created by bootstrap or import).
+pub fn built_in_source() -> NewIdentitySource {
+    NewIdentitySource {
+        id: DIRECTORY_SOURCE_ID.into(),
+        kind: IdentitySourceKind::Directory,
+        display_name: "Rolegate directory".into(),
+        config: serde_json::json!({}),
+        enabled: true,
+    }
+}
 
 /// OWASP's recommended argon2id parameters: 19 MiB of memory, two passes, one lane.
 pub const ARGON2_MEMORY_KIB: u32 = 19_456;

@@ -9,98 +9,20 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use rolegate::idp::identity::Identity;
 use rolegate::service::admin_access::AdminGroup;
 use rolegate::web::AppState;
 use serde_json::{Value, json};
 
+use crate::admin_client::{API, Auth, call, person, session_of, with_admins};
 use crate::both_backends;
 use crate::helpers::{TestStore, app_state, rolegate_bin, spawn_state};
 use crate::web_client::Browser;
 
-const API: &str = "/admin/api/v1";
-
-fn person(user: &str, groups: &[&str]) -> Identity {
-    Identity {
-        source_id: "directory".into(),
-        subject: format!("id-{user}"),
-        user_name: user.into(),
-        display_name: user.into(),
-        email: None,
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-        attributes: Default::default(),
-        claims: Default::default(),
-    }
-}
-
 /// The state with `directory:admins` as the admin group, and its server.
 async fn admin_server(db: &TestStore) -> (AppState, String) {
-    let state = app_state(db.store.clone())
-        .await
-        .with_admin_groups(vec![AdminGroup::parse("directory:admins").unwrap()]);
+    let state = with_admins(app_state(db.store.clone()).await);
     let base = spawn_state(state.clone());
     (state, base)
-}
-
-/// A signed-in portal session: (cookie value, CSRF token).
-async fn session_of(state: &AppState, identity: Identity) -> (String, String) {
-    let started = state.sessions.start(identity, None, None).await.unwrap();
-    (started.id, started.session.csrf)
-}
-
-/// How a test call authenticates.
-enum Auth<'a> {
-    None,
-    Session { id: &'a str, csrf: Option<&'a str> },
-    Token(&'a str),
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    text: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
-    }
-
-    fn code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    }
-}
-
-async fn call(
-    base: &str,
-    method: Method,
-    path: &str,
-    auth: Auth<'_>,
-    body: Option<Value>,
-) -> Answer {
-    let mut request = reqwest::Client::new().request(method, format!("{base}{API}{path}"));
-    match auth {
-        Auth::None => {}
-        Auth::Session { id, csrf } => {
-            request = request.header("cookie", format!("rg_session={id}"));
-            if let Some(csrf) = csrf {
-                request = request.header("x-csrf-token", csrf);
-            }
-        }
-        Auth::Token(token) => request = request.bearer_auth(token),
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    Answer {
-        status: response.status(),
-        headers: response.headers().clone(),
-        text: response.text().await.unwrap(),
-    }
 }
 
 /// Creates a token as `auth`: (id, secret).
@@ -151,10 +73,7 @@ async fn admin_authentication_errors(db: TestStore) {
         &base,
         Method::GET,
         "/whoami",
-        Auth::Session {
-            id: &bob,
-            csrf: Some(&bob_csrf),
-        },
+        Auth::session(&bob, &bob_csrf),
         None,
     )
     .await;
@@ -165,17 +84,7 @@ async fn admin_authentication_errors(db: TestStore) {
     let mut corp = person("mallory", &["admins"]);
     corp.source_id = "corp".into();
     let (mallory, _) = session_of(&state, corp).await;
-    let refused = call(
-        &base,
-        Method::GET,
-        "/whoami",
-        Auth::Session {
-            id: &mallory,
-            csrf: None,
-        },
-        None,
-    )
-    .await;
+    let refused = call(&base, Method::GET, "/whoami", Auth::cookie(&mallory), None).await;
     assert_eq!(refused.code(), "NOT_AN_ADMIN");
 
     // Unknown endpoints answer in the same shape; the document needs no credentials.
@@ -214,17 +123,7 @@ async fn admin_session_writes_need_csrf(db: TestStore) {
     let (state, base) = admin_server(&db).await;
     let (alice, csrf) = session_of(&state, person("alice", &["admins", "developers"])).await;
 
-    let me = call(
-        &base,
-        Method::GET,
-        "/whoami",
-        Auth::Session {
-            id: &alice,
-            csrf: None,
-        },
-        None,
-    )
-    .await;
+    let me = call(&base, Method::GET, "/whoami", Auth::cookie(&alice), None).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);
     assert_eq!(me.headers["cache-control"], "no-store");
     let me = me.json();
@@ -238,10 +137,7 @@ async fn admin_session_writes_need_csrf(db: TestStore) {
         &base,
         Method::POST,
         "/tokens",
-        Auth::Session {
-            id: &alice,
-            csrf: None,
-        },
+        Auth::cookie(&alice),
         Some(body.clone()),
     )
     .await;
@@ -251,10 +147,7 @@ async fn admin_session_writes_need_csrf(db: TestStore) {
         &base,
         Method::POST,
         "/tokens",
-        Auth::Session {
-            id: &alice,
-            csrf: Some("forged"),
-        },
+        Auth::session(&alice, "forged"),
         Some(body.clone()),
     )
     .await;
@@ -263,20 +156,14 @@ async fn admin_session_writes_need_csrf(db: TestStore) {
         &base,
         Method::POST,
         "/tokens",
-        Auth::Session {
-            id: &alice,
-            csrf: Some(&csrf),
-        },
+        Auth::session(&alice, &csrf),
         Some(body),
     )
     .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
 
     // Bodies that are not JSON, or not the expected shape, or break a rule.
-    let session = || Auth::Session {
-        id: &alice,
-        csrf: Some(&csrf),
-    };
+    let session = || Auth::session(&alice, &csrf);
     let bad_scope = call(
         &base,
         Method::POST,
@@ -286,7 +173,7 @@ async fn admin_session_writes_need_csrf(db: TestStore) {
     )
     .await;
     assert_eq!(
-        (bad_scope.status, bad_scope.code().as_str()),
+        (bad_scope.status, bad_scope.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "MALFORMED_JSON")
     );
     let too_long = call(
@@ -341,10 +228,7 @@ async fn token_rows(db: &TestStore) -> Vec<(String, String, String)> {
 async fn admin_tokens_scope_expiry_and_revocation(db: TestStore) {
     let (state, base) = admin_server(&db).await;
     let (alice, csrf) = session_of(&state, person("alice", &["admins"])).await;
-    let session = || Auth::Session {
-        id: &alice,
-        csrf: Some(&csrf),
-    };
+    let session = || Auth::session(&alice, &csrf);
 
     let (read_id, read) = create_token(&base, session(), "reader", "read", None).await;
     let (write_id, write) = create_token(&base, session(), "writer", "write", None).await;
@@ -456,7 +340,7 @@ async fn admin_tokens_scope_expiry_and_revocation(db: TestStore) {
     )
     .await;
     assert_eq!(
-        (missing.status, missing.code().as_str()),
+        (missing.status, missing.code()),
         (StatusCode::NOT_FOUND, "NOT_FOUND")
     );
 
@@ -505,10 +389,7 @@ async fn admin_tokens_scope_expiry_and_revocation(db: TestStore) {
 async fn admin_audit_events_and_export(db: TestStore) {
     let (state, base) = admin_server(&db).await;
     let (alice, csrf) = session_of(&state, person("alice", &["admins"])).await;
-    let session = || Auth::Session {
-        id: &alice,
-        csrf: Some(&csrf),
-    };
+    let session = || Auth::session(&alice, &csrf);
     let (id, secret) = create_token(&base, session(), "auditor", "read", Some(30)).await;
     let revoked = call(
         &base,
@@ -591,7 +472,7 @@ async fn admin_audit_events_and_export(db: TestStore) {
     )
     .await;
     assert_eq!(
-        (bad.status, bad.code().as_str()),
+        (bad.status, bad.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR")
     );
     let bad = call(
@@ -644,17 +525,7 @@ async fn admin_people_sessions_list_and_revoke(db: TestStore) {
     let (dave1, _) = session_of(&state, person("dave", &["admins"])).await;
     let (dave2, _) = session_of(&state, person("Dave", &["admins"])).await;
     for dave in [&dave1, &dave2] {
-        let me = call(
-            &base,
-            Method::GET,
-            "/whoami",
-            Auth::Session {
-                id: dave,
-                csrf: None,
-            },
-            None,
-        )
-        .await;
+        let me = call(&base, Method::GET, "/whoami", Auth::cookie(dave), None).await;
         assert_eq!(me.status, StatusCode::OK);
     }
 
@@ -662,10 +533,7 @@ async fn admin_people_sessions_list_and_revoke(db: TestStore) {
         &base,
         Method::GET,
         "/people/directory/dave/sessions",
-        Auth::Session {
-            id: &alice,
-            csrf: None,
-        },
+        Auth::cookie(&alice),
         None,
     )
     .await;
@@ -684,10 +552,7 @@ async fn admin_people_sessions_list_and_revoke(db: TestStore) {
         &base,
         Method::DELETE,
         "/people/directory/dave/sessions",
-        Auth::Session {
-            id: &alice,
-            csrf: None,
-        },
+        Auth::cookie(&alice),
         None,
     )
     .await;
@@ -696,27 +561,14 @@ async fn admin_people_sessions_list_and_revoke(db: TestStore) {
         &base,
         Method::DELETE,
         "/people/directory/dave/sessions",
-        Auth::Session {
-            id: &alice,
-            csrf: Some(&csrf),
-        },
+        Auth::session(&alice, &csrf),
         None,
     )
     .await;
     assert_eq!(ended.status, StatusCode::OK, "{}", ended.text);
     assert_eq!(ended.json()["portal_sessions_ended"], 2);
     for dave in [&dave1, &dave2] {
-        let me = call(
-            &base,
-            Method::GET,
-            "/whoami",
-            Auth::Session {
-                id: dave,
-                csrf: None,
-            },
-            None,
-        )
-        .await;
+        let me = call(&base, Method::GET, "/whoami", Auth::cookie(dave), None).await;
         assert_eq!(
             me.status,
             StatusCode::UNAUTHORIZED,
@@ -729,28 +581,16 @@ async fn admin_people_sessions_list_and_revoke(db: TestStore) {
     assert_ne!(start.status, 200, "the portal still takes the cookie");
     // alice's own session goes on.
     assert_eq!(
-        call(
-            &base,
-            Method::GET,
-            "/whoami",
-            Auth::Session {
-                id: &alice,
-                csrf: None
-            },
-            None
-        )
-        .await
-        .status,
+        call(&base, Method::GET, "/whoami", Auth::cookie(&alice), None)
+            .await
+            .status,
         StatusCode::OK
     );
     let audited = call(
         &base,
         Method::GET,
         "/audit-events?action=admin:RevokeSessions",
-        Auth::Session {
-            id: &alice,
-            csrf: None,
-        },
+        Auth::cookie(&alice),
         None,
     )
     .await
@@ -831,17 +671,7 @@ async fn admin_bootstrap_cli_is_idempotent(db: TestStore) {
     let signed_in = browser.sign_in("root", password, "/start").await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
     let cookie = browser.cookie("rg_session").unwrap().to_owned();
-    let me = call(
-        &base,
-        Method::GET,
-        "/whoami",
-        Auth::Session {
-            id: &cookie,
-            csrf: None,
-        },
-        None,
-    )
-    .await;
+    let me = call(&base, Method::GET, "/whoami", Auth::cookie(&cookie), None).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);
     assert_eq!(me.json()["actor"], "directory:root");
 }
@@ -899,10 +729,7 @@ async fn admin_openapi_document_is_valid(db: TestStore) {
 async fn admin_openapi_document_matches_router(db: TestStore) {
     let (state, base) = admin_server(&db).await;
     let (alice, csrf) = session_of(&state, person("alice", &["admins"])).await;
-    let session = || Auth::Session {
-        id: &alice,
-        csrf: Some(&csrf),
-    };
+    let session = || Auth::session(&alice, &csrf);
     let (_, write) = create_token(&base, session(), "probe", "write", None).await;
     // A token of its own for DELETE /tokens/{id}, so the probe's stays.
     let (token_id, _) = create_token(&base, session(), "victim", "read", None).await;
@@ -1002,10 +829,7 @@ async fn admin_dev_makes_alice_an_admin_and_writes_a_token() {
         &first.base_url,
         Method::GET,
         "/whoami",
-        Auth::Session {
-            id: &cookie,
-            csrf: None,
-        },
+        Auth::cookie(&cookie),
         None,
     )
     .await;

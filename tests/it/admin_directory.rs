@@ -9,134 +9,20 @@
 use reqwest::{Method, StatusCode};
 use rolegate::iam::UserName;
 use rolegate::idp::directory::DIRECTORY_SOURCE_ID;
-use rolegate::idp::identity::Identity;
 use rolegate::idp::oidc::client_secret_context;
-use rolegate::service::admin_access::AdminGroup;
-use rolegate::store::{AdminScope, Outcome};
-use rolegate::web::AppState;
+use rolegate::store::Outcome;
 use serde_json::{Value, json};
 
+use crate::admin_client::{Api, Auth, person, with_admins};
 use crate::both_backends;
-use crate::helpers::{TestStore, assert_audited, spawn_state};
+use crate::helpers::{TestStore, assert_audited};
 use crate::web_client::{Browser, password_of, seeded};
 
-const API: &str = "/admin/api/v1";
 const ERIN_PASSWORD: &str = "erin-first-password-1";
 const CLIENT_SECRET: &str = "corp-client-secret-4f9a2c";
 
-/// How a call authenticates.
-#[derive(Clone, Copy)]
-enum Auth<'a> {
-    Token(&'a str),
-    Session { id: &'a str, csrf: &'a str },
-}
-
-struct Answer {
-    status: StatusCode,
-    text: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
-    }
-
-    fn code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    }
-
-    fn pointer(&self) -> String {
-        self.json()["error"]["pointer"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    }
-}
-
-/// The seeded demo (alice in `admins`) with `directory:admins` as the admin group,
-/// its server, and write and read tokens created by alice.
-struct Api {
-    state: AppState,
-    base: String,
-    write: String,
-    read: String,
-}
-
-impl Api {
-    async fn start(db: &TestStore) -> Self {
-        let state = seeded(db)
-            .await
-            .with_admin_groups(vec![AdminGroup::parse("directory:admins").unwrap()]);
-        let write = state
-            .admin
-            .issue("tests", AdminScope::Write, None, "directory:alice")
-            .await
-            .unwrap()
-            .secret;
-        let read = state
-            .admin
-            .issue("viewer", AdminScope::Read, None, "directory:alice")
-            .await
-            .unwrap()
-            .secret;
-        let base = spawn_state(state.clone());
-        Self {
-            state,
-            base,
-            write,
-            read,
-        }
-    }
-
-    async fn call_as(
-        &self,
-        auth: Auth<'_>,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Answer {
-        let mut request =
-            reqwest::Client::new().request(method, format!("{}{API}{path}", self.base));
-        request = match auth {
-            Auth::Token(token) => request.bearer_auth(token),
-            Auth::Session { id, csrf } => request
-                .header("cookie", format!("rg_session={id}"))
-                .header("x-csrf-token", csrf),
-        };
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        Answer {
-            status: response.status(),
-            text: response.text().await.unwrap(),
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        self.call_as(Auth::Token(&self.write), method, path, body)
-            .await
-    }
-}
-
-fn person(user: &str, groups: &[&str]) -> Identity {
-    Identity {
-        source_id: DIRECTORY_SOURCE_ID.into(),
-        subject: format!("id-{user}"),
-        user_name: user.into(),
-        display_name: user.into(),
-        email: None,
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-        attributes: Default::default(),
-        claims: Default::default(),
-    }
-}
-
 async fn admin_directory_user_lifecycle(db: TestStore) {
-    let api = Api::start(&db).await;
+    let api = Api::serve(with_admins(seeded(&db).await)).await;
     let created = api
         .call(
             Method::POST,
@@ -171,7 +57,7 @@ async fn admin_directory_user_lifecycle(db: TestStore) {
         .await;
     assert_eq!(bad_name.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        (bad_name.code().as_str(), bad_name.pointer().as_str()),
+        (bad_name.code(), bad_name.pointer()),
         ("INVALID_USER_NAME", "/user_name")
     );
     let bad_email = api
@@ -220,7 +106,7 @@ async fn admin_directory_user_lifecycle(db: TestStore) {
         .await;
     assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        (weak.code().as_str(), weak.pointer().as_str()),
+        (weak.code(), weak.pointer()),
         ("WEAK_PASSWORD", "/password")
     );
     let set = api
@@ -342,7 +228,7 @@ async fn admin_directory_user_lifecycle(db: TestStore) {
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
     let gone = api.call(Method::GET, "/directory/users/erin", None).await;
     assert_eq!(
-        (gone.status, gone.code().as_str()),
+        (gone.status, gone.code()),
         (StatusCode::NOT_FOUND, "NOT_FOUND")
     );
     assert_eq!(
@@ -387,7 +273,7 @@ async fn admin_directory_user_lifecycle(db: TestStore) {
 }
 
 async fn admin_directory_groups_and_lockout_guard(db: TestStore) {
-    let api = Api::start(&db).await;
+    let api = Api::serve(with_admins(seeded(&db).await)).await;
     let created = api
         .call(
             Method::POST,
@@ -517,10 +403,7 @@ async fn admin_directory_groups_and_lockout_guard(db: TestStore) {
         .start(person("alice", &["admins", "developers"]), None, None)
         .await
         .unwrap();
-    let session = Auth::Session {
-        id: &started.id,
-        csrf: &started.session.csrf,
-    };
+    let session = Auth::session(&started.id, &started.session.csrf);
     let refused = api
         .call_as(
             session,
@@ -555,10 +438,7 @@ async fn admin_directory_groups_and_lockout_guard(db: TestStore) {
     assert_eq!(next.status, StatusCode::FORBIDDEN, "{}", next.text);
     assert_eq!(next.code(), "NOT_AN_ADMIN");
     // Every session of hers follows.
-    let other = Auth::Session {
-        id: &second_session,
-        csrf: "",
-    };
+    let other = Auth::session(&second_session, "");
     assert_eq!(
         api.call_as(other, Method::GET, "/whoami", None)
             .await
@@ -632,7 +512,7 @@ fn corp_source() -> Value {
 }
 
 async fn admin_directory_identity_sources(db: TestStore) {
-    let api = Api::start(&db).await;
+    let api = Api::serve(with_admins(seeded(&db).await)).await;
     let read_only = api
         .call_as(
             Auth::Token(&api.read),
@@ -667,10 +547,7 @@ async fn admin_directory_identity_sources(db: TestStore) {
             "{}",
             refused.text
         );
-        assert_eq!(
-            (refused.code().as_str(), refused.pointer().as_str()),
-            (code, pointer)
-        );
+        assert_eq!((refused.code(), refused.pointer()), (code, pointer));
     }
     assert_eq!(
         api.call(Method::GET, "/identity-sources/corp", None)

@@ -8,117 +8,29 @@
 use reqwest::{Method, StatusCode};
 use rolegate::iam::{AccountId, RoleName};
 use rolegate::idp::identity::Identity;
-use rolegate::store::{AdminScope, Outcome};
-use rolegate::web::AppState;
+use rolegate::store::Outcome;
 use serde_json::{Value, json};
 
+use crate::admin_client::{self, Api, Auth};
 use crate::both_backends;
-use crate::helpers::{
-    TestStore, app_state, assert_audited, grant_group, signed_sts_call, spawn_state,
-};
+use crate::helpers::{TestStore, app_state, assert_audited, grant_group, signed_sts_call};
 
-const API: &str = "/admin/api/v1";
 const ACCOUNT: &str = "210987654321";
 
-struct Api {
-    state: AppState,
-    base: String,
-    write: String,
-    write_id: String,
-    read: String,
-}
-
-struct Answer {
-    status: StatusCode,
-    body: Value,
-}
-
-impl Answer {
-    fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-
-    fn pointer(&self) -> &str {
-        self.body["error"]["pointer"].as_str().unwrap_or("")
-    }
-
-    fn message(&self) -> &str {
-        self.body["error"]["message"].as_str().unwrap_or("")
-    }
-}
-
-impl Api {
-    async fn start(db: &TestStore) -> Self {
-        let state = app_state(db.store.clone()).await;
-        let issued = state
-            .admin
-            .issue("tests", AdminScope::Write, None, "directory:alice")
-            .await
-            .unwrap();
-        let read = state
-            .admin
-            .issue("viewer", AdminScope::Read, None, "directory:alice")
-            .await
-            .unwrap()
-            .secret;
-        let base = spawn_state(state.clone());
-        Self {
-            state,
-            base,
-            write: issued.secret,
-            write_id: issued.token.id,
-            read,
-        }
-    }
-
-    async fn call_as(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Answer {
-        let mut request = reqwest::Client::new()
-            .request(method, format!("{}{API}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-        };
-        Answer { status, body }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        self.call_as(&self.write, method, path, body).await
-    }
-
-    /// The actor the write token's events carry.
-    fn actor(&self) -> String {
-        format!("token:{} (directory:alice)", self.write_id)
-    }
-
-    async fn create_account(&self) {
-        let created = self
-            .call(
-                Method::POST,
-                "/accounts",
-                Some(json!({"id": ACCOUNT, "name": "platform"})),
-            )
-            .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    }
+/// Creates account [`ACCOUNT`] ("platform").
+async fn create_account(api: &Api) {
+    let created = api
+        .call(
+            Method::POST,
+            "/accounts",
+            Some(json!({"id": ACCOUNT, "name": "platform"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
 }
 
 fn trust() -> Value {
-    json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")}, "Action": "sts:AssumeRole"}]})
+    admin_client::trust(ACCOUNT)
 }
 
 fn allow(action: &str) -> Value {
@@ -139,8 +51,8 @@ fn developer() -> Identity {
 }
 
 async fn admin_iam_role_lifecycle(db: TestStore) {
-    let api = Api::start(&db).await;
-    api.create_account().await;
+    let api = Api::serve(app_state(db.store.clone()).await).await;
+    create_account(&api).await;
     let again = api
         .call(
             Method::POST,
@@ -276,7 +188,7 @@ async fn admin_iam_role_lifecycle(db: TestStore) {
     // A read token cannot write.
     let read_only = api
         .call_as(
-            &api.read,
+            Auth::Token(&api.read),
             Method::PUT,
             &format!("{roles}/App"),
             Some(json!({"trust_policy": trust()})),
@@ -466,8 +378,8 @@ fn role_settings(role: &Value) -> Value {
 }
 
 async fn admin_iam_policy_versions(db: TestStore) {
-    let api = Api::start(&db).await;
-    api.create_account().await;
+    let api = Api::serve(app_state(db.store.clone()).await).await;
+    create_account(&api).await;
     let bad = api
         .call(
             Method::POST,
@@ -605,8 +517,8 @@ async fn admin_iam_policy_versions(db: TestStore) {
 }
 
 async fn admin_iam_users_and_access_keys(db: TestStore) {
-    let api = Api::start(&db).await;
-    api.create_account().await;
+    let api = Api::serve(app_state(db.store.clone()).await).await;
+    create_account(&api).await;
     let users = format!("/accounts/{ACCOUNT}/iam-users");
     let created = api
         .call(
@@ -708,7 +620,9 @@ async fn admin_iam_users_and_access_keys(db: TestStore) {
     let listed = api.call(Method::GET, &keys, None).await;
     assert_eq!(listed.body["access_keys"], json!([]));
 
-    let read_only = api.call_as(&api.read, Method::POST, &keys, None).await;
+    let read_only = api
+        .call_as(Auth::Token(&api.read), Method::POST, &keys, None)
+        .await;
     assert_eq!(read_only.status, StatusCode::FORBIDDEN);
 
     assert_audited(
@@ -735,8 +649,8 @@ async fn admin_iam_users_and_access_keys(db: TestStore) {
 }
 
 async fn admin_iam_oidc_providers_and_console_destinations(db: TestStore) {
-    let api = Api::start(&db).await;
-    api.create_account().await;
+    let api = Api::serve(app_state(db.store.clone()).await).await;
+    create_account(&api).await;
     let destinations = format!("/accounts/{ACCOUNT}/console-destinations");
     let empty = api.call(Method::GET, &destinations, None).await;
     assert_eq!(empty.body, json!({"destinations": []}));
@@ -808,7 +722,7 @@ async fn admin_iam_oidc_providers_and_console_destinations(db: TestStore) {
     assert_eq!(got.body["client_ids"], json!(["sts.amazonaws.com"]));
     let read_only = api
         .call_as(
-            &api.read,
+            Auth::Token(&api.read),
             Method::DELETE,
             &format!("{providers}/{id}"),
             None,

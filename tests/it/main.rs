@@ -12,6 +12,7 @@
 )]
 
 mod admin;
+mod admin_client;
 mod admin_directory;
 mod admin_iam;
 mod audit;

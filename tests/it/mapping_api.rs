@@ -5,156 +5,42 @@
 //! applies to the next issuance.
 
 use reqwest::{Method, StatusCode};
-use rolegate::iam::{AccountId, RoleName};
 use rolegate::idp::identity::Identity;
-use rolegate::service::admin_access::AdminGroup;
-use rolegate::store::{AdminScope, NewRole, Outcome};
-use rolegate::web::AppState;
+use rolegate::store::Outcome;
 use serde_json::{Value, json};
 
+use crate::admin_client::{
+    self, Answer, Api, Auth, RULES_ACCOUNT, grant_rule, send, with_admins, with_rule_roles,
+};
 use crate::both_backends;
-use crate::helpers::{TestStore, app_state, spawn_state};
+use crate::helpers::{TestStore, app_state};
 
-const API: &str = "/admin/api/v1";
-const ACCOUNT: &str = "111122223333";
+const ACCOUNT: &str = RULES_ACCOUNT;
 
+/// A directory person with an email address.
 fn person(user: &str, groups: &[&str]) -> Identity {
     Identity {
-        source_id: "directory".into(),
-        subject: format!("id-{user}"),
-        user_name: user.into(),
-        display_name: user.into(),
         email: Some(format!("{user}@example.com")),
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-        attributes: Default::default(),
-        claims: Default::default(),
+        ..admin_client::person(user, groups)
     }
 }
 
-struct Api {
-    state: AppState,
-    base: String,
-    write: String,
-    read: String,
+/// The admin server, account [`ACCOUNT`] with roles Developer and Auditor.
+async fn start(db: &TestStore) -> Api {
+    let state = with_admins(app_state(db.store.clone()).await);
+    with_rule_roles(&state).await;
+    Api::serve(state).await
 }
 
-struct Answer {
-    status: StatusCode,
-    etag: Option<String>,
-    body: Value,
-}
-
-impl Answer {
-    fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-}
-
-impl Api {
-    async fn start(db: &TestStore) -> Self {
-        let state = app_state(db.store.clone())
-            .await
-            .with_admin_groups(vec![AdminGroup::parse("directory:admins").unwrap()]);
-        let account = AccountId::parse(ACCOUNT).unwrap();
-        state
-            .store
-            .create_account(&account, "engineering")
-            .await
-            .unwrap();
-        for name in ["Developer", "Auditor"] {
-            let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-                "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
-                "Action": "sts:AssumeRole"}]});
-            let role = NewRole::new(
-                account.clone(),
-                RoleName::parse(name).unwrap(),
-                trust.to_string(),
-            );
-            state.store.create_role(&role).await.unwrap();
-        }
-        let write = state
-            .admin
-            .issue("tests", AdminScope::Write, None, "directory:alice")
-            .await
-            .unwrap()
-            .secret;
-        let read = state
-            .admin
-            .issue("viewer", AdminScope::Read, None, "directory:alice")
-            .await
-            .unwrap()
-            .secret;
-        let base = spawn_state(state.clone());
-        Self {
-            state,
-            base,
-            write,
-            read,
-        }
-    }
-
-    async fn call_as(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        if_match: Option<&str>,
-        body: Option<Value>,
-    ) -> Answer {
-        let mut request = reqwest::Client::new()
-            .request(method, format!("{}{API}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(tag) = if_match {
-            request = request.header("if-match", tag);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let etag = response
-            .headers()
-            .get("etag")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-        };
-        Answer { status, etag, body }
-    }
-
-    /// `POST /mapping-rules` made against version `if_match`.
-    async fn create_rule(&self, if_match: &str, rule: Value) -> Answer {
-        self.call(Method::POST, "/mapping-rules", Some(if_match), Some(rule))
-            .await
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        if_match: Option<&str>,
-        body: Option<Value>,
-    ) -> Answer {
-        self.call_as(&self.write, method, path, if_match, body)
-            .await
-    }
-}
-
-fn grant_rule(id: &str, group: &str, role: &str) -> Value {
-    json!({
-        "id": id, "name": format!("{role} for {group}"), "effect": "grant",
-        "source": ["directory"],
-        "when": {"claim": "groups", "op": "contains_any", "values": [group]},
-        "grant": [{"account": ACCOUNT, "role": role}],
-    })
+/// `POST /mapping-rules` made against version `if_match`.
+async fn create_rule(api: &Api, if_match: &str, rule: Value) -> Answer {
+    api.call_if_match(Method::POST, "/mapping-rules", Some(if_match), Some(rule))
+        .await
 }
 
 async fn ruleset_versions_under_if_match(db: TestStore) {
-    let api = Api::start(&db).await;
-    let empty = api.call(Method::GET, "/ruleset", None, None).await;
+    let api = start(&db).await;
+    let empty = api.call_if_match(Method::GET, "/ruleset", None, None).await;
     assert_eq!(empty.status, StatusCode::OK);
     assert_eq!(empty.body["version"], 0);
     assert_eq!(empty.body["rules"], json!([]));
@@ -162,13 +48,13 @@ async fn ruleset_versions_under_if_match(db: TestStore) {
 
     let rules = json!({ "rules": [grant_rule("r-devs", "developers", "Developer")] });
     let missing = api
-        .call(Method::PUT, "/ruleset", None, Some(rules.clone()))
+        .call_if_match(Method::PUT, "/ruleset", None, Some(rules.clone()))
         .await;
     assert_eq!(missing.status, StatusCode::PRECONDITION_REQUIRED);
     assert_eq!(missing.code(), "PRECONDITION_REQUIRED");
 
     let first = api
-        .call(Method::PUT, "/ruleset", Some("\"v0\""), Some(rules.clone()))
+        .call_if_match(Method::PUT, "/ruleset", Some("\"v0\""), Some(rules.clone()))
         .await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
     assert_eq!(first.body["version"], 1);
@@ -177,21 +63,21 @@ async fn ruleset_versions_under_if_match(db: TestStore) {
 
     // Made against version 0, which is no longer in force.
     let stale = api
-        .call(Method::PUT, "/ruleset", Some("\"v0\""), Some(rules.clone()))
+        .call_if_match(Method::PUT, "/ruleset", Some("\"v0\""), Some(rules.clone()))
         .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(stale.code(), "PRECONDITION_FAILED");
 
     // A read token cannot write.
-    let read_only = api
-        .call_as(
-            &api.read,
-            Method::PUT,
-            "/ruleset",
-            Some("\"v1\""),
-            Some(rules.clone()),
-        )
-        .await;
+    let read_only = send(
+        &api.base,
+        Auth::Token(&api.read),
+        Method::PUT,
+        "/ruleset",
+        Some("\"v1\""),
+        Some(rules.clone()),
+    )
+    .await;
     assert_eq!(read_only.status, StatusCode::FORBIDDEN);
     assert_eq!(read_only.code(), "INSUFFICIENT_SCOPE");
 
@@ -203,7 +89,7 @@ async fn ruleset_versions_under_if_match(db: TestStore) {
          "grant": [{"account": ACCOUNT, "role": "Developer"}]},
     ]});
     let refused = api
-        .call(Method::PUT, "/ruleset", Some("\"v1\""), Some(lookaround))
+        .call_if_match(Method::PUT, "/ruleset", Some("\"v1\""), Some(lookaround))
         .await;
     assert_eq!(
         refused.status,
@@ -218,7 +104,7 @@ async fn ruleset_versions_under_if_match(db: TestStore) {
     let no_source = json!({"rules": [{"id": "r-x", "name": "x", "effect": "grant",
         "grant": [{"account": ACCOUNT, "role": "Developer"}]}]});
     let refused = api
-        .call(Method::PUT, "/ruleset", Some("\"v1\""), Some(no_source))
+        .call_if_match(Method::PUT, "/ruleset", Some("\"v1\""), Some(no_source))
         .await;
     assert_eq!(
         refused.status,
@@ -230,7 +116,7 @@ async fn ruleset_versions_under_if_match(db: TestStore) {
 
     let unknown_role = json!({"rules": [grant_rule("r-x", "developers", "Nonexistent")]});
     let refused = api
-        .call(Method::PUT, "/ruleset", Some("\"v1\""), Some(unknown_role))
+        .call_if_match(Method::PUT, "/ruleset", Some("\"v1\""), Some(unknown_role))
         .await;
     assert_eq!(
         refused.status,
@@ -241,22 +127,16 @@ async fn ruleset_versions_under_if_match(db: TestStore) {
     assert_eq!(refused.code(), "UNKNOWN_ROLE");
     assert_eq!(refused.body["error"]["pointer"], "/rules/0/grant/0/role");
 
-    let still = api.call(Method::GET, "/ruleset", None, None).await;
+    let still = api.call_if_match(Method::GET, "/ruleset", None, None).await;
     assert_eq!(still.body["version"], 1, "nothing was half-saved");
 
     // Single-rule edits publish versions too.
-    let created = api
-        .create_rule("\"v1\"", grant_rule("r-audit", "auditors", "Auditor"))
-        .await;
+    let created = create_rule(&api, "\"v1\"", grant_rule("r-audit", "auditors", "Auditor")).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     assert_eq!(created.etag.as_deref(), Some("\"v2\""));
-    let duplicate = api
-        .create_rule("\"v2\"", grant_rule("r-audit", "x", "Auditor"))
-        .await;
+    let duplicate = create_rule(&api, "\"v2\"", grant_rule("r-audit", "x", "Auditor")).await;
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
-    let bad_single = api
-        .create_rule("\"v2\"", grant_rule("r-new", "x", "Ghost"))
-        .await;
+    let bad_single = create_rule(&api, "\"v2\"", grant_rule("r-new", "x", "Ghost")).await;
     assert_eq!(bad_single.code(), "UNKNOWN_ROLE");
     assert_eq!(
         bad_single.body["error"]["pointer"], "/grant/0/role",
@@ -264,13 +144,13 @@ async fn ruleset_versions_under_if_match(db: TestStore) {
     );
 
     let fetched = api
-        .call(Method::GET, "/mapping-rules/r-audit", None, None)
+        .call_if_match(Method::GET, "/mapping-rules/r-audit", None, None)
         .await;
     assert_eq!(fetched.body["grant"][0]["role"], "Auditor");
     let mut changed = grant_rule("r-audit", "auditors", "Auditor");
     changed["name"] = json!("Auditors, renamed");
     let updated = api
-        .call(
+        .call_if_match(
             Method::PUT,
             "/mapping-rules/r-audit",
             Some("\"v2\""),
@@ -281,7 +161,7 @@ async fn ruleset_versions_under_if_match(db: TestStore) {
     assert_eq!(updated.etag.as_deref(), Some("\"v3\""));
     assert_eq!(updated.body["name"], "Auditors, renamed");
     let deleted = api
-        .call(
+        .call_if_match(
             Method::DELETE,
             "/mapping-rules/r-audit",
             Some("\"v3\""),
@@ -290,11 +170,13 @@ async fn ruleset_versions_under_if_match(db: TestStore) {
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     let gone = api
-        .call(Method::GET, "/mapping-rules/r-audit", None, None)
+        .call_if_match(Method::GET, "/mapping-rules/r-audit", None, None)
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 
-    let versions = api.call(Method::GET, "/ruleset/versions", None, None).await;
+    let versions = api
+        .call_if_match(Method::GET, "/ruleset/versions", None, None)
+        .await;
     let numbers: Vec<i64> = versions.body["versions"]
         .as_array()
         .unwrap()
@@ -305,7 +187,7 @@ async fn ruleset_versions_under_if_match(db: TestStore) {
 
     // Restoring version 2 publishes its content as version 5.
     let restored = api
-        .call(
+        .call_if_match(
             Method::POST,
             "/ruleset/versions/2/restore",
             Some("\"v4\""),
@@ -315,7 +197,7 @@ async fn ruleset_versions_under_if_match(db: TestStore) {
     assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
     assert_eq!(restored.body["version"], 5);
     let v2 = api
-        .call(Method::GET, "/ruleset/versions/2", None, None)
+        .call_if_match(Method::GET, "/ruleset/versions/2", None, None)
         .await;
     assert_eq!(restored.body["rules"], v2.body["rules"]);
     assert_eq!(restored.body["content_hash"], v2.body["content_hash"]);
@@ -347,10 +229,10 @@ async fn ruleset_versions_under_if_match(db: TestStore) {
 }
 
 async fn dry_run_impact_access_views_and_next_request(db: TestStore) {
-    let api = Api::start(&db).await;
+    let api = start(&db).await;
     let rules = json!({ "rules": [grant_rule("r-devs", "developers", "Developer")] });
     let first = api
-        .call(Method::PUT, "/ruleset", Some("\"v0\""), Some(rules))
+        .call_if_match(Method::PUT, "/ruleset", Some("\"v0\""), Some(rules))
         .await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
 
@@ -362,7 +244,7 @@ async fn dry_run_impact_access_views_and_next_request(db: TestStore) {
 
     // The dry run: the published ruleset, or candidate rules, over given claims.
     let tested = api
-        .call(
+        .call_if_match(
             Method::POST,
             "/mapping-rules/test",
             None,
@@ -376,7 +258,7 @@ async fn dry_run_impact_access_views_and_next_request(db: TestStore) {
         "r-devs"
     );
     let near = api
-        .call(
+        .call_if_match(
             Method::POST,
             "/mapping-rules/test",
             None,
@@ -391,7 +273,7 @@ async fn dry_run_impact_access_views_and_next_request(db: TestStore) {
         "{miss}"
     );
     let candidate = api
-        .call(
+        .call_if_match(
             Method::POST,
             "/mapping-rules/test",
             None,
@@ -405,7 +287,7 @@ async fn dry_run_impact_access_views_and_next_request(db: TestStore) {
 
     // Impact: who gains and who loses, before anything is published.
     let impact = api
-        .call(
+        .call_if_match(
             Method::POST,
             "/ruleset/impact",
             None,
@@ -430,13 +312,15 @@ async fn dry_run_impact_access_views_and_next_request(db: TestStore) {
         json!([{"account": ACCOUNT, "role": "Auditor"}])
     );
     assert_eq!(
-        api.call(Method::GET, "/ruleset", None, None).await.body["version"],
+        api.call_if_match(Method::GET, "/ruleset", None, None)
+            .await
+            .body["version"],
         1
     );
 
     // Who holds a role, and everything one person reaches, with why.
     let holders = api
-        .call(
+        .call_if_match(
             Method::GET,
             &format!("/access/roles/{ACCOUNT}/Developer"),
             None,
@@ -449,14 +333,14 @@ async fn dry_run_impact_access_views_and_next_request(db: TestStore) {
     assert_eq!(listed[0]["user_name"], "alice");
     assert_eq!(listed[0]["granted_by"][0]["rule"], "r-devs");
     let reach = api
-        .call(Method::GET, "/access/people/directory/id-alice", None, None)
+        .call_if_match(Method::GET, "/access/people/directory/id-alice", None, None)
         .await;
     assert_eq!(
         reach.body["evaluation"]["entitlements"][0]["role"],
         "Developer"
     );
     let nobody = api
-        .call(
+        .call_if_match(
             Method::GET,
             "/access/people/directory/id-nobody",
             None,
@@ -476,16 +360,14 @@ async fn dry_run_impact_access_views_and_next_request(db: TestStore) {
         roles(api.state.sts.entitlements(&bob).await.unwrap()),
         Vec::<String>::new()
     );
-    let published = api
-        .create_rule("\"v1\"", grant_rule("r-audit", "auditors", "Auditor"))
-        .await;
+    let published = create_rule(&api, "\"v1\"", grant_rule("r-audit", "auditors", "Auditor")).await;
     assert_eq!(published.status, StatusCode::CREATED);
     assert_eq!(
         roles(api.state.sts.entitlements(&bob).await.unwrap()),
         ["Auditor"]
     );
     let restored = api
-        .call(
+        .call_if_match(
             Method::POST,
             "/ruleset/versions/1/restore",
             Some("\"v2\""),

@@ -7,9 +7,7 @@
 use std::sync::Arc;
 
 use rolegate::iam::{AccountId, IamPath, PolicyName, RoleName, Tag, Tags, UserName};
-use rolegate::idp::identity::Identity;
 use rolegate::mapping::Rule;
-use rolegate::service::admin_access::AdminGroup;
 use rolegate::service::entitlements::Entitlements;
 use rolegate::service::rulesets::Rulesets;
 use rolegate::store::{
@@ -18,10 +16,13 @@ use rolegate::store::{
 };
 use serde_json::{Value, json};
 
+use crate::admin_client::{
+    self, RULES_ACCOUNT, grant_rule, issue_token, person, with_admins, with_rule_roles,
+};
 use crate::both_backends;
 use crate::helpers::{TestStore, app_state, postgres_store, run_binary, spawn_state, sqlite_store};
 
-const ACCOUNT: &str = "111122223333";
+const ACCOUNT: &str = RULES_ACCOUNT;
 
 both_backends!(
     rules_cli_export_plan_apply,
@@ -40,32 +41,7 @@ async fn rolegate(args: Vec<String>, envs: Vec<(String, String)>) -> (i32, Strin
 }
 
 fn trust() -> String {
-    json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
-        "Action": "sts:AssumeRole"}]})
-    .to_string()
-}
-
-fn grant_rule(id: &str, group: &str, role: &str) -> Value {
-    json!({
-        "id": id, "name": format!("{role} for {group}"), "effect": "grant",
-        "source": ["directory"],
-        "when": {"claim": "groups", "op": "contains_any", "values": [group]},
-        "grant": [{"account": ACCOUNT, "role": role}],
-    })
-}
-
-fn person(user: &str, groups: &[&str]) -> Identity {
-    Identity {
-        source_id: "directory".into(),
-        subject: format!("id-{user}"),
-        user_name: user.into(),
-        display_name: user.into(),
-        email: None,
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-        attributes: Default::default(),
-        claims: Default::default(),
-    }
+    admin_client::trust(ACCOUNT).to_string()
 }
 
 fn read_json(path: &std::path::Path) -> Value {
@@ -77,24 +53,10 @@ fn write_json(path: &std::path::Path, value: &Value) {
 }
 
 async fn rules_cli_export_plan_apply(db: TestStore) {
-    let state = app_state(db.store.clone())
+    let state = with_admins(app_state(db.store.clone()).await);
+    with_rule_roles(&state).await;
+    let token = issue_token(&state, "rules-cli", AdminScope::Write)
         .await
-        .with_admin_groups(vec![AdminGroup::parse("directory:admins").unwrap()]);
-    let account = AccountId::parse(ACCOUNT).unwrap();
-    state
-        .store
-        .create_account(&account, "engineering")
-        .await
-        .unwrap();
-    for name in ["Developer", "Auditor"] {
-        let role = NewRole::new(account.clone(), RoleName::parse(name).unwrap(), trust());
-        state.store.create_role(&role).await.unwrap();
-    }
-    let token = state
-        .admin
-        .issue("rules-cli", AdminScope::Write, None, "directory:alice")
-        .await
-        .unwrap()
         .secret;
     state
         .entitlements

@@ -8,11 +8,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{AdminRead, AdminWrite};
+use super::common::{audit_change, created, listed, named_in_path, when_conflict};
 use super::error::AdminError;
 use crate::iam::{AccountId, ConsoleDestination, ValidationError};
-use crate::store::{Account, Outcome, StoreError};
+use crate::store::{Account, StoreError};
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/accounts", web::get().to(list))
@@ -31,8 +31,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The account a path names: an id that is not 12 digits names no account (404).
 pub(super) fn account_in_path(raw: &str) -> Result<AccountId, AdminError> {
-    AccountId::parse(raw)
-        .map_err(|_| AdminError::not_found("NOT_FOUND", format!("account {raw} does not exist")))
+    named_in_path(AccountId::parse(raw), || {
+        format!("account {raw} does not exist")
+    })
+}
+
+/// An account and what `name_in_path` reads in it, from a two-part path.
+pub(super) fn in_account<T>(
+    (account, name): (String, String),
+    name_in_path: impl FnOnce(&str) -> Result<T, AdminError>,
+) -> Result<(AccountId, T), AdminError> {
+    Ok((account_in_path(&account)?, name_in_path(&name)?))
 }
 
 /// The account a path names, which must exist.
@@ -47,6 +56,14 @@ pub(super) fn invalid_at(pointer: impl Into<String>, error: ValidationError) -> 
     AdminError::invalid("VALIDATION_ERROR", error.message, Some(pointer.into()))
 }
 
+/// Store errors where a rule the store checks is broken by the value at `pointer`.
+fn invalid_in_store(pointer: &'static str) -> impl Fn(StoreError) -> AdminError {
+    move |error| match error {
+        StoreError::Invalid(invalid) => invalid_at(pointer, invalid),
+        other => other.into(),
+    }
+}
+
 fn view(account: &Account) -> Value {
     json!({ "id": account.id, "name": account.name, "created_at": account.created_at })
 }
@@ -56,14 +73,8 @@ fn target(id: &AccountId) -> String {
 }
 
 async fn list(state: web::Data<AppState>, _admin: AdminRead) -> Result<HttpResponse, AdminError> {
-    let accounts: Vec<Value> = state
-        .store
-        .list_accounts()
-        .await?
-        .iter()
-        .map(view)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "accounts": accounts })))
+    let accounts = state.store.list_accounts().await?;
+    Ok(HttpResponse::Ok().json(listed("accounts", &accounts, view)))
 }
 
 #[derive(Deserialize)]
@@ -81,29 +92,22 @@ async fn create(
 ) -> Result<HttpResponse, AdminError> {
     let body = body.into_inner();
     let id = AccountId::parse(body.id).map_err(|e| invalid_at("/id", e))?;
-    let account =
-        state
-            .store
-            .create_account(&id, &body.name)
-            .await
-            .map_err(|error| match error {
-                StoreError::Invalid(invalid) => invalid_at("/name", invalid),
-                other => other.into(),
-            })?;
+    let account = state
+        .store
+        .create_account(&id, &body.name)
+        .await
+        .map_err(invalid_in_store("/name"))?;
     let after = view(&account);
-    audit(
+    Ok(created(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateAccount",
         &target(&id),
-        Outcome::Success,
-        json!({ "after": after }),
+        &format!("/accounts/{id}"),
+        after,
     )
-    .await;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("{}/accounts/{id}", super::PREFIX)))
-        .json(after))
+    .await)
 }
 
 async fn get(
@@ -128,22 +132,17 @@ async fn delete(
         .store
         .delete_account(&id)
         .await
-        .map_err(|error| match error {
-            StoreError::Conflict(_) => AdminError::conflict(
-                "CONFLICT",
-                format!(
-                    "account {id} still has roles, managed policies, IAM users or OIDC providers; delete them first"
-                ),
-            ),
-            other => other.into(),
-        })?;
-    audit(
+        .map_err(when_conflict(|_| {
+            format!(
+                "account {id} still has roles, managed policies, IAM users or OIDC providers; delete them first"
+            )
+        }))?;
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:DeleteAccount",
         &target(&id),
-        Outcome::Success,
         json!({ "before": before }),
     )
     .await;
@@ -200,17 +199,13 @@ async fn put_destinations(
         .store
         .set_console_destinations(&id, &parsed)
         .await
-        .map_err(|error| match error {
-            StoreError::Invalid(invalid) => invalid_at("/destinations", invalid),
-            other => other.into(),
-        })?;
-    audit(
+        .map_err(invalid_in_store("/destinations"))?;
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:SetConsoleDestinations",
         &target(&id),
-        Outcome::Success,
         json!({
             "before": destinations_view(&before)["destinations"],
             "after": destinations_view(&after)["destinations"],

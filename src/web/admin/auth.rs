@@ -64,25 +64,23 @@ pub struct AdminWrite(pub Admin);
 
 type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, AdminError>>>>;
 
-impl FromRequest for AdminRead {
-    type Error = AdminError;
-    type Future = Extracted<Self>;
+/// Both extractors: authenticate for a read (`false`) or a write (`true`).
+macro_rules! admin_extractor {
+    ($extractor:ident, $write:expr) => {
+        impl FromRequest for $extractor {
+            type Error = AdminError;
+            type Future = Extracted<Self>;
 
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let request = request.clone();
-        Box::pin(async move { authenticate(&request, false).await.map(AdminRead) })
-    }
+            fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+                let request = request.clone();
+                Box::pin(async move { authenticate(&request, $write).await.map($extractor) })
+            }
+        }
+    };
 }
 
-impl FromRequest for AdminWrite {
-    type Error = AdminError;
-    type Future = Extracted<Self>;
-
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let request = request.clone();
-        Box::pin(async move { authenticate(&request, true).await.map(AdminWrite) })
-    }
-}
+admin_extractor!(AdminRead, false);
+admin_extractor!(AdminWrite, true);
 
 fn state_of(request: &HttpRequest) -> Result<web::Data<AppState>, AdminError> {
     request
@@ -119,39 +117,32 @@ async fn by_token(
         })
         .map(str::trim);
     let Some(bearer) = bearer else {
-        refused(
+        return Err(refused(
             state,
             request,
             "the Authorization header is not Bearer",
             None,
         )
-        .await;
-        return Err(AdminError::unauthenticated());
+        .await);
     };
     let token = match state.admin.authenticate(bearer).await {
         Ok(token) => token,
         Err(AdminAccessError::Rejected { reason, token_id }) => {
-            refused(state, request, reason, token_id).await;
-            return Err(AdminError::unauthenticated());
+            return Err(refused(state, request, reason, token_id).await);
         }
         Err(error) => return Err(error.into()),
     };
     let actor = format!("token:{} ({})", token.id, token.created_by);
     if write && !token.scope.can_write() {
-        audit(
+        return Err(denied(
             state,
             request,
             &actor,
-            AUTH_ACTION,
-            &target(request),
-            Outcome::Denied,
             json!({ "reason": "read-scoped token used for a write", "token_id": token.id }),
-        )
-        .await;
-        return Err(AdminError::forbidden(
             "INSUFFICIENT_SCOPE",
             "This API token has read scope; this request needs a write-scoped token.",
-        ));
+        )
+        .await);
     }
     Ok(Admin {
         actor,
@@ -161,8 +152,13 @@ async fn by_token(
     })
 }
 
-/// Audits an anonymous refusal (within the client network's budget).
-async fn refused(state: &AppState, request: &HttpRequest, reason: &str, token_id: Option<String>) {
+/// Audits an anonymous refusal (within the client network's budget): 401.
+async fn refused(
+    state: &AppState,
+    request: &HttpRequest,
+    reason: &str,
+    token_id: Option<String>,
+) -> AdminError {
     let mut details = json!({ "reason": reason });
     if let Some(id) = token_id {
         details["token_id"] = json!(id);
@@ -177,6 +173,29 @@ async fn refused(state: &AppState, request: &HttpRequest, reason: &str, token_id
         details,
     )
     .await;
+    AdminError::unauthenticated()
+}
+
+/// Audits a known caller's refusal: 403 with `code` and `message`.
+async fn denied(
+    state: &AppState,
+    request: &HttpRequest,
+    actor: &str,
+    details: serde_json::Value,
+    code: &'static str,
+    message: &'static str,
+) -> AdminError {
+    audit(
+        state,
+        request,
+        actor,
+        AUTH_ACTION,
+        &target(request),
+        Outcome::Denied,
+        details,
+    )
+    .await;
+    AdminError::forbidden(code, message)
 }
 
 async fn by_session(
@@ -185,32 +204,26 @@ async fn by_session(
     write: bool,
 ) -> Result<Admin, AdminError> {
     let Some((_, session)) = crate::web::session::session(state, request).await else {
-        refused(
+        return Err(refused(
             state,
             request,
             "no credentials (no session, no token)",
             None,
         )
-        .await;
-        return Err(AdminError::unauthenticated());
+        .await);
     };
     let identity = session.identity;
     let actor = person_actor(&identity);
     if !state.admin.is_admin(&identity) {
-        audit(
+        return Err(denied(
             state,
             request,
             &actor,
-            AUTH_ACTION,
-            &target(request),
-            Outcome::Denied,
             json!({ "reason": "not a member of an admin group", "groups": identity.groups }),
-        )
-        .await;
-        return Err(AdminError::forbidden(
             "NOT_AN_ADMIN",
             "You are signed in, but not as a member of an admin group ([admin] groups).",
-        ));
+        )
+        .await);
     }
     if write {
         let sent = request
@@ -219,20 +232,15 @@ async fn by_session(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !same_secret(sent, &session.csrf) {
-            audit(
+            return Err(denied(
                 state,
                 request,
                 &actor,
-                AUTH_ACTION,
-                &target(request),
-                Outcome::Denied,
                 json!({ "reason": "missing or wrong CSRF token" }),
-            )
-            .await;
-            return Err(AdminError::forbidden(
                 "CSRF_TOKEN_INVALID",
                 "Changes made with a portal session need the session's CSRF token in the X-CSRF-Token header (GET /admin/api/v1/whoami returns it).",
-            ));
+            )
+            .await);
         }
     }
     Ok(Admin {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::{Admin, AdminRead, AdminWrite};
+use super::common::{audit_change, end_sign_ins, when_not_found};
 use super::error::AdminError;
 use crate::iam::{GroupName, UserName};
 use crate::idp::directory::{DIRECTORY_SOURCE_ID, check_new_password, hash_password_async};
@@ -75,8 +76,8 @@ async fn acting_identity(state: &AppState, admin: &Admin) -> Result<Option<Ident
         let Ok(name) = UserName::parse(user_name) else {
             return Ok(None);
         };
-        match state.store.groups_for_user(source, &name).await {
-            Ok(groups) => groups.into_iter().map(|g| g.name.to_string()).collect(),
+        match group_names(state, &name).await {
+            Ok(groups) => groups,
             Err(StoreError::NotFound { .. }) => return Ok(None),
             Err(error) => return Err(error.into()),
         }
@@ -209,10 +210,25 @@ fn no_group(name: &str) -> AdminError {
 
 /// Store errors of one user: not found names the user.
 fn user_error(name: &str) -> impl Fn(StoreError) -> AdminError + '_ {
-    move |error| match error {
-        StoreError::NotFound { .. } => no_user(name),
-        other => other.into(),
-    }
+    when_not_found(move || no_user(name))
+}
+
+/// The stored user `name`, named in the path as `raw`.
+async fn stored_user(state: &AppState, name: &UserName, raw: &str) -> Result<User, AdminError> {
+    state
+        .store
+        .get_user(DIRECTORY_SOURCE_ID, name)
+        .await
+        .map_err(user_error(raw))
+}
+
+/// The names of the groups the user is in.
+async fn group_names(state: &AppState, name: &UserName) -> Result<Vec<String>, StoreError> {
+    let groups = state
+        .store
+        .groups_for_user(DIRECTORY_SOURCE_ID, name)
+        .await?;
+    Ok(groups.into_iter().map(|g| g.name.to_string()).collect())
 }
 
 /// A free text (display name, description) of at most [`MAX_TEXT_CHARS`] without
@@ -231,33 +247,11 @@ fn check_text(value: &str, field: &str) -> Result<String, AdminError> {
     Ok(value.to_owned())
 }
 
-/// Ends every portal session and terminal sign-in of the user: (portal, terminal).
-async fn end_sign_ins(
-    state: &AppState,
-    user_name: &UserName,
-) -> Result<(usize, usize), AdminError> {
-    let portal = state
-        .sessions
-        .end_all_for_user(DIRECTORY_SOURCE_ID, user_name.as_str())
-        .await
-        .map_err(AdminError::unavailable)?;
-    let terminal = state
-        .device
-        .revoke_for_user(DIRECTORY_SOURCE_ID, user_name.as_str(), None)
-        .await
-        .map_err(AdminError::unavailable)?;
-    Ok((portal, terminal))
-}
-
 /// Gives the user's live portal sessions their current groups, so admin access and
 /// the portal follow a membership change at once.
 async fn refresh_session_groups(state: &AppState, user_name: &UserName) -> Result<(), AdminError> {
-    let groups: Vec<String> = match state
-        .store
-        .groups_for_user(DIRECTORY_SOURCE_ID, user_name)
-        .await
-    {
-        Ok(groups) => groups.into_iter().map(|g| g.name.to_string()).collect(),
+    let groups = match group_names(state, user_name).await {
+        Ok(groups) => groups,
         Err(StoreError::NotFound { .. }) => return Ok(()),
         Err(error) => return Err(error.into()),
     };
@@ -345,13 +339,12 @@ async fn create_user(
         })
         .await?;
     let after = to_json(user_view(&user, None));
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateDirectoryUser",
         &user_target(&user_name),
-        Outcome::Success,
         json!({ "before": null, "after": after }),
     )
     .await;
@@ -365,19 +358,8 @@ async fn get_user(
 ) -> Result<HttpResponse, AdminError> {
     let raw = path.into_inner();
     let name = user_in_path(&raw)?;
-    let user = state
-        .store
-        .get_user(DIRECTORY_SOURCE_ID, &name)
-        .await
-        .map_err(user_error(&raw))?;
-    let groups = state
-        .store
-        .groups_for_user(DIRECTORY_SOURCE_ID, &name)
-        .await
-        .map_err(user_error(&raw))?
-        .into_iter()
-        .map(|g| g.name.to_string())
-        .collect();
+    let user = stored_user(&state, &name, &raw).await?;
+    let groups = group_names(&state, &name).await.map_err(user_error(&raw))?;
     Ok(HttpResponse::Ok().json(user_view(&user, Some(groups))))
 }
 
@@ -390,11 +372,7 @@ async fn delete_user(
 ) -> Result<HttpResponse, AdminError> {
     let raw = path.into_inner();
     let name = user_in_path(&raw)?;
-    let user = state
-        .store
-        .get_user(DIRECTORY_SOURCE_ID, &name)
-        .await
-        .map_err(user_error(&raw))?;
+    let user = stored_user(&state, &name, &raw).await?;
     let target = user_target(&user.user_name);
     let action = "admin:DeleteDirectoryUser";
     lockout_guard(
@@ -410,27 +388,20 @@ async fn delete_user(
         },
     )
     .await?;
-    let groups: Vec<String> = state
-        .store
-        .groups_for_user(DIRECTORY_SOURCE_ID, &name)
-        .await
-        .map_err(user_error(&raw))?
-        .into_iter()
-        .map(|g| g.name.to_string())
-        .collect();
+    let groups = group_names(&state, &name).await.map_err(user_error(&raw))?;
     state
         .store
         .delete_user(DIRECTORY_SOURCE_ID, &name)
         .await
         .map_err(user_error(&raw))?;
-    let (portal, terminal) = end_sign_ins(&state, &user.user_name).await?;
-    audit(
+    let (portal, terminal) =
+        end_sign_ins(&state, DIRECTORY_SOURCE_ID, user.user_name.as_str()).await?;
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         action,
         &target,
-        Outcome::Success,
         json!({
             "before": to_json(user_view(&user, Some(groups))),
             "after": null,
@@ -484,11 +455,7 @@ async fn set_password(
             ));
         }
     };
-    let before = state
-        .store
-        .get_user(DIRECTORY_SOURCE_ID, &name)
-        .await
-        .map_err(user_error(&raw))?;
+    let before = stored_user(&state, &name, &raw).await?;
     let hash = hash_password_async(password.clone())
         .await
         .map_err(AdminError::internal)?;
@@ -497,14 +464,14 @@ async fn set_password(
         .set_password_hash(DIRECTORY_SOURCE_ID, &name, Some(&hash))
         .await
         .map_err(user_error(&raw))?;
-    let (portal, terminal) = end_sign_ins(&state, &before.user_name).await?;
-    audit(
+    let (portal, terminal) =
+        end_sign_ins(&state, DIRECTORY_SOURCE_ID, before.user_name.as_str()).await?;
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:SetDirectoryUserPassword",
         &user_target(&before.user_name),
-        Outcome::Success,
         json!({
             "before": { "password_set": before.password_hash.is_some() },
             "after": { "password_set": true },
@@ -534,25 +501,21 @@ async fn reset_totp(
 ) -> Result<HttpResponse, AdminError> {
     let raw = path.into_inner();
     let name = user_in_path(&raw)?;
-    let before = state
-        .store
-        .get_user(DIRECTORY_SOURCE_ID, &name)
-        .await
-        .map_err(user_error(&raw))?;
+    let before = stored_user(&state, &name, &raw).await?;
     state
         .store
         .set_totp_secret(DIRECTORY_SOURCE_ID, &name, None)
         .await
         .map_err(user_error(&raw))?;
     // Sign-ins made with the old second factor end with it.
-    let (portal, terminal) = end_sign_ins(&state, &before.user_name).await?;
-    audit(
+    let (portal, terminal) =
+        end_sign_ins(&state, DIRECTORY_SOURCE_ID, before.user_name.as_str()).await?;
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:ResetDirectoryUserTotp",
         &user_target(&before.user_name),
-        Outcome::Success,
         json!({
             "before": { "totp_enabled_at": before.totp_enabled_at },
             "after": { "totp_enabled_at": null },
@@ -608,11 +571,7 @@ async fn set_locked(
     lock: bool,
 ) -> Result<HttpResponse, AdminError> {
     let name = user_in_path(&raw)?;
-    let before = state
-        .store
-        .get_user(DIRECTORY_SOURCE_ID, &name)
-        .await
-        .map_err(user_error(&raw))?;
+    let before = stored_user(&state, &name, &raw).await?;
     let target = user_target(&before.user_name);
     let action = if lock {
         "admin:LockDirectoryUser"
@@ -644,20 +603,12 @@ async fn set_locked(
         "after": { "locked_at": after.locked_at },
     });
     if lock {
-        let (portal, terminal) = end_sign_ins(&state, &after.user_name).await?;
+        let (portal, terminal) =
+            end_sign_ins(&state, DIRECTORY_SOURCE_ID, after.user_name.as_str()).await?;
         details["portal_sessions_ended"] = json!(portal);
         details["terminal_sign_ins_ended"] = json!(terminal);
     }
-    audit(
-        &state,
-        &request,
-        &admin.actor,
-        action,
-        &target,
-        Outcome::Success,
-        details,
-    )
-    .await;
+    audit_change(&state, &request, &admin, action, &target, details).await;
     Ok(HttpResponse::Ok().json(user_view(&after, None)))
 }
 
@@ -704,13 +655,12 @@ async fn create_group(
         })
         .await?;
     let after = to_json(group_view(&group, &[]));
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateDirectoryGroup",
         &group_target(&name),
-        Outcome::Success,
         json!({ "before": null, "after": after }),
     )
     .await;
@@ -728,16 +678,13 @@ async fn delete_group(
     let name = group_in_path(&raw)?;
     let target = group_target(&name);
     let action = "admin:DeleteDirectoryGroup";
-    let group_error = |error| match error {
-        StoreError::NotFound { .. } => no_group(&raw),
-        other => other.into(),
-    };
+    let group_error = when_not_found(|| no_group(&raw));
     // Unknown groups are 404 before the guard weighs anything.
     state
         .store
         .group_members(DIRECTORY_SOURCE_ID, &name)
         .await
-        .map_err(group_error)?;
+        .map_err(&group_error)?;
     lockout_guard(
         &state,
         &request,
@@ -755,17 +702,16 @@ async fn delete_group(
         .store
         .delete_group(DIRECTORY_SOURCE_ID, &name)
         .await
-        .map_err(group_error)?;
+        .map_err(&group_error)?;
     for member in &members {
         refresh_session_groups(&state, member).await?;
     }
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         action,
         &target,
-        Outcome::Success,
         json!({ "before": to_json(group_view(&group, &members)), "after": null }),
     )
     .await;
@@ -780,25 +726,56 @@ async fn membership(
 ) -> Result<(GroupName, User, Vec<UserName>), AdminError> {
     let group_name = group_in_path(group)?;
     let user_name = user_in_path(user)?;
-    let members = match state
+    let members = state
         .store
         .group_members(DIRECTORY_SOURCE_ID, &group_name)
         .await
-    {
-        Ok(members) => members,
-        Err(StoreError::NotFound { .. }) => return Err(no_group(group)),
-        Err(error) => return Err(error.into()),
-    };
-    let user = state
-        .store
-        .get_user(DIRECTORY_SOURCE_ID, &user_name)
-        .await
-        .map_err(user_error(user))?;
+        .map_err(when_not_found(|| no_group(group)))?;
+    let user = stored_user(state, &user_name, user).await?;
     Ok((group_name, user, members))
 }
 
 fn names(members: &[UserName]) -> Vec<String> {
     members.iter().map(ToString::to_string).collect()
+}
+
+/// A membership just added or removed, with the members before.
+struct MembershipChange {
+    action: &'static str,
+    group_name: GroupName,
+    user: User,
+    before: Vec<UserName>,
+}
+
+impl MembershipChange {
+    /// The user's sessions follow the change; audited with the members before and
+    /// after.
+    async fn audited(
+        self,
+        state: &AppState,
+        request: &HttpRequest,
+        admin: &Admin,
+    ) -> Result<HttpResponse, AdminError> {
+        refresh_session_groups(state, &self.user.user_name).await?;
+        let after = state
+            .store
+            .group_members(DIRECTORY_SOURCE_ID, &self.group_name)
+            .await?;
+        audit_change(
+            state,
+            request,
+            admin,
+            self.action,
+            &group_target(&self.group_name),
+            json!({
+                "user_name": self.user.user_name.to_string(),
+                "before": { "members": names(&self.before) },
+                "after": { "members": names(&after) },
+            }),
+        )
+        .await;
+        Ok(HttpResponse::NoContent().finish())
+    }
 }
 
 async fn add_member(
@@ -813,26 +790,13 @@ async fn add_member(
         .store
         .add_user_to_group(DIRECTORY_SOURCE_ID, &group_name, &user.user_name)
         .await?;
-    refresh_session_groups(&state, &user.user_name).await?;
-    let after = state
-        .store
-        .group_members(DIRECTORY_SOURCE_ID, &group_name)
-        .await?;
-    audit(
-        &state,
-        &request,
-        &admin.actor,
-        "admin:AddDirectoryGroupMember",
-        &group_target(&group_name),
-        Outcome::Success,
-        json!({
-            "user_name": user.user_name.to_string(),
-            "before": { "members": names(&before) },
-            "after": { "members": names(&after) },
-        }),
-    )
-    .await;
-    Ok(HttpResponse::NoContent().finish())
+    let change = MembershipChange {
+        action: "admin:AddDirectoryGroupMember",
+        group_name,
+        user,
+        before,
+    };
+    change.audited(&state, &request, &admin).await
 }
 
 async fn remove_member(
@@ -873,24 +837,11 @@ async fn remove_member(
         .store
         .remove_user_from_group(DIRECTORY_SOURCE_ID, &group_name, &user.user_name)
         .await?;
-    refresh_session_groups(&state, &user.user_name).await?;
-    let after = state
-        .store
-        .group_members(DIRECTORY_SOURCE_ID, &group_name)
-        .await?;
-    audit(
-        &state,
-        &request,
-        &admin.actor,
+    let change = MembershipChange {
         action,
-        &target,
-        Outcome::Success,
-        json!({
-            "user_name": user.user_name.to_string(),
-            "before": { "members": names(&before) },
-            "after": { "members": names(&after) },
-        }),
-    )
-    .await;
-    Ok(HttpResponse::NoContent().finish())
+        group_name,
+        user,
+        before,
+    };
+    change.audited(&state, &request, &admin).await
 }

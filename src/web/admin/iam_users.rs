@@ -8,15 +8,18 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::accounts::{account_in_path, existing_account, invalid_at};
+use super::accounts::{existing_account, in_account, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
+use super::common::{
+    audit_change, created, listed, listed_in_account, named_in_path, when_not_found,
+};
 use super::error::AdminError;
-use super::policies::{check_document, check_policy_exists, document_json, document_text};
-use crate::iam::{AccountId, IamPath, PolicyName, Tag, Tags, UserName};
-use crate::policy::PolicyKind;
-use crate::store::{AccessKeyRecord, AccessKeyStatus, NewIamUser, Outcome, UserPermissions};
+use super::policies::{
+    check_attached_policies, check_inline_policies, identity_policies_view, optional_iam_path,
+};
+use crate::iam::{AccountId, Tag, Tags, UserName};
+use crate::store::{AccessKeyRecord, AccessKeyStatus, NewIamUser, UserPermissions};
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/accounts/{account}/iam-users", web::get().to(list))
@@ -41,12 +44,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn user_in_path(raw: &str) -> Result<UserName, AdminError> {
-    UserName::parse(raw)
-        .map_err(|_| AdminError::not_found("NOT_FOUND", format!("IAM user {raw} does not exist")))
+    named_in_path(UserName::parse(raw), || {
+        format!("IAM user {raw} does not exist")
+    })
 }
 
 fn path_of(path: (String, String)) -> Result<(AccountId, UserName), AdminError> {
-    Ok((account_in_path(&path.0)?, user_in_path(&path.1)?))
+    in_account(path, user_in_path)
 }
 
 fn target(account: &AccountId, user: &UserName) -> String {
@@ -56,16 +60,7 @@ fn target(account: &AccountId, user: &UserName) -> String {
 /// A user with its inline policies by name and its attached policies' ARNs.
 fn view(permissions: &UserPermissions) -> Value {
     let user = &permissions.user;
-    let mut inline = Map::new();
-    let mut attached = Vec::new();
-    for document in &permissions.identity_policies {
-        // Attached policies are named by ARN; inline names cannot hold a colon.
-        if document.source.starts_with("arn:") {
-            attached.push(json!(document.source));
-        } else {
-            inline.insert(document.source.clone(), document_json(&document.document));
-        }
-    }
+    let (inline, attached) = identity_policies_view(&permissions.identity_policies);
     json!({
         "id": user.id,
         "arn": user.arn,
@@ -95,23 +90,18 @@ async fn list(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let account = existing_account(&state, &path).await?;
-    let users: Vec<Value> = state
-        .store
-        .list_iam_users(&account)
-        .await?
-        .iter()
-        .map(|user| {
-            json!({
-                "id": user.id,
-                "arn": user.arn,
-                "path": user.path,
-                "name": user.name,
-                "tags": user.tags,
-                "created_at": user.created_at,
-            })
+    let users = state.store.list_iam_users(&account).await?;
+    let body = listed_in_account(&account, "iam_users", &users, |user| {
+        json!({
+            "id": user.id,
+            "arn": user.arn,
+            "path": user.path,
+            "name": user.name,
+            "tags": user.tags,
+            "created_at": user.created_at,
         })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "account": account, "iam_users": users })))
+    });
+    Ok(HttpResponse::Ok().json(body))
 }
 
 #[derive(Deserialize)]
@@ -138,34 +128,11 @@ async fn create(
     let account = existing_account(&state, &path).await?;
     let body = body.into_inner();
     let name = UserName::parse(body.name).map_err(|e| invalid_at("/name", e))?;
-    let user_path = body
-        .path
-        .map(IamPath::parse)
-        .transpose()
-        .map_err(|e| invalid_at("/path", e))?
-        .unwrap_or_default();
+    let user_path = optional_iam_path(body.path)?;
     let tags = Tags::new(body.tags).map_err(|e| invalid_at("/tags", e))?;
-    let mut inline_policies = Vec::with_capacity(body.inline_policies.len());
-    for (policy, document) in &body.inline_policies {
-        let pointer = format!(
-            "/inline_policies/{}",
-            policy.replace('~', "~0").replace('/', "~1")
-        );
-        let policy_name =
-            PolicyName::parse(policy.as_str()).map_err(|e| invalid_at(&pointer, e))?;
-        let text = document_text(document);
-        check_document(
-            &text,
-            PolicyKind::Identity,
-            true,
-            &format!("inline policy {policy} of IAM user {name}"),
-            &pointer,
-        )?;
-        inline_policies.push((policy_name, text));
-    }
-    for (index, arn) in body.attached_policies.iter().enumerate() {
-        check_policy_exists(&state, arn, &format!("/attached_policies/{index}")).await?;
-    }
+    let inline_policies =
+        check_inline_policies(&body.inline_policies, &format!("IAM user {name}"))?;
+    check_attached_policies(&state, &body.attached_policies).await?;
     let user = state
         .store
         .create_iam_user(&NewIamUser {
@@ -178,26 +145,16 @@ async fn create(
         })
         .await?;
     let after = view(&state.store.user_permissions(&account, &user.name).await?);
-    audit(
+    Ok(created(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateIamUser",
         &target(&account, &user.name),
-        Outcome::Success,
-        json!({ "after": after }),
+        &format!("/accounts/{account}/iam-users/{}", user.name),
+        after,
     )
-    .await;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            "Location",
-            format!(
-                "{}/accounts/{account}/iam-users/{}",
-                super::PREFIX,
-                user.name
-            ),
-        ))
-        .json(after))
+    .await)
 }
 
 async fn get(
@@ -216,14 +173,8 @@ async fn list_keys(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
     let (account, user) = path_of(path.into_inner())?;
-    let keys: Vec<Value> = state
-        .store
-        .list_access_keys(&account, &user)
-        .await?
-        .iter()
-        .map(key_view)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "access_keys": keys })))
+    let keys = state.store.list_access_keys(&account, &user).await?;
+    Ok(HttpResponse::Ok().json(listed("access_keys", &keys, key_view)))
 }
 
 async fn create_key(
@@ -237,13 +188,12 @@ async fn create_key(
     let (access_key_id, secret) = state.sts.create_access_key(&account, &owner.name).await?;
     let key = state.store.get_access_key(&access_key_id).await?;
     let shown = key_view(&key);
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateAccessKey",
         &target(&account, &owner.name),
-        Outcome::Success,
         json!({ "after": shown }),
     )
     .await;
@@ -266,11 +216,11 @@ async fn key_in_path(
             format!("IAM user {user} in account {account} has no access key {key_id}"),
         )
     };
-    let key = match state.store.get_access_key(key_id).await {
-        Ok(key) => key,
-        Err(crate::store::StoreError::NotFound { .. }) => return Err(missing()),
-        Err(other) => return Err(other.into()),
-    };
+    let key = state
+        .store
+        .get_access_key(key_id)
+        .await
+        .map_err(when_not_found(&missing))?;
     let owned = key.user.account_id == *account
         && key.user.name.as_str().eq_ignore_ascii_case(user.as_str());
     if owned { Ok(key) } else { Err(missing()) }
@@ -296,13 +246,12 @@ async fn set_key_status(
     let before = key_in_path(&state, &account, &user, &key_id).await?;
     state.store.set_access_key_status(&key_id, status).await?;
     let after = key_in_path(&state, &account, &user, &key_id).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:UpdateAccessKey",
         &target(&account, &before.user.name),
-        Outcome::Success,
         json!({ "before": key_view(&before), "after": key_view(&after) }),
     )
     .await;
@@ -319,13 +268,12 @@ async fn delete_key(
     let (account, user) = path_of((account, user))?;
     let before = key_in_path(&state, &account, &user, &key_id).await?;
     state.store.delete_access_key(&key_id).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:DeleteAccessKey",
         &target(&account, &before.user.name),
-        Outcome::Success,
         json!({ "before": key_view(&before) }),
     )
     .await;

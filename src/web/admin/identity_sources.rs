@@ -13,15 +13,15 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::{AdminRead, AdminWrite};
+use super::common::{audit_change, listed, when_not_found};
 use super::directory::{Confirm, lockout_guard};
 use super::error::AdminError;
 use crate::idp::directory::DIRECTORY_SOURCE_ID;
 use crate::idp::oidc::{OidcConfig, seal_client_secret};
 use crate::service::admin_access::AccessChange;
-use crate::store::{IdentitySource, IdentitySourceKind, NewIdentitySource, Outcome, StoreError};
+use crate::store::{IdentitySource, IdentitySourceKind, NewIdentitySource, StoreError};
 use crate::sts::portal::{DIRECTORY_ATTRIBUTES, DirectorySettings, check_session_tags};
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 /// What a client secret reads as in every answer and audit event.
 const SECRET_SHOWN_AS: &str = "set";
@@ -59,10 +59,7 @@ fn no_source(id: &str) -> AdminError {
 }
 
 fn source_error(id: &str) -> impl Fn(StoreError) -> AdminError + '_ {
-    move |error| match error {
-        StoreError::NotFound { .. } => no_source(id),
-        other => other.into(),
-    }
+    when_not_found(move || no_source(id))
 }
 
 #[derive(Deserialize)]
@@ -240,14 +237,8 @@ async fn list(
     state: web::Data<AppState>,
     AdminRead(_): AdminRead,
 ) -> Result<HttpResponse, AdminError> {
-    let sources: Vec<Value> = state
-        .store
-        .list_identity_sources()
-        .await?
-        .iter()
-        .map(view)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "identity_sources": sources })))
+    let sources = state.store.list_identity_sources().await?;
+    Ok(HttpResponse::Ok().json(listed("identity_sources", &sources, view)))
 }
 
 async fn get(
@@ -281,13 +272,12 @@ async fn create(
     let new = checked_source(&state, &id, body, None)?;
     let created = state.store.create_identity_source(&new).await?;
     let after = view(&created);
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateIdentitySource",
         &created.id,
-        Outcome::Success,
         json!({ "before": null, "after": after }),
     )
     .await;
@@ -336,20 +326,11 @@ async fn replace(
         .await
         .map_err(source_error(&id))?;
     let shown = view(&after);
-    audit(
-        &state,
-        &request,
-        &admin.actor,
-        action,
-        &id,
-        Outcome::Success,
-        json!({
+    audit_change(&state, &request, &admin, action, &id, json!({
             "before": view(&before),
             "after": shown,
             "client_secret_changed": before.config.get("client_secret") != after.config.get("client_secret"),
-        }),
-    )
-    .await;
+        })).await;
     Ok(HttpResponse::Ok().json(shown))
 }
 
@@ -388,13 +369,12 @@ async fn delete(
         .delete_identity_source(&id)
         .await
         .map_err(source_error(&id))?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         action,
         &id,
-        Outcome::Success,
         json!({ "before": view(&deleted), "after": null }),
     )
     .await;

@@ -8,6 +8,7 @@ pub mod error;
 
 mod accounts;
 mod audit;
+mod common;
 mod directory;
 mod iam_users;
 mod identity_sources;

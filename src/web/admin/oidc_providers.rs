@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 
 use super::accounts::{account_in_path, existing_account};
 use super::auth::{AdminRead, AdminWrite};
+use super::common::{audit_change, created, listed_in_account};
 use super::error::AdminError;
 use crate::iam::{AccountId, ProviderUrlKind, check_provider_url};
-use crate::store::{NewOidcProvider, OidcProvider, Outcome};
+use crate::store::{NewOidcProvider, OidcProvider};
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/accounts/{account}/oidc-providers", web::get().to(list))
@@ -51,15 +51,10 @@ async fn list(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let account = existing_account(&state, &path).await?;
-    let providers: Vec<Value> = state
-        .store
-        .list_oidc_providers()
-        .await?
-        .iter()
-        .filter(|p| p.account_id == account)
-        .map(view)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "account": account, "oidc_providers": providers })))
+    let mut providers = state.store.list_oidc_providers().await?;
+    providers.retain(|p| p.account_id == account);
+    let body = listed_in_account(&account, "oidc_providers", &providers, view);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 #[derive(Deserialize)]
@@ -117,26 +112,16 @@ async fn create(
         })
         .await?;
     let after = view(&provider);
-    audit(
+    Ok(created(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateOidcProvider",
         &target(&provider),
-        Outcome::Success,
-        json!({ "after": after }),
+        &format!("/accounts/{account}/oidc-providers/{}", provider.id),
+        after,
     )
-    .await;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            "Location",
-            format!(
-                "{}/accounts/{account}/oidc-providers/{}",
-                super::PREFIX,
-                provider.id
-            ),
-        ))
-        .json(after))
+    .await)
 }
 
 async fn provider_in_path(
@@ -168,13 +153,12 @@ async fn delete(
         .store
         .delete_oidc_provider(&account, &provider.id)
         .await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:DeleteOidcProvider",
         &target(&provider),
-        Outcome::Success,
         json!({ "before": view(&provider) }),
     )
     .await;

@@ -6,10 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::auth::{AdminRead, AdminWrite};
+use super::common::{audit_change, end_sign_ins};
 use super::error::AdminError;
-use crate::store::Outcome;
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/people/{source}/{user_name}/sessions", web::get().to(list))
@@ -50,23 +49,13 @@ async fn revoke_all(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
     let (source, user_name) = path.into_inner();
-    let portal = state
-        .sessions
-        .end_all_for_user(&source, &user_name)
-        .await
-        .map_err(AdminError::unavailable)?;
-    let terminal = state
-        .device
-        .revoke_for_user(&source, &user_name, None)
-        .await
-        .map_err(AdminError::unavailable)?;
-    audit(
+    let (portal, terminal) = end_sign_ins(&state, &source, &user_name).await?;
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:RevokeSessions",
         &format!("{source}:{user_name}"),
-        Outcome::Success,
         json!({ "portal_sessions_ended": portal, "terminal_sign_ins_ended": terminal }),
     )
     .await;

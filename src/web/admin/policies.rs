@@ -7,18 +7,18 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::accounts::{account_in_path, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
+use super::common::{audit_change, created, listed, when_conflict, when_not_found};
 use super::error::AdminError;
 use crate::iam::{AccountId, Description, IamPath, PolicyName};
 use crate::policy::{LIMIT_EXCEEDED, ParseOptions, Policy, PolicyKind};
 use crate::store::{
-    ManagedPolicy, NewManagedPolicy, Outcome, PolicyScope, PolicyVersion, StoreError,
+    ManagedPolicy, NamedDocument, NewManagedPolicy, PolicyScope, PolicyVersion, StoreError,
 };
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/policies", web::get().to(list))
@@ -99,6 +99,70 @@ pub(super) async fn check_policy_exists(
     }
 }
 
+/// A role's or IAM user's inline policies, checked in full: (name, text) each, with
+/// errors pointing at the policy by name. `owner` names the entity ("role Admin").
+pub(super) fn check_inline_policies(
+    policies: &Map<String, Value>,
+    owner: &str,
+) -> Result<Vec<(PolicyName, String)>, AdminError> {
+    let mut checked = Vec::with_capacity(policies.len());
+    for (name, document) in policies {
+        // JSON pointer escaping of the key (RFC 6901); IAM names hold neither.
+        let pointer = format!(
+            "/inline_policies/{}",
+            name.replace('~', "~0").replace('/', "~1")
+        );
+        let policy_name = PolicyName::parse(name.as_str()).map_err(|e| invalid_at(&pointer, e))?;
+        let text = document_text(document);
+        check_document(
+            &text,
+            PolicyKind::Identity,
+            true,
+            &format!("inline policy {name} of {owner}"),
+            &pointer,
+        )?;
+        checked.push((policy_name, text));
+    }
+    Ok(checked)
+}
+
+/// Managed policies attached by ARN, each of which must exist.
+pub(super) async fn check_attached_policies(
+    state: &AppState,
+    arns: &[String],
+) -> Result<(), AdminError> {
+    for (index, arn) in arns.iter().enumerate() {
+        check_policy_exists(state, arn, &format!("/attached_policies/{index}")).await?;
+    }
+    Ok(())
+}
+
+/// A role's or IAM user's identity policies as shown: inline ones by name with
+/// their documents, attached ones by ARN.
+pub(super) fn identity_policies_view(
+    documents: &[NamedDocument],
+) -> (Map<String, Value>, Vec<Value>) {
+    let mut inline = Map::new();
+    let mut attached = Vec::new();
+    for document in documents {
+        // Attached policies are named by ARN; inline names cannot hold a colon.
+        if document.source.starts_with("arn:") {
+            attached.push(json!(document.source));
+        } else {
+            inline.insert(document.source.clone(), document_json(&document.document));
+        }
+    }
+    (inline, attached)
+}
+
+/// An optional IAM path from the body (`/path`); absent: `/`.
+pub(super) fn optional_iam_path(raw: Option<String>) -> Result<IamPath, AdminError> {
+    raw.map(IamPath::parse)
+        .transpose()
+        .map_err(|e| invalid_at("/path", e))
+        .map(Option::unwrap_or_default)
+}
+
 fn view(policy: &ManagedPolicy) -> Value {
     json!({
         "id": policy.id,
@@ -174,8 +238,7 @@ async fn list(
             all
         }
     };
-    let policies: Vec<Value> = policies.iter().map(view).collect();
-    Ok(HttpResponse::Ok().json(json!({ "policies": policies })))
+    Ok(HttpResponse::Ok().json(listed("policies", &policies, view)))
 }
 
 #[derive(Deserialize)]
@@ -205,12 +268,7 @@ async fn create(
         .transpose()
         .map_err(|e| invalid_at("/account", e))?;
     let name = PolicyName::parse(body.name).map_err(|e| invalid_at("/name", e))?;
-    let path = body
-        .path
-        .map(IamPath::parse)
-        .transpose()
-        .map_err(|e| invalid_at("/path", e))?
-        .unwrap_or_default();
+    let path = optional_iam_path(body.path)?;
     let description = Description::parse(body.description.unwrap_or_default())
         .map_err(|e| invalid_at("/description", e))?;
     let document = document_text(&body.document);
@@ -227,14 +285,13 @@ async fn create(
             .store
             .get_account(account)
             .await
-            .map_err(|error| match error {
-                StoreError::NotFound { .. } => AdminError::invalid(
+            .map_err(when_not_found(|| {
+                AdminError::invalid(
                     "UNKNOWN_ACCOUNT",
                     format!("account {account} does not exist"),
                     Some("/account".into()),
-                ),
-                other => other.into(),
-            })?;
+                )
+            }))?;
     }
     let policy = state
         .store
@@ -247,22 +304,16 @@ async fn create(
         })
         .await?;
     let after = full_view(&state, &policy).await?;
-    audit(
+    Ok(created(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreatePolicy",
         &target(&policy),
-        Outcome::Success,
-        json!({ "after": after }),
+        &format!("/policies/{}", policy.id),
+        after,
     )
-    .await;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            "Location",
-            format!("{}/policies/{}", super::PREFIX, policy.id),
-        ))
-        .json(after))
+    .await)
 }
 
 async fn get(
@@ -283,13 +334,12 @@ async fn delete(
     let policy = policy_in_path(&state, &path).await?;
     let before = full_view(&state, &policy).await?;
     state.store.delete_policy(&policy.arn).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:DeletePolicy",
         &target(&policy),
-        Outcome::Success,
         json!({ "before": before }),
     )
     .await;
@@ -302,14 +352,10 @@ async fn list_versions(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let policy = policy_in_path(&state, &path).await?;
-    let versions: Vec<Value> = state
-        .store
-        .list_policy_versions(&policy.arn)
-        .await?
-        .iter()
-        .map(version_view)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "policy_id": policy.id, "versions": versions })))
+    let versions = state.store.list_policy_versions(&policy.arn).await?;
+    let mut body = listed("versions", &versions, version_view);
+    body["policy_id"] = json!(policy.id);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 #[derive(Deserialize)]
@@ -342,16 +388,7 @@ async fn create_version(
         .create_policy_version(&policy.arn, &document, body.set_as_default)
         .await?;
     let after = version_view(&version);
-    audit(
-        &state,
-        &request,
-        &admin.actor,
-        "admin:CreatePolicyVersion",
-        &target(&policy),
-        Outcome::Success,
-        json!({ "policy_id": policy.id, "before_default": policy.default_version_id, "after": after }),
-    )
-    .await;
+    audit_change(&state, &request, &admin, "admin:CreatePolicyVersion", &target(&policy), json!({ "policy_id": policy.id, "before_default": policy.default_version_id, "after": after })).await;
     Ok(HttpResponse::Created().json(after))
 }
 
@@ -374,22 +411,20 @@ async fn set_default_version(
         .store
         .set_default_policy_version(&policy.arn, &version_id)
         .await
-        .map_err(|error| match error {
-            StoreError::NotFound { .. } => AdminError::invalid(
+        .map_err(when_not_found(|| {
+            AdminError::invalid(
                 "UNKNOWN_VERSION",
                 format!("policy {} has no version {version_id:?}", policy.arn),
                 Some("/version_id".into()),
-            ),
-            other => other.into(),
-        })?;
+            )
+        }))?;
     let after = policy_in_path(&state, &policy.id).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:SetDefaultPolicyVersion",
         &target(&policy),
-        Outcome::Success,
         json!({
             "policy_id": policy.id,
             "before": { "default_version_id": policy.default_version_id },
@@ -416,22 +451,15 @@ async fn delete_version(
         .store
         .delete_policy_version(&policy.arn, &version_id)
         .await
-        .map_err(|error| match error {
-            StoreError::Conflict(message) => AdminError::conflict(
-                "CONFLICT",
-                format!(
-                    "{message} Make another version the default first (PUT .../default-version)."
-                ),
-            ),
-            other => other.into(),
-        })?;
-    audit(
+        .map_err(when_conflict(|message| {
+            format!("{message} Make another version the default first (PUT .../default-version).")
+        }))?;
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:DeletePolicyVersion",
         &target(&policy),
-        Outcome::Success,
         json!({ "policy_id": policy.id, "before": version_view(&before) }),
     )
     .await;

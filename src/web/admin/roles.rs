@@ -9,17 +9,18 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::accounts::{account_in_path, existing_account, invalid_at};
+use super::accounts::{existing_account, in_account, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
+use super::common::{audit_change, created, listed_in_account, named_in_path};
 use super::error::AdminError;
-use super::policies::{check_document, check_policy_exists, document_json, document_text};
-use crate::iam::{
-    AccountId, Description, IamPath, MaxSessionDuration, PolicyName, RoleName, Tag, Tags,
+use super::policies::{
+    check_attached_policies, check_document, check_inline_policies, check_policy_exists,
+    document_json, document_text, identity_policies_view, optional_iam_path,
 };
+use crate::iam::{AccountId, Description, MaxSessionDuration, PolicyName, RoleName, Tag, Tags};
 use crate::policy::PolicyKind;
-use crate::store::{NewRole, Outcome, RolePermissions, RoleUpdate};
+use crate::store::{NewRole, RolePermissions, RoleUpdate};
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/accounts/{account}/roles", web::get().to(list))
@@ -124,30 +125,12 @@ async fn check(state: &AppState, role: &str, settings: Settings) -> Result<Check
         .map_err(|e| invalid_at("/max_session_duration", e))?
         .unwrap_or_default();
     let tags = Tags::new(settings.tags).map_err(|e| invalid_at("/tags", e))?;
-    let mut inline_policies = Vec::with_capacity(settings.inline_policies.len());
-    for (name, document) in &settings.inline_policies {
-        // JSON pointer escaping of the key (RFC 6901); IAM names hold neither.
-        let pointer = format!(
-            "/inline_policies/{}",
-            name.replace('~', "~0").replace('/', "~1")
-        );
-        let policy_name = PolicyName::parse(name.as_str()).map_err(|e| invalid_at(&pointer, e))?;
-        let text = document_text(document);
-        check_document(
-            &text,
-            PolicyKind::Identity,
-            true,
-            &format!("inline policy {name} of role {role}"),
-            &pointer,
-        )?;
-        inline_policies.push((policy_name, text));
-    }
+    let inline_policies =
+        check_inline_policies(&settings.inline_policies, &format!("role {role}"))?;
     if let Some(arn) = &settings.permissions_boundary {
         check_policy_exists(state, arn, "/permissions_boundary").await?;
     }
-    for (index, arn) in settings.attached_policies.iter().enumerate() {
-        check_policy_exists(state, arn, &format!("/attached_policies/{index}")).await?;
-    }
+    check_attached_policies(state, &settings.attached_policies).await?;
     Ok(Checked {
         trust_policy,
         description,
@@ -163,16 +146,7 @@ async fn check(state: &AppState, role: &str, settings: Settings) -> Result<Check
 /// attached policies' ARNs: what GET answers and the audit records.
 fn view(permissions: &RolePermissions) -> Value {
     let role = &permissions.role;
-    let mut inline = Map::new();
-    let mut attached = Vec::new();
-    for document in &permissions.identity_policies {
-        // Attached policies are named by ARN; inline names cannot hold a colon.
-        if document.source.starts_with("arn:") {
-            attached.push(json!(document.source));
-        } else {
-            inline.insert(document.source.clone(), document_json(&document.document));
-        }
-    }
+    let (inline, attached) = identity_policies_view(&permissions.identity_policies);
     json!({
         "id": role.id,
         "arn": role.arn.to_string(),
@@ -210,8 +184,9 @@ fn target(account: &AccountId, role: &RoleName) -> String {
 
 /// The role a path names (a malformed name names none).
 fn role_in_path(raw: &str) -> Result<RoleName, AdminError> {
-    RoleName::parse(raw)
-        .map_err(|_| AdminError::not_found("NOT_FOUND", format!("role {raw} does not exist")))
+    named_in_path(RoleName::parse(raw), || {
+        format!("role {raw} does not exist")
+    })
 }
 
 async fn full_view(
@@ -228,14 +203,9 @@ async fn list(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let account = existing_account(&state, &path).await?;
-    let roles: Vec<Value> = state
-        .store
-        .list_roles(&account)
-        .await?
-        .iter()
-        .map(summary)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "account": account, "roles": roles })))
+    let roles = state.store.list_roles(&account).await?;
+    let body = listed_in_account(&account, "roles", &roles, summary);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 async fn create(
@@ -248,12 +218,7 @@ async fn create(
     let account = existing_account(&state, &path).await?;
     let body = CreateRole::from_body(body.into_inner())?;
     let name = RoleName::parse(body.name).map_err(|e| invalid_at("/name", e))?;
-    let role_path = body
-        .path
-        .map(IamPath::parse)
-        .transpose()
-        .map_err(|e| invalid_at("/path", e))?
-        .unwrap_or_default();
+    let role_path = optional_iam_path(body.path)?;
     let checked = check(&state, name.as_str(), body.settings).await?;
     let new = NewRole {
         account_id: account.clone(),
@@ -269,22 +234,16 @@ async fn create(
     };
     let role = state.store.create_role(&new).await?;
     let after = full_view(&state, &account, &role.name).await?;
-    audit(
+    Ok(created(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateRole",
         &target(&account, &role.name),
-        Outcome::Success,
-        json!({ "after": after }),
+        &format!("/accounts/{account}/roles/{}", role.name),
+        after,
     )
-    .await;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            "Location",
-            format!("{}/accounts/{account}/roles/{}", super::PREFIX, role.name),
-        ))
-        .json(after))
+    .await)
 }
 
 async fn get(
@@ -292,9 +251,7 @@ async fn get(
     _admin: AdminRead,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
-    let (account, role) = path.into_inner();
-    let account = account_in_path(&account)?;
-    let role = role_in_path(&role)?;
+    let (account, role) = in_account(path.into_inner(), role_in_path)?;
     Ok(HttpResponse::Ok().json(full_view(&state, &account, &role).await?))
 }
 
@@ -305,9 +262,7 @@ async fn replace(
     path: web::Path<(String, String)>,
     body: web::Json<Settings>,
 ) -> Result<HttpResponse, AdminError> {
-    let (account, role) = path.into_inner();
-    let account = account_in_path(&account)?;
-    let role = role_in_path(&role)?;
+    let (account, role) = in_account(path.into_inner(), role_in_path)?;
     let before = full_view(&state, &account, &role).await?;
     let checked = check(&state, role.as_str(), body.into_inner()).await?;
     let update = RoleUpdate {
@@ -321,13 +276,12 @@ async fn replace(
     };
     let updated = state.store.update_role(&account, &role, &update).await?;
     let after = full_view(&state, &account, &updated.name).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:UpdateRole",
         &target(&account, &updated.name),
-        Outcome::Success,
         json!({ "before": before, "after": after }),
     )
     .await;
@@ -374,22 +328,19 @@ async fn delete(
     AdminWrite(admin): AdminWrite,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
-    let (account, role) = path.into_inner();
-    let account = account_in_path(&account)?;
-    let role = role_in_path(&role)?;
+    let (account, role) = in_account(path.into_inner(), role_in_path)?;
     let before = full_view(&state, &account, &role).await?;
     state
         .store
         .delete_role_with_policies(&account, &role)
         .await?;
     let warnings = rules_granting(&state, &account, &role).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:DeleteRole",
         &target(&account, &role),
-        Outcome::Success,
         json!({ "before": before, "warnings": warnings }),
     )
     .await;
@@ -402,9 +353,7 @@ async fn revoke_sessions(
     AdminWrite(admin): AdminWrite,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
-    let (account, role) = path.into_inner();
-    let account = account_in_path(&account)?;
-    let role = role_in_path(&role)?;
+    let (account, role) = in_account(path.into_inner(), role_in_path)?;
     let before = state.store.get_role(&account, &role).await?;
     let now = state.clock.now();
     state
@@ -413,13 +362,12 @@ async fn revoke_sessions(
         .await?;
     // As stored (PostgreSQL keeps microseconds).
     let after = state.store.get_role(&account, &role).await?;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:RevokeRoleSessions",
         &target(&account, &before.name),
-        Outcome::Success,
         json!({
             "before": { "revoke_sessions_before": before.revoke_sessions_before },
             "after": { "revoke_sessions_before": after.revoke_sessions_before },

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{Admin, AdminRead, AdminWrite};
+use super::common::audit_change;
 use super::error::AdminError;
 use crate::mapping::{Rule, RuleError};
 use crate::service::rulesets::{CurrentRuleset, RulesetError};
@@ -105,6 +106,16 @@ fn refusal(error: RulesetError, rebase: impl Fn(&str) -> String) -> AdminError {
     }
 }
 
+/// A refusal about a `{"rules": [...]}` body (or no body).
+fn refused(error: RulesetError) -> AdminError {
+    refusal(error, in_rules_body)
+}
+
+/// The ruleset in force.
+async fn current(state: &AppState) -> Result<CurrentRuleset, AdminError> {
+    state.rulesets.current().await.map_err(refused)
+}
+
 /// Rule errors of a `{"rules": [...]}` body point under `/rules`.
 fn in_rules_body(pointer: &str) -> String {
     format!("/rules{pointer}")
@@ -143,11 +154,7 @@ async fn get_ruleset(
     state: web::Data<AppState>,
     _admin: AdminRead,
 ) -> Result<HttpResponse, AdminError> {
-    let current = state
-        .rulesets
-        .current()
-        .await
-        .map_err(|e| refusal(e, in_rules_body))?;
+    let current = current(&state).await?;
     Ok(with_etag(
         HttpResponse::Ok().json(ruleset_body(&current)),
         current.version,
@@ -213,11 +220,7 @@ async fn get_version(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let number = version_number(&path)?;
-    let version = state
-        .rulesets
-        .version(number)
-        .await
-        .map_err(|e| refusal(e, in_rules_body))?;
+    let version = state.rulesets.version(number).await.map_err(refused)?;
     Ok(HttpResponse::Ok().json(ruleset_body(&version)))
 }
 
@@ -228,11 +231,7 @@ async fn restore(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let number = version_number(&path)?;
-    let old = state
-        .rulesets
-        .version(number)
-        .await
-        .map_err(|e| refusal(e, in_rules_body))?;
+    let old = state.rulesets.version(number).await.map_err(refused)?;
     let change = Change {
         action: "admin:RestoreRuleset",
         details: json!({ "restored_from": number }),
@@ -247,16 +246,8 @@ async fn impact(
     body: web::Json<RulesBody>,
 ) -> Result<HttpResponse, AdminError> {
     let rules = parse_rules(body.into_inner().rules, in_rules_body)?;
-    let current = state
-        .rulesets
-        .current()
-        .await
-        .map_err(|e| refusal(e, in_rules_body))?;
-    let people = state
-        .rulesets
-        .impact(&rules)
-        .await
-        .map_err(|e| refusal(e, in_rules_body))?;
+    let current = current(&state).await?;
+    let people = state.rulesets.impact(&rules).await.map_err(refused)?;
     Ok(HttpResponse::Ok().json(json!({
         "base_version": current.version,
         "people": people,
@@ -267,11 +258,7 @@ async fn list_rules(
     state: web::Data<AppState>,
     _admin: AdminRead,
 ) -> Result<HttpResponse, AdminError> {
-    let current = state
-        .rulesets
-        .current()
-        .await
-        .map_err(|e| refusal(e, in_rules_body))?;
+    let current = current(&state).await?;
     Ok(with_etag(
         HttpResponse::Ok().json(json!({ "version": current.version, "rules": current.rules })),
         current.version,
@@ -335,11 +322,7 @@ async fn get_rule(
     _admin: AdminRead,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    let current = state
-        .rulesets
-        .current()
-        .await
-        .map_err(|e| refusal(e, in_rules_body))?;
+    let current = current(&state).await?;
     let rule = current
         .rules
         .iter()
@@ -446,11 +429,7 @@ async fn publish(
     change: Change,
     edit: impl FnOnce(&mut Vec<Rule>) -> Result<Option<usize>, RulesetError>,
 ) -> Result<CurrentRuleset, AdminError> {
-    let before = state
-        .rulesets
-        .current()
-        .await
-        .map_err(|e| refusal(e, in_rules_body))?;
+    let before = current(state).await?;
     let base = if_match(request, before.version)?;
     let mut rules = before.rules.clone();
     let published = match edit(&mut rules) {
@@ -466,7 +445,7 @@ async fn publish(
             audit_published(
                 state,
                 request,
-                &admin.actor,
+                admin,
                 change.action,
                 &before,
                 &after,
@@ -479,7 +458,7 @@ async fn publish(
             audit_refused(state, request, &admin.actor, change.action, &error).await;
             Err(match single {
                 Some(index) => refusal(error, in_rule_body(index)),
-                None => refusal(error, in_rules_body),
+                None => refused(error),
             })
         }
     }
@@ -509,7 +488,7 @@ async fn test_rules(
         .rulesets
         .test(&body.source, &body.claims, rules.as_deref())
         .await
-        .map_err(|e| refusal(e, in_rules_body))?;
+        .map_err(refused)?;
     Ok(HttpResponse::Ok().json(evaluation))
 }
 
@@ -523,7 +502,7 @@ async fn role_holders(
         .rulesets
         .holders(&account, &role)
         .await
-        .map_err(|e| refusal(e, in_rules_body))?;
+        .map_err(refused)?;
     Ok(HttpResponse::Ok().json(json!({ "account": account, "role": role, "people": people })))
 }
 
@@ -537,7 +516,7 @@ async fn person_access(
         .rulesets
         .person(&source, &subject)
         .await
-        .map_err(|e| refusal(e, in_rules_body))?;
+        .map_err(refused)?;
     Ok(HttpResponse::Ok().json(json!({
         "source": source,
         "subject": subject,
@@ -549,7 +528,7 @@ async fn person_access(
 async fn audit_published(
     state: &AppState,
     request: &HttpRequest,
-    actor: &str,
+    admin: &Admin,
     action: &str,
     before: &CurrentRuleset,
     after: &CurrentRuleset,
@@ -562,16 +541,7 @@ async fn audit_published(
         object.insert("after".into(), json!(after.rules));
     }
     let target = format!("ruleset/v{}", after.version);
-    audit(
-        state,
-        request,
-        actor,
-        action,
-        &target,
-        Outcome::Success,
-        details,
-    )
-    .await;
+    audit_change(state, request, admin, action, &target, details).await;
 }
 
 async fn audit_refused(

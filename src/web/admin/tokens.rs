@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::{AdminRead, AdminWrite, Scope};
+use super::common::audit_change;
 use super::error::AdminError;
 use crate::service::admin_access::{TokenStatus, token_status};
-use crate::store::{AdminToken, Outcome, StoreError};
+use crate::store::{AdminToken, StoreError};
 use crate::web::AppState;
-use crate::web::audit::audit;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/tokens", web::get().to(list))
@@ -45,6 +45,16 @@ fn view(token: AdminToken, now: DateTime<Utc>) -> TokenView {
         last_used_at: token.last_used_at,
         revoked_at: token.revoked_at,
     }
+}
+
+/// A token as its audit events record it: never its secret or its hash.
+fn audited(token: &AdminToken) -> serde_json::Value {
+    json!({
+        "token_id": token.id,
+        "name": token.name,
+        "scope": token.scope,
+        "expires_at": token.expires_at,
+    })
 }
 
 async fn list(
@@ -83,19 +93,13 @@ async fn create(
         .issue(&body.name, body.scope, body.expires_in_days, &admin.actor)
         .await?;
     let token = issued.token;
-    audit(
+    audit_change(
         &state,
         &request,
-        &admin.actor,
+        &admin,
         "admin:CreateToken",
         &token.id,
-        Outcome::Success,
-        json!({
-            "token_id": token.id,
-            "name": token.name,
-            "scope": token.scope,
-            "expires_at": token.expires_at,
-        }),
+        audited(&token),
     )
     .await;
     let mut body =
@@ -123,21 +127,11 @@ async fn revoke(
         }
         Err(error) => return Err(error.into()),
     };
-    audit(
-        &state,
-        &request,
-        &admin.actor,
-        "admin:RevokeToken",
-        &token.id,
-        Outcome::Success,
-        json!({
-            "token_id": token.id,
-            "name": token.name,
-            "scope": token.scope,
-            "expires_at": token.expires_at,
-            "created_by": token.created_by,
-        }),
-    )
+    audit_change(&state, &request, &admin, "admin:RevokeToken", &token.id, {
+        let mut details = audited(&token);
+        details["created_by"] = json!(token.created_by);
+        details
+    })
     .await;
     Ok(HttpResponse::NoContent().finish())
 }
