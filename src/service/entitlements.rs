@@ -318,15 +318,26 @@ impl Entitlements {
         Ok(())
     }
 
-    /// The people who signed in recently, as identities.
-    pub async fn recent_identities(&self) -> Result<Vec<Identity>, EntitlementError> {
-        Ok(self
-            .store
-            .recent_sign_ins(RECENT_SIGN_INS_LIMIT)
-            .await?
-            .into_iter()
-            .filter_map(|s| serde_json::from_value(s.identity).ok())
-            .collect())
+    /// The people who signed in recently, with their claims as the rules see them;
+    /// each source's hygiene is read once, and people whose claims the rules cannot
+    /// take (over a source's groups cap) are left out, as their sign-in would be.
+    pub async fn recent_claims(&self) -> Result<Vec<(Identity, SourceClaims)>, EntitlementError> {
+        let mut hygiene: std::collections::HashMap<String, ClaimsHygiene> = Default::default();
+        let mut recent = Vec::new();
+        for sign_in in self.store.recent_sign_ins(RECENT_SIGN_INS_LIMIT).await? {
+            let Ok(identity) = serde_json::from_value::<Identity>(sign_in.identity) else {
+                continue;
+            };
+            if !hygiene.contains_key(&identity.source_id) {
+                let settings = self.hygiene(&identity.source_id).await?;
+                hygiene.insert(identity.source_id.clone(), settings);
+            }
+            let settings = &hygiene[&identity.source_id];
+            if let Ok(claims) = SourceClaims::from_identity(&identity, settings) {
+                recent.push((identity, claims));
+            }
+        }
+        Ok(recent)
     }
 }
 

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::idp::identity::Identity;
-use crate::mapping::{self, CompiledRuleset, Evaluation, GrantedBy, Rule, RuleError, SourceClaims};
+use crate::mapping::{
+    self, CompiledRuleset, Evaluation, GrantedBy, Rule, RuleError, SourceClaims, Warning,
+};
 use crate::store::{NewRulesetVersion, RulesetVersion, StoreError};
 
 use super::entitlements::{EntitlementError, Entitlements, subject_of};
@@ -164,13 +166,20 @@ impl Rulesets {
         rules: Option<&[Rule]>,
     ) -> Result<Evaluation, RulesetError> {
         let hygiene = self.entitlements.hygiene(source).await?;
-        let claims = SourceClaims::from_json(source, claims, &hygiene).map_err(|e| {
-            RulesetError::Invalid(vec![RuleError {
-                code: e.code,
-                message: e.message,
-                pointer: "/claims".into(),
-            }])
-        })?;
+        let claims = match SourceClaims::from_json(source, claims, &hygiene) {
+            Ok(claims) => claims,
+            // What a sign-in would meet: refused, so nothing is granted.
+            Err(refused) => {
+                return Ok(Evaluation {
+                    warnings: vec![Warning {
+                        code: refused.code,
+                        rule: None,
+                        message: refused.message,
+                    }],
+                    ..Evaluation::default()
+                });
+            }
+        };
         let view = self.entitlements.catalog().await?;
         let now = self.entitlements.store().clock().now();
         Ok(match rules {
@@ -191,12 +200,9 @@ impl Rulesets {
         let proposed = self.validate(candidate).await?;
         let published = self.entitlements.published().await?;
         let view = self.entitlements.catalog().await?;
+        let now = self.entitlements.store().clock().now();
         let mut report = Vec::new();
-        for identity in self.entitlements.recent_identities().await? {
-            let Ok(claims) = self.entitlements.claims_of(&identity).await else {
-                continue;
-            };
-            let now = self.entitlements.store().clock().now();
+        for (identity, claims) in self.entitlements.recent_claims().await? {
             let before = held(&published.ruleset.evaluate(&claims, &view.catalog, now));
             let after = held(&proposed.evaluate(&claims, &view.catalog, now));
             let gains: Vec<AccountRole> = after.difference(&before).cloned().collect();
@@ -241,7 +247,9 @@ impl Rulesets {
         source: &str,
         subject: &str,
     ) -> Result<(Identity, Evaluation), RulesetError> {
-        self.evaluate_recent()
+        let (identity, claims) = self
+            .entitlements
+            .recent_claims()
             .await?
             .into_iter()
             .find(|(identity, _)| identity.source_id == source && subject_of(identity) == subject)
@@ -249,7 +257,14 @@ impl Rulesets {
                 RulesetError::NotFound(format!(
                     "no recent sign-in of {subject} from identity source {source}"
                 ))
-            })
+            })?;
+        let published = self.entitlements.published().await?;
+        let view = self.entitlements.catalog().await?;
+        let now = self.entitlements.store().clock().now();
+        Ok((
+            identity,
+            published.ruleset.evaluate(&claims, &view.catalog, now),
+        ))
     }
 
     async fn evaluate_recent(&self) -> Result<Vec<(Identity, Evaluation)>, RulesetError> {
@@ -257,11 +272,9 @@ impl Rulesets {
         let view = self.entitlements.catalog().await?;
         let now = self.entitlements.store().clock().now();
         let mut evaluated = Vec::new();
-        for identity in self.entitlements.recent_identities().await? {
-            if let Ok(claims) = self.entitlements.claims_of(&identity).await {
-                let evaluation = published.ruleset.evaluate(&claims, &view.catalog, now);
-                evaluated.push((identity, evaluation));
-            }
+        for (identity, claims) in self.entitlements.recent_claims().await? {
+            let evaluation = published.ruleset.evaluate(&claims, &view.catalog, now);
+            evaluated.push((identity, evaluation));
         }
         Ok(evaluated)
     }

@@ -272,6 +272,19 @@ async fn dry_run_impact_access_views_and_next_request(db: TestStore) {
         miss["near_miss"].as_str().unwrap().contains("case"),
         "{miss}"
     );
+    // More groups than the source allows: what a sign-in would meet, explained.
+    let many: Vec<String> = (0..5_001).map(|i| format!("g{i}")).collect();
+    let capped = api
+        .call_if_match(
+            Method::POST,
+            "/mapping-rules/test",
+            None,
+            Some(json!({"source": "directory", "claims": {"groups": many}})),
+        )
+        .await;
+    assert_eq!(capped.status, StatusCode::OK, "{}", capped.body);
+    assert_eq!(capped.body["entitlements"], json!([]));
+    assert_eq!(capped.body["warnings"][0]["code"], "GROUPS_LIMIT_EXCEEDED");
     let candidate = api
         .call_if_match(
             Method::POST,
