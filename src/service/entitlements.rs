@@ -190,20 +190,26 @@ impl Entitlements {
             tracing::error!(version, ?errors, "stored ruleset does not compile");
             EntitlementError::Damaged(version)
         })?;
-        let published = Arc::new(Published {
+        Ok(self.adopt(Published {
             version,
             content_hash: hash,
             ruleset,
-        });
+        }))
+    }
+
+    /// Keeps `published` as the compiled ruleset in force (the publisher compiled it
+    /// already, so the next request need not), unless a newer one is kept.
+    pub fn adopt(&self, published: Published) -> Arc<Published> {
+        let published = Arc::new(published);
         let mut slot = match self.compiled.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         // Never step back: a slower request may have compiled an older head.
-        if slot.as_ref().is_none_or(|c| c.version <= version) {
+        if slot.as_ref().is_none_or(|c| c.version <= published.version) {
             *slot = Some(published.clone());
         }
-        Ok(published)
+        published
     }
 
     fn cached(&self) -> Option<Arc<Published>> {

@@ -15,7 +15,7 @@ use crate::mapping::{
 };
 use crate::store::{NewRulesetVersion, RulesetVersion, StoreError};
 
-use super::entitlements::{EntitlementError, Entitlements, subject_of};
+use super::entitlements::{EntitlementError, Entitlements, Published, subject_of};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RulesetError {
@@ -128,7 +128,7 @@ impl Rulesets {
         actor: &str,
         restored_from: Option<i64>,
     ) -> Result<CurrentRuleset, RulesetError> {
-        self.validate(rules).await?;
+        let compiled = self.validate(rules).await?;
         let document = serde_json::to_value(rules).map_err(|error| {
             RulesetError::Invalid(vec![RuleError {
                 code: "INVALID_RULE",
@@ -154,6 +154,11 @@ impl Rulesets {
                 },
                 other => other.into(),
             })?;
+        self.entitlements.adopt(Published {
+            version: published.summary.version,
+            content_hash: published.summary.content_hash.clone(),
+            ruleset: compiled,
+        });
         to_current(published)
     }
 
