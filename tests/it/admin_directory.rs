@@ -620,6 +620,25 @@ async fn admin_directory_identity_sources(db: TestStore) {
         .await;
     assert_eq!(built_in.status, StatusCode::CONFLICT);
     assert_eq!(built_in.code(), "BUILT_IN_SOURCE");
+    // The directory's claims hygiene for the mapping rules is checked on save.
+    let capless = api
+        .call(
+            Method::PUT,
+            "/identity-sources/directory",
+            Some(
+                json!({"kind": "directory", "display_name": "Directory", "enabled": true,
+                        "config": {"mapping": {"max_groups": 0}}}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        capless.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        capless.text
+    );
+    assert_eq!(capless.code(), "INVALID_DIRECTORY_CONFIG");
+    assert_eq!(capless.pointer(), "/config/mapping");
     let deleted = api
         .call(Method::DELETE, "/identity-sources/corp", None)
         .await;

@@ -230,6 +230,20 @@ fn directory_config(id: &str, settings: Map<String, Value>) -> Result<Value, Adm
             DIRECTORY_ATTRIBUTES.join(", ")
         )));
     }
+    // The mapping rules' view of the directory's claims, checked as an OIDC
+    // source's is (`OidcConfig::validate`).
+    if let Some(mapping) = value.get("mapping") {
+        serde_json::from_value::<crate::mapping::ClaimsHygiene>(mapping.clone())
+            .map_err(|e| e.to_string())
+            .and_then(|hygiene| hygiene.check())
+            .map_err(|message| {
+                AdminError::invalid(
+                    "INVALID_DIRECTORY_CONFIG",
+                    format!("mapping: {message}"),
+                    Some("/config/mapping".into()),
+                )
+            })?;
+    }
     Ok(value)
 }
 
