@@ -385,6 +385,7 @@ async fn seed_rules(store: &dyn Store, report: &mut SeedReport) -> StoreResult<(
             rules,
             published_by: "rolegate dev".into(),
             restored_from: None,
+            reason: Some("demo rules seeded by rolegate dev".into()),
         })
         .await?;
     report.note(

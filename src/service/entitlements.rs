@@ -313,6 +313,23 @@ impl Entitlements {
         let now = self.clock.now();
         let retention = chrono::Duration::from_std(self.sign_in_retention)
             .unwrap_or(chrono::Duration::days(90));
+        // The rules that fired for this sign-in (every rule the evaluation did not
+        // list as not applied): the admin UI's hit counts. A failed evaluation
+        // records the sign-in without hits rather than not at all.
+        let matched_rules = match (self.claims_of(identity).await, self.published().await) {
+            (Ok(claims), Ok(published)) => {
+                let view = self.catalog().await?;
+                let evaluation = published.ruleset.evaluate(&claims, &view.catalog, now);
+                published
+                    .ruleset
+                    .rules()
+                    .iter()
+                    .filter(|rule| evaluation.not_applied(&rule.id).is_none())
+                    .map(|rule| rule.id.clone())
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         let sign_in = RecentSignIn {
             source_id: identity.source_id.clone(),
             subject: subject_of(identity).to_owned(),
@@ -320,7 +337,9 @@ impl Entitlements {
             identity: serde_json::to_value(identity).unwrap_or_default(),
             signed_in_at: now,
         };
-        self.store.record_sign_in(&sign_in, now - retention).await?;
+        self.store
+            .record_sign_in(&sign_in, &matched_rules, now - retention)
+            .await?;
         Ok(())
     }
 

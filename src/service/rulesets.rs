@@ -13,7 +13,7 @@ use crate::idp::identity::Identity;
 use crate::mapping::{
     self, CompiledRuleset, Evaluation, GrantedBy, Rule, RuleError, SourceClaims, Warning,
 };
-use crate::store::{NewRulesetVersion, RulesetVersion, StoreError};
+use crate::store::{NewRulesetVersion, RuleHit, RulesetVersion, StoreError};
 
 use super::entitlements::{EntitlementError, Entitlements, Published, subject_of};
 
@@ -120,13 +120,38 @@ impl Rulesets {
         Ok(compiled)
     }
 
-    /// Publishes `rules` as the next version on top of `base`.
+    /// How often each rule fired at sign-in and when it last did, by rule id.
+    pub async fn hits(&self) -> Result<std::collections::HashMap<String, RuleHit>, RulesetError> {
+        Ok(self
+            .entitlements
+            .store()
+            .rule_hits()
+            .await?
+            .into_iter()
+            .map(|hit| (hit.rule_id.clone(), hit))
+            .collect())
+    }
+
+    /// The published rules' references to accounts and roles that no longer exist
+    /// (deleted after the rules were published), each with its pointer.
+    pub async fn broken_references(&self) -> Result<Vec<RuleError>, RulesetError> {
+        let published = self.entitlements.published().await?;
+        let view = self.entitlements.catalog().await?;
+        Ok(mapping::check_references(
+            published.ruleset.rules(),
+            &view.catalog,
+        ))
+    }
+
+    /// Publishes `rules` as the next version on top of `base`, with the
+    /// publisher's `reason` if they gave one.
     pub async fn publish(
         &self,
         base: i64,
         rules: &[Rule],
         actor: &str,
         restored_from: Option<i64>,
+        reason: Option<&str>,
     ) -> Result<CurrentRuleset, RulesetError> {
         let compiled = self.validate(rules).await?;
         let document = serde_json::to_value(rules).map_err(|error| {
@@ -145,6 +170,7 @@ impl Rulesets {
                 rules: document,
                 published_by: actor.to_owned(),
                 restored_from,
+                reason: reason.map(str::to_owned),
             })
             .await
             .map_err(|e| match e {

@@ -517,6 +517,9 @@ pub struct RulesetVersionSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restored_from: Option<i64>,
     pub published_at: DateTime<Utc>,
+    /// Why it was published, as the publisher said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A published ruleset version: the mapping rules as the admin API's JSON array.
@@ -535,6 +538,15 @@ pub struct NewRulesetVersion {
     pub rules: serde_json::Value,
     pub published_by: String,
     pub restored_from: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// How often a mapping rule fired at sign-in, and when it last did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleHit {
+    pub rule_id: String,
+    pub hits: i64,
+    pub last_matched_at: DateTime<Utc>,
 }
 
 /// A person's latest sign-in: the identity the mapping rules saw.

@@ -2,6 +2,7 @@
 //! the store, and results back to each surface's wire format.
 
 pub mod admin;
+mod admin_ui;
 mod api_error;
 mod assets;
 mod audit;
@@ -162,5 +163,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(mfa::routes)
         .configure(oidc_login::routes)
         .configure(federation::routes)
-        .configure(admin::routes);
+        .configure(admin::routes)
+        .configure(admin_ui::routes);
 }

@@ -468,7 +468,7 @@ pub async fn grant_group(
     );
     state
         .rulesets
-        .publish(current.version, &rules, "test", None)
+        .publish(current.version, &rules, "test", None, None)
         .await
         .expect("publish");
 }

@@ -15,6 +15,7 @@ mod admin;
 mod admin_client;
 mod admin_directory;
 mod admin_iam;
+mod admin_ui;
 mod audit;
 mod authorize;
 mod browser;

@@ -132,7 +132,7 @@ async fn rules_cli_export_plan_apply(db: TestStore) {
     .unwrap();
     state
         .rulesets
-        .publish(1, &meanwhile, "directory:bob", None)
+        .publish(1, &meanwhile, "directory:bob", None, None)
         .await
         .unwrap();
     let (code, stdout, stderr) = rolegate(rules("apply", &file), env.clone()).await;
@@ -271,7 +271,7 @@ async fn seed_model(store: &Arc<dyn Store>) {
     let rules: Vec<Rule> =
         serde_json::from_value(json!([grant_rule("r-devs", "developers", "Developer")])).unwrap();
     Rulesets::new(Arc::new(Entitlements::new(store.clone())))
-        .publish(0, &rules, "directory:alice", None)
+        .publish(0, &rules, "directory:alice", None, None)
         .await
         .unwrap();
 }

@@ -14,6 +14,7 @@ fn candidate(base: i64, rules: serde_json::Value) -> NewRulesetVersion {
         rules,
         published_by: "directory:alice".into(),
         restored_from: None,
+        reason: None,
     }
 }
 
@@ -77,18 +78,27 @@ async fn recent_sign_ins_keep_the_latest_per_person_within_retention(db: TestSto
     };
     let day = chrono::Duration::days(1);
     store
-        .record_sign_in(&sign_in("a", &["old"]), store.clock().now() - day)
+        .record_sign_in(&sign_in("a", &["old"]), &["r-1".into()], store.clock().now() - day)
         .await
         .unwrap();
     db.hand.advance(std::time::Duration::from_secs(3600));
     store
-        .record_sign_in(&sign_in("a", &["new"]), store.clock().now() - day)
+        .record_sign_in(
+            &sign_in("a", &["new"]),
+            &["r-1".into(), "r-2".into()],
+            store.clock().now() - day,
+        )
         .await
         .unwrap();
     store
-        .record_sign_in(&sign_in("b", &[]), store.clock().now() - day)
+        .record_sign_in(&sign_in("b", &[]), &[], store.clock().now() - day)
         .await
         .unwrap();
+    // Each sign-in counted a hit for every rule that fired for it.
+    let hits = store.rule_hits().await.unwrap();
+    let counted: Vec<(&str, i64)> = hits.iter().map(|h| (h.rule_id.as_str(), h.hits)).collect();
+    assert_eq!(counted, [("r-1", 2), ("r-2", 1)]);
+    assert_eq!(hits[0].last_matched_at, store.clock().now());
     let recent = store.recent_sign_ins(10).await.unwrap();
     assert_eq!(recent.len(), 2, "one row per person");
     let a = recent.iter().find(|s| s.subject == "a").unwrap();
@@ -98,7 +108,7 @@ async fn recent_sign_ins_keep_the_latest_per_person_within_retention(db: TestSto
     db.hand
         .advance(std::time::Duration::from_secs(2 * 24 * 3600));
     store
-        .record_sign_in(&sign_in("c", &[]), store.clock().now() - day)
+        .record_sign_in(&sign_in("c", &[]), &[], store.clock().now() - day)
         .await
         .unwrap();
     let recent = store.recent_sign_ins(10).await.unwrap();

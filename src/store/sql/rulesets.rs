@@ -8,7 +8,7 @@ use sqlx::{Postgres, Sqlite};
 
 use super::{SqlStore, not_found, write_error};
 use crate::store::{
-    NewRulesetVersion, RecentSignIn, RulesetVersion, RulesetVersionSummary, StoreError, StoreResult,
+    NewRulesetVersion, RecentSignIn, RuleHit, RulesetVersion, RulesetVersionSummary, StoreError, StoreResult,
 };
 
 /// Ruleset versions and recent sign-ins (part of [`Store`](crate::store::Store)).
@@ -27,13 +27,17 @@ pub trait RulesetStore: Send + Sync {
     /// and nothing is written.
     async fn publish_ruleset(&self, new: &NewRulesetVersion) -> StoreResult<RulesetVersion>;
 
-    /// Keeps `sign_in` as the person's latest sign-in and deletes every sign-in
+    /// Keeps `sign_in` as the person's latest sign-in, counts a hit for each rule
+    /// in `matched_rules` (the rules that fired for it), and deletes every sign-in
     /// older than `keep_after`.
     async fn record_sign_in(
         &self,
         sign_in: &RecentSignIn,
+        matched_rules: &[String],
         keep_after: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// Every rule that ever fired at a sign-in: hits and last match.
+    async fn rule_hits(&self) -> StoreResult<Vec<RuleHit>>;
     /// The latest sign-in of each person, newest first, at most `limit`.
     async fn recent_sign_ins(&self, limit: i64) -> StoreResult<Vec<RecentSignIn>>;
 }
@@ -45,11 +49,13 @@ type VersionRow = (
     String,
     Option<i64>,
     DateTime<Utc>,
+    Option<String>,
 );
-type SummaryRow = (i64, String, String, Option<i64>, DateTime<Utc>);
+type SummaryRow = (i64, String, String, Option<i64>, DateTime<Utc>, Option<String>);
 
 fn version(row: VersionRow) -> RulesetVersion {
-    let (version, content_hash, Json(rules), published_by, restored_from, published_at) = row;
+    let (version, content_hash, Json(rules), published_by, restored_from, published_at, reason) =
+        row;
     RulesetVersion {
         summary: RulesetVersionSummary {
             version,
@@ -57,25 +63,28 @@ fn version(row: VersionRow) -> RulesetVersion {
             published_by,
             restored_from,
             published_at,
+            reason,
         },
         rules,
     }
 }
 
 fn summary(row: SummaryRow) -> RulesetVersionSummary {
-    let (version, content_hash, published_by, restored_from, published_at) = row;
+    let (version, content_hash, published_by, restored_from, published_at, reason) = row;
     RulesetVersionSummary {
         version,
         content_hash,
         published_by,
         restored_from,
         published_at,
+        reason,
     }
 }
 
 const VERSION_COLUMNS: &str =
-    "version, content_hash, rules, published_by, restored_from, published_at";
-const SUMMARY_COLUMNS: &str = "version, content_hash, published_by, restored_from, published_at";
+    "version, content_hash, rules, published_by, restored_from, published_at, reason";
+const SUMMARY_COLUMNS: &str =
+    "version, content_hash, published_by, restored_from, published_at, reason";
 
 macro_rules! impl_ruleset_store {
     ($db:ty) => {
@@ -140,7 +149,7 @@ macro_rules! impl_ruleset_store {
                 let next = current + 1;
                 let row = sqlx::query_as::<_, VersionRow>(&format!(
                     "INSERT INTO ruleset_versions ({VERSION_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING {VERSION_COLUMNS}"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {VERSION_COLUMNS}"
                 ))
                 .bind(next)
                 .bind(&new.content_hash)
@@ -148,6 +157,7 @@ macro_rules! impl_ruleset_store {
                 .bind(&new.published_by)
                 .bind(new.restored_from)
                 .bind(self.now())
+                .bind(&new.reason)
                 .fetch_one(&mut *tx)
                 .await
                 // Two publishers on the same base: the second loses the race here.
@@ -166,6 +176,7 @@ macro_rules! impl_ruleset_store {
             async fn record_sign_in(
                 &self,
                 sign_in: &RecentSignIn,
+                matched_rules: &[String],
                 keep_after: DateTime<Utc>,
             ) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
@@ -183,12 +194,39 @@ macro_rules! impl_ruleset_store {
                 .bind(sign_in.signed_in_at)
                 .execute(&mut *tx)
                 .await?;
+                for rule in matched_rules {
+                    sqlx::query(
+                        "INSERT INTO mapping_rule_hits (rule_id, hits, last_matched_at) \
+                         VALUES ($1, 1, $2) ON CONFLICT (rule_id) DO UPDATE SET \
+                         hits = mapping_rule_hits.hits + 1, \
+                         last_matched_at = excluded.last_matched_at",
+                    )
+                    .bind(rule)
+                    .bind(sign_in.signed_in_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 sqlx::query("DELETE FROM recent_sign_ins WHERE signed_in_at < $1")
                     .bind(keep_after)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn rule_hits(&self) -> StoreResult<Vec<RuleHit>> {
+                Ok(sqlx::query_as::<_, (String, i64, DateTime<Utc>)>(
+                    "SELECT rule_id, hits, last_matched_at FROM mapping_rule_hits ORDER BY rule_id",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|(rule_id, hits, last_matched_at)| RuleHit {
+                    rule_id,
+                    hits,
+                    last_matched_at,
+                })
+                .collect())
             }
 
             async fn recent_sign_ins(&self, limit: i64) -> StoreResult<Vec<RecentSignIn>> {

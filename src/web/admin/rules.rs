@@ -148,6 +148,9 @@ fn parse_rules(
 #[derive(Deserialize)]
 struct RulesBody {
     rules: Vec<serde_json::Value>,
+    /// Why the ruleset is published (kept with the version; PUT only).
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 async fn get_ruleset(
@@ -167,11 +170,24 @@ async fn put_ruleset(
     AdminWrite(admin): AdminWrite,
     body: web::Json<RulesBody>,
 ) -> Result<HttpResponse, AdminError> {
-    let rules = parse_rules(body.into_inner().rules, in_rules_body)?;
+    let body = body.into_inner();
+    let rules = parse_rules(body.rules, in_rules_body)?;
+    let reason = body
+        .reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(AdminError::invalid(
+            "REASON_TOO_LONG",
+            "the reason is longer than 500 characters",
+            Some("/reason".into()),
+        ));
+    }
     let change = Change {
         action: "admin:PublishRuleset",
-        details: json!({}),
+        details: json!({ "reason": reason }),
         restored_from: None,
+        reason,
     };
     publish_list(&state, &request, &admin, change, rules).await
 }
@@ -236,6 +252,7 @@ async fn restore(
         action: "admin:RestoreRuleset",
         details: json!({ "restored_from": number }),
         restored_from: Some(number),
+        reason: Some(format!("restored version {number}")),
     };
     publish_list(&state, &request, &admin, change, old.rules).await
 }
@@ -403,11 +420,12 @@ fn position(rules: &[Rule], id: &str) -> Result<usize, RulesetError> {
         .ok_or_else(|| RulesetError::NotFound(format!("mapping rule {id:?} does not exist")))
 }
 
-/// What a write publishes, for its audit event.
+/// What a write publishes, for its audit event and the version's record.
 struct Change {
     action: &'static str,
     details: serde_json::Value,
     restored_from: Option<i64>,
+    reason: Option<String>,
 }
 
 fn rule_change(action: &'static str, id: &str) -> Change {
@@ -415,6 +433,7 @@ fn rule_change(action: &'static str, id: &str) -> Change {
         action,
         details: json!({ "rule": id }),
         restored_from: None,
+        reason: None,
     }
 }
 
@@ -435,7 +454,13 @@ async fn publish(
     let published = match edit(&mut rules) {
         Ok(single) => state
             .rulesets
-            .publish(base, &rules, &admin.actor, change.restored_from)
+            .publish(
+                base,
+                &rules,
+                &admin.actor,
+                change.restored_from,
+                change.reason.as_deref(),
+            )
             .await
             .map_err(|error| (error, single)),
         Err(error) => Err((error, None)),
