@@ -130,6 +130,116 @@ impl CompiledRuleset {
     }
 }
 
+/// How each condition of one rule fared for some claims: the admin UI's test
+/// panel. Every node is evaluated (no short cut), so each says whether it held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConditionReport {
+    /// `all`, `any`, `not`, or the leaf's operator (`contains_any`, ...).
+    pub kind: String,
+    /// Where the node is in the rule (`/when/all/1`).
+    pub pointer: String,
+    pub held: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    /// The claim's values the leaf held on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<String>,
+    /// For a leaf that did not hold: what it would take (a case difference, or the
+    /// values the claim has).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub near_miss: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ConditionReport>,
+}
+
+impl CompiledRuleset {
+    /// Each condition of rule `id` for `claims`, or `None` if the ruleset has no
+    /// such rule or the rule has no conditions (it always matches).
+    pub fn explain(&self, id: &str, claims: &SourceClaims) -> Option<ConditionReport> {
+        let rule = self.order.iter().find(|r| r.id == id)?;
+        let ctx = Context::new(self, claims);
+        Some(ctx.report(rule.when.as_ref()?, "/when".into()))
+    }
+}
+
+impl Context<'_> {
+    fn report(&self, cond: &Cond, pointer: String) -> ConditionReport {
+        let node = |kind: &str, held: bool, children: Vec<ConditionReport>| ConditionReport {
+            kind: kind.to_owned(),
+            pointer: pointer.clone(),
+            held,
+            claim: None,
+            values: Vec::new(),
+            matched: Vec::new(),
+            near_miss: None,
+            children,
+        };
+        let list = |children: &[Cond], key: &str| -> Vec<ConditionReport> {
+            children
+                .iter()
+                .enumerate()
+                .map(|(i, c)| self.report(c, format!("{pointer}/{key}/{i}")))
+                .collect()
+        };
+        match cond {
+            Cond::All(children) => {
+                let reports = list(children, "all");
+                let held = reports.iter().all(|r| r.held);
+                node("all", held, reports)
+            }
+            Cond::Any(children) => {
+                let reports = list(children, "any");
+                let held = reports.iter().any(|r| r.held);
+                node("any", held, reports)
+            }
+            Cond::Not(child) => {
+                let inner = self.report(child, format!("{pointer}/not"));
+                node("not", !inner.held, vec![inner])
+            }
+            Cond::Leaf(index) => {
+                let Some(leaf) = self.rules.leaves.get(*index) else {
+                    return node("unknown", false, Vec::new());
+                };
+                let mut trail = Vec::new();
+                let held = self.leaf(*index, Mode::Normal, &mut trail);
+                let claim = self.claim_name(leaf.claim).to_owned();
+                let has = self.states.get(leaf.claim).map_or(&[][..], |s| s.values);
+                let near_miss = (!held).then(|| {
+                    let mut ignoring_case = Vec::new();
+                    if self.leaf(*index, Mode::IgnoreCase, &mut ignoring_case) {
+                        "holds if case is ignored (set \"case\": \"insensitive\")".to_owned()
+                    } else if has.is_empty() {
+                        format!("the identity has no {claim} claim")
+                    } else {
+                        format!("{claim} has {}", preview(has))
+                    }
+                });
+                ConditionReport {
+                    claim: Some(claim),
+                    values: leaf.values.clone(),
+                    matched: trail
+                        .iter()
+                        .map(|hit| self.value(leaf.claim, hit.value).to_owned())
+                        .collect(),
+                    near_miss,
+                    ..node(leaf.op.as_str(), held, Vec::new())
+                }
+            }
+        }
+    }
+}
+
+/// Up to five values, quoted, and how many more.
+fn preview(values: &[String]) -> String {
+    let shown: Vec<String> = values.iter().take(5).map(|v| format!("{v:?}")).collect();
+    match values.len().saturating_sub(5) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
 /// A leaf that held, and the claim value (and rule value) it held on.
 #[derive(Debug, Clone, Copy)]
 struct Hit {
@@ -1062,6 +1172,48 @@ mod tests {
 
     fn alice() -> Value {
         json!({"groups": ["staff", "developers", "Ops-Team"], "email": "alice@example.com"})
+    }
+
+    #[test]
+    fn explain_reports_every_condition_with_near_misses() {
+        let rules = CompiledRuleset::compile(
+            &serde_json::from_value::<Vec<Rule>>(json!([grant_when(
+                "r",
+                json!({"all": [
+                    {"claim": "groups", "op": "contains_any", "values": ["developers"]},
+                    {"claim": "department", "op": "equals", "values": ["Platform"]},
+                    {"not": {"claim": "groups", "op": "contains_any", "values": ["contractors"]}}
+                ]})
+            )]))
+            .unwrap(),
+        )
+        .unwrap();
+        let claims = claims_from(
+            "corp",
+            json!({"groups": ["developers", "ops"], "department": ["platform"]}),
+            true,
+        );
+        let report = rules.explain("r", &claims).unwrap();
+        assert!(!report.held);
+        assert_eq!(report.kind, "all");
+        let [groups, department, not] = &report.children[..] else {
+            panic!("{report:?}")
+        };
+        assert!(groups.held);
+        assert_eq!(groups.matched, ["developers"]);
+        assert_eq!(groups.pointer, "/when/all/0");
+        assert!(!department.held);
+        assert!(department.near_miss.as_deref().unwrap().contains("case is ignored"));
+        assert!(not.held && !not.children[0].held);
+        assert_eq!(not.children[0].pointer, "/when/all/2/not");
+        assert!(
+            not.children[0]
+                .near_miss
+                .as_deref()
+                .unwrap()
+                .contains("\"developers\", \"ops\"")
+        );
+        assert!(rules.explain("missing", &claims).is_none());
     }
 
     #[test]

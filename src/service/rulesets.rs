@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::idp::identity::Identity;
 use crate::mapping::{
-    self, CompiledRuleset, Evaluation, GrantedBy, Rule, RuleError, SourceClaims, Warning,
+    self, CompiledRuleset, ConditionReport, Evaluation, GrantedBy, Rule, RuleError, SourceClaims, Warning,
 };
 use crate::store::{NewRulesetVersion, RuleHit, RulesetVersion, StoreError};
 
@@ -46,6 +46,16 @@ pub struct CurrentRuleset {
     pub version: i64,
     pub content_hash: String,
     pub rules: Vec<Rule>,
+}
+
+/// A dry run's answer: the evaluation, and how each condition of the rule asked
+/// about fared.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<ConditionReport>,
 }
 
 /// A person whose entitlements a candidate changes.
@@ -189,39 +199,42 @@ impl Rulesets {
     }
 
     /// Evaluates `rules` (compiled here) or the published ruleset for claims given
-    /// directly: the dry run of `POST /mapping-rules/test`.
+    /// directly: the dry run of `POST /mapping-rules/test`. With `explain`, also
+    /// how each condition of that rule fared.
     pub async fn test(
         &self,
         source: &str,
         claims: &serde_json::Map<String, serde_json::Value>,
         rules: Option<&[Rule]>,
-    ) -> Result<Evaluation, RulesetError> {
+        explain: Option<&str>,
+    ) -> Result<DryRun, RulesetError> {
         let hygiene = self.entitlements.hygiene(source).await?;
         let claims = match SourceClaims::from_json(source, claims, &hygiene) {
             Ok(claims) => claims,
             // What a sign-in would meet: refused, so nothing is granted.
             Err(refused) => {
-                return Ok(Evaluation {
-                    warnings: vec![Warning {
-                        code: refused.code,
-                        rule: None,
-                        message: refused.message,
-                    }],
-                    ..Evaluation::default()
+                return Ok(DryRun {
+                    evaluation: Evaluation {
+                        warnings: vec![Warning {
+                            code: refused.code,
+                            rule: None,
+                            message: refused.message,
+                        }],
+                        ..Evaluation::default()
+                    },
+                    conditions: None,
                 });
             }
         };
         let view = self.entitlements.catalog().await?;
         let now = self.entitlements.store().clock().now();
+        let run = |ruleset: &CompiledRuleset| DryRun {
+            evaluation: ruleset.evaluate(&claims, &view.catalog, now),
+            conditions: explain.and_then(|id| ruleset.explain(id, &claims)),
+        };
         Ok(match rules {
-            Some(rules) => {
-                let compiled = CompiledRuleset::compile(rules).map_err(RulesetError::Invalid)?;
-                compiled.evaluate(&claims, &view.catalog, now)
-            }
-            None => {
-                let published = self.entitlements.published().await?;
-                published.ruleset.evaluate(&claims, &view.catalog, now)
-            }
+            Some(rules) => run(&CompiledRuleset::compile(rules).map_err(RulesetError::Invalid)?),
+            None => run(&self.entitlements.published().await?.ruleset),
         })
     }
 

@@ -497,6 +497,9 @@ struct TestBody {
     claims: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     rules: Option<Vec<serde_json::Value>>,
+    /// A rule id: also report how each of its conditions fared.
+    #[serde(default)]
+    explain: Option<String>,
 }
 
 async fn test_rules(
@@ -511,7 +514,12 @@ async fn test_rules(
         .transpose()?;
     let evaluation = state
         .rulesets
-        .test(&body.source, &body.claims, rules.as_deref())
+        .test(
+            &body.source,
+            &body.claims,
+            rules.as_deref(),
+            body.explain.as_deref(),
+        )
         .await
         .map_err(refused)?;
     Ok(HttpResponse::Ok().json(evaluation))
