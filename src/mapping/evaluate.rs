@@ -1181,7 +1181,7 @@ mod tests {
                 "r",
                 json!({"all": [
                     {"claim": "groups", "op": "contains_any", "values": ["developers"]},
-                    {"claim": "department", "op": "equals", "values": ["Platform"]},
+                    {"claim": "department", "op": "in", "values": ["Platform"]},
                     {"not": {"claim": "groups", "op": "contains_any", "values": ["contractors"]}}
                 ]})
             )]))
@@ -1203,7 +1203,13 @@ mod tests {
         assert_eq!(groups.matched, ["developers"]);
         assert_eq!(groups.pointer, "/when/all/0");
         assert!(!department.held);
-        assert!(department.near_miss.as_deref().unwrap().contains("case is ignored"));
+        assert!(
+            department
+                .near_miss
+                .as_deref()
+                .unwrap()
+                .contains("case is ignored")
+        );
         assert!(not.held && !not.children[0].held);
         assert_eq!(not.children[0].pointer, "/when/all/2/not");
         assert!(

@@ -21,7 +21,8 @@ pub use catalog::{Catalog, CatalogRole};
 pub use claims::{ClaimsError, ClaimsHygiene, SourceClaims};
 pub use compile::{CompiledRuleset, RuleError, check_references, content_hash};
 pub use evaluate::{
-    ConditionReport, Entitlement, Evaluation, GrantedBy, NotApplied, Removed, SessionSettings, Warning,
+    ConditionReport, Entitlement, Evaluation, GrantedBy, NotApplied, Removed, SessionSettings,
+    Warning,
 };
 pub use rules::{
     Case, Condition, Effect, ForEach, GrantTemplate, Leaf, Op, Rule, Selector, SessionTemplate,

@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::idp::identity::Identity;
 use crate::mapping::{
-    self, CompiledRuleset, ConditionReport, Evaluation, GrantedBy, Rule, RuleError, SourceClaims, Warning,
+    self, CompiledRuleset, ConditionReport, Evaluation, GrantedBy, Rule, RuleError, SourceClaims,
+    Warning,
 };
 use crate::store::{NewRulesetVersion, RuleHit, RulesetVersion, StoreError};
 

@@ -275,6 +275,8 @@ struct StartPage<'a> {
     csrf: &'a str,
     groups: String,
     accounts: Vec<AccountView>,
+    /// Whether the header links the admin pages (admins only).
+    is_admin: bool,
 }
 
 async fn start(
@@ -331,6 +333,7 @@ async fn start(
             format!("your groups: {}", session.identity.groups.join(", "))
         },
         accounts,
+        is_admin: state.admin.is_admin(&session.identity),
     };
     Ok(html(StatusCode::OK, page.render().unwrap_or_default()))
 }

@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 use reqwest::StatusCode;
 use rolegate::store::Outcome;
 
-use crate::admin_client::{person, session_of, with_admins};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::admin_client::{Auth, person, send, session_of, with_admins};
 use crate::both_backends;
 use crate::helpers::{TestStore, app_state, assert_audited, spawn_state};
 
@@ -103,7 +106,10 @@ async fn only_admins_open_admin_pages(db: TestStore) {
         }
         frontier = next;
     }
-    assert!(seen.len() >= 8, "the navigation links every section: {seen:?}");
+    assert!(
+        seen.len() >= 8,
+        "the navigation links every section: {seen:?}"
+    );
 
     let before = s.state.store.list_audit(1000, None).await.unwrap().len();
     for path in &seen {
@@ -129,8 +135,15 @@ async fn the_overview_shows_counts_broken_rules_and_denials(db: TestStore) {
     page(&s.base, Some(&s.member), "/admin").await;
     let overview = page(&s.base, Some(&s.admin), "/admin").await;
     assert_eq!(overview.status, StatusCode::OK);
-    assert!(overview.body.contains("Every account and role the rules name exists."));
-    assert!(overview.body.contains("directory:bob"), "the denial is listed");
+    assert!(
+        overview
+            .body
+            .contains("Every account and role the rules name exists.")
+    );
+    assert!(
+        overview.body.contains("directory:bob"),
+        "the denial is listed"
+    );
     assert!(overview.body.contains("admin:Authenticate"));
 
     // Delete a role a demo rule grants: the overview names the rule.
@@ -149,10 +162,81 @@ async fn the_overview_shows_counts_broken_rules_and_denials(db: TestStore) {
         .and_then(|rest| rest.split("</section>").next())
         .unwrap()
         .to_owned();
-    assert!(broken.contains("account 123456789012 has no role named ReadOnly"), "{broken}");
+    assert!(
+        broken.contains("account 123456789012 has no role named ReadOnly"),
+        "{broken}"
+    );
+}
+
+/// The rule list counts the sign-ins each rule matched; a publish with a reason
+/// shows it in the versions; a write without the session's CSRF token is refused
+/// and changes nothing.
+async fn rule_hits_reasons_and_csrf(db: TestStore) {
+    let s = seeded(&db).await;
+    // carol (auditors) signs in twice: the demo rule for auditors matched twice.
+    for _ in 0..2 {
+        s.state
+            .entitlements
+            .record_sign_in(&person("carol", &["auditors"]))
+            .await
+            .unwrap();
+    }
+    let list = page(&s.base, Some(&s.admin), "/admin/rules").await;
+    let row = list
+        .body
+        .split("data-rule=\"demo-readonly\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap()
+        .to_owned();
+    assert!(row.contains("<td class=\"hits\">2</td>"), "{row}");
+    let quiet = page(&s.base, Some(&s.admin), "/admin").await.body;
+    let quiet = quiet.split("id=\"quiet-rules\"").nth(1).unwrap();
+    assert!(
+        !quiet.contains("/admin/rules/demo-readonly\""),
+        "readonly matched"
+    );
+    assert!(
+        quiet.contains("/admin/rules/demo-admin\""),
+        "admin never matched"
+    );
+
+    let current = s.state.rulesets.current().await.unwrap();
+    let rules = serde_json::to_value(&current.rules).unwrap();
+    let body = json!({ "rules": rules, "reason": "Quarterly review" });
+    let tag = format!("\"v{}\"", current.version);
+    let refused = send(
+        &s.base,
+        Auth::cookie(&s.admin),
+        Method::PUT,
+        "/ruleset",
+        Some(&tag),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.code(), "CSRF_TOKEN_INVALID");
+    assert_eq!(
+        s.state.rulesets.current().await.unwrap().version,
+        current.version
+    );
+    let published = send(
+        &s.base,
+        Auth::session(&s.admin, &s.admin_csrf),
+        Method::PUT,
+        "/ruleset",
+        Some(&tag),
+        Some(body),
+    )
+    .await;
+    assert_eq!(published.status, StatusCode::OK, "{}", published.text);
+    let versions = page(&s.base, Some(&s.admin), "/admin/rules/versions").await;
+    assert!(versions.body.contains("Quarterly review"));
+    assert!(versions.body.contains("demo rules seeded by rolegate dev"));
 }
 
 both_backends!(
     only_admins_open_admin_pages,
     the_overview_shows_counts_broken_rules_and_denials,
+    rule_hits_reasons_and_csrf,
 );

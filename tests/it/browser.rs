@@ -23,8 +23,8 @@ use crate::helpers::{TestStore, spawn_state, venv_bin};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Longest wait for any one thing in the browser (an element, a navigation).
-const WAIT: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(100);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 /// Bound on a whole test body, browser start included.
 const TEST_BUDGET: Duration = Duration::from_secs(60);
 
@@ -148,7 +148,7 @@ pub(crate) struct Browser {
 }
 
 impl Browser {
-    async fn start() -> anyhow::Result<Self> {
+    pub(crate) async fn start() -> anyhow::Result<Self> {
         let chromedriver = ChromeDriver::start();
         let profile = tempfile::tempdir()?;
         let mut caps = DesiredCapabilities::chrome();
@@ -181,7 +181,7 @@ impl Browser {
     }
 
     /// Ends the session politely (the process group is stopped on drop anyway).
-    async fn quit(mut self) {
+    pub(crate) async fn quit(mut self) {
         if let Some(driver) = self.driver.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), driver.quit()).await;
         }
@@ -278,6 +278,15 @@ where
     F: FnOnce(Browser) -> Fut,
     Fut: Future<Output = (Browser, anyhow::Result<()>)>,
 {
+    with_browser_within(name, TEST_BUDGET, body).await;
+}
+
+/// [`with_browser`] for a longer story, bounded by `budget`.
+pub(crate) async fn with_browser_within<F, Fut>(name: &str, budget: Duration, body: F)
+where
+    F: FnOnce(Browser) -> Fut,
+    Fut: Future<Output = (Browser, anyhow::Result<()>)>,
+{
     if !browser_installed() {
         return;
     }
@@ -303,9 +312,9 @@ where
         }
         browser.quit().await;
     };
-    tokio::time::timeout(TEST_BUDGET, run)
+    tokio::time::timeout(budget, run)
         .await
-        .unwrap_or_else(|_| panic!("{name} took longer than {TEST_BUDGET:?}"));
+        .unwrap_or_else(|_| panic!("{name} took longer than {budget:?}"));
 }
 
 pub(crate) fn password_of(user: &str) -> &'static str {
@@ -351,7 +360,10 @@ pub(crate) async fn submit_sign_in(
 }
 
 /// Which of `roles` are shown on the accounts page right now.
-async fn visible_roles(browser: &Browser, roles: &[&str]) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn visible_roles(
+    browser: &Browser,
+    roles: &[&str],
+) -> anyhow::Result<Vec<String>> {
     let mut shown = Vec::new();
     for role in roles {
         let elements = browser.driver().find_all(By::Css(role_css(role))).await?;
@@ -365,7 +377,7 @@ async fn visible_roles(browser: &Browser, roles: &[&str]) -> anyhow::Result<Vec<
 }
 
 /// Waits until exactly `expected` of `all` roles are shown.
-async fn wait_for_visible_roles(
+pub(crate) async fn wait_for_visible_roles(
     browser: &Browser,
     all: &[&str],
     expected: &[&str],
@@ -698,7 +710,12 @@ async fn console_sessions_in_chromium(db: TestStore) {
 }
 
 /// Adds OIDC source `id` for the peer's `rolegate-portal` client at `issuer`.
-async fn add_oidc_source(state: &rolegate::web::AppState, id: &str, name: &str, issuer: &str) {
+pub(crate) async fn add_oidc_source(
+    state: &rolegate::web::AppState,
+    id: &str,
+    name: &str,
+    issuer: &str,
+) {
     use rolegate::idp::oidc::{self, OidcConfig};
     use rolegate::store::{IdentitySourceKind, NewIdentitySource};
     let mut config = OidcConfig::new(issuer, "rolegate-portal");

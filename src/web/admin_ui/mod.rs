@@ -9,6 +9,7 @@
 //! admin on this request; anyone else is sent to sign in, or gets an audited 403 page.
 
 mod overview;
+mod rules;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,10 +36,12 @@ pub const PREFIX: &str = "/admin";
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/admin.css", web::get().to(css))
         .route("/static/admin.js", web::get().to(js))
+        .route("/static/admin-rules.js", web::get().to(rules_js))
         .service(
             web::scope(PREFIX)
                 .wrap(middleware::DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
                 .configure(overview::routes)
+                .configure(rules::routes)
                 .default_service(web::to(unknown)),
         );
 }
@@ -51,10 +54,7 @@ async fn css() -> HttpResponse {
 }
 
 async fn js() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(include_str!("../../../static/admin.js"))
+    script(include_str!("../../../static/admin.js"))
 }
 
 async fn unknown(_admin: AdminPage) -> Result<HttpResponse, PageError> {
@@ -64,6 +64,18 @@ async fn unknown(_admin: AdminPage) -> Result<HttpResponse, PageError> {
         "There is no admin page at this address.",
     )
     .next(PREFIX, "Admin overview"))
+}
+
+async fn rules_js() -> HttpResponse {
+    script(include_str!("../../../static/admin-rules.js"))
+}
+
+/// A page script: revalidated on every load, so a new release takes effect at once.
+fn script(body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body)
 }
 
 /// The sections of the admin UI, for the navigation bar.
@@ -139,8 +151,6 @@ pub struct Layout {
 /// admin gets a 403 page and an audit event.
 pub struct AdminPage {
     pub identity: Identity,
-    /// The audit actor (`directory:alice`).
-    pub actor: String,
     pub csrf: String,
 }
 
@@ -220,7 +230,6 @@ async fn admin_page(request: &HttpRequest) -> Result<AdminPage, actix_web::Error
     }
     Ok(AdminPage {
         identity,
-        actor,
         csrf: session.csrf,
     })
 }
