@@ -132,7 +132,7 @@ pub(super) async fn end_sign_ins(
 /// The ETag of an entity without a version counter: a digest of everything stored
 /// about it (a sealed secret included, so a new secret is a new version; a digest
 /// reveals nothing of it).
-pub(super) fn content_etag(stored: &impl Serialize) -> String {
+pub(crate) fn content_etag(stored: &impl Serialize) -> String {
     let text = serde_json::to_string(stored).unwrap_or_default();
     format!("\"{}\"", crate::cache::digest(&text))
 }

@@ -146,7 +146,7 @@ async fn check(state: &AppState, role: &str, settings: Settings) -> Result<Check
 
 /// A role with its documents as JSON, its inline policies by name and its
 /// attached policies' ARNs: what GET answers and the audit records.
-fn view(permissions: &RolePermissions) -> Value {
+pub(crate) fn view(permissions: &RolePermissions) -> Value {
     let role = &permissions.role;
     let (inline, attached) = identity_policies_view(&permissions.identity_policies);
     json!({

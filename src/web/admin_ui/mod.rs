@@ -8,6 +8,8 @@
 //! Every page starts with the [`AdminPage`] extractor: a signed-in person who is an
 //! admin on this request; anyone else is sent to sign in, or gets an audited 403 page.
 
+mod accounts;
+mod identity_sources;
 mod overview;
 
 use std::future::Future;
@@ -39,6 +41,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope(PREFIX)
                 .wrap(middleware::DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
                 .configure(overview::routes)
+                .configure(identity_sources::routes)
+                .configure(accounts::routes)
                 .default_service(web::to(unknown)),
         );
 }
