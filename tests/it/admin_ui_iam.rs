@@ -302,8 +302,35 @@ async fn role_pages_show_policies_and_who_can_reach_them(db: TestStore) {
     )
     .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    let member = page(&s.base, Some(&s.member), "/admin/accounts").await;
-    assert_eq!(member.status, StatusCode::FORBIDDEN);
+    // Every page of this area: the admin's, and closed to a non-admin.
+    for path in [
+        "/admin/accounts".to_owned(),
+        format!("/admin/accounts/{}", seed::DEMO_ACCOUNT_ID),
+        format!("/admin/accounts/{}/roles/Developer", seed::DEMO_ACCOUNT_ID),
+        "/admin/identity-sources".to_owned(),
+        "/admin/identity-sources/new".to_owned(),
+        "/admin/identity-sources/directory".to_owned(),
+    ] {
+        assert_eq!(
+            page(&s.base, Some(&s.admin), &path).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
+        let member = page(&s.base, Some(&s.member), &path).await;
+        assert_eq!(member.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(member.body.contains("Not an administrator"), "{path}");
+    }
+    let test = page(
+        &s.base,
+        Some(&s.member),
+        "/admin/identity-sources/directory/test-sign-in",
+    )
+    .await;
+    assert_eq!(
+        test.status,
+        StatusCode::FORBIDDEN,
+        "no test sign-in for a non-admin"
+    );
 }
 
 /// The part of `html` inside the `<section>` with id `id`.
@@ -471,6 +498,20 @@ async fn a_source_edit_shows_errors_beside_fields_and_stale_versions(db: TestSto
                 );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            // For the note: the list and a role page as the admin sees them.
+            browser
+                .goto(&format!("{base}/admin/identity-sources"))
+                .await?;
+            browser.find("#saml-sources").await?;
+            browser.screenshot(&format!("{shot}-list")).await?;
+            browser
+                .goto(&format!(
+                    "{base}/admin/accounts/{}/roles/Developer",
+                    seed::DEMO_ACCOUNT_ID
+                ))
+                .await?;
+            browser.find("#who-can-reach").await?;
+            browser.screenshot(&format!("{shot}-role")).await?;
             Ok(())
         }
         .await;
