@@ -204,7 +204,7 @@ async fn failed(
     match test_by {
         None => page.next("/signin", "Back to sign-in"),
         Some(_) => page.next(
-            &format!("/admin/identity-sources/{}", path_segment(source_id)),
+            format!("/admin/identity-sources/{}", path_segment(source_id)),
             "Back to the identity source",
         ),
     }

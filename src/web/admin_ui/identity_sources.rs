@@ -321,7 +321,7 @@ async fn test_result(
                     "Test result gone",
                     "This test sign-in's result was already shown, or it expired (a result is kept for ten minutes). Run the test again.",
                 )
-                .next(&again(), "Test sign-in again"));
+                .next(again(), "Test sign-in again"));
         }
         Err(TestResultError::NotYours) => {
             audit(
@@ -339,7 +339,7 @@ async fn test_result(
                     "Not your test sign-in",
                     "This test result belongs to another administrator's test sign-in, or to another identity source.",
                 )
-                .next(&href_of(&id), "Back to the identity source"));
+                .next(href_of(&id), "Back to the identity source"));
         }
         Err(TestResultError::Cache(error)) => return Err(unavailable(error)),
     };
