@@ -649,10 +649,124 @@ async fn a_test_sign_in_shows_claims_and_grants_and_keeps_the_admin_session(db: 
     drop(peer);
 }
 
+/// Over HTTP with the real provider: a test sign-in's callback arriving without the
+/// session of the admin who started it (here: a non-admin's session) is refused
+/// and audited, and starts no session; with it, the callback leaves that session as
+/// it is (sets no session cookie) and leads to a result that another admin cannot
+/// read and its own admin reads once.
+async fn a_test_sign_in_belongs_to_the_admin_who_started_it(db: TestStore) {
+    let state = with_admins(app_state(db.store.clone()).await);
+    seed::seed_demo(state.store.as_ref()).await.unwrap();
+    let base = spawn_state(state.clone());
+    let Some(peer) = crate::oidc_peer::OidcPeer::start_with(
+        "a",
+        &[
+            "--redirect-uris",
+            &format!("{base}/signin/oidc/corp/callback"),
+        ],
+    ) else {
+        return;
+    };
+    let (alice, alice_csrf) =
+        crate::admin_client::session_of(&state, person("alice", &["admins"])).await;
+    let (dave, _) = crate::admin_client::session_of(&state, person("dave", &["admins"])).await;
+    let (bob, _) = crate::admin_client::session_of(&state, person("bob", &["developers"])).await;
+    let mut corp = corp_source(&peer.issuer);
+    corp["config"]["client_secret"] = json!("rolegate-portal-secret");
+    let created = call(
+        &base,
+        Method::POST,
+        "/identity-sources",
+        Auth::session(&alice, &alice_csrf),
+        Some(corp),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+
+    // Started by alice; the callback comes with bob's session.
+    let mut browser = crate::oidc_peer::Browser::new(&base);
+    browser.cookies.insert("rg_session".into(), alice.clone());
+    let start = browser
+        .fetch("/admin/identity-sources/corp/test-sign-in", None)
+        .await;
+    assert_eq!(start.status, 303, "{}", start.body);
+    let authorize = start.location.unwrap();
+    let (callback, _) =
+        crate::oidc_login::at_provider(&peer, &base, &authorize, "alice", "alice-password")
+            .await
+            .unwrap();
+    browser.cookies.insert("rg_session".into(), bob.clone());
+    let refused = browser.fetch(&callback, None).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("Test sign-in not yours"));
+    assert_eq!(
+        browser.cookies.get("rg_session"),
+        Some(&bob),
+        "no session started"
+    );
+    let audit = state.store.list_audit(200, None).await.unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "admin:TestSignIn"
+            && e.outcome == Outcome::Denied
+            && e.actor == "directory:alice"),
+        "the refusal is audited"
+    );
+
+    // Again, with alice's session: a result, and alice's session stays hers.
+    browser.cookies.insert("rg_session".into(), alice.clone());
+    let start = browser
+        .fetch("/admin/identity-sources/corp/test-sign-in", None)
+        .await;
+    let (callback, _) = crate::oidc_login::at_provider(
+        &peer,
+        &base,
+        &start.location.unwrap(),
+        "alice",
+        "alice-password",
+    )
+    .await
+    .unwrap();
+    let done = browser.fetch(&callback, None).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        browser.cookies.get("rg_session"),
+        Some(&alice),
+        "the admin's session stays"
+    );
+    let result = done.location.unwrap();
+    assert!(
+        result.contains("/admin/identity-sources/corp/test-result?result="),
+        "{result}"
+    );
+    let other = page(&base, Some(&dave), &result[base.len()..]).await;
+    assert_eq!(
+        other.status,
+        StatusCode::FORBIDDEN,
+        "another admin's result"
+    );
+    let shown = page(&base, Some(&alice), &result[base.len()..]).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert!(shown.body.contains("Claims received"));
+    assert!(shown.body.contains("alice@example.com"));
+    let again = page(&base, Some(&alice), &result[base.len()..]).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "shown once");
+    assert!(
+        state
+            .sessions
+            .list_for_user("corp", "alice")
+            .await
+            .unwrap()
+            .is_empty(),
+        "no portal session for the tested person"
+    );
+    drop(peer);
+}
+
 both_backends!(
     identity_source_pages_never_show_the_secret,
     source_and_role_edits_honour_if_match,
     role_pages_show_policies_and_who_can_reach_them,
     a_source_edit_shows_errors_beside_fields_and_stale_versions,
     a_test_sign_in_shows_claims_and_grants_and_keeps_the_admin_session,
+    a_test_sign_in_belongs_to_the_admin_who_started_it,
 );
