@@ -366,8 +366,9 @@ async fn shown_text(browser: &Browser, css: &str) -> anyhow::Result<String> {
 }
 
 /// In Chromium: an invalid issuer is shown beside its field and nothing is saved;
-/// an edit made while someone else saved through the API shows both versions and
-/// saves nothing; a valid edit saves.
+/// an edit made while someone else saved shows both versions and saves nothing; a
+/// valid edit saves. On a role's page, an invalid duration is shown beside its
+/// field, an edit saves keeping the policies, and revoking sessions asks first.
 async fn a_source_edit_shows_errors_beside_fields_and_stale_versions(db: TestStore) {
     let state = with_admins(app_state(db.store.clone()).await);
     seed::seed_demo(state.store.as_ref()).await.unwrap();
@@ -512,6 +513,82 @@ async fn a_source_edit_shows_errors_beside_fields_and_stale_versions(db: TestSto
                 .await?;
             browser.find("#who-can-reach").await?;
             browser.screenshot(&format!("{shot}-role")).await?;
+
+            // The role's edit form: an invalid duration beside its field, then a
+            // saved description with every other setting kept.
+            let account = rolegate::iam::AccountId::parse(seed::DEMO_ACCOUNT_ID)?;
+            let developer = rolegate::iam::RoleName::parse("Developer")?;
+            let before = store.role_permissions(&account, &developer).await?;
+            let duration = browser.find("input[name=max_session_duration]").await?;
+            duration.clear().await?;
+            duration.send_keys("60").await?;
+            browser
+                .find("#role-form button[type=submit]")
+                .await?
+                .click()
+                .await?;
+            let error =
+                shown_text(&browser, "input[name=max_session_duration] + .field-error").await?;
+            ensure!(!error.is_empty(), "the duration's error beside it");
+            let duration = browser.find("input[name=max_session_duration]").await?;
+            duration.clear().await?;
+            duration.send_keys("7200").await?;
+            let description = browser.find("input[name=description]").await?;
+            description.clear().await?;
+            description.send_keys("Edited in the browser").await?;
+            browser
+                .find("#role-form button[type=submit]")
+                .await?
+                .click()
+                .await?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let after = loop {
+                let now = store.role_permissions(&account, &developer).await?;
+                if now.role.description == "Edited in the browser" {
+                    break now;
+                }
+                ensure!(
+                    std::time::Instant::now() < deadline,
+                    "the role edit was not saved"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            ensure!(
+                after.role.max_session_duration.seconds() == 7200,
+                "duration saved"
+            );
+            ensure!(
+                after.identity_policies == before.identity_policies
+                    && after.permissions_boundary == before.permissions_boundary
+                    && after.role.trust_policy == before.role.trust_policy,
+                "the policies, boundary and trust policy are kept"
+            );
+
+            // Revoke active sessions asks first.
+            browser
+                .goto(&format!(
+                    "{base}/admin/accounts/{}/roles/Developer",
+                    seed::DEMO_ACCOUNT_ID
+                ))
+                .await?;
+            browser.find("#revoke button").await?.click().await?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while browser.driver().accept_alert().await.is_err() {
+                ensure!(
+                    std::time::Instant::now() < deadline,
+                    "no confirmation asked"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            while store
+                .get_role(&account, &developer)
+                .await?
+                .revoke_sessions_before
+                .is_none()
+            {
+                ensure!(std::time::Instant::now() < deadline, "sessions not revoked");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             Ok(())
         }
         .await;
