@@ -847,3 +847,36 @@ both_backends!(
     a_test_sign_in_shows_claims_and_grants_and_keeps_the_admin_session,
     a_test_sign_in_belongs_to_the_admin_who_started_it,
 );
+
+/// A short load run for the note (not part of the suite: `--run-ignored only`): the
+/// role page of a role 1,000 recently seen people reach, fetched 200 times one after
+/// another; prints p50 and p99 of the time to the full answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a load run for the note, not a check"]
+async fn role_page_load_with_a_thousand_holders() {
+    let db = crate::helpers::sqlite_store().await;
+    let s = seeded(&db).await;
+    for n in 0..1000 {
+        s.state
+            .entitlements
+            .record_sign_in(&person(&format!("user{n:04}"), &["developers"]))
+            .await
+            .unwrap();
+    }
+    let path = format!("/admin/accounts/{}/roles/Developer", seed::DEMO_ACCOUNT_ID);
+    let first = page(&s.base, Some(&s.admin), &path).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.body.matches("groups=developers").count(), 1000);
+    let mut times = Vec::new();
+    for _ in 0..200 {
+        let started = std::time::Instant::now();
+        let answer = page(&s.base, Some(&s.admin), &path).await;
+        times.push(started.elapsed());
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    times.sort();
+    println!(
+        "role page, 1000 holders, 200 requests: p50 {:?}, p99 {:?}, max {:?}",
+        times[100], times[197], times[199]
+    );
+}
