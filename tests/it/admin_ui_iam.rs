@@ -129,6 +129,16 @@ async fn identity_source_pages_never_show_the_secret(db: TestStore) {
         assert!(!html.contains(SECRET), "{path}: the secret as typed");
         assert!(!html.contains(&sealed), "{path}: the sealed secret");
     }
+    let mut bad = corp_source("https://idp.example.com");
+    bad["id"] = json!("Bad Id/..");
+    let refused = call(&s.base, Method::POST, "/identity-sources", auth, Some(bad)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.pointer(), "/id", "beside the id field");
     let missing = page(&s.base, Some(&s.admin), "/admin/identity-sources/nope").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }

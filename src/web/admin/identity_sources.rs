@@ -286,6 +286,13 @@ async fn create(
             Some("/id".into()),
         ));
     };
+    if !crate::config::source_id_ok(&id) {
+        return Err(AdminError::invalid(
+            "VALIDATION_ERROR",
+            crate::config::SOURCE_ID_RULE,
+            Some("/id".into()),
+        ));
+    }
     let new = checked_source(&state, &id, body, None)?;
     let created = state.store.create_identity_source(&new).await?;
     let after = view(&created);
