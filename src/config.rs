@@ -110,13 +110,8 @@ impl IdentitySourceEntry {
     }
 
     fn check(&self) -> Result<(), String> {
-        let slug_ok = (1..=64).contains(&self.id.len())
-            && self
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !slug_ok {
-            return Err("id must be 1 to 64 lower-case letters, digits or '-'".into());
+        if !source_id_ok(&self.id) {
+            return Err(SOURCE_ID_RULE.into());
         }
         if self.id == crate::idp::directory::DIRECTORY_SOURCE_ID {
             return Err(format!(
@@ -431,4 +426,17 @@ impl Config {
             ..StoreOptions::default()
         }
     }
+}
+
+/// What an identity source id may be (it appears in URLs, cookies' paths and audit
+/// events): said to whoever chose one that is not.
+pub const SOURCE_ID_RULE: &str = "id must be 1 to 64 lower-case letters, digits or '-'";
+
+/// Whether `id` may name an identity source ([`SOURCE_ID_RULE`]), in the
+/// configuration file and through the admin API alike.
+pub fn source_id_ok(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }

@@ -165,6 +165,7 @@
     reload.textContent = "Reload the current version";
     reload.addEventListener("click", () => location.reload());
     panel.append(title, hint, columns, reload);
+    panel.scrollIntoView({ block: "start" });
   }
 
   function withQuery(path, key, value) {

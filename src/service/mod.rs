@@ -15,3 +15,4 @@ pub mod sealing;
 pub mod second_factor;
 pub mod sessions;
 pub mod sign_in_settings;
+pub mod sign_in_test;

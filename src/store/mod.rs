@@ -42,6 +42,10 @@ pub enum StoreError {
     /// A quota such as five versions per managed policy (IAM's `LimitExceeded`).
     #[error("{0}")]
     LimitExceeded(String),
+    /// The row changed since the caller read the version it edits (optimistic
+    /// concurrency: the admin API's 412 for a stale `If-Match`).
+    #[error("{0}")]
+    Stale(String),
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error("{what}: {error}")]
@@ -60,6 +64,7 @@ impl StoreError {
             StoreError::AlreadyExists { .. } => "EntityAlreadyExists",
             StoreError::Conflict(_) => "DeleteConflict",
             StoreError::LimitExceeded(_) => "LimitExceeded",
+            StoreError::Stale(_) => "ConcurrentModification",
             StoreError::Invalid(_) => "ValidationError",
             StoreError::MalformedPolicy { .. } => "MalformedPolicyDocument",
             StoreError::Backend(_) | StoreError::Migration(_) => "ServiceFailure",

@@ -158,7 +158,8 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => Self::not_found(code, error.to_string()),
             StoreError::AlreadyExists { .. }
             | StoreError::Conflict(_)
-            | StoreError::LimitExceeded(_) => Self::conflict(code, error.to_string()),
+            | StoreError::LimitExceeded(_)
+            | StoreError::Stale(_) => Self::conflict(code, error.to_string()),
             StoreError::Invalid(invalid) => Self {
                 code,
                 ..Self::validation(invalid.field, invalid.message)

@@ -11,11 +11,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::audit::audit_anonymous;
+use super::audit::{audit, audit_anonymous};
 use super::page::{PageError, cookie, host_cookie_name, random_token, redirect, safe_return_to};
 use super::request_info;
 use super::session::start_session_with;
 use crate::idp::oidc::{self, OidcConfig, OidcError};
+use crate::service::admin_access::person_actor;
+use crate::service::sign_in_test::{self, TestResult};
 use crate::store::{IdentitySource, IdentitySourceKind, Outcome, StoreError};
 
 /// Binds a started sign-in to the browser that started it (login CSRF): the pending
@@ -59,35 +61,63 @@ pub(crate) async fn signin_sources(state: &AppState) -> Vec<SignInSource> {
 
 /// An enabled OIDC source, or why not.
 async fn load_source(state: &AppState, id: &str) -> Result<IdentitySource, OidcError> {
+    load(state, id, false).await
+}
+
+/// An OIDC source; enabled, unless for an admin's test sign-in (`test`), which may
+/// try a source before it is turned on.
+async fn load(state: &AppState, id: &str, test: bool) -> Result<IdentitySource, OidcError> {
     match state.store.get_identity_source(id).await {
-        Ok(source) if source.enabled && source.kind == IdentitySourceKind::Oidc => Ok(source),
+        Ok(source) if (source.enabled || test) && source.kind == IdentitySourceKind::Oidc => {
+            Ok(source)
+        }
         Ok(_) | Err(StoreError::NotFound { .. }) => Err(OidcError::UnknownSource(id.to_owned())),
         Err(error) => Err(OidcError::Unavailable(error.to_string())),
     }
 }
 
-/// The page for a failed sign-in, after auditing and logging why.
+/// The page for a failed sign-in, after auditing and logging why. A failed test
+/// sign-in (`test_by`: the admin who started it) is audited as that admin's, and its
+/// page leads back to the source's admin page.
 async fn failed(
     state: &AppState,
     request: &HttpRequest,
     source_id: &str,
     error: &OidcError,
+    test_by: Option<&str>,
 ) -> HttpResponse {
     let outcome = match error {
         OidcError::ProviderError { .. } => Outcome::Denied,
         _ => Outcome::Failure,
     };
-    tracing::warn!(source = source_id, code = error.code(), reason = %error, "OIDC sign-in failed");
-    audit_anonymous(
-        state,
-        request,
-        "anonymous",
-        "portal:SignIn",
-        source_id,
-        outcome,
-        json!({ "method": "oidc", "code": error.code(), "reason": error.to_string() }),
-    )
-    .await;
+    tracing::warn!(source = source_id, code = error.code(), reason = %error, test = test_by.is_some(), "OIDC sign-in failed");
+    let details = json!({ "method": "oidc", "code": error.code(), "reason": error.to_string() });
+    match test_by {
+        None => {
+            audit_anonymous(
+                state,
+                request,
+                "anonymous",
+                "portal:SignIn",
+                source_id,
+                outcome,
+                details,
+            )
+            .await
+        }
+        Some(admin) => {
+            audit(
+                state,
+                request,
+                admin,
+                TEST_ACTION,
+                source_id,
+                outcome,
+                details,
+            )
+            .await
+        }
+    }
     let again = "Start the sign-in again from the sign-in page.";
     let (status, title, message) = match error {
         OidcError::UnknownSource(_) => (
@@ -170,9 +200,15 @@ async fn failed(
             "Your identity provider signed you in, but did not say who you are in a way Rolegate can use. Tell your administrator.".to_owned(),
         ),
     };
-    PageError::new(status, title, message)
-        .next("/signin", "Back to sign-in")
-        .into_response()
+    let page = PageError::new(status, title, message);
+    match test_by {
+        None => page.next("/signin", "Back to sign-in"),
+        Some(_) => page.next(
+            format!("/admin/identity-sources/{}", path_segment(source_id)),
+            "Back to the identity source",
+        ),
+    }
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -190,29 +226,82 @@ async fn begin(
     let return_to = safe_return_to(query.return_to.as_deref().unwrap_or("/start")).to_owned();
     let source = match load_source(&state, &source_id).await {
         Ok(source) => source,
-        Err(error) => return failed(&state, &request, &source_id, &error).await,
+        Err(error) => return failed(&state, &request, &source_id, &error, None).await,
     };
     // Fresh for every sign-in, never taken from the request: a value planted in the
     // browser (say by a sibling subdomain over http) must not bind anything. Over
     // https the cookie is `__Host-` prefixed, which only this origin can set.
     let binding = random_token(&state.random);
-    let callback = format!(
-        "{}/signin/oidc/{}/callback",
-        request_info::public_origin(&request),
-        path_segment(&source_id)
-    );
-    match state
+    let started = state
         .oidc
-        .begin(&source, &callback, &return_to, &binding)
-        .await
-    {
+        .begin(
+            &source,
+            &callback_url(&request, &source_id),
+            &return_to,
+            &binding,
+        )
+        .await;
+    match started {
+        Ok(url) => to_provider(&request, &url, binding),
+        Err(error) => failed(&state, &request, &source_id, &error, None).await,
+    }
+}
+
+/// The callback every sign-in at `source_id` returns to (the one registered at the
+/// provider; test sign-ins use it too).
+fn callback_url(request: &HttpRequest, source_id: &str) -> String {
+    format!(
+        "{}/signin/oidc/{}/callback",
+        request_info::public_origin(request),
+        path_segment(source_id)
+    )
+}
+
+/// The redirect to the provider, with the browser-binding cookie.
+fn to_provider(request: &HttpRequest, url: &str, binding: String) -> HttpResponse {
+    let mut response = redirect(url);
+    let name = host_cookie_name(request, BINDING_COOKIE);
+    let _ = response.add_cookie(&cookie(request, &name, binding));
+    response
+}
+
+/// What test sign-ins are audited as.
+pub(crate) const TEST_ACTION: &str = "admin:TestSignIn";
+
+/// Starts the admin `admin`'s (audit actor) test sign-in at OIDC source
+/// `source_id`: the real flow, in this browser, also for a source not enabled yet.
+/// Its callback starts no portal session: the admin's own session stays as it is,
+/// and the browser lands on the source's test-result page.
+pub(crate) async fn begin_test(
+    state: &AppState,
+    request: &HttpRequest,
+    source_id: &str,
+    admin: &str,
+) -> HttpResponse {
+    let source = match load(state, source_id, true).await {
+        Ok(source) => source,
+        Err(error) => return failed(state, request, source_id, &error, Some(admin)).await,
+    };
+    let binding = random_token(&state.random);
+    let started = state
+        .oidc
+        .begin_test(&source, &callback_url(request, source_id), admin, &binding)
+        .await;
+    match started {
         Ok(url) => {
-            let mut response = redirect(&url);
-            let name = host_cookie_name(&request, BINDING_COOKIE);
-            let _ = response.add_cookie(&cookie(&request, &name, binding));
-            response
+            audit(
+                state,
+                request,
+                admin,
+                TEST_ACTION,
+                source_id,
+                Outcome::Success,
+                json!({ "stage": "started", "enabled": source.enabled }),
+            )
+            .await;
+            to_provider(request, &url, binding)
         }
-        Err(error) => failed(&state, &request, &source_id, &error).await,
+        Err(error) => failed(state, request, source_id, &error, Some(admin)).await,
     }
 }
 
@@ -232,53 +321,91 @@ async fn callback(
     path: web::Path<String>,
 ) -> HttpResponse {
     let source_id = path.into_inner();
-    match finish(&state, &request, &source_id).await {
+    let (query, pending) = match received(&state, &request).await {
+        Ok(received) => received,
+        Err(error) => return failed(&state, &request, &source_id, &error, None).await,
+    };
+    let test_by = pending.test_by.clone();
+    let finished = match &test_by {
+        None => finish(&state, &request, &source_id, query, pending).await,
+        Some(admin) => finish_test(&state, &request, &source_id, query, pending, admin).await,
+    };
+    match finished {
         Ok(response) => response,
-        Err(error) => failed(&state, &request, &source_id, &error).await,
+        Err(error) => failed(&state, &request, &source_id, &error, test_by.as_deref()).await,
     }
 }
 
-async fn finish(
+/// The callback's query and the pending sign-in its `state` names (consumed before
+/// anything else: whatever happens next, this state is spent).
+async fn received(
     state: &AppState,
     request: &HttpRequest,
-    source_id: &str,
-) -> Result<HttpResponse, OidcError> {
+) -> Result<(CallbackQuery, oidc::PendingLogin), OidcError> {
     let query: CallbackQuery =
         serde_urlencoded::from_str(request.query_string()).map_err(|_| OidcError::MissingState)?;
-    let provider_error = query.error.map(|error| OidcError::ProviderError {
+    let Some(state_param) = query.state.as_deref().filter(|s| !s.is_empty()) else {
+        return Err(provider_error(&query).unwrap_or(OidcError::MissingState));
+    };
+    let pending = state.oidc.take_pending(state_param).await?;
+    Ok((query, pending))
+}
+
+/// The provider's own error in the callback, if it sent one.
+fn provider_error(query: &CallbackQuery) -> Option<OidcError> {
+    query.error.as_ref().map(|error| OidcError::ProviderError {
         error: error.chars().take(64).collect(),
         description: query
             .error_description
+            .as_ref()
             .map(|d| d.chars().take(200).collect()),
-    });
-    let Some(state_param) = query.state.filter(|s| !s.is_empty()) else {
-        return Err(provider_error.unwrap_or(OidcError::MissingState));
-    };
-    // Consumed before anything else: whatever happens next, this state is spent.
-    let pending = state.oidc.take_pending(&state_param).await?;
+    })
+}
+
+/// The checks every callback passes before its code is redeemed: the same source and
+/// browser as the sign-in started with, the issuer (RFC 9207), no provider error, a
+/// code. Returns the source and the code.
+async fn checked(
+    state: &AppState,
+    request: &HttpRequest,
+    source_id: &str,
+    query: CallbackQuery,
+    pending: &oidc::PendingLogin,
+) -> Result<(IdentitySource, String), OidcError> {
     if pending.source_id != source_id {
         return Err(OidcError::SourceMismatch);
     }
     let browser = request
         .cookie(&host_cookie_name(request, BINDING_COOKIE))
         .map(|c| c.value().to_owned());
-    if !oidc::same_browser(&pending, browser.as_deref()) {
+    if !oidc::same_browser(pending, browser.as_deref()) {
         return Err(OidcError::BrowserMismatch);
     }
-    let source = load_source(state, source_id).await?;
-    if let Some(iss) = query.iss {
+    let source = load(state, source_id, pending.test_by.is_some()).await?;
+    if let Some(iss) = &query.iss {
         let config = OidcConfig::from_source(&source)?;
-        if iss != config.issuer {
+        if *iss != config.issuer {
             return Err(OidcError::IssuerMismatch(iss.chars().take(200).collect()));
         }
     }
-    if let Some(error) = provider_error {
+    if let Some(error) = provider_error(&query) {
         return Err(error);
     }
     let code = query
         .code
         .filter(|c| !c.is_empty() && c.len() <= 4096)
         .ok_or(OidcError::MissingCode)?;
+    Ok((source, code))
+}
+
+async fn finish(
+    state: &AppState,
+    request: &HttpRequest,
+    source_id: &str,
+    query: CallbackQuery,
+    pending: oidc::PendingLogin,
+) -> Result<HttpResponse, OidcError> {
+    let (source, code) = checked(state, request, source_id, query, &pending).await?;
     let signed_in = state.oidc.complete(&source, &pending, &code).await?;
     Ok(start_session_with(
         state,
@@ -288,6 +415,77 @@ async fn finish(
         Some(signed_in.id_token),
     )
     .await)
+}
+
+/// The end of an admin's test sign-in: only in that admin's own session (still an
+/// admin), it redeems the code as a sign-in would, starts no session, keeps what
+/// the source sent once for the admin, and sends the browser to the result page.
+async fn finish_test(
+    state: &AppState,
+    request: &HttpRequest,
+    source_id: &str,
+    query: CallbackQuery,
+    pending: oidc::PendingLogin,
+    admin: &str,
+) -> Result<HttpResponse, OidcError> {
+    let (source, code) = checked(state, request, source_id, query, &pending).await?;
+    let same_admin = match super::session::session(state, request).await {
+        Some((_, session)) => {
+            state.admin.is_admin(&session.identity) && person_actor(&session.identity) == admin
+        }
+        None => false,
+    };
+    if !same_admin {
+        audit(
+            state,
+            request,
+            admin,
+            TEST_ACTION,
+            source_id,
+            Outcome::Denied,
+            json!({ "stage": "completed", "reason": "the test's callback came without the admin session that started it" }),
+        )
+        .await;
+        return Ok(PageError::new(
+            StatusCode::FORBIDDEN,
+            "Test sign-in not yours",
+            "This test sign-in was started by an administrator whose session this browser does not hold (any more). Nothing was signed in. Start the test again from the identity source's admin page.",
+        )
+        .next("/admin/identity-sources", "Identity sources")
+        .into_response());
+    }
+    let signed_in = state.oidc.complete(&source, &pending, &code).await?;
+    let result = TestResult {
+        source_id: source.id.clone(),
+        admin: admin.to_owned(),
+        identity: signed_in.identity,
+        claims: signed_in.claims,
+        at: state.clock.timestamp(),
+    };
+    let reference = sign_in_test::keep(state.cache.as_ref(), &state.random, &result)
+        .await
+        .map_err(|e| OidcError::Unavailable(e.to_string()))?;
+    audit(
+        state,
+        request,
+        admin,
+        TEST_ACTION,
+        source_id,
+        Outcome::Success,
+        json!({
+            "stage": "completed",
+            "subject": result.identity.subject,
+            "user_name": result.identity.user_name,
+            "groups": result.identity.groups,
+            "claims": result.claims.keys().collect::<Vec<_>>(),
+        }),
+    )
+    .await;
+    Ok(redirect(&format!(
+        "/admin/identity-sources/{}/test-result?result={}",
+        path_segment(source_id),
+        path_segment(&reference)
+    )))
 }
 
 /// The provider's end-session URL (RP-initiated logout) for a portal session of an

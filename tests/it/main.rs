@@ -17,6 +17,7 @@ mod admin_directory;
 mod admin_iam;
 mod admin_ui;
 mod admin_ui_browser;
+mod admin_ui_iam;
 mod audit;
 mod authorize;
 mod browser;

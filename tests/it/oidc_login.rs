@@ -119,29 +119,7 @@ impl Fixture {
         user: &str,
         password: &str,
     ) -> Result<(String, Browser), String> {
-        let mut idp = Browser::new(&self.peer.issuer);
-        let login = idp.get(authorize).await?;
-        let uid = login.rsplit('/').next().unwrap_or_default().to_owned();
-        let resume = idp
-            .post(
-                &format!("{}/interaction/{uid}/login", self.peer.issuer),
-                &[("login", user), ("password", password)],
-            )
-            .await?;
-        let consent = idp.get(&resume).await?;
-        let uid = consent.rsplit('/').next().unwrap_or_default().to_owned();
-        let resume = idp
-            .post(
-                &format!("{}/interaction/{uid}/confirm", self.peer.issuer),
-                &[],
-            )
-            .await?;
-        let callback = idp.get(&resume).await?;
-        assert!(
-            callback.starts_with(&format!("{}/signin/oidc/", self.base)),
-            "{callback}"
-        );
-        Ok((callback, idp))
+        at_provider(&self.peer, &self.base, authorize, user, password).await
     }
 
     /// The whole flow as `alice` at `source`; returns the callback's response.
@@ -191,6 +169,38 @@ impl Fixture {
 }
 
 /// Whether the browser holds a live portal session.
+/// At the provider `peer`: signs in at its password form with the authorization
+/// URL `authorize` and consents; returns the callback URL at Rolegate (`base`) the
+/// provider redirects to (and the provider's cookie jar).
+pub(crate) async fn at_provider(
+    peer: &OidcPeer,
+    base: &str,
+    authorize: &str,
+    user: &str,
+    password: &str,
+) -> Result<(String, Browser), String> {
+    let mut idp = Browser::new(&peer.issuer);
+    let login = idp.get(authorize).await?;
+    let uid = login.rsplit('/').next().unwrap_or_default().to_owned();
+    let resume = idp
+        .post(
+            &format!("{}/interaction/{uid}/login", peer.issuer),
+            &[("login", user), ("password", password)],
+        )
+        .await?;
+    let consent = idp.get(&resume).await?;
+    let uid = consent.rsplit('/').next().unwrap_or_default().to_owned();
+    let resume = idp
+        .post(&format!("{}/interaction/{uid}/confirm", peer.issuer), &[])
+        .await?;
+    let callback = idp.get(&resume).await?;
+    assert!(
+        callback.starts_with(&format!("{}/signin/oidc/", base)),
+        "{callback}"
+    );
+    Ok((callback, idp))
+}
+
 async fn signed_in(rolegate: &mut Browser) -> bool {
     rolegate.fetch("/start", None).await.status == 200
 }

@@ -29,10 +29,12 @@ pub trait DirectoryStore: Send + Sync {
     ) -> StoreResult<(IdentitySource, Upserted)>;
     /// Replaces the display name, settings and enabled flag of the existing source
     /// `new.id` in one transaction: (before, after). `NotFound` when there is none,
-    /// `Conflict` when it is of another kind.
+    /// `Conflict` when it is of another kind, `Stale` when `expected` is given and
+    /// the stored source is no longer equal to it (someone saved first).
     async fn update_identity_source(
         &self,
         new: &NewIdentitySource,
+        expected: Option<&IdentitySource>,
     ) -> StoreResult<(IdentitySource, IdentitySource)>;
     /// Deletes the source and returns it; `Conflict` while users or groups of it
     /// exist.
@@ -292,6 +294,7 @@ macro_rules! impl_directory_store {
             async fn update_identity_source(
                 &self,
                 new: &NewIdentitySource,
+                expected: Option<&IdentitySource>,
             ) -> StoreResult<(IdentitySource, IdentitySource)> {
                 let mut tx = self.begin_write().await?;
                 // Lock the row (PostgreSQL; SQLite holds the write lock) before reading.
@@ -305,6 +308,12 @@ macro_rules! impl_directory_store {
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or_else(|| not_found("identity source", new.id.as_str()))?;
+                if expected.is_some_and(|expected| *expected != before) {
+                    return Err(StoreError::Stale(format!(
+                        "identity source {} changed since it was read",
+                        new.id
+                    )));
+                }
                 if before.kind != new.kind {
                     return Err(StoreError::Conflict(format!(
                         "identity source {} is of kind {}, not {}; its kind cannot change",

@@ -1,8 +1,10 @@
 //! What every admin handler does the same way: names in paths that answer 404
 //! when malformed, store "not found" turned into the handler's own 404 or 422, the
-//! success audit of a change, list and creation answers, and ending a person's
-//! sign-ins.
+//! success audit of a change, list and creation answers, ending a person's
+//! sign-ins, and the content ETags (`If-Match`) of entities without a version
+//! counter.
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -125,4 +127,46 @@ pub(super) async fn end_sign_ins(
         .await
         .map_err(AdminError::unavailable)?;
     Ok((portal, terminal))
+}
+
+/// The ETag of an entity without a version counter: a digest of everything stored
+/// about it (a sealed secret included, so a new secret is a new version; a digest
+/// reveals nothing of it).
+pub(crate) fn content_etag(stored: &impl Serialize) -> String {
+    let text = serde_json::to_string(stored).unwrap_or_default();
+    format!("\"{}\"", crate::cache::digest(&text))
+}
+
+/// `response` with `etag` as its `ETag`.
+pub(super) fn with_etag(mut response: HttpResponse, etag: &str) -> HttpResponse {
+    if let Ok(value) = header::HeaderValue::from_str(etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// Optimistic concurrency for an entity whose current ETag is `current`: `true`
+/// when `If-Match` names it (or is `*`), `false` without `If-Match` (the change
+/// goes ahead unconditionally, as before ETags existed), 412 `PRECONDITION_FAILED`
+/// when it names only other versions: someone saved `what` first.
+pub(super) fn if_match(
+    request: &HttpRequest,
+    current: &str,
+    what: &str,
+) -> Result<bool, AdminError> {
+    let Some(value) = request.headers().get(header::IF_MATCH) else {
+        return Ok(false);
+    };
+    let named = value.to_str().unwrap_or_default();
+    let matches = named.split(',').map(str::trim).any(|tag| {
+        let tag = tag.strip_prefix("W/").unwrap_or(tag);
+        tag == "*" || tag == current
+    });
+    if matches {
+        Ok(true)
+    } else {
+        Err(AdminError::precondition_failed(format!(
+            "{what} changed since you read it (it is at {current}); nothing was saved"
+        )))
+    }
 }

@@ -248,7 +248,7 @@ impl ResponseError for AdminError {
 }
 
 /// NotFound → 404 `NOT_FOUND`, AlreadyExists → 409 `DUPLICATE_NAME`, Conflict → 409
-/// `CONFLICT`, Invalid → 422 `VALIDATION_ERROR`, MalformedPolicy → 422
+/// `CONFLICT`, Stale → 412 `PRECONDITION_FAILED`, Invalid → 422 `VALIDATION_ERROR`, MalformedPolicy → 422
 /// `MALFORMED_POLICY_DOCUMENT` (the message says where), a database failure → 500.
 impl From<StoreError> for AdminError {
     fn from(error: StoreError) -> Self {
@@ -257,6 +257,7 @@ impl From<StoreError> for AdminError {
             StoreError::AlreadyExists { .. } => Self::conflict("DUPLICATE_NAME", error.to_string()),
             StoreError::Conflict(message) => Self::conflict("CONFLICT", message),
             StoreError::LimitExceeded(message) => Self::conflict("LIMIT_EXCEEDED", message),
+            StoreError::Stale(message) => Self::precondition_failed(message),
             StoreError::Invalid(invalid) => Self::invalid(
                 "VALIDATION_ERROR",
                 invalid.message,

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::{AdminRead, AdminWrite};
-use super::common::{audit_change, listed, when_not_found};
+use super::common::{audit_change, content_etag, if_match, listed, when_not_found, with_etag};
 use super::directory::{Confirm, lockout_guard};
 use super::error::AdminError;
 use crate::idp::directory::DIRECTORY_SOURCE_ID;
@@ -266,7 +266,10 @@ async fn get(
         .get_identity_source(&id)
         .await
         .map_err(source_error(&id))?;
-    Ok(HttpResponse::Ok().json(view(&source)))
+    Ok(with_etag(
+        HttpResponse::Ok().json(view(&source)),
+        &content_etag(&source),
+    ))
 }
 
 async fn create(
@@ -283,6 +286,13 @@ async fn create(
             Some("/id".into()),
         ));
     };
+    if !crate::config::source_id_ok(&id) {
+        return Err(AdminError::invalid(
+            "VALIDATION_ERROR",
+            crate::config::SOURCE_ID_RULE,
+            Some("/id".into()),
+        ));
+    }
     let new = checked_source(&state, &id, body, None)?;
     let created = state.store.create_identity_source(&new).await?;
     let after = view(&created);
@@ -320,6 +330,14 @@ async fn replace(
         .get_identity_source(&id)
         .await
         .map_err(source_error(&id))?;
+    // Optimistic concurrency: with `If-Match`, the change applies only to the
+    // version it names, checked again inside the store's transaction.
+    let expected = if_match(
+        &request,
+        &content_etag(&stored),
+        &format!("identity source {id:?}"),
+    )?
+    .then_some(&stored);
     let new = checked_source(&state, &id, body, Some(&stored))?;
     let action = "admin:UpdateIdentitySource";
     if stored.enabled && !new.enabled {
@@ -336,7 +354,7 @@ async fn replace(
     }
     let (before, after) = state
         .store
-        .update_identity_source(&new)
+        .update_identity_source(&new, expected)
         .await
         .map_err(source_error(&id))?;
     let shown = view(&after);
@@ -345,7 +363,10 @@ async fn replace(
             "after": shown,
             "client_secret_changed": before.config.get("client_secret") != after.config.get("client_secret"),
         })).await;
-    Ok(HttpResponse::Ok().json(shown))
+    Ok(with_etag(
+        HttpResponse::Ok().json(shown),
+        &content_etag(&after),
+    ))
 }
 
 async fn delete(

@@ -24,7 +24,12 @@ use actix_web::{HttpRequest, HttpResponse, middleware, web};
 use serde_json::json;
 
 pub use auth::{Admin, AdminRead, AdminWrite, Scope, Via};
+/// For the admin pages: the ETag and the view the API answers, so that a page's
+/// edit sends back exactly what the API's stale check compares.
+pub(crate) use common::content_etag;
 pub use error::AdminError;
+pub(crate) use policies::document_json;
+pub(crate) use roles::view as role_view;
 
 /// Where the admin API lives.
 pub const PREFIX: &str = "/admin/api/v1";

@@ -53,7 +53,7 @@ pub(super) fn document_text(value: &Value) -> String {
 }
 
 /// A stored document as the API shows it: as JSON (stored documents are valid).
-pub(super) fn document_json(text: &str) -> Value {
+pub(crate) fn document_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 

@@ -11,7 +11,9 @@ use serde_json::{Map, Value, json};
 
 use super::accounts::{existing_account, in_account, invalid_at};
 use super::auth::{AdminRead, AdminWrite};
-use super::common::{audit_change, created, listed_in_account, named_in_path};
+use super::common::{
+    audit_change, content_etag, created, if_match, listed_in_account, named_in_path, with_etag,
+};
 use super::error::AdminError;
 use super::policies::{
     check_attached_policies, check_document, check_inline_policies, check_policy_exists,
@@ -144,7 +146,7 @@ async fn check(state: &AppState, role: &str, settings: Settings) -> Result<Check
 
 /// A role with its documents as JSON, its inline policies by name and its
 /// attached policies' ARNs: what GET answers and the audit records.
-fn view(permissions: &RolePermissions) -> Value {
+pub(crate) fn view(permissions: &RolePermissions) -> Value {
     let role = &permissions.role;
     let (inline, attached) = identity_policies_view(&permissions.identity_policies);
     json!({
@@ -252,7 +254,9 @@ async fn get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
     let (account, role) = in_account(path.into_inner(), role_in_path)?;
-    Ok(HttpResponse::Ok().json(full_view(&state, &account, &role).await?))
+    let shown = full_view(&state, &account, &role).await?;
+    let etag = content_etag(&shown);
+    Ok(with_etag(HttpResponse::Ok().json(shown), &etag))
 }
 
 async fn replace(
@@ -264,6 +268,9 @@ async fn replace(
 ) -> Result<HttpResponse, AdminError> {
     let (account, role) = in_account(path.into_inner(), role_in_path)?;
     let before = full_view(&state, &account, &role).await?;
+    // Optimistic concurrency: with `If-Match`, only the version it names is
+    // replaced (checked against what was read just now).
+    if_match(&request, &content_etag(&before), &format!("role {role}"))?;
     let checked = check(&state, role.as_str(), body.into_inner()).await?;
     let update = RoleUpdate {
         description: Some(checked.description),
@@ -285,7 +292,8 @@ async fn replace(
         json!({ "before": before, "after": after }),
     )
     .await;
-    Ok(HttpResponse::Ok().json(after))
+    let etag = content_etag(&after);
+    Ok(with_etag(HttpResponse::Ok().json(after), &etag))
 }
 
 /// The published mapping rules that grant `role` in `account` by name: what stops

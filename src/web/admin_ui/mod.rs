@@ -8,6 +8,8 @@
 //! Every page starts with the [`AdminPage`] extractor: a signed-in person who is an
 //! admin on this request; anyone else is sent to sign in, or gets an audited 403 page.
 
+mod accounts;
+mod identity_sources;
 mod overview;
 mod rules;
 
@@ -42,6 +44,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .wrap(middleware::DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
                 .configure(overview::routes)
                 .configure(rules::routes)
+                .configure(identity_sources::routes)
+                .configure(accounts::routes)
                 .default_service(web::to(unknown)),
         );
 }
@@ -151,6 +155,8 @@ pub struct Layout {
 /// admin gets a 403 page and an audit event.
 pub struct AdminPage {
     pub identity: Identity,
+    /// The audit actor (`directory:alice`).
+    pub actor: String,
     pub csrf: String,
 }
 
@@ -230,6 +236,7 @@ async fn admin_page(request: &HttpRequest) -> Result<AdminPage, actix_web::Error
     }
     Ok(AdminPage {
         identity,
+        actor,
         csrf: session.csrf,
     })
 }
