@@ -235,6 +235,63 @@ async fn rule_hits_reasons_and_csrf(db: TestStore) {
     assert!(versions.body.contains("demo rules seeded by rolegate dev"));
 }
 
+/// Fetches `path` as the admin `times` times one after another; returns the sorted
+/// times to the full answer (for the load runs of the note).
+pub async fn time_page(s: &Seeded, path: &str, times: usize) -> Vec<std::time::Duration> {
+    let mut taken = Vec::with_capacity(times);
+    for _ in 0..times {
+        let started = std::time::Instant::now();
+        let answer = page(&s.base, Some(&s.admin), path).await;
+        taken.push(started.elapsed());
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    taken.sort();
+    taken
+}
+
+/// A short load run for the note (not part of the suite: `--run-ignored only`): the
+/// rule list with 200 published rules, all with hits, fetched 200 times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a load run for the note, not a check"]
+async fn rule_list_load_with_200_rules() {
+    let db = crate::helpers::sqlite_store().await;
+    let s = seeded(&db).await;
+    let current = s.state.rulesets.current().await.unwrap();
+    let rules: Vec<rolegate::mapping::Rule> = (0..200)
+        .map(|n| {
+            serde_json::from_value(json!({
+                "id": format!("rule-{n:03}"), "name": format!("Team {n}"), "effect": "grant",
+                "source": ["directory"], "priority": n,
+                "when": {"claim": "groups", "op": "contains_any", "values": [format!("team-{n}"), "developers"]},
+                "grant": [{"account": "123456789012", "role": "Developer"}]
+            }))
+            .unwrap()
+        })
+        .collect();
+    s.state
+        .rulesets
+        .publish(current.version, &rules, "test", None, None)
+        .await
+        .unwrap();
+    for n in 0..50 {
+        s.state
+            .entitlements
+            .record_sign_in(&person(&format!("user{n:02}"), &["developers"]))
+            .await
+            .unwrap();
+    }
+    let first = page(&s.base, Some(&s.admin), "/admin/rules").await;
+    assert_eq!(
+        first.body.matches("<td class=\"hits\">50</td>").count(),
+        200
+    );
+    let times = time_page(&s, "/admin/rules", 200).await;
+    println!(
+        "rule list, 200 rules, 200 requests: p50 {:?}, p99 {:?}, max {:?}",
+        times[100], times[197], times[199]
+    );
+}
+
 both_backends!(
     only_admins_open_admin_pages,
     the_overview_shows_counts_broken_rules_and_denials,
