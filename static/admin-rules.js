@@ -297,7 +297,7 @@
     const pre = el("pre", undefined, "code diff");
     for (const [mark, line] of lineDiff(before === undefined ? "" : A.pretty(before), after === undefined ? "" : A.pretty(after))) {
       if (mark === " " && (before === undefined || after === undefined)) continue;
-      const span = el("span", `${mark} ${line}\n`, mark === "+" ? "diff-add" : mark === "-" ? "diff-del" : "");
+      const span = el("span", `${mark} ${line}`, mark === "+" ? "diff-add" : mark === "-" ? "diff-del" : "");
       pre.append(span);
     }
     return pre;
