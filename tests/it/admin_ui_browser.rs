@@ -101,15 +101,7 @@ async fn admin_publishes_tests_and_restores_a_rule_in_chromium(db: TestStore) {
     let state = with_admins(app_state(db.store.clone()).await);
     seed::seed_demo(state.store.as_ref()).await.expect("seed");
     let base = spawn_state(state.clone());
-    let Some(peer) = crate::oidc_peer::OidcPeer::start_with(
-        "a",
-        &[
-            "--redirect-uris",
-            &format!("{base}/signin/oidc/corp/callback"),
-            "--post-logout-uris",
-            &format!("{base}/signin"),
-        ],
-    ) else {
+    let Some(peer) = crate::browser::corp_peer(&base) else {
         return;
     };
     add_oidc_source(&state, "corp", "Corp IdP", &peer.issuer).await;

@@ -619,15 +619,7 @@ async fn a_test_sign_in_shows_claims_and_grants_and_keeps_the_admin_session(db: 
     let state = with_admins(app_state(db.store.clone()).await);
     seed::seed_demo(state.store.as_ref()).await.unwrap();
     let base = spawn_state(state.clone());
-    let Some(peer) = crate::oidc_peer::OidcPeer::start_with(
-        "a",
-        &[
-            "--redirect-uris",
-            &format!("{base}/signin/oidc/corp/callback"),
-            "--post-logout-uris",
-            &format!("{base}/signin"),
-        ],
-    ) else {
+    let Some(peer) = crate::browser::corp_peer(&base) else {
         return;
     };
     let mut corp = corp_source(&peer.issuer);
@@ -745,13 +737,7 @@ async fn a_test_sign_in_belongs_to_the_admin_who_started_it(db: TestStore) {
     let state = with_admins(app_state(db.store.clone()).await);
     seed::seed_demo(state.store.as_ref()).await.unwrap();
     let base = spawn_state(state.clone());
-    let Some(peer) = crate::oidc_peer::OidcPeer::start_with(
-        "a",
-        &[
-            "--redirect-uris",
-            &format!("{base}/signin/oidc/corp/callback"),
-        ],
-    ) else {
+    let Some(peer) = crate::browser::corp_peer(&base) else {
         return;
     };
     let (alice, alice_csrf) =

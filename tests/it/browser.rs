@@ -740,6 +740,20 @@ pub(crate) async fn add_oidc_source(
         .expect("OIDC source");
 }
 
+/// A fresh provider peer that knows the callback and sign-out return of source
+/// `corp` on the Rolegate at `base`; `None` (skip) only outside CI without Node.
+pub(crate) fn corp_peer(base: &str) -> Option<crate::oidc_peer::OidcPeer> {
+    crate::oidc_peer::OidcPeer::start_with(
+        "a",
+        &[
+            "--redirect-uris",
+            &format!("{base}/signin/oidc/corp/callback"),
+            "--post-logout-uris",
+            &format!("{base}/signin"),
+        ],
+    )
+}
+
 /// A seeded Rolegate with OIDC source `corp` at a fresh provider peer that knows
 /// Rolegate's callback; `None` (skip) only outside CI without Node or the peer.
 pub(crate) async fn with_oidc_peer(
@@ -750,15 +764,7 @@ pub(crate) async fn with_oidc_peer(
         .await
         .expect("seed demo");
     let base = spawn_state(state.clone());
-    let peer = crate::oidc_peer::OidcPeer::start_with(
-        "a",
-        &[
-            "--redirect-uris",
-            &format!("{base}/signin/oidc/corp/callback"),
-            "--post-logout-uris",
-            &format!("{base}/signin"),
-        ],
-    )?;
+    let peer = corp_peer(&base)?;
     add_oidc_source(&state, "corp", "Corp IdP", &peer.issuer).await;
     // The demo rules are the directory's: corp's `developers` get Developer too.
     crate::helpers::grant_group(
