@@ -65,6 +65,9 @@ struct SignInPage<'a> {
     error: Option<&'a str>,
     /// (href, name) of each federated source.
     sources: Vec<(String, &'a str)>,
+    /// Nobody can sign in yet (no federated source, an empty directory): the page
+    /// says how to bootstrap instead of offering a form that cannot succeed.
+    empty: bool,
 }
 
 #[derive(Deserialize)]
@@ -72,7 +75,7 @@ struct ReturnTo {
     return_to: Option<String>,
 }
 
-fn render_signin(
+async fn render_signin(
     state: &AppState,
     request: &HttpRequest,
     status: StatusCode,
@@ -80,6 +83,13 @@ fn render_signin(
     error: Option<&str>,
     sources: &[SignInSource],
 ) -> HttpResponse {
+    // A database that cannot say reads as "someone may sign in": show the form.
+    let empty = sources.is_empty()
+        && !state
+            .store
+            .has_users(crate::idp::directory::DIRECTORY_SOURCE_ID)
+            .await
+            .unwrap_or(true);
     let nonce = login_csrf_nonce(request).unwrap_or_else(|| random_token(&state.random));
     let csrf = state.sealer.mac(LOGIN_CSRF_CONTEXT, nonce.as_bytes());
     let page = SignInPage {
@@ -103,6 +113,7 @@ fn render_signin(
                 )
             })
             .collect(),
+        empty,
     };
     let mut response = html(status, page.render().unwrap_or_default());
     let name = host_cookie_name(request, CSRF_COOKIE);
@@ -124,6 +135,7 @@ async fn signin_page(
         None,
         &sources,
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -223,7 +235,8 @@ async fn signin_directory(
                 &form.return_to,
                 Some(&message),
                 &sources,
-            );
+            )
+            .await;
             if matches!(error, SignInError::Busy) {
                 response
                     .headers_mut()

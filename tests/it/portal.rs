@@ -517,3 +517,29 @@ async fn portal_sessions_end_after_the_configured_lifetime() {
         expired.location
     );
 }
+
+/// A server nobody can sign in to yet (no federated source, no directory user) says
+/// how to bootstrap the first admin instead of showing a form that cannot succeed;
+/// once the directory has a user, the form is back.
+async fn an_empty_server_explains_how_to_bootstrap(db: TestStore) {
+    let state = crate::helpers::app_state(db.store.clone()).await;
+    let base = spawn_state(state.clone());
+    let empty = reqwest::get(format!("{base}/signin")).await.unwrap();
+    assert_eq!(empty.status(), 200);
+    let body = empty.text().await.unwrap();
+    assert!(body.contains("id=\"bootstrap-help\""), "{body}");
+    assert!(body.contains("rolegate admin bootstrap"));
+    assert!(!body.contains("action=\"/signin/directory\""));
+
+    seed::seed_demo(state.store.as_ref()).await.unwrap();
+    let body = reqwest::get(format!("{base}/signin"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("action=\"/signin/directory\""));
+    assert!(!body.contains("bootstrap-help"));
+}
+
+both_backends!(an_empty_server_explains_how_to_bootstrap);

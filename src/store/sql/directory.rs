@@ -43,6 +43,8 @@ pub trait DirectoryStore: Send + Sync {
     async fn create_user(&self, new: &NewUser) -> StoreResult<User>;
     async fn get_user(&self, source: &str, user_name: &UserName) -> StoreResult<User>;
     async fn list_users(&self, source: &str) -> StoreResult<Vec<User>>;
+    /// Whether `source` has at least one user (the sign-in page of an empty server).
+    async fn has_users(&self, source: &str) -> StoreResult<bool>;
     /// Sets (or with `None` clears) a directory user's argon2id PHC string.
     async fn set_password_hash(
         &self,
@@ -378,6 +380,16 @@ macro_rules! impl_directory_store {
             async fn get_user(&self, source: &str, user_name: &UserName) -> StoreResult<User> {
                 let mut conn = self.pool.acquire().await?;
                 self.user_row(&mut conn, source, user_name).await
+            }
+
+            async fn has_users(&self, source: &str) -> StoreResult<bool> {
+                Ok(sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE identity_source_id = $1 LIMIT 1) AS one",
+                )
+                .bind(source)
+                .fetch_one(&self.pool)
+                .await?
+                    > 0)
             }
 
             async fn list_users(&self, source: &str) -> StoreResult<Vec<User>> {
