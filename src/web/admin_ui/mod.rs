@@ -8,7 +8,10 @@
 //! Every page starts with the [`AdminPage`] extractor: a signed-in person who is an
 //! admin on this request; anyone else is sent to sign in, or gets an audited 403 page.
 
+mod audit;
 mod overview;
+mod people;
+mod tokens;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,10 +38,14 @@ pub const PREFIX: &str = "/admin";
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/admin.css", web::get().to(css))
         .route("/static/admin.js", web::get().to(js))
+        .route("/static/admin-people.js", web::get().to(people_js))
         .service(
             web::scope(PREFIX)
                 .wrap(middleware::DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
                 .configure(overview::routes)
+                .configure(people::routes)
+                .configure(audit::routes)
+                .configure(tokens::routes)
                 .default_service(web::to(unknown)),
         );
 }
@@ -64,6 +71,13 @@ async fn unknown(_admin: AdminPage) -> Result<HttpResponse, PageError> {
         "There is no admin page at this address.",
     )
     .next(PREFIX, "Admin overview"))
+}
+
+async fn people_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(include_str!("../../../static/admin-people.js"))
 }
 
 /// The sections of the admin UI, for the navigation bar.
