@@ -30,8 +30,8 @@ struct Row {
 impl Row {
     fn new(event: AuditRecord) -> Self {
         let details = &event.details;
-        let change = (details.get("before").is_some() || details.get("after").is_some())
-            .then(|| {
+        let change =
+            (details.get("before").is_some() || details.get("after").is_some()).then(|| {
                 let side = |key: &str| pretty(details.get(key).unwrap_or(&serde_json::Value::Null));
                 (side("before"), side("after"))
             });
