@@ -277,6 +277,32 @@ async fn the_person_page_shows_roles_and_why(db: TestStore) {
             .contains("href=\"/admin/people/directory/id-alice\"")
     );
     assert!(user.body.contains("id=\"lock-user\""));
+    let profile = section(&user.body, "profile");
+    assert!(
+        profile.contains("data-api=\"/admin/api/v1/directory/users/alice\" data-method=\"PATCH\""),
+        "{profile}"
+    );
+    assert!(
+        profile.contains("value=\"Alice Admin\"")
+            && profile.contains("value=\"alice@example.com\"")
+    );
+    assert!(
+        user.body.contains("id=\"this-is-you\""),
+        "alice sees her own page is hers"
+    );
+    let bob = page(&s.base, Some(&s.admin), "/admin/directory/users/bob").await;
+    assert!(!bob.body.contains("id=\"this-is-you\""));
+    for path in [
+        "/admin/directory/users/alice",
+        "/admin/directory/groups",
+        "/admin/people/directory/id-alice",
+    ] {
+        assert_eq!(
+            page(&s.base, Some(&s.member), path).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
     let unknown = page(&s.base, Some(&s.admin), "/admin/directory/users/nobody").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 

@@ -1,7 +1,7 @@
 //! The People pages: everyone seen signing in recently (any source) and what they
 //! can reach and why (`/admin/people`, `/admin/people/{source}/{subject}`), and the
 //! built-in directory's users and groups (`/admin/directory/users/{user}`,
-//! `/admin/directory/groups`). Reading only: every change (create, password, second
+//! `/admin/directory/groups`). Reading only: every change (create, edit, password, second
 //! factor, lock, membership, ending sign-ins) is a form or button that
 //! `static/admin.js` sends to the admin API, whose lock-out guard it confirms.
 
@@ -279,6 +279,8 @@ struct DirectoryUserPage {
     other_groups: Vec<Membership>,
     /// The person page, when the user signed in recently.
     seen: Option<String>,
+    /// Whether this user is the signed-in admin.
+    is_self: bool,
     sign_ins: SignIns,
 }
 
@@ -349,6 +351,9 @@ async fn directory_user(
         groups: member_of.iter().map(membership).collect(),
         other_groups,
         seen,
+        is_self: admin
+            .actor
+            .eq_ignore_ascii_case(&format!("{DIRECTORY_SOURCE_ID}:{user_name}")),
         sign_ins,
         user,
     })
