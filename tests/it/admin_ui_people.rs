@@ -157,6 +157,9 @@ async fn the_audit_page_filters_pages_and_exports(db: TestStore) {
     )
     .await;
     assert_eq!(rows(&window.body), 1);
+    let unreadable = page(&s.base, Some(&s.admin), "/admin/audit?before=x").await;
+    assert_eq!(unreadable.status, StatusCode::OK);
+    assert!(unreadable.body.contains("The filters could not be read"));
     let bad = page(&s.base, Some(&s.admin), "/admin/audit?since=yesterday").await;
     assert_eq!(bad.status, StatusCode::OK);
     assert!(
@@ -439,6 +442,16 @@ async fn people_and_tokens_in_chromium(db: TestStore) {
             browser.wait_for_path("/signin").await?;
             submit_sign_in(&browser, "alice", password_of("alice")).await?;
             browser.wait_for_path("/admin/people").await?;
+            browser.screenshot(&format!("{shot}-people")).await?;
+            // alice's own sign-in is listed: her page says what she can reach.
+            browser.find("#seen a").await?.click().await?;
+            wait_for_text(&browser, "#can-reach", "Developer").await?;
+            browser.screenshot(&format!("{shot}-person")).await?;
+            browser
+                .goto(&format!("{base}/admin/directory/groups"))
+                .await?;
+            browser.find("#group-admins").await?;
+            browser.screenshot(&format!("{shot}-groups")).await?;
 
             // Lock carol: a confirmation first, then the page says so.
             browser
@@ -455,6 +468,15 @@ async fn people_and_tokens_in_chromium(db: TestStore) {
                 .await?;
             ensure!(carol.locked_at.is_some(), "carol is locked in the store");
             browser.screenshot(&format!("{shot}-user")).await?;
+            // The lock in the audit log, expanded to its before and after.
+            browser.goto(&format!("{base}/admin/audit")).await?;
+            browser
+                .find("#audit-events details summary")
+                .await?
+                .click()
+                .await?;
+            wait_for_text(&browser, "#audit-events details .audit-after", "locked_at").await?;
+            browser.screenshot(&format!("{shot}-audit")).await?;
 
             // A token: the secret shown once, from the API's answer.
             browser.goto(&format!("{base}/admin/tokens")).await?;

@@ -22,6 +22,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// One event as the page shows it.
 struct Row {
     event: AuditRecord,
+    /// This page filtered by the event's actor, and by its action.
+    actor_href: String,
+    action_href: String,
     /// The change's before and after, when the event records them.
     change: Option<(String, String)>,
     details: String,
@@ -35,9 +38,18 @@ impl Row {
                 let side = |key: &str| pretty(details.get(key).unwrap_or(&serde_json::Value::Null));
                 (side("before"), side("after"))
             });
+        let only = |query: AuditQuery| with_query("/admin/audit", &query);
         Self {
             details: pretty(details),
             change,
+            actor_href: only(AuditQuery {
+                actor: Some(event.actor.clone()),
+                ..AuditQuery::default()
+            }),
+            action_href: only(AuditQuery {
+                action: Some(event.action.clone()),
+                ..AuditQuery::default()
+            }),
             event,
         }
     }
@@ -92,10 +104,20 @@ fn with_query(path: &str, query: &AuditQuery) -> String {
 async fn audit(
     state: web::Data<AppState>,
     admin: AdminPage,
-    query: web::Query<AuditQuery>,
+    query: Result<web::Query<AuditQuery>, actix_web::Error>,
 ) -> Result<HttpResponse, PageError> {
-    let query = query.into_inner();
-    let (rows, error) = match query.filter() {
+    let (query, filter) = match query {
+        Ok(query) => {
+            let query = query.into_inner();
+            let filter = query.filter().map_err(|e| e.message().to_owned());
+            (query, filter)
+        }
+        Err(error) => (
+            AuditQuery::default(),
+            Err(format!("The filters could not be read: {error}")),
+        ),
+    };
+    let (rows, error) = match filter {
         Ok(filter) => {
             let events = state
                 .store
@@ -104,7 +126,7 @@ async fn audit(
                 .map_err(unavailable)?;
             (events, None)
         }
-        Err(error) => (Vec::new(), Some(error.message().to_owned())),
+        Err(error) => (Vec::new(), Some(error)),
     };
     let older = (rows.len() as i64 == PAGE_SIZE)
         .then(|| rows.last().map(|event| event.id))
