@@ -18,6 +18,7 @@ mod admin_iam;
 mod admin_ui;
 mod admin_ui_browser;
 mod admin_ui_iam;
+mod admin_ui_people;
 mod audit;
 mod authorize;
 mod browser;

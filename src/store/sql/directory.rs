@@ -61,6 +61,15 @@ pub trait DirectoryStore: Send + Sync {
         totp: Option<(&str, DateTime<Utc>)>,
     ) -> StoreResult<()>;
     async fn delete_user(&self, source: &str, user_name: &UserName) -> StoreResult<()>;
+    /// Replaces a directory user's display name and email; returns the user as it
+    /// is now.
+    async fn update_user_profile(
+        &self,
+        source: &str,
+        user_name: &UserName,
+        display_name: &str,
+        email: Option<&str>,
+    ) -> StoreResult<User>;
     /// Locks a directory user (`Some(when)`; an existing lock keeps its time) or
     /// unlocks (`None`); returns the user as it is now.
     async fn set_user_locked(
@@ -465,6 +474,29 @@ macro_rules! impl_directory_store {
                     .map_err(|e| delete_error(e, &format!("user {user_name}")))?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn update_user_profile(
+                &self,
+                source: &str,
+                user_name: &UserName,
+                display_name: &str,
+                email: Option<&str>,
+            ) -> StoreResult<User> {
+                let sql = format!(
+                    "UPDATE users SET display_name = $1, email = $2 \
+                     WHERE identity_source_id = $3 AND lower(user_name) = lower($4) \
+                     RETURNING {}",
+                    user_columns!()
+                );
+                sqlx::query_as::<_, User>(&sql)
+                    .bind(display_name)
+                    .bind(email)
+                    .bind(source)
+                    .bind(user_name.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| not_found("user", user_name.as_str()))
             }
 
             async fn set_user_locked(

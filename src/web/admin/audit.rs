@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::AdminRead;
@@ -23,19 +23,28 @@ const MAX_LIMIT: i64 = 1000;
 const DEFAULT_EXPORT_LIMIT: i64 = 10_000;
 const MAX_EXPORT_LIMIT: i64 = 100_000;
 
-#[derive(Deserialize)]
+/// The query of a listing or an export; the admin UI's audit page takes the same
+/// query, so its export link is its own query without the paging.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
-    actor: Option<String>,
-    action: Option<String>,
-    outcome: Option<String>,
+pub(crate) struct AuditQuery {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
     /// RFC 3339: events at or after.
-    since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
     /// RFC 3339: events before.
-    until: Option<String>,
-    limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
     /// Paging: only events with a smaller id (the previous page's `next_before`).
-    before: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
 }
 
 fn time(value: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, AdminError> {
@@ -56,7 +65,7 @@ fn time(value: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, AdminE
 }
 
 impl AuditQuery {
-    fn filter(&self) -> Result<AuditFilter, AdminError> {
+    pub(crate) fn filter(&self) -> Result<AuditFilter, AdminError> {
         let outcome = match self.outcome.as_deref().filter(|v| !v.is_empty()) {
             None => None,
             Some(value) => Some(Outcome::try_from(value.to_owned()).map_err(|_| {

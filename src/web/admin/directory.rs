@@ -1,4 +1,4 @@
-//! `/admin/api/v1/directory/...`: the built-in directory's users (create, delete,
+//! `/admin/api/v1/directory/...`: the built-in directory's users (create, edit, delete,
 //! set or generate a password, reset the second factor, lock and unlock) and groups
 //! (create, delete, add and remove members). Every change is audited with the before
 //! and after (never a password, hash or TOTP secret). A change that would take the
@@ -28,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/directory/users", web::get().to(list_users))
         .route("/directory/users", web::post().to(create_user))
         .route("/directory/users/{user}", web::get().to(get_user))
+        .route("/directory/users/{user}", web::patch().to(update_user))
         .route("/directory/users/{user}", web::delete().to(delete_user))
         .route(
             "/directory/users/{user}/password",
@@ -247,6 +248,27 @@ fn check_text(value: &str, field: &str) -> Result<String, AdminError> {
     Ok(value.to_owned())
 }
 
+/// An email address (`None` or empty: none), plausibly shaped; 422 at `/email`.
+fn check_email(email: Option<&str>) -> Result<Option<String>, AdminError> {
+    let email = match email.map(str::trim) {
+        None | Some("") => return Ok(None),
+        Some(email) => email,
+    };
+    let plausible = email.len() <= MAX_TEXT_CHARS
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !plausible {
+        return Err(AdminError::invalid(
+            "INVALID_EMAIL",
+            format!("{email:?} is not an email address"),
+            Some("/email".into()),
+        ));
+    }
+    Ok(Some(email.to_owned()))
+}
+
 /// Gives the user's live portal sessions their current groups, so admin access and
 /// the portal follow a membership change at once.
 async fn refresh_session_groups(state: &AppState, user_name: &UserName) -> Result<(), AdminError> {
@@ -310,24 +332,7 @@ async fn create_user(
         )
     })?;
     let display_name = check_text(&body.display_name, "display_name")?;
-    let email = match body.email.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(email) => {
-            let plausible = email.len() <= MAX_TEXT_CHARS
-                && email.split_once('@').is_some_and(|(local, domain)| {
-                    !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-                })
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-            if !plausible {
-                return Err(AdminError::invalid(
-                    "INVALID_EMAIL",
-                    format!("{email:?} is not an email address"),
-                    Some("/email".into()),
-                ));
-            }
-            Some(email.to_owned())
-        }
-    };
+    let email = check_email(body.email.as_deref())?;
     let user = state
         .store
         .create_user(&NewUser {
@@ -361,6 +366,54 @@ async fn get_user(
     let user = stored_user(&state, &name, &raw).await?;
     let groups = group_names(&state, &name).await.map_err(user_error(&raw))?;
     Ok(HttpResponse::Ok().json(user_view(&user, Some(groups))))
+}
+
+/// A profile change: each field given replaces the stored one (an empty email
+/// removes it); a field left out stays.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUser {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+async fn update_user(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    AdminWrite(admin): AdminWrite,
+    path: web::Path<String>,
+    body: web::Json<UpdateUser>,
+) -> Result<HttpResponse, AdminError> {
+    let raw = path.into_inner();
+    let name = user_in_path(&raw)?;
+    let body = body.into_inner();
+    let before = stored_user(&state, &name, &raw).await?;
+    let display_name = match &body.display_name {
+        Some(display_name) => check_text(display_name, "display_name")?,
+        None => before.display_name.clone(),
+    };
+    let email = match &body.email {
+        Some(email) => check_email(Some(email))?,
+        None => before.email.clone(),
+    };
+    let after = state
+        .store
+        .update_user_profile(DIRECTORY_SOURCE_ID, &name, &display_name, email.as_deref())
+        .await
+        .map_err(user_error(&raw))?;
+    let after_view = to_json(user_view(&after, None));
+    audit_change(
+        &state,
+        &request,
+        &admin,
+        "admin:UpdateDirectoryUser",
+        &user_target(&after.user_name),
+        json!({ "before": to_json(user_view(&before, None)), "after": after_view }),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(after_view))
 }
 
 async fn delete_user(

@@ -7,7 +7,7 @@ pub mod auth;
 pub mod error;
 
 mod accounts;
-mod audit;
+pub(crate) mod audit;
 mod common;
 mod directory;
 mod iam_users;

@@ -9,9 +9,12 @@
 //! admin on this request; anyone else is sent to sign in, or gets an audited 403 page.
 
 mod accounts;
+mod audit;
 mod identity_sources;
 mod overview;
+mod people;
 mod rules;
+mod tokens;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -39,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/admin.css", web::get().to(css))
         .route("/static/admin.js", web::get().to(js))
         .route("/static/admin-rules.js", web::get().to(rules_js))
+        .route("/static/admin-people.js", web::get().to(people_js))
         .service(
             web::scope(PREFIX)
                 .wrap(middleware::DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
@@ -46,6 +50,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(rules::routes)
                 .configure(identity_sources::routes)
                 .configure(accounts::routes)
+                .configure(people::routes)
+                .configure(audit::routes)
+                .configure(tokens::routes)
                 .default_service(web::to(unknown)),
         );
 }
@@ -80,6 +87,10 @@ fn script(body: &'static str) -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .body(body)
+}
+
+async fn people_js() -> HttpResponse {
+    script(include_str!("../../../static/admin-people.js"))
 }
 
 /// The sections of the admin UI, for the navigation bar.
