@@ -509,6 +509,8 @@ async fn a_source_edit_shows_errors_beside_fields_and_stale_versions(db: TestSto
                 );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            // The page reloads after a save: let it, before going elsewhere.
+            crate::admin_ui_browser::wait_for_text(&browser, "#flash", "Saved.").await?;
             // For the note: the list and a role page as the admin sees them.
             browser
                 .goto(&format!("{base}/admin/identity-sources"))
