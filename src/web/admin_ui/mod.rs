@@ -8,7 +8,9 @@
 //! Every page starts with the [`AdminPage`] extractor: a signed-in person who is an
 //! admin on this request; anyone else is sent to sign in, or gets an audited 403 page.
 
+mod line_diff;
 mod overview;
+pub mod policies;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,10 +37,12 @@ pub const PREFIX: &str = "/admin";
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/admin.css", web::get().to(css))
         .route("/static/admin.js", web::get().to(js))
+        .route("/static/admin-policies.js", web::get().to(policies_js))
         .service(
             web::scope(PREFIX)
                 .wrap(middleware::DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
                 .configure(overview::routes)
+                .configure(policies::routes)
                 .default_service(web::to(unknown)),
         );
 }
@@ -55,6 +59,13 @@ async fn js() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .body(include_str!("../../../static/admin.js"))
+}
+
+async fn policies_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(include_str!("../../../static/admin-policies.js"))
 }
 
 async fn unknown(_admin: AdminPage) -> Result<HttpResponse, PageError> {
