@@ -1009,7 +1009,10 @@ pub async fn apply(store: &Arc<dyn Store>, plan: &ImportPlan) -> Result<String, 
             Step::CreateIamUser(new) => store.create_iam_user(new).await.map(drop),
             Step::CreateOidcProvider(new) => store.create_oidc_provider(new).await.map(drop),
             Step::PublishRules { base, rules } => {
-                match rulesets.publish(*base, rules, IMPORT_ACTOR, None, None).await {
+                match rulesets
+                    .publish(*base, rules, IMPORT_ACTOR, None, None)
+                    .await
+                {
                     Ok(_) => Ok(()),
                     Err(error) => {
                         record(store, &done, Outcome::Failure).await;

@@ -303,10 +303,10 @@ fn str_list<'a>(v: &'a Value, what: &str, pointer: &str) -> Result<StrList<'a>, 
                 was_list: true,
             })
         }
-        _ => Err(PolicyError::syntax(format!(
-            "{what} must be a string or a list of strings"
-        ))
-        .at(pointer)),
+        _ => Err(
+            PolicyError::syntax(format!("{what} must be a string or a list of strings"))
+                .at(pointer),
+        ),
     }
 }
 
@@ -492,7 +492,9 @@ fn statement_syntax(v: &Value, base: String) -> Result<RawStatement<'_>, PolicyE
     }
     let sid = match st.get("Sid") {
         Some(Value::String(s)) => Some(s.as_str()),
-        Some(_) => return Err(PolicyError::syntax("Sid must be a string").at(format!("{base}/Sid"))),
+        Some(_) => {
+            return Err(PolicyError::syntax("Sid must be a string").at(format!("{base}/Sid")));
+        }
         None => None,
     };
     let principal = match principal {
@@ -695,9 +697,9 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
     let doc: Value = serde_json::from_str(text).map_err(|e| {
         PolicyError::syntax(format!("invalid JSON: {e}")).at_position(e.line(), e.column())
     })?;
-    let top = doc.as_object().ok_or_else(|| {
-        PolicyError::syntax("the policy document must be a JSON object").at("")
-    })?;
+    let top = doc
+        .as_object()
+        .ok_or_else(|| PolicyError::syntax("the policy document must be a JSON object").at(""))?;
     if let Some(k) = top
         .keys()
         .find(|k| !matches!(k.as_str(), "Version" | "Id" | "Statement"))
@@ -712,10 +714,10 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
         Some(Value::String(v)) if v == "2012-10-17" => PolicyVersion::V2012_10_17,
         Some(Value::String(v)) if v == "2008-10-17" => PolicyVersion::V2008_10_17,
         Some(_) => {
-            return Err(PolicyError::syntax(
-                "Version must be \"2012-10-17\" or \"2008-10-17\"",
-            )
-            .at("/Version"));
+            return Err(
+                PolicyError::syntax("Version must be \"2012-10-17\" or \"2008-10-17\"")
+                    .at("/Version"),
+            );
         }
     };
     let id = match top.get("Id") {
@@ -750,7 +752,11 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
         && options.enforce_customer_size_limit
         && version != PolicyVersion::V2012_10_17
     {
-        let pointer = if top.contains_key("Version") { "/Version" } else { "" };
+        let pointer = if top.contains_key("Version") {
+            "/Version"
+        } else {
+            ""
+        };
         return Err(PolicyError::malformed(error::NEEDS_2012_VERSION).at(pointer));
     }
     let variables = version == PolicyVersion::V2012_10_17;
@@ -770,8 +776,9 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
                 );
             }
             PolicyKind::Trust if st.resource.is_some() => {
-                return Err(PolicyError::malformed(error::RESOURCE_PROHIBITED)
-                    .at(resource_pointer(st)));
+                return Err(
+                    PolicyError::malformed(error::RESOURCE_PROHIBITED).at(resource_pointer(st))
+                );
             }
             _ => {}
         }
@@ -866,9 +873,11 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
         for st in &raw {
             if let Some((not, list)) = &st.action
                 && *not == negated
-                && let Some((e, pointer)) = list.items.iter().zip(&list.pointers).find_map(
-                    |(a, pointer)| action_prefix_error(a).map(|e| (e, pointer.clone())),
-                )
+                && let Some((e, pointer)) = list
+                    .items
+                    .iter()
+                    .zip(&list.pointers)
+                    .find_map(|(a, pointer)| action_prefix_error(a).map(|e| (e, pointer.clone())))
             {
                 return Err(PolicyError::malformed(e).at(pointer));
             }
@@ -881,10 +890,8 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
             match &st.resource {
                 Some((_, list)) if !(list.was_list && list.items.is_empty()) => {}
                 Some(_) => {
-                    return Err(
-                        PolicyError::malformed(error::MUST_CONTAIN_RESOURCES)
-                            .at(resource_pointer(st)),
-                    );
+                    return Err(PolicyError::malformed(error::MUST_CONTAIN_RESOURCES)
+                        .at(resource_pointer(st)));
                 }
                 None => {
                     return Err(PolicyError::malformed(error::MUST_CONTAIN_RESOURCES)

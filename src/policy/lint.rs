@@ -89,7 +89,8 @@ mod tests {
 
     #[test]
     fn full_access_and_missing_version_are_warned_about() {
-        let text = "{\"Statement\": [\n {\"Effect\": \"Allow\", \"Action\": \"*\", \"Resource\": \"*\"}]}";
+        let text =
+            "{\"Statement\": [\n {\"Effect\": \"Allow\", \"Action\": \"*\", \"Resource\": \"*\"}]}";
         let policy = Policy::parse(text, ParseOptions::new(PolicyKind::Identity)).unwrap();
         let codes: Vec<_> = warnings(&policy)
             .iter()

@@ -167,11 +167,11 @@ mod tests {
         assert_eq!(position_of(DOC, ""), Some((1, 1)));
         assert_eq!(position_of(DOC, "/Version"), Some((2, 3)));
         assert_eq!(position_of(DOC, "/Statement/0"), Some((4, 5)));
-        assert_eq!(position_of(DOC, "/Statement/0/Action/1"), Some((4, 43)));
+        assert_eq!(position_of(DOC, "/Statement/0/Action/1"), Some((4, 47)));
         assert_eq!(position_of(DOC, "/Statement/0/Resource"), Some((5, 6)));
         assert_eq!(
             position_of(DOC, "/Statement/0/Condition/StringEquals/a~1b"),
-            Some((5, 55))
+            Some((5, 54))
         );
         assert_eq!(position_of(DOC, "/Statement/1"), None);
         assert_eq!(position_of(DOC, "/Nope"), None);

@@ -46,9 +46,9 @@ pub use document::{
     PolicyKind, PolicyVersion, Statement, UnknownPolicyKind, parse_supplied_resource_policy,
 };
 pub use error::{LIMIT_EXCEEDED, Location, MALFORMED_POLICY_DOCUMENT, PolicyError};
-pub use lint::{Warning, warnings};
 pub use eval::{
     DecidingStatement, Decision, Evaluation, ImplicitDenyReason, PolicySet, PolicySource,
     PrincipalRef, Request, ResourcePolicy, evaluate, foreign_resource_owner,
 };
+pub use lint::{Warning, warnings};
 pub use matcher::{ArnPattern, wildcard_match, wildcard_match_ignore_case};

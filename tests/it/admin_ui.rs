@@ -103,7 +103,10 @@ async fn only_admins_open_admin_pages(db: TestStore) {
         }
         frontier = next;
     }
-    assert!(seen.len() >= 8, "the navigation links every section: {seen:?}");
+    assert!(
+        seen.len() >= 8,
+        "the navigation links every section: {seen:?}"
+    );
 
     let before = s.state.store.list_audit(1000, None).await.unwrap().len();
     for path in &seen {
@@ -129,8 +132,15 @@ async fn the_overview_shows_counts_broken_rules_and_denials(db: TestStore) {
     page(&s.base, Some(&s.member), "/admin").await;
     let overview = page(&s.base, Some(&s.admin), "/admin").await;
     assert_eq!(overview.status, StatusCode::OK);
-    assert!(overview.body.contains("Every account and role the rules name exists."));
-    assert!(overview.body.contains("directory:bob"), "the denial is listed");
+    assert!(
+        overview
+            .body
+            .contains("Every account and role the rules name exists.")
+    );
+    assert!(
+        overview.body.contains("directory:bob"),
+        "the denial is listed"
+    );
     assert!(overview.body.contains("admin:Authenticate"));
 
     // Delete a role a demo rule grants: the overview names the rule.
@@ -149,7 +159,10 @@ async fn the_overview_shows_counts_broken_rules_and_denials(db: TestStore) {
         .and_then(|rest| rest.split("</section>").next())
         .unwrap()
         .to_owned();
-    assert!(broken.contains("account 123456789012 has no role named ReadOnly"), "{broken}");
+    assert!(
+        broken.contains("account 123456789012 has no role named ReadOnly"),
+        "{broken}"
+    );
 }
 
 both_backends!(

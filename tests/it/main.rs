@@ -16,6 +16,7 @@ mod admin_client;
 mod admin_directory;
 mod admin_iam;
 mod admin_ui;
+mod admin_ui_policies;
 mod audit;
 mod authorize;
 mod browser;

@@ -78,7 +78,11 @@ async fn recent_sign_ins_keep_the_latest_per_person_within_retention(db: TestSto
     };
     let day = chrono::Duration::days(1);
     store
-        .record_sign_in(&sign_in("a", &["old"]), &["r-1".into()], store.clock().now() - day)
+        .record_sign_in(
+            &sign_in("a", &["old"]),
+            &["r-1".into()],
+            store.clock().now() - day,
+        )
         .await
         .unwrap();
     db.hand.advance(std::time::Duration::from_secs(3600));

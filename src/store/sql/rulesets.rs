@@ -8,7 +8,8 @@ use sqlx::{Postgres, Sqlite};
 
 use super::{SqlStore, not_found, write_error};
 use crate::store::{
-    NewRulesetVersion, RecentSignIn, RuleHit, RulesetVersion, RulesetVersionSummary, StoreError, StoreResult,
+    NewRulesetVersion, RecentSignIn, RuleHit, RulesetVersion, RulesetVersionSummary, StoreError,
+    StoreResult,
 };
 
 /// Ruleset versions and recent sign-ins (part of [`Store`](crate::store::Store)).
@@ -51,7 +52,14 @@ type VersionRow = (
     DateTime<Utc>,
     Option<String>,
 );
-type SummaryRow = (i64, String, String, Option<i64>, DateTime<Utc>, Option<String>);
+type SummaryRow = (
+    i64,
+    String,
+    String,
+    Option<i64>,
+    DateTime<Utc>,
+    Option<String>,
+);
 
 fn version(row: VersionRow) -> RulesetVersion {
     let (version, content_hash, Json(rules), published_by, restored_from, published_at, reason) =

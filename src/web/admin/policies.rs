@@ -126,9 +126,11 @@ async fn validate(
     let query = query.into_inner();
     let kind = match query.kind.as_deref() {
         None => PolicyKind::Identity,
-        Some(raw) => raw.parse().map_err(|error: crate::policy::UnknownPolicyKind| {
-            AdminError::invalid("VALIDATION_ERROR", error.to_string(), None)
-        })?,
+        Some(raw) => raw
+            .parse()
+            .map_err(|error: crate::policy::UnknownPolicyKind| {
+                AdminError::invalid("VALIDATION_ERROR", error.to_string(), None)
+            })?,
     };
     let text = document_text(&body);
     let policy = parse_document(&text, kind, query.customer, "policy document", None)?;

@@ -36,13 +36,19 @@ pub struct Row {
 
 impl Row {
     pub fn left_number(&self) -> String {
-        self.left.as_ref().map(|l| l.0.to_string()).unwrap_or_default()
+        self.left
+            .as_ref()
+            .map(|l| l.0.to_string())
+            .unwrap_or_default()
     }
     pub fn left_text(&self) -> &str {
         self.left.as_ref().map_or("", |l| l.1.as_str())
     }
     pub fn right_number(&self) -> String {
-        self.right.as_ref().map(|r| r.0.to_string()).unwrap_or_default()
+        self.right
+            .as_ref()
+            .map(|r| r.0.to_string())
+            .unwrap_or_default()
     }
     pub fn right_text(&self) -> &str {
         self.right.as_ref().map_or("", |r| r.1.as_str())
@@ -75,9 +81,21 @@ pub fn side_by_side(left: &str, right: &str) -> Vec<Row> {
         loop {
             let row = match (removed.next(), added.next()) {
                 (None, None) => break,
-                (Some(l), Some(r)) => Row { change: Change::Changed, left: Some(l), right: Some(r) },
-                (Some(l), None) => Row { change: Change::Removed, left: Some(l), right: None },
-                (None, Some(r)) => Row { change: Change::Added, left: None, right: Some(r) },
+                (Some(l), Some(r)) => Row {
+                    change: Change::Changed,
+                    left: Some(l),
+                    right: Some(r),
+                },
+                (Some(l), None) => Row {
+                    change: Change::Removed,
+                    left: Some(l),
+                    right: None,
+                },
+                (None, Some(r)) => Row {
+                    change: Change::Added,
+                    left: None,
+                    right: Some(r),
+                },
             };
             rows.push(row);
         }
@@ -113,7 +131,13 @@ mod tests {
         let rows = side_by_side("a\nb\nc\nd", "a\nB\nc\nd\ne");
         let shape: Vec<_> = rows
             .iter()
-            .map(|r| (r.change, r.left_text().to_owned(), r.right_text().to_owned()))
+            .map(|r| {
+                (
+                    r.change,
+                    r.left_text().to_owned(),
+                    r.right_text().to_owned(),
+                )
+            })
             .collect();
         assert_eq!(
             shape,

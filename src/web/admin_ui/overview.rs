@@ -54,15 +54,16 @@ struct OverviewPage {
     events: Vec<EventList>,
 }
 
-async fn overview(
-    state: web::Data<AppState>,
-    admin: AdminPage,
-) -> Result<HttpResponse, PageError> {
+async fn overview(state: web::Data<AppState>, admin: AdminPage) -> Result<HttpResponse, PageError> {
     let store = state.store.as_ref();
     let accounts = store.list_accounts().await.map_err(unavailable)?;
     let mut roles = 0;
     for account in &accounts {
-        roles += store.list_roles(&account.id).await.map_err(unavailable)?.len();
+        roles += store
+            .list_roles(&account.id)
+            .await
+            .map_err(unavailable)?
+            .len();
     }
     let sources = store.list_identity_sources().await.map_err(unavailable)?;
     let people = state
@@ -113,11 +114,31 @@ async fn overview(
         .await
         .map_err(unavailable)?;
     let counts = vec![
-        Count { label: "Accounts", value: accounts.len(), href: "/admin/accounts" },
-        Count { label: "Roles", value: roles, href: "/admin/accounts" },
-        Count { label: "Identity sources", value: sources.len(), href: "/admin/identity-sources" },
-        Count { label: "Mapping rules", value: ruleset.rules.len(), href: "/admin/rules" },
-        Count { label: "People seen", value: people, href: "/admin/people" },
+        Count {
+            label: "Accounts",
+            value: accounts.len(),
+            href: "/admin/accounts",
+        },
+        Count {
+            label: "Roles",
+            value: roles,
+            href: "/admin/accounts",
+        },
+        Count {
+            label: "Identity sources",
+            value: sources.len(),
+            href: "/admin/identity-sources",
+        },
+        Count {
+            label: "Mapping rules",
+            value: ruleset.rules.len(),
+            href: "/admin/rules",
+        },
+        Count {
+            label: "People seen",
+            value: people,
+            href: "/admin/people",
+        },
     ];
     render(&OverviewPage {
         layout: admin.layout(Section::Overview, "Overview"),
@@ -126,7 +147,11 @@ async fn overview(
         quiet,
         broken,
         events: vec![
-            EventList { title: "Recent denials", id: "recent-denials", events: denials },
+            EventList {
+                title: "Recent denials",
+                id: "recent-denials",
+                events: denials,
+            },
             EventList {
                 title: "Recent failures (failed sign-ins and errors)",
                 id: "recent-failures",

@@ -97,10 +97,10 @@ struct ListPage {
 }
 
 fn scope_of(policy: &ManagedPolicy) -> String {
-    policy
-        .account_id
-        .as_ref()
-        .map_or_else(|| "Global".to_owned(), |account| format!("Account {account}"))
+    policy.account_id.as_ref().map_or_else(
+        || "Global".to_owned(),
+        |account| format!("Account {account}"),
+    )
 }
 
 /// Every managed policy: global ones, then each account's.
@@ -125,7 +125,11 @@ async fn list(state: web::Data<AppState>, admin: AdminPage) -> Result<HttpRespon
     let store = state.store.as_ref();
     let mut policies = Vec::new();
     for policy in all_policies(&state).await? {
-        let used_by = store.policy_uses(&policy.arn).await.map_err(unavailable)?.len();
+        let used_by = store
+            .policy_uses(&policy.arn)
+            .await
+            .map_err(unavailable)?
+            .len();
         policies.push(PolicyRow {
             scope: scope_of(&policy),
             id: policy.id,
@@ -179,7 +183,12 @@ async fn new_policy(
         .into_iter()
         .map(|account| account.id.to_string())
         .collect();
-    let mut editor = PolicyEditor::identity("policy-document", "Policy document", STARTER.to_owned(), false);
+    let mut editor = PolicyEditor::identity(
+        "policy-document",
+        "Policy document",
+        STARTER.to_owned(),
+        false,
+    );
     editor.customer_field = "account".to_owned();
     render(&NewPage {
         layout: admin.layout(Section::Policies, "New policy"),
