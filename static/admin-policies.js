@@ -160,6 +160,15 @@
 
   for (const box of document.querySelectorAll(".policy-editor")) setupEditor(box);
 
+  // A new inline policy: the form sends to the path with the name typed.
+  for (const input of document.querySelectorAll("input[data-api-name]")) {
+    const form = input.closest("form");
+    if (!form) continue;
+    input.addEventListener("input", () => {
+      form.dataset.api = form.dataset.apiBase + encodeURIComponent(input.value.trim());
+    });
+  }
+
   // "Attach to role": the form sends to the API path of the role chosen.
   for (const select of document.querySelectorAll("select[data-attach-select]")) {
     const form = select.closest("form");

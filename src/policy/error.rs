@@ -34,7 +34,8 @@ pub struct PolicyError {
     code: &'static str,
     message: Cow<'static, str>,
     detail: Option<String>,
-    location: Location,
+    /// Boxed: errors travel inside larger error enums.
+    location: Box<Location>,
 }
 
 /// Where in the document a problem is: a JSON pointer to the element at fault
@@ -57,7 +58,7 @@ impl PolicyError {
             code: MALFORMED_POLICY_DOCUMENT,
             message: message.into(),
             detail: None,
-            location: Location::default(),
+            location: Box::default(),
         }
     }
 
@@ -74,7 +75,7 @@ impl PolicyError {
             code: LIMIT_EXCEEDED,
             message: Cow::Owned(format!("Cannot exceed quota for PolicySize: {limit}")),
             detail: None,
-            location: Location::default(),
+            location: Box::default(),
         }
     }
 

@@ -24,8 +24,8 @@ pub struct AdminError {
     code: &'static str,
     message: String,
     pointer: Option<String>,
-    /// Where in a policy document the fault is.
-    location: Option<Location>,
+    /// Where in a policy document the fault is (boxed: errors stay small).
+    location: Option<Box<Location>>,
     /// Every input at fault, when there are several (the first is the `error`).
     all: Vec<(&'static str, String, Option<String>)>,
 }
@@ -61,7 +61,7 @@ impl AdminError {
 
     /// The error with where in a policy document its fault is.
     pub fn with_location(mut self, location: Location) -> Self {
-        self.location = Some(location);
+        self.location = Some(Box::new(location));
         self
     }
 
@@ -246,7 +246,7 @@ impl ResponseError for AdminError {
                 code: self.code,
                 message: &self.message,
                 pointer: self.pointer.as_deref(),
-                location: self.location.as_ref(),
+                location: self.location.as_deref(),
             },
             errors: self
                 .all

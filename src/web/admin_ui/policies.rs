@@ -58,6 +58,51 @@ impl PolicyEditor {
     }
 }
 
+/// The form that edits one inline policy of a role (`admin/inline_policy_form.html`,
+/// which expects it as `inline`): its document in a [`PolicyEditor`], saved with
+/// `PUT .../inline-policies/{name}`, and a delete button. A new one (no name yet)
+/// asks for the name and sends to the path with it.
+// For the role page (the accounts and roles pages), which shows inline policies.
+#[allow(dead_code)]
+pub struct InlinePolicyForm {
+    /// The role's API path (`/admin/api/v1/accounts/{account}/roles/{role}`).
+    pub role_api: String,
+    /// Empty for a new inline policy.
+    pub name: String,
+    pub editor: PolicyEditor,
+}
+
+#[allow(dead_code)]
+impl InlinePolicyForm {
+    /// The form of the inline policy `name` of a role, holding `document` as stored.
+    pub fn existing(account: &str, role: &str, name: &str, document: &str) -> Self {
+        Self {
+            role_api: format!("/admin/api/v1/accounts/{account}/roles/{role}"),
+            name: name.to_owned(),
+            editor: PolicyEditor::identity(
+                &format!("inline-{name}"),
+                &format!("Inline policy {name}"),
+                shown_document(document),
+                true,
+            ),
+        }
+    }
+
+    /// The form that adds an inline policy to a role.
+    pub fn new_for(account: &str, role: &str) -> Self {
+        Self {
+            role_api: format!("/admin/api/v1/accounts/{account}/roles/{role}"),
+            name: String::new(),
+            editor: PolicyEditor::identity("inline-new", "Document", STARTER.to_owned(), true),
+        }
+    }
+
+    /// Where the form sends (for an existing policy).
+    pub fn api(&self) -> String {
+        format!("{}/inline-policies/{}", self.role_api, self.name)
+    }
+}
+
 /// A stored document as shown and edited: as written when it spans lines, else
 /// pretty-printed.
 pub fn shown_document(text: &str) -> String {
@@ -408,4 +453,39 @@ async fn detail(
         comparison,
         editor,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Template)]
+    #[template(
+        source = "{% include \"admin/inline_policy_form.html\" %}",
+        ext = "html"
+    )]
+    struct InlinePreview {
+        inline: InlinePolicyForm,
+    }
+
+    #[test]
+    fn the_inline_policy_form_sends_to_the_role_s_inline_policy() {
+        let existing = InlinePreview {
+            inline: InlinePolicyForm::existing("123456789012", "Dev", "Logs", "{\"Statement\":[]}"),
+        }
+        .render()
+        .unwrap();
+        let api = "/admin/api/v1/accounts/123456789012/roles/Dev/inline-policies/Logs";
+        assert!(existing.contains(&format!("data-api=\"{api}\" data-method=\"PUT\"")));
+        assert!(existing.contains(&format!("data-api=\"{api}\" data-method=\"DELETE\"")));
+        assert!(existing.contains("id=\"inline-Logs\""));
+        assert!(existing.contains("class=\"policy-editor\""));
+        let new = InlinePreview {
+            inline: InlinePolicyForm::new_for("123456789012", "Dev"),
+        }
+        .render()
+        .unwrap();
+        assert!(new.contains("data-api-name"));
+        assert!(new.contains("data-customer=\"true\""));
+    }
 }
