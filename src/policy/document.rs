@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::action::ActionMatcher;
 use super::condition::{Condition, Operator};
 use super::error::{self, PolicyError};
-use super::locate::{position_of, token};
+use super::locate::{char_column, position_of, token};
 use super::principal::PrincipalSpec;
 use super::resource::ResourceMatcher;
 
@@ -695,7 +695,8 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
 
     // 1. Syntax and structure.
     let doc: Value = serde_json::from_str(text).map_err(|e| {
-        PolicyError::syntax(format!("invalid JSON: {e}")).at_position(e.line(), e.column())
+        PolicyError::syntax(format!("invalid JSON: {e}"))
+            .at_position(e.line(), char_column(text, e.line(), e.column()))
     })?;
     let top = doc
         .as_object()

@@ -28,6 +28,15 @@ pub(crate) fn position_of(text: &str, pointer: &str) -> Option<(usize, usize)> {
     Some(line_and_column(text, offset))
 }
 
+/// The character column of serde_json's byte column on `line` (both 1-based; serde
+/// says column 0 at the very start of a line).
+pub(crate) fn char_column(text: &str, line: usize, byte_column: usize) -> usize {
+    text.split('\n')
+        .nth(line.saturating_sub(1))
+        .and_then(|l| l.get(..byte_column.saturating_sub(1)))
+        .map_or(byte_column, |prefix| prefix.chars().count() + 1)
+}
+
 /// 1-based line and character column of a byte offset.
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
@@ -176,5 +185,8 @@ mod tests {
         assert_eq!(position_of(DOC, "/Statement/1"), None);
         assert_eq!(position_of(DOC, "/Nope"), None);
         assert_eq!(token("a/b~c"), "a~1b~0c");
+        // Columns count characters: "é" is two bytes.
+        assert_eq!(char_column("{\n \"é\": 1,}", 2, 10), 9);
+        assert_eq!(char_column("", 1, 0), 1);
     }
 }
