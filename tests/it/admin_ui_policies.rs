@@ -320,6 +320,11 @@ both_backends!(
     policy_pages_show_versions_and_compare,
 );
 
+/// No horizontal overflow (a difference in pixels of at most 0).
+fn fits(overflow: &Value) -> bool {
+    overflow.as_i64().is_some_and(|px| px <= 0)
+}
+
 /// In Chromium: the admin types a policy with a syntax error into the editor, sees
 /// the error at its line and column (the line marked, the caret sent there) and
 /// Save disabled; fixes it, saves, and sees the new version as the default.
@@ -377,6 +382,22 @@ async fn policy_editor_marks_errors_as_you_type() {
             let flash = browser.find("#flash").await?.text().await?;
             ensure!(flash.contains("The new version was saved."), "flash: {flash:?}");
             browser.screenshot("admin-policy-saved").await?;
+
+            // The comparison, and the pages on a narrow window: nothing wider than it.
+            browser.goto(&format!("{base}/admin/policies/{id}?a=v1&b=v2#compare")).await?;
+            browser.find("#compare table.diff tr.changed").await?;
+            browser.screenshot("admin-policy-compare").await?;
+            browser.driver().set_window_rect(0, 0, 420, 900).await?;
+            for path in ["/admin/policies".to_owned(), format!("/admin/policies/{id}?a=v1&b=v2")] {
+                browser.goto(&format!("{base}{path}")).await?;
+                browser.find("main h1").await?;
+                let overflow = browser
+                    .driver()
+                    .execute("return document.documentElement.scrollWidth - window.innerWidth;", vec![])
+                    .await?;
+                ensure!(fits(overflow.json()), "{path} is wider than a narrow window by {:?}px", overflow.json());
+            }
+            browser.screenshot("admin-policy-narrow").await?;
             Ok(())
         }
         .await;
