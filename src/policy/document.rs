@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use super::action::ActionMatcher;
 use super::condition::{Condition, Operator};
 use super::error::{self, PolicyError};
+use super::locate::{char_column, position_of, token};
 use super::principal::PrincipalSpec;
 use super::resource::ResourceMatcher;
 
@@ -205,8 +206,19 @@ pub struct Policy {
 impl Policy {
     /// Parses and validates `text`, returning IAM's error message for the
     /// first problem found.
+    /// The error's [`location`](PolicyError::location) names the element at fault
+    /// and where it starts in `text`.
     pub fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
-        parse(text, options)
+        parse(text, options).map_err(|error| {
+            let located = error.location().line.is_some();
+            match error.location().pointer.as_deref() {
+                Some(pointer) if !located => match position_of(text, pointer) {
+                    Some((line, column)) => error.at_position(line, column),
+                    None => error,
+                },
+                _ => error,
+            }
+        })
     }
 
     /// The `Id` element.
@@ -243,36 +255,58 @@ impl Policy {
 /// A string or list of strings (JSON `null` list items are ignored).
 struct StrList<'a> {
     items: Vec<&'a str>,
+    /// The JSON pointer of each item (of the element itself when it is a string).
+    pointers: Vec<String>,
     was_list: bool,
 }
 
-fn str_list<'a>(v: &'a Value, what: &str) -> Result<StrList<'a>, PolicyError> {
+impl StrList<'_> {
+    /// The pointer of the first item equal to `item`.
+    fn pointer_of(&self, item: &str) -> Option<&str> {
+        self.items
+            .iter()
+            .position(|i| *i == item)
+            .and_then(|i| self.pointers.get(i))
+            .map(String::as_str)
+    }
+}
+
+/// `pointer` is the element's.
+fn str_list<'a>(v: &'a Value, what: &str, pointer: &str) -> Result<StrList<'a>, PolicyError> {
     match v {
         Value::String(s) => Ok(StrList {
             items: vec![s.as_str()],
+            pointers: vec![pointer.to_owned()],
             was_list: false,
         }),
         Value::Array(a) => {
             let mut items = Vec::with_capacity(a.len());
-            for item in a {
+            let mut pointers = Vec::with_capacity(a.len());
+            for (index, item) in a.iter().enumerate() {
                 match item {
-                    Value::String(s) => items.push(s.as_str()),
+                    Value::String(s) => {
+                        items.push(s.as_str());
+                        pointers.push(format!("{pointer}/{index}"));
+                    }
                     Value::Null => {}
                     _ => {
                         return Err(PolicyError::syntax(format!(
                             "{what} must be a string or a list of strings"
-                        )));
+                        ))
+                        .at(format!("{pointer}/{index}")));
                     }
                 }
             }
             Ok(StrList {
                 items,
+                pointers,
                 was_list: true,
             })
         }
-        _ => Err(PolicyError::syntax(format!(
-            "{what} must be a string or a list of strings"
-        ))),
+        _ => Err(
+            PolicyError::syntax(format!("{what} must be a string or a list of strings"))
+                .at(pointer),
+        ),
     }
 }
 
@@ -287,6 +321,8 @@ fn scalar_text(v: &Value) -> Option<String> {
 }
 
 struct RawCondition<'a> {
+    /// The operator block's pointer.
+    pointer: String,
     operator: Operator,
     entries: Vec<(&'a str, Vec<String>)>,
 }
@@ -297,6 +333,8 @@ struct RawPrincipal {
 }
 
 struct RawStatement<'a> {
+    /// The statement's JSON pointer.
+    pointer: String,
     sid: Option<&'a str>,
     effect: &'a str,
     action: Option<(bool, StrList<'a>)>,
@@ -321,26 +359,29 @@ fn exclusive<'a>(
     st: &'a Map<String, Value>,
     positive: &str,
     negative: &str,
+    base: &str,
 ) -> Result<Option<(bool, &'a Value)>, PolicyError> {
     match (st.get(positive), st.get(negative)) {
         (Some(_), Some(_)) => Err(PolicyError::syntax(format!(
             "a statement cannot have both {positive} and {negative}"
-        ))),
+        ))
+        .at(format!("{base}/{negative}"))),
         (Some(v), None) => Ok(Some((false, v))),
         (None, Some(v)) => Ok(Some((true, v))),
         (None, None) => Ok(None),
     }
 }
 
-fn principal_syntax(v: &Value, element: &str) -> Result<PrincipalSpec, PolicyError> {
-    let bad = || PolicyError::syntax(format!("invalid {element} element"));
+fn principal_syntax(v: &Value, element: &str, base: &str) -> Result<PrincipalSpec, PolicyError> {
+    let pointer = format!("{base}/{element}");
+    let bad = || PolicyError::syntax(format!("invalid {element} element")).at(pointer.as_str());
     match v {
         Value::String(s) if s == "*" => Ok(PrincipalSpec::Everyone),
         Value::Object(map) if !map.is_empty() => {
             let (mut aws, mut federated, mut service, mut canonical) =
                 (vec![], vec![], vec![], vec![]);
             for (k, val) in map {
-                let list = str_list(val, element)?;
+                let list = str_list(val, element, &format!("{pointer}/{}", token(k)))?;
                 let target = match k.as_str() {
                     "AWS" => &mut aws,
                     "Federated" => &mut federated,
@@ -349,7 +390,8 @@ fn principal_syntax(v: &Value, element: &str) -> Result<PrincipalSpec, PolicyErr
                     _ => {
                         return Err(PolicyError::syntax(format!(
                             "unknown principal type {k:?} in {element}"
-                        )));
+                        ))
+                        .at(format!("{pointer}/{}", token(k))));
                     }
                 };
                 target.extend(list.items.iter().map(|s| (*s).to_owned()));
@@ -360,48 +402,61 @@ fn principal_syntax(v: &Value, element: &str) -> Result<PrincipalSpec, PolicyErr
     }
 }
 
-fn statement_syntax(v: &Value) -> Result<RawStatement<'_>, PolicyError> {
-    let st = v
-        .as_object()
-        .ok_or_else(|| PolicyError::syntax("each statement must be a JSON object"))?;
+fn statement_syntax(v: &Value, base: String) -> Result<RawStatement<'_>, PolicyError> {
+    let st = v.as_object().ok_or_else(|| {
+        PolicyError::syntax("each statement must be a JSON object").at(base.as_str())
+    })?;
     if let Some(k) = st.keys().find(|k| !STATEMENT_KEYS.contains(&k.as_str())) {
-        return Err(PolicyError::syntax(format!(
-            "unknown statement element {k:?}"
-        )));
+        return Err(
+            PolicyError::syntax(format!("unknown statement element {k:?}"))
+                .at(format!("{base}/{}", token(k))),
+        );
     }
-    let resource = exclusive(st, "Resource", "NotResource")?;
-    let action = exclusive(st, "Action", "NotAction")?;
-    let principal = exclusive(st, "Principal", "NotPrincipal")?;
+    let resource = exclusive(st, "Resource", "NotResource", &base)?;
+    let action = exclusive(st, "Action", "NotAction", &base)?;
+    let principal = exclusive(st, "Principal", "NotPrincipal", &base)?;
     let effect = match st.get("Effect") {
         Some(Value::String(e))
             if e.eq_ignore_ascii_case("allow") || e.eq_ignore_ascii_case("deny") =>
         {
             e.as_str()
         }
-        Some(_) => return Err(PolicyError::syntax("Effect must be \"Allow\" or \"Deny\"")),
-        None => return Err(PolicyError::syntax("statement is missing Effect")),
+        Some(_) => {
+            return Err(PolicyError::syntax("Effect must be \"Allow\" or \"Deny\"")
+                .at(format!("{base}/Effect")));
+        }
+        None => return Err(PolicyError::syntax("statement is missing Effect").at(base.as_str())),
+    };
+    let element = |not: bool, positive: &str, negative: &str| {
+        let name = if not { negative } else { positive };
+        (name.to_owned(), format!("{base}/{name}"))
     };
     let action = match action {
-        Some((not, v)) => Some((not, str_list(v, if not { "NotAction" } else { "Action" })?)),
+        Some((not, v)) => {
+            let (name, pointer) = element(not, "Action", "NotAction");
+            Some((not, str_list(v, &name, &pointer)?))
+        }
         None => None,
     };
     let resource = match resource {
-        Some((not, v)) => Some((
-            not,
-            str_list(v, if not { "NotResource" } else { "Resource" })?,
-        )),
+        Some((not, v)) => {
+            let (name, pointer) = element(not, "Resource", "NotResource");
+            Some((not, str_list(v, &name, &pointer)?))
+        }
         None => None,
     };
     let mut conditions = Vec::new();
     if let Some(c) = st.get("Condition") {
-        let block = c
-            .as_object()
-            .ok_or_else(|| PolicyError::syntax("Condition must be a JSON object"))?;
+        let block = c.as_object().ok_or_else(|| {
+            PolicyError::syntax("Condition must be a JSON object").at(format!("{base}/Condition"))
+        })?;
         for (op_name, body) in block {
+            let op_pointer = format!("{base}/Condition/{}", token(op_name));
             let body = body.as_object().ok_or_else(|| {
                 PolicyError::syntax(format!(
                     "condition operator {op_name:?} must map to a JSON object"
                 ))
+                .at(op_pointer.as_str())
             })?;
             let mut entries = Vec::with_capacity(body.len());
             for (key, value) in body {
@@ -415,33 +470,42 @@ fn statement_syntax(v: &Value) -> Result<RawStatement<'_>, PolicyError> {
                     PolicyError::syntax(format!(
                         "condition values for {key:?} must be strings, numbers or booleans"
                     ))
+                    .at(format!("{op_pointer}/{}", token(key)))
                 })?;
                 entries.push((key.as_str(), values));
             }
             match Operator::parse(op_name) {
-                Some(operator) => conditions.push(RawCondition { operator, entries }),
+                Some(operator) => conditions.push(RawCondition {
+                    pointer: op_pointer,
+                    operator,
+                    entries,
+                }),
                 None if entries.is_empty() => {}
                 None => {
                     return Err(PolicyError::syntax(format!(
                         "unknown condition operator {op_name:?}"
-                    )));
+                    ))
+                    .at(op_pointer));
                 }
             }
         }
     }
     let sid = match st.get("Sid") {
         Some(Value::String(s)) => Some(s.as_str()),
-        Some(_) => return Err(PolicyError::syntax("Sid must be a string")),
+        Some(_) => {
+            return Err(PolicyError::syntax("Sid must be a string").at(format!("{base}/Sid")));
+        }
         None => None,
     };
     let principal = match principal {
         Some((not, v)) => Some(RawPrincipal {
             not,
-            spec: principal_syntax(v, if not { "NotPrincipal" } else { "Principal" })?,
+            spec: principal_syntax(v, if not { "NotPrincipal" } else { "Principal" }, &base)?,
         }),
         None => None,
     };
     Ok(RawStatement {
+        pointer: base,
         sid,
         effect,
         action,
@@ -608,6 +672,16 @@ fn action_prefix_error(action: &str) -> Option<String> {
     None
 }
 
+/// The pointer of a statement's Resource (or NotResource) element; the statement's
+/// own when it has neither.
+fn resource_pointer(st: &RawStatement<'_>) -> String {
+    match &st.resource {
+        Some((true, _)) => format!("{}/NotResource", st.pointer),
+        Some((false, _)) => format!("{}/Resource", st.pointer),
+        None => st.pointer.clone(),
+    }
+}
+
 fn non_whitespace_chars(text: &str) -> usize {
     text.chars().filter(|c| !c.is_whitespace()).count()
 }
@@ -616,51 +690,62 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
     if options.enforce_customer_size_limit
         && non_whitespace_chars(text) > CUSTOMER_POLICY_SIZE_LIMIT
     {
-        return Err(PolicyError::limit_exceeded(CUSTOMER_POLICY_SIZE_LIMIT));
+        return Err(PolicyError::limit_exceeded(CUSTOMER_POLICY_SIZE_LIMIT).at(""));
     }
 
     // 1. Syntax and structure.
-    let doc: Value = serde_json::from_str(text)
-        .map_err(|e| PolicyError::syntax(format!("invalid JSON: {e}")))?;
+    let doc: Value = serde_json::from_str(text).map_err(|e| {
+        PolicyError::syntax(format!("invalid JSON: {e}"))
+            .at_position(e.line(), char_column(text, e.line(), e.column()))
+    })?;
     let top = doc
         .as_object()
-        .ok_or_else(|| PolicyError::syntax("the policy document must be a JSON object"))?;
+        .ok_or_else(|| PolicyError::syntax("the policy document must be a JSON object").at(""))?;
     if let Some(k) = top
         .keys()
         .find(|k| !matches!(k.as_str(), "Version" | "Id" | "Statement"))
     {
-        return Err(PolicyError::syntax(format!(
-            "unknown top-level element {k:?}"
-        )));
+        return Err(
+            PolicyError::syntax(format!("unknown top-level element {k:?}"))
+                .at(format!("/{}", token(k))),
+        );
     }
     let version = match top.get("Version") {
         None => PolicyVersion::Unspecified,
         Some(Value::String(v)) if v == "2012-10-17" => PolicyVersion::V2012_10_17,
         Some(Value::String(v)) if v == "2008-10-17" => PolicyVersion::V2008_10_17,
         Some(_) => {
-            return Err(PolicyError::syntax(
-                "Version must be \"2012-10-17\" or \"2008-10-17\"",
-            ));
+            return Err(
+                PolicyError::syntax("Version must be \"2012-10-17\" or \"2008-10-17\"")
+                    .at("/Version"),
+            );
         }
     };
     let id = match top.get("Id") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(PolicyError::syntax("Id must be a string")),
+        Some(_) => return Err(PolicyError::syntax("Id must be a string").at("/Id")),
     };
-    let statement_values: Vec<&Value> = match top.get("Statement") {
-        Some(v @ Value::Object(_)) => vec![v],
-        Some(Value::Array(a)) if !a.is_empty() => a.iter().collect(),
+    let statement_values: Vec<(&Value, String)> = match top.get("Statement") {
+        Some(v @ Value::Object(_)) => vec![(v, "/Statement".to_owned())],
+        Some(Value::Array(a)) if !a.is_empty() => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v, format!("/Statement/{i}")))
+            .collect(),
         Some(_) => {
-            return Err(PolicyError::syntax(
-                "Statement must be an object or a non-empty list",
-            ));
+            return Err(
+                PolicyError::syntax("Statement must be an object or a non-empty list")
+                    .at("/Statement"),
+            );
         }
-        None => return Err(PolicyError::syntax("the policy document has no Statement")),
+        None => {
+            return Err(PolicyError::syntax("the policy document has no Statement").at(""));
+        }
     };
     let raw: Vec<RawStatement<'_>> = statement_values
         .into_iter()
-        .map(statement_syntax)
+        .map(|(v, pointer)| statement_syntax(v, pointer))
         .collect::<Result<_, _>>()?;
 
     // 2. Version.
@@ -668,7 +753,12 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
         && options.enforce_customer_size_limit
         && version != PolicyVersion::V2012_10_17
     {
-        return Err(PolicyError::malformed(error::NEEDS_2012_VERSION));
+        let pointer = if top.contains_key("Version") {
+            "/Version"
+        } else {
+            ""
+        };
+        return Err(PolicyError::malformed(error::NEEDS_2012_VERSION).at(pointer));
     }
     let variables = version == PolicyVersion::V2012_10_17;
 
@@ -676,13 +766,20 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
     for st in &raw {
         match options.kind {
             PolicyKind::Identity | PolicyKind::Session if st.principal.is_some() => {
-                return Err(PolicyError::malformed(error::NO_PRINCIPAL_ALLOWED));
+                let not = st.principal.as_ref().is_some_and(|p| p.not);
+                let element = if not { "NotPrincipal" } else { "Principal" };
+                return Err(PolicyError::malformed(error::NO_PRINCIPAL_ALLOWED)
+                    .at(format!("{}/{element}", st.pointer)));
             }
             PolicyKind::Resource | PolicyKind::Trust if st.principal.is_none() => {
-                return Err(PolicyError::malformed(error::PRINCIPAL_REQUIRED));
+                return Err(
+                    PolicyError::malformed(error::PRINCIPAL_REQUIRED).at(st.pointer.as_str())
+                );
             }
             PolicyKind::Trust if st.resource.is_some() => {
-                return Err(PolicyError::malformed(error::RESOURCE_PROHIBITED));
+                return Err(
+                    PolicyError::malformed(error::RESOURCE_PROHIBITED).at(resource_pointer(st))
+                );
             }
             _ => {}
         }
@@ -695,17 +792,22 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
             return Err(PolicyError::legacy(format!(
                 "Effect must be spelled \"Allow\" or \"Deny\", not {:?}",
                 st.effect
-            )));
+            ))
+            .at(format!("{}/Effect", st.pointer)));
         }
         let mut compiled = Vec::new();
         for rc in &st.conditions {
             for (key, values) in &rc.entries {
-                compiled.push(Condition::compile(rc.operator, key, values, variables)?);
+                compiled.push(
+                    Condition::compile(rc.operator, key, values, variables)
+                        .map_err(|e| e.at(format!("{}/{}", rc.pointer, token(key))))?,
+                );
             }
         }
         conditions.push(compiled);
     }
-    let mut resource_error: Option<String> = None;
+    // The message and the pointer of the resource at fault.
+    let mut resource_error: Option<(String, String)> = None;
     for negated in [false, true] {
         for st in &raw {
             let Some((not, list)) = &st.resource else {
@@ -718,21 +820,29 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
             sorted.sort_unstable_by(|a, b| b.cmp(a));
             for r in sorted {
                 if let Some(e) = resource_format_error(r) {
-                    resource_error = Some(e);
+                    let pointer = list
+                        .pointer_of(r)
+                        .map_or_else(|| resource_pointer(st), str::to_owned);
+                    resource_error = Some((e, pointer));
                 }
             }
             if resource_error.is_none() && !legacy_resources_ok(list) {
-                return Err(PolicyError::legacy("resource is not a well-formed ARN"));
+                return Err(PolicyError::legacy("resource is not a well-formed ARN")
+                    .at(resource_pointer(st)));
             }
         }
     }
 
     // 5. Sid uniqueness.
     let mut seen: Vec<&str> = Vec::new();
-    for sid in raw.iter().filter_map(|st| st.sid).filter(|s| !s.is_empty()) {
+    for st in &raw {
+        let Some(sid) = st.sid.filter(|s| !s.is_empty()) else {
+            continue;
+        };
         if seen.contains(&sid) {
             return Err(PolicyError::malformed(error::SID_NOT_UNIQUE)
-                .with_detail(format!("duplicate Sid {sid:?}")));
+                .with_detail(format!("duplicate Sid {sid:?}"))
+                .at(format!("{}/Sid", st.pointer)));
         }
         seen.push(sid);
     }
@@ -741,13 +851,22 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
     for st in &raw {
         match &st.action {
             Some((_, list)) if !(list.was_list && list.items.is_empty()) => {}
-            _ => return Err(PolicyError::malformed(error::MUST_CONTAIN_ACTIONS)),
+            Some((not, _)) => {
+                let element = if *not { "NotAction" } else { "Action" };
+                return Err(PolicyError::malformed(error::MUST_CONTAIN_ACTIONS)
+                    .at(format!("{}/{element}", st.pointer)));
+            }
+            None => {
+                return Err(
+                    PolicyError::malformed(error::MUST_CONTAIN_ACTIONS).at(st.pointer.as_str())
+                );
+            }
         }
     }
 
     // 7. Resource format.
-    if let Some(e) = resource_error {
-        return Err(PolicyError::malformed(e));
+    if let Some((e, pointer)) = resource_error {
+        return Err(PolicyError::malformed(e).at(pointer));
     }
 
     // 8. Action prefixes (all Action elements, then all NotAction elements).
@@ -755,9 +874,13 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
         for st in &raw {
             if let Some((not, list)) = &st.action
                 && *not == negated
-                && let Some(e) = list.items.iter().find_map(|a| action_prefix_error(a))
+                && let Some((e, pointer)) = list
+                    .items
+                    .iter()
+                    .zip(&list.pointers)
+                    .find_map(|(a, pointer)| action_prefix_error(a).map(|e| (e, pointer.clone())))
             {
-                return Err(PolicyError::malformed(e));
+                return Err(PolicyError::malformed(e).at(pointer));
             }
         }
     }
@@ -767,7 +890,14 @@ fn parse(text: &str, options: ParseOptions) -> Result<Policy, PolicyError> {
         for st in &raw {
             match &st.resource {
                 Some((_, list)) if !(list.was_list && list.items.is_empty()) => {}
-                _ => return Err(PolicyError::malformed(error::MUST_CONTAIN_RESOURCES)),
+                Some(_) => {
+                    return Err(PolicyError::malformed(error::MUST_CONTAIN_RESOURCES)
+                        .at(resource_pointer(st)));
+                }
+                None => {
+                    return Err(PolicyError::malformed(error::MUST_CONTAIN_RESOURCES)
+                        .at(st.pointer.as_str()));
+                }
             }
         }
     }

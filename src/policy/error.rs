@@ -34,6 +34,22 @@ pub struct PolicyError {
     code: &'static str,
     message: Cow<'static, str>,
     detail: Option<String>,
+    /// Boxed: errors travel inside larger error enums.
+    location: Box<Location>,
+}
+
+/// Where in the document a problem is: a JSON pointer to the element at fault
+/// (`/Statement/1/Action/0`; `""` is the whole document) when the document is JSON,
+/// and the line and column (1-based, columns in characters) of that element, or of
+/// the JSON syntax error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Location {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
 }
 
 impl PolicyError {
@@ -42,6 +58,7 @@ impl PolicyError {
             code: MALFORMED_POLICY_DOCUMENT,
             message: message.into(),
             detail: None,
+            location: Box::default(),
         }
     }
 
@@ -58,12 +75,34 @@ impl PolicyError {
             code: LIMIT_EXCEEDED,
             message: Cow::Owned(format!("Cannot exceed quota for PolicySize: {limit}")),
             detail: None,
+            location: Box::default(),
         }
     }
 
     pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
+    }
+
+    /// Points the error at the element `pointer` names, unless it already points
+    /// somewhere (the innermost element found first wins).
+    pub(crate) fn at(mut self, pointer: impl Into<String>) -> Self {
+        if self.location.pointer.is_none() {
+            self.location.pointer = Some(pointer.into());
+        }
+        self
+    }
+
+    /// Places the error at a line and column of the text.
+    pub(crate) fn at_position(mut self, line: usize, column: usize) -> Self {
+        self.location.line = Some(line);
+        self.location.column = Some(column);
+        self
+    }
+
+    /// Where in the document the problem is, as far as known.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// The IAM error code: `MalformedPolicyDocument` or `LimitExceeded`.

@@ -32,6 +32,8 @@ mod context;
 mod document;
 mod error;
 mod eval;
+mod lint;
+mod locate;
 pub mod matcher;
 mod principal;
 mod resource;
@@ -43,9 +45,10 @@ pub use document::{
     CUSTOMER_POLICY_SIZE_LIMIT, Effect, MAX_SUPPLIED_RESOURCE_POLICY, ParseOptions, Policy,
     PolicyKind, PolicyVersion, Statement, UnknownPolicyKind, parse_supplied_resource_policy,
 };
-pub use error::{LIMIT_EXCEEDED, MALFORMED_POLICY_DOCUMENT, PolicyError};
+pub use error::{LIMIT_EXCEEDED, Location, MALFORMED_POLICY_DOCUMENT, PolicyError};
 pub use eval::{
     DecidingStatement, Decision, Evaluation, ImplicitDenyReason, PolicySet, PolicySource,
     PrincipalRef, Request, ResourcePolicy, evaluate, foreign_resource_owner,
 };
+pub use lint::{Warning, warnings};
 pub use matcher::{ArnPattern, wildcard_match, wildcard_match_ignore_case};

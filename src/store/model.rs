@@ -41,6 +41,18 @@ pub struct ManagedPolicy {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Where a managed policy is in use: attached to a role or an IAM user, or a role's
+/// permissions boundary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct PolicyUse {
+    /// `role` or `iam-user`.
+    pub holder: String,
+    pub account_id: String,
+    pub name: String,
+    /// `attached` or `boundary`.
+    pub usage: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct PolicyVersion {
     pub version_id: String,

@@ -19,6 +19,7 @@ mod admin_ui;
 mod admin_ui_browser;
 mod admin_ui_iam;
 mod admin_ui_people;
+mod admin_ui_policies;
 mod audit;
 mod authorize;
 mod browser;

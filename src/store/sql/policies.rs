@@ -8,7 +8,9 @@ use sqlx::{Database, Postgres, Sqlite};
 use super::{SqlStore, check_document, delete_error, not_found, write_error};
 use crate::iam::{AccountId, IamPath, IdKind, Partition, PolicyName};
 use crate::policy::PolicyKind;
-use crate::store::{ManagedPolicy, NewManagedPolicy, PolicyVersion, StoreError, StoreResult};
+use crate::store::{
+    ManagedPolicy, NewManagedPolicy, PolicyUse, PolicyVersion, StoreError, StoreResult,
+};
 
 /// Which managed policies to list.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +46,9 @@ pub trait PolicyStore: Send + Sync {
     async fn delete_policy_version(&self, arn: &str, version_id: &str) -> StoreResult<()>;
     /// The default version's document of a managed policy.
     async fn policy_document(&self, arn: &str) -> StoreResult<String>;
+    /// Every role and IAM user that holds the policy (attached, or as a role's
+    /// permissions boundary), by account and name.
+    async fn policy_uses(&self, arn: &str) -> StoreResult<Vec<PolicyUse>>;
 }
 
 /// IAM keeps at most five versions of a managed policy.
@@ -389,6 +394,25 @@ macro_rules! impl_policy_store {
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn policy_uses(&self, arn: &str) -> StoreResult<Vec<PolicyUse>> {
+                let mut conn = self.pool.acquire().await?;
+                let policy = self.policy_row(&mut conn, arn).await?;
+                Ok(sqlx::query_as::<_, PolicyUse>(
+                    "SELECT 'role' AS holder, r.account_id, r.name, 'attached' AS usage \
+                     FROM role_policy_attachments a JOIN roles r ON r.id = a.role_id \
+                     WHERE a.policy_id = $1 \
+                     UNION ALL SELECT 'role', account_id, name, 'boundary' FROM roles \
+                     WHERE permissions_boundary_id = $1 \
+                     UNION ALL SELECT 'iam-user', u.account_id, u.name, 'attached' \
+                     FROM iam_user_policy_attachments a JOIN iam_users u ON u.id = a.user_id \
+                     WHERE a.policy_id = $1 \
+                     ORDER BY 2, 1, 3, 4",
+                )
+                .bind(&policy.id)
+                .fetch_all(&mut *conn)
+                .await?)
             }
 
             async fn policy_document(&self, arn: &str) -> StoreResult<String> {

@@ -1,7 +1,8 @@
 //! The admin API's one error answer: an HTTP status and
 //! `{"error": {"code": "<STABLE_CODE>", "message": "...", "pointer": "/grant/0/role"}}`
 //! (`pointer`, a JSON pointer into the request body, only when one input is at
-//! fault), never cached. Handlers return `Result<_, AdminError>` and use `?`.
+//! fault; `location`, where in a policy document the fault is: a pointer into the
+//! document and its line and column), never cached. Handlers return `Result<_, AdminError>` and use `?`.
 
 use std::fmt;
 
@@ -10,6 +11,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::policy::Location;
 use crate::service::admin_access::AdminAccessError;
 use crate::store::StoreError;
 
@@ -22,6 +24,8 @@ pub struct AdminError {
     code: &'static str,
     message: String,
     pointer: Option<String>,
+    /// Where in a policy document the fault is (boxed: errors stay small).
+    location: Option<Box<Location>>,
     /// Every input at fault, when there are several (the first is the `error`).
     all: Vec<(&'static str, String, Option<String>)>,
 }
@@ -39,6 +43,8 @@ struct Inner<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pointer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<&'a Location>,
 }
 
 impl AdminError {
@@ -48,8 +54,15 @@ impl AdminError {
             code,
             message: message.into(),
             pointer: None,
+            location: None,
             all: Vec::new(),
         }
+    }
+
+    /// The error with where in a policy document its fault is.
+    pub fn with_location(mut self, location: Location) -> Self {
+        self.location = Some(Box::new(location));
+        self
     }
 
     /// 422 for several faults at once (every rule error of a ruleset): the first is
@@ -233,6 +246,7 @@ impl ResponseError for AdminError {
                 code: self.code,
                 message: &self.message,
                 pointer: self.pointer.as_deref(),
+                location: self.location.as_deref(),
             },
             errors: self
                 .all
@@ -241,6 +255,7 @@ impl ResponseError for AdminError {
                     code,
                     message,
                     pointer: pointer.as_deref(),
+                    location: None,
                 })
                 .collect(),
         })

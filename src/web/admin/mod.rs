@@ -15,6 +15,7 @@ mod identity_sources;
 mod oidc_providers;
 mod people;
 mod policies;
+mod role_policies;
 mod roles;
 mod rules;
 mod tokens;
@@ -54,6 +55,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(identity_sources::routes)
             .configure(accounts::routes)
             .configure(roles::routes)
+            .configure(role_policies::routes)
             .configure(policies::routes)
             .configure(iam_users::routes)
             .configure(oidc_providers::routes)

@@ -14,17 +14,23 @@ use super::auth::{AdminRead, AdminWrite};
 use super::common::{audit_change, created, listed, when_conflict, when_not_found};
 use super::error::AdminError;
 use crate::iam::{AccountId, Description, IamPath, PolicyName};
-use crate::policy::{LIMIT_EXCEEDED, ParseOptions, Policy, PolicyKind};
+use crate::policy::{LIMIT_EXCEEDED, ParseOptions, Policy, PolicyKind, warnings};
 use crate::store::{
     ManagedPolicy, NamedDocument, NewManagedPolicy, PolicyScope, PolicyVersion, StoreError,
 };
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/policies", web::get().to(list))
+    // Before `/policies/{policy_id}`, which would take `validate` for an id.
+    cfg.route("/policies/validate", web::post().to(validate))
+        .route("/policies", web::get().to(list))
         .route("/policies", web::post().to(create))
         .route("/policies/{policy_id}", web::get().to(get))
         .route("/policies/{policy_id}", web::delete().to(delete))
+        .route(
+            "/policies/{policy_id}/attachments",
+            web::get().to(attachments),
+        )
         .route(
             "/policies/{policy_id}/versions",
             web::get().to(list_versions),
@@ -57,9 +63,37 @@ pub(crate) fn document_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
-/// Validates a document with the policy engine before anything is stored: 422
+/// Validates a document with the policy engine: the policy, or 422
 /// `MALFORMED_POLICY_DOCUMENT` (or `POLICY_TOO_LARGE`) naming `what` and the
-/// engine's detail, with `pointer` at the field.
+/// engine's detail, with `pointer` at the field (`None`: the document's own pointer,
+/// for a body that is the document) and the `location` in the document.
+fn parse_document(
+    text: &str,
+    kind: PolicyKind,
+    customer: bool,
+    what: &str,
+    pointer: Option<&str>,
+) -> Result<Policy, AdminError> {
+    let options = ParseOptions {
+        kind,
+        enforce_customer_size_limit: customer,
+    };
+    Policy::parse(text, options).map_err(|error| {
+        let code = if error.code() == LIMIT_EXCEEDED {
+            "POLICY_TOO_LARGE"
+        } else {
+            "MALFORMED_POLICY_DOCUMENT"
+        };
+        let location = error.location().clone();
+        let pointer = pointer
+            .map(str::to_owned)
+            .or_else(|| location.pointer.clone());
+        AdminError::invalid(code, format!("{what}: {error:#}"), pointer).with_location(location)
+    })
+}
+
+/// Validates a document with the policy engine before anything is stored (see
+/// [`parse_document`]), with `pointer` at the field.
 pub(super) fn check_document(
     text: &str,
     kind: PolicyKind,
@@ -67,18 +101,44 @@ pub(super) fn check_document(
     what: &str,
     pointer: &str,
 ) -> Result<(), AdminError> {
-    let options = ParseOptions {
-        kind,
-        enforce_customer_size_limit: customer,
+    parse_document(text, kind, customer, what, Some(pointer)).map(|_| ())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidateQuery {
+    /// `identity` (default), `trust`, `resource` or `session`.
+    #[serde(default)]
+    kind: Option<String>,
+    /// Validate as a customer managed policy (size quota, Version required).
+    #[serde(default)]
+    customer: bool,
+}
+
+/// `POST /policies/validate`: the body is a policy document (a JSON object, or its
+/// text in a string); 200 `{"valid": true, "warnings": [...]}`, or 422 with the
+/// fault's `location`. Stores nothing, so it is open to readers.
+async fn validate(
+    _admin: AdminRead,
+    query: web::Query<ValidateQuery>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, AdminError> {
+    let query = query.into_inner();
+    let kind = match query.kind.as_deref() {
+        None => PolicyKind::Identity,
+        Some(raw) => raw
+            .parse()
+            .map_err(|error: crate::policy::UnknownPolicyKind| {
+                AdminError::invalid("VALIDATION_ERROR", error.to_string(), None)
+            })?,
     };
-    Policy::parse(text, options).map(|_| ()).map_err(|error| {
-        let code = if error.code() == LIMIT_EXCEEDED {
-            "POLICY_TOO_LARGE"
-        } else {
-            "MALFORMED_POLICY_DOCUMENT"
-        };
-        AdminError::invalid(code, format!("{what}: {error:#}"), Some(pointer.to_owned()))
-    })
+    let text = document_text(&body);
+    let policy = parse_document(&text, kind, query.customer, "policy document", None)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "valid": true,
+        "kind": kind.as_str(),
+        "warnings": warnings(&policy),
+    })))
 }
 
 /// Managed policies an entity refers to by ARN must exist: 422 `UNKNOWN_POLICY` at
@@ -344,6 +404,19 @@ async fn delete(
     )
     .await;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /policies/{policy_id}/attachments`: the roles and IAM users that hold it.
+async fn attachments(
+    state: web::Data<AppState>,
+    _admin: AdminRead,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let policy = policy_in_path(&state, &path).await?;
+    let uses = state.store.policy_uses(&policy.arn).await?;
+    let mut body = listed("attachments", &uses, |u| u.clone());
+    body["policy_id"] = json!(policy.id);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 async fn list_versions(

@@ -185,7 +185,7 @@ fn target(account: &AccountId, role: &RoleName) -> String {
 }
 
 /// The role a path names (a malformed name names none).
-fn role_in_path(raw: &str) -> Result<RoleName, AdminError> {
+pub(super) fn role_in_path(raw: &str) -> Result<RoleName, AdminError> {
     named_in_path(RoleName::parse(raw), || {
         format!("role {raw} does not exist")
     })

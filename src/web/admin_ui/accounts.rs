@@ -12,6 +12,7 @@ use askama::Template;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::policies::InlinePolicyForm;
 use super::{AdminPage, Layout, Section, pretty, render, unavailable};
 use crate::iam::{AccountId, RoleName};
 use crate::service::rulesets::Holder;
@@ -220,7 +221,9 @@ struct RolePage {
     revoked_before: String,
     trust_policy: String,
     attached: Vec<Document>,
-    inline: Vec<Document>,
+    /// Each inline policy in its editor, then the form for a new one.
+    inline: Vec<InlinePolicyForm>,
+    new_inline: Vec<InlinePolicyForm>,
     boundary: Option<Document>,
     holders: Vec<Reach>,
     /// The API path of the role, its ETag, and the settings the edit form sends
@@ -269,11 +272,12 @@ async fn role(
                 text,
             });
         } else {
-            inline.push(Document {
-                name: document.source.clone(),
-                href: None,
-                text,
-            });
+            inline.push(InlinePolicyForm::existing(
+                account.id.as_str(),
+                role.name.as_str(),
+                &document.source,
+                &text,
+            ));
         }
     }
     let boundary = permissions.permissions_boundary.as_ref().map(|b| Document {
@@ -292,6 +296,10 @@ async fn role(
         trust_policy: keep("trust_policy"),
         attached,
         inline,
+        new_inline: vec![InlinePolicyForm::new_for(
+            account.id.as_str(),
+            role.name.as_str(),
+        )],
         boundary,
         holders: holders.iter().map(reach).collect(),
         api: format!(

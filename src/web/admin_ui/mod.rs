@@ -11,8 +11,10 @@
 mod accounts;
 mod audit;
 mod identity_sources;
+mod line_diff;
 mod overview;
 mod people;
+mod policies;
 mod rules;
 mod tokens;
 
@@ -43,6 +45,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/admin.js", web::get().to(js))
         .route("/static/admin-rules.js", web::get().to(rules_js))
         .route("/static/admin-people.js", web::get().to(people_js))
+        .route("/static/admin-policies.js", web::get().to(policies_js))
         .service(
             web::scope(PREFIX)
                 .wrap(middleware::DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
@@ -53,6 +56,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(people::routes)
                 .configure(audit::routes)
                 .configure(tokens::routes)
+                .configure(policies::routes)
                 .default_service(web::to(unknown)),
         );
 }
@@ -66,6 +70,10 @@ async fn css() -> HttpResponse {
 
 async fn js() -> HttpResponse {
     script(include_str!("../../../static/admin.js"))
+}
+
+async fn policies_js() -> HttpResponse {
+    script(include_str!("../../../static/admin-policies.js"))
 }
 
 async fn unknown(_admin: AdminPage) -> Result<HttpResponse, PageError> {
