@@ -135,8 +135,7 @@ pub async fn state_with_cache(
     );
     let sts = Sts::open(store.clone(), sealer)
         .await?
-        .with_max_clock_skew(max_clock_skew)
-        .with_cache(cache.clone());
+        .with_max_clock_skew(max_clock_skew);
     let directory = Arc::new(crate::idp::directory::DirectoryAuth::new(
         store.clone(),
         cache.clone(),

@@ -1,5 +1,5 @@
-//! Ephemeral state behind one trait: short-lived values with a time to live (denied
-//! access keys today; web sessions, device codes and replay caches as they arrive).
+//! Ephemeral state behind one trait: short-lived values with a time to live (portal
+//! sessions, SSO tokens, device codes, lock-out counters, replay caches).
 //! The in-memory implementation is the default for one process; a shared store
 //! (Redis) serves several replicas.
 
@@ -48,6 +48,19 @@ pub trait Cache: Send + Sync + 'static {
     async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError>;
     /// Removes `member` from the set under `key`; an empty set is gone.
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), CacheError>;
+    /// Whether the cache lives outside this process (and so can be down): `false`
+    /// for the in-memory cache, which readiness reports as `none`.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Where the cache is, for messages (a URL without its password).
+    fn location(&self) -> &str {
+        "in-process"
+    }
+    /// Readiness: the cache answers a round trip (an error names where and why).
+    async fn ping(&self) -> Result<(), CacheError> {
+        Ok(())
+    }
 }
 
 /// Hex SHA-256 of a bearer value (a session id, a code, a token): what the cache

@@ -226,4 +226,21 @@ impl Cache for RedisCache {
             .await
             .map_err(|e| self.error("SREM", e))
     }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn location(&self) -> &str {
+        &self.url
+    }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        let mut conn = self.manager.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("PING", e))
+    }
 }

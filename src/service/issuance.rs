@@ -1,8 +1,9 @@
 //! Credential issuance: authenticates callers' keys and session tokens, gathers
 //! their policies through the store, and issues sessions (AssumeRole, GetSessionToken,
 //! web identity, portal identities) by the pure rules of [`crate::sts`]. Holds the
-//! session-token key ring, the parsed-policy cache and the access-key denylist; the
-//! one role loader and PolicyArns check every issuance path uses are here.
+//! session-token key ring and the parsed-policy cache; the one role loader and
+//! PolicyArns check every issuance path uses are here. Verifying a role session needs
+//! neither the database nor the cache: the token carries the session, sealed.
 
 mod portal;
 mod web_identity;
@@ -11,7 +12,6 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 
-use crate::cache::{Cache, MemoryCache};
 use crate::clock::{Clock, Random};
 use crate::iam::{AccountId, RoleArn, RoleName, UserName};
 use crate::policy::{
@@ -78,8 +78,6 @@ pub struct Sts {
     /// Validates web identity tokens (JWKS cache per provider).
     web_identity: WebIdentityVerifier,
     policies: PolicyCache,
-    /// Ephemeral state: the per-access-key denylist.
-    cache: Arc<dyn Cache>,
     /// When the key ring was last reloaded for an unknown key id: unauthenticated
     /// tokens must not be able to make every request a database query.
     /// (Milliseconds since the epoch.)
@@ -107,10 +105,6 @@ fn parse_stored(document: &str, kind: PolicyKind, source: &str) -> Result<Policy
 
 const AUTHORIZATION_MESSAGE_CONTEXT: &str = "authorization-message";
 
-fn deny_key(access_key_id: &str) -> String {
-    format!("deny:access-key:{access_key_id}")
-}
-
 fn key_context(id: i64) -> String {
     format!("token-key:{id}")
 }
@@ -132,7 +126,6 @@ impl Sts {
             keyring: RwLock::new(keyring),
             web_identity: WebIdentityVerifier::new(),
             policies: PolicyCache::default(),
-            cache: Arc::new(MemoryCache::new(clock.clone())),
             last_reload: std::sync::Mutex::new(None),
             clock,
             random,
@@ -159,46 +152,6 @@ impl Sts {
             service: Some(service.to_owned()),
             ..sigv4::VerifyOptions::default()
         }
-    }
-
-    /// Uses a shared cache (e.g. Redis across replicas) instead of the in-process one.
-    pub fn with_cache(mut self, cache: Arc<dyn Cache>) -> Self {
-        self.cache = cache;
-        self
-    }
-
-    /// Denies an access key (long-term or temporary) until `until`: every request
-    /// signed with it fails as an invalid token. For a leaked session key, `until` is
-    /// the session's expiry; nothing needs remembering after that.
-    pub async fn deny_access_key(
-        &self,
-        access_key_id: &str,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StsError> {
-        let ttl = (until - now).to_std().unwrap_or_default();
-        if ttl.is_zero() {
-            return Ok(());
-        }
-        self.cache
-            .put(&deny_key(access_key_id), b"1", ttl)
-            .await
-            .map_err(|error| {
-                tracing::error!(%error, "cannot record a denied access key");
-                StsError::internal()
-            })
-    }
-
-    async fn is_denied(&self, access_key_id: &str) -> Result<bool, StsError> {
-        // Fail closed: if the denylist cannot be read, nothing is trusted.
-        self.cache
-            .get(&deny_key(access_key_id))
-            .await
-            .map(|hit| hit.is_some())
-            .map_err(|error| {
-                tracing::error!(%error, "cannot read the access-key denylist");
-                StsError::internal()
-            })
     }
 
     /// Seals the details of a denial so that only principals allowed
@@ -313,9 +266,6 @@ impl Sts {
         session_token: Option<&str>,
         now: i64,
     ) -> Result<(Caller, String), StsError> {
-        if self.is_denied(access_key_id).await? {
-            return Err(StsError::invalid_client_token_id());
-        }
         match (KeyKind::of(access_key_id), session_token) {
             (Some(KeyKind::Temporary), Some(token)) => {
                 let claims = self.open_token(token, now).await?;

@@ -164,7 +164,7 @@ impl From<StoreError> for ApiError {
                 ..Self::validation(invalid.field, invalid.message)
             },
             StoreError::MalformedPolicy { .. } => Self::bad_request(code, error.to_string()),
-            StoreError::Backend(_) | StoreError::Migration(_) => Self {
+            StoreError::Backend(_) | StoreError::Migration(_) | StoreError::Unreachable { .. } => Self {
                 code,
                 ..Self::internal(error)
             },

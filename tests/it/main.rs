@@ -24,6 +24,7 @@ mod cli_login;
 mod config;
 mod device_browser;
 mod directory;
+mod faults;
 mod federation;
 mod hardening;
 mod helpers;
