@@ -86,9 +86,6 @@ async fn check_cache(cache: &dyn Cache, within: Duration) -> Check {
     match tokio::time::timeout(within, cache.ping()).await {
         Ok(Ok(())) => Check::Up,
         Ok(Err(error)) => Check::Down(error.0),
-        Err(_) => Check::Down(format!(
-            "{}: no answer within {within:?}",
-            cache.location()
-        )),
+        Err(_) => Check::Down(format!("{}: no answer within {within:?}", cache.location())),
     }
 }

@@ -78,7 +78,10 @@ impl PrivateRedis {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the private redis-server on port {} did not start", self.port);
+        panic!(
+            "the private redis-server on port {} did not start",
+            self.port
+        );
     }
 
     /// Kills the server (as a crash would).
@@ -213,7 +216,10 @@ async fn sts_survives_redis_faults(db: TestStore) {
         let (base, assume, identity) = (base.clone(), assume.clone(), identity);
         async move {
             let (status, body) = sts(&base, session, &identity).await;
-            assert_eq!(status, 200, "role-session GetCallerIdentity, Redis {fault}: {body}");
+            assert_eq!(
+                status, 200,
+                "role-session GetCallerIdentity, Redis {fault}: {body}"
+            );
             assert!(body.contains("assumed-role/"), "{body}");
             let (status, body) = sts(&base, user, &assume).await;
             assert_eq!(status, 200, "AssumeRole, Redis {fault}: {body}");
@@ -229,8 +235,14 @@ async fn sts_survives_redis_faults(db: TestStore) {
             error.contains(&format!("127.0.0.1:{port}")),
             "names where: {error}"
         );
-        assert!(error.to_lowercase().contains(says), "says why ({says}): {error}");
-        assert!(!ready.to_string().contains(password), "no password: {ready}");
+        assert!(
+            error.to_lowercase().contains(says),
+            "says why ({says}): {error}"
+        );
+        assert!(
+            !ready.to_string().contains(password),
+            "no password: {ready}"
+        );
     };
 
     // Stopped (killed): the open connection breaks, new ones are refused.
@@ -240,7 +252,9 @@ async fn sts_survives_redis_faults(db: TestStore) {
     for _ in 0..20 {
         let (status, ready) = readyz(&base).await;
         assert_eq!(status, 503, "{ready}");
-        let error = ready["checks"]["cache"]["error"].as_str().unwrap_or_default();
+        let error = ready["checks"]["cache"]["error"]
+            .as_str()
+            .unwrap_or_default();
         if error.to_lowercase().contains("refused") {
             check_down(&ready, "refused");
             refused = true;
@@ -303,3 +317,63 @@ async fn readiness_without_a_shared_cache() {
     );
 }
 
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `serve` against a database or a cache that refuses connections exits at once
+/// with the root cause: where (host:port) and why, and never the password.
+#[test]
+fn serve_names_an_unreachable_dependency_and_exits() {
+    let secret = "hunter2-not-for-logs";
+    let port = closed_port();
+    let database = format!("postgres://rolegate:{secret}@127.0.0.1:{port}/rolegate");
+    let (code, stdout, stderr) = crate::helpers::run_binary(
+        &["serve"],
+        &[
+            ("ROLEGATE_DATABASE__URL", &database),
+            (
+                "ROLEGATE_SECRETS__MASTER_KEY",
+                crate::helpers::TEST_MASTER_KEY,
+            ),
+            ("ROLEGATE_SERVER__LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    assert_ne!(code, 0, "{stdout}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("connection refused"),
+        "{stderr}"
+    );
+    assert!(!format!("{stdout}{stderr}").contains(secret), "{stderr}");
+    assert!(!stderr.contains("pool timed out"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("rolegate.db").display());
+    let port = closed_port();
+    let cache = format!("redis://:{secret}@127.0.0.1:{port}/0");
+    let (code, stdout, stderr) = crate::helpers::run_binary(
+        &["serve"],
+        &[
+            ("ROLEGATE_DATABASE__URL", &database),
+            ("ROLEGATE_CACHE__URL", &cache),
+            (
+                "ROLEGATE_SECRETS__MASTER_KEY",
+                crate::helpers::TEST_MASTER_KEY,
+            ),
+            ("ROLEGATE_SERVER__LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    assert_ne!(code, 0, "{stdout}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("connection refused"),
+        "{stderr}"
+    );
+    assert!(!format!("{stdout}{stderr}").contains(secret), "{stderr}");
+}
