@@ -355,7 +355,7 @@ async fn poll_for_token(
     use rand::Rng;
     let clock = crate::clock::Clock::system();
     let random = crate::clock::Random::system();
-    let mut interval = u64::try_from(authorization.interval.unwrap_or(5).max(1)).unwrap_or(5);
+    let mut interval = authorization.interval.unwrap_or(5).max(1);
     // The server expires the code; this only guards against one that never does.
     let give_up: DateTime<Utc> =
         clock.now() + TimeDelta::seconds(authorization.expires_in.max(0) + 60);

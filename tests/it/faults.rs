@@ -213,7 +213,7 @@ async fn sts_survives_redis_faults(db: TestStore) {
     assert_eq!(ready["checks"]["cache"]["status"], "up", "{ready}");
 
     let check_sts = |fault: &'static str| {
-        let (base, assume, identity) = (base.clone(), assume.clone(), identity);
+        let (base, assume, identity) = (base.clone(), assume, identity);
         async move {
             let (status, body) = sts(&base, session, &identity).await;
             assert_eq!(
