@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
 
 /// A string that must never reach logs: Debug and Display print `***`.
-#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 

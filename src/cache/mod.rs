@@ -228,6 +228,84 @@ impl Cache for MemoryCache {
     }
 }
 
+/// A cache whose failed calls are counted in the metrics (`rolegate_cache_errors_total`).
+pub struct Observed {
+    inner: Arc<dyn Cache>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Observed {
+    pub fn new(inner: Arc<dyn Cache>, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+
+    fn counted<T>(
+        &self,
+        operation: &'static str,
+        result: Result<T, CacheError>,
+    ) -> Result<T, CacheError> {
+        if result.is_err() {
+            self.metrics.cache_error(operation);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Cache for Observed {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        self.counted("put", self.inner.put(key, value, ttl).await)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        self.counted("get", self.inner.get(key).await)
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        self.counted(
+            "put_if_absent",
+            self.inner.put_if_absent(key, value, ttl).await,
+        )
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        self.counted("delete", self.inner.delete(key).await)
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+        self.counted("incr", self.inner.incr(key, ttl).await)
+    }
+
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), CacheError> {
+        self.counted("set_add", self.inner.set_add(key, member, ttl).await)
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError> {
+        self.counted("set_members", self.inner.set_members(key).await)
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), CacheError> {
+        self.counted("set_remove", self.inner.set_remove(key, member).await)
+    }
+
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
+    }
+
+    fn location(&self) -> &str {
+        self.inner.location()
+    }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        self.counted("ping", self.inner.ping().await)
+    }
+}
+
 /// How long [`open_cache`] waits for Redis to answer at start-up (and each command).
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -30,6 +30,7 @@ mod hardening;
 mod helpers;
 mod iam;
 mod mapping_api;
+mod metrics;
 mod oidc_login;
 mod oidc_peer;
 mod policy;
