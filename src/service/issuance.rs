@@ -90,11 +90,6 @@ pub struct Sts {
     entitlements: Arc<super::entitlements::Entitlements>,
 }
 
-fn store_failure(error: StoreError) -> StsError {
-    tracing::error!(%error, "store failure in STS");
-    StsError::internal()
-}
-
 fn parse_stored(document: &str, kind: PolicyKind, source: &str) -> Result<Policy, StsError> {
     Policy::parse(document, ParseOptions::new(kind)).map_err(|error| {
         // Stored documents were validated on write; failing here means data damage.
@@ -137,6 +132,13 @@ impl Sts {
     /// so both see one compiled ruleset).
     pub fn entitlement_service(&self) -> &Arc<super::entitlements::Entitlements> {
         &self.entitlements
+    }
+
+    /// A store error as the STS answers it (an opaque internal failure), logged
+    /// with where the database is.
+    fn store_failure(&self, error: StoreError) -> StsError {
+        tracing::error!(%error, database = %self.store.target(), "store failure in STS");
+        StsError::internal()
     }
 
     /// Sets the SigV4 clock-skew window (default five minutes).
@@ -281,7 +283,7 @@ impl Sts {
                     Err(StoreError::NotFound { .. }) => {
                         return Err(StsError::invalid_client_token_id());
                     }
-                    Err(error) => return Err(store_failure(error)),
+                    Err(error) => return Err(self.store_failure(error)),
                 };
                 if record.status != AccessKeyStatus::Active {
                     return Err(StsError::invalid_client_token_id());
@@ -363,7 +365,7 @@ impl Sts {
                         .await
                         .map_err(|e| match e {
                             StoreError::NotFound { .. } => StsError::invalid_client_token_id(),
-                            other => store_failure(other),
+                            other => self.store_failure(other),
                         })?;
                 Ok(CallerPolicies {
                     identity: parse_all(&permissions.identity_policies)?,
@@ -379,7 +381,7 @@ impl Sts {
                         .await
                         .map_err(|e| match e {
                             StoreError::NotFound { .. } => StsError::invalid_client_token_id(),
-                            other => store_failure(other),
+                            other => self.store_failure(other),
                         })?;
                 let issued_at = caller.session.as_ref().map_or(0, |s| s.issued_at);
                 if let Some(before) = permissions.role.revoke_sessions_before
@@ -406,7 +408,7 @@ impl Sts {
                             .store
                             .policy_document(arn)
                             .await
-                            .map_err(store_failure)?;
+                            .map_err(|e| self.store_failure(e))?;
                         session.push(self.policies.get_or_parse(
                             &document,
                             PolicyKind::Session,
@@ -452,7 +454,7 @@ impl Sts {
                         400,
                         format!("Policy {arn} does not exist or is not attachable."),
                     ),
-                    other => store_failure(other),
+                    other => self.store_failure(other),
                 });
             }
         }
@@ -484,7 +486,7 @@ impl Sts {
         match self.store.get_role(account, name).await {
             Ok(role) => Ok(role),
             Err(StoreError::NotFound { .. }) => Err(denied()),
-            Err(error) => Err(store_failure(error)),
+            Err(error) => Err(self.store_failure(error)),
         }
     }
 
