@@ -284,7 +284,7 @@ async fn sts_survives_redis_faults(db: TestStore) {
     check_sts("hung").await;
     let (status, ready) = readyz(&base).await;
     assert_eq!(status, 503, "{ready}");
-    check_down(&ready, "no answer within 800ms");
+    check_down(&ready, "no answer within");
     check_sts("hung").await;
     redis.resume();
     let mut recovered = false;
