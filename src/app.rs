@@ -28,6 +28,7 @@ pub fn build_server(
         .as_ref()
         .is_some_and(crate::web::PublicUrl::is_https);
     let random = state.random;
+    let metrics = state.metrics.clone();
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         let mut headers = middleware::DefaultHeaders::new()
@@ -41,9 +42,31 @@ pub fn build_server(
         if hsts {
             headers = headers.add(("Strict-Transport-Security", "max-age=31536000"));
         }
+        let metrics = metrics.clone();
         App::new()
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(256 * 1024))
+            // Innermost: every answer counted by surface and timed.
+            .wrap_fn(move |request, service| {
+                use actix_web::dev::Service;
+                let surface = crate::metrics::Surface::of(
+                    request.method().as_str(),
+                    request.path(),
+                    request.query_string(),
+                    request
+                        .headers()
+                        .contains_key(crate::web::SSO_BEARER_HEADER),
+                );
+                let watch = crate::clock::Stopwatch::start();
+                let response = service.call(request);
+                let metrics = metrics.clone();
+                async move {
+                    let response = response.await;
+                    let status = response.as_ref().map_or(500, |r| r.status().as_u16());
+                    metrics.observe_request(surface, status, watch.elapsed());
+                    response
+                }
+            })
             // Path only: query strings can carry bearer material (presigned
             // signatures, web identity tokens) that must never reach logs. No path
             // rewriting either: SigV4 signs the path exactly as sent. The client
@@ -96,6 +119,19 @@ pub fn build_server(
     Ok(server.run())
 }
 
+/// The listener of its own that `[metrics] listen` asks for: `/metrics` only.
+pub fn build_metrics_server(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(crate::web::metrics_listener_routes)
+    })
+    .listen(listener)?
+    .workers(1)
+    .run())
+}
+
 /// The application state: the store and the STS service on top of it, with the
 /// default settings (those of `config/default.toml`).
 pub async fn app_state(store: Arc<dyn Store>, sealer: Sealer) -> Result<AppState, String> {
@@ -120,6 +156,11 @@ pub async fn state_with_cache(
     max_clock_skew: chrono::Duration,
     cache: Arc<dyn crate::cache::Cache>,
 ) -> Result<AppState, String> {
+    let metrics = Arc::new(
+        crate::metrics::Metrics::new().map_err(|e| format!("cannot set up the metrics: {e}"))?,
+    );
+    let cache: Arc<dyn crate::cache::Cache> =
+        Arc::new(crate::cache::Observed::new(cache, metrics.clone()));
     let secret_sealer = crate::service::sealing::SecretSealer::new(sealer.clone(), store.random());
     let second_factor = Arc::new(crate::service::second_factor::SecondFactor::new(
         cache.clone(),
@@ -135,8 +176,7 @@ pub async fn state_with_cache(
     );
     let sts = Sts::open(store.clone(), sealer)
         .await?
-        .with_max_clock_skew(max_clock_skew)
-        .with_cache(cache.clone());
+        .with_max_clock_skew(max_clock_skew);
     let directory = Arc::new(crate::idp::directory::DirectoryAuth::new(
         store.clone(),
         cache.clone(),
@@ -163,7 +203,8 @@ pub async fn state_with_cache(
     ));
     let audit = crate::service::audit::AuditLog::start(store.clone())
         .map_err(|e| e.to_string())?
-        .with_anonymous_budget(cache.clone());
+        .with_anonymous_budget(cache.clone())
+        .with_metrics(metrics.clone());
     let entitlements = sts.entitlement_service().clone();
     let rulesets = Arc::new(crate::service::rulesets::Rulesets::new(
         entitlements.clone(),
@@ -192,6 +233,8 @@ pub async fn state_with_cache(
         server: crate::web::ServerSettings::default(),
         sso: crate::web::SsoSettings::default(),
         device,
+        metrics,
+        metrics_access: crate::metrics::MetricsAccess::default(),
     })
 }
 

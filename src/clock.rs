@@ -75,6 +75,21 @@ impl ClockHand {
     }
 }
 
+/// How long something took, on the monotonic clock: for metrics only, never for a
+/// decision (decisions read the [`Clock`], which tests move).
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(std::time::Instant);
+
+impl Stopwatch {
+    pub fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.0.elapsed()
+    }
+}
+
 /// Cryptographically secure random bytes: the operating system's generator behind
 /// a per-thread ChaCha stream (`rand`'s thread generator). Pass `&mut random.rng()`
 /// where a generator is wanted.

@@ -31,6 +31,46 @@ pub struct Config {
     /// `[[identity_sources]]`: sources created or updated at start-up.
     #[serde(default)]
     pub identity_sources: Vec<IdentitySourceEntry>,
+    /// `[metrics]`: who may read `/metrics`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: `/metrics` is served only when one of these is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Bearer token a scraper must send (at least 16 characters); empty: none.
+    #[serde(default)]
+    pub token: crate::secrets::Secret,
+    /// A listener of its own for `/metrics` (e.g. `127.0.0.1:9464`); empty: none.
+    #[serde(default)]
+    pub listen: String,
+}
+
+impl MetricsConfig {
+    /// The validated settings.
+    pub fn access(&self) -> Result<crate::metrics::MetricsAccess, ConfigError> {
+        let token = match self.token.expose().trim() {
+            "" => None,
+            token if token.len() < 16 => {
+                return Err(ConfigError(
+                    "metrics.token must be at least 16 characters (e.g. `openssl rand -hex 24`)"
+                        .into(),
+                ));
+            }
+            token => Some(crate::secrets::Secret::new(token)),
+        };
+        let listen = match self.listen.trim() {
+            "" => None,
+            address => Some(address.parse().map_err(|_| {
+                ConfigError(format!(
+                    "metrics.listen: {address:?} is not an address and port such as 127.0.0.1:9464"
+                ))
+            })?),
+        };
+        Ok(crate::metrics::MetricsAccess { token, listen })
+    }
 }
 
 /// One `[[identity_sources]]` entry: an identity source that `serve` and `dev`

@@ -14,6 +14,7 @@ pub mod iam;
 pub mod iam_document;
 pub mod idp;
 pub mod mapping;
+pub mod metrics;
 pub mod policy;
 pub mod secrets;
 pub mod seed;

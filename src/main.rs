@@ -407,7 +407,8 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
         .await?
         .with_portal(config.portal.settings())
         .with_sso(config.sso.settings())
-        .with_server(config.server.settings().map_err(|e| e.to_string())?);
+        .with_server(config.server.settings().map_err(|e| e.to_string())?)
+        .with_metrics_access(config.metrics.access().map_err(|e| e.to_string())?);
     for line in app::apply_identity_sources(&state, &config.identity_sources).await? {
         tracing::info!("{line}");
     }
@@ -420,6 +421,15 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
         );
     }
     tracing::info!(listen = %address, backend = ?state.store.backend(), "rolegate serving");
+    if let Some(listen) = state.metrics_access.listen {
+        let listener = bind(listen)?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        let metrics =
+            app::build_metrics_server(listener, state.clone()).map_err(|e| e.to_string())?;
+        actix_web::rt::spawn(metrics);
+        tracing::info!(listen = %address, "metrics served at /metrics");
+        println!("Metrics: http://{address}/metrics");
+    }
     let server =
         app::build_server(listener, state, config.server.workers).map_err(|e| e.to_string())?;
     println!("Ready: http://{address}/");

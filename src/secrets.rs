@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
 
 /// A string that must never reach logs: Debug and Display print `***`.
-#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -50,18 +50,39 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// Hides the password of a URL with user info (a database or Redis URL) so it can
-/// be printed.
+/// Hides the password of a URL with user info (a database or Redis URL), and a
+/// `password=` query parameter (PostgreSQL accepts one), so it can be printed.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (address, query) = match url.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (url, None),
+    };
+    let address = match (address.find("://"), address.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
+            let userinfo = &address[scheme_end + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
+                Some((user, _)) => {
+                    format!("{}{user}:***{}", &address[..scheme_end + 3], &address[at..])
+                }
+                None => address.to_owned(),
             }
         }
-        _ => url.to_owned(),
+        _ => address.to_owned(),
+    };
+    match query {
+        None => address,
+        Some(query) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") => {
+                        format!("{name}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{address}?{}", query.join("&"))
+        }
     }
 }
 
@@ -166,4 +187,28 @@ impl Sealer {
 pub fn same_secret(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_lose_their_passwords_and_keep_where_they_point() {
+        for (given, shown) in [
+            (
+                "postgres://app:s3cret@db.internal:5432/rolegate",
+                "postgres://app:***@db.internal:5432/rolegate",
+            ),
+            (
+                "postgres://app@db:5432/rolegate?sslmode=require&password=s3cret",
+                "postgres://app@db:5432/rolegate?sslmode=require&password=***",
+            ),
+            ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+            ("redis://cache:6379", "redis://cache:6379"),
+            ("sqlite://data/rolegate.db", "sqlite://data/rolegate.db"),
+        ] {
+            assert_eq!(redact_url(given), shown);
+        }
+    }
 }

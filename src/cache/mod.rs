@@ -1,5 +1,5 @@
-//! Ephemeral state behind one trait: short-lived values with a time to live (denied
-//! access keys today; web sessions, device codes and replay caches as they arrive).
+//! Ephemeral state behind one trait: short-lived values with a time to live (portal
+//! sessions, SSO tokens, device codes, lock-out counters, replay caches).
 //! The in-memory implementation is the default for one process; a shared store
 //! (Redis) serves several replicas.
 
@@ -48,6 +48,19 @@ pub trait Cache: Send + Sync + 'static {
     async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError>;
     /// Removes `member` from the set under `key`; an empty set is gone.
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), CacheError>;
+    /// Whether the cache lives outside this process (and so can be down): `false`
+    /// for the in-memory cache, which readiness reports as `none`.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Where the cache is, for messages (a URL without its password).
+    fn location(&self) -> &str {
+        "in-process"
+    }
+    /// Readiness: the cache answers a round trip (an error names where and why).
+    async fn ping(&self) -> Result<(), CacheError> {
+        Ok(())
+    }
 }
 
 /// Hex SHA-256 of a bearer value (a session id, a code, a token): what the cache
@@ -212,6 +225,84 @@ impl Cache for MemoryCache {
             }
         }
         Ok(())
+    }
+}
+
+/// A cache whose failed calls are counted in the metrics (`rolegate_cache_errors_total`).
+pub struct Observed {
+    inner: Arc<dyn Cache>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Observed {
+    pub fn new(inner: Arc<dyn Cache>, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+
+    fn counted<T>(
+        &self,
+        operation: &'static str,
+        result: Result<T, CacheError>,
+    ) -> Result<T, CacheError> {
+        if result.is_err() {
+            self.metrics.cache_error(operation);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Cache for Observed {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        self.counted("put", self.inner.put(key, value, ttl).await)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        self.counted("get", self.inner.get(key).await)
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        self.counted(
+            "put_if_absent",
+            self.inner.put_if_absent(key, value, ttl).await,
+        )
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        self.counted("delete", self.inner.delete(key).await)
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+        self.counted("incr", self.inner.incr(key, ttl).await)
+    }
+
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), CacheError> {
+        self.counted("set_add", self.inner.set_add(key, member, ttl).await)
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError> {
+        self.counted("set_members", self.inner.set_members(key).await)
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), CacheError> {
+        self.counted("set_remove", self.inner.set_remove(key, member).await)
+    }
+
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
+    }
+
+    fn location(&self) -> &str {
+        self.inner.location()
+    }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        self.counted("ping", self.inner.ping().await)
     }
 }
 

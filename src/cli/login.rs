@@ -296,6 +296,9 @@ fn open_browser(url: &str) {
 enum Poll {
     Pending,
     SlowDown,
+    /// Rolegate (or a proxy in front of it) failed or could not be reached: worth
+    /// asking again, after a back-off.
+    Transient(String),
     Failed(String),
 }
 
@@ -310,27 +313,59 @@ fn classify(error: &ApiError) -> Poll {
         Some("AccessDeniedException") => {
             Poll::Failed(format!("the sign-in request was denied ({error})"))
         }
+        _ if is_transient(error) => Poll::Transient(error.to_string()),
         _ => Poll::Failed(format!("sign-in failed: {error}")),
     }
 }
 
+/// Connection failures, 5xx answers (the server's or a proxy's) and throttling.
+fn is_transient(error: &ApiError) -> bool {
+    match error {
+        ApiError::Transport { .. } => true,
+        ApiError::Service { status, .. } => *status >= 500 || *status == 429,
+        ApiError::Malformed { .. } => false,
+    }
+}
+
+/// The longest wait between two polls after failures.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+
+/// How long to wait after the `failures`-th transient failure in a row: doubling
+/// from one second up to [`MAX_RETRY_DELAY`], less up to half of it by `jitter`
+/// (in `[0, 1)`, so that many terminals do not retry in step), and never less than
+/// the polling interval.
+fn retry_delay(failures: u32, interval_seconds: u64, jitter: f64) -> Duration {
+    let doubling = 2f64.powi(i32::try_from(failures.saturating_sub(1).min(16)).unwrap_or(16));
+    let backoff = doubling.min(MAX_RETRY_DELAY.as_secs_f64());
+    let jittered = backoff * (1.0 - jitter.clamp(0.0, 1.0) / 2.0);
+    #[allow(clippy::cast_precision_loss)]
+    let interval = interval_seconds as f64;
+    Duration::from_secs_f64(jittered.max(interval))
+}
+
 /// One immediate CreateToken, then one every `interval` seconds (+5 s after each
-/// SlowDown) until approved, denied or expired.
+/// SlowDown) until approved, denied or expired. Transient failures (5xx, no
+/// connection) are retried with a capped, jittered exponential back-off until the
+/// device code expires.
 async fn poll_for_token(
     client: &SsoClient,
     registration: &ClientRegistration,
     authorization: &DeviceAuthorization,
 ) -> Result<TokenGrant, String> {
+    use rand::Rng;
+    let clock = crate::clock::Clock::system();
+    let random = crate::clock::Random::system();
     let mut interval = authorization.interval.unwrap_or(5).max(1);
     // The server expires the code; this only guards against one that never does.
-    let give_up: DateTime<Utc> = crate::clock::Clock::system().now()
-        + TimeDelta::seconds(authorization.expires_in.max(0) + 60);
-    let mut first = true;
+    let give_up: DateTime<Utc> =
+        clock.now() + TimeDelta::seconds(authorization.expires_in.max(0) + 60);
+    let mut wait = Duration::ZERO;
+    let mut failures = 0u32;
+    let mut last_failure: Option<String> = None;
     loop {
-        if !first {
-            tokio::time::sleep(Duration::from_secs(interval)).await;
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
-        first = false;
         let error = match client
             .create_token_for_device(registration, &authorization.device_code)
             .await
@@ -339,15 +374,37 @@ async fn poll_for_token(
             Err(error) => error,
         };
         match classify(&error) {
-            Poll::Pending => {}
-            Poll::SlowDown => interval += 5,
+            Poll::Pending => {
+                failures = 0;
+                wait = Duration::from_secs(interval);
+            }
+            Poll::SlowDown => {
+                failures = 0;
+                interval += 5;
+                wait = Duration::from_secs(interval);
+            }
+            Poll::Transient(message) => {
+                failures += 1;
+                wait = retry_delay(failures, interval, random.rng().random::<f64>());
+                eprintln!(
+                    "(Rolegate did not answer the sign-in poll: {message}; trying again in {:.1} s.)",
+                    wait.as_secs_f64()
+                );
+                last_failure = Some(message);
+            }
             Poll::Failed(message) => return Err(message),
         }
-        if crate::clock::Clock::system().now() > give_up {
-            return Err(
-                "the sign-in request expired before it was approved; run `rolegate login` again"
-                    .to_owned(),
-            );
+        let next = clock.now() + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX);
+        if next > give_up {
+            return Err(match last_failure.filter(|_| failures > 0) {
+                Some(failure) => format!(
+                    "the sign-in request expired while Rolegate kept failing (last: {failure}); run `rolegate login` again"
+                ),
+                None => {
+                    "the sign-in request expired before it was approved; run `rolegate login` again"
+                        .to_owned()
+                }
+            });
         }
     }
 }
@@ -397,6 +454,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn retries_back_off_exponentially_capped_and_jittered() {
+        let seconds = |failures, jitter| retry_delay(failures, 1, jitter).as_secs_f64();
+        assert_eq!(
+            [1, 2, 3, 4, 5, 6, 7, 50].map(|n| seconds(n, 0.0)),
+            [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+        );
+        // Jitter takes up to half off, never below the polling interval.
+        assert_eq!(seconds(4, 0.5), 6.0);
+        assert_eq!(seconds(6, 0.999_999).round(), 15.0);
+        assert_eq!(retry_delay(1, 5, 0.9).as_secs_f64(), 5.0);
+    }
+
+    #[test]
     fn polling_reacts_to_each_error() {
         assert_eq!(
             classify(&ApiError::service("AuthorizationPendingException")),
@@ -406,6 +476,19 @@ mod tests {
             classify(&ApiError::service("SlowDownException")),
             Poll::SlowDown
         );
+        for status in [500, 502, 503, 504, 429] {
+            let error = ApiError::Service {
+                status,
+                code: "InternalServerException".to_owned(),
+                message: "m".to_owned(),
+            };
+            assert!(matches!(classify(&error), Poll::Transient(_)), "{status}");
+        }
+        let unreachable = ApiError::Transport {
+            url: "http://127.0.0.1:9/token".to_owned(),
+            detail: "connection refused".to_owned(),
+        };
+        assert!(matches!(classify(&unreachable), Poll::Transient(_)));
         for (code, says) in [
             ("ExpiredTokenException", "expired"),
             ("AccessDeniedException", "denied"),

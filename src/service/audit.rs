@@ -35,6 +35,8 @@ pub struct AuditLog {
     queue: mpsc::Sender<Pending>,
     /// Where refusals of anonymous requests are counted per client network.
     anonymous_budget: Option<Arc<dyn Cache>>,
+    /// Where failed writes are counted.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Refusals of anonymous requests that one client network may write to the audit
@@ -60,6 +62,7 @@ impl AuditLog {
         Ok(Self {
             queue,
             anonymous_budget: None,
+            metrics: None,
         })
     }
 
@@ -67,6 +70,17 @@ impl AuditLog {
     pub fn with_anonymous_budget(mut self, cache: Arc<dyn Cache>) -> Self {
         self.anonymous_budget = Some(cache);
         self
+    }
+
+    /// Counts failed writes in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Events waiting for the writer (not yet taken into a group).
+    pub fn backlog(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
     }
 
     /// Appends `event` and returns its id once it is committed.
@@ -83,6 +97,9 @@ impl AuditLog {
     /// request goes on (its answer does not depend on the audit log).
     pub async fn record(&self, event: AuditEvent) {
         if let Err(error) = self.append(event).await {
+            if let Some(metrics) = &self.metrics {
+                metrics.audit_write_failed();
+            }
             tracing::error!(%error, "cannot write audit event");
         }
     }

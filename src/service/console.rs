@@ -271,6 +271,19 @@ impl ConsoleService {
         }
     }
 
+    /// A role session that its role revoked since ("revoke active sessions") signs
+    /// nothing in: the one database read that verifying the token alone skips.
+    async fn not_revoked(&self, caller: &Caller, access_key_id: &str) -> Result<(), ConsoleError> {
+        match self.sts.caller_policies(caller).await {
+            Ok(_) => Ok(()),
+            Err(cause) if cause.status < 500 => Err(ConsoleError::RoleSessionEnded {
+                access_key_id: access_key_id.to_owned(),
+                cause: Some(cause),
+            }),
+            Err(cause) => Err(ConsoleError::Sts(cause)),
+        }
+    }
+
     /// `getSigninToken`: checks the role credentials (all three parts) and issues a
     /// single-use sign-in token for them.
     pub async fn issue_signin_token(
@@ -306,6 +319,7 @@ impl ConsoleService {
         if !caller.is_role_session() || caller.session.is_none() {
             return Err(ConsoleError::NotRoleCredentials);
         }
+        self.not_revoked(&caller, credentials.access_key_id).await?;
         let token = self.random.token();
         let grant = SigninGrant {
             access_key_id: credentials.access_key_id.to_owned(),
@@ -349,6 +363,7 @@ impl ConsoleService {
                 cause: Some(cause),
             })?
             .0;
+        self.not_revoked(&caller, &grant.access_key_id).await?;
         // The decision itself, on the session actually signed in.
         if let Some(url) = external
             && !self.destination_allowed(&caller.account, url).await

@@ -1,8 +1,9 @@
 //! Credential issuance: authenticates callers' keys and session tokens, gathers
 //! their policies through the store, and issues sessions (AssumeRole, GetSessionToken,
 //! web identity, portal identities) by the pure rules of [`crate::sts`]. Holds the
-//! session-token key ring, the parsed-policy cache and the access-key denylist; the
-//! one role loader and PolicyArns check every issuance path uses are here.
+//! session-token key ring and the parsed-policy cache; the one role loader and
+//! PolicyArns check every issuance path uses are here. Verifying a role session needs
+//! neither the database nor the cache: the token carries the session, sealed.
 
 mod portal;
 mod web_identity;
@@ -11,7 +12,6 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 
-use crate::cache::{Cache, MemoryCache};
 use crate::clock::{Clock, Random};
 use crate::iam::{AccountId, RoleArn, RoleName, UserName};
 use crate::policy::{
@@ -78,8 +78,6 @@ pub struct Sts {
     /// Validates web identity tokens (JWKS cache per provider).
     web_identity: WebIdentityVerifier,
     policies: PolicyCache,
-    /// Ephemeral state: the per-access-key denylist.
-    cache: Arc<dyn Cache>,
     /// When the key ring was last reloaded for an unknown key id: unauthenticated
     /// tokens must not be able to make every request a database query.
     /// (Milliseconds since the epoch.)
@@ -92,11 +90,6 @@ pub struct Sts {
     entitlements: Arc<super::entitlements::Entitlements>,
 }
 
-fn store_failure(error: StoreError) -> StsError {
-    tracing::error!(%error, "store failure in STS");
-    StsError::internal()
-}
-
 fn parse_stored(document: &str, kind: PolicyKind, source: &str) -> Result<Policy, StsError> {
     Policy::parse(document, ParseOptions::new(kind)).map_err(|error| {
         // Stored documents were validated on write; failing here means data damage.
@@ -106,10 +99,6 @@ fn parse_stored(document: &str, kind: PolicyKind, source: &str) -> Result<Policy
 }
 
 const AUTHORIZATION_MESSAGE_CONTEXT: &str = "authorization-message";
-
-fn deny_key(access_key_id: &str) -> String {
-    format!("deny:access-key:{access_key_id}")
-}
 
 fn key_context(id: i64) -> String {
     format!("token-key:{id}")
@@ -132,7 +121,6 @@ impl Sts {
             keyring: RwLock::new(keyring),
             web_identity: WebIdentityVerifier::new(),
             policies: PolicyCache::default(),
-            cache: Arc::new(MemoryCache::new(clock.clone())),
             last_reload: std::sync::Mutex::new(None),
             clock,
             random,
@@ -144,6 +132,13 @@ impl Sts {
     /// so both see one compiled ruleset).
     pub fn entitlement_service(&self) -> &Arc<super::entitlements::Entitlements> {
         &self.entitlements
+    }
+
+    /// A store error as the STS answers it (an opaque internal failure), logged
+    /// with where the database is.
+    fn store_failure(&self, error: StoreError) -> StsError {
+        tracing::error!(%error, database = %self.store.target(), "store failure in STS");
+        StsError::internal()
     }
 
     /// Sets the SigV4 clock-skew window (default five minutes).
@@ -159,46 +154,6 @@ impl Sts {
             service: Some(service.to_owned()),
             ..sigv4::VerifyOptions::default()
         }
-    }
-
-    /// Uses a shared cache (e.g. Redis across replicas) instead of the in-process one.
-    pub fn with_cache(mut self, cache: Arc<dyn Cache>) -> Self {
-        self.cache = cache;
-        self
-    }
-
-    /// Denies an access key (long-term or temporary) until `until`: every request
-    /// signed with it fails as an invalid token. For a leaked session key, `until` is
-    /// the session's expiry; nothing needs remembering after that.
-    pub async fn deny_access_key(
-        &self,
-        access_key_id: &str,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StsError> {
-        let ttl = (until - now).to_std().unwrap_or_default();
-        if ttl.is_zero() {
-            return Ok(());
-        }
-        self.cache
-            .put(&deny_key(access_key_id), b"1", ttl)
-            .await
-            .map_err(|error| {
-                tracing::error!(%error, "cannot record a denied access key");
-                StsError::internal()
-            })
-    }
-
-    async fn is_denied(&self, access_key_id: &str) -> Result<bool, StsError> {
-        // Fail closed: if the denylist cannot be read, nothing is trusted.
-        self.cache
-            .get(&deny_key(access_key_id))
-            .await
-            .map(|hit| hit.is_some())
-            .map_err(|error| {
-                tracing::error!(%error, "cannot read the access-key denylist");
-                StsError::internal()
-            })
     }
 
     /// Seals the details of a denial so that only principals allowed
@@ -313,9 +268,6 @@ impl Sts {
         session_token: Option<&str>,
         now: i64,
     ) -> Result<(Caller, String), StsError> {
-        if self.is_denied(access_key_id).await? {
-            return Err(StsError::invalid_client_token_id());
-        }
         match (KeyKind::of(access_key_id), session_token) {
             (Some(KeyKind::Temporary), Some(token)) => {
                 let claims = self.open_token(token, now).await?;
@@ -331,7 +283,7 @@ impl Sts {
                     Err(StoreError::NotFound { .. }) => {
                         return Err(StsError::invalid_client_token_id());
                     }
-                    Err(error) => return Err(store_failure(error)),
+                    Err(error) => return Err(self.store_failure(error)),
                 };
                 if record.status != AccessKeyStatus::Active {
                     return Err(StsError::invalid_client_token_id());
@@ -413,7 +365,7 @@ impl Sts {
                         .await
                         .map_err(|e| match e {
                             StoreError::NotFound { .. } => StsError::invalid_client_token_id(),
-                            other => store_failure(other),
+                            other => self.store_failure(other),
                         })?;
                 Ok(CallerPolicies {
                     identity: parse_all(&permissions.identity_policies)?,
@@ -429,7 +381,7 @@ impl Sts {
                         .await
                         .map_err(|e| match e {
                             StoreError::NotFound { .. } => StsError::invalid_client_token_id(),
-                            other => store_failure(other),
+                            other => self.store_failure(other),
                         })?;
                 let issued_at = caller.session.as_ref().map_or(0, |s| s.issued_at);
                 if let Some(before) = permissions.role.revoke_sessions_before
@@ -456,7 +408,7 @@ impl Sts {
                             .store
                             .policy_document(arn)
                             .await
-                            .map_err(store_failure)?;
+                            .map_err(|e| self.store_failure(e))?;
                         session.push(self.policies.get_or_parse(
                             &document,
                             PolicyKind::Session,
@@ -502,7 +454,7 @@ impl Sts {
                         400,
                         format!("Policy {arn} does not exist or is not attachable."),
                     ),
-                    other => store_failure(other),
+                    other => self.store_failure(other),
                 });
             }
         }
@@ -534,7 +486,7 @@ impl Sts {
         match self.store.get_role(account, name).await {
             Ok(role) => Ok(role),
             Err(StoreError::NotFound { .. }) => Err(denied()),
-            Err(error) => Err(store_failure(error)),
+            Err(error) => Err(self.store_failure(error)),
         }
     }
 

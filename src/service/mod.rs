@@ -10,6 +10,7 @@ pub mod device;
 pub mod entitlements;
 pub mod issuance;
 pub mod jwks;
+pub mod readiness;
 pub mod rulesets;
 pub mod sealing;
 pub mod second_factor;

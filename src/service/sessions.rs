@@ -154,10 +154,14 @@ impl PortalSessions {
     }
 
     /// The live session `id` names, if any (not ended by a change of the person's
-    /// sign-in settings since). An unreadable cache reads as no session (fail closed).
+    /// sign-in settings since). An unreadable cache reads as no session (fail closed),
+    /// and says so in the log: the person is sent to sign in for that reason.
     pub async fn find(&self, id: &str) -> Option<PortalSession> {
+        let unreadable = |error: CacheError| {
+            tracing::warn!(%error, "portal session could not be read: treated as signed out");
+        };
         let key = key_of_handle(&digest(id));
-        let stored = self.cache.get(&key).await.ok()??;
+        let stored = self.cache.get(&key).await.map_err(unreadable).ok()??;
         let session: PortalSession = serde_json::from_slice(&stored).ok()?;
         if sign_in_settings::ended_by_settings_change(
             self.cache.as_ref(),
@@ -166,6 +170,7 @@ impl PortalSessions {
             session.valid_from_ms,
         )
         .await
+        .map_err(unreadable)
         .ok()?
         {
             let _ = self.cache.delete(&key).await;

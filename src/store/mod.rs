@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -52,6 +53,9 @@ pub enum StoreError {
     MalformedPolicy { what: String, error: PolicyError },
     #[error("database error: {0}")]
     Backend(#[from] sqlx::Error),
+    /// The database cannot be reached: where (`host:port`, never a password) and why.
+    #[error("cannot connect to the database at {target}: {cause}")]
+    Unreachable { target: String, cause: String },
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }
@@ -67,7 +71,9 @@ impl StoreError {
             StoreError::Stale(_) => "ConcurrentModification",
             StoreError::Invalid(_) => "ValidationError",
             StoreError::MalformedPolicy { .. } => "MalformedPolicyDocument",
-            StoreError::Backend(_) | StoreError::Migration(_) => "ServiceFailure",
+            StoreError::Backend(_) | StoreError::Migration(_) | StoreError::Unreachable { .. } => {
+                "ServiceFailure"
+            }
         }
     }
 }
@@ -109,6 +115,25 @@ pub trait Store:
     fn random(&self) -> Random;
     /// Readiness: the database answers a query.
     async fn ping(&self) -> StoreResult<()>;
+    /// Where the database is: `host:port` (PostgreSQL) or the SQLite file. Never
+    /// a password: safe for logs and health answers.
+    fn target(&self) -> &str;
+    /// Why the database cannot be used, in one line naming [`Store::target`]: one
+    /// direct connection attempt past the pool, bounded by `within` (the pool itself
+    /// only says that it timed out waiting).
+    async fn diagnose(&self, within: Duration) -> String;
+    /// The connection pool's size and idle connections, for metrics.
+    fn pool_figures(&self) -> PoolFigures;
+}
+
+/// The connection pool right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolFigures {
+    /// Open connections (idle and in use).
+    pub size: u32,
+    pub idle: u32,
+    /// The most it may open (`database.max_connections`).
+    pub max: u32,
 }
 
 /// Settings for opening a store.
@@ -135,7 +160,9 @@ impl Default for StoreOptions {
 }
 
 /// Opens the store the URL names (`sqlite:` or `postgres:`), checks that it answers,
-/// and applies the embedded migrations.
+/// and applies the embedded migrations. A database that cannot be reached fails here
+/// with its root cause (`host:port` and, e.g., "Connection refused"), not the pool's
+/// "timed out while waiting for an open connection".
 pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
     let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
         let connect = SqliteConnectOptions::from_str(url)?
@@ -146,28 +173,37 @@ pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Stor
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        let target = connect.get_filename().display().to_string();
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.connect_timeout)
             .connect_with(connect)
-            .await?;
+            .await
+            .map_err(|error| unreachable(&target, error))?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         Arc::new(sql::SqlStore::new(
             pool,
+            target,
             options.partition.clone(),
             options.clock.clone(),
             options.random,
         ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let connect = PgConnectOptions::from_str(url)?;
+        let target = postgres_target(&connect);
+        // One direct attempt first: the pool retries a refused connection until its
+        // timeout and then reports only the timeout.
+        probe(&target, options.connect_timeout, connect.connect()).await?;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.connect_timeout)
             .connect_with(connect)
-            .await?;
+            .await
+            .map_err(|error| unreachable(&target, error))?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Arc::new(sql::SqlStore::new(
             pool,
+            target,
             options.partition.clone(),
             options.clock.clone(),
             options.random,
@@ -179,4 +215,42 @@ pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Stor
         )));
     };
     Ok(store)
+}
+
+/// `host:port` of a PostgreSQL connection (or its Unix socket directory).
+fn postgres_target(connect: &PgConnectOptions) -> String {
+    let host = connect.get_host();
+    if host.starts_with('/') {
+        format!("{host} (Unix socket, port {})", connect.get_port())
+    } else if host.contains(':') {
+        format!("[{host}]:{}", connect.get_port())
+    } else {
+        format!("{host}:{}", connect.get_port())
+    }
+}
+
+fn unreachable(target: &str, error: sqlx::Error) -> StoreError {
+    StoreError::Unreachable {
+        target: target.to_owned(),
+        cause: error.to_string(),
+    }
+}
+
+/// One connection made and closed within `within`, or the reason it could not be.
+async fn probe<C: sqlx::Connection>(
+    target: &str,
+    within: Duration,
+    connect: impl std::future::Future<Output = sqlx::Result<C>>,
+) -> StoreResult<()> {
+    match tokio::time::timeout(within, connect).await {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(error)) => Err(unreachable(target, error)),
+        Err(_) => Err(StoreError::Unreachable {
+            target: target.to_owned(),
+            cause: format!("no answer within {within:?}"),
+        }),
+    }
 }

@@ -165,10 +165,12 @@ impl From<StoreError> for ApiError {
                 ..Self::validation(invalid.field, invalid.message)
             },
             StoreError::MalformedPolicy { .. } => Self::bad_request(code, error.to_string()),
-            StoreError::Backend(_) | StoreError::Migration(_) => Self {
-                code,
-                ..Self::internal(error)
-            },
+            StoreError::Backend(_) | StoreError::Migration(_) | StoreError::Unreachable { .. } => {
+                Self {
+                    code,
+                    ..Self::internal(error)
+                }
+            }
         }
     }
 }

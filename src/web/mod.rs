@@ -10,6 +10,7 @@ mod authorize;
 mod aws_json;
 mod federation;
 mod health;
+mod metrics;
 mod mfa;
 mod oauth;
 mod oidc_login;
@@ -30,7 +31,9 @@ use crate::idp::directory::DirectoryAuth;
 use crate::service::issuance::Sts;
 use crate::store::Store;
 
+pub use metrics::listener_routes as metrics_listener_routes;
 pub use request_info::{PublicUrl, ServerSettings, TrustedProxies};
+pub(crate) use sso_api::BEARER_HEADER as SSO_BEARER_HEADER;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -69,6 +72,9 @@ pub struct AppState {
     pub device: crate::service::device::DeviceService,
     /// Who is an admin (`[admin] groups`) and the admin API tokens.
     pub admin: Arc<crate::service::admin_access::AdminAccess>,
+    /// Operational metrics, and who may read them (`[metrics]`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics_access: crate::metrics::MetricsAccess,
 }
 
 /// The identity the AWS tools know this server by (`[sso]`).
@@ -132,6 +138,12 @@ impl AppState {
         self
     }
 
+    /// Who may read `/metrics` (`[metrics]`).
+    pub fn with_metrics_access(mut self, access: crate::metrics::MetricsAccess) -> Self {
+        self.metrics_access = access;
+        self
+    }
+
     pub fn with_sso(mut self, sso: SsoSettings) -> Self {
         self.sso = sso;
         self
@@ -153,6 +165,7 @@ impl AppState {
 /// Registers every route; used by the server and by in-process tests alike.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::routes)
+        .configure(metrics::routes)
         .configure(assets::routes)
         .configure(sts_api::routes)
         .configure(authorize::routes)

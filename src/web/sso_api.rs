@@ -18,7 +18,7 @@ use crate::service::device::{DeviceError, TokenRecord};
 use crate::service::entitlements::Grant;
 use crate::store::Outcome;
 
-pub(super) const BEARER_HEADER: &str = "x-amz-sso_bearer_token";
+pub(crate) const BEARER_HEADER: &str = "x-amz-sso_bearer_token";
 const DEFAULT_PAGE: usize = 20;
 
 /// Must be registered before the portal's routes: `POST /logout` with the bearer

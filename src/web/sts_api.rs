@@ -231,6 +231,12 @@ async fn handle(
         Err(e) if e.status == 403 => Outcome::Denied,
         Err(_) => Outcome::Failure,
     };
+    let issues = known.is_some_and(StsAction::issues_credentials);
+    state.metrics.sts_call(
+        if known.is_some() { &action } else { "Unknown" },
+        outcome.as_str(),
+        issues && result.is_ok(),
+    );
     if audit.worth_recording(&result) {
         let mut details = json!({ "request_id": request_id });
         if let Err(error) = &result {
@@ -260,12 +266,7 @@ async fn handle(
         state.audit.record(event).await;
     }
     match result {
-        Ok(result_body) => success(
-            &action,
-            known.is_some_and(StsAction::issues_credentials),
-            &result_body,
-            &request_id,
-        ),
+        Ok(result_body) => success(&action, issues, &result_body, &request_id),
         Err(error) => {
             if error.status >= 500 {
                 tracing::error!(code = error.code, %request_id, "STS request failed");

@@ -22,7 +22,7 @@ use crate::browser::{
     Browser, backend, browser_installed, password_of, role_css, seeded_server, submit_sign_in,
     with_browser,
 };
-use crate::helpers::{TestStore, rolegate_bin, venv_bin};
+use crate::helpers::{TestStore, rolegate_bin, spawn_state, venv_bin};
 
 /// sha1("rolegate"): the token file of the default sso-session.
 const DEFAULT_TOKEN_FILE: &str = "c6a7474d9fab04c0f64fafcfcddeab32f29961a5.json";
@@ -703,6 +703,125 @@ mod denied {
         super::denied_login_fails(crate::helpers::sqlite_store().await).await
     }
 }
+
+/// A loopback proxy in front of a real server that answers 500 to the first
+/// `failures` CreateToken polls (`POST /token`) and forwards everything else.
+struct FlakyProxy {
+    upstream: String,
+    failures: usize,
+    token_polls: Arc<std::sync::atomic::AtomicUsize>,
+    client: reqwest::Client,
+}
+
+async fn forward(
+    request: actix_web::HttpRequest,
+    body: actix_web::web::Bytes,
+    proxy: actix_web::web::Data<FlakyProxy>,
+) -> actix_web::HttpResponse {
+    use std::sync::atomic::Ordering;
+    if request.method() == actix_web::http::Method::POST && request.path() == "/token" {
+        let poll = proxy.token_polls.fetch_add(1, Ordering::SeqCst);
+        if poll < proxy.failures {
+            return actix_web::HttpResponse::InternalServerError()
+                .content_type("application/json")
+                .body(
+                    r#"{"error":"server_error","error_description":"injected by the test proxy"}"#,
+                );
+        }
+    }
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).unwrap();
+    let mut upstream = proxy
+        .client
+        .request(method, format!("{}{path}", proxy.upstream))
+        .body(body.to_vec());
+    for (name, value) in request.headers() {
+        if !matches!(name.as_str(), "host" | "content-length" | "connection") {
+            upstream = upstream.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let answer = upstream.send().await.unwrap();
+    let mut response = actix_web::HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(answer.status().as_u16()).unwrap(),
+    );
+    for (name, value) in answer.headers() {
+        if !matches!(
+            name.as_str(),
+            "content-length" | "transfer-encoding" | "connection"
+        ) {
+            response.append_header((name.as_str(), value.as_bytes()));
+        }
+    }
+    response.body(answer.bytes().await.unwrap())
+}
+
+/// Starts a [`FlakyProxy`] for `upstream`: its base URL and the poll counter.
+fn flaky_proxy(upstream: &str, failures: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let token_polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let proxy = actix_web::web::Data::new(FlakyProxy {
+        upstream: upstream.to_owned(),
+        failures,
+        token_polls: token_polls.clone(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(proxy.clone())
+            .default_service(actix_web::web::to(forward))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (format!("http://{address}"), token_polls)
+}
+
+/// Rolegate answers 500 to the first three CreateToken polls (through a proxy that
+/// injects them): `rolegate login` backs off and keeps polling, and signs in once
+/// the device is approved, instead of giving up at the first 500.
+async fn login_rides_out_server_errors(db: TestStore) {
+    let base = spawn_state(crate::web_client::seeded(&db).await);
+    let (proxy, token_polls) = flaky_proxy(&base, 3);
+    let home_dir = tempfile::tempdir().unwrap();
+    let mut login = LoginRun::start(&proxy, home_dir.path(), &[]);
+    let (_, code) = login.verification_url().await.unwrap();
+
+    let mut browser = crate::web_client::Browser::new(&base);
+    let page = browser
+        .sign_in_via(&format!("/device?user_code={code}"), "alice")
+        .await;
+    let approved = crate::sso::decide(&mut browser, &page, "approve").await;
+    assert!(
+        approved.body.contains("Device approved"),
+        "{}",
+        approved.body
+    );
+
+    let (status, _, stderr) = login.finish().await.unwrap();
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stderr.contains("Signed in."), "{stderr}");
+    let retries: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("trying again in"))
+        .collect();
+    assert_eq!(retries.len(), 3, "{stderr}");
+    assert!(retries[0].contains("500"), "{stderr}");
+    let polls = token_polls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(polls >= 4, "three failed polls, then real ones: {polls}");
+    assert!(token_path(home_dir.path()).exists(), "token saved");
+}
+
+both_backends!(login_rides_out_server_errors);
 
 /// No token, an expired one, an unreachable server: non-zero, nothing on stdout,
 /// and a message that says what to run.

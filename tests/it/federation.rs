@@ -635,14 +635,17 @@ async fn federation_endpoint(db: TestStore) {
         200
     );
 
-    // A sign-in token for credentials that were revoked since: no console.
+    // A sign-in token for credentials that were revoked since (the role's sessions
+    // revoked): no console.
     let (status, body) = get_signin_token(&client, &base, &good).await;
     assert_eq!(status, 200);
     let token = body["SigninToken"].as_str().unwrap();
-    let now = chrono::Utc::now();
-    state
-        .sts
-        .deny_access_key(&creds.access_key_id, now + chrono::Duration::hours(1), now)
+    db.store
+        .revoke_role_sessions(
+            &rolegate::iam::AccountId::parse(DEMO_ACCOUNT_ID).unwrap(),
+            &rolegate::iam::RoleName::parse("Developer").unwrap(),
+            chrono::Utc::now() + chrono::Duration::seconds(1),
+        )
         .await
         .unwrap();
     let mut fourth = Browser::new(&base);
@@ -654,10 +657,13 @@ async fn federation_endpoint(db: TestStore) {
         refused.body
     );
     assert!(fourth.cookies.is_empty());
+    let open = browser
+        .get(&format!("{console}?action=s3:ListAllMyBuckets&resource=*"))
+        .await;
     assert_eq!(
-        browser.get(&console).await.status,
-        403,
-        "open consoles of a denied key end too"
+        open.status, 403,
+        "open consoles of a revoked session end too: {}",
+        open.body
     );
     assert_eq!(get_signin_token(&client, &base, &good).await.0, 403);
 

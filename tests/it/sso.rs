@@ -22,7 +22,7 @@ const START_URL: &str = "https://d-0000000000.awsapps.com/start";
 
 impl Browser {
     /// Follows the approval link signed out: sign-in, then back to the link.
-    async fn sign_in_via(&mut self, path: &str, user: &str) -> Page {
+    pub(crate) async fn sign_in_via(&mut self, path: &str, user: &str) -> Page {
         let first = self.get(path).await;
         assert_eq!(first.status, 303, "{}", first.body);
         let to_signin = first.location.unwrap();
@@ -225,7 +225,7 @@ async fn refresh(base: &str, client: &Client, refresh_token: &str) -> (u16, Stri
 }
 
 /// Clicks Approve (or Deny) on the confirmation page `page`.
-async fn decide(browser: &mut Browser, page: &Page, decision: &str) -> Page {
+pub(crate) async fn decide(browser: &mut Browser, page: &Page, decision: &str) -> Page {
     assert!(page.body.contains("id=\"approve\""), "{}", page.body);
     assert!(page.body.contains("id=\"deny\""), "{}", page.body);
     browser

@@ -84,6 +84,12 @@ async fn readiness_fails_when_postgres_database_is_gone() {
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["checks"]["database"]["status"], "down", "{body}");
+    assert_eq!(body["checks"]["cache"]["status"], "none", "{body}");
+    // The root cause, where it is: the server's address and PostgreSQL's own words.
+    let error = body["checks"]["database"]["error"].as_str().unwrap();
+    assert!(error.contains("127.0.0.1:5432"), "{error}");
+    assert!(error.contains("does not exist"), "{error}");
     assert_eq!(
         client
             .get(format!("{base}/healthz"))

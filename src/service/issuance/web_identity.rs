@@ -11,7 +11,7 @@ use crate::sts::web_identity::{
     trust_context, validate,
 };
 
-use super::{Sts, store_failure};
+use super::Sts;
 
 impl Sts {
     /// AssumeRoleWithWebIdentity: verifies the ID token against the IAM OIDC provider
@@ -39,7 +39,7 @@ impl Sts {
                     token.issuer
                 )));
             }
-            Err(error) => return Err(store_failure(error)),
+            Err(error) => return Err(self.store_failure(error)),
         };
         provider_url(&token.issuer, "issuer", crate::iam::ProviderUrlKind::Issuer)?;
         self.web_identity.verify_signature(&token, now).await?;

@@ -41,15 +41,24 @@ pub use sts::StsKeyStore;
 
 pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
+    /// Where the database is (`host:port` or the SQLite file), never a secret.
+    target: String,
     partition: Partition,
     clock: Clock,
     random: Random,
 }
 
 impl<DB: Database> SqlStore<DB> {
-    pub fn new(pool: Pool<DB>, partition: Partition, clock: Clock, random: Random) -> Self {
+    pub fn new(
+        pool: Pool<DB>,
+        target: String,
+        partition: Partition,
+        clock: Clock,
+        random: Random,
+    ) -> Self {
         Self {
             pool,
+            target,
             partition,
             clock,
             random,
@@ -106,6 +115,36 @@ macro_rules! impl_store {
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
+            }
+
+            fn target(&self) -> &str {
+                &self.target
+            }
+
+            async fn diagnose(&self, within: std::time::Duration) -> String {
+                use sqlx::{ConnectOptions, Connection};
+                let options = self.pool.connect_options();
+                match tokio::time::timeout(within, options.connect()).await {
+                    Ok(Ok(connection)) => {
+                        let _ = connection.close().await;
+                        format!(
+                            "{}: a new connection works, so the pool is busy ({} connections, {} idle)",
+                            self.target,
+                            self.pool.size(),
+                            self.pool.num_idle()
+                        )
+                    }
+                    Ok(Err(error)) => format!("{}: {error}", self.target),
+                    Err(_) => format!("{}: no answer within {within:?}", self.target),
+                }
+            }
+
+            fn pool_figures(&self) -> crate::store::PoolFigures {
+                crate::store::PoolFigures {
+                    size: self.pool.size(),
+                    idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+                    max: self.pool.options().get_max_connections(),
+                }
             }
         }
     };

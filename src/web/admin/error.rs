@@ -281,7 +281,9 @@ impl From<StoreError> for AdminError {
             StoreError::MalformedPolicy { .. } => {
                 Self::invalid("MALFORMED_POLICY_DOCUMENT", error.to_string(), None)
             }
-            StoreError::Backend(_) | StoreError::Migration(_) => Self::internal(error),
+            StoreError::Backend(_) | StoreError::Migration(_) | StoreError::Unreachable { .. } => {
+                Self::internal(error)
+            }
         }
     }
 }

@@ -198,7 +198,7 @@ async fn get_signin_token(
         }
         ConsoleError::WrongSessionKey => "SignatureDoesNotMatch",
         ConsoleError::ExpiredSessionToken => "ExpiredToken",
-        ConsoleError::NotRoleCredentials => "AccessDenied",
+        ConsoleError::NotRoleCredentials | ConsoleError::RoleSessionEnded { .. } => "AccessDenied",
         ConsoleError::Sts(failure) => {
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
