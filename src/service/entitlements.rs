@@ -31,6 +31,7 @@ pub struct Published {
 pub struct Grant {
     role: RoleArn,
     description: String,
+    account_name: String,
     granted_by: Vec<GrantedBy>,
     session: SessionSettings,
     ruleset_version: i64,
@@ -52,6 +53,11 @@ impl Grant {
     /// The role's description, for the lists that show grants.
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// The name of the role's account, for the lists that show grants.
+    pub fn account_name(&self) -> &str {
+        &self.account_name
     }
 
     /// The rules that granted it, with the claim values that matched.
@@ -100,8 +106,8 @@ pub enum EntitlementError {
 pub struct Decision {
     pub version: i64,
     pub evaluation: Evaluation,
-    /// Role descriptions by (account, role).
-    descriptions: BTreeMap<(String, String), (RoleArn, String)>,
+    /// What lists show of each role, by (account, role).
+    descriptions: BTreeMap<(String, String), RoleFacts>,
 }
 
 impl Decision {
@@ -115,10 +121,11 @@ impl Decision {
                     entitlement.account.as_str().to_owned(),
                     entitlement.role.as_str().to_owned(),
                 );
-                let (arn, description) = self.descriptions.get(&key)?;
+                let facts = self.descriptions.get(&key)?;
                 Some(Grant {
-                    role: arn.clone(),
-                    description: description.clone(),
+                    role: facts.arn.clone(),
+                    description: facts.description.clone(),
+                    account_name: facts.account_name.clone(),
                     granted_by: entitlement.granted_by.clone(),
                     session: entitlement.session.clone(),
                     ruleset_version: self.version,
@@ -131,7 +138,14 @@ impl Decision {
 /// The accounts and roles rules can name, with each role's ARN and description.
 pub struct CatalogView {
     pub catalog: Catalog,
-    descriptions: BTreeMap<(String, String), (RoleArn, String)>,
+    descriptions: BTreeMap<(String, String), RoleFacts>,
+}
+
+/// A role as the lists of grants show it.
+struct RoleFacts {
+    arn: RoleArn,
+    description: String,
+    account_name: String,
 }
 
 pub struct Entitlements {
@@ -223,22 +237,33 @@ impl Entitlements {
     pub async fn catalog(&self) -> Result<CatalogView, EntitlementError> {
         let mut catalog = Catalog::new();
         let mut descriptions = BTreeMap::new();
-        for account in self.store.list_accounts().await? {
+        // Two queries whatever the number of accounts.
+        let accounts = self.store.list_accounts().await?;
+        let names: BTreeMap<&AccountId, &str> = accounts
+            .iter()
+            .map(|account| (&account.id, account.name.as_str()))
+            .collect();
+        for account in &accounts {
             catalog.add_account(account.id.clone());
-            for role in self.store.list_roles(&account.id).await? {
-                catalog.add_role(
-                    account.id.clone(),
-                    role.name.clone(),
-                    role.max_session_duration.seconds(),
-                );
-                descriptions.insert(
-                    (
-                        account.id.as_str().to_owned(),
-                        role.name.as_str().to_owned(),
-                    ),
-                    (role.arn.clone(), role.description.clone()),
-                );
-            }
+        }
+        for role in self.store.list_all_roles().await? {
+            let account_name = names.get(&role.account_id).copied().unwrap_or_default();
+            catalog.add_role(
+                role.account_id.clone(),
+                role.name.clone(),
+                role.max_session_duration.seconds(),
+            );
+            descriptions.insert(
+                (
+                    role.account_id.as_str().to_owned(),
+                    role.name.as_str().to_owned(),
+                ),
+                RoleFacts {
+                    arn: role.arn.clone(),
+                    description: role.description.clone(),
+                    account_name: account_name.to_owned(),
+                },
+            );
         }
         Ok(CatalogView {
             catalog,

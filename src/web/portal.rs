@@ -312,16 +312,12 @@ async fn start(
             )
             .next("/start", "Try again")
         })?;
-    let names = state.store.list_accounts().await.unwrap_or_default();
+    // Account names come with the grants: the accounts are read once per view.
     let mut accounts: Vec<AccountView> = Vec::new();
     for grant in roles {
         let id = grant.account().to_string();
         if accounts.last().is_none_or(|a| a.id != id) {
-            let name = names
-                .iter()
-                .find(|a| &a.id == grant.account())
-                .map(|a| a.name.clone())
-                .unwrap_or_default();
+            let name = grant.account_name().to_owned();
             accounts.push(AccountView {
                 search: format!("{id} {name}").to_lowercase(),
                 id,

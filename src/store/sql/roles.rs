@@ -27,6 +27,9 @@ pub trait RoleStore: Send + Sync {
     /// Role names are unique per account ignoring case, and looked up the same way.
     async fn get_role(&self, account: &AccountId, name: &RoleName) -> StoreResult<Role>;
     async fn list_roles(&self, account: &AccountId) -> StoreResult<Vec<Role>>;
+    /// Every role of every account, by account then name: one query for what the
+    /// mapping rules may grant.
+    async fn list_all_roles(&self) -> StoreResult<Vec<Role>>;
     async fn update_role(
         &self,
         account: &AccountId,
@@ -228,6 +231,16 @@ macro_rules! impl_role_store {
             async fn get_role(&self, account: &AccountId, name: &RoleName) -> StoreResult<Role> {
                 let mut conn = self.pool.acquire().await?;
                 self.role_row(&mut conn, account, name).await
+            }
+
+            async fn list_all_roles(&self) -> StoreResult<Vec<Role>> {
+                let sql = format!("{ROLE_SELECT} ORDER BY r.account_id, lower(r.name)");
+                sqlx::query_as::<_, RoleRow>(&sql)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| row.into_role(&self.partition))
+                    .collect()
             }
 
             async fn list_roles(&self, account: &AccountId) -> StoreResult<Vec<Role>> {
