@@ -301,8 +301,17 @@ impl Entitlements {
 
     /// Evaluates the published ruleset for `identity` now.
     pub async fn decide(&self, identity: &Identity) -> Result<Decision, EntitlementError> {
-        let claims = self.claims_of(identity).await?;
         let published = self.published().await?;
+        self.decide_under(&published, identity).await
+    }
+
+    /// [`Self::decide`] under the ruleset `published`.
+    async fn decide_under(
+        &self,
+        published: &Published,
+        identity: &Identity,
+    ) -> Result<Decision, EntitlementError> {
+        let claims = self.claims_of(identity).await?;
         let view = self.catalog().await?;
         Ok(Decision {
             version: published.version,
@@ -341,20 +350,25 @@ impl Entitlements {
         // The rules that fired for this sign-in (every rule the evaluation did not
         // list as not applied): the admin UI's hit counts. A failed evaluation
         // records the sign-in without hits rather than not at all.
-        let matched_rules = match (self.claims_of(identity).await, self.published().await) {
-            (Ok(claims), Ok(published)) => {
-                let view = self.catalog().await?;
-                let evaluation = published.ruleset.evaluate(&claims, &view.catalog, now);
+        let mut matched_rules = Vec::new();
+        if let Ok(published) = self.published().await
+            && let Ok(decision) = self.decide_under(&published, identity).await
+        {
+            let skipped: std::collections::HashSet<&str> = decision
+                .evaluation
+                .not_applied
+                .iter()
+                .map(|n| n.rule.as_str())
+                .collect();
+            matched_rules.extend(
                 published
                     .ruleset
                     .rules()
                     .iter()
-                    .filter(|rule| evaluation.not_applied(&rule.id).is_none())
-                    .map(|rule| rule.id.clone())
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
+                    .filter(|rule| !skipped.contains(rule.id.as_str()))
+                    .map(|rule| rule.id.clone()),
+            );
+        }
         let sign_in = RecentSignIn {
             source_id: identity.source_id.clone(),
             subject: subject_of(identity).to_owned(),

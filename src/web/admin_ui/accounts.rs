@@ -100,12 +100,16 @@ async fn list(
     let needle = query.to_lowercase();
     let mut accounts = Vec::new();
     let mut shown = 0;
+    // Every role in one query, by account.
+    let mut by_account: std::collections::HashMap<String, Vec<Role>> = Default::default();
+    for role in state.store.list_all_roles().await.map_err(unavailable)? {
+        by_account
+            .entry(role.account_id.to_string())
+            .or_default()
+            .push(role);
+    }
     for account in state.store.list_accounts().await.map_err(unavailable)? {
-        let roles = state
-            .store
-            .list_roles(&account.id)
-            .await
-            .map_err(unavailable)?;
+        let roles = by_account.remove(account.id.as_str()).unwrap_or_default();
         let account_matches = found(&needle, &[account.id.as_str(), &account.name]);
         let roles: Vec<RoleRow> = roles
             .iter()

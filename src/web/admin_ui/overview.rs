@@ -57,14 +57,7 @@ struct OverviewPage {
 async fn overview(state: web::Data<AppState>, admin: AdminPage) -> Result<HttpResponse, PageError> {
     let store = state.store.as_ref();
     let accounts = store.list_accounts().await.map_err(unavailable)?;
-    let mut roles = 0;
-    for account in &accounts {
-        roles += store
-            .list_roles(&account.id)
-            .await
-            .map_err(unavailable)?
-            .len();
-    }
+    let roles = store.list_all_roles().await.map_err(unavailable)?.len();
     let sources = store.list_identity_sources().await.map_err(unavailable)?;
     let people = state
         .entitlements

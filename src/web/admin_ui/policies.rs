@@ -209,19 +209,17 @@ async fn list(
         });
     }
     let mut inline = Vec::new();
-    for account in store.list_accounts().await.map_err(unavailable)? {
-        for role in store.list_roles(&account.id).await.map_err(unavailable)? {
-            for policy in store
-                .list_role_policies(&account.id, &role.name)
-                .await
-                .map_err(unavailable)?
-            {
-                inline.push(InlineRow {
-                    account: account.id.to_string(),
-                    role: role.name.to_string(),
-                    name: policy.name.to_string(),
-                });
-            }
+    for role in store.list_all_roles().await.map_err(unavailable)? {
+        for policy in store
+            .list_role_policies(&role.account_id, &role.name)
+            .await
+            .map_err(unavailable)?
+        {
+            inline.push(InlineRow {
+                account: role.account_id.to_string(),
+                role: role.name.to_string(),
+                name: policy.name.to_string(),
+            });
         }
     }
     render(&ListPage {
