@@ -46,6 +46,11 @@ impl Partition {
         Arn::iam(self, account, &format!("oidc-provider/{url}"))
     }
 
+    /// `arn:<partition>:iam::<account>:saml-provider/<name>`
+    pub fn saml_provider_arn(&self, account: &AccountId, name: &str) -> Arn {
+        Arn::iam(self, account, &format!("saml-provider/{name}"))
+    }
+
     /// `arn:<partition>:sts::<account>:assumed-role/<role name>/<session name>`
     pub fn assumed_role_arn(&self, account: &str, role_name: &str, session_name: &str) -> Arn {
         Arn {

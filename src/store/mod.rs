@@ -27,7 +27,7 @@ pub use model::*;
 pub use sql::AUDIT_BATCH_LIMIT;
 pub use sql::{
     AccountStore, AdminTokenStore, AuditStore, DirectoryStore, IamUserStore, PolicyScope,
-    PolicyStore, RoleStore, RulesetStore, StsKeyStore,
+    PolicyStore, RoleStore, RulesetStore, SamlProviderStore, StsKeyStore, check_saml_provider_name,
 };
 
 /// What went wrong in a store call, in terms a handler can map to its wire format.
@@ -100,6 +100,7 @@ pub trait Store:
     + DirectoryStore
     + IamUserStore
     + StsKeyStore
+    + SamlProviderStore
     + AuditStore
     + AdminTokenStore
     + Send

@@ -519,6 +519,30 @@ pub struct OidcProvider {
     pub created_at: DateTime<Utc>,
 }
 
+/// An IAM SAML provider to create or replace: an account's trusted SAML IdP, as
+/// IAM's CreateSAMLProvider takes it.
+#[derive(Debug, Clone)]
+pub struct NewSamlProvider {
+    pub account_id: AccountId,
+    /// 1 to 128 of letters, digits and `._-` (IAM's rule); the last part of the ARN.
+    pub name: String,
+    /// The IdP's SAML metadata XML, already validated by the caller
+    /// ([`crate::idp::saml::parse_idp_metadata`]).
+    pub metadata_document: String,
+}
+
+/// An IAM SAML provider (`arn:<partition>:iam::<account>:saml-provider/<name>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SamlProvider {
+    pub id: String,
+    pub arn: String,
+    pub account_id: AccountId,
+    pub name: String,
+    pub metadata_document: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// A published ruleset version, without its rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RulesetVersionSummary {

@@ -16,6 +16,7 @@ mod iam_users;
 mod policies;
 mod roles;
 mod rulesets;
+mod saml_providers;
 mod sts;
 
 use async_trait::async_trait;
@@ -37,6 +38,7 @@ pub use iam_users::IamUserStore;
 pub use policies::{PolicyScope, PolicyStore};
 pub use roles::RoleStore;
 pub use rulesets::RulesetStore;
+pub use saml_providers::{SamlProviderStore, check_saml_provider_name};
 pub use sts::StsKeyStore;
 
 pub struct SqlStore<DB: Database> {
