@@ -232,6 +232,7 @@ pub async fn state_with_cache(
         portal,
         server: crate::web::ServerSettings::default(),
         sso: crate::web::SsoSettings::default(),
+        sts_settings: crate::web::StsSettings::default(),
         device,
         metrics,
         metrics_access: crate::metrics::MetricsAccess::default(),

@@ -6,7 +6,10 @@
 //! neither the database nor the cache: the token carries the session, sealed.
 
 mod portal;
+mod saml;
 mod web_identity;
+
+pub use saml::{SAML_CLOCK_SKEW, SamlRefusal, saml_error_to_sts};
 
 use std::sync::{Arc, RwLock};
 

@@ -524,7 +524,7 @@ pub struct OidcProvider {
 #[derive(Debug, Clone)]
 pub struct NewSamlProvider {
     pub account_id: AccountId,
-    /// 1 to 128 of letters, digits and `._-` (IAM's rule); the last part of the ARN.
+    /// 1 to 128 of letters, digits and `_+=,.@-` (IAM's rule); the last part of the ARN.
     pub name: String,
     /// The IdP's SAML metadata XML, already validated by the caller
     /// ([`crate::idp::saml::parse_idp_metadata`]).

@@ -268,27 +268,7 @@ pub fn validate_assume_role(params: &AssumeRoleParams) -> Result<Option<RoleArn>
         }
     }
     if let Some(policy) = &params.policy {
-        if policy.len() > MAX_SESSION_POLICY_BYTES {
-            return Err(StsError::new(
-                "PackedPolicyTooLarge",
-                400,
-                format!(
-                    "The session policy ({} bytes) exceeds the limit of {MAX_SESSION_POLICY_BYTES} bytes before white space is removed.",
-                    policy.len()
-                ),
-            ));
-        }
-        // IAM measures the packed size, without insignificant white space.
-        let packed = policy.chars().filter(|c| !c.is_whitespace()).count();
-        if packed > MAX_SESSION_POLICY_CHARS {
-            return Err(StsError::new(
-                "PackedPolicyTooLarge",
-                400,
-                format!(
-                    "Packed size of the session policy ({packed} characters) exceeds the limit of {MAX_SESSION_POLICY_CHARS}."
-                ),
-            ));
-        }
+        check_session_policy_size(policy)?;
     }
     POLICY_ARNS.check(params.policy_arns.len())?;
     TAGS.check(params.tags.len())?;
@@ -309,6 +289,52 @@ pub fn validate_assume_role(params: &AssumeRoleParams) -> Result<Option<RoleArn>
         }
     }
     role_arn(&params.role_arn)
+}
+
+/// An inline session policy's raw and packed size: AWS's `PackedPolicyTooLarge`
+/// beyond either limit.
+pub fn check_session_policy_size(policy: &str) -> Result<(), StsError> {
+    if policy.len() > MAX_SESSION_POLICY_BYTES {
+        return Err(StsError::new(
+            "PackedPolicyTooLarge",
+            400,
+            format!(
+                "The session policy ({} bytes) exceeds the limit of {MAX_SESSION_POLICY_BYTES} bytes before white space is removed.",
+                policy.len()
+            ),
+        ));
+    }
+    // IAM measures the packed size, without insignificant white space.
+    let packed = policy.chars().filter(|c| !c.is_whitespace()).count();
+    if packed > MAX_SESSION_POLICY_CHARS {
+        return Err(StsError::new(
+            "PackedPolicyTooLarge",
+            400,
+            format!(
+                "Packed size of the session policy ({packed} characters) exceeds the limit of {MAX_SESSION_POLICY_CHARS}."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `value` is a valid role session name (`[\w+=,.@-]{2,64}`).
+pub fn is_valid_session_name(value: &str) -> bool {
+    check_name("roleSessionName", value, 2, 64).is_ok()
+}
+
+/// The time and address keys every request's context has.
+pub fn request_keys(context: &mut ContextKeys, source_ip: Option<&str>, now: i64) {
+    if let Some(ip) = source_ip {
+        context.insert("aws:SourceIp", ip);
+    }
+    context.insert("aws:EpochTime", now.to_string());
+    if let Some(time) = chrono::DateTime::from_timestamp(now, 0) {
+        context.insert(
+            "aws:CurrentTime",
+            time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        );
+    }
 }
 
 /// The role an AssumeRole-shaped request names. Not shaped like a role ARN

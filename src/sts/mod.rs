@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod error;
 pub mod policies;
 pub mod portal;
+pub mod saml;
 pub mod sigv4;
 pub mod token;
 pub mod web_identity;

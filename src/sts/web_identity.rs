@@ -134,16 +134,7 @@ pub fn trust_context(
     if !claims.amr.is_empty() {
         context.set(&format!("{provider_url}:amr"), claims.amr.iter().cloned());
     }
-    if let Some(ip) = source_ip {
-        context.insert("aws:SourceIp", ip);
-    }
-    context.insert("aws:EpochTime", now.to_string());
-    if let Some(time) = chrono::DateTime::from_timestamp(now, 0) {
-        context.insert(
-            "aws:CurrentTime",
-            time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        );
-    }
+    assume::request_keys(&mut context, source_ip, now);
     context
 }
 

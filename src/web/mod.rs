@@ -24,7 +24,7 @@ mod sts_api;
 
 use std::sync::Arc;
 
-use actix_web::web;
+use actix_web::{HttpRequest, web};
 
 use crate::cache::Cache;
 use crate::idp::directory::DirectoryAuth;
@@ -68,6 +68,8 @@ pub struct AppState {
     pub server: ServerSettings,
     /// How the AWS tools identify this server (`[sso]`).
     pub sso: SsoSettings,
+    /// STS settings beyond the issuance service's (`[sts]`).
+    pub sts_settings: StsSettings,
     /// Device authorization and SSO tokens (`oauth`, `sso_api`).
     pub device: crate::service::device::DeviceService,
     /// Who is an admin (`[admin] groups`) and the admin API tokens.
@@ -95,6 +97,26 @@ impl Default for SsoSettings {
     fn default() -> Self {
         Self {
             aws_start_url: DEFAULT_AWS_START_URL.to_owned(),
+        }
+    }
+}
+
+/// STS settings an operator tunes in `[sts]`.
+#[derive(Debug, Clone, Default)]
+pub struct StsSettings {
+    /// The audience (and recipient) AssumeRoleWithSAML assertions must name: this
+    /// STS's SAML endpoint, as `https://signin.aws.amazon.com/saml` is AWS's. `None`:
+    /// `<public URL>/saml`.
+    pub saml_audience: Option<String>,
+}
+
+impl StsSettings {
+    /// The SAML audience for a request: the configured one, else `/saml` on the
+    /// origin clients reach this server at.
+    pub fn saml_audience(&self, server: &ServerSettings, request: &HttpRequest) -> String {
+        match &self.saml_audience {
+            Some(audience) => audience.clone(),
+            None => format!("{}/saml", server.public_origin(request)),
         }
     }
 }
@@ -141,6 +163,11 @@ impl AppState {
     /// Who may read `/metrics` (`[metrics]`).
     pub fn with_metrics_access(mut self, access: crate::metrics::MetricsAccess) -> Self {
         self.metrics_access = access;
+        self
+    }
+
+    pub fn with_sts_settings(mut self, settings: StsSettings) -> Self {
+        self.sts_settings = settings;
         self
     }
 

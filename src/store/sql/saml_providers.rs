@@ -40,14 +40,14 @@ pub fn check_saml_provider_name(name: &str) -> Result<(), ValidationError> {
     let ok = (1..=128).contains(&name.len())
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'=' | b',' | b'.' | b'@' | b'-'));
     if ok {
         Ok(())
     } else {
         Err(ValidationError::new(
             "Name",
             format!(
-                "SAML provider name {name:?} must be 1 to 128 letters, digits, '.', '_' or '-'"
+                "SAML provider name {name:?} must be 1 to 128 letters, digits or any of _+=,.@-"
             ),
         ))
     }
