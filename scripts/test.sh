@@ -10,6 +10,28 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n==> %s\n' "$*"; }
 
+ensure_saml_build_deps() {
+  # samael (xmlsec feature) links libxmlsec1/libxml2/OpenSSL and runs bindgen (libclang).
+  # Installed before any cargo step. The same list is in scripts/dev.sh.
+  local pkgs=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev) missing=()
+  for pkg in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then return; fi
+  log "installing SAML build dependencies: ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_saml_idp() {
+  # The real SAML IdP peer (tests/it/saml_peer.rs): simplesamlphp under `php -S`, and
+  # the xmlsec1 CLI that pysaml2 (the IdP for unsigned / partly signed cases) signs with.
+  if [ -d /usr/share/simplesamlphp/www ] && command -v php >/dev/null 2>&1 \
+    && php -m 2>/dev/null | grep -qi '^dom$' && command -v xmlsec1 >/dev/null 2>&1; then return; fi
+  log "installing simplesamlphp, php and xmlsec1"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    simplesamlphp php8.2-cli php8.2-cgi micro-httpd php8.2-xml php8.2-mbstring php8.2-curl xmlsec1 >/dev/null
+}
+
 ensure_postgres() {
   if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
   log "starting PostgreSQL"
@@ -69,9 +91,11 @@ ensure_browser() {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 }
 
+ensure_saml_build_deps
 ensure_postgres
 ensure_redis
 ensure_nextest
+ensure_saml_idp
 ensure_python_peers
 ensure_node_peers
 ensure_browser
