@@ -309,6 +309,51 @@ pub async fn apply_identity_sources(
     Ok(lines)
 }
 
+/// Applies the configuration's `[[saml_providers]]`: each metadata file is read and
+/// checked (an IdP entityID and at least one signing certificate), then the provider is
+/// created, or its metadata replaced when the file changed. Returns the providers as
+/// stored and one line each for the start-up output; an error names the entry.
+pub async fn apply_saml_providers(
+    state: &AppState,
+    entries: &[crate::config::SamlProviderEntry],
+) -> Result<(Vec<store::SamlProvider>, Vec<String>), String> {
+    let mut providers = Vec::new();
+    let mut lines = Vec::new();
+    for entry in entries {
+        let failed = |why: String| {
+            format!(
+                "SAML provider {:?} of account {} from the configuration: {why}",
+                entry.name, entry.account_id
+            )
+        };
+        let document = std::fs::read_to_string(&entry.metadata_file).map_err(|e| {
+            failed(format!("cannot read {}: {e}", entry.metadata_file.display()))
+        })?;
+        crate::idp::saml::parse_idp_metadata(&document)
+            .map_err(|e| failed(format!("{}: {e}", entry.metadata_file.display())))?;
+        let account = crate::iam::AccountId::parse(entry.account_id.clone())
+            .map_err(|e| failed(e.to_string()))?;
+        let new = store::NewSamlProvider {
+            account_id: account,
+            name: entry.name.clone(),
+            metadata_document: document,
+        };
+        let (provider, done) = state
+            .store
+            .upsert_saml_provider(&new)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let verb = match done {
+            store::Upserted::Created => "created",
+            store::Upserted::Updated => "updated",
+            store::Upserted::Unchanged => "kept   ",
+        };
+        lines.push(format!("{verb} SAML provider {}", provider.arn));
+        providers.push(provider);
+    }
+    Ok((providers, lines))
+}
+
 /// Everything `rolegate dev` prepared before serving.
 pub struct DevEnvironment {
     pub state: AppState,

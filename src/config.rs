@@ -34,6 +34,39 @@ pub struct Config {
     /// `[metrics]`: who may read `/metrics`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[[saml_providers]]`: IAM SAML providers created or updated at start-up.
+    #[serde(default)]
+    pub saml_providers: Vec<SamlProviderEntry>,
+}
+
+/// One `[[saml_providers]]` entry: an IAM SAML provider (for AssumeRoleWithSAML)
+/// that `serve` and `dev --config` create, or update to the file's metadata, every
+/// time they start. A provider later removed from the configuration stays in the
+/// database: delete it through the admin API.
+///
+/// ```toml
+/// [[saml_providers]]
+/// account_id = "123456789012"
+/// name = "Corp"                          # arn:aws:iam::123456789012:saml-provider/Corp
+/// metadata_file = "/etc/rolegate/corp-idp-metadata.xml"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlProviderEntry {
+    pub account_id: String,
+    pub name: String,
+    pub metadata_file: std::path::PathBuf,
+}
+
+impl SamlProviderEntry {
+    fn check(&self) -> Result<(), String> {
+        crate::iam::AccountId::parse(self.account_id.clone()).map_err(|e| e.to_string())?;
+        crate::store::check_saml_provider_name(&self.name).map_err(|e| e.to_string())?;
+        if self.metadata_file.as_os_str().is_empty() {
+            return Err("metadata_file is empty".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[metrics]`: `/metrics` is served only when one of these is set.
@@ -242,6 +275,30 @@ impl std::fmt::Debug for CacheConfig {
 #[serde(deny_unknown_fields)]
 pub struct StsConfig {
     pub max_clock_skew_seconds: u32,
+    /// The audience AssumeRoleWithSAML assertions must name; empty: `<public URL>/saml`.
+    #[serde(default)]
+    pub saml_audience: String,
+}
+
+impl StsConfig {
+    /// The validated `[sts]` settings the web layer needs.
+    pub fn settings(&self) -> Result<crate::web::StsSettings, ConfigError> {
+        let saml_audience = match self.saml_audience.trim() {
+            "" => None,
+            audience => {
+                let url = reqwest::Url::parse(audience).map_err(|e| {
+                    ConfigError(format!("sts.saml_audience {audience:?} is not a URL: {e}"))
+                })?;
+                if !matches!(url.scheme(), "https" | "http") {
+                    return Err(ConfigError(format!(
+                        "sts.saml_audience {audience:?} must be an http or https URL"
+                    )));
+                }
+                Some(audience.to_owned())
+            }
+        };
+        Ok(crate::web::StsSettings { saml_audience })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -391,7 +448,20 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         self.server.settings()?;
+        self.sts.settings()?;
         self.admin.groups()?;
+        let mut providers = std::collections::BTreeSet::new();
+        for (i, entry) in self.saml_providers.iter().enumerate() {
+            entry.check().map_err(|why| {
+                ConfigError(format!("saml_providers[{i}] {:?}: {why}", entry.name))
+            })?;
+            if !providers.insert((entry.account_id.as_str(), entry.name.as_str())) {
+                return Err(ConfigError(format!(
+                    "saml_providers[{i}] {:?}: account {} has this provider in an earlier entry",
+                    entry.name, entry.account_id
+                )));
+            }
+        }
         let mut ids = std::collections::BTreeSet::new();
         for (i, entry) in self.identity_sources.iter().enumerate() {
             entry.check().map_err(|why| {

@@ -38,8 +38,9 @@ enum Command {
         /// Where the SQLite database and generated files live.
         #[arg(long, default_value = ".rolegate-dev")]
         data_dir: PathBuf,
-        /// TOML file whose `[[identity_sources]]`, `server.public_url` and
-        /// `server.trusted_proxies` are applied at start-up (dev keeps its own
+        /// TOML file whose `[[identity_sources]]`, `[[saml_providers]]` (the demo
+        /// roles trust those of the demo account), `server.public_url`,
+        /// `server.trusted_proxies` and `sts.saml_audience` are applied at start-up (dev keeps its own
         /// database, cache and address); ROLEGATE_* variables apply too.
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -319,8 +320,26 @@ async fn dev(
         .state
         .with_server(server_settings)
         .with_sso(configured.sso.settings())
+        .with_sts_settings(configured.sts.settings().map_err(|e| e.to_string())?)
         .with_admin_groups(admin_groups);
-    let sources = app::apply_identity_sources(&env.state, &configured.identity_sources).await?;
+    let mut sources =
+        app::apply_identity_sources(&env.state, &configured.identity_sources).await?;
+    let (saml_providers, saml_lines) =
+        app::apply_saml_providers(&env.state, &configured.saml_providers).await?;
+    sources.extend(saml_lines);
+    for provider in &saml_providers {
+        if provider.account_id.as_str() == rolegate::seed::DEMO_ACCOUNT_ID {
+            sources.extend(
+                rolegate::seed::trust_saml_provider(
+                    env.state.store.as_ref(),
+                    &provider.arn,
+                    &provider.name,
+                )
+                .await
+                .map_err(|e| format!("dev: cannot trust SAML provider {}: {e}", provider.arn))?,
+            );
+        }
+    }
     let listener = bind(listen)?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     println!(
@@ -407,9 +426,16 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
         .await?
         .with_portal(config.portal.settings())
         .with_sso(config.sso.settings())
+        .with_sts_settings(config.sts.settings().map_err(|e| e.to_string())?)
         .with_server(config.server.settings().map_err(|e| e.to_string())?)
         .with_metrics_access(config.metrics.access().map_err(|e| e.to_string())?);
     for line in app::apply_identity_sources(&state, &config.identity_sources).await? {
+        tracing::info!("{line}");
+    }
+    for line in app::apply_saml_providers(&state, &config.saml_providers)
+        .await?
+        .1
+    {
         tracing::info!("{line}");
     }
     let listener = bind(config.server.listen)?;

@@ -500,3 +500,73 @@ pub async fn seed_workload(
     );
     Ok(Some((access_key_id, secret)))
 }
+
+/// The Sid of the statement [`trust_saml_provider`] adds for a provider.
+fn saml_statement_sid(provider_name: &str) -> String {
+    let clean: String = provider_name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    format!("TrustSamlProvider{clean}")
+}
+
+/// `rolegate dev`: the demo roles (Admin, Developer, ReadOnly) trust the demo
+/// account's SAML provider `provider_arn` (named `provider_name`) for
+/// AssumeRoleWithSAML, session tags and source identity, so that `aws sts
+/// assume-role-with-saml` works with an assertion from that IdP out of the box. A role
+/// that already has the statement is left alone. Returns one line per role.
+pub async fn trust_saml_provider(
+    store: &dyn Store,
+    provider_arn: &str,
+    provider_name: &str,
+) -> StoreResult<Vec<String>> {
+    let account = AccountId::parse(DEMO_ACCOUNT_ID)?;
+    let sid = saml_statement_sid(provider_name);
+    let mut lines = Vec::new();
+    for demo in DEMO_ROLES {
+        let name = RoleName::parse(demo.name)?;
+        let role = match store.get_role(&account, &name).await {
+            Ok(role) => role,
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(error) => return Err(error),
+        };
+        let mut trust: serde_json::Value = serde_json::from_str(&role.trust_policy)
+            .map_err(|e| ValidationError::new("trust_policy", e.to_string()))?;
+        let statements = match trust.get_mut("Statement") {
+            Some(serde_json::Value::Array(list)) => list,
+            Some(one) => {
+                *one = serde_json::Value::Array(vec![one.take()]);
+                match one {
+                    serde_json::Value::Array(list) => list,
+                    _ => continue,
+                }
+            }
+            None => continue,
+        };
+        if statements
+            .iter()
+            .any(|s| s.get("Sid").and_then(serde_json::Value::as_str) == Some(sid.as_str()))
+        {
+            lines.push(format!("kept    trust of role {} in SAML provider {provider_arn}", demo.name));
+            continue;
+        }
+        statements.push(json!({
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": { "Federated": provider_arn },
+            "Action": ["sts:AssumeRoleWithSAML", "sts:TagSession", "sts:SetSourceIdentity"]
+        }));
+        store
+            .update_role(
+                &account,
+                &name,
+                &crate::store::RoleUpdate {
+                    trust_policy: Some(trust.to_string()),
+                    ..crate::store::RoleUpdate::default()
+                },
+            )
+            .await?;
+        lines.push(format!("updated trust of role {} in SAML provider {provider_arn}", demo.name));
+    }
+    Ok(lines)
+}

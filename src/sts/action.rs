@@ -6,16 +6,18 @@ pub enum StsAction {
     GetCallerIdentity,
     AssumeRole,
     AssumeRoleWithWebIdentity,
+    AssumeRoleWithSaml,
     GetSessionToken,
     GetAccessKeyInfo,
     DecodeAuthorizationMessage,
 }
 
 impl StsAction {
-    pub const ALL: [StsAction; 6] = [
+    pub const ALL: [StsAction; 7] = [
         StsAction::GetCallerIdentity,
         StsAction::AssumeRole,
         StsAction::AssumeRoleWithWebIdentity,
+        StsAction::AssumeRoleWithSaml,
         StsAction::GetSessionToken,
         StsAction::GetAccessKeyInfo,
         StsAction::DecodeAuthorizationMessage,
@@ -31,6 +33,7 @@ impl StsAction {
             StsAction::GetCallerIdentity => "GetCallerIdentity",
             StsAction::AssumeRole => "AssumeRole",
             StsAction::AssumeRoleWithWebIdentity => "AssumeRoleWithWebIdentity",
+            StsAction::AssumeRoleWithSaml => "AssumeRoleWithSAML",
             StsAction::GetSessionToken => "GetSessionToken",
             StsAction::GetAccessKeyInfo => "GetAccessKeyInfo",
             StsAction::DecodeAuthorizationMessage => "DecodeAuthorizationMessage",
@@ -43,6 +46,7 @@ impl StsAction {
             self,
             StsAction::AssumeRole
                 | StsAction::AssumeRoleWithWebIdentity
+                | StsAction::AssumeRoleWithSaml
                 | StsAction::GetSessionToken
         )
     }
@@ -55,10 +59,13 @@ impl StsAction {
         )
     }
 
-    /// Whether the request must carry a SigV4 signature (web identity is unsigned:
-    /// the token is the credential).
+    /// Whether the request must carry a SigV4 signature (web identity and SAML are
+    /// unsigned: the token or assertion is the credential).
     pub fn is_signed(self) -> bool {
-        self != StsAction::AssumeRoleWithWebIdentity
+        !matches!(
+            self,
+            StsAction::AssumeRoleWithWebIdentity | StsAction::AssumeRoleWithSaml
+        )
     }
 }
 
@@ -72,6 +79,11 @@ mod tests {
             assert_eq!(StsAction::parse(action.as_str()), Some(action));
         }
         assert_eq!(StsAction::parse("assumerole"), None);
-        assert_eq!(StsAction::parse("AssumeRoleWithSAML"), None);
+        assert_eq!(
+            StsAction::parse("AssumeRoleWithSAML"),
+            Some(StsAction::AssumeRoleWithSaml)
+        );
+        assert_eq!(StsAction::parse("AssumeRoleWithSaml"), None);
+        assert!(!StsAction::AssumeRoleWithSaml.is_signed());
     }
 }

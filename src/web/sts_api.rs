@@ -22,6 +22,7 @@ use crate::sts::credentials::account_of_access_key_id;
 use crate::sts::credentials::{AssumedRole, IssuedCredentials};
 use crate::sts::error::StsError;
 use crate::sts::sigv4;
+use crate::sts::saml::{self, SamlParams};
 use crate::sts::web_identity::WebIdentityParams;
 
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -246,6 +247,11 @@ async fn handle(
         if let Some(key) = &audit.access_key_id {
             details["access_key_id"] = json!(key);
         }
+        if let Some(extra) = audit.extra.as_object() {
+            for (key, value) in extra {
+                details[key] = value.clone();
+            }
+        }
         let event = AuditEvent {
             at: now,
             actor: audit.actor.clone().unwrap_or_else(|| "anonymous".into()),
@@ -281,6 +287,8 @@ struct AuditNote {
     actor: Option<String>,
     target: Option<String>,
     access_key_id: Option<String>,
+    /// Further details for the event (SAML: reason code, provider, issuer).
+    extra: serde_json::Value,
     /// GetCallerIdentity successes are routine reads, not security events.
     routine: bool,
 }
@@ -291,6 +299,7 @@ impl AuditNote {
             actor: None,
             target: None,
             access_key_id: None,
+            extra: json!({}),
             routine: action.is_some_and(StsAction::is_routine),
         }
     }
@@ -325,8 +334,13 @@ async fn dispatch(
     };
     let mut out = String::with_capacity(2048);
     if !action.is_signed() {
-        // Unsigned by design: the web identity token is the credential.
-        web_identity(state, params, now, origin, audit, &mut out).await?;
+        // Unsigned by design: the web identity token or the SAML assertion is the
+        // credential.
+        if action == StsAction::AssumeRoleWithSaml {
+            saml(state, request, params, now, origin, audit, &mut out).await?;
+        } else {
+            web_identity(state, params, now, origin, audit, &mut out).await?;
+        }
         return Ok(out);
     }
     let caller = authenticate(state, request, body, now, audit).await?;
@@ -403,7 +417,7 @@ async fn dispatch(
             element(&mut out, "DecodedMessage", &decoded);
         }
         // Answered above, before any signature check.
-        StsAction::AssumeRoleWithWebIdentity => {}
+        StsAction::AssumeRoleWithWebIdentity | StsAction::AssumeRoleWithSaml => {}
     }
     Ok(out)
 }
@@ -443,6 +457,83 @@ async fn web_identity(
         "PackedPolicySize",
         &result.assumed.packed_policy_size.to_string(),
     );
+    if let Some(source_identity) = &result.assumed.source_identity {
+        element(out, "SourceIdentity", source_identity);
+    }
+    Ok(())
+}
+
+/// AssumeRoleWithSAML: required parameters missing are AWS's "Value null"
+/// ValidationError; every accepted and refused assertion is audited with the reason
+/// code and the provider, never the assertion.
+async fn saml(
+    state: &AppState,
+    request: &HttpRequest,
+    params: &Params,
+    now: DateTime<Utc>,
+    origin: &Origin,
+    audit: &mut AuditNote,
+    out: &mut String,
+) -> Result<(), StsError> {
+    audit.actor = Some("saml".into());
+    let required = |name: &str, member: &str| {
+        params
+            .get(name)
+            .map(str::to_owned)
+            .ok_or_else(|| saml::missing(member))
+    };
+    let role_arn = required("RoleArn", "roleArn");
+    audit.target = role_arn.as_ref().ok().cloned();
+    let request_params = SamlParams {
+        role_arn: role_arn?,
+        principal_arn: required("PrincipalArn", "principalArn")?,
+        saml_assertion: required("SAMLAssertion", "SAMLAssertion")?,
+        duration_seconds: params.integer("DurationSeconds")?,
+        policy: params.get("Policy").map(str::to_owned),
+        policy_arns: params.members("PolicyArns", ".arn", assume::POLICY_ARNS)?,
+    };
+    audit.extra["principal_arn"] = json!(request_params.principal_arn);
+    let audience = state.sts_settings.saml_audience(&state.server, request);
+    let result = state
+        .sts
+        .assume_role_with_saml(
+            &request_params,
+            state.cache.as_ref(),
+            &audience,
+            origin.source_ip.as_deref(),
+            now,
+        )
+        .await;
+    let result = match result {
+        Ok(result) => result,
+        Err(refusal) => {
+            audit.extra["saml_reason"] = json!(refusal.reason);
+            if let Some(provider) = &refusal.provider {
+                audit.extra["provider"] = json!(provider);
+            }
+            if let Some(issuer) = &refusal.issuer {
+                audit.extra["issuer"] = json!(issuer);
+            }
+            return Err(refusal.error);
+        }
+    };
+    audit.actor = Some(format!("{}|{}", result.issuer, result.subject));
+    audit.extra["saml_reason"] = json!("accepted");
+    audit.extra["provider"] = json!(result.provider_arn);
+    audit.extra["issuer"] = json!(result.issuer);
+    audit.access_key_id = Some(result.assumed.credentials.access_key_id.clone());
+    credentials_xml(out, &result.assumed.credentials);
+    assumed_role_user_xml(out, &result.assumed);
+    element(
+        out,
+        "PackedPolicySize",
+        &result.assumed.packed_policy_size.to_string(),
+    );
+    element(out, "Subject", &result.subject);
+    element(out, "SubjectType", &result.subject_type);
+    element(out, "Issuer", &result.issuer);
+    element(out, "Audience", &result.audience);
+    element(out, "NameQualifier", &result.name_qualifier);
     if let Some(source_identity) = &result.assumed.source_identity {
         element(out, "SourceIdentity", source_identity);
     }

@@ -18,6 +18,7 @@ mod policies;
 mod role_policies;
 mod roles;
 mod rules;
+mod saml_providers;
 mod tokens;
 
 use actix_web::http::header;
@@ -59,6 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(policies::routes)
             .configure(iam_users::routes)
             .configure(oidc_providers::routes)
+            .configure(saml_providers::routes)
             .default_service(web::to(unknown)),
     );
 }
