@@ -49,6 +49,7 @@ mod sigv4;
 mod sso;
 mod store;
 mod sts_api;
+mod sts_saml;
 mod totp;
 mod web;
 mod web_client;
