@@ -521,3 +521,242 @@ both_backends!(
     trust_conditions_and_session_attributes_decide,
     bad_saml_input_gets_awss_error_codes_and_no_credentials,
 );
+
+/// IdP metadata with `entity_id` and, when given, a signing certificate (PEM).
+fn metadata(entity_id: &str, signing_cert_pem: Option<&str>) -> String {
+    let key = signing_cert_pem
+        .map(|pem| {
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            format!(
+                "<md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{body}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "<?xml version=\"1.0\"?>\n<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" \
+         xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{entity_id}\">\
+         <md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">{key}\
+         <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:transient</md:NameIDFormat>\
+         <md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" \
+         Location=\"https://idp.example.test/sso\"/></md:IDPSSODescriptor></md:EntityDescriptor>\n"
+    )
+}
+
+async fn saml_providers_through_the_admin_api(db: TestStore) {
+    let state = app_state(db.store.clone()).await;
+    seed::seed_demo(state.store.as_ref()).await.unwrap();
+    let api = Api::serve(state).await;
+    let first = KeyPair::generate("idp-2026");
+    let second = KeyPair::generate("idp-2027");
+    let entity = "https://idp.example.test/saml";
+    let document = metadata(entity, Some(&first.cert_pem));
+    let body = |name: &str, document: &str| {
+        Some(json!({"account_id": ACCOUNT, "name": name, "metadata_document": document}))
+    };
+    let created = api
+        .call(Method::POST, "/saml-providers", body("Corp", &document))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(
+        created.headers["location"],
+        format!("/admin/api/v1/saml-providers/{ACCOUNT}/Corp").as_str()
+    );
+    assert_eq!(created.body["arn"], provider_arn("Corp"));
+    assert_eq!(created.body["idp"]["entity_id"], entity);
+    assert_eq!(created.body["idp"]["signing_certificates"], 1);
+    let again = api
+        .call(Method::POST, "/saml-providers", body("Corp", &document))
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+
+    // Refused, and nothing stored: no signing certificate, a DTD, a bad name, an
+    // account that does not exist.
+    let unsigned = api
+        .call(Method::POST, "/saml-providers", body("NoCert", &metadata(entity, None)))
+        .await;
+    assert_eq!(unsigned.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", unsigned.text);
+    assert_eq!(
+        (unsigned.code(), unsigned.pointer()),
+        ("INVALID_SAML_METADATA", "/metadata_document")
+    );
+    let dtd = document.replacen(
+        "<?xml version=\"1.0\"?>\n",
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE md [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>\n",
+        1,
+    );
+    let refused = api
+        .call(Method::POST, "/saml-providers", body("Dtd", &dtd))
+        .await;
+    assert_eq!(refused.code(), "INVALID_SAML_METADATA", "{}", refused.text);
+    let refused = api
+        .call(Method::POST, "/saml-providers", body("bad name", &document))
+        .await;
+    assert_eq!((refused.code(), refused.pointer()), ("VALIDATION_ERROR", "/name"));
+    let refused = api
+        .call(
+            Method::POST,
+            "/saml-providers",
+            Some(json!({"account_id": "999999999999", "name": "Corp", "metadata_document": document})),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.pointer()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "/account_id")
+    );
+
+    let list = api
+        .call(Method::GET, &format!("/saml-providers?account_id={ACCOUNT}"), None)
+        .await;
+    assert_eq!(list.status, StatusCode::OK);
+    let providers = list.body["saml_providers"].as_array().unwrap();
+    assert_eq!(providers.len(), 1, "{}", list.text);
+    assert!(providers[0].get("metadata_document").is_none());
+    let path = format!("/saml-providers/{ACCOUNT}/Corp");
+    let got = api.call(Method::GET, &path, None).await;
+    assert_eq!(got.body["metadata_document"], document);
+
+    // A certificate rollover: the new metadata names both certificates.
+    let rolled = document.replace(
+        "<md:NameIDFormat>",
+        &format!(
+            "{}<md:NameIDFormat>",
+            metadata(entity, Some(&second.cert_pem))
+                .split("<md:KeyDescriptor")
+                .nth(1)
+                .map(|rest| format!("<md:KeyDescriptor{}", rest.split("<md:NameIDFormat>").next().unwrap()))
+                .unwrap()
+        ),
+    );
+    let updated = api
+        .call(Method::PUT, &path, Some(json!({"metadata_document": rolled})))
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.text);
+    assert_eq!(updated.body["idp"]["signing_certificates"], 2);
+    let refused = api
+        .call(
+            Method::PUT,
+            &path,
+            Some(json!({"metadata_document": metadata(entity, None)})),
+        )
+        .await;
+    assert_eq!(refused.code(), "INVALID_SAML_METADATA");
+    let got = api.call(Method::GET, &path, None).await;
+    assert_eq!(got.body["metadata_document"], rolled);
+
+    let deleted = api.call(Method::DELETE, &path, None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = api.call(Method::GET, &path, None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert!(db.store.list_saml_providers().await.unwrap().is_empty());
+    assert_audited(
+        db.store.as_ref(),
+        &[
+            ("admin:CreateSamlProvider", Outcome::Success),
+            ("admin:UpdateSamlProvider", Outcome::Success),
+            ("admin:DeleteSamlProvider", Outcome::Success),
+        ],
+        &[],
+    )
+    .await;
+}
+
+both_backends!(saml_providers_through_the_admin_api);
+
+/// `rolegate dev --config` with a `[[saml_providers]]` entry for the real IdP: the
+/// provider is created, the demo roles trust it, and `aws sts assume-role-with-saml`
+/// works out of the box; a restart keeps everything as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_applies_configured_saml_providers_and_trusts_them() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let audience = format!("{base}/saml");
+    let pair = format!("{},{}", role_arn("Developer"), provider_arn(PROVIDER));
+    let user = SamlUser::new(
+        "dana",
+        "dana-pass",
+        &[
+            (AWS_ROLE_ATTRIBUTE, &[&pair]),
+            (AWS_SESSION_NAME_ATTRIBUTE, &["dana"]),
+        ],
+    );
+    let Some(idp) = SamlIdp::start_with(&[SamlSp::new(&audience, &audience)], &[user]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let metadata_file = dir.path().join("idp.xml");
+    std::fs::write(&metadata_file, idp.metadata_xml().await).unwrap();
+    let config = dir.path().join("rolegate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[saml_providers]]\naccount_id = \"{ACCOUNT}\"\nname = \"{PROVIDER}\"\nmetadata_file = \"{}\"\n",
+            metadata_file.display()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "dev",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let first = crate::helpers::start_binary(&args, &[], std::time::Duration::from_secs(60));
+    let out = first.stdout.join("\n");
+    assert!(
+        out.contains(&format!("created SAML provider {}", provider_arn(PROVIDER))),
+        "{out}"
+    );
+    assert!(out.contains("updated trust of role Developer in SAML provider"), "{out}");
+
+    let assertion = idp.idp_initiated_response(&audience, "dana", "dana-pass").await;
+    let home = tempfile::tempdir().unwrap();
+    let mut command = Command::new(venv_bin("aws"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL_STS", &base)
+        .env("HOME", home.path())
+        .args([
+            "sts",
+            "assume-role-with-saml",
+            "--role-arn",
+            &role_arn("Developer"),
+            "--principal-arn",
+            &provider_arn(PROVIDER),
+            "--saml-assertion",
+            &assertion,
+            "--output",
+            "json",
+        ]);
+    let (code, out, err) = run(command);
+    assert_eq!(code, 0, "{out}{err}");
+    let result: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        result["AssumedRoleUser"]["Arn"],
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/Developer/dana")
+    );
+    drop(first);
+
+    let second = crate::helpers::start_binary(&args, &[], std::time::Duration::from_secs(60));
+    let out = second.stdout.join("\n");
+    assert!(
+        out.contains(&format!("kept    SAML provider {}", provider_arn(PROVIDER))),
+        "{out}"
+    );
+    assert!(out.contains("kept    trust of role Developer"), "{out}");
+}
