@@ -327,7 +327,10 @@ pub async fn apply_saml_providers(
             )
         };
         let document = std::fs::read_to_string(&entry.metadata_file).map_err(|e| {
-            failed(format!("cannot read {}: {e}", entry.metadata_file.display()))
+            failed(format!(
+                "cannot read {}: {e}",
+                entry.metadata_file.display()
+            ))
         })?;
         crate::idp::saml::parse_idp_metadata(&document)
             .map_err(|e| failed(format!("{}: {e}", entry.metadata_file.display())))?;

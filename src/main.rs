@@ -322,8 +322,7 @@ async fn dev(
         .with_sso(configured.sso.settings())
         .with_sts_settings(configured.sts.settings().map_err(|e| e.to_string())?)
         .with_admin_groups(admin_groups);
-    let mut sources =
-        app::apply_identity_sources(&env.state, &configured.identity_sources).await?;
+    let mut sources = app::apply_identity_sources(&env.state, &configured.identity_sources).await?;
     let (saml_providers, saml_lines) =
         app::apply_saml_providers(&env.state, &configured.saml_providers).await?;
     sources.extend(saml_lines);

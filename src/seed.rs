@@ -547,7 +547,10 @@ pub async fn trust_saml_provider(
             .iter()
             .any(|s| s.get("Sid").and_then(serde_json::Value::as_str) == Some(sid.as_str()))
         {
-            lines.push(format!("kept    trust of role {} in SAML provider {provider_arn}", demo.name));
+            lines.push(format!(
+                "kept    trust of role {} in SAML provider {provider_arn}",
+                demo.name
+            ));
             continue;
         }
         statements.push(json!({
@@ -566,7 +569,10 @@ pub async fn trust_saml_provider(
                 },
             )
             .await?;
-        lines.push(format!("updated trust of role {} in SAML provider {provider_arn}", demo.name));
+        lines.push(format!(
+            "updated trust of role {} in SAML provider {provider_arn}",
+            demo.name
+        ));
     }
     Ok(lines)
 }

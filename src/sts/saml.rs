@@ -37,8 +37,7 @@ pub const PRINCIPAL_TAG_ATTRIBUTE_PREFIX: &str =
     "https://aws.amazon.com/SAML/Attributes/PrincipalTag:";
 pub const TRANSITIVE_TAG_KEYS_ATTRIBUTE: &str =
     "https://aws.amazon.com/SAML/Attributes/TransitiveTagKeys";
-pub const SOURCE_IDENTITY_ATTRIBUTE: &str =
-    "https://aws.amazon.com/SAML/Attributes/SourceIdentity";
+pub const SOURCE_IDENTITY_ATTRIBUTE: &str = "https://aws.amazon.com/SAML/Attributes/SourceIdentity";
 
 /// The NameID format prefix AWS strips from `SubjectType`.
 const NAME_ID_FORMAT_PREFIX: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:";
@@ -175,7 +174,10 @@ pub fn provider_arn(value: &str) -> Result<ProviderName, StsError> {
         )
     };
     let arn = crate::iam::Arn::parse(value).map_err(|_| invalid())?;
-    let name = arn.resource.strip_prefix("saml-provider/").ok_or_else(invalid)?;
+    let name = arn
+        .resource
+        .strip_prefix("saml-provider/")
+        .ok_or_else(invalid)?;
     if arn.service != "iam" || !arn.region.is_empty() {
         return Err(invalid());
     }
@@ -247,8 +249,8 @@ pub fn session_request(
                 })
         })
         .transpose()?;
-    let source_identity = single(attributes, SOURCE_IDENTITY_ATTRIBUTE, "SourceIdentity")?
-        .map(str::to_owned);
+    let source_identity =
+        single(attributes, SOURCE_IDENTITY_ATTRIBUTE, "SourceIdentity")?.map(str::to_owned);
     if let Some(value) = &source_identity
         && (!assume::is_valid_session_name(value) || value.to_ascii_lowercase().starts_with("aws:"))
     {
@@ -382,7 +384,10 @@ fn known_attribute_key(name: &str) -> Option<&'static str> {
     KNOWN_ATTRIBUTES.iter().find_map(|(known_oid, key)| {
         let hit = match oid {
             Some(oid) => oid == *known_oid,
-            None => name.eq_ignore_ascii_case(key) || (*key == "cn" && name.eq_ignore_ascii_case("commonName")),
+            None => {
+                name.eq_ignore_ascii_case(key)
+                    || (*key == "cn" && name.eq_ignore_ascii_case("commonName"))
+            }
         };
         hit.then_some(*key)
     })
@@ -481,7 +486,9 @@ mod tests {
             "persistent"
         );
         assert_eq!(
-            subject_type(Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")),
+            subject_type(Some(
+                "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+            )),
             "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
         );
         assert_eq!(subject_type(None), UNSPECIFIED_FORMAT);
@@ -492,9 +499,13 @@ mod tests {
         let missing = session_request(&BTreeMap::new()).unwrap_err();
         assert_eq!(
             (missing.code, missing.message.as_str()),
-            ("InvalidIdentityToken", "RoleSessionName is required in AuthnResponse")
+            (
+                "InvalidIdentityToken",
+                "RoleSessionName is required in AuthnResponse"
+            )
         );
-        let bad = session_request(&attributes(&[(ROLE_SESSION_NAME_ATTRIBUTE, &["a b"])])).unwrap_err();
+        let bad =
+            session_request(&attributes(&[(ROLE_SESSION_NAME_ATTRIBUTE, &["a b"])])).unwrap_err();
         assert_eq!(bad.code, "InvalidIdentityToken");
         let bad = session_request(&attributes(&[
             (ROLE_SESSION_NAME_ATTRIBUTE, &["alice"]),
@@ -515,7 +526,10 @@ mod tests {
             (&tag, &["platform"]),
             (TRANSITIVE_TAG_KEYS_ATTRIBUTE, &["Team"]),
             (SOURCE_IDENTITY_ATTRIBUTE, &["alice"]),
-            ("https://aws.amazon.com/SAML/Attributes/Zzz", &["after the tags"]),
+            (
+                "https://aws.amazon.com/SAML/Attributes/Zzz",
+                &["after the tags"],
+            ),
         ]))
         .unwrap();
         assert_eq!(ok.role_session_name, "alice@example.com");
@@ -535,7 +549,10 @@ mod tests {
             source_identity: None,
         };
         assert_eq!(session_length(None, 3600, &session, None, 0).unwrap(), 1800);
-        assert_eq!(session_length(None, 3600, &session, Some(1000), 0).unwrap(), 1000);
+        assert_eq!(
+            session_length(None, 3600, &session, Some(1000), 0).unwrap(),
+            1000
+        );
         let ended = session_length(None, 3600, &session, Some(0), 0).unwrap_err();
         assert_eq!(ended.code, "ExpiredTokenException");
         let too_long = session_length(Some(7200), 3600, &session, None, 0).unwrap_err();
@@ -552,13 +569,19 @@ mod tests {
         };
         let (role, provider) = validate(&params).unwrap();
         assert_eq!(role.unwrap().to_string(), ROLE);
-        assert_eq!((provider.account.as_str(), provider.name.as_str()), ("123456789012", "Corp"));
+        assert_eq!(
+            (provider.account.as_str(), provider.name.as_str()),
+            ("123456789012", "Corp")
+        );
         let oversize = SamlParams {
             saml_assertion: "A".repeat(MAX_ASSERTION_LEN + 1),
             ..params.clone()
         };
         assert_eq!(validate(&oversize).unwrap_err().code, "ValidationError");
-        let short = SamlParams { saml_assertion: "AB".into(), ..params.clone() };
+        let short = SamlParams {
+            saml_assertion: "AB".into(),
+            ..params.clone()
+        };
         assert_eq!(validate(&short).unwrap_err().code, "ValidationError");
         for bad in [
             "arn:aws:iam::123456789012:oidc-provider/x",
@@ -566,7 +589,10 @@ mod tests {
             "arn:aws:iam::12345:saml-provider/Corp",
             "not an arn",
         ] {
-            let p = SamlParams { principal_arn: bad.into(), ..params.clone() };
+            let p = SamlParams {
+                principal_arn: bad.into(),
+                ..params.clone()
+            };
             assert_eq!(validate(&p).unwrap_err().code, "ValidationError", "{bad}");
         }
     }
@@ -577,7 +603,10 @@ mod tests {
             known_attribute_key("urn:oid:1.3.6.1.4.1.5923.1.1.1.1"),
             Some("edupersonaffiliation")
         );
-        assert_eq!(known_attribute_key("eduPersonAffiliation"), Some("edupersonaffiliation"));
+        assert_eq!(
+            known_attribute_key("eduPersonAffiliation"),
+            Some("edupersonaffiliation")
+        );
         assert_eq!(known_attribute_key("commonName"), Some("cn"));
         assert_eq!(known_attribute_key("groups"), None);
     }

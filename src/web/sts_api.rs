@@ -21,8 +21,8 @@ use crate::sts::assume::{self, AssumeRoleParams, Caller, ListLimit};
 use crate::sts::credentials::account_of_access_key_id;
 use crate::sts::credentials::{AssumedRole, IssuedCredentials};
 use crate::sts::error::StsError;
-use crate::sts::sigv4;
 use crate::sts::saml::{self, SamlParams};
+use crate::sts::sigv4;
 use crate::sts::web_identity::WebIdentityParams;
 
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";

@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use crate::admin_client::Api;
 use crate::both_backends;
 use crate::helpers::{TestStore, app_state, assert_audited, venv_bin};
-use crate::saml_peer::{AWS_ROLE_ATTRIBUTE, AWS_SESSION_NAME_ATTRIBUTE, KeyPair, SamlIdp, SamlSp, SamlUser};
+use crate::saml_peer::{
+    AWS_ROLE_ATTRIBUTE, AWS_SESSION_NAME_ATTRIBUTE, KeyPair, SamlIdp, SamlSp, SamlUser,
+};
 use crate::sts_api::xml_value;
 
 const ACCOUNT: &str = seed::DEMO_ACCOUNT_ID;
@@ -248,7 +250,10 @@ async fn cli_and_boto3_trade_an_idp_assertion_for_working_credentials(db: TestSt
     // The credentials work: get-caller-identity, signed with them.
     let mut command = fx.command("aws");
     command
-        .env("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"].as_str().unwrap())
+        .env(
+            "AWS_ACCESS_KEY_ID",
+            credentials["AccessKeyId"].as_str().unwrap(),
+        )
         .env(
             "AWS_SECRET_ACCESS_KEY",
             credentials["SecretAccessKey"].as_str().unwrap(),
@@ -311,7 +316,11 @@ async fn cli_and_boto3_trade_an_idp_assertion_for_working_credentials(db: TestSt
     assert_audited(
         fx.db.store.as_ref(),
         &[("sts:AssumeRoleWithSAML", Outcome::Success)],
-        &[&assertion[..200], &fresh[..200], &assertion[assertion.len() - 200..]],
+        &[
+            &assertion[..200],
+            &fresh[..200],
+            &assertion[assertion.len() - 200..],
+        ],
     )
     .await;
 }
@@ -331,16 +340,13 @@ async fn trust_conditions_and_session_attributes_decide(db: TestStore) {
     let expiration = chrono::DateTime::parse_from_rfc3339(xml_value(&body, "Expiration").unwrap())
         .unwrap()
         .timestamp();
-    assert!((expiration - now - 1800).abs() <= 5, "{expiration} vs {now}");
+    assert!(
+        (expiration - now - 1800).abs() <= 5,
+        "{expiration} vs {now}"
+    );
     // The PrincipalTag attribute is a (transitive) session tag of the new session.
     let token = xml_value(&body, "SessionToken").unwrap();
-    let claims = fx
-        .api
-        .state
-        .sts
-        .open_token(token, now)
-        .await
-        .unwrap();
+    let claims = fx.api.state.sts.open_token(token, now).await.unwrap();
     assert_eq!(claims.tags, [("Team".to_owned(), "platform".to_owned())]);
     assert_eq!(claims.transitive_tag_keys, ["Team"]);
     assert_eq!(claims.source_identity.as_deref(), Some("alice"));
@@ -401,7 +407,8 @@ async fn bad_saml_input_gets_awss_error_codes_and_no_credentials(db: TestStore) 
     // No Role pair for this role in the assertion.
     cases.push((
         "role pair missing",
-        fx.assume("Developer", PROVIDER, &fx.assertion("carol").await).await,
+        fx.assume("Developer", PROVIDER, &fx.assertion("carol").await)
+            .await,
         403,
         "AccessDenied",
     ));
@@ -489,7 +496,10 @@ async fn bad_saml_input_gets_awss_error_codes_and_no_credentials(db: TestStore) 
             assert_ne!(e.outcome, Outcome::Success, "{e:?}");
             (
                 e.details["code"].as_str().unwrap_or_default().to_owned(),
-                e.details["saml_reason"].as_str().unwrap_or_default().to_owned(),
+                e.details["saml_reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             )
         })
         .collect();
@@ -572,9 +582,18 @@ async fn saml_providers_through_the_admin_api(db: TestStore) {
     // Refused, and nothing stored: no signing certificate, a DTD, a bad name, an
     // account that does not exist.
     let unsigned = api
-        .call(Method::POST, "/saml-providers", body("NoCert", &metadata(entity, None)))
+        .call(
+            Method::POST,
+            "/saml-providers",
+            body("NoCert", &metadata(entity, None)),
+        )
         .await;
-    assert_eq!(unsigned.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", unsigned.text);
+    assert_eq!(
+        unsigned.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unsigned.text
+    );
     assert_eq!(
         (unsigned.code(), unsigned.pointer()),
         ("INVALID_SAML_METADATA", "/metadata_document")
@@ -591,7 +610,10 @@ async fn saml_providers_through_the_admin_api(db: TestStore) {
     let refused = api
         .call(Method::POST, "/saml-providers", body("bad name", &document))
         .await;
-    assert_eq!((refused.code(), refused.pointer()), ("VALIDATION_ERROR", "/name"));
+    assert_eq!(
+        (refused.code(), refused.pointer()),
+        ("VALIDATION_ERROR", "/name")
+    );
     let refused = api
         .call(
             Method::POST,
@@ -605,7 +627,11 @@ async fn saml_providers_through_the_admin_api(db: TestStore) {
     );
 
     let list = api
-        .call(Method::GET, &format!("/saml-providers?account_id={ACCOUNT}"), None)
+        .call(
+            Method::GET,
+            &format!("/saml-providers?account_id={ACCOUNT}"),
+            None,
+        )
         .await;
     assert_eq!(list.status, StatusCode::OK);
     let providers = list.body["saml_providers"].as_array().unwrap();
@@ -623,12 +649,19 @@ async fn saml_providers_through_the_admin_api(db: TestStore) {
             metadata(entity, Some(&second.cert_pem))
                 .split("<md:KeyDescriptor")
                 .nth(1)
-                .map(|rest| format!("<md:KeyDescriptor{}", rest.split("<md:NameIDFormat>").next().unwrap()))
+                .map(|rest| format!(
+                    "<md:KeyDescriptor{}",
+                    rest.split("<md:NameIDFormat>").next().unwrap()
+                ))
                 .unwrap()
         ),
     );
     let updated = api
-        .call(Method::PUT, &path, Some(json!({"metadata_document": rolled})))
+        .call(
+            Method::PUT,
+            &path,
+            Some(json!({"metadata_document": rolled})),
+        )
         .await;
     assert_eq!(updated.status, StatusCode::OK, "{}", updated.text);
     assert_eq!(updated.body["idp"]["signing_certificates"], 2);
@@ -714,9 +747,14 @@ async fn dev_applies_configured_saml_providers_and_trusts_them() {
         out.contains(&format!("created SAML provider {}", provider_arn(PROVIDER))),
         "{out}"
     );
-    assert!(out.contains("updated trust of role Developer in SAML provider"), "{out}");
+    assert!(
+        out.contains("updated trust of role Developer in SAML provider"),
+        "{out}"
+    );
 
-    let assertion = idp.idp_initiated_response(&audience, "dana", "dana-pass").await;
+    let assertion = idp
+        .idp_initiated_response(&audience, "dana", "dana-pass")
+        .await;
     let home = tempfile::tempdir().unwrap();
     let mut command = Command::new(venv_bin("aws"));
     for (key, _) in std::env::vars() {

@@ -15,8 +15,8 @@ use crate::sts::assume;
 use crate::sts::error::StsError;
 use crate::sts::saml::{
     ACTION, AssertionFacts, AssumedRoleWithSaml, SamlParams, assume_shape, has_role_pair,
-    invalid_token, name_qualifier, not_authorized, session_length, session_request,
-    subject_type, trust_context, validate,
+    invalid_token, name_qualifier, not_authorized, session_length, session_request, subject_type,
+    trust_context, validate,
 };
 
 use super::Sts;
@@ -146,10 +146,15 @@ impl Sts {
             return Err(refuse(not_authorized(), "role_not_in_assertion", issuer));
         }
         if role_arn.account != provider.account_id {
-            return Err(refuse(not_authorized(), "provider_of_another_account", issuer));
+            return Err(refuse(
+                not_authorized(),
+                "provider_of_another_account",
+                issuer,
+            ));
         }
         let shape = assume_shape(params, &session);
-        assume::validate_assume_role(&shape).map_err(|e| refuse(e, "session_attributes", issuer))?;
+        assume::validate_assume_role(&shape)
+            .map_err(|e| refuse(e, "session_attributes", issuer))?;
         let session_policy = assume::parse_session_policy(params.policy.as_deref())
             .map_err(|e| refuse(e, "malformed_policy", issuer))?;
         let packed_policy_size = assume::packed_size_percent(&shape, session_policy.is_some());

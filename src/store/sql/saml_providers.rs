@@ -38,9 +38,9 @@ pub trait SamlProviderStore: Send + Sync {
 /// IAM's rule for SAML provider names.
 pub fn check_saml_provider_name(name: &str) -> Result<(), ValidationError> {
     let ok = (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'=' | b',' | b'.' | b'@' | b'-'));
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'=' | b',' | b'.' | b'@' | b'-')
+        });
     if ok {
         Ok(())
     } else {

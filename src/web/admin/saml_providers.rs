@@ -131,14 +131,18 @@ async fn create(
     let account = AccountId::parse(body.account_id.clone()).map_err(|e| {
         AdminError::invalid("VALIDATION_ERROR", e.message, Some("/account_id".into()))
     })?;
-    state.store.get_account(&account).await.map_err(|e| match e {
-        StoreError::NotFound { .. } => AdminError::invalid(
-            "VALIDATION_ERROR",
-            format!("account {account} does not exist"),
-            Some("/account_id".into()),
-        ),
-        other => other.into(),
-    })?;
+    state
+        .store
+        .get_account(&account)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => AdminError::invalid(
+                "VALIDATION_ERROR",
+                format!("account {account} does not exist"),
+                Some("/account_id".into()),
+            ),
+            other => other.into(),
+        })?;
     check_saml_provider_name(&body.name)
         .map_err(|e| AdminError::invalid("VALIDATION_ERROR", e.message, Some("/name".into())))?;
     checked_metadata(&body.metadata_document)?;
