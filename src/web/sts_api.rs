@@ -476,6 +476,8 @@ async fn saml(
     out: &mut String,
 ) -> Result<(), StsError> {
     audit.actor = Some("saml".into());
+    // Until the service says otherwise: a parameter is missing or malformed.
+    audit.extra["saml_reason"] = json!("invalid_parameter");
     let required = |name: &str, member: &str| {
         params
             .get(name)

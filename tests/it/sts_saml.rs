@@ -362,6 +362,30 @@ async fn trust_conditions_and_session_attributes_decide(db: TestStore) {
     );
     assert!(xml_value(&body, "AccessKeyId").is_none());
 
+    // A trust policy for another audience refuses even alice.
+    let trust = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": provider_arn(PROVIDER)},
+            "Action": ["sts:AssumeRoleWithSAML", "sts:TagSession", "sts:SetSourceIdentity"],
+            "Condition": {"StringEquals": {"SAML:aud": "https://signin.aws.amazon.com/saml"}}
+        }]
+    });
+    let updated = fx
+        .api
+        .call(
+            Method::PUT,
+            &format!("/accounts/{ACCOUNT}/roles/SamlConditional"),
+            Some(json!({"trust_policy": trust})),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.text);
+    let (status, body) = fx
+        .assume("SamlConditional", PROVIDER, &fx.assertion("alice").await)
+        .await;
+    assert_eq!((status, error_code(&body)), (403, "AccessDenied"), "{body}");
+
     // A DurationSeconds above the SessionDuration is capped by it, below it is kept.
     let (status, body) = fx
         .call(&[
@@ -471,6 +495,34 @@ async fn bad_saml_input_gets_awss_error_codes_and_no_credentials(db: TestStore) 
         400,
         "MalformedPolicyDocument",
     ));
+    // A server whose configured SAML audience is another URL: this assertion names
+    // `<base>/saml` (as Destination, Recipient and Audience), so it is not meant for
+    // that server (the Destination is checked first).
+    let other =
+        app_state(fx.db.store.clone())
+            .await
+            .with_sts_settings(rolegate::web::StsSettings {
+                saml_audience: Some("https://sts.rolegate.example/saml".into()),
+            });
+    let other_base = crate::helpers::spawn_state(other);
+    let response = reqwest::Client::new()
+        .post(format!("{other_base}/"))
+        .form(&[
+            ("Action", "AssumeRoleWithSAML"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", &role_arn("Developer")),
+            ("PrincipalArn", &provider_arn(PROVIDER)),
+            ("SAMLAssertion", &fx.assertion("alice").await),
+        ])
+        .send()
+        .await
+        .unwrap();
+    cases.push((
+        "another audience",
+        (response.status().as_u16(), response.text().await.unwrap()),
+        403,
+        "IDPRejectedClaim",
+    ));
     // Later than NotOnOrAfter (and the skew): move the server's clock on.
     fx.db.hand.advance(std::time::Duration::from_secs(3600));
     cases.push((
@@ -511,6 +563,7 @@ async fn bad_saml_input_gets_awss_error_codes_and_no_credentials(db: TestStore) 
         ("ValidationError", "invalid_parameter"),
         ("MalformedPolicyDocument", "malformed_policy"),
         ("ExpiredTokenException", "expired"),
+        ("IDPRejectedClaim", "wrong_destination"),
     ] {
         assert!(
             reasons.contains(&(wanted.0.to_owned(), wanted.1.to_owned())),
@@ -797,4 +850,46 @@ async fn dev_applies_configured_saml_providers_and_trusts_them() {
         "{out}"
     );
     assert!(out.contains("kept    trust of role Developer"), "{out}");
+}
+
+#[test]
+fn saml_configuration_is_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |text: &str| {
+        let file = dir.path().join("rolegate.toml");
+        std::fs::write(&file, text).unwrap();
+        rolegate::config::Config::load(Some(&file), Vec::new())
+    };
+    let good = load(
+        "[sts]\nsaml_audience = \"https://rolegate.example.com/saml\"\n\
+         [[saml_providers]]\naccount_id = \"123456789012\"\nname = \"Corp\"\nmetadata_file = \"/etc/idp.xml\"\n",
+    )
+    .unwrap();
+    assert_eq!(good.saml_providers.len(), 1);
+    assert_eq!(
+        good.sts.settings().unwrap().saml_audience.as_deref(),
+        Some("https://rolegate.example.com/saml")
+    );
+    for (text, named) in [
+        (
+            "[[saml_providers]]\naccount_id = \"1234\"\nname = \"Corp\"\nmetadata_file = \"/x\"\n",
+            "saml_providers[0] \"Corp\"",
+        ),
+        (
+            "[[saml_providers]]\naccount_id = \"123456789012\"\nname = \"bad name\"\nmetadata_file = \"/x\"\n",
+            "saml_providers[0] \"bad name\"",
+        ),
+        (
+            "[[saml_providers]]\naccount_id = \"123456789012\"\nname = \"A\"\nmetadata_file = \"/x\"\n\
+             [[saml_providers]]\naccount_id = \"123456789012\"\nname = \"A\"\nmetadata_file = \"/y\"\n",
+            "saml_providers[1] \"A\"",
+        ),
+        (
+            "[sts]\nsaml_audience = \"not a url\"\n",
+            "sts.saml_audience",
+        ),
+    ] {
+        let error = load(text).unwrap_err().to_string();
+        assert!(error.contains(named), "{error}");
+    }
 }
