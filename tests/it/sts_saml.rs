@@ -450,6 +450,41 @@ async fn bad_saml_input_gets_awss_error_codes_and_no_credentials(db: TestStore) 
         400,
         "InvalidIdentityToken",
     ));
+    // The real response altered: every signature removed; a NameID changed under
+    // the signatures.
+    let xml = crate::saml_peer::decode_response(&alice);
+    let mut unsigned = xml.clone();
+    while let (Some(start), Some(end)) = (
+        unsigned.find("<ds:Signature"),
+        unsigned.find("</ds:Signature>"),
+    ) {
+        unsigned.replace_range(start..end + "</ds:Signature>".len(), "");
+    }
+    assert!(!unsigned.contains("SignatureValue") && unsigned != xml);
+    cases.push((
+        "unsigned",
+        fx.assume(
+            "Developer",
+            PROVIDER,
+            &crate::saml_peer::encode_response(&unsigned),
+        )
+        .await,
+        400,
+        "InvalidIdentityToken",
+    ));
+    let tampered = xml.replacen(">alice</saml:NameID>", ">mallory</saml:NameID>", 1);
+    assert_ne!(tampered, xml);
+    cases.push((
+        "tampered",
+        fx.assume(
+            "Developer",
+            PROVIDER,
+            &crate::saml_peer::encode_response(&tampered),
+        )
+        .await,
+        400,
+        "InvalidIdentityToken",
+    ));
     cases.push((
         "malformed base64",
         fx.assume("Developer", PROVIDER, "%%% not base64 %%%").await,
@@ -560,6 +595,8 @@ async fn bad_saml_input_gets_awss_error_codes_and_no_credentials(db: TestStore) 
         ("InvalidIdentityToken", "unknown_provider"),
         ("InvalidIdentityToken", "untrusted_signature"),
         ("InvalidIdentityToken", "malformed_base64"),
+        ("InvalidIdentityToken", "unsigned"),
+        ("InvalidIdentityToken", "invalid_signature"),
         ("ValidationError", "invalid_parameter"),
         ("MalformedPolicyDocument", "malformed_policy"),
         ("ExpiredTokenException", "expired"),
