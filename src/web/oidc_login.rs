@@ -273,7 +273,7 @@ fn to_provider(request: &HttpRequest, url: &str, binding: String) -> HttpRespons
 }
 
 /// What test sign-ins are audited as.
-pub(crate) const TEST_ACTION: &str = "admin:TestSignIn";
+pub(crate) use crate::service::sign_in_test::TEST_ACTION;
 
 /// Starts the admin `admin`'s (audit actor) test sign-in at OIDC source
 /// `source_id`: the real flow, in this browser, also for a source not enabled yet.

@@ -24,7 +24,6 @@ use serde_json::json;
 
 use super::AppState;
 use super::audit::{audit, audit_anonymous};
-use super::oidc_login::TEST_ACTION;
 use super::page::{PageError, host_cookie_name, random_token, redirect, safe_return_to};
 use super::request_info;
 use super::session::start_session_with;
@@ -32,7 +31,7 @@ use crate::idp::saml::SamlError;
 use crate::service::saml_login::{
     self, MAX_RESPONSE_CHARS, PendingRequest, SamlLogin, SamlLoginError,
 };
-use crate::service::sign_in_test::{self, TestResult};
+use crate::service::sign_in_test::{self, TEST_ACTION, TestResult};
 use crate::store::{IdentitySource, IdentitySourceKind, Outcome, StoreError};
 
 /// Binds a started sign-in to the browser that started it.
