@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 use crate::admin_client::{Api, with_admins};
 use crate::both_backends;
 use crate::browser::{
-    Browser as Chromium, backend, browser_installed, console_arn,
-    wait_for_visible_roles, with_browser,
+    Browser as Chromium, backend, browser_installed, console_arn, wait_for_visible_roles,
+    with_browser,
 };
 use crate::helpers::{TestStore, spawn_state, sqlite_store};
 use crate::oidc_peer::{Browser, Page};
@@ -141,10 +141,7 @@ impl Fixture {
         user: &str,
     ) -> crate::saml_peer::PostedResponse {
         let start = rolegate
-            .fetch(
-                &format!("/saml/{source}/login?return_to={return_to}"),
-                None,
-            )
+            .fetch(&format!("/saml/{source}/login?return_to={return_to}"), None)
             .await;
         assert_eq!(start.status, 303, "{}", start.body);
         let to = start.location.unwrap();
@@ -234,7 +231,9 @@ async fn saml_sign_in_in_chromium(db: TestStore) {
         let outcome = async {
             browser.goto(&format!("{base}/start")).await?;
             browser.wait_for_path("/signin").await?;
-            let button = browser.find("a.signin-source[href^='/saml/corp/login']").await?;
+            let button = browser
+                .find("a.signin-source[href^='/saml/corp/login']")
+                .await?;
             let label = button.text().await?;
             ensure!(label.contains("Corp SAML"), "sign-in button {label:?}");
             browser.screenshot(&shot("signin")).await?;
@@ -254,7 +253,7 @@ async fn saml_sign_in_in_chromium(db: TestStore) {
                 .await?
                 .click()
                 .await?;
-            browser.wait_for_path("/logout").await?;
+            browser.wait_for_path("/signin").await?;
 
             let link = format!("{base}/start#/account/{ACCOUNT}/role/Developer/console");
             browser.goto(&link).await?;
@@ -264,7 +263,9 @@ async fn saml_sign_in_in_chromium(db: TestStore) {
                 .await?
                 .click()
                 .await?;
-            let shown = console_arn(&browser).await.context("deep link after SAML")?;
+            let shown = console_arn(&browser)
+                .await
+                .context("deep link after SAML")?;
             let expected =
                 format!("arn:aws:sts::{ACCOUNT}:assumed-role/Developer/alice@corp.example");
             ensure!(shown == expected, "deep link opened {shown}");
@@ -276,8 +277,15 @@ async fn saml_sign_in_in_chromium(db: TestStore) {
     .await;
     let sign_ins = fixture.successful_sign_ins().await;
     assert_eq!(sign_ins.len(), 2, "{sign_ins:?}");
-    assert!(sign_ins.iter().all(|r| r.target == "corp" && r.actor == "alice"));
-    assert_eq!(sign_ins[0].details["groups"], json!(["developers", "admins"]));
+    assert!(
+        sign_ins
+            .iter()
+            .all(|r| r.target == "corp" && r.actor == "alice")
+    );
+    assert_eq!(
+        sign_ins[0].details["groups"],
+        json!(["developers", "admins"])
+    );
     let accepted = fixture.state.store.list_audit(200, None).await.unwrap();
     let accepted: Vec<_> = accepted
         .iter()
@@ -435,7 +443,10 @@ async fn sp_metadata_names_entity_acs_and_certificates(db: TestStore) {
         assert_eq!(sp.assertion_consumer_services.len(), 1);
         let acs = &sp.assertion_consumer_services[0];
         assert_eq!(acs.location, fixture.acs(source));
-        assert_eq!(acs.binding, "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST");
+        assert_eq!(
+            acs.binding,
+            "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+        );
         assert_eq!(sp.authn_requests_signed, Some(source == "corp"));
         assert_eq!(sp.want_assertions_signed, Some(true));
         let keys = sp.key_descriptors.as_ref().unwrap();
@@ -464,7 +475,13 @@ async fn sp_metadata_names_entity_acs_and_certificates(db: TestStore) {
         .await
         .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    assert!(missing.text().await.unwrap().contains("Unknown sign-in method"));
+    assert!(
+        missing
+            .text()
+            .await
+            .unwrap()
+            .contains("Unknown sign-in method")
+    );
 }
 
 /// The round trip over plain HTTP (two cookie jars: Rolegate's and the IdP's): an
@@ -482,7 +499,10 @@ async fn sp_sign_in_and_every_refusal(db: TestStore) {
     let posted = fixture
         .at_idp(&mut rolegate, "corp", "/start/credentials", "alice")
         .await;
-    assert!(posted.xml().contains("EncryptedAssertion"), "encrypted to the SP");
+    assert!(
+        posted.xml().contains("EncryptedAssertion"),
+        "encrypted to the SP"
+    );
     let relay = posted.relay_state.clone().expect("RelayState");
     assert!(relay.len() <= 80);
     let page = fixture
@@ -523,10 +543,16 @@ async fn sp_sign_in_and_every_refusal(db: TestStore) {
     // A genuine IdP-initiated response from the IdP, likewise.
     let unsolicited = fixture
         .idp
-        .idp_initiated_response(&format!("{}/saml/corp/metadata", fixture.base), "alice", "alice-pass")
+        .idp_initiated_response(
+            &format!("{}/saml/corp/metadata", fixture.base),
+            "alice",
+            "alice-pass",
+        )
         .await;
     let mut stranger = Browser::new(&fixture.base);
-    let page = fixture.post(&mut stranger, "corp", &unsolicited, None).await;
+    let page = fixture
+        .post(&mut stranger, "corp", &unsolicited, None)
+        .await;
     assert_page(&page, 403, "Sign-in must start at Rolegate");
     assert!(!signed_in(&mut stranger).await);
     fixture
@@ -573,7 +599,11 @@ async fn sp_sign_in_and_every_refusal(db: TestStore) {
     // Source `open` takes IdP-initiated responses, once each.
     let unsolicited = fixture
         .idp
-        .idp_initiated_response(&format!("{}/saml/open/metadata", fixture.base), "bob", "bob-pass")
+        .idp_initiated_response(
+            &format!("{}/saml/open/metadata", fixture.base),
+            "bob",
+            "bob-pass",
+        )
         .await;
     let mut first = Browser::new(&fixture.base);
     let page = fixture.post(&mut first, "open", &unsolicited, None).await;
@@ -584,7 +614,10 @@ async fn sp_sign_in_and_every_refusal(db: TestStore) {
     );
     assert!(signed_in(&mut first).await);
     let sign_ins = fixture.successful_sign_ins().await;
-    assert_eq!(sign_ins[0].actor, "bob@corp.example", "user_name_attribute = email");
+    assert_eq!(
+        sign_ins[0].actor, "bob@corp.example",
+        "user_name_attribute = email"
+    );
     assert_eq!(sign_ins[0].target, "open");
     // The same assertion again: the replay cache refuses it.
     let mut second = Browser::new(&fixture.base);
@@ -596,7 +629,9 @@ async fn sp_sign_in_and_every_refusal(db: TestStore) {
     // An SP-initiated response of corp posted to open's ACS: the RelayState names
     // another source.
     let mut browser = Browser::new(&fixture.base);
-    let posted = fixture.at_idp(&mut browser, "corp", "/start", "alice").await;
+    let posted = fixture
+        .at_idp(&mut browser, "corp", "/start", "alice")
+        .await;
     let page = fixture
         .post(
             &mut browser,
@@ -614,7 +649,11 @@ async fn sp_sign_in_and_every_refusal(db: TestStore) {
     // arrives.
     let late = fixture
         .idp
-        .idp_initiated_response(&format!("{}/saml/open/metadata", fixture.base), "bob", "bob-pass")
+        .idp_initiated_response(
+            &format!("{}/saml/open/metadata", fixture.base),
+            "bob",
+            "bob-pass",
+        )
         .await;
     db.hand.advance(std::time::Duration::from_secs(3600));
     let mut browser = Browser::new(&fixture.base);
@@ -639,7 +678,7 @@ async fn saml_sources_through_the_admin_api(db: TestStore) {
     let created = api
         .call(
             Method::POST,
-            "/admin/api/v1/identity-sources",
+            "/identity-sources",
             Some(json!({
                 "id": "pasted", "kind": "saml", "display_name": "Pasted SAML",
                 "config": {"idp_metadata": metadata, "groups_attribute": "groups",
@@ -652,7 +691,10 @@ async fn saml_sources_through_the_admin_api(db: TestStore) {
     assert_eq!(body["kind"], "saml");
     assert_eq!(body["config"]["sp_private_key"], "set");
     assert_eq!(body["config"]["clock_skew_seconds"], 120);
-    let certificate = body["config"]["sp_certificate"].as_str().unwrap().to_owned();
+    let certificate = body["config"]["sp_certificate"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(certificate.starts_with("-----BEGIN CERTIFICATE-----"));
     assert!(!created.text.contains("PRIVATE KEY"));
     let served = reqwest::get(format!("{}/saml/pasted/metadata", api.base))
@@ -661,13 +703,16 @@ async fn saml_sources_through_the_admin_api(db: TestStore) {
         .text()
         .await
         .unwrap();
-    assert!(served.contains(&format!("{}/saml/pasted/acs", api.base)), "{served}");
+    assert!(
+        served.contains(&format!("{}/saml/pasted/acs", api.base)),
+        "{served}"
+    );
 
     // Replace: a new skew, the metadata and key pair kept.
     let replaced = api
         .call(
             Method::PUT,
-            "/admin/api/v1/identity-sources/pasted",
+            "/identity-sources/pasted",
             Some(json!({
                 "kind": "saml", "display_name": "Pasted SAML",
                 "config": {"clock_skew_seconds": 30, "sp_private_key": "set"}
@@ -684,7 +729,7 @@ async fn saml_sources_through_the_admin_api(db: TestStore) {
     let from_url = api
         .call(
             Method::POST,
-            "/admin/api/v1/identity-sources",
+            "/identity-sources",
             Some(json!({
                 "id": "fetched", "kind": "saml", "display_name": "Fetched SAML",
                 "config": {"idp_metadata_url": fixture.idp.metadata_url()}
@@ -708,32 +753,36 @@ async fn saml_sources_through_the_admin_api(db: TestStore) {
     let refused = api
         .call(
             Method::POST,
-            "/admin/api/v1/identity-sources",
+            "/identity-sources",
             Some(json!({
                 "id": "nocert", "kind": "saml", "display_name": "No cert",
                 "config": {"idp_metadata": unsigned}
             })),
         )
         .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text);
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
     assert_eq!(refused.code(), "INVALID_SAML_CONFIG");
     assert_eq!(refused.pointer(), "/config/idp_metadata");
     // Neither URL nor XML.
     let refused = api
         .call(
             Method::POST,
-            "/admin/api/v1/identity-sources",
+            "/identity-sources",
             Some(json!({"id": "nothing", "kind": "saml", "display_name": "Nothing", "config": {}})),
         )
         .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text);
-    assert!(
-        api.state
-            .store
-            .get_identity_source("nocert")
-            .await
-            .is_err()
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
     );
+    assert!(api.state.store.get_identity_source("nocert").await.is_err());
     // The sign-in page offers every enabled SAML source.
     let page = reqwest::get(format!("{}/signin", api.base))
         .await
@@ -742,7 +791,10 @@ async fn saml_sources_through_the_admin_api(db: TestStore) {
         .await
         .unwrap();
     for (id, name) in [("corp", "Corp SAML"), ("pasted", "Pasted SAML")] {
-        assert!(page.contains(&format!("href=\"/saml/{id}/login?return_to=")), "{page}");
+        assert!(
+            page.contains(&format!("href=\"/saml/{id}/login?return_to=")),
+            "{page}"
+        );
         assert!(page.contains(name));
     }
 }
