@@ -22,7 +22,7 @@ use rolegate::store::{AuditRecord, Outcome};
 use rolegate::web::AppState;
 use serde_json::{Value, json};
 
-use crate::admin_client::{Api, with_admins};
+use crate::admin_client::{Api, person, session_of, with_admins};
 use crate::both_backends;
 use crate::browser::{
     Browser as Chromium, backend, browser_installed, console_arn, wait_for_visible_roles,
@@ -46,7 +46,8 @@ struct Fixture {
 /// configuration file, and the group grants. `None` (skip) only outside CI without
 /// simplesamlphp.
 async fn setup(db: &TestStore) -> Option<Fixture> {
-    let state = crate::helpers::app_state(db.store.clone()).await;
+    // Admins: the directory's `admins` (for the admin pages' test sign-in).
+    let state = with_admins(crate::helpers::app_state(db.store.clone()).await);
     seed::seed_demo(state.store.as_ref())
         .await
         .expect("seed demo");
@@ -799,7 +800,93 @@ async fn saml_sources_through_the_admin_api(db: TestStore) {
     }
 }
 
+/// The admin pages of a SAML source, and its test sign-in: the list names the IdP;
+/// the edit page shows the imported IdP, the SP metadata link and the SAML settings;
+/// "Test sign-in" runs the real SP-initiated flow (bob at the IdP) in the admin's
+/// browser, starts no session, and the result page shows the attributes received and
+/// the role bob's group would earn.
+async fn admin_pages_and_test_sign_in(db: TestStore) {
+    let Some(fixture) = setup(&db).await else {
+        return;
+    };
+    let (session, _) = session_of(&fixture.state, person("root", &["admins"])).await;
+    let mut admin = Browser::new(&fixture.base);
+    admin.cookies.insert("rg_session".into(), session.clone());
+
+    let list = admin.fetch("/admin/identity-sources", None).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("SAML 2.0"));
+    assert!(list.body.contains(&fixture.idp.entity_id), "{}", list.body);
+    assert!(
+        list.body
+            .contains("/admin/identity-sources/corp/test-sign-in")
+    );
+    let edit = admin.fetch("/admin/identity-sources/corp", None).await;
+    assert_eq!(edit.status, 200, "{}", edit.body);
+    for expected in [
+        fixture.idp.entity_id.as_str(),
+        "href=\"/saml/corp/metadata\"",
+        "name=\"config.allow_idp_initiated\"",
+        "name=\"config.groups_attribute\" value=\"groups\"",
+        "name=\"config.idp_metadata_url\"",
+    ] {
+        assert!(edit.body.contains(expected), "{expected} in {}", edit.body);
+    }
+    let new = admin
+        .fetch("/admin/identity-sources/new?kind=saml", None)
+        .await;
+    assert_eq!(new.status, 200);
+    assert!(new.body.contains("New SAML identity source"));
+    assert!(new.body.contains("name=\"config.idp_metadata\""));
+
+    let start = admin
+        .fetch("/admin/identity-sources/corp/test-sign-in", None)
+        .await;
+    assert_eq!(start.status, 303, "{}", start.body);
+    let to = start.location.unwrap();
+    assert!(to.starts_with(&fixture.idp.sso_url()), "{to}");
+    let posted = fixture
+        .idp
+        .response_for_request(&to, "bob", "bob-pass")
+        .await;
+    let page = fixture
+        .post(
+            &mut admin,
+            "corp",
+            &posted.saml_response,
+            posted.relay_state.as_deref(),
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let result = page.location.unwrap();
+    assert!(
+        result.contains("/admin/identity-sources/corp/test-result?result="),
+        "{result}"
+    );
+    assert_eq!(admin.cookies["rg_session"], session, "no new session");
+    let shown = admin.fetch(&result, None).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    for expected in ["bob@corp.example", "developers", "Developer", "displayName"] {
+        assert!(
+            shown.body.contains(expected),
+            "{expected} in {}",
+            shown.body
+        );
+    }
+    assert!(!shown.body.contains(">Admin<"), "bob is not in admins");
+    assert!(fixture.successful_sign_ins().await.is_empty());
+    let audit = fixture.state.store.list_audit(100, None).await.unwrap();
+    assert!(
+        audit.iter().any(|r| r.action == "admin:TestSignIn"
+            && r.outcome == Outcome::Success
+            && r.details["stage"] == "completed"
+            && r.details["method"] == "saml"),
+        "{audit:?}"
+    );
+}
+
 both_backends!(
+    admin_pages_and_test_sign_in,
     saml_sign_in_in_chromium,
     sp_metadata_names_entity_acs_and_certificates,
     sp_sign_in_and_every_refusal,
