@@ -203,7 +203,8 @@ impl SamlLogin {
             )
         })?;
         let endpoints = SpEndpoints::of(origin, &source.id, &config);
-        let key = if config.sign_authn_requests {
+        // Signed when the source says so, or when the IdP's metadata asks for it.
+        let key = if config.sign_authn_requests || idp.want_authn_requests_signed {
             Some(
                 sp::open_sp_key(&self.sealer, &source.id, &config)
                     .map_err(SamlLoginError::Misconfigured)?,
@@ -466,6 +467,12 @@ pub async fn prepare_source(
         return Err(setup(
             pointer,
             "IdP metadata refused: it has no signing certificate",
+        ));
+    }
+    if idp.sso_redirect_url.is_none() && !config.allow_idp_initiated {
+        return Err(setup(
+            pointer,
+            "IdP metadata refused: it has no single sign-on service with the HTTP-Redirect binding, so sign-in could only start at the IdP (allow_idp_initiated is off)",
         ));
     }
     config.idp_metadata = xml;

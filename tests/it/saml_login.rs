@@ -885,6 +885,84 @@ async fn admin_pages_and_test_sign_in(db: TestStore) {
     );
 }
 
+/// Over https (the configured public origin), the browser binding is a
+/// `__Host-rg_saml` cookie, Secure and `SameSite=None`: the IdP's POST to the ACS is
+/// cross-site, and a Lax cookie would not come with it. The SP metadata and the
+/// AuthnRequest name the https endpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_the_binding_cookie_is_sent_cross_site() {
+    let db = sqlite_store().await;
+    let Some(fixture) = setup(&db).await else {
+        return;
+    };
+    let origin = "https://rolegate.example.com";
+    let state = fixture
+        .state
+        .clone()
+        .with_server(rolegate::web::ServerSettings {
+            public_url: Some(rolegate::web::PublicUrl::parse(origin).unwrap()),
+            ..Default::default()
+        });
+    let base = spawn_state(state);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = client
+        .get(format!("{base}/saml/corp/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let cookie = start.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for part in [
+        "__Host-rg_saml=",
+        "Secure",
+        "SameSite=None",
+        "HttpOnly",
+        "Path=/",
+    ] {
+        assert!(cookie.contains(part), "{part} in {cookie}");
+    }
+    let to = start.headers()["location"].to_str().unwrap().to_owned();
+    let query: std::collections::BTreeMap<String, String> = reqwest::Url::parse(&to)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert!(query.contains_key("Signature") && query.contains_key("SigAlg"));
+    let deflated = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        &query["SAMLRequest"],
+    )
+    .unwrap();
+    let mut request = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::DeflateDecoder::new(deflated.as_slice()),
+        &mut request,
+    )
+    .unwrap();
+    assert!(
+        request.contains(&format!(
+            "AssertionConsumerServiceURL=\"{origin}/saml/corp/acs\""
+        )),
+        "{request}"
+    );
+    assert!(
+        request.contains(&format!("{origin}/saml/corp/metadata</")),
+        "{request}"
+    );
+    let metadata = client
+        .get(format!("{base}/saml/open/metadata"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metadata.contains(&format!("entityID=\"{origin}/saml/open/metadata\"")));
+}
+
 both_backends!(
     admin_pages_and_test_sign_in,
     saml_sign_in_in_chromium,
