@@ -963,6 +963,106 @@ async fn over_https_the_binding_cookie_is_sent_cross_site() {
     assert!(metadata.contains(&format!("entityID=\"{origin}/saml/open/metadata\"")));
 }
 
+/// The admin UI's "New SAML source" form in Chromium (its JavaScript sends the admin
+/// API request): pasted metadata without a signing certificate is refused with the
+/// reason beside the paste box and nothing saved; with the IdP's metadata URL instead
+/// the source is created, and its page shows the imported IdP and the SP metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_source_created_in_the_admin_ui() {
+    if !browser_installed() {
+        return;
+    }
+    let db = sqlite_store().await;
+    let Some(fixture) = setup(&db).await else {
+        return;
+    };
+    let unsigned = regex::Regex::new(r"(?s)<(md:)?KeyDescriptor.*?</(md:)?KeyDescriptor>")
+        .unwrap()
+        .replace_all(&fixture.idp.metadata_xml().await, "")
+        .into_owned();
+    let base = fixture.base.clone();
+    let metadata_url = fixture.idp.metadata_url();
+    let entity_id = fixture.idp.entity_id.clone();
+    let store = fixture.state.store.clone();
+    with_browser("admin-ui-saml", |browser| async move {
+        let outcome = async {
+            browser.goto(&format!("{base}/signin")).await?;
+            crate::browser::submit_sign_in(&browser, "alice", crate::browser::password_of("alice"))
+                .await?;
+            browser.wait_for_path("/start").await?;
+            browser
+                .goto(&format!("{base}/admin/identity-sources"))
+                .await?;
+            browser.find("#new-saml-source").await?.click().await?;
+            browser.wait_for_path("/admin/identity-sources/new").await?;
+            let heading = browser.find("main h1").await?.text().await?;
+            ensure!(heading.contains("New SAML identity source"), "{heading}");
+            crate::admin_ui_browser::type_into(&browser, "input[name=id]", "ui-saml").await?;
+            crate::admin_ui_browser::type_into(&browser, "input[name=display_name]", "UI SAML")
+                .await?;
+            crate::admin_ui_browser::type_into(
+                &browser,
+                "textarea[name='config.idp_metadata']",
+                &unsigned,
+            )
+            .await?;
+            browser
+                .find("#source-form button[type=submit]")
+                .await?
+                .click()
+                .await?;
+            let error = crate::admin_ui_browser::wait_for_text(
+                &browser,
+                "textarea[name='config.idp_metadata'] + .field-error",
+                "IdP metadata refused",
+            )
+            .await?;
+            ensure!(
+                store.get_identity_source("ui-saml").await.is_err(),
+                "nothing saved: {error}"
+            );
+            browser.screenshot("admin-ui-saml-refused").await?;
+
+            browser
+                .find("textarea[name='config.idp_metadata']")
+                .await?
+                .clear()
+                .await?;
+            crate::admin_ui_browser::type_into(
+                &browser,
+                "input[name='config.idp_metadata_url']",
+                &metadata_url,
+            )
+            .await?;
+            browser
+                .find("#source-form button[type=submit]")
+                .await?
+                .click()
+                .await?;
+            browser
+                .wait_for_path("/admin/identity-sources/ui-saml")
+                .await?;
+            let imported = browser.find("#idp-entity-id").await?.text().await?;
+            ensure!(imported == entity_id, "imported IdP {imported:?}");
+            browser
+                .find("a#sp-metadata[href='/saml/ui-saml/metadata']")
+                .await?;
+            browser.screenshot("admin-ui-saml-created").await?;
+            let source = store.get_identity_source("ui-saml").await?;
+            ensure!(
+                source.kind == rolegate::store::IdentitySourceKind::Saml
+                    && source.config["groups_attribute"] == "groups"
+                    && source.config["allow_idp_initiated"] == false,
+                "{source:?}"
+            );
+            Ok(())
+        }
+        .await;
+        (browser, outcome)
+    })
+    .await;
+}
+
 both_backends!(
     admin_pages_and_test_sign_in,
     saml_sign_in_in_chromium,

@@ -200,7 +200,8 @@ impl SamlFields {
                 .unwrap_or_default(),
             idp_signing_certs: idp.as_ref().map_or(0, |i| i.signing_certs.len()),
             sp_entity_id: config.sp_entity_id.clone().unwrap_or_default(),
-            sp_metadata_path: format!("/saml/{}/metadata", path_segment(id)),
+            // Source ids are slugs (a-z, 0-9, '-'): nothing to encode.
+            sp_metadata_path: format!("/saml/{id}/metadata"),
             user_name_attribute: config.user_name_attribute.clone(),
             email_attribute: config.email_attribute.clone(),
             display_name_attribute: config.display_name_attribute.clone(),
