@@ -245,111 +245,13 @@ pub async fn state_with_cache(
     })
 }
 
-/// Applies the configuration's `[[identity_sources]]`: each is created, or updated
-/// to match, in the database (an upsert per source, in one transaction each). The
-/// client secret is sealed with the master key; an already stored sealing of the same
-/// secret is kept, so applying the same configuration again writes nothing. A source
-/// removed from the configuration stays in the database as it was. Returns one line
-/// per source for the start-up output; an error names the entry.
-pub async fn apply_identity_sources(
-    state: &AppState,
-    entries: &[crate::config::IdentitySourceEntry],
-) -> Result<Vec<String>, String> {
-    use crate::idp::oidc::{client_secret_context, seal_client_secret};
-    let mut lines = Vec::new();
-    for entry in entries {
-        let failed = |why: String| {
-            format!(
-                "identity source {:?} from the configuration: {why}",
-                entry.id
-            )
-        };
-        if entry.kind == "saml" {
-            let (kind, config) = saml_source(state, entry).await.map_err(failed)?;
-            lines.push(
-                upsert_source(state, entry, kind, config)
-                    .await
-                    .map_err(failed)?,
-            );
-            continue;
-        }
-        let mut config = entry.oidc_config().map_err(failed)?;
-        if let Some(secret) = &entry.client_secret {
-            let stored = match state.store.get_identity_source(&entry.id).await {
-                Ok(source) => source
-                    .config
-                    .get("client_secret")
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_owned),
-                Err(store::StoreError::NotFound { .. }) => None,
-                Err(error) => return Err(failed(error.to_string())),
-            };
-            let context = client_secret_context(&entry.id);
-            let kept = stored.filter(|sealed| {
-                state
-                    .sealer
-                    .open_secret(sealed, &context)
-                    .is_ok_and(|open| open.expose() == secret.expose())
-            });
-            config.client_secret =
-                Some(kept.unwrap_or_else(|| {
-                    seal_client_secret(&state.sealer, &entry.id, secret.expose())
-                }));
-        }
-        lines.push(
-            upsert_source(
-                state,
-                entry,
-                store::IdentitySourceKind::Oidc,
-                config.to_json(),
-            )
-            .await
-            .map_err(failed)?,
-        );
-    }
-    Ok(lines)
-}
-
-/// Creates or updates the source `entry` describes with `config`; the start-up line.
-async fn upsert_source(
-    state: &AppState,
-    entry: &crate::config::IdentitySourceEntry,
-    kind: store::IdentitySourceKind,
-    config: serde_json::Value,
-) -> Result<String, String> {
-    let new = store::NewIdentitySource {
-        id: entry.id.clone(),
-        kind,
-        display_name: entry.display_name.trim().to_owned(),
-        config,
-        enabled: entry.enabled,
-    };
-    let (_, done) = state
-        .store
-        .upsert_identity_source(&new)
-        .await
-        .map_err(|e| e.to_string())?;
-    let verb = match done {
-        store::Upserted::Created => "created",
-        store::Upserted::Updated => "updated",
-        store::Upserted::Unchanged => "kept   ",
-    };
-    Ok(format!(
-        "{verb} identity source {} ({}, {}){}",
-        entry.id,
-        new.kind.as_str(),
-        new.display_name,
-        if entry.enabled { "" } else { " disabled" }
-    ))
-}
-
-/// The stored settings of a `kind = "saml"` entry: the IdP metadata imported (from
-/// its URL, or its file), the SP key pair read from its files or, at first start,
+/// The settings to store for a `kind = "saml"` entry: the IdP metadata imported (from
+/// its URL, or its file), the SP key pair read from its files or, at the first start,
 /// generated (and kept from then on), the private key sealed with the master key.
 async fn saml_source(
     state: &AppState,
     entry: &crate::config::IdentitySourceEntry,
-) -> Result<(store::IdentitySourceKind, serde_json::Value), String> {
+) -> Result<serde_json::Value, String> {
     use crate::service::saml_login::{GivenKeys, MetadataFrom, prepare_source};
     let parsed = entry.saml_config()?;
     let read = |path: &Path, what: &str| {
@@ -394,7 +296,82 @@ async fn saml_source(
     )
     .await
     .map_err(|e| e.to_string())?;
-    Ok((store::IdentitySourceKind::Saml, config.to_json()))
+    Ok(config.to_json())
+}
+
+/// Applies the configuration's `[[identity_sources]]`: each is created, or updated
+/// to match, in the database (an upsert per source, in one transaction each). The
+/// client secret is sealed with the master key; an already stored sealing of the same
+/// secret is kept, so applying the same configuration again writes nothing. A source
+/// removed from the configuration stays in the database as it was. Returns one line
+/// per source for the start-up output; an error names the entry.
+pub async fn apply_identity_sources(
+    state: &AppState,
+    entries: &[crate::config::IdentitySourceEntry],
+) -> Result<Vec<String>, String> {
+    use crate::idp::oidc::{client_secret_context, seal_client_secret};
+    let mut lines = Vec::new();
+    for entry in entries {
+        let failed = |why: String| {
+            format!(
+                "identity source {:?} from the configuration: {why}",
+                entry.id
+            )
+        };
+        let (kind, config) = if entry.kind == "saml" {
+            let config = saml_source(state, entry).await.map_err(failed)?;
+            (store::IdentitySourceKind::Saml, config)
+        } else {
+            let mut config = entry.oidc_config().map_err(failed)?;
+            if let Some(secret) = &entry.client_secret {
+                let stored = match state.store.get_identity_source(&entry.id).await {
+                    Ok(source) => source
+                        .config
+                        .get("client_secret")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned),
+                    Err(store::StoreError::NotFound { .. }) => None,
+                    Err(error) => return Err(failed(error.to_string())),
+                };
+                let context = client_secret_context(&entry.id);
+                let kept = stored.filter(|sealed| {
+                    state
+                        .sealer
+                        .open_secret(sealed, &context)
+                        .is_ok_and(|open| open.expose() == secret.expose())
+                });
+                config.client_secret = Some(kept.unwrap_or_else(|| {
+                    seal_client_secret(&state.sealer, &entry.id, secret.expose())
+                }));
+            }
+            (store::IdentitySourceKind::Oidc, config.to_json())
+        };
+        let new = store::NewIdentitySource {
+            id: entry.id.clone(),
+            kind,
+            display_name: entry.display_name.trim().to_owned(),
+            config,
+            enabled: entry.enabled,
+        };
+        let (_, done) = state
+            .store
+            .upsert_identity_source(&new)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let verb = match done {
+            store::Upserted::Created => "created",
+            store::Upserted::Updated => "updated",
+            store::Upserted::Unchanged => "kept   ",
+        };
+        lines.push(format!(
+            "{verb} identity source {} ({}, {}){}",
+            entry.id,
+            new.kind.as_str(),
+            new.display_name,
+            if entry.enabled { "" } else { " disabled" }
+        ));
+    }
+    Ok(lines)
 }
 
 /// Everything `rolegate dev` prepared before serving.
