@@ -347,8 +347,9 @@ fn invalid_identity_sources_are_named() {
             "must use https",
         ),
         (entry("").replace("\"oidc\"", "\"ldap\""), "kind \"ldap\""),
-        // An OIDC entry's keys are not a SAML source's.
-        (entry("").replace("\"oidc\"", "\"saml\""), "issuer"),
+        // An OIDC entry's keys are not a SAML source's (which one is named first
+        // depends on the order the configuration crate keeps them in).
+        (entry("").replace("\"oidc\"", "\"saml\""), "unknown field"),
         (
             saml(""),
             "idp_metadata_url or idp_metadata_file is required",
