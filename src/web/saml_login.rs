@@ -430,7 +430,13 @@ async fn finish(
     let return_to = pending
         .map(|p| p.return_to)
         .unwrap_or_else(|| "/start".to_owned());
-    Ok(start_session_with(state, request, signed_in.identity, &return_to, None).await)
+    let mut response =
+        start_session_with(state, request, signed_in.identity, &return_to, None).await;
+    // The binding did its work: the browser need not keep it.
+    let mut spent = binding_cookie(request, String::new());
+    spent.make_removal();
+    let _ = response.add_cookie(&spent);
+    Ok(response)
 }
 
 /// The end of an admin's test sign-in: no session; what the IdP sent is kept once

@@ -515,6 +515,10 @@ async fn sp_sign_in_and_every_refusal(db: TestStore) {
         Some(format!("{}/start/credentials", fixture.base).as_str())
     );
     assert!(signed_in(&mut rolegate).await);
+    assert!(
+        !rolegate.cookies.contains_key("rg_saml"),
+        "the spent binding cookie is removed"
+    );
     let sign_ins = fixture.successful_sign_ins().await;
     assert_eq!(sign_ins.len(), 1);
     assert_eq!(sign_ins[0].actor, "alice");
