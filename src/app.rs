@@ -201,6 +201,12 @@ pub async fn state_with_cache(
         store.clock().clone(),
         secret_sealer.clone(),
     ));
+    let saml = Arc::new(crate::service::saml_login::SamlLogin::new(
+        cache.clone(),
+        store.clock().clone(),
+        store.random(),
+        secret_sealer.clone(),
+    ));
     let audit = crate::service::audit::AuditLog::start(store.clone())
         .map_err(|e| e.to_string())?
         .with_anonymous_budget(cache.clone())
@@ -219,6 +225,7 @@ pub async fn state_with_cache(
         rulesets,
         audit,
         oidc,
+        saml,
         clock: store.clock().clone(),
         random: store.random(),
         sessions,
@@ -237,6 +244,60 @@ pub async fn state_with_cache(
         metrics,
         metrics_access: crate::metrics::MetricsAccess::default(),
     })
+}
+
+/// The settings to store for a `kind = "saml"` entry: the IdP metadata imported (from
+/// its URL, or its file), the SP key pair read from its files or, at the first start,
+/// generated (and kept from then on), the private key sealed with the master key.
+async fn saml_source(
+    state: &AppState,
+    entry: &crate::config::IdentitySourceEntry,
+) -> Result<serde_json::Value, String> {
+    use crate::service::saml_login::{GivenKeys, MetadataFrom, prepare_source};
+    let parsed = entry.saml_config()?;
+    let read = |path: &Path, what: &str| {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+    };
+    let from = match &parsed.metadata {
+        crate::config::SamlMetadataFrom::Url(url) => MetadataFrom::Url(url.clone()),
+        crate::config::SamlMetadataFrom::File(path) => {
+            MetadataFrom::Xml(read(path, "idp_metadata_file")?)
+        }
+    };
+    let given = match &parsed.key_pair {
+        Some((certificate, key)) => Some(GivenKeys {
+            certificate_pem: read(certificate, "sp_certificate_file")?,
+            private_key_pem: Secret::new(read(key, "sp_private_key_file")?),
+        }),
+        None => None,
+    };
+    let stored = match state.store.get_identity_source(&entry.id).await {
+        Ok(source) if source.kind == store::IdentitySourceKind::Saml => {
+            crate::idp::saml::sp::SamlConfig::from_json(&source.config).ok()
+        }
+        Ok(source) => {
+            return Err(format!(
+                "the stored source {:?} is of kind {}; a source's kind cannot change (delete it first)",
+                entry.id,
+                source.kind.as_str()
+            ));
+        }
+        Err(store::StoreError::NotFound { .. }) => None,
+        Err(error) => return Err(error.to_string()),
+    };
+    let (config, _) = prepare_source(
+        &state.sealer,
+        state.clock.now(),
+        &entry.id,
+        parsed.config,
+        from,
+        given,
+        stored.as_ref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(config.to_json())
 }
 
 /// Applies the configuration's `[[identity_sources]]`: each is created, or updated
@@ -258,34 +319,39 @@ pub async fn apply_identity_sources(
                 entry.id
             )
         };
-        let mut config = entry.oidc_config().map_err(failed)?;
-        if let Some(secret) = &entry.client_secret {
-            let stored = match state.store.get_identity_source(&entry.id).await {
-                Ok(source) => source
-                    .config
-                    .get("client_secret")
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_owned),
-                Err(store::StoreError::NotFound { .. }) => None,
-                Err(error) => return Err(failed(error.to_string())),
-            };
-            let context = client_secret_context(&entry.id);
-            let kept = stored.filter(|sealed| {
-                state
-                    .sealer
-                    .open_secret(sealed, &context)
-                    .is_ok_and(|open| open.expose() == secret.expose())
-            });
-            config.client_secret =
-                Some(kept.unwrap_or_else(|| {
+        let (kind, config) = if entry.kind == "saml" {
+            let config = saml_source(state, entry).await.map_err(failed)?;
+            (store::IdentitySourceKind::Saml, config)
+        } else {
+            let mut config = entry.oidc_config().map_err(failed)?;
+            if let Some(secret) = &entry.client_secret {
+                let stored = match state.store.get_identity_source(&entry.id).await {
+                    Ok(source) => source
+                        .config
+                        .get("client_secret")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned),
+                    Err(store::StoreError::NotFound { .. }) => None,
+                    Err(error) => return Err(failed(error.to_string())),
+                };
+                let context = client_secret_context(&entry.id);
+                let kept = stored.filter(|sealed| {
+                    state
+                        .sealer
+                        .open_secret(sealed, &context)
+                        .is_ok_and(|open| open.expose() == secret.expose())
+                });
+                config.client_secret = Some(kept.unwrap_or_else(|| {
                     seal_client_secret(&state.sealer, &entry.id, secret.expose())
                 }));
-        }
+            }
+            (store::IdentitySourceKind::Oidc, config.to_json())
+        };
         let new = store::NewIdentitySource {
             id: entry.id.clone(),
-            kind: store::IdentitySourceKind::Oidc,
+            kind,
             display_name: entry.display_name.trim().to_owned(),
-            config: config.to_json(),
+            config,
             enabled: entry.enabled,
         };
         let (_, done) = state

@@ -114,7 +114,7 @@ impl MetricsConfig {
 /// ```toml
 /// [[identity_sources]]
 /// id = "corp"                 # slug used in URLs: /signin/oidc/corp
-/// kind = "oidc"               # only "oidc" so far
+/// kind = "oidc"               # "oidc" or "saml" (below)
 /// display_name = "Corp SSO"   # the sign-in page's button
 /// enabled = true              # default true
 /// issuer = "https://idp.example.com/realms/corp"
@@ -129,6 +129,25 @@ impl MetricsConfig {
 /// Every other key is a setting of the OIDC source as its `config` JSON has it
 /// ([`crate::idp::oidc::OidcConfig`]): `userinfo`, `token_endpoint_auth`,
 /// `redirect_uri`, `post_logout_redirect_uri`, `trusted_audiences`.
+///
+/// A SAML source ([`crate::idp::saml::sp::SamlConfig`]):
+///
+/// ```toml
+/// [[identity_sources]]
+/// id = "corp-saml"
+/// kind = "saml"
+/// display_name = "Corp SSO"
+/// idp_metadata_url = "https://idp.example.com/metadata"  # or idp_metadata_file = "/path/idp.xml"
+/// user_name_attribute = "NameID"      # defaults shown
+/// email_attribute = "email"
+/// display_name_attribute = "displayName"
+/// groups_attribute = "groups"
+/// clock_skew_seconds = 60
+/// allow_idp_initiated = false
+/// sign_authn_requests = false
+/// # sp_entity_id = "..."              # default <public URL>/saml/<id>/metadata
+/// # sp_certificate_file / sp_private_key_file (PEM): else generated at first start
+/// ```
 #[derive(Clone, Deserialize)]
 pub struct IdentitySourceEntry {
     pub id: String,
@@ -168,7 +187,7 @@ impl IdentitySourceEntry {
     pub fn oidc_config(&self) -> Result<crate::idp::oidc::OidcConfig, String> {
         if self.kind != "oidc" {
             return Err(format!(
-                "kind {:?} is not supported here; use \"oidc\" (SAML sources are not configurable yet)",
+                "kind {:?} is not supported here; use \"oidc\" or \"saml\"",
                 self.kind
             ));
         }
@@ -180,6 +199,69 @@ impl IdentitySourceEntry {
                 .map_err(|e| e.to_string())?;
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
+    }
+
+    /// The SAML settings this entry describes ([`crate::idp::saml::sp::SamlConfig`]),
+    /// with where its IdP metadata and SP key pair come from, validated as far as
+    /// possible without the IdP and the master key.
+    pub fn saml_config(&self) -> Result<SamlEntry, String> {
+        if self.kind != "saml" {
+            return Err(format!("kind {:?} is not \"saml\"", self.kind));
+        }
+        if self.client_secret.is_some() {
+            return Err("client_secret is an OIDC setting; a SAML source has none".into());
+        }
+        let mut settings = self.settings.clone();
+        let mut path = |key: &str| -> Result<Option<std::path::PathBuf>, String> {
+            match settings.remove(key) {
+                None => Ok(None),
+                Some(serde_json::Value::String(p)) if !p.trim().is_empty() => {
+                    Ok(Some(std::path::PathBuf::from(p.trim())))
+                }
+                Some(_) => Err(format!("{key} must be a file path")),
+            }
+        };
+        let metadata_file = path("idp_metadata_file")?;
+        let certificate_file = path("sp_certificate_file")?;
+        let key_file = path("sp_private_key_file")?;
+        for (key, instead) in [
+            ("idp_metadata", "idp_metadata_url or idp_metadata_file"),
+            ("sp_certificate", "sp_certificate_file"),
+            ("sp_private_key", "sp_private_key_file"),
+        ] {
+            if settings.contains_key(key) {
+                return Err(format!("{key} is not a configuration key; use {instead}"));
+            }
+        }
+        let config: crate::idp::saml::sp::SamlConfig =
+            serde_json::from_value(serde_json::Value::Object(settings))
+                .map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        let metadata = match (&config.idp_metadata_url, metadata_file) {
+            (Some(url), None) => SamlMetadataFrom::Url(url.clone()),
+            (None, Some(file)) => SamlMetadataFrom::File(file),
+            (Some(_), Some(_)) => {
+                return Err("give idp_metadata_url or idp_metadata_file, not both".into());
+            }
+            (None, None) => {
+                return Err("idp_metadata_url or idp_metadata_file is required".into());
+            }
+        };
+        let key_pair = match (certificate_file, key_file) {
+            (Some(certificate), Some(key)) => Some((certificate, key)),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "give sp_certificate_file and sp_private_key_file together, or neither (then a key pair is generated)"
+                        .into(),
+                );
+            }
+        };
+        Ok(SamlEntry {
+            config,
+            metadata,
+            key_pair,
+        })
     }
 
     fn check(&self) -> Result<(), String> {
@@ -203,8 +285,28 @@ impl IdentitySourceEntry {
         {
             return Err("client_secret is empty (leave it out for a public client)".into());
         }
-        self.oidc_config().map(|_| ())
+        match self.kind.as_str() {
+            "saml" => self.saml_config().map(|_| ()),
+            _ => self.oidc_config().map(|_| ()),
+        }
     }
+}
+
+/// A `kind = "saml"` entry: its settings, and where its IdP metadata and (optional)
+/// SP key pair come from.
+#[derive(Debug, Clone)]
+pub struct SamlEntry {
+    pub config: crate::idp::saml::sp::SamlConfig,
+    pub metadata: SamlMetadataFrom,
+    /// `sp_certificate_file` and `sp_private_key_file` (PEM), when given.
+    pub key_pair: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// `idp_metadata_url` or `idp_metadata_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SamlMetadataFrom {
+    Url(String),
+    File(std::path::PathBuf),
 }
 
 /// `[admin]`: the groups whose members are admins (admin API), each written with its

@@ -12,6 +12,7 @@ pub mod issuance;
 pub mod jwks;
 pub mod readiness;
 pub mod rulesets;
+pub mod saml_login;
 pub mod sealing;
 pub mod second_factor;
 pub mod sessions;

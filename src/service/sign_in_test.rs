@@ -12,6 +12,9 @@ use crate::cache::{Cache, CacheError, hashed_key};
 use crate::clock::Random;
 use crate::idp::identity::Identity;
 
+/// What test sign-ins (OIDC and SAML alike) are audited as.
+pub const TEST_ACTION: &str = "admin:TestSignIn";
+
 /// How long a result waits for its page.
 pub const RESULT_TTL: Duration = Duration::from_secs(10 * 60);
 

@@ -18,6 +18,7 @@ pub(crate) mod page;
 mod portal;
 pub mod request_id;
 pub mod request_info;
+mod saml_login;
 mod session;
 mod sso_api;
 mod sts_api;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub directory: Arc<DirectoryAuth>,
     /// The relying party of the OIDC identity sources.
     pub oidc: Arc<crate::idp::oidc::OidcLogin>,
+    /// The service provider of the SAML identity sources.
+    pub saml: Arc<crate::service::saml_login::SamlLogin>,
     /// Portal sessions (their lifetime is `portal.session_ttl`).
     pub sessions: Arc<crate::service::sessions::PortalSessions>,
     /// The directory's TOTP second factor: pending sign-ins, code checks, enrolment.
@@ -202,6 +205,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(portal::routes)
         .configure(mfa::routes)
         .configure(oidc_login::routes)
+        .configure(saml_login::routes)
         .configure(federation::routes)
         .configure(admin::routes)
         .configure(admin_ui::routes);

@@ -41,15 +41,22 @@ pub(crate) struct SignInSource {
     pub(crate) name: String,
 }
 
-/// The enabled OIDC sources, as buttons for the sign-in page.
+/// The enabled federated (OIDC and SAML) sources, as buttons for the sign-in page.
 pub(crate) async fn signin_sources(state: &AppState) -> Vec<SignInSource> {
     match state.store.list_identity_sources().await {
         Ok(sources) => sources
             .into_iter()
-            .filter(|s| s.enabled && s.kind == IdentitySourceKind::Oidc)
-            .map(|s| SignInSource {
-                action: format!("/signin/oidc/{}", path_segment(&s.id)),
-                name: s.display_name,
+            .filter(|s| s.enabled)
+            .filter_map(|s| {
+                let action = match s.kind {
+                    IdentitySourceKind::Oidc => format!("/signin/oidc/{}", path_segment(&s.id)),
+                    IdentitySourceKind::Saml => super::saml_login::login_path(&s.id),
+                    IdentitySourceKind::Directory => return None,
+                };
+                Some(SignInSource {
+                    action,
+                    name: s.display_name,
+                })
             })
             .collect(),
         Err(error) => {
@@ -266,7 +273,7 @@ fn to_provider(request: &HttpRequest, url: &str, binding: String) -> HttpRespons
 }
 
 /// What test sign-ins are audited as.
-pub(crate) const TEST_ACTION: &str = "admin:TestSignIn";
+pub(crate) use crate::service::sign_in_test::TEST_ACTION;
 
 /// Starts the admin `admin`'s (audit actor) test sign-in at OIDC source
 /// `source_id`: the real flow, in this browser, also for a source not enabled yet.

@@ -79,7 +79,11 @@ async fn identity_source_pages_never_show_the_secret(db: TestStore) {
             .contains("/admin/identity-sources/corp/test-sign-in"),
         "a test sign-in link for the OIDC source"
     );
-    assert!(list.body.contains("SAML sources arrive with SAML support"));
+    assert!(
+        list.body
+            .contains("href=\"/admin/identity-sources/new?kind=saml\""),
+        "a SAML source can be created"
+    );
 
     let corp = page(&s.base, Some(&s.admin), "/admin/identity-sources/corp").await;
     assert_eq!(corp.status, StatusCode::OK, "{}", corp.body);
@@ -515,7 +519,7 @@ async fn a_source_edit_shows_errors_beside_fields_and_stale_versions(db: TestSto
             browser
                 .goto(&format!("{base}/admin/identity-sources"))
                 .await?;
-            browser.find("#saml-sources").await?;
+            browser.find("#new-saml-source").await?;
             browser.screenshot(&format!("{shot}-list")).await?;
             browser
                 .goto(&format!(

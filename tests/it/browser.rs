@@ -586,7 +586,7 @@ fn is_console(path: &str) -> bool {
 }
 
 /// The ARN on the console page the browser shows.
-async fn console_arn(browser: &Browser) -> anyhow::Result<String> {
+pub(crate) async fn console_arn(browser: &Browser) -> anyhow::Result<String> {
     browser
         .wait_for_path_where("a console page", is_console)
         .await?;

@@ -336,12 +336,44 @@ fn invalid_identity_sources_are_named() {
             "[[identity_sources]]\nid = \"corp\"\nkind = \"oidc\"\ndisplay_name = \"Corp\"\nissuer = \"https://idp.example.com\"\nclient_id = \"rg\"\n{extra}"
         )
     };
+    let saml = |extra: &str| {
+        format!(
+            "[[identity_sources]]\nid = \"corp\"\nkind = \"saml\"\ndisplay_name = \"Corp\"\n{extra}"
+        )
+    };
     for (text, expected) in [
         (
             entry("").replace("https://idp", "http://idp"),
             "must use https",
         ),
-        (entry("").replace("\"oidc\"", "\"saml\""), "kind \"saml\""),
+        (entry("").replace("\"oidc\"", "\"ldap\""), "kind \"ldap\""),
+        // An OIDC entry's keys are not a SAML source's (which one is named first
+        // depends on the order the configuration crate keeps them in).
+        (entry("").replace("\"oidc\"", "\"saml\""), "unknown field"),
+        (
+            saml(""),
+            "idp_metadata_url or idp_metadata_file is required",
+        ),
+        (
+            saml("idp_metadata_url = \"https://idp.example.com/md\"\nidp_metadata_file = \"/x\"\n"),
+            "not both",
+        ),
+        (
+            saml("idp_metadata_url = \"http://idp.example.com/md\"\n"),
+            "must use https",
+        ),
+        (
+            saml("idp_metadata_file = \"/x\"\nsp_certificate_file = \"/c\"\n"),
+            "sp_private_key_file together",
+        ),
+        (
+            saml("idp_metadata_file = \"/x\"\nclock_skew_seconds = 7200\n"),
+            "clock_skew_seconds",
+        ),
+        (
+            saml("idp_metadata_file = \"/x\"\nclient_secret = \"s\"\n"),
+            "SAML source has none",
+        ),
         (entry("clientid = \"typo\"\n"), "clientid"),
         (entry("session_tags = { \"aws:x\" = \"y\" }\n"), "aws:"),
         (entry("client_secret = \"\"\n"), "client_secret is empty"),

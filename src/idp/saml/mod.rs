@@ -9,6 +9,7 @@
 //! against the IdP's certificates, then the SAML conditions on the signed element.
 
 pub mod metadata;
+pub mod sp;
 pub mod verify;
 pub mod xml_guard;
 

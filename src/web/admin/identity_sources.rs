@@ -1,6 +1,8 @@
 //! `/admin/api/v1/identity-sources`: list, read, create, replace (which also enables
-//! and disables) and delete identity sources of kind `oidc` and `directory` (SAML
-//! later). OIDC settings are validated as the configuration file's are
+//! and disables) and delete identity sources of kind `oidc`, `saml` and `directory`.
+//! A SAML source's IdP metadata is imported from a URL or pasted XML (refused without
+//! a signing certificate) and its SP key pair generated unless given (the key sealed,
+//! shown as `"set"`). OIDC settings are validated as the configuration file's are
 //! ([`OidcConfig::validate_fields`]); a client secret in a request is sealed with the
 //! master key before it is stored and never shown again (`"client_secret": "set"`).
 //! The built-in directory cannot be deleted. Deleting or disabling the source the
@@ -36,13 +38,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/identity-sources/{source}", web::delete().to(delete));
 }
 
-/// A source as the API shows it: the client secret only as `"set"`.
+/// A source as the API shows it: the client secret and a SAML source's SP private
+/// key only as `"set"`.
 fn view(source: &IdentitySource) -> Value {
     let mut config = source.config.clone();
-    if let Some(settings) = config.as_object_mut()
-        && settings.contains_key("client_secret")
-    {
-        settings.insert("client_secret".into(), json!(SECRET_SHOWN_AS));
+    if let Some(settings) = config.as_object_mut() {
+        for secret in ["client_secret", "sp_private_key"] {
+            if settings.contains_key(secret) {
+                settings.insert(secret.into(), json!(SECRET_SHOWN_AS));
+            }
+        }
     }
     json!({
         "id": source.id,
@@ -118,7 +123,7 @@ fn serde_pointer(message: &str) -> String {
 
 /// The checked source a body describes, for id `id`, with the client secret sealed
 /// (or kept from `stored`).
-fn checked_source(
+async fn checked_source(
     state: &AppState,
     id: &str,
     body: SourceBody,
@@ -138,13 +143,7 @@ fn checked_source(
     let config = match body.kind {
         IdentitySourceKind::Oidc => oidc_config(state, id, body.config, stored)?,
         IdentitySourceKind::Directory => directory_config(id, body.config)?,
-        IdentitySourceKind::Saml => {
-            return Err(AdminError::invalid(
-                "UNSUPPORTED_KIND",
-                "SAML sources are not configurable yet; use \"oidc\" or \"directory\"",
-                Some("/kind".into()),
-            ));
-        }
+        IdentitySourceKind::Saml => saml_config(state, id, body.config, stored).await?,
     };
     Ok(NewIdentitySource {
         id: id.to_owned(),
@@ -192,6 +191,118 @@ fn oidc_config(
         SecretChange::Remove => None,
         SecretChange::New(plain) => Some(seal_client_secret(&state.sealer, id, &plain)),
     };
+    Ok(config.to_json())
+}
+
+/// A SAML source's settings: the IdP metadata imported from `idp_metadata` (pasted
+/// XML) or fetched from `idp_metadata_url`, else the stored copy kept; refused
+/// without a signing certificate. The SP key pair: `sp_private_key` absent or
+/// `"set"` keeps the stored one, a PEM key with its `sp_certificate` replaces it,
+/// `null` generates a new one (as does a new source without one).
+async fn saml_config(
+    state: &AppState,
+    id: &str,
+    mut settings: Map<String, Value>,
+    stored: Option<&IdentitySource>,
+) -> Result<Value, AdminError> {
+    use crate::idp::saml::sp::SamlConfig;
+    use crate::service::saml_login::{GivenKeys, MetadataFrom, prepare_source};
+    if id == DIRECTORY_SOURCE_ID {
+        return Err(AdminError::invalid(
+            "RESERVED_ID",
+            format!("id {id:?} is the built-in directory's; choose another id"),
+            Some("/id".into()),
+        ));
+    }
+    let invalid = |pointer: &str, message: String| {
+        AdminError::invalid(
+            "INVALID_SAML_CONFIG",
+            message,
+            Some(format!("/config{pointer}")),
+        )
+    };
+    let mut stored_config = match stored {
+        Some(source) if source.kind == IdentitySourceKind::Saml => {
+            SamlConfig::from_json(&source.config).ok()
+        }
+        Some(source) => {
+            return Err(AdminError::invalid(
+                "KIND_MISMATCH",
+                format!(
+                    "identity source {id:?} is of kind {}; a source's kind cannot change",
+                    source.kind.as_str()
+                ),
+                Some("/kind".into()),
+            ));
+        }
+        None => None,
+    };
+    let pasted = match settings.remove("idp_metadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(xml)) if xml.trim().is_empty() => None,
+        Some(Value::String(xml)) => Some(xml),
+        Some(_) => {
+            return Err(invalid(
+                "/idp_metadata",
+                "idp_metadata must be the metadata XML as a string".into(),
+            ));
+        }
+    };
+    let certificate = settings.remove("sp_certificate");
+    let given = match settings.remove("sp_private_key") {
+        None => None,
+        Some(Value::String(s)) if s == SECRET_SHOWN_AS => None,
+        Some(Value::Null) => {
+            // A new key pair: forget the stored one.
+            if let Some(stored) = stored_config.as_mut() {
+                stored.sp_certificate = None;
+                stored.sp_private_key = None;
+            }
+            None
+        }
+        Some(Value::String(key)) => match certificate {
+            Some(Value::String(certificate)) => Some(GivenKeys {
+                certificate_pem: certificate,
+                private_key_pem: crate::secrets::Secret::new(key),
+            }),
+            _ => {
+                return Err(invalid(
+                    "/sp_certificate",
+                    "a new sp_private_key needs its sp_certificate (PEM)".into(),
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(invalid(
+                "/sp_private_key",
+                "sp_private_key must be a PEM private key, \"set\" (keep) or null (generate a new one)".into(),
+            ));
+        }
+    };
+    let config: SamlConfig = serde_json::from_value(Value::Object(settings)).map_err(|e| {
+        let message = e.to_string();
+        AdminError::invalid(
+            "INVALID_SAML_CONFIG",
+            message.clone(),
+            Some(serde_pointer(&message)),
+        )
+    })?;
+    let from = match (pasted, &config.idp_metadata_url) {
+        (Some(xml), _) => MetadataFrom::Xml(xml),
+        (None, Some(url)) => MetadataFrom::Url(url.clone()),
+        (None, None) => MetadataFrom::Stored,
+    };
+    let (config, _) = prepare_source(
+        &state.sealer,
+        state.clock.now(),
+        id,
+        config,
+        from,
+        given,
+        stored_config.as_ref(),
+    )
+    .await
+    .map_err(|e| invalid(e.pointer, e.message))?;
     Ok(config.to_json())
 }
 
@@ -293,7 +404,7 @@ async fn create(
             Some("/id".into()),
         ));
     }
-    let new = checked_source(&state, &id, body, None)?;
+    let new = checked_source(&state, &id, body, None).await?;
     let created = state.store.create_identity_source(&new).await?;
     let after = view(&created);
     audit_change(
@@ -338,7 +449,7 @@ async fn replace(
         &format!("identity source {id:?}"),
     )?
     .then_some(&stored);
-    let new = checked_source(&state, &id, body, Some(&stored))?;
+    let new = checked_source(&state, &id, body, Some(&stored)).await?;
     let action = "admin:UpdateIdentitySource";
     if stored.enabled && !new.enabled {
         lockout_guard(

@@ -1,5 +1,6 @@
 //! `/admin/identity-sources`: the sources people sign in through. The list; a form
-//! to create an OIDC source; the edit form of a source (OIDC settings, or the
+//! to create an OIDC or a SAML source (`new?kind=saml`: metadata from a URL or
+//! pasted, attribute names, skew, IdP-initiated sign-in); the edit form of a source (OIDC settings, or the
 //! built-in directory's) that `admin.js` sends to the admin API with the version it
 //! was read at (`If-Match`), so a stale edit shows both versions; and the test
 //! sign-in: the source's real sign-in flow in a new tab, whose result page shows the
@@ -16,8 +17,10 @@ use super::{AdminPage, Layout, Section, pretty, render, unavailable};
 use crate::idp::directory::DIRECTORY_SOURCE_ID;
 use crate::idp::identity::Identity;
 use crate::idp::oidc::{ClaimNames, OidcConfig, TokenEndpointAuth};
+use crate::idp::saml::sp::SamlConfig;
 use crate::mapping::{ClaimsHygiene, Evaluation};
 use crate::service::entitlements::{EntitlementError, Grant};
+use crate::service::saml_login::SamlLogin;
 use crate::service::sign_in_test::{self, TestResultError};
 use crate::store::{IdentitySource, IdentitySourceKind, Outcome, StoreError};
 use crate::web::AppState;
@@ -73,20 +76,24 @@ fn href_of(id: &str) -> String {
 }
 
 fn row(source: &IdentitySource) -> Row {
-    let oidc = source.kind == IdentitySourceKind::Oidc;
+    let federated = source.kind != IdentitySourceKind::Directory;
+    let detail = match source.kind {
+        IdentitySourceKind::Saml => SamlLogin::idp_entity_id(source).unwrap_or_default(),
+        _ => source
+            .config
+            .get("issuer")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    };
     Row {
         id: source.id.clone(),
         href: href_of(&source.id),
         kind: kind_name(source.kind),
         display_name: source.display_name.clone(),
         enabled: source.enabled,
-        detail: source
-            .config
-            .get("issuer")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        test_href: oidc.then(|| format!("{}/test-sign-in", href_of(&source.id))),
+        detail,
+        test_href: federated.then(|| format!("{}/test-sign-in", href_of(&source.id))),
     }
 }
 
@@ -123,6 +130,7 @@ struct SourceForm {
     /// `If-Match` (the version shown) and where the current version is read.
     etag: String,
     oidc: OidcFields,
+    saml: SamlFields,
     mapping: ClaimsHygiene,
     /// The session tags as JSON (tag key → claim or attribute).
     session_tags: String,
@@ -162,6 +170,49 @@ impl OidcFields {
     }
 }
 
+/// A SAML source's settings as the form shows them; the IdP metadata XML is not put
+/// back in the form (an empty paste box keeps it, or fetches the URL again).
+struct SamlFields {
+    idp_metadata_url: String,
+    /// The imported IdP: its entityID and how many signing certificates it has.
+    idp_entity_id: String,
+    idp_signing_certs: usize,
+    sp_entity_id: String,
+    /// Where the SP metadata is served (a path on this server).
+    sp_metadata_path: String,
+    user_name_attribute: String,
+    email_attribute: String,
+    display_name_attribute: String,
+    groups_attribute: String,
+    clock_skew_seconds: u32,
+    allow_idp_initiated: bool,
+    sign_authn_requests: bool,
+}
+
+impl SamlFields {
+    fn of(id: &str, config: &SamlConfig) -> Self {
+        let idp = SamlLogin::idp_of(config).ok();
+        Self {
+            idp_metadata_url: config.idp_metadata_url.clone().unwrap_or_default(),
+            idp_entity_id: idp
+                .as_ref()
+                .map(|i| i.entity_id.clone())
+                .unwrap_or_default(),
+            idp_signing_certs: idp.as_ref().map_or(0, |i| i.signing_certs.len()),
+            sp_entity_id: config.sp_entity_id.clone().unwrap_or_default(),
+            // Source ids are slugs (a-z, 0-9, '-'): nothing to encode.
+            sp_metadata_path: format!("/saml/{id}/metadata"),
+            user_name_attribute: config.user_name_attribute.clone(),
+            email_attribute: config.email_attribute.clone(),
+            display_name_attribute: config.display_name_attribute.clone(),
+            groups_attribute: config.groups_attribute.clone(),
+            clock_skew_seconds: config.clock_skew_seconds,
+            allow_idp_initiated: config.allow_idp_initiated,
+            sign_authn_requests: config.sign_authn_requests,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin/identity_source.html")]
 struct EditPage {
@@ -172,19 +223,30 @@ struct EditPage {
     built_in: bool,
 }
 
-async fn new(admin: AdminPage) -> Result<HttpResponse, PageError> {
+#[derive(Deserialize)]
+struct NewQuery {
+    #[serde(default)]
+    kind: String,
+}
+
+async fn new(admin: AdminPage, query: web::Query<NewQuery>) -> Result<HttpResponse, PageError> {
     let config = OidcConfig::new("https://", "");
+    let (kind, title) = match query.kind.as_str() {
+        "saml" => ("saml", "New SAML identity source"),
+        _ => ("oidc", "New OIDC identity source"),
+    };
     render(&EditPage {
-        layout: admin.layout(Section::Sources, "New OIDC identity source"),
+        layout: admin.layout(Section::Sources, title),
         form: SourceForm {
             id: None,
-            kind: "oidc",
+            kind,
             display_name: String::new(),
             enabled: true,
             api: format!("{}/identity-sources", crate::web::admin::PREFIX),
             method: "POST",
             etag: String::new(),
             oidc: OidcFields::of(&config),
+            saml: SamlFields::of("<id>", &SamlConfig::default()),
             mapping: ClaimsHygiene::default(),
             session_tags: "{}".into(),
         },
@@ -231,6 +293,14 @@ async fn edit(
         }
         _ => OidcFields::of(&OidcConfig::new("", "")),
     };
+    let saml = match source.kind {
+        IdentitySourceKind::Saml => {
+            let parsed = SamlConfig::from_json(&source.config)
+                .map_err(|e| unavailable(format!("identity source {id} settings: {e}")))?;
+            SamlFields::of(&id, &parsed)
+        }
+        _ => SamlFields::of(&id, &SamlConfig::default()),
+    };
     let api = format!(
         "{}/identity-sources/{}",
         crate::web::admin::PREFIX,
@@ -243,7 +313,7 @@ async fn edit(
     };
     render(&EditPage {
         layout: admin.layout(Section::Sources, format!("Identity source {id}")),
-        test_href: (source.kind == IdentitySourceKind::Oidc)
+        test_href: (source.kind != IdentitySourceKind::Directory)
             .then(|| format!("{}/test-sign-in", href_of(&id))),
         built_in: id == DIRECTORY_SOURCE_ID,
         form: SourceForm {
@@ -255,6 +325,7 @@ async fn edit(
             method: "PUT",
             etag: content_etag(&source),
             oidc,
+            saml,
             mapping,
             session_tags,
         },
@@ -268,7 +339,16 @@ async fn test_sign_in(
     admin: AdminPage,
     path: web::Path<String>,
 ) -> HttpResponse {
-    begin_test(&state, &request, &path.into_inner(), &admin.actor).await
+    let id = path.into_inner();
+    let saml = matches!(
+        state.store.get_identity_source(&id).await,
+        Ok(source) if source.kind == IdentitySourceKind::Saml
+    );
+    if saml {
+        crate::web::saml_login::begin_test(&state, &request, &id, &admin.actor).await
+    } else {
+        begin_test(&state, &request, &id, &admin.actor).await
+    }
 }
 
 #[derive(Deserialize)]
