@@ -165,6 +165,13 @@ impl From<StoreError> for ApiError {
                 ..Self::validation(invalid.field, invalid.message)
             },
             StoreError::MalformedPolicy { .. } => Self::bad_request(code, error.to_string()),
+            _ if error.is_unavailable() => {
+                tracing::warn!(%error, "database unavailable");
+                Self {
+                    retry_after: Some(1),
+                    ..Self::unavailable("The database is unavailable right now. Try again shortly.")
+                }
+            }
             StoreError::Backend(_) | StoreError::Migration(_) | StoreError::Unreachable { .. } => {
                 Self {
                     code,

@@ -264,7 +264,8 @@ impl ResponseError for AdminError {
 
 /// NotFound → 404 `NOT_FOUND`, AlreadyExists → 409 `DUPLICATE_NAME`, Conflict → 409
 /// `CONFLICT`, Stale → 412 `PRECONDITION_FAILED`, Invalid → 422 `VALIDATION_ERROR`, MalformedPolicy → 422
-/// `MALFORMED_POLICY_DOCUMENT` (the message says where), a database failure → 500.
+/// `MALFORMED_POLICY_DOCUMENT` (the message says where), an unreachable database → 503
+/// `UNAVAILABLE`, any other database failure → 500.
 impl From<StoreError> for AdminError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -281,6 +282,7 @@ impl From<StoreError> for AdminError {
             StoreError::MalformedPolicy { .. } => {
                 Self::invalid("MALFORMED_POLICY_DOCUMENT", error.to_string(), None)
             }
+            _ if error.is_unavailable() => Self::unavailable(error),
             StoreError::Backend(_) | StoreError::Migration(_) | StoreError::Unreachable { .. } => {
                 Self::internal(error)
             }
