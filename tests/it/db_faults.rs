@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::both_backends;
 use crate::faults::impatient_client;
-use crate::helpers::{TEST_MASTER_KEY, TestStore, run_binary, start_binary};
+use crate::helpers::{RunningBinary, TEST_MASTER_KEY, TestStore, run_binary};
 use crate::sts_api::xml_value;
 
 fn ci() -> bool {
@@ -277,8 +277,9 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
     let spool_dir = tempfile::tempdir().unwrap();
     let spool_path = spool_dir.path().join("spool");
     let metrics_token = "metrics-token-for-db-faults";
-    let server = start_binary(
-        &["serve"],
+    let server_log = spool_dir.path().join("serve.log");
+    let server = serve_logging_to(
+        &server_log,
         &[
             ("ROLEGATE_DATABASE__URL", &url),
             ("ROLEGATE_SECRETS__MASTER_KEY", TEST_MASTER_KEY),
@@ -287,7 +288,6 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
             ("ROLEGATE_METRICS__TOKEN", metrics_token),
             ("ROLEGATE_LOG__FILTER", "warn"),
         ],
-        Duration::from_secs(30),
     );
     let base = server.base_url.clone();
 
@@ -297,7 +297,7 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         seed::DEMO_ACCOUNT_ID,
         seed::WORKLOAD_ROLE
     );
-    let admin_role = format!("arn:aws:iam::{}:role/Admin", seed::DEMO_ACCOUNT_ID);
+    let admin_role = format!("arn:aws:iam::{}:role/NoSuchRole", seed::DEMO_ACCOUNT_ID);
     let assume = |role: &str, name: &str| {
         vec![
             ("Action", "AssumeRole".to_owned()),
@@ -336,6 +336,40 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
     let (status, ready, _) = get(&base, "/readyz", None).await;
     assert_eq!(status, 200, "{ready}");
 
+    // Load in the background from now until after recovery: AssumeRole with the IAM
+    // user's keys, each answer (200 or 503) an audit event, noted by request id.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..2)
+        .map(|worker| {
+            let (base, key, secret, role, stop) = (
+                base.clone(),
+                key.clone(),
+                secret.clone(),
+                workload.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let name = format!("load-{worker}-{n}");
+                    let params = [
+                        ("Action", "AssumeRole"),
+                        ("Version", "2011-06-15"),
+                        ("RoleArn", role.as_str()),
+                        ("RoleSessionName", name.as_str()),
+                    ];
+                    let (status, _, id, took) =
+                        sts_call(&base, (key.as_str(), secret.as_str(), None), &params).await;
+                    answers.push((status, id, took));
+                }
+                answers
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
     // Down, mid-load: every request below that is audited is noted by its request id.
     postgres.crash();
     let crashed = Instant::now();
@@ -345,7 +379,10 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
     let (mut slow_signin, mut slow_readyz, mut slow_admin) =
         (Slowest::default(), Slowest::default(), Slowest::default());
     let mut first_db_call = None;
-    for round in 0..6 {
+    let mut round = 0;
+    // At least two seconds down: the circuit probes (once a second) while refusing.
+    while round < 6 || crashed.elapsed() < Duration::from_secs(2) {
+        round += 1;
         // Needs the database: the IAM user's access key, then the role to assume.
         let name = format!("outage-{round}");
         let params = as_params(&assume(&workload, &name));
@@ -402,6 +439,7 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         slow_admin.note(took);
     }
     let outage_requests = audited.len();
+    assert!(round >= 6);
     let (status, text, _) = get(&base, "/metrics", Some(metrics_token)).await;
     assert_eq!(status, 200);
     assert!(text.contains("rolegate_database_up 0"), "{text}");
@@ -410,10 +448,15 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         .find(|l| l.starts_with("rolegate_audit_spool_events "))
         .unwrap()
         .to_owned();
-    assert_eq!(
-        spooled_line,
-        format!("rolegate_audit_spool_events {outage_requests}"),
-        "every audited request of the outage is in the spool"
+    let spooled: usize = spooled_line
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        spooled >= outage_requests,
+        "every audited request of the outage is in the spool: {spooled_line}"
     );
     let down_for = crashed.elapsed();
 
@@ -423,10 +466,13 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
     let params = as_params(&assume(&workload, "after"));
     let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut recovered = None;
+    let mut after_id = String::new();
     for _ in 0..100 {
-        let (status, _, _, _) = sts_call(&base, user, &borrowed).await;
+        let (status, body, id, _) = sts_call(&base, user, &borrowed).await;
+        assert!(status == 200 || status == 503, "{body}");
         if status == 200 {
             recovered = Some(restarted.elapsed());
+            after_id = id;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -443,6 +489,26 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let drained = drained.expect("the spool drains after PostgreSQL restarts");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut load_answers = Vec::new();
+    for worker in load {
+        load_answers.push(worker.await.unwrap());
+    }
+    let mut load_503 = Slowest::default();
+    let (mut load_ok, mut load_unavailable) = (0, 0);
+    for answers in &load_answers {
+        for (status, id, took) in answers {
+            match status {
+                200 => load_ok += 1,
+                503 => {
+                    load_unavailable += 1;
+                    load_503.note(*took);
+                }
+                other => panic!("background AssumeRole answered {other} (request {id})"),
+            }
+        }
+    }
+    assert!(load_unavailable > 0, "the background load saw the outage");
     let (status, ready, _) = get(&base, "/readyz", None).await;
     assert_eq!(status, 200, "{ready}");
 
@@ -450,7 +516,17 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
     let store = rolegate::store::open(&url, &rolegate::store::StoreOptions::default())
         .await
         .unwrap();
-    let mut log = store.list_audit(1000, None).await.unwrap();
+    let mut log = Vec::new();
+    loop {
+        let page = store
+            .list_audit(1000, log.last().map(|r: &rolegate::store::AuditRecord| r.id))
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        log.extend(page);
+    }
     log.reverse();
     let logged: Vec<String> = log
         .iter()
@@ -471,6 +547,23 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         positions.windows(2).all(|w| w[0] < w[1]),
         "in the order they were answered: {positions:?}"
     );
+    for answers in &load_answers {
+        let positions: Vec<usize> = answers
+            .iter()
+            .map(|(_, id, _)| {
+                assert_eq!(
+                    logged.iter().filter(|l| *l == id).count(),
+                    1,
+                    "background request {id} is audited exactly once"
+                );
+                logged.iter().position(|l| l == id).unwrap()
+            })
+            .collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "each worker's events in its order: {positions:?}"
+        );
+    }
     let outage_events: Vec<_> = log
         .iter()
         .filter(|r| {
@@ -485,10 +578,12 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
             .any(|r| r.action == "sts:AssumeRole" && r.outcome == Outcome::Failure)
     );
     assert!(outage_events.iter().any(|r| r.outcome == Outcome::Denied));
-    let after = log.last().unwrap();
-    assert_eq!(
-        (after.action.as_str(), after.outcome),
-        ("sts:AssumeRole", Outcome::Success),
+    let after = logged
+        .iter()
+        .position(|l| *l == after_id)
+        .expect("the first call after recovery is audited");
+    assert!(
+        positions.iter().all(|p| *p < after),
         "the first call after recovery comes after the spooled ones"
     );
 
@@ -501,7 +596,8 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
          | GET /signin | 200 | {:?} |\n\
          | GET /readyz | 503 database down | {:?} |\n\
          | admin API | 503 UNAVAILABLE | {:?} |\n\
-         recovery: AssumeRole 200 again {:?} after pg_ctl start returned; spool of {outage_requests} events drained {:?} after it; audit events lost: 0",
+         | background AssumeRole load (2 workers) | {load_ok} x 200, {load_unavailable} x 503, nothing else | {:?} (slowest 503) |\n\
+         recovery: AssumeRole 200 again {:?} after pg_ctl start returned; spool drained {:?} after it; audit events lost: 0",
         down_for.as_secs_f64(),
         slow_db_sts.0,
         first_db_call.unwrap_or_default(),
@@ -510,6 +606,7 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         slow_signin.0,
         slow_readyz.0,
         slow_admin.0,
+        load_503.0,
         recovered,
         drained,
     );
@@ -521,6 +618,7 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         ("forged-signature denial", slow_denial.0),
         ("sign-in page", slow_signin.0),
         ("admin API", slow_admin.0),
+        ("background AssumeRole 503", load_503.0),
     ] {
         assert!(took < bound, "{what} answered within {bound:?}: {took:?}");
     }
@@ -530,6 +628,50 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         slow_readyz.0
     );
     drop(server);
+    // The log names the root cause: where, and why; never the pool's timeout.
+    let logged = std::fs::read_to_string(&server_log).unwrap();
+    assert!(
+        logged.contains("database unavailable")
+            && logged.contains(&format!("127.0.0.1:{}", postgres.port))
+            && logged.to_lowercase().contains("refused"),
+        "{logged}"
+    );
+    assert!(logged.contains("database answers again"), "{logged}");
+}
+
+/// `rolegate serve` with its log in `log` (a pipe nobody reads would fill up and
+/// stall it), once it says it is ready.
+fn serve_logging_to(log: &Path, envs: &[(&str, &str)]) -> RunningBinary {
+    use std::io::{BufRead, BufReader};
+    let mut command = Command::new(crate::helpers::rolegate_bin());
+    command
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .env_remove("RUST_LOG");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("spawn rolegate");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("Ready: ") {
+            let base_url = rest.trim().trim_end_matches('/').to_owned();
+            return RunningBinary {
+                child,
+                base_url,
+                stdout: lines,
+            };
+        }
+        lines.push(line);
+    }
+    let _ = child.kill();
+    panic!(
+        "serve did not become ready: {lines:?} {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 fn event(store: &dyn rolegate::store::Store, n: usize) -> AuditEvent {
