@@ -402,7 +402,11 @@ async fn replay(store: &dyn AuditStore, spool: &mut AuditSpool) {
             return;
         }
         if done > 0 {
-            tracing::info!(events = done, left = spool.backlog(), "spooled audit events written to the database");
+            tracing::info!(
+                events = done,
+                left = spool.backlog(),
+                "spooled audit events written to the database"
+            );
         }
         if spool.backlog() == 0 {
             return;

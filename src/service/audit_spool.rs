@@ -124,8 +124,8 @@ impl AuditSpool {
     pub fn open(dir: &Path, random: Random) -> Result<Self, SpoolError> {
         std::fs::create_dir_all(dir).map_err(|e| spool_error(dir, e))?;
         let probe = dir.join(format!(".write-test-{}", random.hex::<8>()));
-        let written = File::create(&probe)
-            .and_then(|mut f| f.write_all(b"ok").and_then(|()| f.sync_all()));
+        let written =
+            File::create(&probe).and_then(|mut f| f.write_all(b"ok").and_then(|()| f.sync_all()));
         let _ = std::fs::remove_file(&probe);
         written.map_err(|e| spool_error(dir, e))?;
 
@@ -180,11 +180,13 @@ impl AuditSpool {
             }
             let mut from = 0;
             loop {
-                let (lines, end) = read_lines(&file, from, 4096).map_err(|e| spool_error(&path, e))?;
+                let (lines, end) =
+                    read_lines(&file, from, 4096).map_err(|e| spool_error(&path, e))?;
                 if lines.is_empty() {
                     break;
                 }
-                self.append_lines(&lines).map_err(|e| spool_error(&self.path, e))?;
+                self.append_lines(&lines)
+                    .map_err(|e| spool_error(&self.path, e))?;
                 from = end;
             }
             if from > 0 {

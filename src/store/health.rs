@@ -45,10 +45,7 @@ pub struct DatabaseDown {
 
 impl DatabaseDown {
     fn into_sqlx(self) -> sqlx::Error {
-        sqlx::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::NotConnected,
-            self,
-        ))
+        sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::NotConnected, self))
     }
 
     /// The [`DatabaseDown`] inside `error`, if it carries one.
@@ -121,7 +118,9 @@ impl DatabaseHealth {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether the database is marked down, and why.
@@ -257,10 +256,7 @@ impl<DB: Database> GuardedPool<DB> {
 
     /// Runs `acquire` (a connection or a transaction from the pool) through the
     /// circuit.
-    async fn guarded<T>(
-        &self,
-        acquire: impl Future<Output = sqlx::Result<T>>,
-    ) -> sqlx::Result<T> {
+    async fn guarded<T>(&self, acquire: impl Future<Output = sqlx::Result<T>>) -> sqlx::Result<T> {
         match self.health.admit() {
             Admit::Go => {}
             Admit::Refuse(cause) => return Err(self.health.down(cause)),
@@ -402,5 +398,72 @@ where
             drop(connection);
             pool.observed(result).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+    use super::*;
+
+    /// A pool whose database refuses connections (a closed loopback port).
+    fn refused_pool() -> (GuardedPool<sqlx::Postgres>, crate::clock::ClockHand) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options =
+            PgConnectOptions::from_str(&format!("postgres://u:secret@127.0.0.1:{port}/db"))
+                .unwrap();
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
+        let (clock, hand) = Clock::adjustable();
+        (
+            GuardedPool::new(pool, format!("127.0.0.1:{port}"), clock),
+            hand,
+        )
+    }
+
+    fn probes(pool: &GuardedPool<sqlx::Postgres>) -> Option<DateTime<Utc>> {
+        pool.health.state().last_probe.as_ref().map(|(at, _)| *at)
+    }
+
+    #[tokio::test]
+    async fn a_refusing_database_is_marked_down_and_then_refused_at_once() {
+        let (pool, hand) = refused_pool();
+        // The pool alone would retry for its whole 5 s acquire timeout.
+        let started = crate::clock::Stopwatch::start();
+        let error = pool.acquire().await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let down = DatabaseDown::within(&error).expect("the circuit's error");
+        assert!(down.target.starts_with("127.0.0.1:"), "{down}");
+        assert!(down.cause.to_lowercase().contains("refused"), "{down}");
+        assert!(!down.to_string().contains("secret"), "{down}");
+        assert!(pool.health.down_cause().is_some());
+        let probed = probes(&pool);
+        assert!(probed.is_some());
+
+        // Down: refused without a connection attempt until the probe interval passes.
+        let error = pool.acquire().await.unwrap_err();
+        assert!(DatabaseDown::within(&error).is_some());
+        assert_eq!(probes(&pool), probed, "no probe before the interval");
+        let crate::store::StoreError::Unreachable { .. } = crate::store::StoreError::from(error)
+        else {
+            panic!("not Unreachable");
+        };
+
+        hand.advance(PROBE_INTERVAL);
+        let error = pool.begin().await.unwrap_err();
+        assert!(DatabaseDown::within(&error).is_some());
+        assert_ne!(probes(&pool), probed, "one call probes after the interval");
     }
 }

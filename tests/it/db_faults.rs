@@ -176,7 +176,14 @@ impl PrivatePostgres {
         let data = self.data();
         self.run(
             "pg_ctl",
-            &["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"],
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
         );
         self.running = false;
     }
@@ -195,7 +202,13 @@ impl Drop for PrivatePostgres {
                 Command::new(&path)
             };
             let _ = command
-                .args(["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "stop"])
+                .args([
+                    "-D",
+                    data.to_str().unwrap_or_default(),
+                    "-m",
+                    "immediate",
+                    "stop",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
@@ -263,12 +276,7 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
                 .expect("new keys");
         let token = state
             .admin
-            .issue(
-                "faults",
-                rolegate::store::AdminScope::Read,
-                Some(1),
-                "test",
-            )
+            .issue("faults", rolegate::store::AdminScope::Read, Some(1), "test")
             .await
             .unwrap()
             .secret;
@@ -306,9 +314,8 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
             ("RoleSessionName", name.to_owned()),
         ]
     };
-    let as_params = |params: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
-        params.to_vec()
-    };
+    let as_params =
+        |params: &[(&'static str, String)]| -> Vec<(&'static str, String)> { params.to_vec() };
     let identity = [("Action", "GetCallerIdentity"), ("Version", "2011-06-15")];
 
     // Up: a role session to use later, and one audited denial.
@@ -389,7 +396,11 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (status, body, id, took) = sts_call(&base, user, &borrowed).await;
         assert_eq!(status, 503, "AssumeRole with the database down: {body}");
-        assert_eq!(xml_value(&body, "Code"), Some("ServiceUnavailable"), "{body}");
+        assert_eq!(
+            xml_value(&body, "Code"),
+            Some("ServiceUnavailable"),
+            "{body}"
+        );
         assert_eq!(xml_value(&body, "Type"), Some("Receiver"), "{body}");
         first_db_call.get_or_insert(took);
         slow_db_sts.note(took);
@@ -411,7 +422,11 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         // A denial that needs no database: a forged signature on the session.
         let (status, body, id, took) = sts_call(&base, forged, &identity).await;
         assert_eq!(status, 403, "{body}");
-        assert_eq!(xml_value(&body, "Code"), Some("SignatureDoesNotMatch"), "{body}");
+        assert_eq!(
+            xml_value(&body, "Code"),
+            Some("SignatureDoesNotMatch"),
+            "{body}"
+        );
         slow_denial.note(took);
         audited.push(id);
         // Pages that need no database, and the admin API (which does).
@@ -431,8 +446,7 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
             "names where: {why}"
         );
         slow_readyz.note(took);
-        let (status, body, took) =
-            get(&base, "/admin/api/v1/whoami", Some(&admin_token)).await;
+        let (status, body, took) = get(&base, "/admin/api/v1/whoami", Some(&admin_token)).await;
         assert_eq!(status, 503, "{body}");
         let error: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(error["error"]["code"], "UNAVAILABLE", "{body}");
@@ -448,12 +462,7 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         .find(|l| l.starts_with("rolegate_audit_spool_events "))
         .unwrap()
         .to_owned();
-    let spooled: usize = spooled_line
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let spooled: usize = spooled_line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(
         spooled >= outage_requests,
         "every audited request of the outage is in the spool: {spooled_line}"
@@ -519,7 +528,10 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
     let mut log = Vec::new();
     loop {
         let page = store
-            .list_audit(1000, log.last().map(|r: &rolegate::store::AuditRecord| r.id))
+            .list_audit(
+                1000,
+                log.last().map(|r: &rolegate::store::AuditRecord| r.id),
+            )
             .await
             .unwrap();
         if page.is_empty() {
@@ -728,8 +740,15 @@ async fn a_crashed_spool_is_replayed_once_in_order(db: TestStore) {
     assert_eq!(spool.backlog(), 5, "the partial line is not an event");
     let log = AuditLog::start_with_spool(db.store.clone(), spool).unwrap();
     // Behind the five spooled events.
-    let written = log.append_durably(event(db.store.as_ref(), 6)).await.unwrap();
-    assert_eq!(written, Written::Spooled, "new events wait behind the spool");
+    let written = log
+        .append_durably(event(db.store.as_ref(), 6))
+        .await
+        .unwrap();
+    assert_eq!(
+        written,
+        Written::Spooled,
+        "new events wait behind the spool"
+    );
     for _ in 0..100 {
         if log.spooled() == 0 {
             break;
@@ -737,11 +756,16 @@ async fn a_crashed_spool_is_replayed_once_in_order(db: TestStore) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(log.spooled(), 0, "the spool drains");
-    assert_eq!(spooled_in_order(db.store.as_ref()).await, [0, 1, 2, 3, 4, 6]);
+    assert_eq!(
+        spooled_in_order(db.store.as_ref()).await,
+        [0, 1, 2, 3, 4, 6]
+    );
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "truncated");
     // Drained: the next event goes straight to the database.
     assert!(matches!(
-        log.append_durably(event(db.store.as_ref(), 7)).await.unwrap(),
+        log.append_durably(event(db.store.as_ref(), 7))
+            .await
+            .unwrap(),
         Written::Stored(_)
     ));
     assert_eq!(
@@ -794,5 +818,8 @@ fn serve_refuses_an_unwritable_spool_dir() {
     assert_ne!(code, 0, "{stdout}");
     assert!(!stdout.contains("Ready:"), "{stdout}");
     assert!(stderr.contains("audit.spool_dir"), "{stderr}");
-    assert!(stderr.contains(spool.to_str().unwrap()), "names the path: {stderr}");
+    assert!(
+        stderr.contains(spool.to_str().unwrap()),
+        "names the path: {stderr}"
+    );
 }

@@ -365,16 +365,30 @@ mod tests {
                 "VALIDATION_ERROR",
             ),
             (
-                StoreError::Backend(sqlx::Error::PoolTimedOut),
+                StoreError::Backend(sqlx::Error::ColumnNotFound("x".into())),
                 500,
                 "INTERNAL",
+            ),
+            (
+                StoreError::Unreachable {
+                    target: "db:5432".into(),
+                    cause: "Connection refused".into(),
+                },
+                503,
+                "UNAVAILABLE",
+            ),
+            (
+                StoreError::Backend(sqlx::Error::PoolTimedOut),
+                503,
+                "UNAVAILABLE",
             ),
         ];
         for (error, status, code) in cases {
             let admin = AdminError::from(error);
             assert_eq!((admin.status_code().as_u16(), admin.code), (status, code));
         }
-        let internal = AdminError::from(StoreError::Backend(sqlx::Error::PoolTimedOut));
+        let internal =
+            AdminError::from(StoreError::Backend(sqlx::Error::ColumnNotFound("x".into())));
         assert_eq!(internal.message, INTERNAL_MESSAGE);
     }
 }
