@@ -680,6 +680,7 @@ fn serve_logging_to(log: &Path, envs: &[(&str, &str)]) -> RunningBinary {
         lines.push(line);
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!(
         "serve did not become ready: {lines:?} {}",
         std::fs::read_to_string(log).unwrap_or_default()
