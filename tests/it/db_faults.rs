@@ -342,6 +342,14 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
     assert_eq!(status, 403, "{body}");
     let (status, ready, _) = get(&base, "/readyz", None).await;
     assert_eq!(status, 200, "{ready}");
+    // A person signed in to the portal (the session lives in the cache).
+    let mut person = crate::web_client::Browser::new(&base);
+    let page = person
+        .sign_in("alice", crate::web_client::password_of("alice"), "/start")
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let page = person.get("/start").await;
+    assert_eq!(page.status, 200, "{}", page.body);
 
     // Load in the background from now until after recovery: AssumeRole with the IAM
     // user's keys, each answer (200 or 503) an audit event, noted by request id.
@@ -385,6 +393,7 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         (Slowest::default(), Slowest::default(), Slowest::default());
     let (mut slow_signin, mut slow_readyz, mut slow_admin) =
         (Slowest::default(), Slowest::default(), Slowest::default());
+    let (mut slow_portal, mut slow_sign_in_post) = (Slowest::default(), Slowest::default());
     let mut first_db_call = None;
     let mut round = 0;
     // At least two seconds down: the circuit probes (once a second) while refusing.
@@ -451,6 +460,28 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         let error: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(error["error"]["code"], "UNAVAILABLE", "{body}");
         slow_admin.note(took);
+        // The portal: the accounts page needs the database (the entitlements), and so
+        // does a directory sign-in: each a clear 503 page.
+        let started = Instant::now();
+        let page = person.get("/start").await;
+        slow_portal.note(started.elapsed());
+        assert_eq!(page.status, 503, "{}", page.body);
+        assert!(
+            page.body.contains("could not be listed right now"),
+            "{}",
+            page.body
+        );
+        let started = Instant::now();
+        let page = crate::web_client::Browser::new(&base)
+            .sign_in("bob", crate::web_client::password_of("bob"), "/start")
+            .await;
+        slow_sign_in_post.note(started.elapsed());
+        assert_eq!(page.status, 503, "{}", page.body);
+        assert!(
+            page.body.contains("Sign-in is unavailable right now"),
+            "{}",
+            page.body
+        );
     }
     let outage_requests = audited.len();
     assert!(round >= 6);
@@ -520,6 +551,8 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
     assert!(load_unavailable > 0, "the background load saw the outage");
     let (status, ready, _) = get(&base, "/readyz", None).await;
     assert_eq!(status, 200, "{ready}");
+    let page = person.get("/start").await;
+    assert_eq!(page.status, 200, "the portal session outlived the outage");
 
     // Every audited request of the outage is in the log exactly once, in order.
     let store = rolegate::store::open(&url, &rolegate::store::StoreOptions::default())
@@ -608,6 +641,8 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
          | GET /signin | 200 | {:?} |\n\
          | GET /readyz | 503 database down | {:?} |\n\
          | admin API | 503 UNAVAILABLE | {:?} |\n\
+         | portal /start (signed in) | 503 page | {:?} |\n\
+         | portal directory sign-in (GET form + POST) | 503 page | {:?} |\n\
          | background AssumeRole load (2 workers) | {load_ok} x 200, {load_unavailable} x 503, nothing else | {:?} (slowest 503) |\n\
          recovery: AssumeRole 200 again {:?} after pg_ctl start returned; spool drained {:?} after it; audit events lost: 0",
         down_for.as_secs_f64(),
@@ -618,6 +653,8 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         slow_signin.0,
         slow_readyz.0,
         slow_admin.0,
+        slow_portal.0,
+        slow_sign_in_post.0,
         load_503.0,
         recovered,
         drained,
@@ -631,6 +668,8 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
         ("sign-in page", slow_signin.0),
         ("admin API", slow_admin.0),
         ("background AssumeRole 503", load_503.0),
+        ("portal accounts page", slow_portal.0),
+        ("directory sign-in", slow_sign_in_post.0),
     ] {
         assert!(took < bound, "{what} answered within {bound:?}: {took:?}");
     }
