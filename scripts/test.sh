@@ -43,6 +43,17 @@ ensure_postgres() {
   echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1
 }
 
+ensure_initdb() {
+  # The database fault test (db_faults) makes a private cluster with initdb and pg_ctl.
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then return; fi
+  log "installing the PostgreSQL server binaries (initdb, pg_ctl)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  # As root the test runs them as the postgres user (initdb refuses root).
+  if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    echo "initdb needs a postgres user to run as when the tests run as root" >&2; exit 1
+  fi
+}
+
 ensure_redis() {
   if command -v redis-cli >/dev/null 2>&1 && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return; fi
   log "starting Redis"
@@ -93,6 +104,7 @@ ensure_browser() {
 
 ensure_saml_build_deps
 ensure_postgres
+ensure_initdb
 ensure_redis
 ensure_nextest
 ensure_saml_idp

@@ -452,12 +452,16 @@ pub enum DevError {
     Store(#[from] store::StoreError),
     #[error("{0}")]
     Sts(String),
+    #[error("{0}")]
+    AuditSpool(String),
 }
 
 const MASTER_KEY_FILE: &str = "master.key";
 const AWS_CONFIG_FILE: &str = "aws-config";
 const AWS_CREDENTIALS_FILE: &str = "aws-credentials";
 const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// `dev`'s `[audit] spool_dir`, inside its data directory.
+const AUDIT_SPOOL_DIR: &str = "audit-spool";
 const DEV_PROFILE: &str = "rolegate-dev";
 const DEV_REGION: &str = "us-east-1";
 
@@ -520,10 +524,17 @@ pub async fn prepare_dev(data_dir: &Path) -> Result<DevEnvironment, DevError> {
     };
     let store = store::open(&url, &options).await?;
     let mut seeded = seed::seed_demo(store.as_ref()).await?;
+    let spool = crate::service::audit_spool::AuditSpool::open(
+        &data_dir.join(AUDIT_SPOOL_DIR),
+        store.random(),
+    )
+    .map_err(|e| DevError::AuditSpool(e.to_string()))?;
     let state = app_state(store, sealer)
         .await
         .map_err(DevError::Sts)?
-        .with_admin_groups(seed::dev_admin_groups());
+        .with_admin_groups(seed::dev_admin_groups())
+        .with_audit_spool(spool)
+        .map_err(DevError::AuditSpool)?;
     let kept = existing_dev_key(data_dir);
     let new_workload_keys = seed::seed_workload(
         state.store.as_ref(),

@@ -37,6 +37,8 @@ pub struct Config {
     /// `[[saml_providers]]`: IAM SAML providers created or updated at start-up.
     #[serde(default)]
     pub saml_providers: Vec<SamlProviderEntry>,
+    /// `[audit]`: where events the database cannot take wait for it.
+    pub audit: AuditConfig,
 }
 
 /// One `[[saml_providers]]` entry: an IAM SAML provider (for AssumeRoleWithSAML)
@@ -67,6 +69,16 @@ impl SamlProviderEntry {
         }
         Ok(())
     }
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The directory of this replica's audit spool (created if missing; `serve`
+    /// refuses to start when it is not writable). Relative paths are from the
+    /// working directory.
+    pub spool_dir: std::path::PathBuf,
 }
 
 /// `[metrics]`: `/metrics` is served only when one of these is set.
@@ -605,6 +617,12 @@ impl Config {
                  never contacted)",
                 self.sso.aws_start_url
             )));
+        }
+        if self.audit.spool_dir.as_os_str().is_empty() {
+            return Err(ConfigError(
+                "audit.spool_dir must name a directory (events the database cannot take wait there)"
+                    .into(),
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError(

@@ -415,6 +415,13 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
     let config = load_config(file)?;
     app::init_logging(&config.log.filter, config.log.format);
     let sealer = config.sealer().map_err(|e| e.to_string())?;
+    // Before anything else that takes time: a replica that could lose audit events
+    // does not start.
+    let spool = rolegate::service::audit_spool::AuditSpool::open(
+        &config.audit.spool_dir,
+        config.store_options().random,
+    )
+    .map_err(|e| format!("audit.spool_dir: {e}"))?;
     let store = app::open_configured_store(&config).await?;
     let skew = chrono::Duration::seconds(i64::from(config.sts.max_clock_skew_seconds));
     let cache_url = Some(config.cache.url.as_str()).filter(|u| !u.trim().is_empty());
@@ -428,6 +435,8 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
         .with_sts_settings(config.sts.settings().map_err(|e| e.to_string())?)
         .with_server(config.server.settings().map_err(|e| e.to_string())?)
         .with_metrics_access(config.metrics.access().map_err(|e| e.to_string())?);
+    tracing::info!(spool = %spool.path().display(), "audit spool");
+    let state = state.with_audit_spool(spool)?;
     for line in app::apply_identity_sources(&state, &config.identity_sources).await? {
         tracing::info!("{line}");
     }

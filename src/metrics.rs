@@ -90,6 +90,10 @@ pub struct Snapshot {
     pub pool_size: u32,
     pub pool_idle: u32,
     pub pool_max: u32,
+    /// Audit events in this replica's spool, not yet in the database.
+    pub audit_spooled: usize,
+    /// Whether the database circuit lets calls through (false: marked down).
+    pub database_up: bool,
 }
 
 /// The process's metrics (one per application state, shared by every worker).
@@ -104,6 +108,8 @@ pub struct Metrics {
     pool_size: IntGauge,
     pool_idle: IntGauge,
     pool_max: IntGauge,
+    audit_spooled: IntGauge,
+    database_up: IntGauge,
     cache_errors: IntCounterVec,
 }
 
@@ -199,6 +205,20 @@ impl Metrics {
                     "The most database connections the pool may open.",
                 )?,
             )?,
+            audit_spooled: register(
+                r,
+                IntGauge::new(
+                    "rolegate_audit_spool_events",
+                    "Audit events in this replica's spool (the database could not take them), not yet written to the database.",
+                )?,
+            )?,
+            database_up: register(
+                r,
+                IntGauge::new(
+                    "rolegate_database_up",
+                    "1 while the database answers, 0 while it is marked down (calls that need it fail at once).",
+                )?,
+            )?,
             cache_errors: register(
                 r,
                 IntCounterVec::new(
@@ -251,6 +271,9 @@ impl Metrics {
         self.pool_size.set(i64::from(now.pool_size));
         self.pool_idle.set(i64::from(now.pool_idle));
         self.pool_max.set(i64::from(now.pool_max));
+        self.audit_spooled
+            .set(i64::try_from(now.audit_spooled).unwrap_or(i64::MAX));
+        self.database_up.set(i64::from(now.database_up));
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
@@ -332,6 +355,8 @@ mod tests {
                 pool_size: 3,
                 pool_idle: 1,
                 pool_max: 10,
+                audit_spooled: 4,
+                database_up: true,
             })
             .unwrap();
         for line in [
@@ -340,6 +365,8 @@ mod tests {
             "rolegate_cache_errors_total{operation=\"GET\"} 1",
             "rolegate_audit_queue_length 2",
             "rolegate_db_pool_max_connections 10",
+            "rolegate_audit_spool_events 4",
+            "rolegate_database_up 1",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }

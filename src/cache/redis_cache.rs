@@ -32,11 +32,16 @@ impl std::fmt::Debug for RedisCache {
     }
 }
 
+/// The longest one command may take once connected (a healthy Redis answers in
+/// milliseconds; a hung one must not hold requests for the connect timeout).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl RedisCache {
     /// Connects to the Redis at `url` (`redis://[user:password@]host[:port][/db]`) and
     /// checks that it answers a `PING` within `timeout`, so a wrong address fails at
     /// start-up with a message naming it (password hidden) rather than at the first
-    /// request. `timeout` also bounds each later command.
+    /// request. Each later command is bounded by [`COMMAND_TIMEOUT`] (or `timeout`,
+    /// if shorter): a hung Redis costs a request about a second, not `timeout`.
     pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Self, CacheError> {
         let shown = redact_url(url);
         if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -73,7 +78,7 @@ impl RedisCache {
 
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout.min(COMMAND_TIMEOUT)))
             .set_number_of_retries(3)
             .set_max_delay(Duration::from_secs(1));
         let manager = match tokio::time::timeout(

@@ -139,7 +139,13 @@ impl Sts {
 
     /// A store error as the STS answers it (an opaque internal failure), logged
     /// with where the database is.
+    /// A database that cannot be reached is `ServiceUnavailable` (503, which SDKs
+    /// retry); its cause (host:port and why) is logged.
     fn store_failure(&self, error: StoreError) -> StsError {
+        if error.is_unavailable() {
+            tracing::warn!(%error, "STS: database unavailable");
+            return StsError::service_unavailable();
+        }
         tracing::error!(%error, database = %self.store.target(), "store failure in STS");
         StsError::internal()
     }

@@ -5,6 +5,7 @@
 
 pub mod admin_access;
 pub mod audit;
+pub mod audit_spool;
 pub mod console;
 pub mod device;
 pub mod entitlements;

@@ -73,6 +73,10 @@ async fn check_database(store: &dyn Store, within: Duration) -> Check {
         Ok(Err(crate::store::StoreError::Backend(
             error @ (sqlx::Error::Database(_) | sqlx::Error::Protocol(_)),
         ))) => Check::Down(format!("{}: {error}", store.target())),
+        // The database circuit knows it is down, and why.
+        Ok(Err(crate::store::StoreError::Unreachable { target, cause })) => {
+            Check::Down(format!("{target}: {cause}"))
+        }
         // Timed out (the pool waits for a connection it cannot open) or failed to
         // connect: one direct attempt names the root cause.
         Ok(Err(_)) | Err(_) => Check::Down(store.diagnose(within.saturating_sub(ping)).await),

@@ -7,6 +7,7 @@
 //! referential integrity live in the database and come back as typed [`StoreError`]s,
 //! and every multi-row change runs in one transaction.
 
+mod health;
 mod model;
 mod sql;
 
@@ -23,6 +24,7 @@ use crate::clock::{Clock, Random};
 use crate::iam::{Partition, ValidationError};
 use crate::policy::PolicyError;
 
+pub use health::{DatabaseDown, is_connection_failure};
 pub use model::*;
 pub use sql::AUDIT_BATCH_LIMIT;
 pub use sql::{
@@ -52,7 +54,7 @@ pub enum StoreError {
     #[error("{what}: {error}")]
     MalformedPolicy { what: String, error: PolicyError },
     #[error("database error: {0}")]
-    Backend(#[from] sqlx::Error),
+    Backend(sqlx::Error),
     /// The database cannot be reached: where (`host:port`, never a password) and why.
     #[error("cannot connect to the database at {target}: {cause}")]
     Unreachable { target: String, cause: String },
@@ -60,7 +62,31 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
 }
 
+/// A connection failure the database circuit reported becomes
+/// [`StoreError::Unreachable`] (where and why); any other error stays `Backend`.
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match DatabaseDown::within(&error) {
+            Some(down) => StoreError::Unreachable {
+                target: down.target.clone(),
+                cause: down.cause.clone(),
+            },
+            None => StoreError::Backend(error),
+        }
+    }
+}
+
 impl StoreError {
+    /// Whether the database could not be reached (or gave no connection in time):
+    /// the caller should come back later (503), nothing was wrong with the request.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unreachable { .. } => true,
+            StoreError::Backend(error) => is_connection_failure(error),
+            _ => false,
+        }
+    }
+
     /// A stable, greppable code for logs and API error bodies.
     pub fn code(&self) -> &'static str {
         match self {
@@ -123,6 +149,9 @@ pub trait Store:
     /// direct connection attempt past the pool, bounded by `within` (the pool itself
     /// only says that it timed out waiting).
     async fn diagnose(&self, within: Duration) -> String;
+    /// Why the database is marked down (the circuit of [`health`] is open), if it is:
+    /// calls that need it fail at once until a probe finds it back.
+    fn database_down(&self) -> Option<String>;
     /// The connection pool's size and idle connections, for metrics.
     fn pool_figures(&self) -> PoolFigures;
 }

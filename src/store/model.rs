@@ -326,7 +326,7 @@ impl TryFrom<String> for Outcome {
 }
 
 /// A security-relevant event. Never put secrets in `details`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AuditEvent {
     pub at: DateTime<Utc>,
     pub actor: String,
@@ -336,6 +336,14 @@ pub struct AuditEvent {
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
     pub details: serde_json::Value,
+}
+
+/// An audit event with the key that makes its write idempotent (the audit spool
+/// replays by it: an event already in the log is not written twice).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct KeyedAuditEvent {
+    pub key: String,
+    pub event: AuditEvent,
 }
 
 /// The longest text an audit event keeps of one field (or one string in `details`):

@@ -79,6 +79,16 @@ impl StsError {
         )
     }
 
+    /// A dependency (the database) cannot be reached right now: the caller should
+    /// retry (AWS SDKs retry a 503).
+    pub fn service_unavailable() -> Self {
+        Self::new(
+            "ServiceUnavailable",
+            503,
+            "The service is unavailable. Please retry the request later.",
+        )
+    }
+
     /// Whether the fault is the caller's (`Sender`) or ours (`Receiver`).
     pub fn fault(&self) -> &'static str {
         if self.status >= 500 {

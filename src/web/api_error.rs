@@ -165,6 +165,13 @@ impl From<StoreError> for ApiError {
                 ..Self::validation(invalid.field, invalid.message)
             },
             StoreError::MalformedPolicy { .. } => Self::bad_request(code, error.to_string()),
+            _ if error.is_unavailable() => {
+                tracing::warn!(%error, "database unavailable");
+                Self {
+                    retry_after: Some(1),
+                    ..Self::unavailable("The database is unavailable right now. Try again shortly.")
+                }
+            }
             StoreError::Backend(_) | StoreError::Migration(_) | StoreError::Unreachable { .. } => {
                 Self {
                     code,
@@ -239,9 +246,22 @@ mod tests {
 
     #[test]
     fn internal_failures_say_nothing_of_their_cause() {
-        let error = ApiError::from(StoreError::Backend(sqlx::Error::PoolTimedOut));
+        let error = ApiError::from(StoreError::Backend(sqlx::Error::ColumnNotFound("x".into())));
         assert_eq!(error.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(error.code, "ServiceFailure");
         assert_eq!(error.message, INTERNAL_MESSAGE);
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_503_to_retry() {
+        let error = ApiError::from(StoreError::Unreachable {
+            target: "db:5432".into(),
+            cause: "Connection refused".into(),
+        });
+        assert_eq!(error.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code, "ServiceUnavailable");
+        assert!(!error.message.contains("db:5432"), "{}", error.message);
+        let response = error.error_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
     }
 }

@@ -49,6 +49,8 @@ fn scrape(state: &AppState, request: &HttpRequest) -> HttpResponse {
         pool_size: pool.size,
         pool_idle: pool.idle,
         pool_max: pool.max,
+        audit_spooled: state.audit.spooled(),
+        database_up: state.store.database_down().is_none(),
     };
     match state.metrics.render(now) {
         Ok(text) => HttpResponse::Ok()

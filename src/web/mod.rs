@@ -174,6 +174,19 @@ impl AppState {
         self
     }
 
+    /// Audit events the database cannot take go to `spool` (`[audit] spool_dir`)
+    /// and are written when it answers again.
+    pub fn with_audit_spool(
+        mut self,
+        spool: crate::service::audit_spool::AuditSpool,
+    ) -> Result<Self, String> {
+        self.audit = self
+            .audit
+            .restarted_with_spool(self.store.clone(), spool)
+            .map_err(|e| e.to_string())?;
+        Ok(self)
+    }
+
     pub fn with_sso(mut self, sso: SsoSettings) -> Self {
         self.sso = sso;
         self

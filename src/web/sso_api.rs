@@ -75,6 +75,21 @@ enum PortalApiError {
     UnknownOperation,
     #[error("An internal error occurred; please try again")]
     Internal,
+    /// The database cannot be reached right now (clients retry a 503).
+    #[error("The service is unavailable right now; please try again")]
+    Unavailable,
+}
+
+impl PortalApiError {
+    /// A failure of Rolegate's own: 503 when the STS says a dependency is down, else
+    /// 500 (the cause is logged by whoever calls this).
+    fn of_sts(error: &crate::sts::error::StsError) -> Self {
+        if error.status == 503 {
+            Self::Unavailable
+        } else {
+            Self::Internal
+        }
+    }
 }
 
 impl PortalApiError {
@@ -86,6 +101,7 @@ impl PortalApiError {
             Self::Forbidden => "ForbiddenException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::Internal => "InternalServerException",
+            Self::Unavailable => "ServiceUnavailableException",
         }
     }
 }
@@ -99,6 +115,7 @@ impl ResponseError for PortalApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::UnknownOperation => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -210,7 +227,7 @@ async fn entitlements(
         .await
         .map_err(|error| {
             tracing::error!(%error, "sso portal: cannot compute entitlements");
-            PortalApiError::Internal
+            PortalApiError::of_sts(&error)
         })
 }
 
@@ -300,7 +317,7 @@ async fn get_role_credentials(
                 Err(PortalApiError::Forbidden)
             } else {
                 tracing::error!(%error, "sso portal: cannot issue role credentials");
-                Err(PortalApiError::Internal)
+                Err(PortalApiError::of_sts(&error))
             }
         }
     }
@@ -339,7 +356,11 @@ async fn list_accounts(
     let roles = entitlements(&state, &record).await?;
     let names = state.store.list_accounts().await.map_err(|error| {
         tracing::error!(%error, "sso portal: cannot list accounts");
-        PortalApiError::Internal
+        if error.is_unavailable() {
+            PortalApiError::Unavailable
+        } else {
+            PortalApiError::Internal
+        }
     })?;
     let mut ids: Vec<String> = roles.iter().map(|g| g.account().to_string()).collect();
     ids.sort();

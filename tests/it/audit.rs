@@ -10,7 +10,7 @@ use std::task::Poll;
 use async_trait::async_trait;
 use rolegate::service::audit::{AuditError, AuditLog};
 use rolegate::store::{
-    AuditEvent, AuditFilter, AuditRecord, AuditStore, Outcome, Store, StoreResult,
+    AuditEvent, AuditFilter, AuditRecord, AuditStore, KeyedAuditEvent, Outcome, Store, StoreResult,
 };
 use serde_json::json;
 
@@ -29,6 +29,15 @@ impl AuditStore for GroupCounter {
     async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<Vec<i64>> {
         self.groups.lock().unwrap().push(events.len());
         self.store.append_audit_batch(events).await
+    }
+
+    async fn append_audit_keyed(
+        &self,
+        events: &[KeyedAuditEvent],
+        skip_written: bool,
+    ) -> StoreResult<Vec<i64>> {
+        self.groups.lock().unwrap().push(events.len());
+        self.store.append_audit_keyed(events, skip_written).await
     }
 
     async fn list_audit(

@@ -282,6 +282,18 @@ async fn sts_survives_redis_faults(db: TestStore) {
     // Hung (SIGSTOP): connections open but nothing answers.
     redis.pause();
     check_sts("hung").await;
+    // Paths that do need the cache are refused within about a second (the command
+    // timeout), not after the 5 s connect timeout: an SSO bearer lookup.
+    let started = std::time::Instant::now();
+    let response = impatient_client()
+        .get(format!("{base}/assignment/accounts"))
+        .header("x-amz-sso_bearer_token", "no-such-token")
+        .send()
+        .await
+        .expect("the SSO API answers within 4 s while Redis hangs");
+    let took = started.elapsed();
+    assert!(response.status().is_server_error(), "{}", response.status());
+    assert!(took < Duration::from_millis(2500), "answered in {took:?}");
     let (status, ready) = readyz(&base).await;
     assert_eq!(status, 503, "{ready}");
     check_down(&ready, "no answer within");

@@ -27,6 +27,7 @@ mod cache;
 mod cli;
 mod cli_login;
 mod config;
+mod db_faults;
 mod device_browser;
 mod directory;
 mod faults;

@@ -16,6 +16,10 @@ use super::Sts;
 fn entitlement_failure(error: EntitlementError) -> StsError {
     match error {
         EntitlementError::Claims { message, .. } => StsError::access_denied(message),
+        EntitlementError::Store(error) if error.is_unavailable() => {
+            tracing::warn!(%error, "cannot compute entitlements: database unavailable");
+            StsError::service_unavailable()
+        }
         other => {
             tracing::error!(error = %other, "cannot compute entitlements");
             StsError::internal()

@@ -6,9 +6,11 @@ use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::SqlStore;
-use crate::store::{AuditEvent, AuditFilter, AuditRecord, StoreError, StoreResult};
+use crate::store::{
+    AuditEvent, AuditFilter, AuditRecord, KeyedAuditEvent, StoreError, StoreResult,
+};
 
-/// The most events [`AuditStore::append_audit_batch`] takes at once: eight bound
+/// The most events [`AuditStore::append_audit_batch`] takes at once: nine bound
 /// values each stay far below both databases' limits on one statement's parameters.
 pub const AUDIT_BATCH_LIMIT: usize = 256;
 
@@ -19,6 +21,16 @@ pub trait AuditStore: Send + Sync {
     /// transaction: all or none. Each is cut to [`AuditEvent::bounded`] first.
     /// Returns their ids, in the order of `events` (ids grow in that order).
     async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<Vec<i64>>;
+
+    /// Appends `events` (at most [`AUDIT_BATCH_LIMIT`]) in one statement, each with
+    /// its key (unique in the log). With `skip_written`, an event whose key is
+    /// already in the log is left out (replaying the audit spool); the ids returned
+    /// are then only those of the events written now.
+    async fn append_audit_keyed(
+        &self,
+        events: &[KeyedAuditEvent],
+        skip_written: bool,
+    ) -> StoreResult<Vec<i64>>;
 
     /// Appends one event (a batch of one).
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64> {
@@ -42,9 +54,14 @@ pub trait AuditStore: Send + Sync {
 
 macro_rules! impl_audit_store {
     ($db:ty) => {
-        #[async_trait]
-        impl AuditStore for SqlStore<$db> {
-            async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<Vec<i64>> {
+        impl SqlStore<$db> {
+            /// One INSERT of `events` (each with its key, if any); with
+            /// `skip_written`, keys already in the log are left out.
+            async fn insert_audit(
+                &self,
+                events: &[(Option<&str>, &AuditEvent)],
+                skip_written: bool,
+            ) -> StoreResult<Vec<i64>> {
                 if events.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -54,12 +71,15 @@ macro_rules! impl_audit_store {
                         events.len()
                     )));
                 }
-                let events: Vec<AuditEvent> = events.iter().map(AuditEvent::bounded).collect();
+                let events: Vec<(Option<&str>, AuditEvent)> = events
+                    .iter()
+                    .map(|(key, event)| (*key, event.bounded()))
+                    .collect();
                 let mut insert = QueryBuilder::<$db>::new(
                     "INSERT INTO audit_events (at, actor, action, target, outcome, source_ip, \
-                     user_agent, details) ",
+                     user_agent, details, event_key) ",
                 );
-                insert.push_values(&events, |mut row, event| {
+                insert.push_values(&events, |mut row, (key, event)| {
                     row.push_bind(event.at)
                         .push_bind(&event.actor)
                         .push_bind(&event.action)
@@ -67,8 +87,12 @@ macro_rules! impl_audit_store {
                         .push_bind(event.outcome.as_str())
                         .push_bind(event.source_ip.as_deref())
                         .push_bind(event.user_agent.as_deref())
-                        .push_bind(Json(&event.details));
+                        .push_bind(Json(&event.details))
+                        .push_bind(*key);
                 });
+                if skip_written {
+                    insert.push(" ON CONFLICT (event_key) DO NOTHING");
+                }
                 insert.push(" RETURNING id");
                 let mut ids: Vec<i64> = insert
                     .build_query_scalar()
@@ -78,6 +102,27 @@ macro_rules! impl_audit_store {
                 // is not promised by either database.
                 ids.sort_unstable();
                 Ok(ids)
+            }
+        }
+
+        #[async_trait]
+        impl AuditStore for SqlStore<$db> {
+            async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<Vec<i64>> {
+                let events: Vec<(Option<&str>, &AuditEvent)> =
+                    events.iter().map(|event| (None, event)).collect();
+                self.insert_audit(&events, false).await
+            }
+
+            async fn append_audit_keyed(
+                &self,
+                events: &[KeyedAuditEvent],
+                skip_written: bool,
+            ) -> StoreResult<Vec<i64>> {
+                let events: Vec<(Option<&str>, &AuditEvent)> = events
+                    .iter()
+                    .map(|keyed| (Some(keyed.key.as_str()), &keyed.event))
+                    .collect();
+                self.insert_audit(&events, skip_written).await
             }
 
             async fn list_audit(

@@ -24,6 +24,8 @@ use chrono::{DateTime, Utc};
 use sqlx::error::ErrorKind;
 use sqlx::{Database, Pool, Postgres, Sqlite, Transaction};
 
+use super::health::GuardedPool;
+
 use super::{Backend, Store, StoreError, StoreResult};
 use crate::clock::{Clock, Random};
 use crate::iam::{IdKind, Partition, ValidationError, new_unique_id};
@@ -42,7 +44,8 @@ pub use saml_providers::{SamlProviderStore, check_saml_provider_name};
 pub use sts::StsKeyStore;
 
 pub struct SqlStore<DB: Database> {
-    pool: Pool<DB>,
+    /// The pool behind the database circuit ([`super::health`]).
+    pool: GuardedPool<DB>,
     /// Where the database is (`host:port` or the SQLite file), never a secret.
     target: String,
     partition: Partition,
@@ -59,7 +62,7 @@ impl<DB: Database> SqlStore<DB> {
         random: Random,
     ) -> Self {
         Self {
-            pool,
+            pool: GuardedPool::new(pool, target.clone(), clock.clone()),
             target,
             partition,
             clock,
@@ -124,28 +127,28 @@ macro_rules! impl_store {
             }
 
             async fn diagnose(&self, within: std::time::Duration) -> String {
-                use sqlx::{ConnectOptions, Connection};
-                let options = self.pool.connect_options();
-                match tokio::time::timeout(within, options.connect()).await {
-                    Ok(Ok(connection)) => {
-                        let _ = connection.close().await;
-                        format!(
-                            "{}: a new connection works, so the pool is busy ({} connections, {} idle)",
-                            self.target,
-                            self.pool.size(),
-                            self.pool.num_idle()
-                        )
-                    }
-                    Ok(Err(error)) => format!("{}: {error}", self.target),
-                    Err(_) => format!("{}: no answer within {within:?}", self.target),
+                let pool = self.pool.inner();
+                match self.pool.connect_directly(within).await {
+                    Ok(()) => format!(
+                        "{}: a new connection works, so the pool is busy ({} connections, {} idle)",
+                        self.target,
+                        pool.size(),
+                        pool.num_idle()
+                    ),
+                    Err(cause) => format!("{}: {cause}", self.target),
                 }
             }
 
+            fn database_down(&self) -> Option<String> {
+                self.pool.health().down_cause()
+            }
+
             fn pool_figures(&self) -> crate::store::PoolFigures {
+                let pool = self.pool.inner();
                 crate::store::PoolFigures {
-                    size: self.pool.size(),
-                    idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-                    max: self.pool.options().get_max_connections(),
+                    size: pool.size(),
+                    idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                    max: pool.options().get_max_connections(),
                 }
             }
         }
@@ -187,7 +190,7 @@ fn write_error(error: sqlx::Error, entity: &'static str, key: &str, missing: &st
             entity,
             format!("{entity} {key} breaks a database constraint: {error}"),
         )),
-        _ => StoreError::Backend(error),
+        _ => StoreError::from(error),
     }
 }
 
@@ -197,7 +200,7 @@ fn delete_error(error: sqlx::Error, what: &str) -> StoreError {
         Some(ErrorKind::ForeignKeyViolation) => {
             StoreError::Conflict(format!("Cannot delete {what}: it is still in use."))
         }
-        _ => StoreError::Backend(error),
+        _ => StoreError::from(error),
     }
 }
 

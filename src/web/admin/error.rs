@@ -264,7 +264,8 @@ impl ResponseError for AdminError {
 
 /// NotFound → 404 `NOT_FOUND`, AlreadyExists → 409 `DUPLICATE_NAME`, Conflict → 409
 /// `CONFLICT`, Stale → 412 `PRECONDITION_FAILED`, Invalid → 422 `VALIDATION_ERROR`, MalformedPolicy → 422
-/// `MALFORMED_POLICY_DOCUMENT` (the message says where), a database failure → 500.
+/// `MALFORMED_POLICY_DOCUMENT` (the message says where), an unreachable database → 503
+/// `UNAVAILABLE`, any other database failure → 500.
 impl From<StoreError> for AdminError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -281,6 +282,7 @@ impl From<StoreError> for AdminError {
             StoreError::MalformedPolicy { .. } => {
                 Self::invalid("MALFORMED_POLICY_DOCUMENT", error.to_string(), None)
             }
+            _ if error.is_unavailable() => Self::unavailable(error),
             StoreError::Backend(_) | StoreError::Migration(_) | StoreError::Unreachable { .. } => {
                 Self::internal(error)
             }
@@ -363,16 +365,30 @@ mod tests {
                 "VALIDATION_ERROR",
             ),
             (
-                StoreError::Backend(sqlx::Error::PoolTimedOut),
+                StoreError::Backend(sqlx::Error::ColumnNotFound("x".into())),
                 500,
                 "INTERNAL",
+            ),
+            (
+                StoreError::Unreachable {
+                    target: "db:5432".into(),
+                    cause: "Connection refused".into(),
+                },
+                503,
+                "UNAVAILABLE",
+            ),
+            (
+                StoreError::Backend(sqlx::Error::PoolTimedOut),
+                503,
+                "UNAVAILABLE",
             ),
         ];
         for (error, status, code) in cases {
             let admin = AdminError::from(error);
             assert_eq!((admin.status_code().as_u16(), admin.code), (status, code));
         }
-        let internal = AdminError::from(StoreError::Backend(sqlx::Error::PoolTimedOut));
+        let internal =
+            AdminError::from(StoreError::Backend(sqlx::Error::ColumnNotFound("x".into())));
         assert_eq!(internal.message, INTERNAL_MESSAGE);
     }
 }
