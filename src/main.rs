@@ -409,6 +409,7 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
         .with_sso(config.sso.settings())
         .with_server(config.server.settings().map_err(|e| e.to_string())?)
         .with_metrics_access(config.metrics.access().map_err(|e| e.to_string())?);
+    state.sts.iam_cache().configure(config.database.iam_cache());
     for line in app::apply_identity_sources(&state, &config.identity_sources).await? {
         tracing::info!("{line}");
     }

@@ -7,6 +7,7 @@
 //! referential integrity live in the database and come back as typed [`StoreError`]s,
 //! and every multi-row change runs in one transaction.
 
+mod iam_cache;
 mod model;
 mod sql;
 
@@ -23,6 +24,7 @@ use crate::clock::{Clock, Random};
 use crate::iam::{Partition, ValidationError};
 use crate::policy::PolicyError;
 
+pub use iam_cache::{IamCache, IamCacheSettings};
 pub use model::*;
 pub use sql::AUDIT_BATCH_LIMIT;
 pub use sql::{
@@ -124,6 +126,11 @@ pub trait Store:
     async fn diagnose(&self, within: Duration) -> String;
     /// The connection pool's size and idle connections, for metrics.
     fn pool_figures(&self) -> PoolFigures;
+    /// The IAM generation: a counter that the database itself (by trigger, in the
+    /// writing transaction) moves on every change to accounts, IAM users, access
+    /// keys, roles, policies and OIDC providers, whoever writes them. [`IamCache`]
+    /// drops its copies when it moves.
+    async fn iam_generation(&self) -> StoreResult<i64>;
 }
 
 /// The connection pool right now.
