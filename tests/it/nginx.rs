@@ -141,7 +141,11 @@ fn start_nginx(dir: &Path, port: u16, replicas: [u16; 2]) -> Process {
         .replace("@@KEY@@", &format!("{d}/key.pem"))
         .replace("@@REPLICA_1@@", &format!("127.0.0.1:{}", replicas[0]))
         .replace("@@REPLICA_2@@", &format!("127.0.0.1:{}", replicas[1]));
-    assert!(!conf.contains("@@"), "a placeholder is left: {conf}");
+    let left: Vec<&str> = conf
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains("@@"))
+        .collect();
+    assert!(left.is_empty(), "placeholders left: {left:?}");
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf).unwrap();
     let child = Command::new(nginx)
@@ -168,30 +172,76 @@ fn start_nginx(dir: &Path, port: u16, replicas: [u16; 2]) -> Process {
     process
 }
 
-/// A self-signed certificate for 127.0.0.1 and localhost: (cert.pem, key.pem) in `dir`.
+/// A throw-away certificate authority (`ca.pem`) and a certificate it signed for
+/// 127.0.0.1 and localhost (`cert.pem`, `key.pem`), all in `dir`, by openssl.
 fn make_certificate(dir: &Path) {
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("openssl is missing: scripts/test.sh installs it");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl is missing: scripts/test.sh installs it");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Rolegate test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.csr",
+    ]);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
 }
 
 /// An https client that trusts the test certificate and connects from [`CLIENT_IP`].
 fn client(dir: &Path) -> reqwest::Client {
-    let pem = std::fs::read(dir.join("cert.pem")).unwrap();
+    let pem = std::fs::read(dir.join("ca.pem")).unwrap();
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
         .local_address(IpAddr::V4(CLIENT_IP))
@@ -200,20 +250,20 @@ fn client(dir: &Path) -> reqwest::Client {
         .unwrap()
 }
 
-/// A SigV4-signed STS call through the proxy, with extra headers (signed too).
+/// A SigV4-signed STS call through the proxy, with `unsigned` headers besides
+/// (nginx appends to X-Forwarded-For: signed, it would break the signature).
 async fn sts_call(
     http: &reqwest::Client,
     base: &str,
     keys: (&str, &str),
     params: &[(&str, &str)],
-    extra: &[(&str, &str)],
+    unsigned: &[(&str, &str)],
 ) -> (u16, String) {
     let body = serde_urlencoded::to_string(params).unwrap();
     let url = format!("{base}/");
     let host = base.trim_start_matches("https://");
     let content_type = "application/x-www-form-urlencoded; charset=utf-8";
-    let mut headers = vec![("content-type", content_type), ("host", host)];
-    headers.extend_from_slice(extra);
+    let headers = [("content-type", content_type), ("host", host)];
     let signature = sigv4_headers(
         "POST",
         &url,
@@ -223,8 +273,11 @@ async fn sts_call(
         "sts",
         std::time::SystemTime::now(),
     );
-    let mut request = http.post(&url).body(body);
-    for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
+    let mut request = http
+        .post(&url)
+        .header("content-type", content_type)
+        .body(body);
+    for (name, value) in unsigned {
         request = request.header(*name, *value);
     }
     for (name, value) in signature {
@@ -357,7 +410,7 @@ print(json.dumps(arns))
     let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/{}", seed::WORKLOAD_ROLE);
     let out = Command::new(venv_bin("python"))
         .args(["-c", script, &base, keys.0, keys.1, &role_arn])
-        .env("AWS_CA_BUNDLE", dir_path.join("cert.pem"))
+        .env("AWS_CA_BUNDLE", dir_path.join("ca.pem"))
         .env_remove("AWS_PROFILE")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
@@ -478,6 +531,18 @@ print(json.dumps(arns))
     // 6. Replicas that do not trust the proxy: X-Forwarded-For is ignored, and
     // the address they see is nginx's own.
     let replica_1 = start_replica(&dir_path, "replica-1b", ports[0], &db.url, &prefix, false);
+    // nginx tries the restarted address again once its fail_timeout (10 s) is
+    // over; until then replica 2 answers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while replica_1.served("/", 200).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx never sent a request to the restarted replica"
+        );
+        let (status, body) = sts_call(&http, &base, keys, &IDENTITY, &[]).await;
+        assert_eq!(status, 200, "{body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     drop(replica_2);
     let params = assume_params("xff-untrusted");
     let (status, body) = sts_call(
