@@ -102,10 +102,19 @@ ensure_browser() {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 }
 
+ensure_nginx() {
+  # The reverse proxy of config/nginx.conf.example, run by tests/it/nginx.rs with a
+  # private prefix and port (openssl makes its self-signed certificate).
+  if [ -x /usr/sbin/nginx ] && command -v openssl >/dev/null; then return; fi
+  log "installing nginx and openssl"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx openssl >/dev/null
+}
+
 ensure_saml_build_deps
 ensure_postgres
 ensure_initdb
 ensure_redis
+ensure_nginx
 ensure_nextest
 ensure_saml_idp
 ensure_python_peers

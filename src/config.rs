@@ -460,6 +460,21 @@ pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
     pub connect_timeout_seconds: u64,
+    /// How long this replica may serve its copy of an access key, role or policy
+    /// (0: no copies).
+    pub iam_cache_ttl_seconds: u64,
+    /// How often the copies are checked against the database's IAM generation: the
+    /// bound within which a change reaches every replica.
+    pub iam_cache_check_ms: u64,
+}
+
+impl DatabaseConfig {
+    pub fn iam_cache(&self) -> crate::store::IamCacheSettings {
+        crate::store::IamCacheSettings {
+            ttl: Duration::from_secs(self.iam_cache_ttl_seconds),
+            check_interval: Duration::from_millis(self.iam_cache_check_ms),
+        }
+    }
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -469,6 +484,8 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("url", &crate::secrets::redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .field("connect_timeout_seconds", &self.connect_timeout_seconds)
+            .field("iam_cache_ttl_seconds", &self.iam_cache_ttl_seconds)
+            .field("iam_cache_check_ms", &self.iam_cache_check_ms)
             .finish()
     }
 }
@@ -632,6 +649,16 @@ impl Config {
         if self.database.connect_timeout_seconds == 0 {
             return Err(ConfigError(
                 "database.connect_timeout_seconds must be at least 1".into(),
+            ));
+        }
+        if self.database.iam_cache_ttl_seconds > 3_600 {
+            return Err(ConfigError(
+                "database.iam_cache_ttl_seconds must be at most 3600 (an hour)".into(),
+            ));
+        }
+        if self.database.iam_cache_check_ms > 60_000 {
+            return Err(ConfigError(
+                "database.iam_cache_check_ms must be at most 60000 (a minute): it is how long a revoked key may keep working".into(),
             ));
         }
         Ok(())

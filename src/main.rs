@@ -437,6 +437,7 @@ async fn serve(file: Option<PathBuf>) -> Result<ExitCode, String> {
         .with_metrics_access(config.metrics.access().map_err(|e| e.to_string())?);
     tracing::info!(spool = %spool.path().display(), "audit spool");
     let state = state.with_audit_spool(spool)?;
+    state.sts.iam_cache().configure(config.database.iam_cache());
     for line in app::apply_identity_sources(&state, &config.identity_sources).await? {
         tracing::info!("{line}");
     }

@@ -15,7 +15,7 @@ while copying (session_replication_role, so table order does not matter).
 import sqlite3
 import sys
 
-SKIPPED = {"_sqlx_migrations", "audit_events", "sqlite_sequence"}
+SKIPPED = {"_sqlx_migrations", "audit_events", "iam_generation", "sqlite_sequence"}
 
 
 def literal(value) -> str:

@@ -21,7 +21,7 @@ use crate::policy::{
     ParseOptions, Policy, PolicyKind, PolicySet, PrincipalRef, Request, ResourcePolicy,
 };
 use crate::secrets::Sealer;
-use crate::store::{AccessKeyStatus, Role, Store, StoreError};
+use crate::store::{AccessKeyStatus, IamCache, IamCacheSettings, Role, Store, StoreError};
 use crate::sts::assume::{self, AssumeRoleParams, Caller, CallerKind};
 use crate::sts::credentials::{self, AssumedRole, IssuedCredentials, KeyKind};
 use crate::sts::error::StsError;
@@ -76,6 +76,10 @@ impl PolicyCache {
 
 pub struct Sts {
     store: Arc<dyn Store>,
+    /// What verification and issuance read on every call (access keys, users' and
+    /// roles' permissions, roles, policy documents, OIDC providers), cached with
+    /// invalidation across replicas.
+    iam: IamCache,
     sealer: Sealer,
     keyring: RwLock<TokenKeyring>,
     /// Validates web identity tokens (JWKS cache per provider).
@@ -119,6 +123,7 @@ impl Sts {
         let keyring = load_keyring(store.as_ref(), &sealer, true).await?;
         Ok(Self {
             entitlements: Arc::new(super::entitlements::Entitlements::new(store.clone())),
+            iam: IamCache::new(store.clone(), IamCacheSettings::default()),
             store,
             sealer,
             keyring: RwLock::new(keyring),
@@ -135,6 +140,11 @@ impl Sts {
     /// so both see one compiled ruleset).
     pub fn entitlement_service(&self) -> &Arc<super::entitlements::Entitlements> {
         &self.entitlements
+    }
+
+    /// The cache of the store's hot reads.
+    pub fn iam_cache(&self) -> &IamCache {
+        &self.iam
     }
 
     /// A store error as the STS answers it (an opaque internal failure), logged
@@ -287,7 +297,7 @@ impl Sts {
                 Ok((Caller::from_session(claims), secret))
             }
             (Some(KeyKind::LongTerm), _) => {
-                let record = match self.store.get_access_key(access_key_id).await {
+                let record = match self.iam.get_access_key(access_key_id).await {
                     Ok(record) => record,
                     Err(StoreError::NotFound { .. }) => {
                         return Err(StsError::invalid_client_token_id());
@@ -305,7 +315,7 @@ impl Sts {
                         StsError::internal()
                     })
                     .and_then(|bytes| String::from_utf8(bytes).map_err(|_| StsError::internal()))?;
-                let user = record.user;
+                let user = &record.user;
                 Ok((
                     Caller {
                         access_key_id: access_key_id.to_owned(),
@@ -369,7 +379,7 @@ impl Sts {
             CallerKind::IamUser { user_name } | CallerKind::UserSession { user_name } => {
                 let name = UserName::parse(user_name.clone()).map_err(|_| StsError::internal())?;
                 let permissions =
-                    self.store
+                    self.iam
                         .user_permissions(&account, &name)
                         .await
                         .map_err(|e| match e {
@@ -385,7 +395,7 @@ impl Sts {
             CallerKind::AssumedRole { role_name, .. } => {
                 let name = RoleName::parse(role_name.clone()).map_err(|_| StsError::internal())?;
                 let permissions =
-                    self.store
+                    self.iam
                         .role_permissions(&account, &name)
                         .await
                         .map_err(|e| match e {
@@ -414,7 +424,7 @@ impl Sts {
                     }
                     for arn in &claims.policy_arns {
                         let document = self
-                            .store
+                            .iam
                             .policy_document(arn)
                             .await
                             .map_err(|e| self.store_failure(e))?;
@@ -456,7 +466,7 @@ impl Sts {
     /// issuance path that takes `PolicyArns` checks them here.
     async fn check_policy_arns(&self, arns: &[String]) -> Result<(), StsError> {
         for arn in arns {
-            if let Err(error) = self.store.policy_document(arn).await {
+            if let Err(error) = self.iam.policy_document(arn).await {
                 return Err(match error {
                     StoreError::NotFound { .. } | StoreError::Invalid(_) => StsError::new(
                         "InvalidParameterValue",
@@ -492,8 +502,8 @@ impl Sts {
         name: &RoleName,
         denied: impl Fn() -> StsError,
     ) -> Result<Role, StsError> {
-        match self.store.get_role(account, name).await {
-            Ok(role) => Ok(role),
+        match self.iam.get_role(account, name).await {
+            Ok(role) => Ok(Role::clone(&role)),
             Err(StoreError::NotFound { .. }) => Err(denied()),
             Err(error) => Err(self.store_failure(error)),
         }

@@ -8,6 +8,7 @@
 //! and every multi-row change runs in one transaction.
 
 mod health;
+mod iam_cache;
 mod model;
 mod sql;
 
@@ -25,6 +26,7 @@ use crate::iam::{Partition, ValidationError};
 use crate::policy::PolicyError;
 
 pub use health::{DatabaseDown, is_connection_failure};
+pub use iam_cache::{IamCache, IamCacheSettings};
 pub use model::*;
 pub use sql::AUDIT_BATCH_LIMIT;
 pub use sql::{
@@ -154,6 +156,11 @@ pub trait Store:
     fn database_down(&self) -> Option<String>;
     /// The connection pool's size and idle connections, for metrics.
     fn pool_figures(&self) -> PoolFigures;
+    /// The IAM generation: a counter that the database itself (by trigger, in the
+    /// writing transaction) moves on every change to accounts, IAM users, access
+    /// keys, roles, policies and OIDC providers, whoever writes them. [`IamCache`]
+    /// drops its copies when it moves.
+    async fn iam_generation(&self) -> StoreResult<i64>;
 }
 
 /// The connection pool right now.

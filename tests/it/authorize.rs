@@ -346,6 +346,7 @@ async fn authorize_decisions(db: TestStore) {
         )
         .await
         .unwrap();
+    crate::helpers::past_iam_cache_check(&fx._db.hand);
     let body = ask(
         fx.received("GET", "/reports", fx.session_keys()),
         "s3:ListBucket",

@@ -433,6 +433,7 @@ async fn portal_console_and_can_i(db: TestStore) {
         )
         .await
         .unwrap();
+    crate::helpers::past_iam_cache_check(&db.hand);
     let revoked = alice.get(&read_only).await;
     assert_eq!(revoked.status, 403);
     assert!(revoked.body.contains("revoked"), "{}", revoked.body);
@@ -648,6 +649,7 @@ async fn federation_endpoint(db: TestStore) {
         )
         .await
         .unwrap();
+    crate::helpers::past_iam_cache_check(&db.hand);
     let mut fourth = Browser::new(&base);
     let refused = fourth.get(&login_path(token, "/console")).await;
     assert_eq!(refused.status, 403);

@@ -150,6 +150,13 @@ macro_rules! both_backends {
     };
 }
 
+/// A change written straight to the store (as another replica or the CLI would)
+/// reaches the STS's cached IAM copies once they are checked again: moves the clock
+/// past `database.iam_cache_check_ms` (the default one second).
+pub fn past_iam_cache_check(hand: &ClockHand) {
+    hand.advance(rolegate::store::IamCacheSettings::default().check_interval);
+}
+
 /// A fixed master key for tests (base64 of 32 bytes).
 pub const TEST_MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 

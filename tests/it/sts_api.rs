@@ -864,6 +864,7 @@ async fn trust_policies_gate_every_assume_role(db: TestStore) {
         )
         .await
         .unwrap();
+    crate::helpers::past_iam_cache_check(&fx._db.hand);
     let identity = [("Action", "GetCallerIdentity"), ("Version", "2011-06-15")];
     let (status, body) = fx.call(fx.user_keys(), &identity, now).await;
     assert_eq!(

@@ -56,6 +56,17 @@ impl Browser {
         }
     }
 
+    /// A browser on `base` over a prepared HTTP client (one that trusts a test
+    /// certificate, or binds a source address); it must not follow redirects.
+    pub(crate) fn with_client(base: &str, client: reqwest::Client) -> Self {
+        Self {
+            base: base.to_owned(),
+            client,
+            cookies: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
     /// This client, sending `name: value` with every request.
     pub(crate) fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));

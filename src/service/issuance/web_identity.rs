@@ -31,7 +31,7 @@ impl Sts {
 
         // The token: structure and header first, nothing trusted yet.
         let token = UnverifiedToken::parse(raw_token)?;
-        let provider = match self.store.find_oidc_provider(account, &token.issuer).await {
+        let provider = match self.iam.find_oidc_provider(account, &token.issuer).await {
             Ok(provider) => provider,
             Err(StoreError::NotFound { .. } | StoreError::Invalid(_)) => {
                 return Err(invalid_token(format!(

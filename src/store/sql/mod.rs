@@ -143,6 +143,12 @@ macro_rules! impl_store {
                 self.pool.health().down_cause()
             }
 
+            async fn iam_generation(&self) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar("SELECT generation FROM iam_generation WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
             fn pool_figures(&self) -> crate::store::PoolFigures {
                 let pool = self.pool.inner();
                 crate::store::PoolFigures {

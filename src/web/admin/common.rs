@@ -47,7 +47,9 @@ pub(super) fn when_conflict(
     }
 }
 
-/// Audits a change `admin` made successfully.
+/// Audits a change `admin` made successfully. The change is committed, so this
+/// replica drops its cached IAM copies at once (the admin sees the change on the
+/// next call); other replicas see it within `database.iam_cache_check_ms`.
 pub(super) async fn audit_change(
     state: &AppState,
     request: &HttpRequest,
@@ -56,6 +58,7 @@ pub(super) async fn audit_change(
     target: &str,
     details: Value,
 ) {
+    state.sts.iam_cache().invalidate();
     audit(
         state,
         request,
