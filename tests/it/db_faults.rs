@@ -293,6 +293,9 @@ async fn postgres_crash_fails_fast_and_loses_no_audit_event() {
             ("ROLEGATE_SECRETS__MASTER_KEY", TEST_MASTER_KEY),
             ("ROLEGATE_SERVER__LISTEN", "127.0.0.1:0"),
             ("ROLEGATE_AUDIT__SPOOL_DIR", spool_path.to_str().unwrap()),
+            // The database path itself is under test: no in-process IAM copies
+            // answering for it (tests/it/iam_cache.rs covers those).
+            ("ROLEGATE_DATABASE__IAM_CACHE_TTL_SECONDS", "0"),
             ("ROLEGATE_METRICS__TOKEN", metrics_token),
             ("ROLEGATE_LOG__FILTER", "warn"),
         ],

@@ -227,6 +227,7 @@ async fn iam_generation_triggers_cover_the_cached_tables(db: TestStore) {
         "mapping_rule_hits",
         "recent_sign_ins",
         "ruleset_versions",
+        "saml_providers",
         "token_keys",
         "user_groups",
         "users",
