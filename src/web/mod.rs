@@ -20,7 +20,7 @@ pub mod request_id;
 pub mod request_info;
 mod session;
 mod sso_api;
-mod sts_api;
+pub(crate) mod sts_api;
 
 use std::sync::Arc;
 
