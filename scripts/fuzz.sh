@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 SANITIZER="${FUZZ_SANITIZER:-address}"
 # Each input must finish within TIMEOUT seconds and RSS_MB of memory, or it is a finding.
-TIMEOUT="${FUZZ_TIMEOUT:-10}"
+TIMEOUT="${FUZZ_TIMEOUT:-30}"
 RSS_MB="${FUZZ_RSS_MB:-2048}"
 
 fuzz() { (cd fuzz && cargo +nightly fuzz "$@"); }
