@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need, then runs every check and test.
 #   scripts/test.sh            # everything CI runs
-#   scripts/test.sh store::    # extra arguments filter the nextest run
-# Needs: a Rust toolchain. Starts the local PostgreSQL and Redis if they are down.
+#   scripts/test.sh store::    # extra arguments filter the nextest run (and skip the fuzz smoke)
+# Needs: a Rust toolchain (and nightly, for the fuzz smoke). Starts the local PostgreSQL and Redis if they are down.
 set -euo pipefail
 # Every peer is installed below, so a missing one is a failure, never a skip.
 export CI="${CI:-true}"
@@ -69,6 +69,17 @@ ensure_nextest() {
   cargo install cargo-nextest --locked
 }
 
+ensure_cargo_fuzz() {
+  # The fuzz smoke (scripts/fuzz.sh) builds with cargo-fuzz on the nightly toolchain.
+  if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    echo "The fuzz smoke needs the nightly Rust toolchain, which is not installed: run 'rustup toolchain install nightly --profile minimal'." >&2
+    exit 1
+  fi
+  if cargo +nightly fuzz --version >/dev/null 2>&1; then return; fi
+  log "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+}
+
 ensure_python_peers() {
   # The real AWS clients (awscli, boto3) in a project-local virtualenv.
   if [ ! -x .venv/bin/python ]; then
@@ -117,6 +128,7 @@ ensure_redis
 ensure_nginx
 ensure_nextest
 ensure_saml_idp
+ensure_cargo_fuzz
 ensure_python_peers
 ensure_node_peers
 ensure_browser
@@ -133,3 +145,10 @@ python3 scripts/check-module-cycles.py
 
 log "cargo nextest run (SQLite and PostgreSQL)"
 cargo nextest run --no-fail-fast "$@"
+
+# A short run of every fuzz target (fuzz/fuzz_targets/) from its seeds; the long runs
+# are `scripts/fuzz.sh run TARGET`. Skipped when arguments filter the nextest run.
+if [ $# -eq 0 ]; then
+  log "fuzz smoke (${FUZZ_SMOKE_SECONDS:-20} s per target)"
+  scripts/fuzz.sh smoke "${FUZZ_SMOKE_SECONDS:-20}"
+fi

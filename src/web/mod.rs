@@ -21,7 +21,7 @@ pub mod request_info;
 mod saml_login;
 mod session;
 mod sso_api;
-mod sts_api;
+pub(crate) mod sts_api;
 
 use std::sync::Arc;
 

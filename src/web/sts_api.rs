@@ -57,9 +57,28 @@ fn has_action(ctx: &guard::GuardContext<'_>) -> bool {
 /// every lookup is constant time, so reading a `.member.N` list costs time linear
 /// in its length and a request costs time linear in its size. The first occurrence
 /// of a repeated name wins.
-struct Params(HashMap<String, String>);
+pub(crate) struct Params(HashMap<String, String>);
 
 impl Params {
+    /// Parses the query string (a malformed one counts as empty, as before a
+    /// presigned signature is checked) and the form body (a malformed one is
+    /// `MalformedQueryString`); query parameters come first, so they win.
+    pub(crate) fn parse(query: &str, body: &[u8]) -> Result<Self, StsError> {
+        let mut pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(query).unwrap_or_default();
+        match serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) {
+            Ok(form) => pairs.extend(form),
+            Err(_) => {
+                return Err(StsError::new(
+                    "MalformedQueryString",
+                    400,
+                    "The request body is not a valid application/x-www-form-urlencoded form.",
+                ));
+            }
+        }
+        Ok(Self::new(pairs))
+    }
+
     fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut map = HashMap::new();
         for (name, value) in pairs {
@@ -68,7 +87,7 @@ impl Params {
         Self(map)
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 
@@ -205,20 +224,10 @@ async fn handle(
             .map(str::to_owned),
     };
     // Parameters come from the form body (POST) and the query string (GET).
-    let mut pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
-    match serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) {
-        Ok(form) => pairs.extend(form),
-        Err(_) => {
-            let error = StsError::new(
-                "MalformedQueryString",
-                400,
-                "The request body is not a valid application/x-www-form-urlencoded form.",
-            );
-            return failure(&error, &request_id);
-        }
-    }
-    let params = Params::new(pairs);
+    let params = match Params::parse(request.query_string(), &body) {
+        Ok(params) => params,
+        Err(error) => return failure(&error, &request_id),
+    };
     let action = params.get("Action").unwrap_or_default().to_owned();
     // Parsed once: every later decision takes the enum.
     let known = StsAction::parse(&action);
@@ -309,6 +318,57 @@ impl AuditNote {
     }
 }
 
+/// The action a request names, once its `Version` is the one this API speaks.
+pub(crate) fn resolve_action(
+    params: &Params,
+    action: &str,
+    known: Option<StsAction>,
+) -> Result<StsAction, StsError> {
+    if action.is_empty() {
+        return Err(StsError::new("MissingAction", 400, "Missing Action"));
+    }
+    let version = params.required("Version")?;
+    known.filter(|_| version == VERSION).ok_or_else(|| {
+        StsError::new(
+            "InvalidAction",
+            400,
+            format!("Could not find operation {action} for version {version}"),
+        )
+    })
+}
+
+/// AssumeRole's parameters as the form carries them.
+pub(crate) fn assume_role_params(params: &Params) -> Result<AssumeRoleParams, StsError> {
+    Ok(AssumeRoleParams {
+        role_arn: params.required("RoleArn")?.to_owned(),
+        role_session_name: params.required("RoleSessionName")?.to_owned(),
+        duration_seconds: params.integer("DurationSeconds")?,
+        policy: params.get("Policy").map(str::to_owned),
+        policy_arns: params.members("PolicyArns", ".arn", assume::POLICY_ARNS)?,
+        tags: params.tags()?,
+        transitive_tag_keys: params.members(
+            "TransitiveTagKeys",
+            "",
+            assume::TRANSITIVE_TAG_KEYS,
+        )?,
+        external_id: params.get("ExternalId").map(str::to_owned),
+        source_identity: params.get("SourceIdentity").map(str::to_owned),
+    })
+}
+
+/// AssumeRoleWithWebIdentity's parameters as the form carries them.
+pub(crate) fn web_identity_params(params: &Params) -> Result<WebIdentityParams, StsError> {
+    Ok(WebIdentityParams {
+        role_arn: params.required("RoleArn")?.to_owned(),
+        role_session_name: params.required("RoleSessionName")?.to_owned(),
+        web_identity_token: params.required("WebIdentityToken")?.to_owned(),
+        provider_id: params.get("ProviderId").map(str::to_owned),
+        duration_seconds: params.integer("DurationSeconds")?,
+        policy: params.get("Policy").map(str::to_owned),
+        policy_arns: params.members("PolicyArns", ".arn", assume::POLICY_ARNS)?,
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn dispatch(
     state: &AppState,
@@ -321,17 +381,7 @@ async fn dispatch(
     origin: &Origin,
     audit: &mut AuditNote,
 ) -> Result<String, StsError> {
-    if action.is_empty() {
-        return Err(StsError::new("MissingAction", 400, "Missing Action"));
-    }
-    let version = params.required("Version")?;
-    let Some(action) = known.filter(|_| version == VERSION) else {
-        return Err(StsError::new(
-            "InvalidAction",
-            400,
-            format!("Could not find operation {action} for version {version}"),
-        ));
-    };
+    let action = resolve_action(params, action, known)?;
     let mut out = String::with_capacity(2048);
     if !action.is_signed() {
         // Unsigned by design: the web identity token or the SAML assertion is the
@@ -352,21 +402,7 @@ async fn dispatch(
             element(&mut out, "Account", &caller.account);
         }
         StsAction::AssumeRole => {
-            let assume = AssumeRoleParams {
-                role_arn: params.required("RoleArn")?.to_owned(),
-                role_session_name: params.required("RoleSessionName")?.to_owned(),
-                duration_seconds: params.integer("DurationSeconds")?,
-                policy: params.get("Policy").map(str::to_owned),
-                policy_arns: params.members("PolicyArns", ".arn", assume::POLICY_ARNS)?,
-                tags: params.tags()?,
-                transitive_tag_keys: params.members(
-                    "TransitiveTagKeys",
-                    "",
-                    assume::TRANSITIVE_TAG_KEYS,
-                )?,
-                external_id: params.get("ExternalId").map(str::to_owned),
-                source_identity: params.get("SourceIdentity").map(str::to_owned),
-            };
+            let assume = assume_role_params(params)?;
             audit.target = Some(assume.role_arn.clone());
             let assumed = state
                 .sts
@@ -430,15 +466,7 @@ async fn web_identity(
     audit: &mut AuditNote,
     out: &mut String,
 ) -> Result<(), StsError> {
-    let request = WebIdentityParams {
-        role_arn: params.required("RoleArn")?.to_owned(),
-        role_session_name: params.required("RoleSessionName")?.to_owned(),
-        web_identity_token: params.required("WebIdentityToken")?.to_owned(),
-        provider_id: params.get("ProviderId").map(str::to_owned),
-        duration_seconds: params.integer("DurationSeconds")?,
-        policy: params.get("Policy").map(str::to_owned),
-        policy_arns: params.members("PolicyArns", ".arn", assume::POLICY_ARNS)?,
-    };
+    let request = web_identity_params(params)?;
     audit.actor = Some("web-identity".into());
     audit.target = Some(request.role_arn.clone());
     let result = state

@@ -17,7 +17,7 @@ mod people;
 mod policies;
 mod role_policies;
 mod roles;
-mod rules;
+pub(crate) mod rules;
 mod saml_providers;
 mod tokens;
 

@@ -117,12 +117,12 @@ async fn current(state: &AppState) -> Result<CurrentRuleset, AdminError> {
 }
 
 /// Rule errors of a `{"rules": [...]}` body point under `/rules`.
-fn in_rules_body(pointer: &str) -> String {
+pub(crate) fn in_rules_body(pointer: &str) -> String {
     format!("/rules{pointer}")
 }
 
 /// Reads a list of rules, each on its own so a malformed one is named by index.
-fn parse_rules(
+pub(crate) fn parse_rules(
     values: Vec<serde_json::Value>,
     rebase: impl Fn(&str) -> String,
 ) -> Result<Vec<Rule>, AdminError> {
@@ -146,8 +146,8 @@ fn parse_rules(
 }
 
 #[derive(Deserialize)]
-struct RulesBody {
-    rules: Vec<serde_json::Value>,
+pub(crate) struct RulesBody {
+    pub(crate) rules: Vec<serde_json::Value>,
     /// Why the ruleset is published (kept with the version; PUT only).
     #[serde(default)]
     reason: Option<String>,
@@ -491,15 +491,15 @@ async fn publish(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TestBody {
-    source: String,
+pub(crate) struct TestBody {
+    pub(crate) source: String,
     #[serde(default)]
-    claims: serde_json::Map<String, serde_json::Value>,
+    pub(crate) claims: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
-    rules: Option<Vec<serde_json::Value>>,
+    pub(crate) rules: Option<Vec<serde_json::Value>>,
     /// A rule id: also report how each of its conditions fared.
     #[serde(default)]
-    explain: Option<String>,
+    pub(crate) explain: Option<String>,
 }
 
 async fn test_rules(
