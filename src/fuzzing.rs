@@ -59,9 +59,11 @@ pub fn sts_form(query: &str, body: &[u8]) {
                 let _ = crate::sts::credentials::account_of_access_key_id(key);
             }
         }
+        // The SAML assertion's front door has its own target (saml_response).
         StsAction::GetCallerIdentity
         | StsAction::GetSessionToken
-        | StsAction::DecodeAuthorizationMessage => {}
+        | StsAction::DecodeAuthorizationMessage
+        | StsAction::AssumeRoleWithSaml => {}
     }
 }
 

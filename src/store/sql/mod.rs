@@ -144,9 +144,11 @@ macro_rules! impl_store {
             }
 
             async fn iam_generation(&self) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar("SELECT generation FROM iam_generation WHERE id = 1")
-                    .fetch_one(&self.pool)
-                    .await?)
+                Ok(
+                    sqlx::query_scalar("SELECT generation FROM iam_generation WHERE id = 1")
+                        .fetch_one(&self.pool)
+                        .await?,
+                )
             }
 
             fn pool_figures(&self) -> crate::store::PoolFigures {
