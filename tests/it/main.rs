@@ -43,6 +43,7 @@ mod portal;
 mod proxy;
 mod rules_cli;
 mod rulesets;
+mod saml_attacks;
 mod saml_peer;
 mod session_tags;
 mod sigv4;

@@ -709,28 +709,6 @@ fn read_assertion(
         return Err(SamlError::NotYetValid);
     }
 
-    // Conditions: validity window and audience.
-    let conditions = assertion
-        .only_child(NS_SAML, "Conditions")?
-        .ok_or(SamlError::WrongAudience)?;
-    let conditions_end = instant(conditions.attr("NotOnOrAfter"), "NotOnOrAfter")?;
-    check_window(
-        instant(conditions.attr("NotBefore"), "NotBefore")?,
-        conditions_end,
-        expect,
-    )?;
-    let restrictions: Vec<&Element> = conditions
-        .children_named(NS_SAML, "AudienceRestriction")
-        .collect();
-    if restrictions.is_empty()
-        || !restrictions.iter().all(|r| {
-            r.children_named(NS_SAML, "Audience")
-                .any(|a| a.text().trim() == expect.audience)
-        })
-    {
-        return Err(SamlError::WrongAudience);
-    }
-
     // Subject: NameID and a bearer confirmation for us.
     let subject = assertion
         .only_child(NS_SAML, "Subject")?
@@ -763,6 +741,28 @@ fn read_assertion(
         && confirmation_irt.is_none()
     {
         return Err(SamlError::UnknownInResponseTo);
+    }
+
+    // Conditions: validity window and audience.
+    let conditions = assertion
+        .only_child(NS_SAML, "Conditions")?
+        .ok_or(SamlError::WrongAudience)?;
+    let conditions_end = instant(conditions.attr("NotOnOrAfter"), "NotOnOrAfter")?;
+    check_window(
+        instant(conditions.attr("NotBefore"), "NotBefore")?,
+        conditions_end,
+        expect,
+    )?;
+    let restrictions: Vec<&Element> = conditions
+        .children_named(NS_SAML, "AudienceRestriction")
+        .collect();
+    if restrictions.is_empty()
+        || !restrictions.iter().all(|r| {
+            r.children_named(NS_SAML, "Audience")
+                .any(|a| a.text().trim() == expect.audience)
+        })
+    {
+        return Err(SamlError::WrongAudience);
     }
 
     let authn = assertion.children_named(NS_SAML, "AuthnStatement").next();
