@@ -47,6 +47,7 @@ mod proxy;
 mod rules_cli;
 mod rulesets;
 mod saml_login;
+mod saml_attacks;
 mod saml_peer;
 mod session_tags;
 mod sigv4;

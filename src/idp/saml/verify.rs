@@ -709,28 +709,6 @@ fn read_assertion(
         return Err(SamlError::NotYetValid);
     }
 
-    // Conditions: validity window and audience.
-    let conditions = assertion
-        .only_child(NS_SAML, "Conditions")?
-        .ok_or(SamlError::WrongAudience)?;
-    let conditions_end = instant(conditions.attr("NotOnOrAfter"), "NotOnOrAfter")?;
-    check_window(
-        instant(conditions.attr("NotBefore"), "NotBefore")?,
-        conditions_end,
-        expect,
-    )?;
-    let restrictions: Vec<&Element> = conditions
-        .children_named(NS_SAML, "AudienceRestriction")
-        .collect();
-    if restrictions.is_empty()
-        || !restrictions.iter().all(|r| {
-            r.children_named(NS_SAML, "Audience")
-                .any(|a| a.text().trim() == expect.audience)
-        })
-    {
-        return Err(SamlError::WrongAudience);
-    }
-
     // Subject: NameID and a bearer confirmation for us.
     let subject = assertion
         .only_child(NS_SAML, "Subject")?
@@ -763,6 +741,28 @@ fn read_assertion(
         && confirmation_irt.is_none()
     {
         return Err(SamlError::UnknownInResponseTo);
+    }
+
+    // Conditions: validity window and audience.
+    let conditions = assertion
+        .only_child(NS_SAML, "Conditions")?
+        .ok_or(SamlError::WrongAudience)?;
+    let conditions_end = instant(conditions.attr("NotOnOrAfter"), "NotOnOrAfter")?;
+    check_window(
+        instant(conditions.attr("NotBefore"), "NotBefore")?,
+        conditions_end,
+        expect,
+    )?;
+    let restrictions: Vec<&Element> = conditions
+        .children_named(NS_SAML, "AudienceRestriction")
+        .collect();
+    if restrictions.is_empty()
+        || !restrictions.iter().all(|r| {
+            r.children_named(NS_SAML, "Audience")
+                .any(|a| a.text().trim() == expect.audience)
+        })
+    {
+        return Err(SamlError::WrongAudience);
     }
 
     let authn = assertion.children_named(NS_SAML, "AuthnStatement").next();
@@ -830,4 +830,57 @@ fn check_bearer(
     let irt = data.attr("InResponseTo");
     check_in_response_to(irt, expect)?;
     Ok((end, irt.map(str::to_owned)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::idp::saml::xml_guard::parse_strict;
+    use base64::engine::general_purpose::STANDARD;
+
+    /// An EncryptedAssertion whose session key is properly wrapped for `key` but whose
+    /// data cipher value is `data` (raw bytes) under `method`.
+    fn encrypted(
+        key: &openssl::pkey::PKey<openssl::pkey::Private>,
+        method: &str,
+        data: &[u8],
+    ) -> Element {
+        let rsa = key.rsa().unwrap();
+        let mut wrapped = vec![0u8; rsa.size() as usize];
+        let n = rsa
+            .public_encrypt(&[7u8; 16], &mut wrapped, openssl::rsa::Padding::PKCS1_OAEP)
+            .unwrap();
+        let xml = format!(
+            r#"<saml:EncryptedAssertion xmlns:saml="{NS_SAML}" xmlns:xenc="{NS_XENC}" xmlns:ds="{NS_DS}"><xenc:EncryptedData><xenc:EncryptionMethod Algorithm="{method}"/><ds:KeyInfo><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="{KEY_TRANSPORT_OAEP}"/><xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></saml:EncryptedAssertion>"#,
+            STANDARD.encode(&wrapped[..n]),
+            STANDARD.encode(data),
+        );
+        parse_strict(&xml).unwrap()
+    }
+
+    #[test]
+    fn short_or_odd_cipher_values_are_refused_not_sliced() {
+        // samael slices the cipher value without checking its length (a panic on a
+        // value shorter than IV + tag): anyone holding the SP's public certificate
+        // could send one. The verifier checks the length first.
+        let key =
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let pem = key.private_key_to_pem_pkcs8().unwrap();
+        for (method, data) in [
+            (AES128_GCM, &b"short"[..]),
+            (AES128_GCM, &[0u8; 27][..]),
+            (AES128_CBC, &[0u8; 8][..]),
+            (AES128_CBC, &[0u8; 33][..]),
+        ] {
+            let element = encrypted(&key, method, data);
+            let err = decrypt_assertion(&element, Some(&pem)).unwrap_err();
+            assert_eq!(err.code(), "decryption_failed", "{method} {}", data.len());
+        }
+        // Well-formed lengths but garbage: still a clean refusal.
+        let element = encrypted(&key, AES128_GCM, &[1u8; 64]);
+        assert_eq!(
+            decrypt_assertion(&element, Some(&pem)).unwrap_err().code(),
+            "decryption_failed"
+        );
+    }
 }
