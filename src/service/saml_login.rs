@@ -15,7 +15,7 @@
 //! pasted XML (refused without a signing certificate), and the SP key and
 //! certificate are generated (the key sealed with the master key) unless given.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -35,8 +35,6 @@ pub const LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
 pub const MAX_RESPONSE_CHARS: usize = 100_000;
 /// The longest `RelayState` the SAML bindings allow (80 bytes).
 const MAX_RELAY_STATE: usize = 80;
-/// Timeout of the metadata fetch.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest metadata document accepted.
 const MAX_METADATA_BYTES: usize = 1024 * 1024;
 
@@ -366,27 +364,11 @@ fn setup(pointer: &'static str, message: impl Into<String>) -> SetupError {
     }
 }
 
-/// One HTTP client for metadata: no redirects, short timeouts.
-fn http() -> Result<&'static reqwest::Client, String> {
-    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(HTTP_TIMEOUT)
-                .timeout(HTTP_TIMEOUT)
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| format!("HTTP client: {e}"))
-}
-
 /// Fetches IdP metadata from `url` (https, or http on loopback; at most 1 MiB).
 pub async fn fetch_metadata(url: &str) -> Result<String, String> {
     let checked = crate::iam::check_provider_url(url, crate::iam::ProviderUrlKind::Endpoint)
         .map_err(|why| format!("the metadata URL {url:?} {why}"))?;
-    let mut response = http()?
+    let mut response = crate::idp::provider_http()?
         .get(checked)
         .send()
         .await

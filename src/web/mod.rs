@@ -22,6 +22,7 @@ mod saml_login;
 mod session;
 mod sso_api;
 pub(crate) mod sts_api;
+mod test_sign_in;
 
 use std::sync::Arc;
 

@@ -6,18 +6,18 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
 use super::audit::{audit, audit_anonymous};
-use super::page::{PageError, cookie, host_cookie_name, random_token, redirect, safe_return_to};
+use super::page::{
+    PageError, cookie, host_cookie_name, path_segment, random_token, redirect, safe_return_to,
+};
 use super::request_info;
 use super::session::start_session_with;
 use crate::idp::oidc::{self, OidcConfig, OidcError};
 use crate::service::admin_access::person_actor;
-use crate::service::sign_in_test::{self, TestResult};
 use crate::store::{IdentitySource, IdentitySourceKind, Outcome, StoreError};
 
 /// Binds a started sign-in to the browser that started it (login CSRF): the pending
@@ -27,10 +27,6 @@ const BINDING_COOKIE: &str = "rg_oidc";
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/signin/oidc/{source}", web::get().to(begin))
         .route("/signin/oidc/{source}/callback", web::get().to(callback));
-}
-
-fn path_segment(value: &str) -> String {
-    utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
 }
 
 /// A federated way to sign in, shown as a link on the sign-in page. A link, not a
@@ -462,37 +458,17 @@ async fn finish_test(
         .into_response());
     }
     let signed_in = state.oidc.complete(&source, &pending, &code).await?;
-    let result = TestResult {
-        source_id: source.id.clone(),
-        admin: admin.to_owned(),
-        identity: signed_in.identity,
-        claims: signed_in.claims,
-        at: state.clock.timestamp(),
-    };
-    let reference = sign_in_test::keep(state.cache.as_ref(), &state.random, &result)
-        .await
-        .map_err(|e| OidcError::Unavailable(e.to_string()))?;
-    audit(
+    super::test_sign_in::complete(
         state,
         request,
         admin,
-        TEST_ACTION,
         source_id,
-        Outcome::Success,
-        json!({
-            "stage": "completed",
-            "subject": result.identity.subject,
-            "user_name": result.identity.user_name,
-            "groups": result.identity.groups,
-            "claims": result.claims.keys().collect::<Vec<_>>(),
-        }),
+        "oidc",
+        signed_in.identity,
+        signed_in.claims,
     )
-    .await;
-    Ok(redirect(&format!(
-        "/admin/identity-sources/{}/test-result?result={}",
-        path_segment(source_id),
-        path_segment(&reference)
-    )))
+    .await
+    .map_err(OidcError::Unavailable)
 }
 
 /// The provider's end-session URL (RP-initiated logout) for a portal session of an

@@ -179,3 +179,9 @@ pub(crate) fn found(to: &str) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
 }
+
+/// `value` as one URL path segment (every byte but ASCII letters and digits
+/// percent-encoded), for links built from ids and names.
+pub(crate) fn path_segment(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

@@ -18,20 +18,21 @@
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
 use super::audit::{audit, audit_anonymous};
-use super::page::{PageError, host_cookie_name, random_token, redirect, safe_return_to};
+use super::page::{
+    PageError, host_cookie_name, path_segment, random_token, redirect, safe_return_to,
+};
 use super::request_info;
 use super::session::start_session_with;
 use crate::idp::saml::SamlError;
 use crate::service::saml_login::{
     self, MAX_RESPONSE_CHARS, PendingRequest, SamlLogin, SamlLoginError,
 };
-use crate::service::sign_in_test::{self, TEST_ACTION, TestResult};
+use crate::service::sign_in_test::TEST_ACTION;
 use crate::store::{IdentitySource, IdentitySourceKind, Outcome, StoreError};
 
 /// Binds a started sign-in to the browser that started it.
@@ -43,10 +44,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/saml/{source}/metadata", web::get().to(metadata))
         .route("/saml/{source}/login", web::get().to(begin))
         .route("/saml/{source}/acs", web::post().to(acs));
-}
-
-fn path_segment(value: &str) -> String {
-    utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
 }
 
 /// The path that starts a sign-in at SAML source `id` (the sign-in page's button).
@@ -450,36 +447,15 @@ async fn finish_test(
     signed_in: saml_login::SignedIn,
     admin: &str,
 ) -> Result<HttpResponse, SamlLoginError> {
-    let result = TestResult {
-        source_id: source_id.to_owned(),
-        admin: admin.to_owned(),
-        identity: signed_in.identity,
-        claims: signed_in.claims,
-        at: state.clock.timestamp(),
-    };
-    let reference = sign_in_test::keep(state.cache.as_ref(), &state.random, &result)
-        .await
-        .map_err(|e| SamlLoginError::Unavailable(e.to_string()))?;
-    audit(
+    super::test_sign_in::complete(
         state,
         request,
         admin,
-        TEST_ACTION,
         source_id,
-        Outcome::Success,
-        json!({
-            "stage": "completed",
-            "method": "saml",
-            "subject": result.identity.subject,
-            "user_name": result.identity.user_name,
-            "groups": result.identity.groups,
-            "claims": result.claims.keys().collect::<Vec<_>>(),
-        }),
+        "saml",
+        signed_in.identity,
+        signed_in.claims,
     )
-    .await;
-    Ok(redirect(&format!(
-        "/admin/identity-sources/{}/test-result?result={}",
-        path_segment(source_id),
-        path_segment(&reference)
-    )))
+    .await
+    .map_err(SamlLoginError::Unavailable)
 }

@@ -15,7 +15,6 @@
 //! userinfo endpoint, and maps the claims to an [`Identity`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -56,9 +55,6 @@ pub const LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
 
 /// How long a provider's discovery document and keys are reused.
 const DISCOVERY_TTL: Duration = Duration::from_secs(15 * 60);
-
-/// Timeout of every request to a provider.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Clock difference tolerated between Rolegate and the provider.
 const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
@@ -358,21 +354,9 @@ pub fn provider_url(value: &str, what: &str, kind: ProviderUrlKind) -> Result<Ur
         .map_err(|why| OidcError::Misconfigured(format!("the {what} {value:?} {why}")))
 }
 
-/// One HTTP client for every provider: no redirects (a provider must not steer
-/// Rolegate elsewhere), short timeouts.
+/// The shared provider HTTP client ([`crate::idp::provider_http`]).
 fn http() -> Result<&'static reqwest::Client, OidcError> {
-    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(HTTP_TIMEOUT)
-                .timeout(HTTP_TIMEOUT)
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| OidcError::Unavailable(format!("HTTP client: {e}")))
+    super::provider_http().map_err(OidcError::Unavailable)
 }
 
 // ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ use crate::service::rulesets::Holder;
 use crate::store::{Account, Role, StoreError};
 use crate::web::AppState;
 use crate::web::admin::{PREFIX as API, content_etag, role_view};
-use crate::web::page::PageError;
+use crate::web::page::{PageError, path_segment};
 
 const BASE: &str = "/admin/accounts";
 
@@ -27,10 +27,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/accounts", web::get().to(list))
         .route("/accounts/{account}", web::get().to(account))
         .route("/accounts/{account}/roles/{role}", web::get().to(role));
-}
-
-fn path_segment(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 fn role_href(account: &AccountId, role: &RoleName) -> String {

@@ -27,7 +27,7 @@ use crate::web::AppState;
 use crate::web::admin::content_etag;
 use crate::web::audit::audit;
 use crate::web::oidc_login::{TEST_ACTION, begin_test};
-use crate::web::page::PageError;
+use crate::web::page::{PageError, path_segment};
 
 const BASE: &str = "/admin/identity-sources";
 
@@ -44,10 +44,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/identity-sources/{id}/test-result",
             web::get().to(test_result),
         );
-}
-
-fn path_segment(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// One row of the list.
