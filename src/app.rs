@@ -359,11 +359,7 @@ pub async fn apply_identity_sources(
             .upsert_identity_source(&new)
             .await
             .map_err(|e| failed(e.to_string()))?;
-        let verb = match done {
-            store::Upserted::Created => "created",
-            store::Upserted::Updated => "updated",
-            store::Upserted::Unchanged => "kept   ",
-        };
+        let verb = done.verb();
         lines.push(format!(
             "{verb} identity source {} ({}, {}){}",
             entry.id,
@@ -412,11 +408,7 @@ pub async fn apply_saml_providers(
             .upsert_saml_provider(&new)
             .await
             .map_err(|e| failed(e.to_string()))?;
-        let verb = match done {
-            store::Upserted::Created => "created",
-            store::Upserted::Updated => "updated",
-            store::Upserted::Unchanged => "kept   ",
-        };
+        let verb = done.verb();
         lines.push(format!("{verb} SAML provider {}", provider.arn));
         providers.push(provider);
     }

@@ -204,6 +204,17 @@ pub enum Upserted {
     Unchanged,
 }
 
+impl Upserted {
+    /// The start-up output's verb, padded to one width ("kept" for unchanged).
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Unchanged => "kept   ",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct IdentitySource {
     pub id: String,

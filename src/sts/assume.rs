@@ -141,16 +141,7 @@ impl Caller {
         {
             context.insert("aws:SourceIdentity", source_identity);
         }
-        if let Some(ip) = source_ip {
-            context.insert("aws:SourceIp", ip);
-        }
-        context.insert("aws:EpochTime", now.to_string());
-        if let Some(time) = chrono::DateTime::from_timestamp(now, 0) {
-            context.insert(
-                "aws:CurrentTime",
-                time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            );
-        }
+        request_keys(&mut context, source_ip, now);
         context.insert(
             "aws:TokenIssueTime",
             self.session

@@ -140,6 +140,13 @@ async fn checked_source(
             Some("/display_name".into()),
         ));
     }
+    if body.kind != IdentitySourceKind::Directory && id == DIRECTORY_SOURCE_ID {
+        return Err(AdminError::invalid(
+            "RESERVED_ID",
+            format!("id {id:?} is the built-in directory's; choose another id"),
+            Some("/id".into()),
+        ));
+    }
     let config = match body.kind {
         IdentitySourceKind::Oidc => oidc_config(state, id, body.config, stored)?,
         IdentitySourceKind::Directory => directory_config(id, body.config)?,
@@ -160,13 +167,6 @@ fn oidc_config(
     mut settings: Map<String, Value>,
     stored: Option<&IdentitySource>,
 ) -> Result<Value, AdminError> {
-    if id == DIRECTORY_SOURCE_ID {
-        return Err(AdminError::invalid(
-            "RESERVED_ID",
-            format!("id {id:?} is the built-in directory's; choose another id"),
-            Some("/id".into()),
-        ));
-    }
     let secret = secret_change(&mut settings)?;
     let mut config: OidcConfig = serde_json::from_value(Value::Object(settings)).map_err(|e| {
         let message = e.to_string();
@@ -207,13 +207,6 @@ async fn saml_config(
 ) -> Result<Value, AdminError> {
     use crate::idp::saml::sp::SamlConfig;
     use crate::service::saml_login::{GivenKeys, MetadataFrom, prepare_source};
-    if id == DIRECTORY_SOURCE_ID {
-        return Err(AdminError::invalid(
-            "RESERVED_ID",
-            format!("id {id:?} is the built-in directory's; choose another id"),
-            Some("/id".into()),
-        ));
-    }
     let invalid = |pointer: &str, message: String| {
         AdminError::invalid(
             "INVALID_SAML_CONFIG",
